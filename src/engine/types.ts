@@ -1,0 +1,137 @@
+/**
+ * The public value types of the log engine: what goes in, what comes out.
+ */
+
+/** What a record is. `checkpoint` is written by the server (compaction markers), never by clients. */
+export type RecordType = 'put' | 'delete' | 'checkpoint';
+
+/** When the writer calls `fdatasync`. */
+export type SyncPolicy = 'always' | 'interval' | 'none';
+
+/** Record headers: name -> bytes. */
+export type RecordHeaders = Readonly<Record<string, Uint8Array>>;
+
+/** One record of an append call. The server assigns its offset and timestamp. */
+export interface AppendRecord {
+  /** Optional key; absent and empty are different (an empty key is still a key). */
+  readonly key?: Uint8Array | undefined;
+  readonly value: Uint8Array;
+  readonly headers?: RecordHeaders | undefined;
+  /** Defaults to `put`. */
+  readonly type?: RecordType | undefined;
+}
+
+/** One record as read back from the log. Byte fields may share memory with a read buffer. */
+export interface WalRecord {
+  /** Logical position in the log: 0-based, dense. */
+  readonly offset: number;
+  /** Milliseconds since the epoch, assigned at append, non-decreasing along the log. */
+  readonly timestamp: number;
+  readonly type: RecordType;
+  readonly key: Buffer | undefined;
+  readonly value: Buffer;
+  readonly headers: Readonly<Record<string, Buffer>>;
+}
+
+/** Per-call options of `Wal.append`. */
+export interface AppendOptions {
+  /** Force an `fdatasync` before acknowledging, whatever the policy. */
+  readonly sync?: boolean | undefined;
+  /** Conditional append: fail with `WAL_OFFSET_MISMATCH` unless the batch would start here. */
+  readonly expectedOffset?: number | undefined;
+  /** Idempotent append: with `sequence`, a retry of the last sequence is acknowledged again, not rewritten. */
+  readonly producerId?: string | undefined;
+  /** Sequence number of this append for `producerId`; must grow from one append to the next. */
+  readonly sequence?: number | undefined;
+}
+
+/** What an acknowledged append returns. */
+export interface AppendResult {
+  readonly firstOffset: number;
+  readonly lastOffset: number;
+  /** The timestamp given to every record of the batch (ms since the epoch). */
+  readonly timestamp: number;
+  /** True when this was a retry of an already written producer sequence. */
+  readonly duplicate: boolean;
+}
+
+/** Bounds of one read. */
+export interface ReadOptions {
+  /** Most records to return (default 100). */
+  readonly limit?: number | undefined;
+  /** Most bytes of keys + values to return; at least one record is returned if any is available. */
+  readonly maxBytes?: number | undefined;
+}
+
+/** Bounds and cancellation of a tail. */
+export interface TailOptions {
+  /** Ends the tail (the iterator returns) when aborted. */
+  readonly signal?: AbortSignal | undefined;
+  /** Most records per batch yielded by `tailBatches` (default 1000). */
+  readonly maxRecords?: number | undefined;
+  /** Most payload bytes per batch yielded by `tailBatches` (default 1 MiB). */
+  readonly maxBytes?: number | undefined;
+}
+
+/** I/O counters since the log was opened. */
+export interface IoStats {
+  readonly bytesWritten: number;
+  readonly bytesRead: number;
+  readonly writes: number;
+  readonly reads: number;
+  readonly fsyncs: number;
+}
+
+/** A point-in-time summary of the log. */
+export interface WalStats {
+  /** Records between `firstOffset` and `lastOffset` (retained records). */
+  readonly recordCount: number;
+  readonly segmentCount: number;
+  /** Bytes of segment and index files on disk (preallocated space included). */
+  readonly bytesOnDisk: number;
+  /** The first retained offset (equals `nextOffset` when the log holds no records). */
+  readonly firstOffset: number;
+  /** The last written offset, or -1 when nothing was ever written. */
+  readonly lastOffset: number;
+  /** The last durable offset visible to readers, or -1. */
+  readonly highWatermark: number;
+  readonly nextOffset: number;
+  readonly io: IoStats;
+  readonly status: WalStatus;
+  /** Why appends are refused, when they are (`disk-full`, `read-only`). */
+  readonly writeState: WriteState;
+}
+
+/** Lifecycle of a `Wal`. */
+export type WalStatus = 'opening' | 'open' | 'closing' | 'closed';
+
+/** Whether the log accepts appends. */
+export type WriteState = 'writable' | 'disk-full' | 'read-only';
+
+/** One thing recovery found and what it did about it. */
+export type RecoveryFault =
+  | {
+      readonly kind: 'torn-tail';
+      readonly segment: string;
+      readonly position: number;
+      readonly bytesCut: number;
+      /** Side file holding the cut bytes. */
+      readonly savedTo: string;
+    }
+  | { readonly kind: 'index-rebuilt'; readonly segment: string; readonly reason: string }
+  | { readonly kind: 'temp-file-removed'; readonly file: string };
+
+/** What `Wal.open` found and did. */
+export interface RecoveryReport {
+  readonly segments: number;
+  /** Records in the log after recovery. */
+  readonly records: number;
+  readonly firstOffset: number;
+  readonly nextOffset: number;
+  /** Bytes scanned (re-read and checked) during the open. */
+  readonly bytesScanned: number;
+  /** Bytes cut from a torn tail (0 after a clean stop). */
+  readonly bytesCut: number;
+  readonly faults: readonly RecoveryFault[];
+  readonly durationMs: number;
+}

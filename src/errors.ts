@@ -1,0 +1,55 @@
+/**
+ * Every stable error code wald can raise for an operating error.
+ *
+ * Codes are part of the API: clients branch on them (over gRPC they arrive as the `reason` of a
+ * `google.rpc.ErrorInfo`). Messages may change; codes do not. Each code is described in
+ * `docs/errors.md`, and a unit test keeps that page and this list equal.
+ */
+export const ERROR_CODES = [
+  'WAL_LOCKED',
+  'WAL_CORRUPTION',
+  'WAL_CLOSED',
+  'WAL_READ_ONLY',
+  'WAL_NO_SPACE',
+  'WAL_IO_ERROR',
+  'WAL_OFFSET_OUT_OF_RANGE',
+  'WAL_OFFSET_COMPACTED',
+  'WAL_RECORD_TOO_LARGE',
+  'WAL_BATCH_TOO_LARGE',
+  'WAL_INVALID_ARGUMENT',
+  'WAL_OFFSET_MISMATCH',
+  'WAL_SEQUENCE_STALE',
+  'WAL_TOO_MANY_STREAMS',
+  'WAL_SHUTTING_DOWN',
+  'WAL_INTERNAL',
+] as const;
+
+/** A stable error code; see {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Values that explain an error: every dynamic part of its message, by name. */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | undefined>>;
+
+/**
+ * An operating error of the log or the service: a stable `code`, a human message, and `details`
+ * holding every dynamic value the message mentions (segment, position, offsets, limits...).
+ *
+ * Misuse by calling code (a wrong argument type, a negative limit) throws `TypeError` or
+ * `RangeError` instead.
+ */
+export class WalError extends Error {
+  override readonly name = 'WalError';
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** True when `error` is a {@link WalError}, optionally with the given code. */
+export function isWalError(error: unknown, code?: ErrorCode): error is WalError {
+  return error instanceof WalError && (code === undefined || error.code === code);
+}
