@@ -87,7 +87,7 @@ export interface WalStats {
   /** Records between `firstOffset` and `lastOffset` (retained records). */
   readonly recordCount: number;
   readonly segmentCount: number;
-  /** Bytes of segment and index files on disk (preallocated space included). */
+  /** Bytes of segment files on disk (preallocated space of the active segment included). */
   readonly bytesOnDisk: number;
   /** The first retained offset (equals `nextOffset` when the log holds no records). */
   readonly firstOffset: number;

@@ -59,3 +59,50 @@ export const WAL_DEFAULTS = Object.freeze({
   /** Remember 10,000 producers for idempotent retries. */
   maxProducers: 10_000,
 });
+
+const POSITIVE_INTEGER_KEYS = [
+  'syncIntervalMs',
+  'segmentSizeBytes',
+  'maxRecordBytes',
+  'maxBatchBytes',
+  'maxBatchRecords',
+  'indexIntervalBytes',
+  'diskFullProbeIntervalMs',
+  'maxProducers',
+] as const;
+
+/** Largest segment: index entries hold u32 byte positions. */
+const MAX_SEGMENT_SIZE_BYTES = 2 ** 31;
+
+/**
+ * Fills in defaults and checks every option, naming the key in the error.
+ *
+ * Throws `TypeError` for a wrong type and `RangeError` for a value out of range.
+ */
+export function resolveWalOptions(options: WalOptions, defaultStorage: () => Storage): ResolvedWalOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof options.dir !== 'string' || options.dir === '') throw new TypeError('options.dir must be a non-empty string');
+  const resolved = {
+    ...WAL_DEFAULTS,
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+  } as Omit<ResolvedWalOptions, 'storage' | 'clock'> & WalOptions;
+  if (!['always', 'interval', 'none'].includes(resolved.syncPolicy)) {
+    throw new RangeError(`options.syncPolicy must be 'always', 'interval' or 'none', got ${String(resolved.syncPolicy)}`);
+  }
+  if (typeof resolved.preallocate !== 'boolean') throw new TypeError('options.preallocate must be a boolean');
+  for (const key of POSITIVE_INTEGER_KEYS) {
+    const value = resolved[key];
+    if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`options.${key} must be a positive integer, got ${String(value)}`);
+  }
+  if (resolved.segmentSizeBytes < 4096 || resolved.segmentSizeBytes > MAX_SEGMENT_SIZE_BYTES) {
+    throw new RangeError(`options.segmentSizeBytes must be between 4096 and ${MAX_SEGMENT_SIZE_BYTES}, got ${resolved.segmentSizeBytes}`);
+  }
+  if (resolved.maxBatchBytes > MAX_SEGMENT_SIZE_BYTES) {
+    throw new RangeError(`options.maxBatchBytes must be at most ${MAX_SEGMENT_SIZE_BYTES}, got ${resolved.maxBatchBytes}`);
+  }
+  return {
+    ...resolved,
+    storage: options.storage ?? defaultStorage(),
+    clock: options.clock ?? Date.now,
+  };
+}

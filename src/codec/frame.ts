@@ -1,0 +1,271 @@
+/**
+ * Frames: the on-disk unit of the log. One frame holds one batch (the records of one append) and
+ * is checked by one CRC, so a batch is all there or not there after a crash. All integers are
+ * little-endian; every frame starts on an 8-byte boundary and is zero-padded to the next one.
+ *
+ * ```
+ *  0        4        8    9    10       12       16                24                32
+ *  +--------+--------+----+----+--------+--------+-----------------+-----------------+
+ *  | length | crc32c |type|flag|reserved| count  |   base offset   |  timestamp (ms) |
+ *  +--------+--------+----+----+--------+--------+-----------------+-----------------+
+ *  32                40                                      length     align8(length)
+ *  +-----------------+-------------------------------------------+---------+
+ *  |  leader epoch   | payload: [producer] record record ...     | padding |
+ *  +-----------------+-------------------------------------------+---------+
+ * ```
+ *
+ * - `length` counts header + payload, not the padding; 0 never starts a frame (zeros mark the
+ *   unwritten, preallocated end of a segment).
+ * - `crc32c` covers bytes 8..length: everything but the length and the checksum itself. The length
+ *   is checked by bounds instead (a frame may not run past the end of the file).
+ * - `type` is 1 (records). `flags` bit 0: the payload starts with a producer section.
+ * - `count` is the number of records; their offsets are `base offset .. base offset + count - 1`
+ *   and they share the frame's timestamp.
+ *
+ * Producer section (flag bit 0): `sequence u64 | id length u16 | id (UTF-8)`.
+ *
+ * Record: `type u8 | flags u8 (bit 0: has key) | header count u16 | key length u32 |
+ * value length u32 | key | value | headers`, each header `name length u16 | value length u32 |
+ * name (UTF-8) | value`. Record types: 1 put, 2 delete, 3 checkpoint.
+ */
+import { align8 } from './align.js';
+import { crc32c } from './crc32c.js';
+import { readU64, writeU64 } from './u64.js';
+
+export const FRAME_HEADER_BYTES = 40;
+export const FRAME_TYPE_RECORDS = 1;
+const FLAG_PRODUCER = 1;
+const RECORD_HEADER_BYTES = 12;
+const RECORD_FLAG_KEY = 1;
+
+/** Record type as stored on disk. */
+export type RecordTypeName = 'put' | 'delete' | 'checkpoint';
+const TYPE_CODES: Readonly<Record<RecordTypeName, number>> = { put: 1, delete: 2, checkpoint: 3 };
+const TYPE_NAMES: readonly (RecordTypeName | undefined)[] = [undefined, 'put', 'delete', 'checkpoint'];
+
+/** A record to encode. */
+export interface RecordInput {
+  readonly key?: Uint8Array | undefined;
+  readonly value: Uint8Array;
+  readonly headers?: Readonly<Record<string, Uint8Array>> | undefined;
+  readonly type?: RecordTypeName | undefined;
+}
+
+/** A decoded record. Byte fields are views into the frame's buffer. */
+export interface DecodedRecord {
+  readonly offset: number;
+  readonly timestamp: number;
+  readonly type: RecordTypeName;
+  readonly key: Buffer | undefined;
+  readonly value: Buffer;
+  readonly headers: Readonly<Record<string, Buffer>>;
+}
+
+/** Identifies an idempotent append. */
+export interface ProducerStamp {
+  readonly producerId: string;
+  readonly sequence: number;
+}
+
+const NO_HEADERS: Readonly<Record<string, Buffer>> = Object.freeze({});
+
+/** Bytes a record takes in a payload. */
+export function encodedRecordBytes(record: RecordInput): number {
+  let size = RECORD_HEADER_BYTES + (record.key?.length ?? 0) + record.value.length;
+  if (record.headers !== undefined) {
+    for (const name in record.headers) {
+      size += 6 + Buffer.byteLength(name, 'utf8') + (record.headers[name]?.length ?? 0);
+    }
+  }
+  return size;
+}
+
+/**
+ * Encodes a batch as a frame whose offset, timestamp, epoch and checksum are still blank: they are
+ * filled by {@link stampFrame} when the writer knows them. `payloadBytes` must be the sum of
+ * {@link encodedRecordBytes} over `records`.
+ */
+export function encodeFrame(records: readonly RecordInput[], payloadBytes: number, producer?: ProducerStamp): Buffer {
+  const producerIdBytes = producer === undefined ? 0 : Buffer.byteLength(producer.producerId, 'utf8');
+  const producerBytes = producer === undefined ? 0 : 10 + producerIdBytes;
+  const length = FRAME_HEADER_BYTES + producerBytes + payloadBytes;
+  const buf = Buffer.allocUnsafe(align8(length));
+  buf.fill(0, 0, FRAME_HEADER_BYTES);
+  buf.writeUInt32LE(length, 0);
+  buf[8] = FRAME_TYPE_RECORDS;
+  buf[9] = producer === undefined ? 0 : FLAG_PRODUCER;
+  buf.writeUInt32LE(records.length, 12);
+  let p = FRAME_HEADER_BYTES;
+  if (producer !== undefined) {
+    writeU64(buf, producer.sequence, p);
+    buf.writeUInt16LE(producerIdBytes, p + 8);
+    buf.write(producer.producerId, p + 10, 'utf8');
+    p += producerBytes;
+  }
+  for (const record of records) {
+    const key = record.key;
+    const value = record.value;
+    const headers = record.headers;
+    let headerCount = 0;
+    if (headers !== undefined) for (const _ in headers) headerCount++;
+    buf[p] = TYPE_CODES[record.type ?? 'put'];
+    buf[p + 1] = key === undefined ? 0 : RECORD_FLAG_KEY;
+    buf.writeUInt16LE(headerCount, p + 2);
+    buf.writeUInt32LE(key?.length ?? 0, p + 4);
+    buf.writeUInt32LE(value.length, p + 8);
+    p += RECORD_HEADER_BYTES;
+    if (key !== undefined) {
+      buf.set(key, p);
+      p += key.length;
+    }
+    buf.set(value, p);
+    p += value.length;
+    if (headers !== undefined) {
+      for (const name in headers) {
+        const headerValue = headers[name] as Uint8Array;
+        const nameBytes = buf.write(name, p + 6, 'utf8');
+        buf.writeUInt16LE(nameBytes, p);
+        buf.writeUInt32LE(headerValue.length, p + 2);
+        p += 6 + nameBytes;
+        buf.set(headerValue, p);
+        p += headerValue.length;
+      }
+    }
+  }
+  buf.fill(0, length);
+  return buf;
+}
+
+/** Fills in a frame's base offset, timestamp and leader epoch, then its checksum. */
+export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number, leaderEpoch: number): void {
+  writeU64(frame, baseOffset, 16);
+  writeU64(frame, timestamp, 24);
+  writeU64(frame, leaderEpoch, 32);
+  const length = frame.readUInt32LE(0);
+  frame.writeUInt32LE(crc32c(frame.subarray(8, length)), 4);
+}
+
+/** The fixed fields of a frame header. */
+export interface FrameHeader {
+  /** Header + payload bytes, without padding. */
+  readonly length: number;
+  readonly recordCount: number;
+  readonly baseOffset: number;
+  readonly timestamp: number;
+  readonly leaderEpoch: number;
+  readonly hasProducer: boolean;
+}
+
+/**
+ * What is at a position: a whole valid frame, zeros (the unwritten end), a frame that runs past the
+ * bytes available, or bytes that are not a valid frame. The decoder only reports; the caller
+ * decides whether that is a torn tail or corruption.
+ */
+export type FrameCheck =
+  | { readonly kind: 'ok'; readonly header: FrameHeader }
+  | { readonly kind: 'zero' }
+  | { readonly kind: 'incomplete'; readonly length: number }
+  | { readonly kind: 'invalid'; readonly reason: string };
+
+/** Reads the header fields at `position` without checking them. */
+export function readFrameHeader(buf: Buffer, position: number): FrameHeader {
+  return {
+    length: buf.readUInt32LE(position),
+    recordCount: buf.readUInt32LE(position + 12),
+    baseOffset: readU64(buf, position + 16),
+    timestamp: readU64(buf, position + 24),
+    leaderEpoch: readU64(buf, position + 32),
+    hasProducer: (buf[position + 9]! & FLAG_PRODUCER) !== 0,
+  };
+}
+
+/** Checks the frame at `position`, where `buf[position..end)` holds the bytes available. */
+export function checkFrame(buf: Buffer, position: number, end: number): FrameCheck {
+  if (end - position < 8) {
+    for (let i = position; i < end; i++) if (buf[i] !== 0) return { kind: 'incomplete', length: FRAME_HEADER_BYTES };
+    return { kind: 'zero' };
+  }
+  const length = buf.readUInt32LE(position);
+  if (length === 0) return { kind: 'zero' };
+  if (length < FRAME_HEADER_BYTES) return { kind: 'invalid', reason: `frame length ${length} below the header size` };
+  if (position + length > end) return { kind: 'incomplete', length };
+  if (buf.readUInt32LE(position + 4) !== crc32c(buf.subarray(position + 8, position + length))) {
+    return { kind: 'invalid', reason: 'checksum mismatch' };
+  }
+  if (buf[position + 8] !== FRAME_TYPE_RECORDS) return { kind: 'invalid', reason: `unknown frame type ${buf[position + 8]}` };
+  const header = readFrameHeader(buf, position);
+  if (header.recordCount === 0) return { kind: 'invalid', reason: 'frame without records' };
+  return { kind: 'ok', header };
+}
+
+/** Reads the producer section of a checked frame, if it has one. */
+export function decodeProducer(buf: Buffer, position: number, header: FrameHeader): ProducerStamp | undefined {
+  if (!header.hasProducer) return undefined;
+  const p = position + FRAME_HEADER_BYTES;
+  const idBytes = buf.readUInt16LE(p + 8);
+  return { sequence: readU64(buf, p), producerId: buf.toString('utf8', p + 10, p + 10 + idBytes) };
+}
+
+/**
+ * Decodes the records of a checked frame at `position` into `out`, skipping records below
+ * `fromOffset` and stopping after `limit` records. Returns the number appended, or a reason string
+ * when the payload does not parse (a format defect: the checksum already matched).
+ */
+export function decodeRecords(
+  buf: Buffer,
+  position: number,
+  header: FrameHeader,
+  fromOffset: number,
+  limit: number,
+  out: DecodedRecord[],
+): number | string {
+  const end = position + header.length;
+  let p = position + FRAME_HEADER_BYTES;
+  if (header.hasProducer) p += 10 + buf.readUInt16LE(p + 8);
+  let added = 0;
+  for (let i = 0; i < header.recordCount && added < limit; i++) {
+    if (p + RECORD_HEADER_BYTES > end) return 'record header past the frame end';
+    const type = TYPE_NAMES[buf[p]!];
+    if (type === undefined) return `unknown record type ${buf[p]}`;
+    const hasKey = (buf[p + 1]! & RECORD_FLAG_KEY) !== 0;
+    const headerCount = buf.readUInt16LE(p + 2);
+    const keyLength = buf.readUInt32LE(p + 4);
+    const valueLength = buf.readUInt32LE(p + 8);
+    const keyStart = p + RECORD_HEADER_BYTES;
+    const valueStart = keyStart + keyLength;
+    p = valueStart + valueLength;
+    if (p > end) return 'record body past the frame end';
+    let headers = NO_HEADERS;
+    if (headerCount > 0) {
+      const parsed: Record<string, Buffer> = {};
+      for (let h = 0; h < headerCount; h++) {
+        if (p + 6 > end) return 'record header entry past the frame end';
+        const nameLength = buf.readUInt16LE(p);
+        const headerValueLength = buf.readUInt32LE(p + 2);
+        const nameStart = p + 6;
+        const headerValueStart = nameStart + nameLength;
+        p = headerValueStart + headerValueLength;
+        if (p > end) return 'record header entry past the frame end';
+        parsed[buf.toString('utf8', nameStart, headerValueStart)] = buf.subarray(headerValueStart, p);
+      }
+      headers = parsed;
+    }
+    const offset = header.baseOffset + i;
+    if (offset < fromOffset) continue;
+    out.push({
+      offset,
+      timestamp: header.timestamp,
+      type,
+      key: hasKey ? buf.subarray(keyStart, valueStart) : undefined,
+      value: buf.subarray(valueStart, valueStart + valueLength),
+      headers,
+    });
+    added++;
+  }
+  return added;
+}
+
+/** Bytes of keys + values of a record, the measure `maxBytes` limits apply to. */
+export function recordDataBytes(record: DecodedRecord): number {
+  return (record.key?.length ?? 0) + record.value.length;
+}

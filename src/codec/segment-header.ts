@@ -1,0 +1,70 @@
+/**
+ * The 64-byte header at the start of every segment file. All integers little-endian.
+ *
+ * ```
+ *  0       4       6       8               16                              32
+ *  +-------+-------+-------+---------------+-------------------------------+
+ *  | magic |version| flags |  base offset  |     segment id (16 random)    |
+ *  +-------+-------+-------+---------------+-------------------------------+
+ *  32              40                                      60      64
+ *  +---------------+---------------------------------------+-------+
+ *  |  created (ms) |         reserved (zero)               |  crc  |
+ *  +---------------+---------------------------------------+-------+
+ * ```
+ *
+ * `magic` is the ASCII bytes `WALD`; `crc` is CRC-32C of bytes 0..60. The base offset is the offset
+ * of the first record the segment holds (or will hold); the random id ties index files to the one
+ * segment they were built from.
+ */
+import { crc32c } from './crc32c.js';
+
+export const SEGMENT_MAGIC = 0x444c4157; // "WALD" read as a little-endian u32
+export const SEGMENT_FORMAT_VERSION = 1;
+export const SEGMENT_HEADER_BYTES = 64;
+
+/** The decoded segment header. */
+export interface SegmentHeader {
+  readonly formatVersion: number;
+  readonly baseOffset: number;
+  /** 16 random bytes, hex. */
+  readonly segmentId: string;
+  readonly createdAtMs: number;
+}
+
+/** Encodes a segment header into a fresh 64-byte buffer. */
+export function encodeSegmentHeader(header: SegmentHeader): Buffer {
+  const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  buf.writeUInt32LE(SEGMENT_MAGIC, 0);
+  buf.writeUInt16LE(header.formatVersion, 4);
+  buf.writeBigUInt64LE(BigInt(header.baseOffset), 8);
+  Buffer.from(header.segmentId, 'hex').copy(buf, 16, 0, 16);
+  buf.writeBigUInt64LE(BigInt(header.createdAtMs), 32);
+  buf.writeUInt32LE(crc32c(buf.subarray(0, 60)), 60);
+  return buf;
+}
+
+/** Result of decoding a segment header: never throws on bad bytes. */
+export type SegmentHeaderResult =
+  | { readonly ok: true; readonly header: SegmentHeader }
+  | { readonly ok: false; readonly reason: string };
+
+/** Decodes and checks the header at the start of `buf`. */
+export function decodeSegmentHeader(buf: Uint8Array): SegmentHeaderResult {
+  if (buf.length < SEGMENT_HEADER_BYTES) return { ok: false, reason: 'short header' };
+  const b = Buffer.from(buf.buffer, buf.byteOffset, SEGMENT_HEADER_BYTES);
+  if (b.readUInt32LE(0) !== SEGMENT_MAGIC) return { ok: false, reason: 'bad magic' };
+  if (b.readUInt32LE(60) !== crc32c(b.subarray(0, 60))) return { ok: false, reason: 'header checksum mismatch' };
+  const formatVersion = b.readUInt16LE(4);
+  if (formatVersion !== SEGMENT_FORMAT_VERSION) {
+    return { ok: false, reason: `unsupported format version ${formatVersion}` };
+  }
+  return {
+    ok: true,
+    header: {
+      formatVersion,
+      baseOffset: Number(b.readBigUInt64LE(8)),
+      segmentId: b.subarray(16, 32).toString('hex'),
+      createdAtMs: Number(b.readBigUInt64LE(32)),
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import { align8 } from '../codec/align.js';
+import { checkFrame, decodeRecords, recordDataBytes, type DecodedRecord } from '../codec/frame.js';
+import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import { WalError } from '../errors.js';
+import type { Storage } from '../storage/storage.js';
+import type { IoCounters } from './io-counters.js';
+import type { Segment } from './segment.js';
+
+const MIN_CHUNK_BYTES = 64 * 1024;
+const MAX_CHUNK_BYTES = 1024 * 1024;
+
+/** Reads records from segments: index lookup, then chunked reads with every checksum verified. */
+export class LogReader {
+  constructor(
+    private readonly storage: Storage,
+    private readonly segments: readonly Segment[],
+    private readonly io: IoCounters,
+  ) {}
+
+  /** The segment holding `offset`, or undefined when no retained segment does. */
+  segmentFor(offset: number): Segment | undefined {
+    const segments = this.segments;
+    let lo = 0;
+    let hi = segments.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = segments[mid]!;
+      if (offset < s.baseOffset) hi = mid - 1;
+      else if (offset >= s.nextOffset && mid < segments.length - 1) lo = mid + 1;
+      else return s;
+    }
+    return undefined;
+  }
+
+  /**
+   * Records from `fromOffset` below `endOffset`, at most `limit` of them and about `maxBytes` of
+   * keys and values (always at least one record when one is available).
+   *
+   * Throws `WAL_OFFSET_COMPACTED` when a segment it needs was deleted, `WAL_CORRUPTION` when a
+   * frame does not check out.
+   */
+  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<DecodedRecord[]> {
+    const out: DecodedRecord[] = [];
+    let offset = fromOffset;
+    let bytes = 0;
+    while (out.length < limit && offset < endOffset && bytes < maxBytes) {
+      const segment = this.segmentFor(offset);
+      if (segment === undefined || !segment.acquire()) throw compacted(offset, this.segments[0]?.baseOffset ?? offset);
+      try {
+        const before = out.length;
+        bytes = await this.readSegment(segment, offset, endOffset, limit, maxBytes, bytes, out);
+        if (out.length === before) break;
+        offset = out[out.length - 1]!.offset + 1;
+      } finally {
+        segment.release();
+      }
+    }
+    return out;
+  }
+
+  private async readSegment(
+    segment: Segment,
+    fromOffset: number,
+    endOffset: number,
+    limit: number,
+    maxBytes: number,
+    bytesSoFar: number,
+    out: DecodedRecord[],
+  ): Promise<number> {
+    const file = segment.fileFor(this.storage);
+    const stop = segment.dataEnd;
+    let position = segment.index.positionFor(fromOffset);
+    if (position < 0) position = SEGMENT_HEADER_BYTES;
+    let offset = fromOffset;
+    let bytes = bytesSoFar;
+    let chunkBytes = Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, Math.min(limit * 256, maxBytes + MIN_CHUNK_BYTES)));
+    while (position < stop && out.length < limit && offset < endOffset && bytes < maxBytes) {
+      const length = Math.min(stop - position, chunkBytes);
+      const buf = Buffer.allocUnsafe(length);
+      const got = await file.read(buf, length, position);
+      if (got === 0) {
+        throw new WalError('WAL_CORRUPTION', `segment ${segment.name} ends at byte ${position}, before its last frame`, {
+          segment: segment.name,
+          position,
+          reason: 'segment shorter than its index',
+          lastGoodOffset: offset - 1,
+        });
+      }
+      this.io.reads++;
+      this.io.bytesRead += got;
+      let rel = 0;
+      while (rel < got && out.length < limit && bytes < maxBytes) {
+        const check = checkFrame(buf, rel, got);
+        if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
+        if (check.kind !== 'ok') {
+          const reason = check.kind === 'invalid' ? check.reason : check.kind === 'zero' ? 'zeros inside the log' : 'frame runs past the end';
+          throw new WalError('WAL_CORRUPTION', `corruption in segment ${segment.name} at byte ${position + rel} (${reason})`, {
+            segment: segment.name,
+            position: position + rel,
+            reason,
+            lastGoodOffset: offset - 1,
+          });
+        }
+        const header = check.header;
+        if (header.baseOffset >= endOffset) return bytes;
+        if (header.baseOffset + header.recordCount > offset) {
+          const start = out.length;
+          const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
+          if (typeof result === 'string') {
+            throw new WalError('WAL_CORRUPTION', `undecodable frame in segment ${segment.name} at byte ${position + rel} (${result})`, {
+              segment: segment.name,
+              position: position + rel,
+              reason: result,
+              lastGoodOffset: offset - 1,
+            });
+          }
+          for (let k = start; k < out.length; k++) {
+            const size = recordDataBytes(out[k]!);
+            if (bytes + size > maxBytes && k > 0) {
+              out.length = k;
+              return maxBytes;
+            }
+            bytes += size;
+          }
+          offset = out[out.length - 1]!.offset + 1;
+        }
+        rel += align8(header.length);
+      }
+      if (rel === 0) chunkBytes = Math.max(chunkBytes * 2, align8(buf.readUInt32LE(0)));
+      position += rel;
+    }
+    return bytes;
+  }
+}
+
+function compacted(offset: number, firstOffset: number): WalError {
+  return new WalError('WAL_OFFSET_COMPACTED', `offset ${offset} is below the first retained offset ${firstOffset}`, {
+    fromOffset: offset,
+    firstOffset,
+  });
+}

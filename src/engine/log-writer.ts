@@ -1,0 +1,415 @@
+import { join } from 'node:path';
+import { encodeIndexFile } from '../codec/index-file.js';
+import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import { WalError } from '../errors.js';
+import type { StorageFile } from '../storage/storage.js';
+import type { IoCounters } from './io-counters.js';
+import type { ProducerTable } from './producer-table.js';
+import { encodeCleanMarker } from './recovery.js';
+import type { Segment } from './segment.js';
+import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
+import { CLEAN_MARKER_FILE, PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
+import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
+import type { AppendResult, WriteState } from './types.js';
+import type { ResolvedWalOptions } from './wal-options.js';
+
+/** One append waiting in the writer's queue. Its frame is already encoded and stamped. */
+export interface PendingAppend {
+  readonly frame: Buffer;
+  readonly firstOffset: number;
+  readonly count: number;
+  readonly timestamp: number;
+  readonly sync: boolean;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: unknown) => void;
+  /** Called when the append fails, to undo bookkeeping done at enqueue (the producer table). */
+  readonly onFail?: (() => void) | undefined;
+}
+
+/** What the writer tells the log about. */
+export interface WriterEvents {
+  /** A new active segment exists (after rotation). */
+  segmentCreated(segment: Segment): void;
+  /** The offset visible to readers moved. */
+  visibleAdvanced(): void;
+  /** Something failed that an operator must hear about, though no caller is waiting for it. */
+  warn(message: string, error: unknown): void;
+}
+
+/**
+ * The single writer of a log: it owns the active segment, a queue of encoded batches, and the group
+ * commit. `enqueue` stamps a batch with its offsets and queues it; one `flush` per event-loop turn
+ * writes everything queued with one `writev` and, under `always` (or when any batch asked), one
+ * `fdatasync`, then resolves every waiter it covered. Concurrent appends so share one sync.
+ *
+ * Failure rules: a failed write is rolled back (the file truncated to the last whole frame) and its
+ * batches rejected (`WAL_NO_SPACE` puts the log in disk-full mode until a probe finds space again);
+ * a failed `fdatasync` makes the log read-only until it is re-opened, because the page cache can no
+ * longer be trusted to hold what it claims.
+ */
+export class LogWriter {
+  writeState: WriteState = 'writable';
+  /** Offset after the last frame queued. */
+  private assignedNext: number;
+  /** Offset after the last frame written to the file. */
+  writtenNext: number;
+  /** Offset after the last frame known to be on stable storage. */
+  durableNext: number;
+  private lastTimestamp: number;
+  /** Byte position in the active segment up to which the file is synced. */
+  private durableEnd: number;
+  private queue: PendingAppend[] = [];
+  private flushScheduled = false;
+  private prepared: StorageFile | undefined;
+  private preparing: Promise<void> | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly options: ResolvedWalOptions,
+    private active: Segment,
+    private activeFile: StorageFile,
+    private readonly producers: ProducerTable,
+    private readonly events: WriterEvents,
+    readonly io: IoCounters,
+  ) {
+    this.assignedNext = active.nextOffset;
+    this.writtenNext = active.nextOffset;
+    this.durableNext = active.nextOffset;
+    this.lastTimestamp = Math.max(active.lastTimestamp, 0);
+    this.durableEnd = active.dataEnd;
+    if (options.syncPolicy === 'interval') {
+      this.syncTimer = setInterval(() => this.syncTick(), options.syncIntervalMs);
+      this.syncTimer.unref();
+    }
+  }
+
+  /** Offset the next queued batch will start at. */
+  get nextOffset(): number {
+    return this.assignedNext;
+  }
+
+  /** The active segment. */
+  get activeSegment(): Segment {
+    return this.active;
+  }
+
+  /** Last offset readers may see: durable under `always`/`interval`, written under `none`. */
+  get visibleNext(): number {
+    return this.options.syncPolicy === 'none' ? this.writtenNext : this.durableNext;
+  }
+
+  /** Throws the error an append gets while the log refuses writes. */
+  checkWritable(): void {
+    if (this.writeState === 'read-only') {
+      throw new WalError('WAL_READ_ONLY', 'the log is read-only after a failed fsync; re-open it to recover', { writeState: this.writeState });
+    }
+    if (this.writeState === 'disk-full') {
+      throw new WalError('WAL_NO_SPACE', 'the disk is full; appends resume once space is freed', { writeState: this.writeState });
+    }
+  }
+
+  /** Stamps a batch with the next offsets and a timestamp and queues it for the next flush. */
+  enqueue(frame: Buffer, count: number, sync: boolean, stamp: (frame: Buffer, offset: number, timestamp: number) => void): Promise<AppendResult> {
+    const firstOffset = this.assignedNext;
+    const timestamp = Math.max(this.options.clock(), this.lastTimestamp);
+    this.lastTimestamp = timestamp;
+    stamp(frame, firstOffset, timestamp);
+    this.assignedNext += count;
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ frame, firstOffset, count, timestamp, sync, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  /** Attaches a failure hook to the append queued last (used for the producer table). */
+  onLastFail(onFail: () => void): void {
+    const last = this.queue[this.queue.length - 1];
+    if (last !== undefined) this.queue[this.queue.length - 1] = { ...last, onFail };
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /**
+   * Writes everything queued, syncs per the policy, and settles every waiter. Synchronous: the
+   * writer's I/O runs on the main thread, where `writev` + `fdatasync` cost the least.
+   */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    let settled = 0; // batch[0..settled) are resolved
+    let i = 0;
+    try {
+      while (i < batch.length) {
+        const start = i;
+        const buffers: Buffer[] = [];
+        let position = this.active.dataEnd;
+        while (i < batch.length) {
+          const length = batch[i]!.frame.length;
+          const fits = position + length <= this.options.segmentSizeBytes;
+          if (!fits && (position > SEGMENT_HEADER_BYTES || i > start)) break;
+          buffers.push(batch[i]!.frame);
+          position += length;
+          i++;
+        }
+        if (buffers.length > 0) this.writeFrames(batch, start, i, buffers);
+        if (i < batch.length) {
+          // Sync before the next segment exists, and acknowledge what that sync covered at once:
+          // should creating the next segment fail, those batches are in the log for good.
+          this.datasync();
+          settled = this.resolve(batch, settled, i);
+          this.rotate();
+        }
+      }
+      let mustSync = this.options.syncPolicy === 'always';
+      for (let k = settled; k < batch.length && !mustSync; k++) mustSync = batch[k]!.sync;
+      if (mustSync) this.datasync();
+      this.resolve(batch, settled, batch.length);
+      this.events.visibleAdvanced();
+    } catch (error) {
+      this.fail(batch, settled, error);
+    }
+  }
+
+  private resolve(batch: readonly PendingAppend[], from: number, to: number): number {
+    for (let k = from; k < to; k++) {
+      const p = batch[k]!;
+      p.resolve({ firstOffset: p.firstOffset, lastOffset: p.firstOffset + p.count - 1, timestamp: p.timestamp, duplicate: false });
+    }
+    return to;
+  }
+
+  private writeFrames(batch: readonly PendingAppend[], start: number, end: number, buffers: readonly Buffer[]): void {
+    const segment = this.active;
+    const position = segment.dataEnd;
+    let bytes = 0;
+    for (const b of buffers) bytes += b.length;
+    try {
+      this.activeFile.writev(buffers, position);
+    } catch (error) {
+      this.rollback(position);
+      throw walErrorFromStorage(error, `write to ${segment.name} failed and was rolled back`, { segment: segment.name, position });
+    }
+    this.io.writes++;
+    this.io.bytesWritten += bytes;
+    let p = position;
+    for (let k = start; k < end; k++) {
+      const pending = batch[k]!;
+      segment.noteFrame(p, pending.frame.length, pending.firstOffset, pending.count, pending.timestamp, this.options.indexIntervalBytes);
+      p += pending.frame.length;
+    }
+    this.writtenNext = segment.nextOffset;
+  }
+
+  /** Cuts a partly written group back off the file, so nothing half-written stays in the log. */
+  private rollback(position: number): void {
+    try {
+      this.activeFile.truncate(position);
+      this.active.fileSize = position;
+    } catch (error) {
+      this.writeState = 'read-only';
+      this.events.warn('rolling back a failed write failed; the log is read-only', error);
+    }
+  }
+
+  private datasync(): void {
+    try {
+      this.activeFile.datasync();
+    } catch (error) {
+      this.writeState = 'read-only';
+      // The pages may have been dropped as written: best effort to cut what was never durable.
+      this.rollback(this.durableEnd);
+      throw new WalError('WAL_IO_ERROR', `fdatasync of ${this.active.name} failed; the log is read-only until re-opened`, {
+        segment: this.active.name,
+        errno: (error as { code?: string }).code ?? 'EUNKNOWN',
+      }, { cause: error });
+    }
+    this.io.fsyncs++;
+    this.durableNext = this.writtenNext;
+    this.durableEnd = this.active.dataEnd;
+  }
+
+  /** Rejects what the failed flush did not settle and rewinds the offsets handed out. */
+  private fail(batch: readonly PendingAppend[], settled: number, error: unknown): void {
+    const walError = walErrorFromStorage(error, 'append failed');
+    if (isNoSpace(error) || walError.code === 'WAL_NO_SPACE') this.enterDiskFull();
+    if (this.writeState !== 'read-only') {
+      // Nothing past the last written frame reached the file: hand its offsets out again.
+      this.active.nextOffset = Math.min(this.active.nextOffset, this.writtenNext);
+    }
+    const rest = this.queue;
+    this.queue = [];
+    for (const p of [...batch.slice(settled), ...rest]) {
+      p.onFail?.();
+      p.reject(walError);
+    }
+    this.assignedNext = this.writtenNext;
+    this.events.visibleAdvanced();
+  }
+
+  /**
+   * Seals the synced active segment and starts the next. The caller synced the old segment first,
+   * so a later segment never follows an incomplete one.
+   */
+  private rotate(): void {
+    const old = this.active;
+    const oldFile = this.activeFile;
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    const { segment, file } = createSegmentFile(this.options, old.nextOffset, prepared, this.io);
+    this.active = segment;
+    this.activeFile = file;
+    this.durableEnd = SEGMENT_HEADER_BYTES;
+    this.events.segmentCreated(segment);
+    try {
+      if (old.fileSize > old.dataEnd) {
+        oldFile.truncate(old.dataEnd);
+        old.fileSize = old.dataEnd;
+      }
+      this.writeIndex(old);
+    } catch (error) {
+      // The index is derived data: the next open rebuilds it. The log itself is intact.
+      this.events.warn(`sealing ${old.name} failed; its index will be rebuilt at the next open`, error);
+    }
+    this.prepareNext();
+  }
+
+  /** Zero-fills the next segment in the background, so rotation does not wait for it. */
+  prepareNext(): Promise<void> {
+    if (!this.options.preallocate || this.prepared !== undefined || this.closed || this.writeState !== 'writable') {
+      return Promise.resolve();
+    }
+    this.preparing ??= prepareSegmentFile(this.options).then((file) => {
+      this.preparing = undefined;
+      if (file === undefined) return;
+      if (this.closed) {
+        file.close();
+        this.options.storage.unlink(join(this.options.dir, PREALLOCATED_FILE));
+      } else {
+        this.prepared = file;
+      }
+    });
+    return this.preparing;
+  }
+
+  /** Persists a segment's index: temp -> fdatasync -> rename -> directory fsync. */
+  writeIndex(segment: Segment): void {
+    const arrays = segment.index.toArrays();
+    const bytes = encodeIndexFile({
+      baseOffset: segment.baseOffset,
+      segmentId: segment.segmentId,
+      nextOffset: segment.nextOffset,
+      dataEnd: segment.dataEnd,
+      firstTimestamp: Math.max(segment.firstTimestamp, 0),
+      lastTimestamp: Math.max(segment.lastTimestamp, 0),
+      offsets: arrays.offsets,
+      positions: arrays.positions,
+      timestamps: arrays.timestamps,
+      entryCount: arrays.count,
+      producers: this.producers.snapshot(),
+    });
+    this.writeFileAtomically(segment.indexPath, bytes);
+  }
+
+  private writeFileAtomically(path: string, bytes: Buffer): void {
+    const { storage, dir } = this.options;
+    const temp = path + TEMP_SUFFIX;
+    if (storage.exists(temp)) storage.unlink(temp);
+    const file = storage.open(temp, 'create-new');
+    try {
+      file.writev([bytes], 0);
+      file.datasync();
+      this.io.fsyncs++;
+    } finally {
+      file.close();
+    }
+    storage.rename(temp, path);
+    storage.syncDir(dir);
+  }
+
+  /** `fdatasync` now (after writing anything queued); returns the offset after the durable end. */
+  syncNow(): number {
+    this.flush();
+    if (this.writeState === 'read-only') this.checkWritable();
+    if (this.writtenNext > this.durableNext || this.options.syncPolicy !== 'always') this.datasync();
+    this.events.visibleAdvanced();
+    return this.durableNext;
+  }
+
+  private syncTick(): void {
+    if (this.writtenNext <= this.durableNext || this.writeState === 'read-only') return;
+    try {
+      this.datasync();
+    } catch (error) {
+      this.events.warn('interval fdatasync failed; the log is read-only', error);
+    }
+    this.events.visibleAdvanced();
+  }
+
+  private enterDiskFull(): void {
+    if (this.writeState !== 'writable') return;
+    this.writeState = 'disk-full';
+    this.probeTimer = setInterval(() => this.probeSpace(), this.options.diskFullProbeIntervalMs);
+    this.probeTimer.unref();
+  }
+
+  /** Tries to write a batch-sized file; if that works, appends are accepted again. */
+  probeSpace(): boolean {
+    const { storage, dir, maxBatchBytes } = this.options;
+    const path = join(dir, 'space-probe' + TEMP_SUFFIX);
+    let file: StorageFile | undefined;
+    try {
+      if (storage.exists(path)) storage.unlink(path);
+      file = storage.open(path, 'create-new');
+      file.writev([Buffer.alloc(Math.min(maxBatchBytes, 8 * 1024 * 1024) + 4096)], 0);
+      file.datasync();
+    } catch {
+      return false;
+    } finally {
+      try {
+        file?.close();
+        if (storage.exists(path)) storage.unlink(path);
+      } catch {
+        // Debris is removed at the next open.
+      }
+    }
+    if (this.writeState === 'disk-full') this.writeState = 'writable';
+    clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
+    this.prepareNext();
+    return true;
+  }
+
+  /**
+   * Writes what is queued, syncs, persists the active segment's index and the clean-shutdown marker
+   * (so the next open need not re-read the active segment), and stops the timers.
+   */
+  async close(): Promise<void> {
+    this.flush();
+    this.closed = true;
+    clearInterval(this.syncTimer);
+    clearInterval(this.probeTimer);
+    await this.preparing;
+    const { storage, dir } = this.options;
+    if (this.prepared !== undefined) {
+      this.prepared.close();
+      this.prepared = undefined;
+      storage.unlink(join(dir, PREALLOCATED_FILE));
+    }
+    if (this.writeState === 'read-only') return;
+    try {
+      if (this.writtenNext > this.durableNext) this.datasync();
+      this.writeIndex(this.active);
+      this.writeFileAtomically(join(dir, CLEAN_MARKER_FILE), encodeCleanMarker(this.active.baseOffset, this.active.dataEnd));
+    } catch (error) {
+      this.events.warn('writing the clean-shutdown state failed; the next open will re-scan the active segment', error);
+    }
+  }
+}

@@ -1,0 +1,293 @@
+import { join } from 'node:path';
+import { align8 } from '../codec/align.js';
+import { crc32c } from '../codec/crc32c.js';
+import { checkFrame, decodeProducer } from '../codec/frame.js';
+import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
+import { decodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import { readU64 } from '../codec/u64.js';
+import { WalError } from '../errors.js';
+import type { Storage } from '../storage/storage.js';
+import { Segment } from './segment.js';
+import { CLEAN_MARKER_FILE, parseSegmentFileName, TEMP_SUFFIX, tornFileName } from './segment-name.js';
+import { SparseIndex } from './sparse-index.js';
+import type { RecoveryFault, RecoveryReport } from './types.js';
+
+/** What recovery hands to the log: its segments (the last one is active) and derived state. */
+export interface RecoveredLog {
+  readonly segments: Segment[];
+  /** The idempotent-append table as of the end of the log, oldest first. */
+  readonly producers: ProducerState[];
+  readonly report: RecoveryReport;
+}
+
+interface RecoveryContext {
+  readonly storage: Storage;
+  readonly dir: string;
+  readonly indexIntervalBytes: number;
+  readonly faults: RecoveryFault[];
+  producers: ProducerState[];
+  bytesScanned: number;
+  bytesCut: number;
+}
+
+/**
+ * Opens what is on disk: removes crash debris, loads sealed segments from their indexes without
+ * re-reading them, scans what the indexes do not cover, cuts a torn tail of the last segment (keeping
+ * the cut bytes in a side file) and refuses anything else that does not check out.
+ *
+ * Throws `WalError` `WAL_CORRUPTION` (details: `segment`, `position`, `reason`, and the offsets
+ * around the damage) for a bad checksum outside the torn tail, a bad segment header, a frame out of
+ * sequence, or a missing / out-of-sequence segment.
+ */
+export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: number, clock: () => number): RecoveredLog {
+  const started = clock();
+  const context: RecoveryContext = { storage, dir, indexIntervalBytes, faults: [], producers: [], bytesScanned: 0, bytesCut: 0 };
+  const names = storage.list(dir);
+  removeDebris(context, names);
+  const clean = readCleanMarker(storage, dir, names);
+  const bases = names
+    .map(parseSegmentFileName)
+    .filter((base): base is number => base !== undefined)
+    .sort((a, b) => a - b);
+  const segments: Segment[] = [];
+  for (let i = 0; i < bases.length; i++) {
+    const segment = loadSegment(context, bases[i]!, i === bases.length - 1, clean);
+    const previous = segments[segments.length - 1];
+    if (previous !== undefined && previous.nextOffset !== segment.baseOffset) {
+      throw new WalError('WAL_CORRUPTION', `segment ${segment.name} does not follow ${previous.name}: offsets ${previous.nextOffset} to ${segment.baseOffset - 1} are missing`, {
+        segment: segment.name,
+        position: 0,
+        reason: 'segment gap',
+        expectedOffset: previous.nextOffset,
+        foundOffset: segment.baseOffset,
+      });
+    }
+    segments.push(segment);
+  }
+  const first = segments[0];
+  const last = segments[segments.length - 1];
+  const firstOffset = first?.baseOffset ?? 0;
+  const nextOffset = last?.nextOffset ?? 0;
+  return {
+    segments,
+    producers: context.producers,
+    report: {
+      segments: segments.length,
+      records: nextOffset - firstOffset,
+      firstOffset,
+      nextOffset,
+      bytesScanned: context.bytesScanned,
+      bytesCut: context.bytesCut,
+      faults: context.faults,
+      durationMs: clock() - started,
+    },
+  };
+}
+
+function removeDebris(context: RecoveryContext, names: readonly string[]): void {
+  let removed = false;
+  for (const name of names) {
+    if (!name.endsWith(TEMP_SUFFIX)) continue;
+    context.storage.unlink(join(context.dir, name));
+    context.faults.push({ kind: 'temp-file-removed', file: name });
+    removed = true;
+  }
+  if (removed) context.storage.syncDir(context.dir);
+}
+
+interface CleanMarker {
+  readonly baseOffset: number;
+  readonly dataEnd: number;
+}
+
+/** Encodes the clean-shutdown marker: `base offset u64 | data end u64 | crc32c u32 | 4 zero bytes`. */
+export function encodeCleanMarker(baseOffset: number, dataEnd: number): Buffer {
+  const buf = Buffer.alloc(24);
+  buf.writeBigUInt64LE(BigInt(baseOffset), 0);
+  buf.writeBigUInt64LE(BigInt(dataEnd), 8);
+  buf.writeUInt32LE(crc32c(buf.subarray(0, 16)), 16);
+  return buf;
+}
+
+/** Reads and removes the clean-shutdown marker: from now on the active segment may change. */
+function readCleanMarker(storage: Storage, dir: string, names: readonly string[]): CleanMarker | undefined {
+  if (!names.includes(CLEAN_MARKER_FILE)) return undefined;
+  const path = join(dir, CLEAN_MARKER_FILE);
+  const buf = storage.readFile(path);
+  storage.unlink(path);
+  storage.syncDir(dir);
+  if (buf.length !== 24 || buf.readUInt32LE(16) !== crc32c(buf.subarray(0, 16))) return undefined;
+  return { baseOffset: readU64(buf, 0), dataEnd: readU64(buf, 8) };
+}
+
+function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boolean, clean: CleanMarker | undefined): Segment {
+  const { storage, dir } = context;
+  const probe = new Segment(dir, baseOffset, '', 0, 0);
+  const file = storage.open(probe.path, 'read');
+  try {
+    const fileSize = file.size();
+    const headerBytes = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    const headerRead = file.readSync(headerBytes, SEGMENT_HEADER_BYTES, 0);
+    const decoded = decodeSegmentHeader(headerBytes.subarray(0, headerRead));
+    if (!decoded.ok || decoded.header.baseOffset !== baseOffset) {
+      const reason = decoded.ok ? `header says base offset ${decoded.header.baseOffset}` : decoded.reason;
+      throw corruption(probe.name, 0, reason, baseOffset - 1, undefined);
+    }
+    const segmentId = decoded.header.segmentId;
+    const indexed = loadIndex(context, probe, segmentId, fileSize, isLast);
+    const segment = indexed ?? new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, fileSize);
+    const trusted = indexed !== undefined && (!isLast || (clean?.baseOffset === baseOffset && clean.dataEnd === indexed.dataEnd));
+    if (!trusted) scanSegment(context, segment, file, isLast);
+    return segment;
+  } finally {
+    file.close();
+  }
+}
+
+/** The segment as its index file describes it, or undefined when there is no usable index. */
+function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, fileSize: number, isLast: boolean): Segment | undefined {
+  const { storage } = context;
+  if (!storage.exists(probe.indexPath)) {
+    if (!isLast) context.faults.push({ kind: 'index-rebuilt', segment: probe.name, reason: 'index file missing' });
+    return undefined;
+  }
+  const decoded = decodeIndexFile(storage.readFile(probe.indexPath));
+  let reason: string | undefined;
+  if (!decoded.ok) reason = decoded.reason;
+  else if (decoded.index.segmentId !== segmentId) reason = 'index belongs to another segment file';
+  else if (decoded.index.baseOffset !== probe.baseOffset) reason = 'index base offset differs';
+  else if (decoded.index.dataEnd > fileSize || decoded.index.dataEnd < SEGMENT_HEADER_BYTES) reason = 'index extends past the segment';
+  if (reason !== undefined || !decoded.ok) {
+    context.faults.push({ kind: 'index-rebuilt', segment: probe.name, reason: reason ?? 'invalid' });
+    return undefined;
+  }
+  const index = decoded.index;
+  const segment = new Segment(
+    context.dir,
+    probe.baseOffset,
+    segmentId,
+    index.dataEnd,
+    fileSize,
+    SparseIndex.from(index.offsets, index.positions, index.timestamps, index.entryCount),
+  );
+  segment.nextOffset = index.nextOffset;
+  segment.firstTimestamp = index.entryCount > 0 ? index.firstTimestamp : -1;
+  segment.lastTimestamp = index.entryCount > 0 ? index.lastTimestamp : -1;
+  context.producers = [...index.producers];
+  return segment;
+}
+
+/**
+ * Re-reads a segment from its `dataEnd` to the end of the file, checking every frame. The first bad
+ * frame of the last segment is a torn tail unless a valid frame follows it (then it is corruption);
+ * in a sealed segment any bad frame is corruption.
+ */
+function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnType<Storage['open']>, isLast: boolean): void {
+  const start = segment.dataEnd;
+  const length = Math.max(0, segment.fileSize - start);
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = file.readSync(buf.subarray(got), length - got, start + got);
+    if (n === 0) break;
+    got += n;
+  }
+  context.bytesScanned += got;
+  let rel = 0;
+  for (;;) {
+    const check = checkFrame(buf, rel, got);
+    if (check.kind === 'ok' && check.header.baseOffset === segment.nextOffset) {
+      const { header } = check;
+      segment.noteFrame(start + rel, align8(header.length), header.baseOffset, header.recordCount, header.timestamp, context.indexIntervalBytes);
+      const producer = decodeProducer(buf, rel, header);
+      if (producer !== undefined) {
+        context.producers.push({
+          ...producer,
+          firstOffset: header.baseOffset,
+          lastOffset: header.baseOffset + header.recordCount - 1,
+          timestamp: header.timestamp,
+        });
+      }
+      rel += align8(header.length);
+      continue;
+    }
+    if (check.kind === 'zero' && isZero(buf, rel, got)) return;
+    const reason =
+      check.kind === 'ok'
+        ? `frame holds offset ${check.header.baseOffset}, expected ${segment.nextOffset}`
+        : check.kind === 'invalid'
+          ? check.reason
+          : check.kind === 'incomplete'
+            ? 'frame runs past the end of the file'
+            : 'bytes after the end of the log';
+    const position = start + rel;
+    const ahead = check.kind === 'ok' ? { position, baseOffset: check.header.baseOffset } : findValidFrame(buf, rel + 8, got, start);
+    if (!isLast || ahead !== undefined) {
+      throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead?.baseOffset, ahead?.position);
+    }
+    cutTornTail(context, segment, buf.subarray(rel, lastNonZero(buf, rel, got)), position);
+    return;
+  }
+}
+
+function isZero(buf: Buffer, from: number, end: number): boolean {
+  for (let i = from; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+function lastNonZero(buf: Buffer, from: number, end: number): number {
+  let last = end;
+  while (last > from && buf[last - 1] === 0) last--;
+  return Math.max(last, from + 1);
+}
+
+/** Scan ahead: the first 8-aligned position after a bad frame where a whole valid frame starts. */
+function findValidFrame(buf: Buffer, from: number, end: number, base: number): { position: number; baseOffset: number } | undefined {
+  for (let rel = from; rel + 8 <= end; rel += 8) {
+    const length = buf.readUInt32LE(rel);
+    if (length === 0 || rel + length > end) continue;
+    const check = checkFrame(buf, rel, end);
+    if (check.kind === 'ok') return { position: base + rel, baseOffset: check.header.baseOffset };
+  }
+  return undefined;
+}
+
+function cutTornTail(context: RecoveryContext, segment: Segment, cut: Buffer, position: number): void {
+  const { storage, dir } = context;
+  const sideName = tornFileName(segment.name, position);
+  const side = storage.open(join(dir, sideName), 'create-new');
+  try {
+    side.writev([cut], 0);
+    side.datasync();
+  } finally {
+    side.close();
+  }
+  const file = storage.open(segment.path, 'read-write');
+  try {
+    file.truncate(position);
+    file.sync();
+  } finally {
+    file.close();
+  }
+  storage.syncDir(dir);
+  segment.fileSize = position;
+  segment.dataEnd = position;
+  context.bytesCut += cut.length;
+  context.faults.push({ kind: 'torn-tail', segment: segment.name, position, bytesCut: cut.length, savedTo: sideName });
+}
+
+function corruption(
+  segment: string,
+  position: number,
+  reason: string,
+  lastGoodOffset: number,
+  nextGoodOffset: number | undefined,
+  nextGoodPosition?: number,
+): WalError {
+  const after = nextGoodOffset === undefined ? '' : `; a valid frame with offset ${nextGoodOffset} follows at byte ${nextGoodPosition}`;
+  return new WalError(
+    'WAL_CORRUPTION',
+    `corruption in segment ${segment} at byte ${position} (${reason}); last good offset ${lastGoodOffset}${after}`,
+    { segment, position, reason, lastGoodOffset, nextGoodOffset, nextGoodPosition },
+  );
+}

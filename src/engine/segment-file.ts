@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { encodeSegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import type { StorageFile } from '../storage/storage.js';
+import type { IoCounters } from './io-counters.js';
+import { Segment } from './segment.js';
+import { PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
+import type { ResolvedWalOptions } from './wal-options.js';
+
+/**
+ * Creates a segment durably: temp file (the preallocated one when given) -> header -> fdatasync ->
+ * rename -> directory fsync. Returns the segment with its open file attached.
+ *
+ * Throws `StorageError` (the caller maps it); on failure the temp file is removed when possible.
+ */
+export function createSegmentFile(
+  options: ResolvedWalOptions,
+  baseOffset: number,
+  prepared: StorageFile | undefined,
+  io: IoCounters,
+): { segment: Segment; file: StorageFile } {
+  const { storage, dir } = options;
+  const segmentId = randomBytes(16).toString('hex');
+  const header = encodeSegmentHeader({ formatVersion: SEGMENT_FORMAT_VERSION, baseOffset, segmentId, createdAtMs: options.clock() });
+  const segment = new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES);
+  const tempPath = prepared === undefined ? segment.path + TEMP_SUFFIX : join(dir, PREALLOCATED_FILE);
+  const file = prepared ?? storage.open(tempPath, 'create-new');
+  try {
+    file.writev([header], 0);
+    file.datasync();
+    io.writes++;
+    io.bytesWritten += header.length;
+    io.fsyncs++;
+    storage.rename(tempPath, segment.path);
+    storage.syncDir(dir);
+  } catch (error) {
+    try {
+      file.close();
+      storage.unlink(tempPath);
+    } catch {
+      // Debris is removed at the next open.
+    }
+    throw error;
+  }
+  segment.fileSize = Math.max(file.size(), SEGMENT_HEADER_BYTES);
+  segment.attach(file);
+  return { segment, file };
+}
+
+/**
+ * Zero-fills a file of `segmentSizeBytes` under a temp name and syncs it, off the main thread, so
+ * that rotation finds a segment whose blocks are already allocated: syncing overwritten blocks does
+ * not have to commit a new file size. Returns undefined (after removing the file) on failure.
+ */
+export async function prepareSegmentFile(options: ResolvedWalOptions): Promise<StorageFile | undefined> {
+  const { storage, dir, segmentSizeBytes } = options;
+  const path = join(dir, PREALLOCATED_FILE);
+  let file: StorageFile | undefined;
+  try {
+    if (storage.exists(path)) storage.unlink(path);
+    file = storage.open(path, 'create-new');
+    await file.fillZeros(0, segmentSizeBytes);
+    await file.datasyncAsync();
+    return file;
+  } catch {
+    try {
+      file?.close();
+      if (storage.exists(path)) storage.unlink(path);
+    } catch {
+      // Debris is removed at the next open.
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,102 @@
+import { join } from 'node:path';
+import type { Storage, StorageFile } from '../storage/storage.js';
+import { indexFileName, segmentFileName } from './segment-name.js';
+import { SparseIndex } from './sparse-index.js';
+
+/**
+ * One segment file: what the log knows about it in memory (offsets, byte extent, sparse index) and
+ * its open file. The active segment is written by the writer; sealed ones are only read.
+ *
+ * Readers `acquire()` a segment around each read so that a compaction deleting it cannot close the
+ * file under them (a closed fd number can be reused by another file).
+ */
+export class Segment {
+  readonly name: string;
+  readonly path: string;
+  readonly indexPath: string;
+  /** Offset after the last record (== baseOffset when empty). */
+  nextOffset: number;
+  /** Byte position just past the last frame. */
+  dataEnd: number;
+  firstTimestamp = -1;
+  lastTimestamp = -1;
+  /** Bytes the file occupies (more than `dataEnd` while preallocated). */
+  fileSize: number;
+  private file: StorageFile | undefined;
+  private readers = 0;
+  private isDeleted = false;
+
+  constructor(
+    readonly dir: string,
+    readonly baseOffset: number,
+    readonly segmentId: string,
+    dataEnd: number,
+    fileSize: number,
+    readonly index: SparseIndex = new SparseIndex(),
+  ) {
+    this.name = segmentFileName(baseOffset);
+    this.path = join(dir, this.name);
+    this.indexPath = join(dir, indexFileName(baseOffset));
+    this.nextOffset = baseOffset;
+    this.dataEnd = dataEnd;
+    this.fileSize = fileSize;
+  }
+
+  /** Number of records. */
+  get recordCount(): number {
+    return this.nextOffset - this.baseOffset;
+  }
+
+  /** Records one appended (or recovered) frame: extent, offsets, timestamps, sparse index. */
+  noteFrame(position: number, alignedLength: number, baseOffset: number, count: number, timestamp: number, indexIntervalBytes: number): void {
+    const last = this.index.lastPosition;
+    if (last < 0 || position - last >= indexIntervalBytes) this.index.add(baseOffset, position, timestamp);
+    if (this.firstTimestamp < 0) this.firstTimestamp = timestamp;
+    this.lastTimestamp = timestamp;
+    this.nextOffset = baseOffset + count;
+    this.dataEnd = position + alignedLength;
+    if (this.fileSize < this.dataEnd) this.fileSize = this.dataEnd;
+  }
+
+  /** Gives the segment an already open file (the writer's). */
+  attach(file: StorageFile): void {
+    this.file = file;
+  }
+
+  /** The open file, opening it read-only on first use. */
+  fileFor(storage: Storage): StorageFile {
+    this.file ??= storage.open(this.path, 'read');
+    return this.file;
+  }
+
+  /** Marks a read in progress; returns false if the segment is already deleted. */
+  acquire(): boolean {
+    if (this.isDeleted) return false;
+    this.readers++;
+    return true;
+  }
+
+  /** Ends a read started by `acquire`. */
+  release(): void {
+    this.readers--;
+    if (this.isDeleted && this.readers === 0) this.closeFile();
+  }
+
+  /** True once compaction has removed the segment. */
+  get deleted(): boolean {
+    return this.isDeleted;
+  }
+
+  /** Marks the segment deleted; its file closes once the last reader releases it. */
+  markDeleted(): void {
+    this.isDeleted = true;
+    if (this.readers === 0) this.closeFile();
+  }
+
+  /** Closes the file (at log close). */
+  closeFile(): void {
+    const file = this.file;
+    this.file = undefined;
+    file?.close();
+  }
+}

@@ -1,0 +1,412 @@
+import { align8 } from '../codec/align.js';
+import { checkFrame, encodeFrame, stampFrame } from '../codec/frame.js';
+import { WalError } from '../errors.js';
+import { NodeStorage } from '../storage/node-storage.js';
+import { StorageError, type StorageLock } from '../storage/storage.js';
+import { validateAppendOptions, validateBatch } from './append-validation.js';
+import { HighWatermarkWaiters } from './high-watermark-waiters.js';
+import { IoCounters } from './io-counters.js';
+import { LogReader } from './log-reader.js';
+import { LogWriter } from './log-writer.js';
+import { ProducerTable, type ProducerEntry } from './producer-table.js';
+import { recoverLog } from './recovery.js';
+import type { Segment } from './segment.js';
+import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
+import type {
+  AppendOptions,
+  AppendRecord,
+  AppendResult,
+  ReadOptions,
+  RecoveryReport,
+  TailOptions,
+  WalRecord,
+  WalStats,
+  WalStatus,
+} from './types.js';
+import { walErrorFromStorage } from './storage-errors.js';
+import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './wal-options.js';
+
+const DEFAULT_READ_LIMIT = 100;
+const DEFAULT_TAIL_RECORDS = 1000;
+const DEFAULT_TAIL_BYTES = 1024 * 1024;
+
+/**
+ * A durable, segmented write-ahead log in one data directory.
+ *
+ * ```ts
+ * const { wal, report } = await Wal.open({ dir: './data' });
+ * const { firstOffset } = await wal.append([{ value: Buffer.from('hello') }]);
+ * for await (const record of wal.tail(firstOffset, { signal })) console.log(record.offset);
+ * await wal.close();
+ * ```
+ *
+ * Appends are atomic batches acknowledged per the sync policy; readers and tails see records up to
+ * the high watermark only. One process at a time may open a directory (`WAL_LOCKED`).
+ */
+export class Wal {
+  private statusValue: WalStatus = 'open';
+  private readonly reader: LogReader;
+  private readonly waiters = new HighWatermarkWaiters();
+
+  private constructor(
+    private readonly options: ResolvedWalOptions,
+    private readonly lock: StorageLock,
+    private readonly segments: Segment[],
+    private readonly writer: LogWriter,
+    private readonly producers: ProducerTable,
+    readonly io: IoCounters,
+  ) {
+    this.reader = new LogReader(options.storage, segments, io);
+  }
+
+  /**
+   * Opens (or creates) the log in `options.dir` and recovers it.
+   *
+   * Throws `WalError` `WAL_LOCKED` when another process holds the directory, `WAL_CORRUPTION` when
+   * the log is damaged beyond a torn tail, `WAL_IO_ERROR` / `WAL_NO_SPACE` for disk failures, and
+   * `TypeError` / `RangeError` for bad options.
+   */
+  static async open(options: WalOptions): Promise<{ wal: Wal; report: RecoveryReport }> {
+    const resolved = resolveWalOptions(options, () => new NodeStorage());
+    const { storage, dir } = resolved;
+    let lock: StorageLock;
+    try {
+      storage.mkdirp(dir);
+      lock = storage.lock(dir);
+    } catch (error) {
+      if (error instanceof StorageError && error.code === 'ELOCKED') {
+        throw new WalError('WAL_LOCKED', `the data directory ${dir} is in use by ${error.holder ?? 'another process'}`, { dir, holder: error.holder });
+      }
+      throw storageFailure(error, `cannot open ${dir}`);
+    }
+    const segments: Segment[] = [];
+    try {
+      const recovered = recoverLog(storage, dir, resolved.indexIntervalBytes, resolved.clock);
+      segments.push(...recovered.segments);
+      const io = new IoCounters();
+      const producers = new ProducerTable(resolved.maxProducers);
+      for (const state of recovered.producers) producers.settle(state);
+      let active = segments[segments.length - 1];
+      let file;
+      if (active === undefined) {
+        const prepared = resolved.preallocate ? await prepareSegmentFile(resolved) : undefined;
+        ({ segment: active, file } = createSegmentFile(resolved, 0, prepared, io));
+        segments.push(active);
+      } else {
+        file = storage.open(active.path, 'read-write');
+        // What a crashed process left in the page cache is now part of the log: make it durable.
+        file.datasync();
+        active.closeFile();
+        active.attach(file);
+      }
+      const holder: { wal?: Wal } = {};
+      const writer = new LogWriter(resolved, active, file, producers, {
+        segmentCreated: (segment) => segments.push(segment),
+        visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
+        warn: () => {},
+      }, io);
+      const wal = new Wal(resolved, lock, segments, writer, producers, io);
+      holder.wal = wal;
+      void writer.prepareNext();
+      return { wal, report: recovered.report };
+    } catch (error) {
+      for (const segment of segments) segment.closeFile();
+      lock.release();
+      throw storageFailure(error, `cannot open the log in ${dir}`);
+    }
+  }
+
+  /** Lifecycle state. */
+  get status(): WalStatus {
+    return this.statusValue;
+  }
+
+  /** The data directory. */
+  get dir(): string {
+    return this.options.dir;
+  }
+
+  /** The last offset readers may see: durable under `always`/`interval`, written under `none`. -1 when none. */
+  get highWatermark(): number {
+    return this.writer.visibleNext - 1;
+  }
+
+  /** The first retained offset (equal to `nextOffset` when the log holds no records). */
+  get firstOffset(): number {
+    return this.segments[0]!.baseOffset;
+  }
+
+  /** The offset the next appended record gets. */
+  get nextOffset(): number {
+    return this.writer.nextOffset;
+  }
+
+  /**
+   * Appends one batch atomically and resolves once it is acknowledged per the sync policy.
+   *
+   * Throws `TypeError` / `RangeError` for malformed arguments; rejects with `WalError`:
+   * `WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH` (expectedOffset),
+   * `WAL_SEQUENCE_STALE` (a producer sequence below its last), `WAL_NO_SPACE` (disk-full mode),
+   * `WAL_READ_ONLY` (after a failed fsync), `WAL_IO_ERROR` (write failed and rolled back), `WAL_CLOSED`.
+   */
+  append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
+    const payloadBytes = validateBatch(records, this.options);
+    validateAppendOptions(options);
+    this.checkOpen();
+    const { producerId, sequence, expectedOffset } = options;
+    if (producerId !== undefined && sequence !== undefined) {
+      const known = this.producers.get(producerId);
+      if (known !== undefined && sequence === known.sequence) return replay(known);
+      if (known !== undefined && sequence < known.sequence) {
+        throw new WalError('WAL_SEQUENCE_STALE', `producer ${producerId} already wrote sequence ${known.sequence}; ${sequence} is stale`, {
+          producerId,
+          sequence,
+          lastSequence: known.sequence,
+        });
+      }
+    }
+    this.writer.checkWritable();
+    if (expectedOffset !== undefined && expectedOffset !== this.writer.nextOffset) {
+      throw new WalError('WAL_OFFSET_MISMATCH', `expected the batch to start at offset ${expectedOffset}, but the next offset is ${this.writer.nextOffset}`, {
+        expectedOffset,
+        nextOffset: this.writer.nextOffset,
+      });
+    }
+    const producer = producerId !== undefined && sequence !== undefined ? { producerId, sequence } : undefined;
+    const frame = encodeFrame(records, payloadBytes, producer);
+    const result = this.writer.enqueue(frame, records.length, options.sync === true, (f, offset, timestamp) => stampFrame(f, offset, timestamp, 0));
+    if (producer !== undefined) this.remember(producer.producerId, producer.sequence, result);
+    return result;
+  }
+
+  private remember(producerId: string, sequence: number, result: Promise<AppendResult>): void {
+    const entry: ProducerEntry = { sequence, pending: result };
+    this.producers.set(producerId, entry);
+    this.writer.onLastFail(() => this.producers.forget(producerId, entry));
+    result.then(
+      (r) => {
+        if (this.producers.get(producerId) === entry) {
+          this.producers.settle({ producerId, sequence, firstOffset: r.firstOffset, lastOffset: r.lastOffset, timestamp: r.timestamp });
+        }
+      },
+      () => {},
+    );
+  }
+
+  /**
+   * Reads up to `limit` records (default 100) from `fromOffset`, never past the high watermark.
+   * Returns `[]` when `fromOffset` is `highWatermark + 1`.
+   *
+   * Rejects with `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE`
+   * beyond `highWatermark + 1`, `WAL_CORRUPTION` on a bad checksum, `WAL_CLOSED`.
+   */
+  async read(fromOffset: number, options: ReadOptions = {}): Promise<WalRecord[]> {
+    checkOffset(fromOffset, 'fromOffset');
+    const limit = options.limit ?? DEFAULT_READ_LIMIT;
+    const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`limit must be a positive integer, got ${String(limit)}`);
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`maxBytes must be a positive integer, got ${String(maxBytes)}`);
+    this.checkOpen();
+    const end = this.highWatermark + 1;
+    this.checkStart(fromOffset, end);
+    if (fromOffset === end) return [];
+    return this.reader.read(fromOffset, end, limit, maxBytes);
+  }
+
+  private checkStart(fromOffset: number, end: number): void {
+    if (fromOffset < this.firstOffset) {
+      throw new WalError('WAL_OFFSET_COMPACTED', `offset ${fromOffset} is below the first retained offset ${this.firstOffset}`, {
+        fromOffset,
+        firstOffset: this.firstOffset,
+      });
+    }
+    if (fromOffset > end) {
+      throw new WalError('WAL_OFFSET_OUT_OF_RANGE', `offset ${fromOffset} is beyond the end of the log (high watermark ${end - 1})`, {
+        fromOffset,
+        highWatermark: end - 1,
+      });
+    }
+  }
+
+  /** Every record from `fromOffset` up to `toOffset` (exclusive; default: the high watermark + 1). */
+  async *range(fromOffset: number, toOffset?: number): AsyncIterableIterator<WalRecord> {
+    let next = fromOffset;
+    const end = Math.min(toOffset ?? Number.MAX_SAFE_INTEGER, this.highWatermark + 1);
+    while (next < end) {
+      const batch = await this.read(next, { limit: Math.min(DEFAULT_TAIL_RECORDS, end - next) });
+      if (batch.length === 0) return;
+      yield* batch;
+      next = batch[batch.length - 1]!.offset + 1;
+    }
+  }
+
+  /**
+   * Batches of records from `fromOffset`: catches up from disk, then follows new appends as the high
+   * watermark moves. Ends when `signal` aborts; throws `WAL_CLOSED` when the log closes and
+   * `WAL_OFFSET_COMPACTED` if compaction removes what it still has to read.
+   */
+  async *tailBatches(fromOffset: number, options: TailOptions = {}): AsyncIterableIterator<WalRecord[]> {
+    const maxRecords = options.maxRecords ?? DEFAULT_TAIL_RECORDS;
+    const maxBytes = options.maxBytes ?? DEFAULT_TAIL_BYTES;
+    const signal = options.signal;
+    checkOffset(fromOffset, 'fromOffset');
+    this.checkOpen();
+    this.checkStart(fromOffset, this.highWatermark + 1);
+    let next = fromOffset;
+    while (signal?.aborted !== true) {
+      this.checkOpen();
+      if (next <= this.highWatermark) {
+        const batch = await this.reader.read(next, this.highWatermark + 1, maxRecords, maxBytes);
+        if (batch.length > 0) {
+          next = batch[batch.length - 1]!.offset + 1;
+          yield batch;
+          continue;
+        }
+      }
+      if (!(await this.waitForHighWatermark(next - 1, signal))) return;
+    }
+  }
+
+  /** Like {@link tailBatches}, one record at a time. */
+  async *tail(fromOffset: number, options: TailOptions = {}): AsyncIterableIterator<WalRecord> {
+    for await (const batch of this.tailBatches(fromOffset, options)) yield* batch;
+  }
+
+  /**
+   * Resolves `true` once the high watermark is above `offset`, `false` if `signal` aborts first.
+   * Rejects with `WAL_CLOSED` when the log closes.
+   */
+  waitForHighWatermark(offset: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.highWatermark > offset) return Promise.resolve(true);
+    if (signal?.aborted === true) return Promise.resolve(false);
+    if (this.statusValue !== 'open') return Promise.reject(closedError());
+    return this.waiters.wait(offset, signal);
+  }
+
+  /** The first offset whose timestamp is at or after `timestampMs`, or `nextOffset` when none is. */
+  async offsetForTimestamp(timestampMs: number): Promise<number> {
+    this.checkOpen();
+    const end = this.highWatermark + 1;
+    const segment = this.segments.find((s) => s.lastTimestamp >= timestampMs && s.nextOffset > s.baseOffset);
+    if (segment === undefined || !segment.acquire()) return end;
+    try {
+      const file = segment.fileFor(this.options.storage);
+      let position = segment.index.positionForTimestamp(timestampMs);
+      while (position >= 0 && position < segment.dataEnd) {
+        const head = Buffer.allocUnsafe(Math.min(segment.dataEnd - position, 64 * 1024));
+        const got = await file.read(head, head.length, position);
+        let rel = 0;
+        for (;;) {
+          const check = checkFrame(head, rel, got);
+          if (check.kind !== 'ok') break;
+          if (check.header.timestamp >= timestampMs) return Math.min(check.header.baseOffset, end);
+          rel += align8(check.header.length);
+        }
+        if (rel === 0) break;
+        position += rel;
+      }
+      return Math.min(segment.nextOffset, end);
+    } finally {
+      segment.release();
+    }
+  }
+
+  /** Forces an `fdatasync` of everything written; resolves with the high watermark. */
+  async sync(): Promise<number> {
+    this.checkOpen();
+    this.writer.syncNow();
+    return this.highWatermark;
+  }
+
+  /** Writes everything queued now rather than at the end of this event-loop turn. */
+  async flush(): Promise<void> {
+    this.checkOpen();
+    this.writer.flush();
+  }
+
+  /** A point-in-time summary: counts, sizes, offsets and I/O counters. */
+  stats(): WalStats {
+    let bytesOnDisk = 0;
+    for (const segment of this.segments) bytesOnDisk += segment.fileSize;
+    const active = this.writer.activeSegment;
+    return {
+      recordCount: active.nextOffset - this.firstOffset,
+      segmentCount: this.segments.length,
+      bytesOnDisk,
+      firstOffset: this.firstOffset,
+      lastOffset: this.writer.writtenNext - 1,
+      highWatermark: this.highWatermark,
+      nextOffset: this.writer.nextOffset,
+      io: { ...this.io },
+      status: this.statusValue,
+      writeState: this.writer.writeState,
+    };
+  }
+
+  /**
+   * Deletes every sealed segment whose records all lie below `offset` (never the active one), then
+   * syncs the directory. Resolves with the number of segments deleted. Readers still inside a deleted
+   * segment finish; later reads below the new first offset get `WAL_OFFSET_COMPACTED`.
+   */
+  async deleteSegmentsBefore(offset: number): Promise<number> {
+    checkOffset(offset, 'offset');
+    this.checkOpen();
+    const { storage, dir } = this.options;
+    let deleted = 0;
+    while (this.segments.length > 1 && this.segments[0]!.nextOffset <= offset) {
+      const segment = this.segments.shift()!;
+      segment.markDeleted();
+      try {
+        storage.unlink(segment.path);
+        if (storage.exists(segment.indexPath)) storage.unlink(segment.indexPath);
+      } catch (error) {
+        throw storageFailure(error, `deleting ${segment.name} failed`);
+      }
+      deleted++;
+    }
+    if (deleted > 0) {
+      try {
+        storage.syncDir(dir);
+      } catch (error) {
+        throw storageFailure(error, 'syncing the data directory failed');
+      }
+    }
+    return deleted;
+  }
+
+  /** Writes and syncs what is queued, persists the active index, releases the directory. Idempotent. */
+  async close(): Promise<void> {
+    if (this.statusValue !== 'open') return;
+    this.statusValue = 'closing';
+    try {
+      await this.writer.close();
+    } finally {
+      this.waiters.closeAll(closedError());
+      for (const segment of this.segments) segment.closeFile();
+      this.lock.release();
+      this.statusValue = 'closed';
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.statusValue !== 'open') throw closedError();
+  }
+}
+
+function replay(known: ProducerEntry): Promise<AppendResult> {
+  if (known.pending !== undefined && known.settled === undefined) return known.pending.then((r) => ({ ...r, duplicate: true }));
+  const s = known.settled!;
+  return Promise.resolve({ firstOffset: s.firstOffset, lastOffset: s.lastOffset, timestamp: s.timestamp, duplicate: true });
+}
+
+function checkOffset(value: number, name: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${String(value)}`);
+}
+
+function closedError(): WalError {
+  return new WalError('WAL_CLOSED', 'the log is closed', {});
+}
+
+function storageFailure(error: unknown, what: string): unknown {
+  return error instanceof TypeError || error instanceof RangeError ? error : walErrorFromStorage(error, what);
+}

@@ -1,0 +1,14 @@
+/**
+ * wald as a library: the log engine on its own.
+ *
+ * ```ts
+ * import { Wal } from 'wald';
+ * ```
+ */
+export { Wal } from './engine/wal.js';
+export { WAL_DEFAULTS, type WalOptions } from './engine/wal-options.js';
+export type * from './engine/types.js';
+export { WalError, isWalError, ERROR_CODES, type ErrorCode, type ErrorDetails } from './errors.js';
+export type { Storage, StorageFile, StorageLock, OpenMode } from './storage/storage.js';
+export { StorageError } from './storage/storage.js';
+export { NodeStorage } from './storage/node-storage.js';
