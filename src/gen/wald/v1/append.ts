@@ -23,7 +23,8 @@ export const protobufFileName = "wald/v1/append.proto";
 export interface AppendRequest {
   /**
    * The records to append, in order. Required: 1 to max_batch_records (server limit, default
-   * 10,000) records whose sizes add up to at most max_batch_bytes (default 4 MiB).
+   * 10,000) records whose sizes add up to at most max_batch_bytes (default 4 MiB, counting a
+   * 40-byte frame header).
    * Empty: INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT, field `records`.
    * Too many records or too many bytes: INVALID_ARGUMENT, reason WAL_BATCH_TOO_LARGE.
    * One record too large: INVALID_ARGUMENT, reason WAL_RECORD_TOO_LARGE, field `records[i]`.
@@ -83,8 +84,9 @@ export interface AppendStreamRequest {
    */
   requestId: bigint;
   /**
-   * The append, with the same meaning and validation as the Append RPC. Unset means an empty
-   * batch: answered with an INVALID_ARGUMENT `error` (field `append.records`).
+   * The append, with the same meaning and validation as the Append RPC; field names in errors are
+   * relative to it (`records[0].type`). Unset means an empty batch: answered with an
+   * INVALID_ARGUMENT `error` (field `records`).
    */
   append: AppendRequest | undefined;
 }

@@ -21,7 +21,10 @@ export const protobufFileName = "wald/v1/record.proto";
  *   time and non-decreasing along the log.
  * - A field that can be "nothing yet" (for example the high watermark of an empty log) is declared
  *   `optional` and left unset in that case; 0 is always a real offset.
- * - Byte sizes are counted as key + value + header names (UTF-8) + header values.
+ * - A record's size is what the log stores: key + value + header names (UTF-8) + header values,
+ *   plus 12 bytes per record and 6 per header. Size limits of appends count that.
+ * - Response sizes (`max_bytes` of Read and TailWal) count the protobuf-encoded size of the
+ *   records in the response.
  */
 
 /** RecordType says what a record means to the key-value view kept over the log. */
@@ -88,9 +91,9 @@ export function recordTypeToJSON(object: RecordType): string {
  * an AppendRecord (offset and timestamp are then ignored): a read record can be appended again
  * unchanged.
  *
- * Errors: a record whose size (key + value + header names + header values) exceeds the server's
- * max_record_bytes is INVALID_ARGUMENT with reason WAL_RECORD_TOO_LARGE; the metadata names the
- * field (`records[i]`), its size and the limit.
+ * Errors: a record whose size (see above) exceeds the server's max_record_bytes (default 1 MiB)
+ * is INVALID_ARGUMENT with reason WAL_RECORD_TOO_LARGE; the metadata names the field
+ * (`records[i]`), its size (`bytes`) and the limit (`limit`).
  */
 export interface AppendRecord {
   /**

@@ -50,7 +50,7 @@ export interface TailWalRequest {
    */
   maxRecords: number;
   /**
-   * Most record bytes per response (sizes as in AppendRecord). 0 means the server default
+   * Most bytes of records per response, counting their encoded size. 0 means the server default
    * (max_response_bytes, default 3 MiB); larger values are capped at it. A single record larger
    * than this is still sent, alone.
    */
@@ -70,7 +70,10 @@ export interface TailWalResponse {
   /**
    * Consecutive durable records in offset order, continuing exactly where the previous response
    * stopped. Empty in a heartbeat: a message the server sends when no record arrived for its
-   * heartbeat period, so that the client sees the stream is alive and learns the high watermark.
+   * heartbeat period (tail_heartbeat_interval_ms, default 5 s), so that the client sees the stream
+   * is alive and learns the high watermark. The first time the stream has caught up with the high
+   * watermark (at once when there is nothing to catch up), it sends a heartbeat right away: an
+   * empty batch therefore also means "you have everything durable so far".
    */
   records: Record[];
   /**

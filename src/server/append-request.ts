@@ -1,0 +1,83 @@
+import { MAX_PRODUCER_ID_BYTES } from '../engine/append-validation.js';
+import type { AppendOptions, AppendRecord, RecordType as EngineRecordType } from '../engine/types.js';
+import type { AppendRequest } from '../gen/wald/v1/append.js';
+import { RecordType, type AppendRecord as AppendRecordMessage } from '../gen/wald/v1/record.js';
+import { invalidArgument, safeIntegerField } from './request-fields.js';
+
+/** An append request checked and translated for `Wal.append`. */
+export interface AppendCall {
+  readonly records: readonly AppendRecord[];
+  readonly options: AppendOptions;
+}
+
+function recordType(type: RecordType, index: number): EngineRecordType {
+  switch (type) {
+    case RecordType.RECORD_TYPE_UNSPECIFIED:
+    case RecordType.RECORD_TYPE_PUT:
+      return 'put';
+    case RecordType.RECORD_TYPE_DELETE:
+      return 'delete';
+    case RecordType.RECORD_TYPE_CHECKPOINT:
+      throw invalidArgument(`records[${index}].type`, 'RECORD_TYPE_CHECKPOINT records are written by the server only');
+    default:
+      throw invalidArgument(`records[${index}].type`, `unknown record type ${String(type)}`, { value: String(type) });
+  }
+}
+
+function toAppendRecord(message: AppendRecordMessage, index: number): AppendRecord {
+  const type = recordType(message.type, index);
+  if (type === 'delete' && message.key === undefined) {
+    throw invalidArgument(`records[${index}].key`, 'a RECORD_TYPE_DELETE record needs a key');
+  }
+  for (const name in message.headers) {
+    if (name === '') {
+      throw invalidArgument(`records[${index}].headers`, 'header names must not be empty');
+    }
+  }
+  return { key: message.key, value: message.value, headers: message.headers, type };
+}
+
+/**
+ * Checks an `AppendRequest` (unset means an empty batch) and translates it for `Wal.append`.
+ *
+ * Size limits (record bytes, batch bytes, records per batch) are left to the engine, which knows
+ * the log's sizes; its errors already name the field (`records[i]`, `records`).
+ *
+ * @throws WalError `WAL_INVALID_ARGUMENT` naming the field: no records; an unknown or
+ *   server-only record type; a DELETE without a key; an empty header name; `expected_offset` or
+ *   `sequence` above 2^53 - 1; a `producer_id` longer than 256 bytes; a `sequence` without a
+ *   `producer_id`.
+ */
+export function parseAppendRequest(request: AppendRequest | undefined): AppendCall {
+  const messages = request?.records ?? [];
+  if (messages.length === 0) {
+    throw invalidArgument('records', 'an append needs at least one record');
+  }
+  const records = messages.map(toAppendRecord);
+  const expectedOffset =
+    request?.expectedOffset === undefined ? undefined : safeIntegerField(request.expectedOffset, 'expected_offset');
+  const producerId = request?.producerId ?? '';
+  const sequence = request?.sequence ?? 0n;
+  if (producerId === '') {
+    if (sequence !== 0n) {
+      throw invalidArgument('sequence', 'a sequence needs a producer_id');
+    }
+    return { records, options: { sync: request?.sync ?? false, expectedOffset } };
+  }
+  const producerIdBytes = Buffer.byteLength(producerId, 'utf8');
+  if (producerIdBytes > MAX_PRODUCER_ID_BYTES) {
+    throw invalidArgument('producer_id', `must be at most ${MAX_PRODUCER_ID_BYTES} bytes, got ${producerIdBytes}`, {
+      bytes: producerIdBytes,
+      limit: MAX_PRODUCER_ID_BYTES,
+    });
+  }
+  return {
+    records,
+    options: {
+      sync: request?.sync ?? false,
+      expectedOffset,
+      producerId,
+      sequence: safeIntegerField(sequence, 'sequence'),
+    },
+  };
+}

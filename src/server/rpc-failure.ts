@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { Metadata, status as Status, type ServerErrorResponse } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { isWalError, type ErrorCode } from '../errors.js';
+import { Any } from '../gen/google/protobuf/any.js';
+import { ErrorInfo } from '../gen/google/rpc/error_details.js';
+import { Status as RpcStatus } from '../gen/google/rpc/status.js';
+import { STATUS_BY_CODE } from './status-map.js';
+
+/** The `ErrorInfo.domain` of every error wald sends. */
+export const ERROR_DOMAIN = 'wald.dev';
+
+/** The trailer carrying a serialized `google.rpc.Status` (the gRPC "rich error" convention). */
+export const STATUS_DETAILS_TRAILER = 'grpc-status-details-bin';
+
+/** The `Any.type_url` of a packed `google.rpc.ErrorInfo`. */
+export const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
+
+/**
+ * A failed call, ready to send: the gRPC status code, a message, and the `ErrorInfo` contents
+ * (`reason` = the stable code, `metadata` = the error's details as strings).
+ */
+export interface RpcFailure {
+  readonly code: Status;
+  readonly message: string;
+  readonly reason: ErrorCode;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Where a failure happened, for the log line of an unexpected error. */
+export interface FailureContext {
+  readonly rpc: string;
+}
+
+/** Codes about the caller's request or the server's lifecycle, not a fault: logged at debug level. */
+const EXPECTED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'WAL_INVALID_ARGUMENT',
+  'WAL_RECORD_TOO_LARGE',
+  'WAL_BATCH_TOO_LARGE',
+  'WAL_OFFSET_OUT_OF_RANGE',
+  'WAL_OFFSET_COMPACTED',
+  'WAL_OFFSET_MISMATCH',
+  'WAL_SEQUENCE_STALE',
+  'WAL_TOO_MANY_STREAMS',
+  'WAL_SHUTTING_DOWN',
+]);
+
+function stringMetadata(details: Readonly<Record<string, unknown>>): Record<string, string> {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(details)) {
+    if (value !== undefined) {
+      metadata[key] = String(value);
+    }
+  }
+  return metadata;
+}
+
+/**
+ * Turns anything a handler threw into the failure to send.
+ *
+ * A `WalError` keeps its code (mapped through {@link STATUS_BY_CODE}), message and details.
+ * Anything else, and `WAL_INTERNAL`, is unexpected: it is logged in full with an incident id and
+ * the client gets a generic `INTERNAL` whose metadata holds only that id, so that nothing about
+ * the server's internals leaks.
+ */
+export function toRpcFailure(error: unknown, logger: Logger, context: FailureContext): RpcFailure {
+  if (isWalError(error) && error.code !== 'WAL_INTERNAL') {
+    const code = STATUS_BY_CODE[error.code];
+    if (EXPECTED_CODES.has(error.code)) {
+      logger.debug({ rpc: context.rpc, reason: error.code, details: error.details }, error.message);
+    } else {
+      logger.warn({ rpc: context.rpc, reason: error.code, details: error.details, err: error }, error.message);
+    }
+    return { code, message: error.message, reason: error.code, metadata: stringMetadata(error.details) };
+  }
+  const incidentId = randomUUID();
+  logger.error({ rpc: context.rpc, incidentId, err: error }, 'unexpected error');
+  return {
+    code: Status.INTERNAL,
+    message: `internal error (incident ${incidentId})`,
+    reason: 'WAL_INTERNAL',
+    metadata: { incidentId },
+  };
+}
+
+/** The `google.rpc.Status` message of a failure, with its `ErrorInfo` as the only detail. */
+export function toRpcStatus(failure: RpcFailure): RpcStatus {
+  const info = ErrorInfo.encode({ reason: failure.reason, domain: ERROR_DOMAIN, metadata: { ...failure.metadata } }).finish();
+  return {
+    code: failure.code,
+    message: failure.message,
+    details: [Any.create({ typeUrl: ERROR_INFO_TYPE_URL, value: Buffer.from(info) })],
+  };
+}
+
+/**
+ * The error object grpc-js sends for a failure: status code, message, and the serialized
+ * `google.rpc.Status` in the `grpc-status-details-bin` trailer. Pass it to a unary callback or
+ * emit it as the `'error'` of a streaming call.
+ */
+export function toServiceError(failure: RpcFailure): ServerErrorResponse {
+  const metadata = new Metadata();
+  metadata.set(STATUS_DETAILS_TRAILER, Buffer.from(RpcStatus.encode(toRpcStatus(failure)).finish()));
+  return Object.assign(new Error(failure.message), { code: failure.code, details: failure.message, metadata });
+}

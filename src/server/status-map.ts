@@ -1,0 +1,30 @@
+import { status as Status } from '@grpc/grpc-js';
+import type { ErrorCode } from '../errors.js';
+
+/**
+ * The gRPC status of each stable error code: the one table the service uses to turn a
+ * `WalError` into a status. Declared with `satisfies Record<ErrorCode, Status>` so that adding a
+ * code to `ERROR_CODES` without mapping it here does not compile.
+ *
+ * The choices follow the gRPC status code guide: `UNAVAILABLE` only where retrying the same call
+ * can succeed and nothing was applied; `FAILED_PRECONDITION` where the system must change first;
+ * `ABORTED` for the lost race of a conditional append; `OUT_OF_RANGE` for offsets past either end.
+ */
+export const STATUS_BY_CODE = {
+  WAL_LOCKED: Status.FAILED_PRECONDITION,
+  WAL_CORRUPTION: Status.DATA_LOSS,
+  WAL_CLOSED: Status.UNAVAILABLE,
+  WAL_READ_ONLY: Status.FAILED_PRECONDITION,
+  WAL_NO_SPACE: Status.RESOURCE_EXHAUSTED,
+  WAL_IO_ERROR: Status.UNAVAILABLE,
+  WAL_OFFSET_OUT_OF_RANGE: Status.OUT_OF_RANGE,
+  WAL_OFFSET_COMPACTED: Status.OUT_OF_RANGE,
+  WAL_RECORD_TOO_LARGE: Status.INVALID_ARGUMENT,
+  WAL_BATCH_TOO_LARGE: Status.INVALID_ARGUMENT,
+  WAL_INVALID_ARGUMENT: Status.INVALID_ARGUMENT,
+  WAL_OFFSET_MISMATCH: Status.ABORTED,
+  WAL_SEQUENCE_STALE: Status.FAILED_PRECONDITION,
+  WAL_TOO_MANY_STREAMS: Status.RESOURCE_EXHAUSTED,
+  WAL_SHUTTING_DOWN: Status.UNAVAILABLE,
+  WAL_INTERNAL: Status.INTERNAL,
+} as const satisfies Record<ErrorCode, Status>;

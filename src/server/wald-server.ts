@@ -1,0 +1,202 @@
+import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { pino, type Logger } from 'pino';
+import type { RecoveryReport } from '../engine/types.js';
+import { Wal } from '../engine/wal.js';
+import type { WalOptions } from '../engine/wal-options.js';
+import { WalServiceService } from '../gen/wald/v1/wal_service.js';
+import type { AppendStreamSession } from './append-stream.js';
+import { addReflection, loadDescriptorSet } from './reflection.js';
+import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { StreamRegistry } from './stream-registry.js';
+import type { TailStream } from './tail-stream.js';
+import { createWalService } from './wal-service.js';
+
+/** The full name of wald's service, as health checks and reflection know it. */
+export const WAL_SERVICE_NAME = 'wald.v1.WalService';
+
+/** Lifecycle of a {@link WaldServer}. */
+export type WaldServerStatus = 'created' | 'starting' | 'serving' | 'stopping' | 'stopped';
+
+/** What a {@link WaldServer} is made of. */
+export interface WaldServerInit {
+  /** The open log to serve. The server owns it from now on: `stop()` syncs and closes it. */
+  readonly wal: Wal;
+  readonly options?: ServerOptions | undefined;
+  /** JSON logger; default: pino at `info` on stdout. */
+  readonly logger?: Logger | undefined;
+}
+
+/**
+ * The wald gRPC server: `wald.v1.WalService` over one `Wal`, plus `grpc.health.v1.Health` and
+ * server reflection (v1 and v1alpha).
+ *
+ * ```ts
+ * const { server } = await WaldServer.open({ dir: './data' }, { listen: '127.0.0.1:0' });
+ * const port = await server.start();
+ * // ...
+ * await server.stop(); // ends tails with UNAVAILABLE, syncs and closes the log
+ * ```
+ */
+export class WaldServer {
+  /** Open TailWal streams (limit `maxTailStreams`). */
+  readonly tails: StreamRegistry<TailStream>;
+  /** Open AppendStream streams (limit `maxAppendStreams`). */
+  readonly appendStreams: StreamRegistry<AppendStreamSession>;
+  /** The resolved options. */
+  readonly options: ResolvedServerOptions;
+  readonly wal: Wal;
+  private readonly logger: Logger;
+  private readonly grpcServer: Server;
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
+  private statusValue: WaldServerStatus = 'created';
+  private boundPort: number | undefined;
+  private stopped: Promise<void> | undefined;
+
+  /**
+   * Opens the log at `walOptions.dir` (recovering it) and makes a server for it, with the log's
+   * size limits passed on to the server's checks.
+   *
+   * Rejects with the errors of `Wal.open` (`WAL_LOCKED`, `WAL_CORRUPTION`, ...) and `RangeError` for
+   * bad server options (the log is closed again then).
+   */
+  static async open(
+    walOptions: WalOptions,
+    options: ServerOptions = {},
+    logger?: Logger,
+  ): Promise<{ server: WaldServer; report: RecoveryReport }> {
+    const { wal, report } = await Wal.open(walOptions);
+    try {
+      const appendLimits = {
+        maxRecordBytes: walOptions.maxRecordBytes,
+        maxBatchBytes: walOptions.maxBatchBytes,
+        maxBatchRecords: walOptions.maxBatchRecords,
+        ...options.appendLimits,
+      };
+      return { server: new WaldServer({ wal, options: { ...options, appendLimits }, logger }), report };
+    } catch (error) {
+      await wal.close();
+      throw error;
+    }
+  }
+
+  /** @throws RangeError for bad options (see `resolveServerOptions`). */
+  constructor(init: WaldServerInit) {
+    this.wal = init.wal;
+    this.options = resolveServerOptions(init.options);
+    this.logger = init.logger ?? pino({ name: 'wald' });
+    this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
+    this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
+    this.grpcServer = new Server(this.channelOptions());
+    this.grpcServer.addService(
+      WalServiceService,
+      createWalService({
+        wal: this.wal,
+        options: this.options,
+        logger: this.logger,
+        tails: this.tails,
+        appendStreams: this.appendStreams,
+        isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped',
+      }),
+    );
+    this.health.addToServer(this.grpcServer);
+    addReflection(this.grpcServer, loadDescriptorSet(), this.logger);
+  }
+
+  /** Lifecycle state. */
+  get status(): WaldServerStatus {
+    return this.statusValue;
+  }
+
+  /** The port the server listens on, once started. */
+  get port(): number | undefined {
+    return this.boundPort;
+  }
+
+  private channelOptions(): ChannelOptions {
+    const o = this.options;
+    return {
+      'grpc.max_receive_message_length': o.maxReceiveMessageBytes,
+      'grpc.max_send_message_length': o.maxSendMessageBytes,
+      'grpc.keepalive_time_ms': o.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs,
+      // Followers idle on a tail ping to keep the connection; that is not abuse.
+      'grpc.keepalive_permit_without_calls': 1,
+    };
+  }
+
+  /**
+   * Binds `options.listen` and starts serving; resolves with the bound port (useful with port 0).
+   *
+   * @throws Error when already started, or when the address cannot be bound.
+   */
+  async start(): Promise<number> {
+    if (this.statusValue !== 'created') {
+      throw new Error(`the server cannot start: it is ${this.statusValue}`);
+    }
+    this.statusValue = 'starting';
+    try {
+      this.boundPort = await new Promise<number>((resolve, reject) => {
+        this.grpcServer.bindAsync(this.options.listen, ServerCredentials.createInsecure(), (error, port) => {
+          if (error === null) {
+            resolve(port);
+          } else {
+            reject(error);
+          }
+        });
+      });
+    } catch (error) {
+      this.statusValue = 'created';
+      throw error;
+    }
+    this.statusValue = 'serving';
+    this.health.setStatus('', 'SERVING');
+    this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
+    const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(':'));
+    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir }, 'wald listening');
+    return this.boundPort;
+  }
+
+  /**
+   * Stops gracefully: health turns NOT_SERVING, new calls are refused, tails end with
+   * `UNAVAILABLE` (`WAL_SHUTTING_DOWN`), append streams answer what they read and end the same
+   * way, in-flight calls finish (for up to `shutdownGraceMs`, then they are cancelled), the log is
+   * synced and closed. Idempotent: later calls return the same promise.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    const wasServing = this.statusValue === 'serving';
+    this.statusValue = 'stopping';
+    this.health.setStatus('', 'NOT_SERVING');
+    this.health.setStatus(WAL_SERVICE_NAME, 'NOT_SERVING');
+    this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
+    if (wasServing) {
+      const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
+      await Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll()]);
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(resolve, this.options.shutdownGraceMs, 'timeout');
+      });
+      if ((await Promise.race([drained, grace])) === 'timeout') {
+        // A client that does not read keeps its stream (and its final status) queued forever.
+        this.logger.warn({ graceMs: this.options.shutdownGraceMs }, 'calls still open after the grace period: cancelling them');
+        this.grpcServer.forceShutdown();
+      }
+      clearTimeout(timer);
+    } else {
+      this.grpcServer.forceShutdown();
+    }
+    try {
+      await this.wal.sync();
+    } catch (error) {
+      this.logger.error({ err: error }, 'final sync failed');
+    }
+    await this.wal.close();
+    this.statusValue = 'stopped';
+    this.logger.info('wald stopped');
+  }
+}
