@@ -65,6 +65,7 @@ export class LogWriter {
   private syncTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private lastProbeAt = 0;
 
   constructor(
     private readonly options: ResolvedWalOptions,
@@ -105,7 +106,7 @@ export class LogWriter {
     if (this.writeState === 'read-only') {
       throw new WalError('WAL_READ_ONLY', 'the log is read-only after a failed fsync; re-open it to recover', { writeState: this.writeState });
     }
-    if (this.writeState === 'disk-full') {
+    if (this.writeState === 'disk-full' && !this.probeDue()) {
       throw new WalError('WAL_NO_SPACE', 'the disk is full; appends resume once space is freed', { writeState: this.writeState });
     }
   }
@@ -353,9 +354,16 @@ export class LogWriter {
     this.events.visibleAdvanced();
   }
 
+  /** In disk-full mode, probes for space if the last probe is older than the probe interval. */
+  private probeDue(): boolean {
+    if (this.options.clock() - this.lastProbeAt < this.options.diskFullProbeIntervalMs) return false;
+    return this.probeSpace();
+  }
+
   private enterDiskFull(): void {
     if (this.writeState !== 'writable') return;
     this.writeState = 'disk-full';
+    this.lastProbeAt = this.options.clock();
     this.probeTimer = setInterval(() => this.probeSpace(), this.options.diskFullProbeIntervalMs);
     this.probeTimer.unref();
   }
@@ -363,6 +371,7 @@ export class LogWriter {
   /** Tries to write a batch-sized file; if that works, appends are accepted again. */
   probeSpace(): boolean {
     const { storage, dir, maxBatchBytes } = this.options;
+    this.lastProbeAt = this.options.clock();
     const path = join(dir, 'space-probe' + TEMP_SUFFIX);
     let file: StorageFile | undefined;
     try {

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Wal } from '../../src/engine/wal.js';
+import type { WalOptions } from '../../src/engine/wal-options.js';
+import { isWalError } from '../../src/errors.js';
+import { MemDisk } from '../support/mem-disk.js';
+import { FakeClock } from '../support/temp-dir.js';
+
+const DIR = '/data';
+const v = (s: string): { value: Buffer } => ({ value: Buffer.from(s) });
+
+async function open(disk: MemDisk, extra: Partial<WalOptions> = {}): Promise<Wal> {
+  const { wal } = await Wal.open({ dir: DIR, storage: disk.mount(), segmentSizeBytes: 64 * 1024, preallocate: false, ...extra });
+  return wal;
+}
+
+async function values(wal: Wal): Promise<string[]> {
+  const out: string[] = [];
+  for await (const r of wal.range(wal.firstOffset)) out.push(r.value.toString());
+  return out;
+}
+
+describe('write failures', () => {
+  test('an EIO on write rejects the batch, rolls it back, and the log goes on', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk);
+    await wal.append([v('a'), v('b')]);
+    disk.inject({ op: 'writev', code: 'EIO' });
+    await assert.rejects(wal.append([v('lost-1'), v('lost-2')]), (e) => isWalError(e, 'WAL_IO_ERROR'));
+    assert.equal(wal.stats().writeState, 'writable');
+    const next = await wal.append([v('c')]);
+    assert.equal(next.firstOffset, 2, 'the failed batch did not consume offsets');
+    assert.deepEqual(await values(wal), ['a', 'b', 'c']);
+    await wal.close();
+    const reopened = await open(disk);
+    assert.deepEqual(await values(reopened), ['a', 'b', 'c']);
+    await reopened.close();
+  });
+
+  test('a short write that hits ENOSPC leaves no partial frame behind', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await open(disk, { clock: clock.now, diskFullProbeIntervalMs: 1000 });
+    await wal.append([v('a')]);
+    disk.capacityBytes = disk.usedBytes() + 100; // room for part of the next frame only
+    await assert.rejects(wal.append([v('x'.repeat(500))]), (e) => isWalError(e, 'WAL_NO_SPACE'));
+    disk.capacityBytes = Number.POSITIVE_INFINITY;
+    await wal.close();
+    disk.crash();
+    const reopened = await open(disk);
+    assert.deepEqual(await values(reopened), ['a']);
+    assert.deepEqual((await reopened.append([v('b')])).firstOffset, 1);
+    await reopened.close();
+  });
+});
+
+describe('disk-full mode', () => {
+  test('ENOSPC rejects appends until space returns; reads and tails keep working', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await open(disk, { clock: clock.now, diskFullProbeIntervalMs: 1000, maxBatchBytes: 64 * 1024 });
+    await wal.append([v('before')]);
+    const controller = new AbortController();
+    const tailed: string[] = [];
+    const tail = (async () => {
+      for await (const r of wal.tail(0, { signal: controller.signal })) {
+        tailed.push(r.value.toString());
+        if (tailed.length === 2) controller.abort();
+      }
+    })();
+
+    disk.capacityBytes = disk.usedBytes() + 10;
+    await assert.rejects(wal.append([v('x'.repeat(200))]), (e) => isWalError(e, 'WAL_NO_SPACE'));
+    assert.equal(wal.stats().writeState, 'disk-full');
+    // While full, appends are refused at once, without touching the disk.
+    const opsBefore = disk.ops;
+    await assert.rejects(async () => wal.append([v('refused')]), (e) => isWalError(e, 'WAL_NO_SPACE'));
+    assert.equal(disk.ops, opsBefore);
+    assert.deepEqual(await values(wal), ['before'], 'reads work while the disk is full');
+
+    // Space returns; the next append after the probe interval probes, finds it, and goes through.
+    disk.capacityBytes = Number.POSITIVE_INFINITY;
+    clock.advance(1000);
+    const after = await wal.append([v('after')]);
+    assert.equal(after.firstOffset, 1);
+    assert.equal(wal.stats().writeState, 'writable');
+    await tail;
+    assert.deepEqual(tailed, ['before', 'after'], 'the tail saw records from before and after the full disk');
+    await wal.close();
+  });
+
+  test('ENOSPC while creating the next segment acknowledges what fit and refuses the rest', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await open(disk, { segmentSizeBytes: 4096, clock: clock.now });
+    disk.inject({ op: 'create', path: /\.seg\.tmp$/, code: 'ENOSPC' });
+    const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => wal.append([v(`r${i}`.padEnd(100, '.'))])));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    assert.ok(ok > 0 && ok < 60, `some appends fit the first segment (${ok})`);
+    for (const r of results.slice(ok)) assert.ok(r.status === 'rejected' && isWalError(r.reason, 'WAL_NO_SPACE'));
+    assert.equal(wal.stats().writeState, 'disk-full');
+    clock.advance(60_000);
+    const next = await wal.append([v('resumed'.padEnd(3000, '.'))]);
+    assert.equal(next.firstOffset, ok, 'offsets stay dense across the full disk');
+    assert.equal(wal.stats().segmentCount, 2, 'the next segment was created once space returned');
+    await wal.close();
+    const reopened = await open(disk, { segmentSizeBytes: 4096 });
+    const all = await values(reopened);
+    assert.equal(all.length, ok + 1);
+    assert.ok(all[ok]!.startsWith('resumed'));
+    await reopened.close();
+  });
+});
+
+describe('fsync failures', () => {
+  for (const code of ['EIO', 'ENOSPC']) {
+    test(`a failed fdatasync (${code}) rejects the batch and makes the log read-only until re-opened`, async () => {
+      const disk = new MemDisk();
+      const wal = await open(disk);
+      await wal.append([v('durable')]);
+      disk.inject({ op: 'datasync', code });
+      await assert.rejects(wal.append([v('not acknowledged')]), (e) => isWalError(e, 'WAL_IO_ERROR'));
+      assert.equal(wal.stats().writeState, 'read-only');
+      await assert.rejects(async () => wal.append([v('refused')]), (e) => isWalError(e, 'WAL_READ_ONLY'));
+      assert.deepEqual(await values(wal), ['durable'], 'reads up to the high watermark keep working');
+      await wal.close();
+      disk.crash();
+      const reopened = await open(disk);
+      assert.equal(reopened.stats().writeState, 'writable');
+      assert.deepEqual((await values(reopened))[0], 'durable');
+      await reopened.append([v('again')]);
+      await reopened.close();
+    });
+  }
+
+  test('a failed interval fdatasync makes the log read-only', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk, { syncPolicy: 'interval', syncIntervalMs: 1 });
+    disk.inject({ op: 'datasync', code: 'EIO' });
+    await wal.append([v('written, never synced')]);
+    // The interval timer's sync fails; wait for the log to notice by asking for a sync ourselves.
+    await assert.rejects(wal.sync(), (e) => isWalError(e, 'WAL_READ_ONLY') || isWalError(e, 'WAL_IO_ERROR'));
+    assert.equal(wal.stats().writeState, 'read-only');
+    await wal.close();
+  });
+});
