@@ -81,8 +81,8 @@ export class LogWriter {
     this.lastTimestamp = Math.max(active.lastTimestamp, 0);
     this.durableEnd = active.dataEnd;
     if (options.syncPolicy === 'interval') {
+      // Referenced on purpose: unsynced appends must not be abandoned by an exiting process.
       this.syncTimer = setInterval(() => this.syncTick(), options.syncIntervalMs);
-      this.syncTimer.unref();
     }
   }
 
