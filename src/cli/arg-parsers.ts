@@ -1,0 +1,50 @@
+import { InvalidArgumentError } from 'commander';
+
+/**
+ * Parsers of option values for commander. Each throws commander's `InvalidArgumentError`, which
+ * commander reports as a usage error naming the option (exit code 2).
+ */
+
+/** A decimal integer from 0 to 2^53 - 1. */
+export function parseNonNegativeInteger(value: string): number {
+  const parsed = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed)) throw new InvalidArgumentError('expected an integer >= 0.');
+  return parsed;
+}
+
+/** A decimal integer from 1 to 2^53 - 1. */
+export function parsePositiveInteger(value: string): number {
+  const parsed = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < 1) throw new InvalidArgumentError('expected an integer >= 1.');
+  return parsed;
+}
+
+/**
+ * A point in time: milliseconds since the Unix epoch, or an ISO 8601 date-time
+ * (`2024-05-01T12:00:00Z`).
+ */
+export function parseTimestamp(value: string): number {
+  if (/^\d+$/.test(value)) return parseNonNegativeInteger(value);
+  const parsed = Date.parse(value);
+  if (Number.isNaN(parsed) || parsed < 0) {
+    throw new InvalidArgumentError('expected milliseconds since the epoch or an ISO 8601 date-time.');
+  }
+  return parsed;
+}
+
+/** One `name=value` header; collected into a list by repeated options. */
+export function collectHeader(value: string, previous: readonly (readonly [string, string])[] = []): (readonly [string, string])[] {
+  const equals = value.indexOf('=');
+  if (equals <= 0) throw new InvalidArgumentError('expected name=value with a non-empty name.');
+  return [...previous, [value.slice(0, equals), value.slice(equals + 1)] as const];
+}
+
+/** Largest value of a protobuf `uint32` field. */
+const MAX_UINT32 = 2 ** 32 - 1;
+
+/** A decimal integer from 1 to 2^32 - 1: the range of a `uint32` request field. */
+export function parsePositiveUint32(value: string): number {
+  const parsed = parsePositiveInteger(value);
+  if (parsed > MAX_UINT32) throw new InvalidArgumentError(`expected an integer from 1 to ${MAX_UINT32}.`);
+  return parsed;
+}

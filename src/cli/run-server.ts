@@ -1,0 +1,62 @@
+import { pino, type Logger } from 'pino';
+import { engineOptionsOf, serverOptionsOf, type ServeConfig } from '../config.js';
+import { WaldServer } from '../server/wald-server.js';
+import { CommandFailure, EXIT_CODES } from './exit-codes.js';
+
+/** The signals that stop `wald serve` gracefully. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/** Resolves when a stop signal arrives; a second signal during shutdown exits at once with 1. */
+function stopSignalReceived(logger: Logger): { received: Promise<NodeJS.Signals>; dispose: () => void } {
+  let first: NodeJS.Signals | undefined;
+  let resolveReceived: (signal: NodeJS.Signals) => void = () => {};
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    resolveReceived = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (first === undefined) {
+      first = signal;
+      resolveReceived(signal);
+      return;
+    }
+    logger.warn({ signal }, 'second signal during shutdown: exiting now');
+    process.exit(EXIT_CODES.serverError);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return { received, dispose: () => STOP_SIGNALS.forEach((signal) => process.off(signal, onSignal)) };
+}
+
+/**
+ * Opens the log, serves it until SIGINT or SIGTERM, then stops gracefully (new calls refused,
+ * tails ended with UNAVAILABLE, log synced and closed). Throws `CommandFailure` when the log cannot
+ * be opened or the address cannot be bound.
+ */
+export async function runServer(config: ServeConfig): Promise<void> {
+  const logger = pino({ name: 'wald', level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
+  // Listening for signals before the log opens: a SIGTERM during recovery still stops cleanly.
+  const signals = stopSignalReceived(logger);
+  try {
+    logger.debug({ config }, 'configuration');
+    let opened;
+    try {
+      opened = await WaldServer.open({ dir: config.dataDir, ...engineOptionsOf(config) }, serverOptionsOf(config), logger);
+    } catch (error) {
+      logger.fatal({ err: error, dataDir: config.dataDir }, 'cannot open the log');
+      throw new CommandFailure(`cannot open the log in ${config.dataDir}: ${(error as Error).message}`);
+    }
+    const { server, report } = opened;
+    logger.info({ dataDir: config.dataDir, sync: config.sync, recovery: report }, 'log recovered');
+    try {
+      await server.start();
+    } catch (error) {
+      logger.fatal({ err: error, listen: config.listen }, 'cannot listen');
+      await server.stop();
+      throw new CommandFailure(`cannot listen on ${config.listen}: ${(error as Error).message}`);
+    }
+    const signal = await signals.received;
+    logger.info({ signal }, 'stop signal received');
+    await server.stop();
+  } finally {
+    signals.dispose();
+  }
+}

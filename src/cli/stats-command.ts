@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import { WriteState, type GetStatsResponse } from '../gen/wald/v1/stats.js';
+import { printJson, printText } from './output.js';
+import { jsonInteger, jsonOptionalInteger } from './record-view.js';
+import { formatFields } from './table.js';
+import { addUnaryClientOptions, callUnary, deadlineOptions, withClient, type UnaryCommandOptions } from './wal-client.js';
+
+function writeStateName(state: WriteState): string {
+  switch (state) {
+    case WriteState.WRITE_STATE_WRITABLE:
+      return 'writable';
+    case WriteState.WRITE_STATE_DISK_FULL:
+      return 'disk-full';
+    case WriteState.WRITE_STATE_READ_ONLY:
+      return 'read-only';
+    default:
+      return `unknown-${String(state)}`;
+  }
+}
+
+const optionalText = (value: bigint | undefined): string => (value === undefined ? 'none' : value.toString());
+
+function printStats(stats: GetStatsResponse, json: boolean): void {
+  const io = stats.ioStats;
+  if (json) {
+    printJson({
+      entryCount: jsonInteger(stats.entryCount),
+      segmentCount: jsonInteger(stats.segmentCount),
+      totalSizeBytes: jsonInteger(stats.totalSizeBytes),
+      firstOffset: jsonInteger(stats.firstOffset),
+      latestOffset: jsonOptionalInteger(stats.latestOffset),
+      highWatermark: jsonOptionalInteger(stats.highWatermark),
+      nextOffset: jsonInteger(stats.nextOffset),
+      tailStreamCount: stats.tailStreamCount,
+      writeState: writeStateName(stats.writeState),
+      ioStats: {
+        bytesWritten: jsonInteger(io?.bytesWritten ?? 0n),
+        bytesRead: jsonInteger(io?.bytesRead ?? 0n),
+        writes: jsonInteger(io?.writes ?? 0n),
+        reads: jsonInteger(io?.reads ?? 0n),
+        fsyncs: jsonInteger(io?.fsyncs ?? 0n),
+      },
+    });
+    return;
+  }
+  printText(
+    formatFields([
+      ['entries', stats.entryCount.toString()],
+      ['segments', stats.segmentCount.toString()],
+      ['size on disk', `${stats.totalSizeBytes} bytes`],
+      ['first offset', stats.firstOffset.toString()],
+      ['latest offset', optionalText(stats.latestOffset)],
+      ['high watermark', optionalText(stats.highWatermark)],
+      ['next offset', stats.nextOffset.toString()],
+      ['tail streams', String(stats.tailStreamCount)],
+      ['write state', writeStateName(stats.writeState)],
+      ['bytes written', (io?.bytesWritten ?? 0n).toString()],
+      ['bytes read', (io?.bytesRead ?? 0n).toString()],
+      ['writes', (io?.writes ?? 0n).toString()],
+      ['reads', (io?.reads ?? 0n).toString()],
+      ['fsyncs', (io?.fsyncs ?? 0n).toString()],
+    ]),
+  );
+}
+
+/** Registers `wald stats`: a point-in-time summary of the log. */
+export function registerStatsCommand(program: Command): void {
+  const command = program
+    .command('stats')
+    .summary('show a summary of the log')
+    .description('Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and the write state.');
+  addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
+    const stats = await withClient(options.server, (client) =>
+      callUnary<GetStatsResponse>((metadata, callback) => client.getStats({}, metadata, deadlineOptions(options.timeoutMs), callback)),
+    );
+    printStats(stats, options.json);
+  });
+}

@@ -1,0 +1,79 @@
+import { credentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { Option, type Command } from 'commander';
+import { WalServiceClient } from '../gen/wald/v1/wal_service.js';
+import { parsePositiveInteger } from './arg-parsers.js';
+import { toRpcError } from './rpc-error.js';
+
+/** Default `--server`: the default listen address of `wald serve`. */
+export const DEFAULT_SERVER = '127.0.0.1:7070';
+
+/** Default `--timeout-ms` of one-shot calls: generous for a synced append on a slow disk. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * Largest response the CLI accepts, bytes. Above gRPC's 4 MiB default so that a server configured
+ * with larger records or responses can still be read; bounded so that a broken server cannot make
+ * the CLI buffer without limit.
+ */
+export const CLIENT_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** The options every client command takes. */
+export interface ClientCommandOptions {
+  /** `host:port` of the server. */
+  readonly server: string;
+  /** Print JSON instead of text. */
+  readonly json: boolean;
+}
+
+/** The options of client commands that make one call, with a deadline. */
+export interface UnaryCommandOptions extends ClientCommandOptions {
+  readonly timeoutMs: number;
+}
+
+/** Adds `--server` and `--json` to a client command. */
+export function addClientOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--server <host:port>', 'address of the wald server').env('WALD_SERVER').default(DEFAULT_SERVER))
+    .option('--json', 'print JSON instead of a text table', false);
+}
+
+/** Adds `--server`, `--json` and `--timeout-ms` to a client command that makes one call. */
+export function addUnaryClientOptions(command: Command): Command {
+  return addClientOptions(command).addOption(
+    new Option('--timeout-ms <ms>', 'deadline of the call').argParser(parsePositiveInteger).default(DEFAULT_TIMEOUT_MS),
+  );
+}
+
+/** A client of `WalService` at `server`, over plaintext HTTP/2 (no TLS). Close it when done. */
+export function connectClient(server: string): WalServiceClient {
+  return new WalServiceClient(server, credentials.createInsecure(), {
+    'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
+  });
+}
+
+/** Call options with a deadline `timeoutMs` from now. */
+export function deadlineOptions(timeoutMs: number): Partial<CallOptions> {
+  return { deadline: Date.now() + timeoutMs };
+}
+
+/**
+ * Runs one unary call: `start` receives empty metadata and the callback to pass to the generated
+ * method. Rejects with an `RpcError` (status, reason, metadata) when the call fails.
+ */
+export function callUnary<Response>(
+  start: (metadata: Metadata, callback: (error: ServiceError | null, response: Response) => void) => void,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    start(new Metadata(), (error, response) => (error === null ? resolve(response) : reject(toRpcError(error))));
+  });
+}
+
+/** Runs `work` with a client of `server` and closes the client afterwards, whatever happens. */
+export async function withClient<T>(server: string, work: (client: WalServiceClient) => Promise<T>): Promise<T> {
+  const client = connectClient(server);
+  try {
+    return await work(client);
+  } finally {
+    client.close();
+  }
+}
