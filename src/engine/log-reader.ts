@@ -5,6 +5,7 @@ import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import type { IoCounters } from './io-counters.js';
 import type { Segment } from './segment.js';
+import { walErrorFromStorage } from './storage-errors.js';
 
 const MIN_CHUNK_BYTES = 64 * 1024;
 const MAX_CHUNK_BYTES = 1024 * 1024;
@@ -77,7 +78,9 @@ export class LogReader {
     while (position < stop && out.length < limit && offset < endOffset && bytes < maxBytes) {
       const length = Math.min(stop - position, chunkBytes);
       const buf = Buffer.allocUnsafe(length);
-      const got = await file.read(buf, length, position);
+      const got = await file.read(buf, length, position).catch((error: unknown) => {
+        throw walErrorFromStorage(error, `reading ${segment.name} failed`, { segment: segment.name, position });
+      });
       if (got === 0) {
         throw new WalError('WAL_CORRUPTION', `segment ${segment.name} ends at byte ${position}, before its last frame`, {
           segment: segment.name,

@@ -210,7 +210,17 @@ export class Wal {
     const end = this.highWatermark + 1;
     this.checkStart(fromOffset, end);
     if (fromOffset === end) return [];
-    return this.reader.read(fromOffset, end, limit, maxBytes);
+    return this.readRange(fromOffset, end, limit, maxBytes);
+  }
+
+  /** Reads through the reader; a failure caused by a concurrent close is reported as `WAL_CLOSED`. */
+  private async readRange(fromOffset: number, end: number, limit: number, maxBytes: number): Promise<WalRecord[]> {
+    try {
+      return await this.reader.read(fromOffset, end, limit, maxBytes);
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
+    }
   }
 
   private checkStart(fromOffset: number, end: number): void {
@@ -256,7 +266,7 @@ export class Wal {
     while (signal?.aborted !== true) {
       this.checkOpen();
       if (next <= this.highWatermark) {
-        const batch = await this.reader.read(next, this.highWatermark + 1, maxRecords, maxBytes);
+        const batch = await this.readRange(next, this.highWatermark + 1, maxRecords, maxBytes);
         if (batch.length > 0) {
           next = batch[batch.length - 1]!.offset + 1;
           yield batch;
@@ -382,7 +392,8 @@ export class Wal {
       await this.writer.close();
     } finally {
       this.waiters.closeAll(closedError());
-      for (const segment of this.segments) segment.closeFile();
+      // Reads in flight finish first: a file closed under them could have its fd number reused.
+      for (const segment of this.segments) segment.markDeleted();
       this.lock.release();
       this.statusValue = 'closed';
     }
