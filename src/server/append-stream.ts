@@ -10,6 +10,16 @@ import type { RegisteredStream } from './stream-registry.js';
 
 type AppendCall = ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>;
 
+/** Counters of one AppendStream, for stats and tests. */
+export interface AppendStreamCounters {
+  /** Appends read and answered so far. */
+  readonly answered: number;
+  /** Appends read but not yet answered, now. */
+  readonly inFlight: number;
+  /** The most appends ever unanswered at once (never above the session's limit). */
+  readonly maxInFlightSeen: number;
+}
+
 /** The wire form of an acknowledged append. */
 export function toAppendResponse(result: AppendResult): AppendResponse {
   return {
@@ -30,6 +40,8 @@ export function toAppendResponse(result: AppendResult): AppendResponse {
  */
 export class AppendStreamSession implements RegisteredStream {
   private inFlight = 0;
+  private maxInFlightSeen = 0;
+  private answeredCount = 0;
   private answered: Promise<void> = Promise.resolve();
   private isPaused = false;
   private isCancelled = false;
@@ -44,6 +56,11 @@ export class AppendStreamSession implements RegisteredStream {
     private readonly maxInFlight: number,
     private readonly logger: Logger,
   ) {}
+
+  /** A snapshot of the session's counters. */
+  counters(): AppendStreamCounters {
+    return { answered: this.answeredCount, inFlight: this.inFlight, maxInFlightSeen: this.maxInFlightSeen };
+  }
 
   /** Starts reading the call; resolves when the stream is over. Never rejects. */
   run(): Promise<void> {
@@ -74,6 +91,7 @@ export class AppendStreamSession implements RegisteredStream {
       return;
     }
     this.inFlight++;
+    this.maxInFlightSeen = Math.max(this.maxInFlightSeen, this.inFlight);
     if (this.inFlight >= this.maxInFlight && !this.isPaused) {
       this.isPaused = true;
       this.call.pause();
@@ -85,6 +103,7 @@ export class AppendStreamSession implements RegisteredStream {
       .then((response) => this.send(response))
       .then(() => {
         this.inFlight--;
+        this.answeredCount++;
         if (this.isPaused && this.inFlight < this.maxInFlight && !this.isStopping) {
           this.isPaused = false;
           this.call.resume();
