@@ -1,0 +1,149 @@
+/**
+ * `wald serve` as a child process: it logs where it listens, serves, and exits 0 on SIGTERM and
+ * SIGINT after a graceful stop; configuration from flags, environment and a YAML file.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { Wal } from '../../src/engine/wal.js';
+import { ChildOutput, cleanEnv, runWald, spawnWald } from '../support/cli-process.js';
+import { makeTempDir } from '../support/temp-dir.js';
+
+type LogLine = Record<string, unknown>;
+
+function parseLog(line: string): LogLine | undefined {
+  try {
+    return JSON.parse(line) as LogLine;
+  } catch {
+    return undefined;
+  }
+}
+
+const isListening = (line: string): boolean => parseLog(line)?.msg === 'wald listening';
+
+/** Starts `wald serve` on 127.0.0.1:0 in a temp dir; resolves once it logged its address. */
+async function startServe(dataDir: string, extraArgs: readonly string[] = []) {
+  const child = spawnWald(['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--segment-size-bytes', '1048576', ...extraArgs]);
+  const output = new ChildOutput(child);
+  child.stdin.end();
+  const listening = parseLog(await output.waitForLine(isListening));
+  const address = listening?.address;
+  assert.equal(typeof address, 'string');
+  return { child, output, address: address as string };
+}
+
+describe('wald serve', () => {
+  it('logs where it listens and the recovery report, serves, and exits 0 on SIGTERM', async () => {
+    const temp = makeTempDir('wald-serve-');
+    try {
+      const { child, output, address } = await startServe(join(temp.dir, 'data'));
+      assert.match(address, /^127\.0\.0\.1:[1-9]\d*$/);
+      const recovered = output.lines.map(parseLog).find((line) => line?.msg === 'log recovered');
+      assert.equal((recovered?.recovery as LogLine | undefined)?.records, 0);
+      const append = await runWald(['append', '--server', address, 'hello']);
+      assert.equal(append.code, 0, append.stderr);
+      child.kill('SIGTERM');
+      const run = await output.exited;
+      assert.equal(run.code, 0, run.stderr);
+      const messages = output.lines.map((line) => parseLog(line)?.msg);
+      assert.ok(messages.includes('stop signal received'));
+      assert.equal(messages.at(-1), 'wald stopped');
+    } finally {
+      temp.remove();
+    }
+  });
+
+  it('exits 0 on SIGINT and recovers what it acknowledged on the next start', async () => {
+    const temp = makeTempDir('wald-serve-');
+    try {
+      const dataDir = join(temp.dir, 'data');
+      const first = await startServe(dataDir);
+      assert.equal((await runWald(['append', '--server', first.address, 'a', 'b'])).code, 0);
+      first.child.kill('SIGINT');
+      assert.equal((await first.output.exited).code, 0);
+      const second = await startServe(dataDir);
+      const recovered = second.output.lines.map(parseLog).find((line) => line?.msg === 'log recovered');
+      assert.equal((recovered?.recovery as LogLine | undefined)?.records, 2);
+      second.child.kill('SIGTERM');
+      assert.equal((await second.output.exited).code, 0);
+    } finally {
+      temp.remove();
+    }
+  });
+
+  it('exits 1 when the data directory is locked by another process', async () => {
+    const temp = makeTempDir('wald-serve-');
+    const dir = join(temp.dir, 'data');
+    const { wal } = await Wal.open({ dir, segmentSizeBytes: 1024 * 1024 });
+    try {
+      const run = await runWald(['serve', '--listen', '127.0.0.1:0', '--data-dir', dir]);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /cannot open the log/);
+      assert.ok(run.stdout.split('\n').some((line) => parseLog(line)?.msg === 'cannot open the log'));
+    } finally {
+      await wal.close();
+      temp.remove();
+    }
+  });
+});
+
+describe('wald serve --print-config', () => {
+  it('prints the resolved configuration as YAML: flags over environment over file', async () => {
+    const temp = makeTempDir('wald-config-');
+    try {
+      const file = join(temp.dir, 'wald.yaml');
+      writeFileSync(file, 'dataDir: /from/file\nsync: none\nmaxTailStreams: 9\n');
+      const env = cleanEnv({ WALD_CONFIG: file, WALD_SYNC: 'interval', WALD_LISTEN: '127.0.0.1:9000' });
+      const run = await runWald(['serve', '--print-config', '--listen', '0.0.0.0:7071'], { env });
+      assert.equal(run.code, 0, run.stderr);
+      const printed = parseYaml(run.stdout) as LogLine;
+      assert.equal(printed.listen, '0.0.0.0:7071');
+      assert.equal(printed.sync, 'interval');
+      assert.equal(printed.dataDir, '/from/file');
+      assert.equal(printed.maxTailStreams, 9);
+      assert.equal(printed.segmentSizeBytes, 64 * 1024 * 1024);
+    } finally {
+      temp.remove();
+    }
+  });
+
+  it('prints JSON with --print-config json and reads --config over WALD_CONFIG', async () => {
+    const temp = makeTempDir('wald-config-');
+    try {
+      const fromFlag = join(temp.dir, 'flag.yaml');
+      const fromEnv = join(temp.dir, 'env.yaml');
+      writeFileSync(fromFlag, 'logLevel: debug\n');
+      writeFileSync(fromEnv, 'logLevel: error\n');
+      const run = await runWald(['serve', '--config', fromFlag, '--print-config', 'json'], { env: cleanEnv({ WALD_CONFIG: fromEnv }) });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal((JSON.parse(run.stdout) as LogLine).logLevel, 'debug');
+    } finally {
+      temp.remove();
+    }
+  });
+
+  it('exits 2 naming the key for a bad value, an unknown file key, or a missing file', async () => {
+    const temp = makeTempDir('wald-config-');
+    try {
+      const badFlag = await runWald(['serve', '--print-config', '--sync-interval-ms', 'soon']);
+      assert.equal(badFlag.code, 2);
+      assert.match(badFlag.stderr, /invalid syncIntervalMs \(from flag --sync-interval-ms\)/);
+      const badEnv = await runWald(['serve', '--print-config'], { env: cleanEnv({ WALD_PREALLOCATE: 'maybe' }) });
+      assert.equal(badEnv.code, 2);
+      assert.match(badEnv.stderr, /invalid preallocate \(from env WALD_PREALLOCATE\)/);
+      const file = join(temp.dir, 'wald.yaml');
+      writeFileSync(file, 'data_dir: /x\n');
+      const badKey = await runWald(['serve', '--config', file, '--print-config']);
+      assert.equal(badKey.code, 2);
+      assert.match(badKey.stderr, /unknown key data_dir .*did you mean dataDir/);
+      const missing = await runWald(['serve', '--config', join(temp.dir, 'absent.yaml'), '--print-config']);
+      assert.equal(missing.code, 2);
+      assert.match(missing.stderr, /cannot read config file/);
+      assert.equal((await runWald(['serve', '--sync', 'sometimes'])).code, 2);
+    } finally {
+      temp.remove();
+    }
+  });
+});
