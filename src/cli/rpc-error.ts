@@ -1,10 +1,7 @@
 import { status as Status, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ErrorInfo } from '../gen/google/rpc/error_details.js';
 import { Status as RpcStatus } from '../gen/google/rpc/status.js';
-
-/** The trailer holding a serialized `google.rpc.Status` (the gRPC "rich error" convention). */
-const STATUS_DETAILS_TRAILER = 'grpc-status-details-bin';
-const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
+import { ERROR_INFO_TYPE_URL, STATUS_DETAILS_TRAILER } from '../server/rpc-failure.js';
 
 /**
  * A failed call as the CLI reports it: the gRPC status (code and name), the message, and the
@@ -54,7 +51,7 @@ function errorInfoOf(metadata: Metadata | undefined): ErrorInfo | undefined {
 /** Turns what grpc-js reports for a failed call into an {@link RpcError}. */
 export function toRpcError(error: ServiceError): RpcError {
   const info = errorInfoOf(error.metadata);
-  const message = error.details !== '' ? error.details : error.message;
+  const message = (error.details !== '' ? error.details : error.message).trim();
   return new RpcError(error.code, statusName(error.code), message, info?.reason, info?.metadata ?? {});
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   CONFIG_DEFAULTS,
@@ -149,5 +150,26 @@ describe('formatConfig', () => {
   it('prints JSON with every key', () => {
     const parsed = JSON.parse(formatConfig(resolveConfig(), 'json')) as Record<string, unknown>;
     assert.deepEqual(Object.keys(parsed), CONFIG_KEY_NAMES);
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('lists every key with its flag, environment variable and default', () => {
+    const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+    const rows = new Map(
+      doc
+        .split('\n')
+        .filter((line) => line.startsWith('| `'))
+        .map((line) => [/^\| `([^`]+)`/.exec(line)?.[1], line] as const),
+    );
+    for (const key of CONFIG_KEY_NAMES) {
+      const row = rows.get(key);
+      assert.ok(row !== undefined, `docs/configuration.md has no row for ${key}`);
+      assert.ok(row.includes(`\`${flagName(key)}\``), `${key}: flag ${flagName(key)} missing`);
+      assert.ok(row.includes(`\`${envName(key)}\``), `${key}: env ${envName(key)} missing`);
+      assert.ok(row.includes(`\`${String(CONFIG_DEFAULTS[key])}\``), `${key}: default ${String(CONFIG_DEFAULTS[key])} missing`);
+    }
+    const documented = [...rows.keys()].filter((key) => key !== undefined && /^[a-z][A-Za-z]+$/.test(key));
+    assert.deepEqual(documented.sort(), [...CONFIG_KEY_NAMES].sort());
   });
 });
