@@ -34,7 +34,7 @@ export interface UnaryCommandOptions extends ClientCommandOptions {
 export function addClientOptions(command: Command): Command {
   return command
     .addOption(new Option('--server <host:port>', 'address of the wald server').env('WALD_SERVER').default(DEFAULT_SERVER))
-    .option('--json', 'print JSON instead of a text table', false);
+    .option('--json', 'print JSON instead of text', false);
 }
 
 /** Adds `--server`, `--json` and `--timeout-ms` to a client command that makes one call. */
