@@ -6,6 +6,7 @@ import { Wal, type AppendRecord, type WalOptions } from '../../src/index.js';
 import { copyLogDir } from '../support/copy-log-dir.js';
 import { assertRecordsEqual, readAllRecords } from '../support/expect-records.js';
 import { segmentFrames, type FrameExtent } from '../support/segment-frames.js';
+import { UnsyncedStorage } from '../support/unsynced-storage.js';
 import { FakeClock, makeTempDir } from '../support/temp-dir.js';
 
 const SEGMENT = '00000000000000000000.seg';
@@ -105,8 +106,8 @@ async function checkCut(fixture: Fixture, cut: number, preallocate: boolean): Pr
   cpSync(fixture.crashed, dir, { recursive: true });
   tear(dir, fixture, cut, preallocate);
   const { last, lastBytes, prefix } = fixture;
-  // `none`: the appends here need no fsync of their own (close syncs), which keeps the sweep fast.
-  const options: WalOptions = { dir, syncPolicy: 'none', segmentSizeBytes: 4096, preallocate };
+  // Reopened twice per cut byte: without fsyncs (see UnsyncedStorage).
+  const options: WalOptions = { dir, syncPolicy: 'always', segmentSizeBytes: 4096, preallocate, storage: new UnsyncedStorage() };
   const isWhole = cut >= last.length;
   const kept = lastBytes.subarray(0, Math.min(cut, last.length));
 
