@@ -78,18 +78,33 @@ export function segmentFiles(dir: string): string[] {
     .map((name) => join(dir, name));
 }
 
+/** Bytes per `readSync` of the scans. */
+const SCAN_CHUNK_BYTES = 1024 * 1024;
+
 /**
- * (f) The full-scan baseline: `readFileSync` of every segment file and a CRC-32C over all of its
- * bytes, which is the least any recovery that re-reads the log must do. Returns ms.
+ * (f) The full-scan baseline: every byte of every segment file read with `readSync` in 1 MiB chunks
+ * into one reused buffer, and a CRC-32C over all of them: the least any recovery that re-reads the
+ * log must do (reusing the buffer keeps garbage collection and first-touch page faults out of it).
+ * Returns ms.
  */
 export function fullScanMs(dir: string): { ms: number; bytes: number } {
+  const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
   const start = performance.now();
   let bytes = 0;
   let crc = 0;
   for (const path of segmentFiles(dir)) {
-    const data = fs.readFileSync(path);
-    crc = crc32c(data, crc);
-    bytes += data.length;
+    const fd = fs.openSync(path, 'r');
+    try {
+      for (let position = 0; position < Number.MAX_SAFE_INTEGER; ) {
+        const n = fs.readSync(fd, chunk, 0, chunk.length, position);
+        if (n === 0) break;
+        crc = crc32c(n === chunk.length ? chunk : chunk.subarray(0, n), crc);
+        position += n;
+        bytes += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
   }
   const ms = performance.now() - start;
   if (crc === -1) throw new Error('unreachable: keeps the checksum live');
@@ -101,7 +116,7 @@ export function fullScanMs(dir: string): { ms: number; bytes: number } {
  * as `records` per elapsed second: the page-cache read rate with no decoding at all.
  */
 export function rawReadLoop(dir: string, bytes: number, records: number): Runner {
-  const chunk = Buffer.allocUnsafe(1024 * 1024);
+  const chunk = Buffer.allocUnsafe(SCAN_CHUNK_BYTES);
   return {
     run: async () => {
       const start = performance.now();
