@@ -3,7 +3,9 @@
  * SIGINT after a graceful stop; configuration from flags, environment and a YAML file.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
@@ -84,6 +86,22 @@ describe('wald serve', () => {
       assert.ok(run.stdout.split('\n').some((line) => parseLog(line)?.msg === 'cannot open the log'));
     } finally {
       await wal.close();
+      temp.remove();
+    }
+  });
+
+  it('exits 1 when the address is taken', async () => {
+    const temp = makeTempDir('wald-serve-');
+    const blocker = createServer();
+    try {
+      blocker.listen(0, '127.0.0.1');
+      await once(blocker, 'listening');
+      const { port } = blocker.address() as AddressInfo;
+      const run = await runWald(['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', join(temp.dir, 'data'), '--segment-size-bytes', '1048576']);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+    } finally {
+      blocker.close();
       temp.remove();
     }
   });
