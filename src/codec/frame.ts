@@ -195,6 +195,12 @@ export function checkFrame(buf: Buffer, position: number, end: number): FrameChe
   if (buf[position + 8] !== FRAME_TYPE_RECORDS) return { kind: 'invalid', reason: `unknown frame type ${buf[position + 8]}` };
   const header = readFrameHeader(buf, position);
   if (header.recordCount === 0) return { kind: 'invalid', reason: 'frame without records' };
+  if (header.hasProducer) {
+    const p = position + FRAME_HEADER_BYTES;
+    if (length < FRAME_HEADER_BYTES + 10 || length < FRAME_HEADER_BYTES + 10 + buf.readUInt16LE(p + 8)) {
+      return { kind: 'invalid', reason: 'producer section past the frame end' };
+    }
+  }
   return { kind: 'ok', header };
 }
 
@@ -246,7 +252,13 @@ export function decodeRecords(
         const headerValueStart = nameStart + nameLength;
         p = headerValueStart + headerValueLength;
         if (p > end) return 'record header entry past the frame end';
-        parsed[buf.toString('utf8', nameStart, headerValueStart)] = buf.subarray(headerValueStart, p);
+        // defineProperty, not assignment: a header named `__proto__` must stay an ordinary header.
+        Object.defineProperty(parsed, buf.toString('utf8', nameStart, headerValueStart), {
+          value: buf.subarray(headerValueStart, p),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       headers = parsed;
     }

@@ -17,6 +17,8 @@ export interface RecoveredLog {
   readonly segments: Segment[];
   /** The idempotent-append table as of the end of the log, oldest first. */
   readonly producers: ProducerState[];
+  /** Sealed segments whose index was rebuilt by a scan: their index files should be written again. */
+  readonly rebuilt: Segment[];
   readonly report: RecoveryReport;
 }
 
@@ -25,6 +27,7 @@ interface RecoveryContext {
   readonly dir: string;
   readonly indexIntervalBytes: number;
   readonly faults: RecoveryFault[];
+  readonly rebuilt: Segment[];
   producers: ProducerState[];
   bytesScanned: number;
   bytesCut: number;
@@ -41,7 +44,7 @@ interface RecoveryContext {
  */
 export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: number, clock: () => number): RecoveredLog {
   const started = clock();
-  const context: RecoveryContext = { storage, dir, indexIntervalBytes, faults: [], producers: [], bytesScanned: 0, bytesCut: 0 };
+  const context: RecoveryContext = { storage, dir, indexIntervalBytes, faults: [], rebuilt: [], producers: [], bytesScanned: 0, bytesCut: 0 };
   const names = storage.list(dir);
   removeDebris(context, names);
   const clean = readCleanMarker(storage, dir, names);
@@ -71,6 +74,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   return {
     segments,
     producers: context.producers,
+    rebuilt: context.rebuilt,
     report: {
       segments: segments.length,
       records: nextOffset - firstOffset,
@@ -138,6 +142,7 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
     const segment = indexed ?? new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, fileSize);
     const trusted = indexed !== undefined && (!isLast || (clean?.baseOffset === baseOffset && clean.dataEnd === indexed.dataEnd));
     if (!trusted) scanSegment(context, segment, file, isLast);
+    if (indexed === undefined && !isLast) context.rebuilt.push(segment);
     return segment;
   } finally {
     file.close();
@@ -156,7 +161,12 @@ function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, 
   if (!decoded.ok) reason = decoded.reason;
   else if (decoded.index.segmentId !== segmentId) reason = 'index belongs to another segment file';
   else if (decoded.index.baseOffset !== probe.baseOffset) reason = 'index base offset differs';
-  else if (decoded.index.dataEnd > fileSize || decoded.index.dataEnd < SEGMENT_HEADER_BYTES) reason = 'index extends past the segment';
+  else if (decoded.index.dataEnd < SEGMENT_HEADER_BYTES) reason = 'index data end inside the header';
+  else if (decoded.index.dataEnd > fileSize) {
+    // Segments never shrink below an indexed end (cuts and roll-backs happen past it): records
+    // that were durable are gone.
+    throw corruption(probe.name, fileSize, 'segment shorter than its index', probe.baseOffset - 1, decoded.index.nextOffset);
+  }
   if (reason !== undefined || !decoded.ok) {
     context.faults.push({ kind: 'index-rebuilt', segment: probe.name, reason: reason ?? 'invalid' });
     return undefined;

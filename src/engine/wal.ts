@@ -105,6 +105,13 @@ export class Wal {
         visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
         warn: () => {},
       }, io);
+      for (const segment of recovered.rebuilt) {
+        try {
+          writer.writeIndex(segment);
+        } catch {
+          // Derived data: the next open rebuilds it again.
+        }
+      }
       const wal = new Wal(resolved, lock, segments, writer, producers, io);
       holder.wal = wal;
       void writer.prepareNext();

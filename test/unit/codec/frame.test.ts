@@ -21,8 +21,7 @@ const MAX_RECORDS = 8;
 /** Largest base offset such that every record offset of a frame stays a safe integer. */
 const MAX_BASE_OFFSET = Number.MAX_SAFE_INTEGER - MAX_RECORDS;
 
-// '__proto__' is left out: the decoder loses a header of that name (reported to the engine owner).
-const headerName = fc.string({ unit: 'binary', maxLength: 8 }).filter((name) => name !== '__proto__');
+const headerName = fc.oneof(fc.string({ unit: 'binary', maxLength: 8 }), fc.constant('__proto__'));
 
 const recordArb: fc.Arbitrary<RecordInput> = fc.record({
   key: fc.option(fc.uint8Array({ maxLength: 24 }), { nil: undefined }),
@@ -232,10 +231,7 @@ describe('frame codec', () => {
         position: fc.nat({ max: 15 }),
         fromOffset: fc.nat({ max: 20 }),
         limit: fc.integer({ min: 1, max: 20 }),
-      })
-      // A producer flag on a payload shorter than the producer section's fixed 10 bytes, at the end
-      // of the buffer, makes the decoder read past the buffer (reported to the engine owner).
-      .filter(({ hasProducer, payload }) => !hasProducer || payload.length >= 10);
+      });
     fc.assert(
       fc.property(arb, ({ hasProducer, count, payload, position, fromOffset, limit }) => {
         const length = FRAME_HEADER_BYTES + payload.length;
@@ -249,8 +245,11 @@ describe('frame codec', () => {
         buf.fill(0, position + length);
         buf.writeUInt32LE(crc32c(buf.subarray(position + 8, position + length)), position + 4);
         const check = checkFrame(buf, position, buf.length);
-        assert.equal(check.kind, 'ok');
-        if (check.kind !== 'ok') return;
+        if (check.kind !== 'ok') {
+          // Only a producer section that does not fit its frame is refused before decoding.
+          assert.ok(hasProducer, `unexpected ${check.kind}`);
+          return;
+        }
         decodeProducer(buf, position, check.header);
         const out: DecodedRecord[] = [];
         const result = decodeRecords(buf, position, check.header, fromOffset, limit, out);

@@ -180,6 +180,26 @@ describe('recovery report', () => {
       } finally {
         await wal.close();
       }
+      assert.ok(existsSync(join(dir, indexName(sealed))), 'the rebuilt index is written back');
+      const again = await Wal.open(options(dir, false));
+      assert.deepEqual(again.report.faults, [], 'the next open trusts the rewritten index');
+      assert.equal(again.report.bytesScanned, 0);
+      await again.wal.close();
+    } finally {
+      remove();
+    }
+  });
+
+  test('refuses to open when a segment is shorter than its index says (durable records lost)', async () => {
+    const { dir, remove } = makeTempDir('wald-recovery-');
+    try {
+      const { bases } = await writeClosedLog(dir, false);
+      const active = join(dir, segmentName(bases[bases.length - 1]!));
+      writeFileSync(active, readFileSync(active).subarray(0, statSync(active).size - 8));
+      await assert.rejects(Wal.open(options(dir, false)), (error: unknown) => {
+        const e = error as { code?: string; details?: Record<string, unknown> };
+        return e.code === 'WAL_CORRUPTION' && e.details?.['reason'] === 'segment shorter than its index';
+      });
     } finally {
       remove();
     }

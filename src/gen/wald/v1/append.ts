@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Status } from "../../google/rpc/status.js";
 import { AppendRecord } from "./record.js";
 
@@ -36,7 +37,7 @@ export interface AppendRequest {
    * with ABORTED, reason WAL_OFFSET_MISMATCH, metadata `expectedOffset` and `nextOffset`.
    * Unset: no condition. 0 is a real condition (the log must be empty).
    */
-  expectedOffset?:
+  expectedOffset:
     | bigint
     | undefined;
   /**
@@ -122,10 +123,7 @@ export const AppendRequest: MessageFns<AppendRequest> = {
       AppendRecord.encode(v!, writer.uint32(10).fork()).join();
     }
     if (message.expectedOffset !== undefined) {
-      if (BigInt.asUintN(64, message.expectedOffset) !== message.expectedOffset) {
-        throw new globalThis.Error("value provided for field message.expectedOffset of type uint64 too large");
-      }
-      writer.uint32(16).uint64(message.expectedOffset);
+      UInt64Value.encode({ value: message.expectedOffset! }, writer.uint32(18).fork()).join();
     }
     if (message.producerId !== "") {
       writer.uint32(26).string(message.producerId);
@@ -164,11 +162,11 @@ export const AppendRequest: MessageFns<AppendRequest> = {
             continue;
           }
           case 2: {
-            if (tag !== 16) {
+            if (tag !== 18) {
               break;
             }
 
-            message.expectedOffset = reader.uint64() as bigint;
+            message.expectedOffset = UInt64Value.decode(reader, reader.uint32()).value;
             continue;
           }
           case 3: {

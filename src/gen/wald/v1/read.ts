@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Record } from "./record.js";
 
 export const protobufPackage = "wald.v1";
@@ -54,7 +55,7 @@ export interface ReadResponse {
    * The last durable offset, visible to readers, at the time of the read. Unset when the log holds
    * no durable record yet.
    */
-  highWatermark?:
+  highWatermark:
     | bigint
     | undefined;
   /**
@@ -194,10 +195,7 @@ export const ReadResponse: MessageFns<ReadResponse> = {
       writer.uint32(16).uint64(message.nextOffset);
     }
     if (message.highWatermark !== undefined) {
-      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
-        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
-      }
-      writer.uint32(24).uint64(message.highWatermark);
+      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(26).fork()).join();
     }
     if (message.firstOffset !== 0n) {
       if (BigInt.asUintN(64, message.firstOffset) !== message.firstOffset) {
@@ -238,11 +236,11 @@ export const ReadResponse: MessageFns<ReadResponse> = {
             continue;
           }
           case 3: {
-            if (tag !== 24) {
+            if (tag !== 26) {
               break;
             }
 
-            message.highWatermark = reader.uint64() as bigint;
+            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
             continue;
           }
           case 4: {

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { BytesValue } from "../../google/protobuf/wrappers.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -19,8 +20,11 @@ export const protobufFileName = "wald/v1/record.proto";
  *   up to 2^53 - 1 (9007199254740991); a larger value in a request is INVALID_ARGUMENT.
  * - Timestamps are uint64 milliseconds since the Unix epoch (UTC), assigned by the server at append
  *   time and non-decreasing along the log.
- * - A field that can be "nothing yet" (for example the high watermark of an empty log) is declared
- *   `optional` and left unset in that case; 0 is always a real offset.
+ * - A field that can be "nothing" (the high watermark of an empty log, a record without a key, an
+ *   append without a condition) is a google.protobuf wrapper (UInt64Value, BytesValue) left unset
+ *   in that case; 0 and empty are always real values. Wrappers rather than proto3 `optional`, so
+ *   that older protoc releases (before 3.15, such as the one bundled with Debian 12's
+ *   grpc_tools) compile this contract. In JSON a wrapper is its plain value.
  * - A record's size is what the log stores: key + value + header names (UTF-8) + header values,
  *   plus 12 bytes per record and 6 per header. Size limits of appends count that.
  * - Response sizes (`max_bytes` of Read and TailWal) count the protobuf-encoded size of the
@@ -100,7 +104,7 @@ export interface AppendRecord {
    * Optional key. Unset and empty are different: an empty key is still a key. Required for
    * RECORD_TYPE_DELETE.
    */
-  key?:
+  key:
     | Buffer
     | undefined;
   /** The payload. Empty is allowed. */
@@ -126,7 +130,7 @@ export interface AppendRecord_HeadersEntry {
 /** Record is one record read back from the log (Read, TailWal). */
 export interface Record {
   /** The key, exactly as appended; unset when the record was appended without one. */
-  key?:
+  key:
     | Buffer
     | undefined;
   /** The payload, exactly as appended. */
@@ -159,7 +163,7 @@ function createBaseAppendRecord(): AppendRecord {
 export const AppendRecord: MessageFns<AppendRecord> = {
   encode(message: AppendRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== undefined) {
-      writer.uint32(10).bytes(message.key);
+      BytesValue.encode({ value: message.key! }, writer.uint32(10).fork()).join();
     }
     if (message.value.length !== 0) {
       writer.uint32(18).bytes(message.value);
@@ -191,7 +195,7 @@ export const AppendRecord: MessageFns<AppendRecord> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = BytesValue.decode(reader, reader.uint32()).value;
             continue;
           }
           case 2: {
@@ -235,7 +239,7 @@ export const AppendRecord: MessageFns<AppendRecord> = {
 
   fromJSON(object: any): AppendRecord {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : undefined,
+      key: isSet(object.key) ? new Buffer(object.key) : undefined,
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
       headers: isObject(object.headers)
         ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
@@ -258,7 +262,7 @@ export const AppendRecord: MessageFns<AppendRecord> = {
   toJSON(message: AppendRecord): unknown {
     const obj: any = {};
     if (message.key !== undefined) {
-      obj.key = base64FromBytes(message.key);
+      obj.key = message.key;
     }
     if (message.value.length !== 0) {
       obj.value = base64FromBytes(message.value);
@@ -391,7 +395,7 @@ function createBaseRecord(): Record {
 export const Record: MessageFns<Record> = {
   encode(message: Record, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== undefined) {
-      writer.uint32(10).bytes(message.key);
+      BytesValue.encode({ value: message.key! }, writer.uint32(10).fork()).join();
     }
     if (message.value.length !== 0) {
       writer.uint32(18).bytes(message.value);
@@ -435,7 +439,7 @@ export const Record: MessageFns<Record> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = BytesValue.decode(reader, reader.uint32()).value;
             continue;
           }
           case 2: {
@@ -495,7 +499,7 @@ export const Record: MessageFns<Record> = {
 
   fromJSON(object: any): Record {
     return {
-      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : undefined,
+      key: isSet(object.key) ? new Buffer(object.key) : undefined,
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
       headers: isObject(object.headers)
         ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
@@ -520,7 +524,7 @@ export const Record: MessageFns<Record> = {
   toJSON(message: Record): unknown {
     const obj: any = {};
     if (message.key !== undefined) {
-      obj.key = base64FromBytes(message.key);
+      obj.key = message.key;
     }
     if (message.value.length !== 0) {
       obj.value = base64FromBytes(message.value);

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { UInt64Value } from "../../google/protobuf/wrappers.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -98,11 +99,11 @@ export interface GetStatsResponse {
   /** The first retained offset; the next offset when the log retains no record. */
   firstOffset: bigint;
   /** The last written offset (durable or not). Unset when nothing was ever written. */
-  latestOffset?:
+  latestOffset:
     | bigint
     | undefined;
   /** The last durable offset, visible to readers. Unset while no record is durable. */
-  highWatermark?:
+  highWatermark:
     | bigint
     | undefined;
   /** The offset the next appended record will get. */
@@ -127,7 +128,7 @@ export interface SyncResponse {
    * The last durable offset after the sync: every record up to it survives a crash. Unset when
    * the log holds no record.
    */
-  highWatermark?: bigint | undefined;
+  highWatermark: bigint | undefined;
 }
 
 function createBaseGetStatsRequest(): GetStatsRequest {
@@ -382,16 +383,10 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       writer.uint32(32).uint64(message.firstOffset);
     }
     if (message.latestOffset !== undefined) {
-      if (BigInt.asUintN(64, message.latestOffset) !== message.latestOffset) {
-        throw new globalThis.Error("value provided for field message.latestOffset of type uint64 too large");
-      }
-      writer.uint32(40).uint64(message.latestOffset);
+      UInt64Value.encode({ value: message.latestOffset! }, writer.uint32(42).fork()).join();
     }
     if (message.highWatermark !== undefined) {
-      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
-        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
-      }
-      writer.uint32(48).uint64(message.highWatermark);
+      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(50).fork()).join();
     }
     if (message.nextOffset !== 0n) {
       if (BigInt.asUintN(64, message.nextOffset) !== message.nextOffset) {
@@ -457,19 +452,19 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             continue;
           }
           case 5: {
-            if (tag !== 40) {
+            if (tag !== 42) {
               break;
             }
 
-            message.latestOffset = reader.uint64() as bigint;
+            message.latestOffset = UInt64Value.decode(reader, reader.uint32()).value;
             continue;
           }
           case 6: {
-            if (tag !== 48) {
+            if (tag !== 50) {
               break;
             }
 
-            message.highWatermark = reader.uint64() as bigint;
+            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
             continue;
           }
           case 7: {
@@ -700,10 +695,7 @@ function createBaseSyncResponse(): SyncResponse {
 export const SyncResponse: MessageFns<SyncResponse> = {
   encode(message: SyncResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.highWatermark !== undefined) {
-      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
-        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
-      }
-      writer.uint32(8).uint64(message.highWatermark);
+      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -722,11 +714,11 @@ export const SyncResponse: MessageFns<SyncResponse> = {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 8) {
+            if (tag !== 10) {
               break;
             }
 
-            message.highWatermark = reader.uint64() as bigint;
+            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
             continue;
           }
         }

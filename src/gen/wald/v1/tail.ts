@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Record } from "./record.js";
 
 export const protobufPackage = "wald.v1";
@@ -80,7 +81,7 @@ export interface TailWalResponse {
    * The last durable offset at the time this response was sent. Unset while the log holds no
    * durable record.
    */
-  highWatermark?:
+  highWatermark:
     | bigint
     | undefined;
   /** The first offset still retained at the time this response was sent. */
@@ -276,10 +277,7 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
       Record.encode(v!, writer.uint32(10).fork()).join();
     }
     if (message.highWatermark !== undefined) {
-      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
-        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
-      }
-      writer.uint32(16).uint64(message.highWatermark);
+      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(18).fork()).join();
     }
     if (message.firstOffset !== 0n) {
       if (BigInt.asUintN(64, message.firstOffset) !== message.firstOffset) {
@@ -318,11 +316,11 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
             continue;
           }
           case 2: {
-            if (tag !== 16) {
+            if (tag !== 18) {
               break;
             }
 
-            message.highWatermark = reader.uint64() as bigint;
+            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
             continue;
           }
           case 3: {
