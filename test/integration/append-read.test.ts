@@ -5,7 +5,7 @@ import { RecordType } from '../../src/gen/wald/v1/record.js';
 import { WriteState } from '../../src/gen/wald/v1/stats.js';
 import { failureOf, startServer, values } from './support/harness.js';
 
-describe('Append and Read', () => {
+describe('Append and Read', { timeout: 120_000 }, () => {
   test('reads back appended records byte for byte, with offsets, timestamps, keys, headers and types', async () => {
     const h = await startServer();
     try {
@@ -139,7 +139,7 @@ describe('Append and Read', () => {
   });
 });
 
-describe('Append validation', () => {
+describe('Append validation', { timeout: 120_000 }, () => {
   test('every malformed field gets INVALID_ARGUMENT naming it, and the server goes on', async () => {
     const h = await startServer();
     try {
@@ -215,7 +215,7 @@ describe('Append validation', () => {
   });
 });
 
-describe('conditional and idempotent appends', () => {
+describe('conditional and idempotent appends', { timeout: 120_000 }, () => {
   test('expected_offset appends only at that offset, else ABORTED WAL_OFFSET_MISMATCH', async () => {
     const h = await startServer();
     try {
@@ -263,7 +263,7 @@ describe('conditional and idempotent appends', () => {
   });
 });
 
-describe('GetStats and Sync', () => {
+describe('GetStats and Sync', { timeout: 120_000 }, () => {
   test('GetStats reports counts, offsets, I/O counters and the write state', async () => {
     const h = await startServer();
     try {

@@ -10,7 +10,7 @@ function request(requestId: number, append: Parameters<typeof AppendStreamReques
   return AppendStreamRequest.fromPartial({ requestId: BigInt(requestId), append });
 }
 
-describe('AppendStream', () => {
+describe('AppendStream', { timeout: 120_000 }, () => {
   test('pipelined appends are written in the order sent and acknowledged in that order', async () => {
     const h = await startServer();
     try {

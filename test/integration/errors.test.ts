@@ -24,7 +24,7 @@ const EXPECTED_STATUS: Record<ErrorCode, status> = {
   WAL_INTERNAL: status.INTERNAL,
 };
 
-describe('error statuses', () => {
+describe('error statuses', { timeout: 120_000 }, () => {
   test('every error code reaches the client as its status with an ErrorInfo carrying code and details', async () => {
     const h = await startServer();
     try {

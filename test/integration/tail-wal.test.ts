@@ -30,7 +30,7 @@ async function untilHeartbeat(reader: StreamReader<TailWalResponse>, limit = 100
   throw new Error(`no heartbeat within ${limit} messages`);
 }
 
-describe('TailWal', () => {
+describe('TailWal', { timeout: 120_000 }, () => {
   test('catches up from disk, signals it has caught up, then follows new appends live', async () => {
     const h = await startServer();
     try {
