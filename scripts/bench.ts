@@ -76,6 +76,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
+  // A bad part name or setting is the caller's mistake: its message is enough.
+  console.error(error instanceof RangeError ? error.message : error);
+  process.exitCode = error instanceof RangeError ? 2 : 1;
 });
