@@ -69,6 +69,13 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   }
   const first = segments[0];
   const last = segments[segments.length - 1];
+  if (last !== undefined && storage.exists(last.indexPath)) {
+    // The active segment's index (from a clean close) is in memory now. On disk it would go stale
+    // at the first append, and a crash between the next rotation and the rewrite of this index
+    // would leave it trusted as the index of a sealed segment: remove it before anything is written.
+    storage.unlink(last.indexPath);
+    storage.syncDir(dir);
+  }
   const firstOffset = first?.baseOffset ?? 0;
   const nextOffset = last?.nextOffset ?? 0;
   return {

@@ -64,7 +64,7 @@ async function writeFixture(preallocate: boolean): Promise<Fixture> {
   await second.wal.close();
 
   assert.ok(!existsSync(join(crashed, 'CLEAN')), 'the crashed copy has no clean-shutdown marker');
-  assert.ok(existsSync(join(crashed, INDEX)), 'the crashed copy keeps the stale index of the first process');
+  assert.ok(!existsSync(join(crashed, INDEX)), 'the active segment index was removed when the second process opened it');
   const segment = readFileSync(join(crashed, SEGMENT));
   const last = segmentFrames(segment).at(-1)!;
   assert.equal(segment.length, preallocate ? 4096 : last.position + last.alignedLength, 'zeros follow the last frame only when preallocated');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
+import type { AppendRequest } from '../../src/gen/wald/v1/append.js';
 import { RecordType } from '../../src/gen/wald/v1/record.js';
 import { WriteState } from '../../src/gen/wald/v1/stats.js';
 import { failureOf, startServer, values } from './support/harness.js';
@@ -140,6 +141,23 @@ describe('Append and Read', { timeout: 120_000 }, () => {
 });
 
 describe('Append validation', { timeout: 120_000 }, () => {
+  test('a header named __proto__ is stored and read back as an ordinary header', async () => {
+    const h = await startServer();
+    try {
+      // Built by hand: fromPartial would assign the name and so change the object's prototype.
+      const headers: { [name: string]: Buffer } = { plain: Buffer.from('p') };
+      Object.defineProperty(headers, '__proto__', { value: Buffer.from('proto-value'), enumerable: true });
+      const request: AppendRequest = { records: [{ key: undefined, value: Buffer.from('v'), headers, type: RecordType.RECORD_TYPE_UNSPECIFIED }], expectedOffset: undefined, producerId: '', sequence: 0n, sync: false };
+      await new Promise<void>((resolve, reject) => h.client.raw.append(request, (error) => (error ? reject(error) : resolve())));
+      const [record] = (await h.client.read({ fromOffset: 0n })).records;
+      assert.deepEqual(Object.keys(record!.headers), ['plain']);
+      // The generated decoder on this side turns the header into the prototype again.
+      assert.deepEqual(Object.getPrototypeOf(record!.headers), Buffer.from('proto-value'));
+    } finally {
+      await h.close();
+    }
+  });
+
   test('every malformed field gets INVALID_ARGUMENT naming it, and the server goes on', async () => {
     const h = await startServer();
     try {
