@@ -24,17 +24,39 @@ function recordType(type: RecordType, index: number): EngineRecordType {
   }
 }
 
+/**
+ * The headers of a decoded record as a plain object of own properties. The generated decoder
+ * fills the map by assignment, so a header named `__proto__` becomes the object's prototype
+ * instead of an entry (and the prototype's indices would then show up as header names); it is
+ * restored here as an ordinary header.
+ */
+function ownHeaders(headers: { [name: string]: Buffer }): { [name: string]: Buffer } {
+  const prototype: unknown = Object.getPrototypeOf(headers);
+  if (prototype === Object.prototype || prototype === null) {
+    return headers;
+  }
+  const own: { [name: string]: Buffer } = {};
+  for (const name of Object.keys(headers)) {
+    own[name] = headers[name]!;
+  }
+  if (prototype instanceof Buffer) {
+    Object.defineProperty(own, '__proto__', { value: prototype, enumerable: true, writable: true, configurable: true });
+  }
+  return own;
+}
+
 function toAppendRecord(message: AppendRecordMessage, index: number): AppendRecord {
   const type = recordType(message.type, index);
   if (type === 'delete' && message.key === undefined) {
     throw invalidArgument(`records[${index}].key`, 'a RECORD_TYPE_DELETE record needs a key');
   }
-  for (const name in message.headers) {
+  const headers = ownHeaders(message.headers);
+  for (const name of Object.keys(headers)) {
     if (name === '') {
       throw invalidArgument(`records[${index}].headers`, 'header names must not be empty');
     }
   }
-  return { key: message.key, value: message.value, headers: message.headers, type };
+  return { key: message.key, value: message.value, headers, type };
 }
 
 /**
