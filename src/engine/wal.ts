@@ -4,6 +4,7 @@ import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import { StorageError, type StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
+import { BatchIterator } from './batch-iterator.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { IoCounters } from './io-counters.js';
 import { LogReader } from './log-reader.js';
@@ -246,13 +247,17 @@ export class Wal {
   }
 
   /** Every record from `fromOffset` up to `toOffset` (exclusive; default: the high watermark + 1). */
-  async *range(fromOffset: number, toOffset?: number): AsyncIterableIterator<WalRecord> {
+  range(fromOffset: number, toOffset?: number): AsyncIterableIterator<WalRecord> {
+    return new BatchIterator(this.rangeBatches(fromOffset, toOffset));
+  }
+
+  private async *rangeBatches(fromOffset: number, toOffset?: number): AsyncIterableIterator<WalRecord[]> {
     let next = fromOffset;
     const end = Math.min(toOffset ?? Number.MAX_SAFE_INTEGER, this.highWatermark + 1);
     while (next < end) {
       const batch = await this.read(next, { limit: Math.min(DEFAULT_TAIL_RECORDS, end - next) });
       if (batch.length === 0) return;
-      yield* batch;
+      yield batch;
       next = batch[batch.length - 1]!.offset + 1;
     }
   }
@@ -285,8 +290,8 @@ export class Wal {
   }
 
   /** Like {@link tailBatches}, one record at a time. */
-  async *tail(fromOffset: number, options: TailOptions = {}): AsyncIterableIterator<WalRecord> {
-    for await (const batch of this.tailBatches(fromOffset, options)) yield* batch;
+  tail(fromOffset: number, options: TailOptions = {}): AsyncIterableIterator<WalRecord> {
+    return new BatchIterator(this.tailBatches(fromOffset, options));
   }
 
   /**
