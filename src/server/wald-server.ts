@@ -45,6 +45,7 @@ export class WaldServer {
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** The resolved options. */
   readonly options: ResolvedServerOptions;
+  /** The log served; owned by the server, closed by {@link stop}. */
   readonly wal: Wal;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
@@ -120,8 +121,6 @@ export class WaldServer {
       'grpc.max_send_message_length': o.maxSendMessageBytes,
       'grpc.keepalive_time_ms': o.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs,
-      // Followers idle on a tail ping to keep the connection; that is not abuse.
-      'grpc.keepalive_permit_without_calls': 1,
     };
   }
 
@@ -176,17 +175,19 @@ export class WaldServer {
     this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
     if (wasServing) {
       const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
-      await Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll()]);
+      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll()]);
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(resolve, this.options.shutdownGraceMs, 'timeout');
       });
-      if ((await Promise.race([drained, grace])) === 'timeout') {
-        // A client that does not read keeps its stream (and its final status) queued forever.
+      if ((await Promise.race([Promise.all([drained, streamsDone]), grace])) === 'timeout') {
+        // A client that reads nothing keeps its stream, and the final status queued behind its
+        // messages, open forever; cancelling the calls also wakes the streams waiting on it.
         this.logger.warn({ graceMs: this.options.shutdownGraceMs }, 'calls still open after the grace period: cancelling them');
         this.grpcServer.forceShutdown();
       }
       clearTimeout(timer);
+      await streamsDone;
     } else {
       this.grpcServer.forceShutdown();
     }

@@ -257,6 +257,42 @@ describe('TailWal', { timeout: 120_000 }, () => {
     }
   });
 
+  test('shutdown with a consumer that reads nothing cancels it after the grace period and still closes the log', async () => {
+    const h = await startServer({
+      wal: { syncPolicy: 'none' },
+      server: { maxTailBatchRecords: 10, shutdownGraceMs: 100, tailHeartbeatIntervalMs: 60_000 },
+    });
+    try {
+      const opened = once(h.server.tails, 'open') as Promise<[TailStream]>;
+      const call = h.client.tail({});
+      const [stream] = await opened;
+      await new Promise<void>((resolve) => {
+        const onData = (): void => {
+          call.pause();
+          call.off('data', onData);
+          resolve();
+        };
+        call.on('data', onData);
+      });
+      const ended = new Promise<unknown>((resolve) => call.on('error', resolve));
+      const value = Buffer.alloc(1024);
+      for (let i = 0; i < 20; i++) {
+        await h.client.append({ records: Array.from({ length: 100 }, () => ({ value })) });
+      }
+      if (!stream.counters().isWaitingForClient) {
+        await once(stream, 'blocked');
+      }
+      await h.server.stop();
+      assert.equal(h.server.status, 'stopped');
+      assert.equal(h.server.wal.status, 'closed');
+      assert.ok(h.logLines.some((line) => line['msg'] === 'calls still open after the grace period: cancelling them'));
+      call.resume();
+      assert.ok((await ended) instanceof Error, 'the stuck stream ends with an error');
+    } finally {
+      await h.close();
+    }
+  });
+
   test('shutdown ends open tails with UNAVAILABLE WAL_SHUTTING_DOWN', async () => {
     const h = await startServer();
     try {
