@@ -57,6 +57,10 @@ export interface TailStreamEvents {
 type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse>;
 
 const HEARTBEAT = Symbol('heartbeat');
+
+function shuttingDown(): WalError {
+  return new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down; resume from next_offset', {});
+}
 type AbortReason = 'cancelled' | 'shutdown';
 
 /**
@@ -153,14 +157,11 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
         }
       }
       if (this.abortReason === 'shutdown') {
-        this.fail(new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down; resume from next_offset', {}));
+        this.fail(shuttingDown());
       }
     } catch (error) {
-      if (this.abortReason === 'cancelled') {
-        return;
-      }
-      const stopping = this.abortReason === 'shutdown';
-      this.fail(stopping ? new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down; resume from next_offset', {}) : error);
+      // A failure caused by the shutdown (the log closing under a read) is reported as the shutdown.
+      this.fail(this.abortReason === 'shutdown' ? shuttingDown() : error);
     }
   }
 
