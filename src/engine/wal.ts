@@ -144,6 +144,12 @@ export class Wal {
     return this.segments[0]!.baseOffset;
   }
 
+  /** The size limits appends are checked against (from the options). */
+  get limits(): { readonly maxRecordBytes: number; readonly maxBatchBytes: number; readonly maxBatchRecords: number } {
+    const { maxRecordBytes, maxBatchBytes, maxBatchRecords } = this.options;
+    return { maxRecordBytes, maxBatchBytes, maxBatchRecords };
+  }
+
   /** The offset the next appended record gets. */
   get nextOffset(): number {
     return this.writer.nextOffset;
