@@ -29,7 +29,7 @@
  * name (UTF-8) | value`. Record types: 1 put, 2 delete, 3 checkpoint.
  */
 import { align8 } from './align.js';
-import { crc32c } from './crc32c.js';
+import { crc32cRange } from './crc32c.js';
 import { readU64, writeU64 } from './u64.js';
 
 export const FRAME_HEADER_BYTES = 40;
@@ -90,10 +90,11 @@ export function encodeFrame(records: readonly RecordInput[], payloadBytes: numbe
   const producerBytes = producer === undefined ? 0 : 10 + producerIdBytes;
   const length = FRAME_HEADER_BYTES + producerBytes + payloadBytes;
   const buf = Buffer.allocUnsafe(align8(length));
-  buf.fill(0, 0, FRAME_HEADER_BYTES);
   buf.writeUInt32LE(length, 0);
   buf[8] = FRAME_TYPE_RECORDS;
   buf[9] = producer === undefined ? 0 : FLAG_PRODUCER;
+  buf[10] = 0;
+  buf[11] = 0;
   buf.writeUInt32LE(records.length, 12);
   let p = FRAME_HEADER_BYTES;
   if (producer !== undefined) {
@@ -132,7 +133,7 @@ export function encodeFrame(records: readonly RecordInput[], payloadBytes: numbe
       }
     }
   }
-  buf.fill(0, length);
+  for (let i = length; i < buf.length; i++) buf[i] = 0;
   return buf;
 }
 
@@ -142,7 +143,7 @@ export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number,
   writeU64(frame, timestamp, 24);
   writeU64(frame, leaderEpoch, 32);
   const length = frame.readUInt32LE(0);
-  frame.writeUInt32LE(crc32c(frame.subarray(8, length)), 4);
+  frame.writeUInt32LE(crc32cRange(frame, 8, length), 4);
 }
 
 /** The fixed fields of a frame header. */
@@ -189,7 +190,7 @@ export function checkFrame(buf: Buffer, position: number, end: number): FrameChe
   if (length === 0) return { kind: 'zero' };
   if (length < FRAME_HEADER_BYTES) return { kind: 'invalid', reason: `frame length ${length} below the header size` };
   if (position + length > end) return { kind: 'incomplete', length };
-  if (buf.readUInt32LE(position + 4) !== crc32c(buf.subarray(position + 8, position + length))) {
+  if (buf.readUInt32LE(position + 4) !== crc32cRange(buf, position + 8, position + length)) {
     return { kind: 'invalid', reason: 'checksum mismatch' };
   }
   if (buf[position + 8] !== FRAME_TYPE_RECORDS) return { kind: 'invalid', reason: `unknown frame type ${buf[position + 8]}` };

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { crc32c } from '../../../src/codec/crc32c.js';
+import { crc32c as nativeCrc32c } from '@node-rs/crc32';
+import { crc32c, crc32cRange, NATIVE_THRESHOLD_BYTES } from '../../../src/codec/crc32c.js';
 import { testSeed } from '../../support/seed.js';
 
 test('computes the CRC-32C check value of "123456789"', () => {
@@ -43,5 +44,15 @@ test('continuing over many chunks equals the one-shot checksum of a plain Uint8A
       assert.equal(running ?? 0, crc32c(whole));
     }),
     { seed: testSeed('crc32c chunks') },
+  );
+});
+
+test('the JavaScript table path and the native path agree at every size around the threshold', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 2 * NATIVE_THRESHOLD_BYTES }), fc.nat({ max: 64 }), fc.nat(), (bytes, start, previous) => {
+      const from = Math.min(start, bytes.length);
+      assert.equal(crc32cRange(bytes, from, bytes.length, previous), nativeCrc32c(bytes.subarray(from), previous));
+    }),
+    { seed: testSeed('crc32c js vs native'), numRuns: 2000 },
   );
 });
