@@ -7,7 +7,7 @@ import type { IoCounters } from './io-counters.js';
 import type { Segment } from './segment.js';
 import { walErrorFromStorage } from './storage-errors.js';
 
-const MIN_CHUNK_BYTES = 64 * 1024;
+const MIN_CHUNK_BYTES = 16 * 1024;
 const MAX_CHUNK_BYTES = 1024 * 1024;
 
 /** Reads records from segments: index lookup, then chunked reads with every checksum verified. */
@@ -74,7 +74,11 @@ export class LogReader {
     if (position < 0) position = SEGMENT_HEADER_BYTES;
     let offset = fromOffset;
     let bytes = bytesSoFar;
-    let chunkBytes = Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, Math.min(limit * 256, maxBytes + MIN_CHUNK_BYTES)));
+    // Size the read from the segment's average record: enough for `limit` records plus the stretch
+    // from the index entry to `fromOffset`, so a page of records is one read and little is re-read.
+    const bytesPerRecord = segment.recordCount > 0 ? (segment.dataEnd - SEGMENT_HEADER_BYTES) / segment.recordCount : 256;
+    const wanted = Math.min(bytesPerRecord * Math.min(limit, endOffset - fromOffset), maxBytes + bytesPerRecord);
+    let chunkBytes = Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, Math.ceil(wanted * 1.1) + 8192));
     while (position < stop && out.length < limit && offset < endOffset && bytes < maxBytes) {
       const length = Math.min(stop - position, chunkBytes);
       const buf = Buffer.allocUnsafe(length);
