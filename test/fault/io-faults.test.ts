@@ -144,3 +144,31 @@ describe('fsync failures', () => {
     await wal.close();
   });
 });
+
+describe('read failures', () => {
+  test('an EIO on read fails that read with WAL_IO_ERROR; the log and later reads are unharmed', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk);
+    await wal.append([v('a'), v('b')]);
+    disk.inject({ op: 'read', code: 'EIO', path: /\.seg$/ });
+    await assert.rejects(wal.read(0), (e) => isWalError(e, 'WAL_IO_ERROR') && e.details['errno'] === 'EIO');
+    assert.deepEqual(await values(wal), ['a', 'b']);
+    assert.equal((await wal.append([v('c')])).firstOffset, 2);
+    await wal.close();
+  });
+
+  test('a read racing close ends with WAL_CLOSED', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk);
+    await wal.append([v('a')]);
+    const reading = wal.read(0);
+    const closing = wal.close();
+    const outcome = await reading.then(
+      (records) => records.length,
+      (e: unknown) => (isWalError(e, 'WAL_CLOSED') ? 'closed' : e),
+    );
+    await closing;
+    assert.ok(outcome === 1 || outcome === 'closed', `a read racing close returns its records or WAL_CLOSED, got ${String(outcome)}`);
+    await assert.rejects(wal.read(0), (e) => isWalError(e, 'WAL_CLOSED'));
+  });
+});

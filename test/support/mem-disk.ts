@@ -13,7 +13,7 @@ interface Directory {
 }
 
 /** Which operation a fault or a crash point applies to. */
-export type DiskOp = 'create' | 'writev' | 'fillZeros' | 'datasync' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'syncDir';
+export type DiskOp = 'create' | 'writev' | 'fillZeros' | 'datasync' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'syncDir' | 'read';
 
 /** A fault to inject: the next matching operation fails with `code` (once, or `times` times). */
 export interface DiskFault {
@@ -154,6 +154,18 @@ export class MemDisk {
     if (generation !== this.generation) throw new StorageError('EIO', op, path);
   }
 
+  /** @internal Read faults: reads are not counted as operations (they change nothing). */
+  beforeRead(generation: number, path: string): void {
+    this.checkAlive(generation, 'read', path);
+    for (const f of this.faults) {
+      if (f.fault.op !== 'read' || (f.fault.path !== undefined && !f.fault.path.test(path))) continue;
+      f.seen++;
+      if (f.seen <= (f.fault.after ?? 0) || f.fired >= (f.fault.times ?? 1)) continue;
+      f.fired++;
+      throw new StorageError(f.fault.code, 'read', path);
+    }
+  }
+
   /** @internal */
   dir(path: string): Directory {
     let dir = this.dirs.get(path);
@@ -221,7 +233,7 @@ class MemFile implements StorageFile {
   }
 
   readSync(buffer: Uint8Array, length: number, position: number): number {
-    this.disk.checkAlive(this.generation, 'read', this.path);
+    this.disk.beforeRead(this.generation, this.path);
     const n = Math.max(0, Math.min(length, this.inode.data.length - position));
     buffer.set(this.inode.data.subarray(position, position + n), 0);
     return n;
