@@ -12,9 +12,10 @@ import type { BenchPart, BenchPartResult } from './bench/bench-part.js';
 import { formatPart } from './bench/bench-table.js';
 import { describeMachine, isTmpfs, machineLoad } from './bench/machine.js';
 import { runEngineBench } from './bench-engine.js';
+import { runServiceBench } from './bench-service.js';
 
-/** The parts, by name, in the order `all` runs them. The service part is added here when it exists. */
-const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench };
+/** The parts, by name, in the order `all` runs them. */
+const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench, service: runServiceBench };
 
 const USAGE = `usage: node dist/scripts/bench.js [${[...Object.keys(PARTS), 'all'].join('|')}] [--json]`;
 

@@ -12,13 +12,22 @@ export interface BenchConfig {
   readonly readRecords: number;
   /** Size of the log whose open time (f) measures (`WALD_BENCH_LOG_BYTES`, default 1 GiB). */
   readonly logBytes: number;
+  /** Records each TailWal catch-up of the service part delivers (`WALD_BENCH_TAIL_RECORDS`, default 1,000,000). */
+  readonly tailRecords: number;
+  /** Appends per append-to-subscriber latency run of the service part (`WALD_BENCH_LATENCY_APPENDS`, default 2000). */
+  readonly latencyAppends: number;
+  /**
+   * Extra `node` arguments of the service part's server processes, split on spaces
+   * (`WALD_BENCH_SERVER_NODE_ARGS`, default none; e.g. `--cpu-prof --cpu-prof-dir=prof`).
+   */
+  readonly serverNodeArgs: readonly string[];
   /** Where the parts put their files; removed at the end. */
   readonly scratchDir: string;
   /** Progress messages (to stderr). */
   readonly progress: (message: string) => void;
 }
 
-/** Defaults: 3 runs of 2 s after 2 s of warm-up, 1M records read, a 1 GiB log. */
+/** Defaults: 3 runs of 2 s after 2 s of warm-up, 1M records read and tailed, a 1 GiB log, 2000 latency samples. */
 export const BENCH_DEFAULTS = Object.freeze({
   runs: 3,
   runMs: 2000,
@@ -26,6 +35,8 @@ export const BENCH_DEFAULTS = Object.freeze({
   caseWarmupMs: 300,
   readRecords: 1_000_000,
   logBytes: 1024 * 1024 * 1024,
+  tailRecords: 1_000_000,
+  latencyAppends: 2000,
 });
 
 const ENV_KEYS = {
@@ -35,6 +46,8 @@ const ENV_KEYS = {
   caseWarmupMs: 'WALD_BENCH_CASE_WARMUP_MS',
   readRecords: 'WALD_BENCH_READ_RECORDS',
   logBytes: 'WALD_BENCH_LOG_BYTES',
+  tailRecords: 'WALD_BENCH_TAIL_RECORDS',
+  latencyAppends: 'WALD_BENCH_LATENCY_APPENDS',
 } as const satisfies Record<keyof typeof BENCH_DEFAULTS, string>;
 
 /**
@@ -55,5 +68,6 @@ export function resolveBenchConfig(env: NodeJS.ProcessEnv, scratchDir: string, p
     }
     values[key] = value;
   }
-  return { ...values, scratchDir, progress };
+  const serverNodeArgs = (env.WALD_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '');
+  return { ...values, serverNodeArgs, scratchDir, progress };
 }

@@ -8,9 +8,10 @@ export type BenchUnit = 'records/s' | 'ms';
 export type BenchTarget =
   | { readonly kind: 'ratio-at-least'; readonly value: number }
   | { readonly kind: 'ratio-at-most'; readonly value: number }
-  | { readonly kind: 'at-least'; readonly value: number };
+  | { readonly kind: 'at-least'; readonly value: number }
+  | { readonly kind: 'at-most'; readonly value: number };
 
-/** One line of a benchmark table: wald's figure, and the plain `node:fs` baseline beside it. */
+/** One line of a benchmark table: wald's figure, and the baseline beside it (plain `node:fs`, or a no-op gRPC server). */
 export interface BenchRow {
   /** Short id, e.g. `a` or `d1`. */
   readonly id: string;
@@ -35,7 +36,7 @@ export interface BenchPartResult {
   readonly setup: readonly string[];
 }
 
-/** One named part of `npm run bench` (`engine`, later `service`). */
+/** One named part of `npm run bench` (`engine`, `service`). */
 export type BenchPart = (config: BenchConfig) => Promise<BenchPartResult>;
 
 /** Builds a row from the two summaries, computing the ratio and whether the target is met. */
@@ -44,6 +45,7 @@ export function makeRow(row: Omit<BenchRow, 'ratio' | 'isMet'>): BenchRow {
   let isMet: boolean | undefined;
   const target = row.target;
   if (target?.kind === 'at-least') isMet = row.wald.median >= target.value;
+  else if (target?.kind === 'at-most') isMet = row.wald.median <= target.value;
   else if (target?.kind === 'ratio-at-least' && ratio !== undefined) isMet = ratio >= target.value;
   else if (target?.kind === 'ratio-at-most' && ratio !== undefined) isMet = ratio <= target.value;
   return { ...row, ratio, isMet };

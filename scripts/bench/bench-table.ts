@@ -14,6 +14,7 @@ function targetText(target: BenchTarget | undefined, unit: BenchRow['unit']): st
   if (target === undefined) return '–';
   if (target.kind === 'ratio-at-least') return `ratio ≥ ${target.value}`;
   if (target.kind === 'ratio-at-most') return `ratio ≤ ${target.value}`;
+  if (target.kind === 'at-most') return `≤ ${figure(target.value, unit)} ${unit}`;
   return `≥ ${figure(target.value, unit)} ${unit}`;
 }
 

@@ -1,0 +1,124 @@
+/**
+ * The baseline of the service benchmark: `wald.v1.WalService` with handlers that answer at once
+ * and touch no log, served by the same grpc-js version from the same generated service definition,
+ * so that a row's ratio isolates what wald adds to the transport.
+ */
+import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import type { AppendRequest, AppendStreamRequest, AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
+import { RecordType, type Record as RecordMessage } from '../../src/gen/wald/v1/record.js';
+import { WriteState } from '../../src/gen/wald/v1/stats.js';
+import type { TailWalRequest, TailWalResponse } from '../../src/gen/wald/v1/tail.js';
+import type { WalServiceServer } from '../../src/gen/wald/v1/wal_service.js';
+import { RECORD_BYTES } from './fs-baselines.js';
+
+/** Records per TailWal message when the request leaves `max_records` at 0: wald's default cap. */
+const DEFAULT_TAIL_BATCH_RECORDS = 1000;
+/** Most messages one catch-up tail of the no-op sends; then it ends the stream (OK). */
+const MAX_FLOOD_MESSAGES = 10_000_000;
+
+type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse>;
+
+/** An acknowledgement with fixed offsets: the no-op assigns nothing. */
+const APPENDED = Object.freeze({ firstOffset: 0n, lastOffset: 0n, timestamp: 0n, duplicate: false });
+
+/** The records of an append as a tail would carry them (offset and timestamp left at 0). */
+function toRelayed(request: AppendRequest | undefined): RecordMessage[] {
+  return (request?.records ?? []).map((record) => ({
+    key: record.key,
+    value: record.value,
+    headers: record.headers,
+    type: RecordType.RECORD_TYPE_PUT,
+    offset: 0n,
+    timestamp: 0n,
+  }));
+}
+
+/**
+ * Makes the no-op handlers:
+ *
+ * - `Append` answers at once; its records are also written, as they came, to every open tail that
+ *   started with `from_end` (the relay that the append-to-subscriber latency is compared with;
+ *   the benchmark sends one append at a time, so the relay ignores flow control).
+ * - `AppendStream` answers each message at once, in order, and ends when the client does (the
+ *   benchmark bounds the messages in flight, so answers are not held back for `'drain'`).
+ * - `TailWal` with `from_end` sends one empty message (as wald does when caught up) and then relays
+ *   appends; with any other start it sends batches of `max_records` (0: 1000) prebuilt 100-byte
+ *   records as fast as flow control allows (it stops on `write() === false` until `'drain'`),
+ *   until the client cancels: the catch-up ceiling of the transport.
+ * - `Read`, `GetStats` and `Sync` answer empty messages.
+ */
+export function createNoopWalService(): WalServiceServer {
+  const relays = new Set<TailCall>();
+  // Handlers answer whatever the request holds: the baseline measures the transport, not validation.
+
+  function relay(call: TailCall): void {
+    relays.add(call);
+    call.on('cancelled', () => relays.delete(call));
+    call.write({ records: [], highWatermark: undefined, firstOffset: 0n, nextOffset: 0n });
+  }
+
+  function flood(call: TailCall): void {
+    const batchRecords = call.request.maxRecords === 0 ? DEFAULT_TAIL_BATCH_RECORDS : call.request.maxRecords;
+    const value = Buffer.alloc(RECORD_BYTES, 0x61);
+    const records: RecordMessage[] = Array.from({ length: batchRecords }, (_, i) => ({
+      key: undefined,
+      value,
+      headers: {},
+      type: RecordType.RECORD_TYPE_PUT,
+      offset: BigInt(i),
+      timestamp: 0n,
+    }));
+    let isCancelled = false;
+    let messages = 0;
+    let nextOffset = 0n;
+    call.on('cancelled', () => {
+      isCancelled = true;
+    });
+    const pump = (): void => {
+      while (!isCancelled) {
+        if (++messages > MAX_FLOOD_MESSAGES) {
+          call.end();
+          return;
+        }
+        nextOffset += BigInt(batchRecords);
+        if (!call.write({ records, highWatermark: nextOffset, firstOffset: 0n, nextOffset })) {
+          call.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  }
+
+  return {
+    append: (call, callback) => {
+      if (relays.size > 0) {
+        const response: TailWalResponse = { records: toRelayed(call.request), highWatermark: 0n, firstOffset: 0n, nextOffset: 0n };
+        for (const tail of relays) tail.write(response);
+      }
+      callback(null, APPENDED);
+    },
+    appendStream: (call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>) => {
+      call.on('data', (request: AppendStreamRequest) => {
+        call.write({ requestId: request.requestId, result: { $case: 'appended', value: APPENDED } });
+      });
+      call.on('end', () => call.end());
+    },
+    read: (_call, callback) => callback(null, { records: [], nextOffset: 0n, highWatermark: undefined, firstOffset: 0n }),
+    tailWal: (call) => (call.request.start?.$case === 'fromEnd' ? relay(call) : flood(call)),
+    getStats: (_call, callback) =>
+      callback(null, {
+        entryCount: 0n,
+        segmentCount: 0n,
+        totalSizeBytes: 0n,
+        firstOffset: 0n,
+        latestOffset: undefined,
+        highWatermark: undefined,
+        nextOffset: 0n,
+        ioStats: undefined,
+        tailStreamCount: relays.size,
+        writeState: WriteState.WRITE_STATE_UNSPECIFIED,
+      }),
+    sync: (_call, callback) => callback(null, { highWatermark: undefined }),
+  };
+}
