@@ -3,8 +3,10 @@ import { WalError } from '../errors.js';
 import type { AppendOptions, AppendRecord } from './types.js';
 
 const RECORD_TYPES = new Set(['put', 'delete', 'checkpoint']);
-const MAX_HEADERS = 0xffff;
-const MAX_HEADER_NAME_BYTES = 0xffff;
+/** Most headers of one record (a u16 on disk). */
+export const MAX_HEADERS = 0xffff;
+/** Longest header name, in UTF-8 bytes (a u16 on disk). */
+export const MAX_HEADER_NAME_BYTES = 0xffff;
 /** Longest producer id, in UTF-8 bytes. */
 export const MAX_PRODUCER_ID_BYTES = 256;
 

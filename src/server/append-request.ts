@@ -1,4 +1,4 @@
-import { MAX_PRODUCER_ID_BYTES } from '../engine/append-validation.js';
+import { MAX_HEADER_NAME_BYTES, MAX_HEADERS, MAX_PRODUCER_ID_BYTES } from '../engine/append-validation.js';
 import type { AppendOptions, AppendRecord, RecordType as EngineRecordType } from '../engine/types.js';
 import type { AppendRequest } from '../gen/wald/v1/append.js';
 import { RecordType, type AppendRecord as AppendRecordMessage } from '../gen/wald/v1/record.js';
@@ -51,9 +51,16 @@ function toAppendRecord(message: AppendRecordMessage, index: number): AppendReco
     throw invalidArgument(`records[${index}].key`, 'a RECORD_TYPE_DELETE record needs a key');
   }
   const headers = ownHeaders(message.headers);
-  for (const name of Object.keys(headers)) {
+  const names = Object.keys(headers);
+  if (names.length > MAX_HEADERS) {
+    throw invalidArgument(`records[${index}].headers`, `at most ${MAX_HEADERS} headers, got ${names.length}`, { value: names.length, limit: MAX_HEADERS });
+  }
+  for (const name of names) {
     if (name === '') {
       throw invalidArgument(`records[${index}].headers`, 'header names must not be empty');
+    }
+    if (Buffer.byteLength(name, 'utf8') > MAX_HEADER_NAME_BYTES) {
+      throw invalidArgument(`records[${index}].headers`, `header names are at most ${MAX_HEADER_NAME_BYTES} bytes`, { limit: MAX_HEADER_NAME_BYTES });
     }
   }
   return { key: message.key, value: message.value, headers, type };
@@ -66,7 +73,8 @@ function toAppendRecord(message: AppendRecordMessage, index: number): AppendReco
  * the log's sizes; its errors already name the field (`records[i]`, `records`).
  *
  * @throws WalError `WAL_INVALID_ARGUMENT` naming the field: no records; an unknown or
- *   server-only record type; a DELETE without a key; an empty header name; `expected_offset` or
+ *   server-only record type; a DELETE without a key; an empty or over-long header name, too many
+ *   headers; `expected_offset` or
  *   `sequence` above 2^53 - 1; a `producer_id` longer than 256 bytes; a `sequence` without a
  *   `producer_id`.
  */

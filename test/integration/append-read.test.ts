@@ -167,6 +167,11 @@ describe('Append validation', { timeout: 120_000 }, () => {
         { request: { records: [{ value: Buffer.from('x') }, { value: Buffer.from('x'), type: RecordType.RECORD_TYPE_CHECKPOINT }] }, field: 'records[1].type' },
         { request: { records: [{ value: Buffer.from('x'), type: RecordType.RECORD_TYPE_DELETE }] }, field: 'records[0].key' },
         { request: { records: [{ value: Buffer.from('x'), headers: { '': Buffer.from('v') } }] }, field: 'records[0].headers' },
+        { request: { records: [{ value: Buffer.from('x'), headers: { ['n'.repeat(70_000)]: Buffer.from('v') } }] }, field: 'records[0].headers' },
+        {
+          request: { records: [{ value: Buffer.from('x'), headers: Object.fromEntries(Array.from({ length: 70_000 }, (_, i) => [`h${i}`, Buffer.alloc(0)])) }] },
+          field: 'records[0].headers',
+        },
         { request: { records: values(1), producerId: 'p'.repeat(257), sequence: 1n }, field: 'producer_id' },
         { request: { records: values(1), sequence: 5n }, field: 'sequence' },
         { request: { records: values(1), producerId: 'p', sequence: 2n ** 60n }, field: 'sequence' },
