@@ -241,16 +241,13 @@ export class LogWriter {
   private fail(batch: readonly PendingAppend[], settled: number, error: unknown): void {
     const walError = walErrorFromStorage(error, 'append failed');
     if (isNoSpace(error) || walError.code === 'WAL_NO_SPACE') this.enterDiskFull();
-    if (this.writeState !== 'read-only') {
-      // Nothing past the last written frame reached the file: hand its offsets out again.
-      this.active.nextOffset = Math.min(this.active.nextOffset, this.writtenNext);
-    }
     const rest = this.queue;
     this.queue = [];
     for (const p of [...batch.slice(settled), ...rest]) {
       p.onFail?.();
       p.reject(walError);
     }
+    // Nothing past the last written frame reached the file: hand its offsets out again.
     this.assignedNext = this.writtenNext;
     this.events.visibleAdvanced();
   }
@@ -291,8 +288,12 @@ export class LogWriter {
       this.preparing = undefined;
       if (file === undefined) return;
       if (this.closed) {
-        file.close();
-        this.options.storage.unlink(join(this.options.dir, PREALLOCATED_FILE));
+        try {
+          file.close();
+          this.options.storage.unlink(join(this.options.dir, PREALLOCATED_FILE));
+        } catch {
+          // Debris is removed at the next open; this promise must never reject (nobody awaits it).
+        }
       } else {
         this.prepared = file;
       }
@@ -408,9 +409,13 @@ export class LogWriter {
     await this.preparing;
     const { storage, dir } = this.options;
     if (this.prepared !== undefined) {
-      this.prepared.close();
+      try {
+        this.prepared.close();
+        storage.unlink(join(dir, PREALLOCATED_FILE));
+      } catch (error) {
+        this.events.warn('removing the preallocated next segment failed; the next open removes it', error);
+      }
       this.prepared = undefined;
-      storage.unlink(join(dir, PREALLOCATED_FILE));
     }
     if (this.writeState === 'read-only') return;
     try {
