@@ -284,20 +284,25 @@ export class LogWriter {
     if (!this.options.preallocate || this.prepared !== undefined || this.closed || this.writeState !== 'writable') {
       return Promise.resolve();
     }
-    this.preparing ??= prepareSegmentFile(this.options).then((file) => {
-      this.preparing = undefined;
-      if (file === undefined) return;
-      if (this.closed) {
+    this.preparing ??= prepareSegmentFile(this.options).then(
+      (file) => {
+        this.preparing = undefined;
+        if (!this.closed) {
+          this.prepared = file;
+          return;
+        }
         try {
           file.close();
           this.options.storage.unlink(join(this.options.dir, PREALLOCATED_FILE));
         } catch {
           // Debris is removed at the next open; this promise must never reject (nobody awaits it).
         }
-      } else {
-        this.prepared = file;
-      }
-    });
+      },
+      (error: unknown) => {
+        this.preparing = undefined;
+        if (!this.closed) this.events.warn('preallocating the next segment failed; it will grow as it is written', error);
+      },
+    );
     return this.preparing;
   }
 

@@ -50,9 +50,10 @@ export function createSegmentFile(
 /**
  * Zero-fills a file of `segmentSizeBytes` under a temp name and syncs it, off the main thread, so
  * that rotation finds a segment whose blocks are already allocated: syncing overwritten blocks does
- * not have to commit a new file size. Returns undefined (after removing the file) on failure.
+ * not have to commit a new file size. On failure the file is removed (when possible) and the
+ * promise rejects with the `StorageError`.
  */
-export async function prepareSegmentFile(options: ResolvedWalOptions): Promise<StorageFile | undefined> {
+export async function prepareSegmentFile(options: ResolvedWalOptions): Promise<StorageFile> {
   const { storage, dir, segmentSizeBytes } = options;
   const path = join(dir, PREALLOCATED_FILE);
   let file: StorageFile | undefined;
@@ -62,13 +63,13 @@ export async function prepareSegmentFile(options: ResolvedWalOptions): Promise<S
     await file.fillZeros(0, segmentSizeBytes);
     await file.datasyncAsync();
     return file;
-  } catch {
+  } catch (error) {
     try {
       file?.close();
       if (storage.exists(path)) storage.unlink(path);
     } catch {
       // Debris is removed at the next open.
     }
-    return undefined;
+    throw error;
   }
 }

@@ -28,12 +28,18 @@ export interface WalOptions {
   readonly storage?: Storage | undefined;
   /** Wall clock in ms; tests inject one. */
   readonly clock?: (() => number) | undefined;
+  /**
+   * Hears about failures no caller is waiting for (a failed background preallocation or interval
+   * sync, an index that could not be written). Default: `process.emitWarning` (code `WALD_WARNING`).
+   */
+  readonly onWarning?: ((message: string, error: unknown) => void) | undefined;
 }
 
 /** `WalOptions` with every default filled in. */
-export type ResolvedWalOptions = Required<Omit<WalOptions, 'storage' | 'clock'>> & {
+export type ResolvedWalOptions = Required<Omit<WalOptions, 'storage' | 'clock' | 'onWarning'>> & {
   readonly storage: Storage;
   readonly clock: () => number;
+  readonly onWarning: (message: string, error: unknown) => void;
 };
 
 /** Defaults of the engine; each is a named limit with its unit in the key. */
@@ -85,7 +91,7 @@ export function resolveWalOptions(options: WalOptions, defaultStorage: () => Sto
   const resolved = {
     ...WAL_DEFAULTS,
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
-  } as Omit<ResolvedWalOptions, 'storage' | 'clock'> & WalOptions;
+  } as Omit<ResolvedWalOptions, 'storage' | 'clock' | 'onWarning'> & WalOptions;
   if (!['always', 'interval', 'none'].includes(resolved.syncPolicy)) {
     throw new RangeError(`options.syncPolicy must be 'always', 'interval' or 'none', got ${String(resolved.syncPolicy)}`);
   }
@@ -104,5 +110,11 @@ export function resolveWalOptions(options: WalOptions, defaultStorage: () => Sto
     ...resolved,
     storage: options.storage ?? defaultStorage(),
     clock: options.clock ?? Date.now,
+    onWarning: options.onWarning ?? emitWarning,
   };
+}
+
+function emitWarning(message: string, error: unknown): void {
+  const reason = error instanceof Error ? error.message : String(error);
+  process.emitWarning(`wald: ${message} (${reason})`, { code: 'WALD_WARNING' });
 }

@@ -90,7 +90,7 @@ export class Wal {
       let active = segments[segments.length - 1];
       let file;
       if (active === undefined) {
-        const prepared = resolved.preallocate ? await prepareSegmentFile(resolved) : undefined;
+        const prepared = resolved.preallocate ? await prepareSegmentFile(resolved).catch(() => undefined) : undefined;
         ({ segment: active, file } = createSegmentFile(resolved, 0, prepared, io));
         segments.push(active);
       } else {
@@ -104,7 +104,7 @@ export class Wal {
       const writer = new LogWriter(resolved, active, file, producers, {
         segmentCreated: (segment) => segments.push(segment),
         visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
-        warn: () => {},
+        warn: resolved.onWarning,
       }, io);
       for (const segment of recovered.rebuilt) {
         try {

@@ -66,15 +66,11 @@ export class WaldServer {
     options: ServerOptions = {},
     logger?: Logger,
   ): Promise<{ server: WaldServer; report: RecoveryReport }> {
-    const { wal, report } = await Wal.open(walOptions);
+    const log = logger ?? pino({ name: 'wald' });
+    const { wal, report } = await Wal.open({ onWarning: (message, error) => log.warn({ err: error }, message), ...walOptions });
     try {
-      const appendLimits = {
-        maxRecordBytes: walOptions.maxRecordBytes,
-        maxBatchBytes: walOptions.maxBatchBytes,
-        maxBatchRecords: walOptions.maxBatchRecords,
-        ...options.appendLimits,
-      };
-      return { server: new WaldServer({ wal, options: { ...options, appendLimits }, logger }), report };
+      const appendLimits = { ...wal.limits, ...options.appendLimits };
+      return { server: new WaldServer({ wal, options: { ...options, appendLimits }, logger: log }), report };
     } catch (error) {
       await wal.close();
       throw error;

@@ -172,3 +172,18 @@ describe('read failures', () => {
     await assert.rejects(wal.read(0), (e) => isWalError(e, 'WAL_CLOSED'));
   });
 });
+
+describe('background failures', () => {
+  test('a failed background preallocation is reported as a warning and the log goes on without it', async () => {
+    const disk = new MemDisk();
+    disk.inject({ op: 'fillZeros', code: 'ENOSPC', times: 100 });
+    let warned: (message: string) => void = () => {};
+    const warning = new Promise<string>((resolve) => (warned = resolve));
+    const wal = await open(disk, { preallocate: true, segmentSizeBytes: 4096, onWarning: (message) => warned(message) });
+    assert.match(await warning, /preallocating the next segment failed/);
+    for (let i = 0; i < 100; i++) await wal.append([v(`r${i}`.padEnd(100, '.'))]);
+    assert.ok(wal.stats().segmentCount > 1, 'segments rotate without preallocation');
+    assert.equal((await values(wal)).length, 100);
+    await wal.close();
+  });
+});
