@@ -5,7 +5,9 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
+import { openTailWal } from '../../src/client/tail-call.js';
+import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
+import type { TailBatch } from '../../src/wire/tail-response-decoder.js';
 import type { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';
 import type { Measurement, Runner } from './runner.js';
 import { appendOnce, appendRequestOf } from './service-client.js';
@@ -47,11 +49,11 @@ export function appendToTailLatency(
 ): Runner {
   return {
     run: async (): Promise<Measurement> => {
-      const call = subscriber.tailWal(TailWalRequest.fromPartial({ start: { $case: 'fromEnd', value: true } }));
+      const call = openTailWal(subscriber, TailWalRequest.fromPartial({ start: { $case: 'fromEnd', value: true } }));
       let waiting: Arrival | undefined;
       let isCancelled = false;
       const live = new Promise<void>((resolve, reject) => {
-        call.on('data', (response: TailWalResponse) => {
+        call.on('data', (response: TailBatch) => {
           resolve();
           for (const record of response.records) {
             if (waiting !== undefined && record.value.readUInt32LE(0) === waiting.tag) {

@@ -12,7 +12,7 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { WalServiceService } from '../../src/gen/wald/v1/wal_service.js';
+import { walServiceDefinition } from '../../src/server/service-definition.js';
 import { SERVER_DEFAULTS } from '../../src/server/server-options.js';
 import { WaldServer } from '../../src/server/wald-server.js';
 import { createNoopWalService } from './noop-wal-service.js';
@@ -41,7 +41,7 @@ async function startNoop(): Promise<Started> {
     'grpc.keepalive_time_ms': SERVER_DEFAULTS.keepaliveTimeMs,
     'grpc.keepalive_timeout_ms': SERVER_DEFAULTS.keepaliveTimeoutMs,
   });
-  server.addService(WalServiceService, createNoopWalService());
+  server.addService(walServiceDefinition, createNoopWalService());
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(LISTEN, ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
   });

@@ -8,6 +8,8 @@ import type { AppendRequest, AppendStreamRequest, AppendStreamResponse } from '.
 import { RecordType, type Record as RecordMessage } from '../../src/gen/wald/v1/record.js';
 import { WriteState } from '../../src/gen/wald/v1/stats.js';
 import type { TailWalRequest, TailWalResponse } from '../../src/gen/wald/v1/tail.js';
+import type { WalRecord } from '../../src/engine/types.js';
+import { encodeTailWalResponse } from '../../src/wire/tail-response-encoder.js';
 import type { WalServiceServer } from '../../src/gen/wald/v1/wal_service.js';
 import { RECORD_BYTES } from './fs-baselines.js';
 
@@ -16,7 +18,7 @@ const DEFAULT_TAIL_BATCH_RECORDS = 1000;
 /** Most messages one catch-up tail of the no-op sends; then it ends the stream (OK). */
 const MAX_FLOOD_MESSAGES = 10_000_000;
 
-type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse>;
+type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>;
 
 /** An acknowledgement with fixed offsets: the no-op assigns nothing. */
 const APPENDED = Object.freeze({ firstOffset: 0n, lastOffset: 0n, timestamp: 0n, duplicate: false });
@@ -60,17 +62,17 @@ export function createNoopWalService(): WalServiceServer {
   function flood(call: TailCall): void {
     const batchRecords = call.request.maxRecords === 0 ? DEFAULT_TAIL_BATCH_RECORDS : call.request.maxRecords;
     const value = Buffer.alloc(RECORD_BYTES, 0x61);
-    const records: RecordMessage[] = Array.from({ length: batchRecords }, (_, i) => ({
+    const records: WalRecord[] = Array.from({ length: batchRecords }, (_, i) => ({
       key: undefined,
       value,
       headers: {},
-      type: RecordType.RECORD_TYPE_PUT,
-      offset: BigInt(i),
-      timestamp: 0n,
+      type: 'put',
+      offset: i,
+      timestamp: 0,
     }));
     let isCancelled = false;
     let messages = 0;
-    let nextOffset = 0n;
+    let nextOffset = 0;
     call.on('cancelled', () => {
       isCancelled = true;
     });
@@ -80,8 +82,9 @@ export function createNoopWalService(): WalServiceServer {
           call.end();
           return;
         }
-        nextOffset += BigInt(batchRecords);
-        if (!call.write({ records, highWatermark: nextOffset, firstOffset: 0n, nextOffset })) {
+        nextOffset += batchRecords;
+        // Encoded per message with the server's own TailWal encoder, so both sides pay the same.
+        if (!call.write(encodeTailWalResponse(records, { highWatermark: nextOffset, firstOffset: 0, nextOffset }))) {
           call.once('drain', pump);
           return;
         }

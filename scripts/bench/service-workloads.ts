@@ -6,7 +6,9 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import type { AppendRequest, AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
-import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
+import { openTailWal } from '../../src/client/tail-call.js';
+import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
+import type { TailBatch } from '../../src/wire/tail-response-decoder.js';
 import type { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';
 import type { Measurement, Runner } from './runner.js';
 import { appendOnce, fsyncCount } from './service-client.js';
@@ -121,8 +123,8 @@ export interface TailFacts {
 }
 
 /**
- * One TailWal per measurement, from offset 0 with `request`'s batch bounds, read with a `'data'`
- * handler until `records` records have arrived; then the call is cancelled. The rate counts the
+ * One TailWal per measurement, from offset 0 with `request`'s batch bounds, decoded by wald's own
+ * client codec (`openTailWal`, as a follower would), read with a `'data'` handler until `records` records have arrived; then the call is cancelled. The rate counts the
  * records after the first message over the time from the first message to the last: "first record
  * to last record received". Checks that each message continues where the previous one stopped.
  */
@@ -131,7 +133,7 @@ export function tailCatchUp(client: WalServiceClient, records: number, request: 
   return {
     run: async (): Promise<Measurement> => {
       const start = performance.now();
-      const call = client.tailWal(tailRequest);
+      const call = openTailWal(client, tailRequest);
       let received = 0;
       let firstBatch = 0;
       let firstAt = 0;
@@ -148,10 +150,10 @@ export function tailCatchUp(client: WalServiceClient, records: number, request: 
           if (error === undefined) resolve();
           else reject(error);
         };
-        call.on('data', (response: TailWalResponse) => {
+        call.on('data', (response: TailBatch) => {
           const count = response.records.length;
           if (count === 0 || isDone) return;
-          if (response.nextOffset !== BigInt(received + count)) {
+          if (response.nextOffset !== received + count) {
             finish(new Error(`tail message ends at ${response.nextOffset}, expected ${received + count}`));
             return;
           }

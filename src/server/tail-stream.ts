@@ -5,7 +5,8 @@ import type { Wal } from '../engine/wal.js';
 import type { WalRecord } from '../engine/types.js';
 import { WalError } from '../errors.js';
 import type { TailWalRequest, TailWalResponse } from '../gen/wald/v1/tail.js';
-import { countWithinBytes, optionalOffset, recordWireBytes, toRecordMessage } from './record-message.js';
+import { encodeTailWalResponse } from '../wire/tail-response-encoder.js';
+import { countWithinBytes, recordWireBytes } from './record-message.js';
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 import { toRpcFailure, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
@@ -48,13 +49,14 @@ export interface TailCounters {
 export interface TailStreamEvents {
   /** The stream stopped writing until the client takes what is queued (flow control). */
   blocked: [];
-  /** A message (batch or heartbeat) was written. */
-  message: [response: TailWalResponse];
+  /** A message (batch or heartbeat) was written: its record count and next offset. */
+  message: [recordCount: number, nextOffset: number];
   /** The stream's work is over (its status is sent or the call is gone). */
   done: [];
 }
 
-type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse>;
+/** The call: responses are written already encoded (see `tailWalServiceDefinition`). */
+type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>;
 
 const HEARTBEAT = Symbol('heartbeat');
 
@@ -246,12 +248,12 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     if (this.isStopped) {
       return;
     }
-    const response: TailWalResponse = {
-      records: records.map(toRecordMessage),
-      highWatermark: optionalOffset(this.wal.highWatermark),
-      firstOffset: BigInt(this.wal.firstOffset),
-      nextOffset: BigInt(nextOffset),
-    };
+    // Encoded here, by hand, rather than by the generated codec: see src/wire/tail-response-encoder.ts.
+    const response = encodeTailWalResponse(records, {
+      highWatermark: this.wal.highWatermark,
+      firstOffset: this.wal.firstOffset,
+      nextOffset,
+    });
     let bytes = 0;
     for (const record of records) {
       bytes += recordWireBytes(record);
@@ -270,7 +272,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     if (records.length === 0) {
       this.heartbeatsSent++;
     }
-    this.emit('message', response);
+    this.emit('message', records.length, nextOffset);
     if (!hasRoom || this.queuedBytes >= this.settings.maxQueueBytes) {
       await this.waitForClient();
     }

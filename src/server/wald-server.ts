@@ -4,10 +4,10 @@ import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
 import { Wal } from '../engine/wal.js';
 import type { WalOptions } from '../engine/wal-options.js';
-import { WalServiceService } from '../gen/wald/v1/wal_service.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { walServiceDefinition } from './service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
 import type { TailStream } from './tail-stream.js';
 import { createWalService } from './wal-service.js';
@@ -86,7 +86,7 @@ export class WaldServer {
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
     this.grpcServer = new Server(this.channelOptions());
     this.grpcServer.addService(
-      WalServiceService,
+      walServiceDefinition,
       createWalService({
         wal: this.wal,
         options: this.options,
