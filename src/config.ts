@@ -71,6 +71,8 @@ export interface ServeConfig {
   readonly maxAppendStreams: number;
   /** Most unanswered appends read ahead on one AppendStream. */
   readonly maxInFlightAppends: number;
+  /** HTTP/2 receive window granted to each connection and stream, bytes. */
+  readonly receiveWindowBytes: number;
   /** Period of server HTTP/2 keepalive PINGs, ms. */
   readonly keepaliveTimeMs: number;
   /** How long a PING may go unanswered before the connection is dropped, ms. */
@@ -128,6 +130,8 @@ export const CONFIG_DEFAULTS: Readonly<ServeConfig> = Object.freeze({
   maxAppendStreams: SERVER_DEFAULTS.maxAppendStreams,
   /** 1024 pipelined appends per stream: fills a group commit, bounded in memory. */
   maxInFlightAppends: SERVER_DEFAULTS.maxInFlightAppends,
+  /** 1 MiB: a pipelining client keeps sending while the server syncs. */
+  receiveWindowBytes: SERVER_DEFAULTS.receiveWindowBytes,
   /** 30,000 ms: detects dead followers on idle tails without flooding links. */
   keepaliveTimeMs: SERVER_DEFAULTS.keepaliveTimeMs,
   /** 10,000 ms to answer a PING. */
@@ -175,6 +179,7 @@ export const CONFIG_KEYS: Readonly<Record<ConfigKey, ConfigKeySpec>> = Object.fr
   maxTailQueueBytes: integer('most record bytes queued per TailWal stream', 'bytes'),
   maxAppendStreams: integer('most AppendStream streams open at once', 'count'),
   maxInFlightAppends: integer('most unanswered appends read ahead per AppendStream', 'count'),
+  receiveWindowBytes: integer('HTTP/2 receive window per connection and stream', 'bytes'),
   keepaliveTimeMs: integer('server keepalive PING period', 'ms'),
   keepaliveTimeoutMs: integer('time to answer a keepalive PING', 'ms'),
   shutdownGraceMs: integer('time for calls to finish at shutdown', 'ms'),
@@ -359,6 +364,7 @@ export function serverOptionsOf(config: ServeConfig): ServerOptions {
     maxTailQueueBytes: config.maxTailQueueBytes,
     maxAppendStreams: config.maxAppendStreams,
     maxInFlightAppends: config.maxInFlightAppends,
+    receiveWindowBytes: config.receiveWindowBytes,
     keepaliveTimeMs: config.keepaliveTimeMs,
     keepaliveTimeoutMs: config.keepaliveTimeoutMs,
     shutdownGraceMs: config.shutdownGraceMs,

@@ -36,6 +36,11 @@ export interface ServerOptions {
   readonly maxAppendStreams?: number | undefined;
   /** Most unanswered appends read ahead on one AppendStream before the server stops reading. */
   readonly maxInFlightAppends?: number | undefined;
+  /**
+   * HTTP/2 receive window the server grants each connection and each stream, bytes: how much a
+   * client may send before the server has read it (grpc-js's own default is 64 KiB).
+   */
+  readonly receiveWindowBytes?: number | undefined;
   /** Server-initiated HTTP/2 PING period (`grpc.keepalive_time_ms`), ms. */
   readonly keepaliveTimeMs?: number | undefined;
   /** How long to wait for a PING answer before dropping the connection, ms. */
@@ -75,6 +80,12 @@ export const SERVER_DEFAULTS = Object.freeze({
   maxAppendStreams: 1024,
   /** 1024 pipelined appends per stream: enough to fill a group commit, bounded in memory. */
   maxInFlightAppends: 1024,
+  /**
+   * 1 MiB: a pipelining client keeps sending while the server syncs (AppendStream +30% here with
+   * 1 MiB, +40% with 4 MiB, against 64 KiB; docs/benchmarks.md). Unread bytes per stream are
+   * bounded by it.
+   */
+  receiveWindowBytes: 1 * MiB,
   /** 30 s: detects dead followers on idle tails without flooding links. */
   keepaliveTimeMs: 30_000,
   /** 10 s to answer a PING. */
@@ -90,6 +101,15 @@ function positiveInteger(value: number | undefined, fallback: number, key: strin
   const resolved = value ?? fallback;
   if (!Number.isSafeInteger(resolved) || resolved <= 0) {
     throw new RangeError(`server option ${key} must be a positive integer, got ${String(value)}`);
+  }
+  return resolved;
+}
+
+/** HTTP/2 windows run from the protocol's 65,535 bytes to 2^31 - 1. */
+function windowSize(value: number | undefined): number {
+  const resolved = positiveInteger(value, SERVER_DEFAULTS.receiveWindowBytes, 'receiveWindowBytes');
+  if (resolved < 65_535 || resolved > 2 ** 31 - 1) {
+    throw new RangeError(`server option receiveWindowBytes must be between 65535 and ${2 ** 31 - 1}, got ${resolved}`);
   }
   return resolved;
 }
@@ -118,6 +138,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     maxTailQueueBytes: positiveInteger(options.maxTailQueueBytes, SERVER_DEFAULTS.maxTailQueueBytes, 'maxTailQueueBytes'),
     maxAppendStreams: positiveInteger(options.maxAppendStreams, SERVER_DEFAULTS.maxAppendStreams, 'maxAppendStreams'),
     maxInFlightAppends: positiveInteger(options.maxInFlightAppends, SERVER_DEFAULTS.maxInFlightAppends, 'maxInFlightAppends'),
+    receiveWindowBytes: windowSize(options.receiveWindowBytes),
     keepaliveTimeMs: positiveInteger(options.keepaliveTimeMs, SERVER_DEFAULTS.keepaliveTimeMs, 'keepaliveTimeMs'),
     keepaliveTimeoutMs: positiveInteger(options.keepaliveTimeoutMs, SERVER_DEFAULTS.keepaliveTimeoutMs, 'keepaliveTimeoutMs'),
     shutdownGraceMs: positiveInteger(options.shutdownGraceMs, SERVER_DEFAULTS.shutdownGraceMs, 'shutdownGraceMs'),

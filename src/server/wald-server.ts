@@ -7,6 +7,7 @@ import type { WalOptions } from '../engine/wal-options.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { grantReceiveWindow } from './receive-window.js';
 import { walServiceDefinition } from './service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
 import type { TailStream } from './tail-stream.js';
@@ -144,6 +145,7 @@ export class WaldServer {
       this.statusValue = 'created';
       throw error;
     }
+    grantReceiveWindow(this.grpcServer, this.options.receiveWindowBytes, this.logger);
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
