@@ -109,6 +109,7 @@ for (const preallocate of [false, true]) {
       const full = await workload(reference, preallocate, new FakeClock());
       assert.equal(full.length, 73, 'the workload runs to the end without a crash');
       const totalOps = reference.ops;
+      console.log(`crash points: ${totalOps} disk operations (preallocate ${preallocate})`);
       assert.ok(totalOps > 100, `the workload exercises the disk (${totalOps} operations)`);
       for (let op = 1; op <= totalOps; op++) {
         const disk = new MemDisk();
