@@ -30,13 +30,13 @@
  */
 import { align8 } from './align.js';
 import { crc32cRange } from './crc32c.js';
-import { FRAME_HEADER_BYTES, RECORD_FLAG_KEY, RECORD_HEADER_BYTES } from './frame-layout.js';
-import { RecordCursor } from './record-cursor.js';
 import { readU64, writeU64 } from './u64.js';
 
-export { FRAME_HEADER_BYTES };
+export const FRAME_HEADER_BYTES = 40;
 export const FRAME_TYPE_RECORDS = 1;
 const FLAG_PRODUCER = 1;
+const RECORD_HEADER_BYTES = 12;
+const RECORD_FLAG_KEY = 1;
 
 /** Record type as stored on disk. */
 export type RecordTypeName = 'put' | 'delete' | 'checkpoint';
@@ -226,17 +226,36 @@ export function decodeRecords(
   limit: number,
   out: DecodedRecord[],
 ): number | string {
-  const cursor = sharedCursor.reset(buf, position, header);
+  const end = position + header.length;
+  let p = position + FRAME_HEADER_BYTES;
+  if (header.hasProducer) p += 10 + buf.readUInt16LE(p + 8);
   let added = 0;
-  while (added < limit && cursor.next()) {
-    if (cursor.offset < fromOffset) continue;
+  for (let i = 0; i < header.recordCount && added < limit; i++) {
+    if (p + RECORD_HEADER_BYTES > end) return 'record header past the frame end';
+    const type = TYPE_NAMES[buf[p]!];
+    if (type === undefined) return `unknown record type ${buf[p]}`;
+    const hasKey = (buf[p + 1]! & RECORD_FLAG_KEY) !== 0;
+    const headerCount = buf.readUInt16LE(p + 2);
+    const keyLength = buf.readUInt32LE(p + 4);
+    const valueLength = buf.readUInt32LE(p + 8);
+    const keyStart = p + RECORD_HEADER_BYTES;
+    const valueStart = keyStart + keyLength;
+    p = valueStart + valueLength;
+    if (p > end) return 'record body past the frame end';
     let headers = NO_HEADERS;
-    if (cursor.headerCount > 0) {
+    if (headerCount > 0) {
       const parsed: Record<string, Buffer> = {};
-      while (cursor.nextHeader()) {
+      for (let h = 0; h < headerCount; h++) {
+        if (p + 6 > end) return 'record header entry past the frame end';
+        const nameLength = buf.readUInt16LE(p);
+        const headerValueLength = buf.readUInt32LE(p + 2);
+        const nameStart = p + 6;
+        const headerValueStart = nameStart + nameLength;
+        p = headerValueStart + headerValueLength;
+        if (p > end) return 'record header entry past the frame end';
         // defineProperty, not assignment: a header named `__proto__` must stay an ordinary header.
-        Object.defineProperty(parsed, buf.toString('utf8', cursor.nameStart, cursor.nameEnd), {
-          value: buf.subarray(cursor.nameEnd, cursor.headerValueEnd),
+        Object.defineProperty(parsed, buf.toString('utf8', nameStart, headerValueStart), {
+          value: buf.subarray(headerValueStart, p),
           enumerable: true,
           writable: true,
           configurable: true,
@@ -244,21 +263,20 @@ export function decodeRecords(
       }
       headers = parsed;
     }
+    const offset = header.baseOffset + i;
+    if (offset < fromOffset) continue;
     out.push({
-      offset: cursor.offset,
+      offset,
       timestamp: header.timestamp,
-      type: TYPE_NAMES[cursor.typeCode]!,
-      key: cursor.hasKey ? buf.subarray(cursor.keyStart, cursor.valueStart) : undefined,
-      value: buf.subarray(cursor.valueStart, cursor.valueEnd),
+      type,
+      key: hasKey ? buf.subarray(keyStart, valueStart) : undefined,
+      value: buf.subarray(valueStart, valueStart + valueLength),
       headers,
     });
     added++;
   }
-  return cursor.error ?? added;
+  return added;
 }
-
-/** One cursor serves every decode: decoding is synchronous, so calls never overlap. */
-const sharedCursor = new RecordCursor();
 
 /** Bytes of keys + values of a record, the measure `maxBytes` limits apply to. */
 export function recordDataBytes(record: DecodedRecord): number {

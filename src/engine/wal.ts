@@ -7,7 +7,7 @@ import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { IoCounters } from './io-counters.js';
-import { LogReader, type FrameSlice } from './log-reader.js';
+import { LogReader } from './log-reader.js';
 import { LogWriter } from './log-writer.js';
 import { ProducerTable, type ProducerEntry } from './producer-table.js';
 import { recoverLog } from './recovery.js';
@@ -215,24 +215,6 @@ export class Wal {
    * beyond `highWatermark + 1`, `WAL_CORRUPTION` on a bad checksum, `WAL_CLOSED`.
    */
   async read(fromOffset: number, options: ReadOptions = {}): Promise<WalRecord[]> {
-    const { limit, maxBytes, end } = this.readPlan(fromOffset, options);
-    if (fromOffset === end) return [];
-    return this.guardClose(() => this.reader.read(fromOffset, end, limit, maxBytes));
-  }
-
-  /**
-   * Like {@link read}, but leaves the records in their frames, undecoded ({@link FrameSlice}s): for
-   * transports that copy records straight out of frames (the TailWal encoder). `maxBytes` bounds the
-   * records' bytes in the frames plus a per-record allowance for framing; at least one record.
-   */
-  async readFrames(fromOffset: number, options: ReadOptions = {}): Promise<FrameSlice[]> {
-    const { limit, maxBytes, end } = this.readPlan(fromOffset, options);
-    if (fromOffset === end) return [];
-    return this.guardClose(() => this.reader.readFrames(fromOffset, end, limit, maxBytes));
-  }
-
-  /** Checks a read's arguments and start; returns its bounds (`end` = high watermark + 1). */
-  private readPlan(fromOffset: number, options: ReadOptions): { limit: number; maxBytes: number; end: number } {
     checkOffset(fromOffset, 'fromOffset');
     const limit = options.limit ?? DEFAULT_READ_LIMIT;
     const maxBytes = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
@@ -241,13 +223,14 @@ export class Wal {
     this.checkOpen();
     const end = this.highWatermark + 1;
     this.checkStart(fromOffset, end);
-    return { limit, maxBytes, end };
+    if (fromOffset === end) return [];
+    return this.readRange(fromOffset, end, limit, maxBytes);
   }
 
-  /** Runs a read; a failure caused by a concurrent close is reported as `WAL_CLOSED`. */
-  private async guardClose<T>(read: () => Promise<T>): Promise<T> {
+  /** Reads through the reader; a failure caused by a concurrent close is reported as `WAL_CLOSED`. */
+  private async readRange(fromOffset: number, end: number, limit: number, maxBytes: number): Promise<WalRecord[]> {
     try {
-      return await read();
+      return await this.reader.read(fromOffset, end, limit, maxBytes);
     } catch (error) {
       if (this.statusValue !== 'open') throw closedError();
       throw error;
@@ -301,8 +284,7 @@ export class Wal {
     while (signal?.aborted !== true) {
       this.checkOpen();
       if (next <= this.highWatermark) {
-        const end = this.highWatermark + 1;
-        const batch = await this.guardClose(() => this.reader.read(next, end, maxRecords, maxBytes));
+        const batch = await this.readRange(next, this.highWatermark + 1, maxRecords, maxBytes);
         if (batch.length > 0) {
           next = batch[batch.length - 1]!.offset + 1;
           yield batch;

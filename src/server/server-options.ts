@@ -30,7 +30,7 @@ export interface ServerOptions {
   readonly tailHeartbeatIntervalMs?: number | undefined;
   /** Most TailWal streams open at once; more get `RESOURCE_EXHAUSTED` (`WAL_TOO_MANY_STREAMS`). */
   readonly maxTailStreams?: number | undefined;
-  /** Most message bytes written to a TailWal stream but not yet taken by the transport. */
+  /** Most record bytes written to a TailWal stream but not yet taken by the transport. */
   readonly maxTailQueueBytes?: number | undefined;
   /** Most AppendStream streams open at once; more get `RESOURCE_EXHAUSTED`. */
   readonly maxAppendStreams?: number | undefined;

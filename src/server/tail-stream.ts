@@ -2,9 +2,11 @@ import { EventEmitter } from 'node:events';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Wal } from '../engine/wal.js';
+import type { WalRecord } from '../engine/types.js';
 import { WalError } from '../errors.js';
 import type { TailWalRequest, TailWalResponse } from '../gen/wald/v1/tail.js';
-import { encodeTailWalFrames, encodeTailWalResponse, type TailResponsePosition } from '../wire/tail-response-encoder.js';
+import { encodeTailWalResponse } from '../wire/tail-response-encoder.js';
+import { countWithinBytes, recordWireBytes } from './record-message.js';
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 import { toRpcFailure, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
@@ -15,9 +17,9 @@ export interface TailSettings {
   readonly heartbeatIntervalMs: number;
   /** Most records per message. */
   readonly maxRecords: number;
-  /** Most record bytes per message, frame bytes plus framing (one larger record still goes out alone). */
+  /** Most encoded record bytes per message (one larger record still goes out alone). */
   readonly maxBytes: number;
-  /** Most message bytes written to the call but not yet taken by the transport. */
+  /** Most record bytes written to the call but not yet taken by the transport. */
   readonly maxQueueBytes: number;
 }
 
@@ -33,9 +35,9 @@ export interface TailCounters {
   readonly queuedMessages: number;
   /** The most messages ever queued at once. */
   readonly maxQueuedMessages: number;
-  /** Message bytes written but not yet taken by the transport, now. */
+  /** Record bytes written but not yet taken by the transport, now. */
   readonly queuedBytes: number;
-  /** The most message bytes ever queued at once. */
+  /** The most record bytes ever queued at once. */
   readonly maxQueuedBytes: number;
   /** The call's own buffer limit, in messages (`write()` returns false at it). */
   readonly queueLimitMessages: number;
@@ -69,7 +71,7 @@ type AbortReason = 'cancelled' | 'shutdown';
  *
  * Memory stays bounded however slow the client: the tail reads the next batch from the log only
  * when the call has room, which it has while `write()` returned true (the call buffers at most its
- * high-water mark of messages) and fewer than `maxQueueBytes` message bytes await the transport.
+ * high-water mark of messages) and fewer than `maxQueueBytes` record bytes await the transport.
  * So one tail holds at most `maxQueueBytes` plus one batch.
  */
 export class TailStream extends EventEmitter<TailStreamEvents> implements RegisteredStream {
@@ -149,11 +151,11 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
         if (!hasCaughtUp) {
           // Tells the client it has everything durable so far, at once rather than after a period.
           hasCaughtUp = true;
-          await this.sendHeartbeat(next);
+          await this.send([], next);
           continue;
         }
         if ((await this.waitForRecords(next)) === HEARTBEAT) {
-          await this.sendHeartbeat(next);
+          await this.send([], next);
         }
       }
       if (this.abortReason === 'shutdown') {
@@ -203,33 +205,19 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     return fromOffset;
   }
 
-  /**
-   * Reads one batch at `next` (within `maxRecords` and `maxBytes`) and sends it as one message,
-   * encoded straight from the log's frames; returns the new position.
-   */
+  /** Reads one batch at `next` and sends it in messages within `maxBytes`; returns the new position. */
   private async sendFrom(next: number): Promise<number> {
     const { maxRecords, maxBytes } = this.settings;
-    const slices = await this.wal.readFrames(next, { limit: maxRecords, maxBytes });
-    const last = slices[slices.length - 1];
-    if (last === undefined || this.isStopped) {
-      return next;
+    const records = await this.wal.read(next, { limit: maxRecords, maxBytes });
+    let start = 0;
+    while (start < records.length && !this.isStopped) {
+      const rest = start === 0 ? records : records.slice(start);
+      const count = countWithinBytes(rest, maxBytes);
+      const chunk = count === rest.length ? rest : rest.slice(0, count);
+      start += count;
+      await this.send(chunk, chunk[chunk.length - 1]!.offset + 1);
     }
-    let count = 0;
-    for (const slice of slices) {
-      count += slice.count;
-    }
-    const nextOffset = last.first + last.count;
-    await this.send(encodeTailWalFrames(slices, this.positionAt(nextOffset)), count, nextOffset);
-    return nextOffset;
-  }
-
-  /** A heartbeat: no records, the current high watermark. */
-  private async sendHeartbeat(next: number): Promise<void> {
-    await this.send(encodeTailWalResponse([], this.positionAt(next)), 0, next);
-  }
-
-  private positionAt(nextOffset: number): TailResponsePosition {
-    return { highWatermark: this.wal.highWatermark, firstOffset: this.wal.firstOffset, nextOffset };
+    return start === 0 ? next : records[start - 1]!.offset + 1;
   }
 
   /**
@@ -256,12 +244,20 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     }
   }
 
-  /** Writes one encoded message, then waits while the call or the byte cap says the client is behind. */
-  private async send(response: Buffer, recordCount: number, nextOffset: number): Promise<void> {
+  private async send(records: readonly WalRecord[], nextOffset: number): Promise<void> {
     if (this.isStopped) {
       return;
     }
-    const bytes = response.length;
+    // Encoded here, by hand, rather than by the generated codec: see src/wire/tail-response-encoder.ts.
+    const response = encodeTailWalResponse(records, {
+      highWatermark: this.wal.highWatermark,
+      firstOffset: this.wal.firstOffset,
+      nextOffset,
+    });
+    let bytes = 0;
+    for (const record of records) {
+      bytes += recordWireBytes(record);
+    }
     this.queuedMessages++;
     this.queuedBytes += bytes;
     this.maxQueuedMessages = Math.max(this.maxQueuedMessages, this.queuedMessages);
@@ -272,11 +268,11 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
       this.wakeUp();
     });
     this.messagesSent++;
-    this.recordsSent += recordCount;
-    if (recordCount === 0) {
+    this.recordsSent += records.length;
+    if (records.length === 0) {
       this.heartbeatsSent++;
     }
-    this.emit('message', recordCount, nextOffset);
+    this.emit('message', records.length, nextOffset);
     if (!hasRoom || this.queuedBytes >= this.settings.maxQueueBytes) {
       await this.waitForClient();
     }

@@ -7,8 +7,6 @@
  * Field numbers follow `proto/wald/v1/tail.proto` and `record.proto`; a property test checks the
  * bytes decode, with the generated decoder, to the same message the generated encoder would send.
  */
-import { RecordCursor } from '../codec/record-cursor.js';
-import type { FrameSlice } from '../engine/log-reader.js';
 import type { RecordType, WalRecord } from '../engine/types.js';
 import { delimitedBytes, varintBytes, writeVarint } from './protobuf-wire.js';
 
@@ -68,45 +66,21 @@ function writeBytesField(buf: Buffer, p: number, tag: number, bytes: Uint8Array)
   return p + bytes.length;
 }
 
-/** Bytes of a response's fields after its records. */
-function positionBytes({ highWatermark, firstOffset, nextOffset }: TailResponsePosition): number {
-  let total = 0;
-  if (highWatermark >= 0) total += delimitedBytes(highWatermark > 0 ? 1 + varintBytes(highWatermark) : 0);
-  if (firstOffset !== 0) total += 1 + varintBytes(firstOffset);
-  if (nextOffset !== 0) total += 1 + varintBytes(nextOffset);
-  return total;
-}
-
-/** Writes a response's fields after its records; returns the position after them. */
-function writePosition(buf: Buffer, p: number, { highWatermark, firstOffset, nextOffset }: TailResponsePosition): number {
-  if (highWatermark >= 0) {
-    buf[p++] = TAG_RESPONSE_HIGH_WATERMARK;
-    p = writeVarint(buf, p, highWatermark > 0 ? 1 + varintBytes(highWatermark) : 0);
-    if (highWatermark > 0) {
-      buf[p++] = TAG_WRAPPER_VALUE_VARINT;
-      p = writeVarint(buf, p, highWatermark);
-    }
-  }
-  if (firstOffset !== 0) {
-    buf[p++] = TAG_RESPONSE_FIRST_OFFSET;
-    p = writeVarint(buf, p, firstOffset);
-  }
-  if (nextOffset !== 0) {
-    buf[p++] = TAG_RESPONSE_NEXT_OFFSET;
-    p = writeVarint(buf, p, nextOffset);
-  }
-  return p;
-}
-
 /** The encoded `TailWalResponse` of `records` (a heartbeat when empty). */
 export function encodeTailWalResponse(records: readonly WalRecord[], position: TailResponsePosition): Buffer {
   if (sizes.length < records.length) sizes = new Int32Array(records.length * 2);
-  let total = positionBytes(position);
+  let total = 0;
   for (let i = 0; i < records.length; i++) {
     const body = recordBodyBytes(records[i]!);
     sizes[i] = body;
     total += delimitedBytes(body);
   }
+  const { highWatermark, firstOffset, nextOffset } = position;
+  const watermarkBody = highWatermark > 0 ? 1 + varintBytes(highWatermark) : 0;
+  if (highWatermark >= 0) total += delimitedBytes(watermarkBody);
+  if (firstOffset !== 0) total += 1 + varintBytes(firstOffset);
+  if (nextOffset !== 0) total += 1 + varintBytes(nextOffset);
+
   const buf = Buffer.allocUnsafe(total);
   let p = 0;
   for (let i = 0; i < records.length; i++) {
@@ -142,102 +116,21 @@ export function encodeTailWalResponse(records: readonly WalRecord[], position: T
       p = writeVarint(buf, p, record.timestamp);
     }
   }
-  writePosition(buf, p, position);
-  return buf;
-}
-
-/**
- * The encoded `TailWalResponse` of records still inside their frames (from `Wal.readFrames`): the
- * same bytes {@link encodeTailWalResponse} writes for the decoded records, copied straight from the
- * frames, without a record object or a `Buffer` view per record.
- *
- * @throws Error when a frame's payload does not parse (its checksum matched: a format defect).
- */
-export function encodeTailWalFrames(slices: readonly FrameSlice[], position: TailResponsePosition): Buffer {
-  let count = 0;
-  for (const slice of slices) count += slice.count;
-  if (sizes.length < count) sizes = new Int32Array(count * 2);
-  const cursor = sharedCursor;
-  let total = positionBytes(position);
-  let i = 0;
-  for (const slice of slices) {
-    cursor.reset(slice.buffer, slice.position, slice.header);
-    for (let taken = 0; taken < slice.count; ) {
-      if (!cursor.next()) throw new Error(`frame at ${slice.position} does not parse: ${cursor.error ?? 'too few records'}`);
-      if (cursor.offset < slice.first) continue;
-      const body = frameRecordBodyBytes(cursor, slice.header.timestamp);
-      sizes[i++] = body;
-      total += delimitedBytes(body);
-      taken++;
+  if (highWatermark >= 0) {
+    buf[p++] = TAG_RESPONSE_HIGH_WATERMARK;
+    p = writeVarint(buf, p, watermarkBody);
+    if (highWatermark > 0) {
+      buf[p++] = TAG_WRAPPER_VALUE_VARINT;
+      p = writeVarint(buf, p, highWatermark);
     }
   }
-  const buf = Buffer.allocUnsafe(total);
-  let p = 0;
-  i = 0;
-  for (const slice of slices) {
-    const source = slice.buffer;
-    const timestamp = slice.header.timestamp;
-    cursor.reset(source, slice.position, slice.header);
-    for (let taken = 0; taken < slice.count; ) {
-      cursor.next();
-      if (cursor.offset < slice.first) continue;
-      buf[p++] = TAG_RESPONSE_RECORDS;
-      p = writeVarint(buf, p, sizes[i++]!);
-      if (cursor.hasKey) {
-        const keyLength = cursor.valueStart - cursor.keyStart;
-        buf[p++] = TAG_RECORD_KEY;
-        p = writeVarint(buf, p, bytesWrapperBytes(keyLength));
-        if (keyLength > 0) p = copyField(buf, p, TAG_WRAPPER_VALUE_BYTES, source, cursor.keyStart, cursor.valueStart);
-      }
-      if (cursor.valueEnd > cursor.valueStart) p = copyField(buf, p, TAG_RECORD_VALUE, source, cursor.valueStart, cursor.valueEnd);
-      while (cursor.nextHeader()) {
-        const nameBytes = cursor.nameEnd - cursor.nameStart;
-        const valueBytes = cursor.headerValueEnd - cursor.nameEnd;
-        buf[p++] = TAG_RECORD_HEADERS;
-        p = writeVarint(buf, p, (nameBytes === 0 ? 0 : delimitedBytes(nameBytes)) + (valueBytes === 0 ? 0 : delimitedBytes(valueBytes)));
-        if (nameBytes > 0) p = copyField(buf, p, TAG_ENTRY_KEY, source, cursor.nameStart, cursor.nameEnd);
-        if (valueBytes > 0) p = copyField(buf, p, TAG_ENTRY_VALUE, source, cursor.nameEnd, cursor.headerValueEnd);
-      }
-      buf[p++] = TAG_RECORD_TYPE;
-      buf[p++] = cursor.typeCode;
-      if (cursor.offset !== 0) {
-        buf[p++] = TAG_RECORD_OFFSET;
-        p = writeVarint(buf, p, cursor.offset);
-      }
-      if (timestamp !== 0) {
-        buf[p++] = TAG_RECORD_TIMESTAMP;
-        p = writeVarint(buf, p, timestamp);
-      }
-      taken++;
-    }
+  if (firstOffset !== 0) {
+    buf[p++] = TAG_RESPONSE_FIRST_OFFSET;
+    p = writeVarint(buf, p, firstOffset);
   }
-  writePosition(buf, p, position);
+  if (nextOffset !== 0) {
+    buf[p++] = TAG_RESPONSE_NEXT_OFFSET;
+    p = writeVarint(buf, p, nextOffset);
+  }
   return buf;
-}
-
-const sharedCursor = new RecordCursor();
-
-/** Bytes of a `Record` message for the cursor's current record (as {@link recordBodyBytes}). */
-function frameRecordBodyBytes(cursor: RecordCursor, timestamp: number): number {
-  let size = 0;
-  if (cursor.hasKey) size += delimitedBytes(bytesWrapperBytes(cursor.valueStart - cursor.keyStart));
-  if (cursor.valueEnd > cursor.valueStart) size += delimitedBytes(cursor.valueEnd - cursor.valueStart);
-  while (cursor.nextHeader()) {
-    const nameBytes = cursor.nameEnd - cursor.nameStart;
-    const valueBytes = cursor.headerValueEnd - cursor.nameEnd;
-    size += delimitedBytes((nameBytes === 0 ? 0 : delimitedBytes(nameBytes)) + (valueBytes === 0 ? 0 : delimitedBytes(valueBytes)));
-  }
-  cursor.rewindHeaders();
-  size += 1 + 1;
-  if (cursor.offset !== 0) size += 1 + varintBytes(cursor.offset);
-  if (timestamp !== 0) size += 1 + varintBytes(timestamp);
-  return size;
-}
-
-/** Writes a length-delimited field whose body is `source[start..end)`. */
-function copyField(buf: Buffer, p: number, tag: number, source: Buffer, start: number, end: number): number {
-  buf[p++] = tag;
-  p = writeVarint(buf, p, end - start);
-  source.copy(buf, p, start, end);
-  return p + end - start;
 }

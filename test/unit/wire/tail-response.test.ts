@@ -5,9 +5,7 @@ import type { WalRecord } from '../../../src/engine/types.js';
 import { TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
 import { optionalOffset, toRecordMessage } from '../../../src/server/record-message.js';
 import { decodeTailWalResponse } from '../../../src/wire/tail-response-decoder.js';
-import { encodeTailWalFrames, encodeTailWalResponse, type TailResponsePosition } from '../../../src/wire/tail-response-encoder.js';
-import { checkFrame, decodeRecords, encodedRecordBytes, encodeFrame, stampFrame } from '../../../src/codec/frame.js';
-import type { FrameSlice } from '../../../src/engine/log-reader.js';
+import { encodeTailWalResponse, type TailResponsePosition } from '../../../src/wire/tail-response-encoder.js';
 import { testSeed } from '../../support/seed.js';
 
 const bytes = (maxLength: number): fc.Arbitrary<Buffer> => fc.uint8Array({ maxLength }).map((b) => Buffer.from(b));
@@ -89,43 +87,5 @@ test('the decoder throws only RangeError on arbitrary bytes', () => {
       }
     }),
     { seed: testSeed('tail response decoder robustness'), numRuns: 2000 },
-  );
-});
-
-test('records encoded straight from their frames give the same bytes as from decoded records', () => {
-  const appendRecord = fc.record({
-    key: fc.option(bytes(12), { nil: undefined }),
-    value: bytes(120),
-    headers: fc.option(fc.dictionary(fc.oneof(fc.string({ maxLength: 5 }), fc.constant('__proto__')), bytes(8), { maxKeys: 3 }), { nil: undefined }),
-    type: fc.constantFrom('put' as const, 'delete' as const, 'checkpoint' as const),
-  });
-  const frameArb = fc.record({
-    records: fc.array(appendRecord, { minLength: 1, maxLength: 6 }),
-    producer: fc.option(fc.record({ producerId: fc.string({ minLength: 1, maxLength: 8 }), sequence: fc.nat() }), { nil: undefined }),
-    skip: fc.nat({ max: 5 }),
-    take: fc.nat({ max: 6 }),
-  });
-  fc.assert(
-    fc.property(fc.array(frameArb, { minLength: 1, maxLength: 4 }), offset, offset, position, (frames, baseOffset, timestamp, at) => {
-      const slices: FrameSlice[] = [];
-      const decoded: WalRecord[] = [];
-      let next = Math.min(baseOffset, Number.MAX_SAFE_INTEGER - 100);
-      for (const { records, producer, skip, take } of frames) {
-        const payload = records.reduce((sum, r) => sum + encodedRecordBytes(r), 0);
-        const buffer = Buffer.concat([Buffer.alloc(8, 0xee), encodeFrame(records, payload, producer)]); // a frame inside a larger buffer
-        const frame = buffer.subarray(8);
-        stampFrame(frame, next, timestamp, 0);
-        const check = checkFrame(buffer, 8, buffer.length);
-        assert.equal(check.kind, 'ok');
-        if (check.kind !== 'ok') return;
-        const first = next + Math.min(skip, records.length - 1);
-        const count = Math.max(1, Math.min(take, next + records.length - first));
-        slices.push({ buffer, position: 8, header: check.header, first, count });
-        assert.equal(decodeRecords(buffer, 8, check.header, first, count, decoded), count);
-        next += records.length;
-      }
-      assert.deepEqual(encodeTailWalFrames(slices, at), encodeTailWalResponse(decoded, at));
-    }),
-    { seed: testSeed('tail frames encoder'), numRuns: 500 },
   );
 });
