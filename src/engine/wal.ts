@@ -237,7 +237,11 @@ export class Wal {
     }
   }
 
-  private checkStart(fromOffset: number, end: number): void {
+  /**
+   * Throws what a read or tail starting at `fromOffset` would: `WAL_OFFSET_COMPACTED` below the first
+   * retained offset, `WAL_OFFSET_OUT_OF_RANGE` beyond `end` (default: the high watermark + 1).
+   */
+  checkStart(fromOffset: number, end = this.highWatermark + 1): void {
     if (fromOffset < this.firstOffset) {
       throw new WalError('WAL_OFFSET_COMPACTED', `offset ${fromOffset} is below the first retained offset ${this.firstOffset}`, {
         fromOffset,
@@ -279,7 +283,7 @@ export class Wal {
     const signal = options.signal;
     checkOffset(fromOffset, 'fromOffset');
     this.checkOpen();
-    this.checkStart(fromOffset, this.highWatermark + 1);
+    this.checkStart(fromOffset);
     let next = fromOffset;
     while (signal?.aborted !== true) {
       this.checkOpen();

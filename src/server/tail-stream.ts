@@ -176,7 +176,6 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
 
   private async startOffset(): Promise<number> {
     const start = this.call.request.start;
-    const highWatermark = this.wal.highWatermark;
     if (start === undefined) {
       return this.wal.firstOffset;
     }
@@ -184,24 +183,13 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
       if (!start.value) {
         throw invalidArgument('from_end', 'must be true when set');
       }
-      return highWatermark + 1;
+      return this.wal.highWatermark + 1;
     }
     if (start.$case === 'fromTimestamp') {
       return this.wal.offsetForTimestamp(safeIntegerField(start.value, 'from_timestamp'));
     }
     const fromOffset = safeIntegerField(start.value, 'from_offset');
-    if (fromOffset < this.wal.firstOffset) {
-      throw new WalError('WAL_OFFSET_COMPACTED', `offset ${fromOffset} is below the first retained offset ${this.wal.firstOffset}`, {
-        fromOffset,
-        firstOffset: this.wal.firstOffset,
-      });
-    }
-    if (fromOffset > highWatermark + 1) {
-      throw new WalError('WAL_OFFSET_OUT_OF_RANGE', `offset ${fromOffset} is beyond the end of the log (high watermark ${highWatermark})`, {
-        fromOffset,
-        highWatermark,
-      });
-    }
+    this.wal.checkStart(fromOffset);
     return fromOffset;
   }
 
