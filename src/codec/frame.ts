@@ -8,10 +8,10 @@
  *  +--------+--------+----+----+--------+--------+-----------------+-----------------+
  *  | length | crc32c |type|flag|reserved| count  |   base offset   |  timestamp (ms) |
  *  +--------+--------+----+----+--------+--------+-----------------+-----------------+
- *  32                40                                      length     align8(length)
- *  +-----------------+-------------------------------------------+---------+
- *  |  leader epoch   | payload: [producer] record record ...     | padding |
- *  +-----------------+-------------------------------------------+---------+
+ *  32       36       40                                      length     align8(length)
+ *  +--------+--------+-------------------------------------------+---------+
+ *  | epoch  |sync lag| payload: [producer] record record ...     | padding |
+ *  +--------+--------+-------------------------------------------+---------+
  * ```
  *
  * - `length` counts header + payload, not the padding; 0 never starts a frame (zeros mark the
@@ -21,6 +21,12 @@
  * - `type` is 1 (records). `flags` bit 0: the payload starts with a producer section.
  * - `count` is the number of records; their offsets are `base offset .. base offset + count - 1`
  *   and they share the frame's timestamp.
+ * - `epoch` (u32) is the leader epoch that wrote the frame (0 until replication exists).
+ * - `sync lag` (u32, segment format version 2) is what the writer knew to be durable when it
+ *   stamped the frame: 1 + the number of records before `base offset` not yet known durable, so
+ *   every offset below `base offset - sync lag + 1` was on stable storage. 0 makes no claim (version
+ *   1 wrote a u64 epoch of 0 over bytes 32..40, which reads as epoch 0 and no claim). Recovery uses
+ *   the claim to tell a torn tail from corruption (docs/engine.md).
  *
  * Producer section (flag bit 0): `sequence u64 | id length u16 | id (UTF-8)`.
  *
@@ -137,11 +143,29 @@ export function encodeFrame(records: readonly RecordInput[], payloadBytes: numbe
   return buf;
 }
 
-/** Fills in a frame's base offset, timestamp and leader epoch, then its checksum. */
-export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number, leaderEpoch: number): void {
+/** Largest `sync lag` a frame can carry; a longer lag is written as 0 (no claim). */
+export const MAX_SYNC_LAG = 0xffff_ffff;
+
+/**
+ * The `sync lag` of a frame starting at `baseOffset` when every offset below `durableNext` is known
+ * durable: 0 (no claim) when the distance does not fit.
+ */
+export function syncLag(baseOffset: number, durableNext: number): number {
+  const lag = baseOffset - durableNext + 1;
+  return lag >= 1 && lag <= MAX_SYNC_LAG ? lag : 0;
+}
+
+/** Every offset below the returned one was durable when the frame was stamped; undefined: no claim. */
+export function durableBefore(header: FrameHeader): number | undefined {
+  return header.syncLag === 0 ? undefined : header.baseOffset - header.syncLag + 1;
+}
+
+/** Fills in a frame's base offset, timestamp, leader epoch and sync lag, then its checksum. */
+export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number, leaderEpoch: number, lag: number): void {
   writeU64(frame, baseOffset, 16);
   writeU64(frame, timestamp, 24);
-  writeU64(frame, leaderEpoch, 32);
+  frame.writeUInt32LE(leaderEpoch, 32);
+  frame.writeUInt32LE(lag, 36);
   const length = frame.readUInt32LE(0);
   frame.writeUInt32LE(crc32cRange(frame, 8, length), 4);
 }
@@ -153,7 +177,10 @@ export interface FrameHeader {
   readonly recordCount: number;
   readonly baseOffset: number;
   readonly timestamp: number;
+  /** u32; 0 until replication exists. */
   readonly leaderEpoch: number;
+  /** See the file comment; 0 makes no claim. */
+  readonly syncLag: number;
   readonly hasProducer: boolean;
 }
 
@@ -175,7 +202,8 @@ export function readFrameHeader(buf: Buffer, position: number): FrameHeader {
     recordCount: buf.readUInt32LE(position + 12),
     baseOffset: readU64(buf, position + 16),
     timestamp: readU64(buf, position + 24),
-    leaderEpoch: readU64(buf, position + 32),
+    leaderEpoch: buf.readUInt32LE(position + 32),
+    syncLag: buf.readUInt32LE(position + 36),
     hasProducer: (buf[position + 9]! & FLAG_PRODUCER) !== 0,
   };
 }

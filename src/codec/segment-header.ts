@@ -19,7 +19,13 @@
 import { crc32c } from './crc32c.js';
 
 export const SEGMENT_MAGIC = 0x444c4157; // "WALD" read as a little-endian u32
-export const SEGMENT_FORMAT_VERSION = 1;
+/**
+ * The version new segments are written with. 2: frames carry a sync lag (bytes 36..40) and the
+ * leader epoch shrinks to a u32. 1 (up to commit 27a8d45): the same bytes held a u64 epoch of 0.
+ */
+export const SEGMENT_FORMAT_VERSION = 2;
+/** Versions this code reads. */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 export const SEGMENT_HEADER_BYTES = 64;
 
 /** The decoded segment header. */
@@ -55,7 +61,7 @@ export function decodeSegmentHeader(buf: Uint8Array): SegmentHeaderResult {
   if (b.readUInt32LE(0) !== SEGMENT_MAGIC) return { ok: false, reason: 'bad magic' };
   if (b.readUInt32LE(60) !== crc32c(b.subarray(0, 60))) return { ok: false, reason: 'header checksum mismatch' };
   const formatVersion = b.readUInt16LE(4);
-  if (formatVersion !== SEGMENT_FORMAT_VERSION) {
+  if (!READABLE_VERSIONS.includes(formatVersion)) {
     return { ok: false, reason: `unsupported format version ${formatVersion}` };
   }
   return {

@@ -1,5 +1,5 @@
 import { align8 } from '../codec/align.js';
-import { checkFrame, decodeRecords, recordDataBytes, type DecodedRecord } from '../codec/frame.js';
+import { checkFrame, decodeRecords, recordDataBytes, type DecodedRecord, type FrameCheck } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
@@ -59,6 +59,59 @@ export class LogReader {
     return out;
   }
 
+  /**
+   * The first offset below `endOffset` whose timestamp is at or after `timestampMs`, or `endOffset`
+   * when there is none. A segment deleted by compaction meanwhile is skipped: the search goes on in
+   * what is still retained.
+   */
+  async offsetForTimestamp(timestampMs: number, endOffset: number): Promise<number> {
+    for (;;) {
+      const segment = this.segments.find((s) => s.lastTimestamp >= timestampMs && s.nextOffset > s.baseOffset);
+      if (segment === undefined) return endOffset;
+      if (!segment.acquire()) {
+        // Compaction takes a segment out of the list as it deletes it: search again. One still in
+        // the list is closed with the log.
+        if (this.segments.includes(segment)) throw compacted(segment.baseOffset, segment.baseOffset);
+        continue;
+      }
+      try {
+        return Math.min(await this.scanForTimestamp(segment, timestampMs), endOffset);
+      } finally {
+        segment.release();
+      }
+    }
+  }
+
+  /** Scans `segment` from its time index entry for the first frame stamped `timestampMs` or later. */
+  private async scanForTimestamp(segment: Segment, timestampMs: number): Promise<number> {
+    const file = segment.fileFor(this.storage);
+    let position = segment.index.positionForTimestamp(timestampMs);
+    if (position < 0) position = SEGMENT_HEADER_BYTES;
+    let chunkBytes = MIN_CHUNK_BYTES * 4;
+    while (position < segment.dataEnd) {
+      const length = Math.min(segment.dataEnd - position, chunkBytes);
+      const buf = Buffer.allocUnsafe(length);
+      const got = await file.read(buf, length, position).catch((error: unknown) => {
+        throw walErrorFromStorage(error, `reading ${segment.name} failed`, { segment: segment.name, position });
+      });
+      this.io.reads++;
+      this.io.bytesRead += got;
+      let rel = 0;
+      for (;;) {
+        const check = checkFrame(buf, rel, got);
+        if (check.kind === 'incomplete' && position + rel + check.length <= segment.dataEnd) break;
+        if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, segment.baseOffset - 1);
+        if (check.header.timestamp >= timestampMs) return check.header.baseOffset;
+        rel += align8(check.header.length);
+        if (rel >= got) break;
+      }
+      // A frame longer than the chunk: read the whole frame next time.
+      if (rel === 0) chunkBytes = Math.max(chunkBytes, align8(buf.readUInt32LE(0)));
+      position += rel;
+    }
+    return segment.nextOffset;
+  }
+
   private async readSegment(
     segment: Segment,
     fromOffset: number,
@@ -99,15 +152,7 @@ export class LogReader {
       while (rel < got && out.length < limit && bytes < maxBytes) {
         const check = checkFrame(buf, rel, got);
         if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
-        if (check.kind !== 'ok') {
-          const reason = check.kind === 'invalid' ? check.reason : check.kind === 'zero' ? 'zeros inside the log' : 'frame runs past the end';
-          throw new WalError('WAL_CORRUPTION', `corruption in segment ${segment.name} at byte ${position + rel} (${reason})`, {
-            segment: segment.name,
-            position: position + rel,
-            reason,
-            lastGoodOffset: offset - 1,
-          });
-        }
+        if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, offset - 1);
         const header = check.header;
         if (header.baseOffset >= endOffset) return bytes;
         if (header.baseOffset + header.recordCount > offset) {
@@ -138,6 +183,16 @@ export class LogReader {
     }
     return bytes;
   }
+}
+
+function frameCorruption(segment: Segment, position: number, check: Exclude<FrameCheck, { kind: 'ok' }>, lastGoodOffset: number): WalError {
+  const reason = check.kind === 'invalid' ? check.reason : check.kind === 'zero' ? 'zeros inside the log' : 'frame runs past the end';
+  return new WalError('WAL_CORRUPTION', `corruption in segment ${segment.name} at byte ${position} (${reason})`, {
+    segment: segment.name,
+    position,
+    reason,
+    lastGoodOffset,
+  });
 }
 
 function compacted(offset: number, firstOffset: number): WalError {

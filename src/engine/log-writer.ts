@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { encodeIndexFile } from '../codec/index-file.js';
+import { stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
+import { encodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
@@ -8,22 +9,25 @@ import type { ProducerTable } from './producer-table.js';
 import { encodeCleanMarker } from './recovery.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
-import { CLEAN_MARKER_FILE, PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
+import { CLEAN_MARKER_FILE, PREALLOCATED_FILE, PRODUCERS_FILE, TEMP_SUFFIX } from './segment-name.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
 import type { AppendResult, WriteState } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
 
 /** One append waiting in the writer's queue. Its frame is already encoded and stamped. */
-export interface PendingAppend {
+interface PendingAppend {
   readonly frame: Buffer;
   readonly firstOffset: number;
   readonly count: number;
   readonly timestamp: number;
   readonly sync: boolean;
+  readonly producer: ProducerStamp | undefined;
+  /** Byte position just past the frame once it is written to the active segment; -1 before. */
+  end: number;
+  /** The producer's state before this frame was written, put back if the frame is cut off again. */
+  previousProducer: ProducerState | undefined;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: unknown) => void;
-  /** Called when the append fails, to undo bookkeeping done at enqueue (the producer table). */
-  readonly onFail?: (() => void) | undefined;
 }
 
 /** What the writer tells the log about. */
@@ -45,7 +49,9 @@ export interface WriterEvents {
  * Failure rules: a failed write is rolled back (the file truncated to the last whole frame) and its
  * batches rejected (`WAL_NO_SPACE` puts the log in disk-full mode until a probe finds space again);
  * a failed `fdatasync` makes the log read-only until it is re-opened, because the page cache can no
- * longer be trusted to hold what it claims.
+ * longer be trusted to hold what it claims. Either way only batches not yet acknowledged are cut
+ * and rejected: under `interval` and `none` a batch is acknowledged once written, and nothing
+ * acknowledged is ever taken back (nor its offsets handed out again).
  */
 export class LogWriter {
   writeState: WriteState = 'writable';
@@ -58,6 +64,12 @@ export class LogWriter {
   private lastTimestamp: number;
   /** Byte position in the active segment up to which the file is synced. */
   private durableEnd: number;
+  /**
+   * Where the last acknowledged batch of the active segment ends: the byte position, the offset
+   * after it and its timestamp. Equal to the durable end under `always`; ahead of it under
+   * `interval` and `none`, where a failed sync must not cut what was acknowledged.
+   */
+  private acked: { end: number; next: number; timestamp: number };
   private queue: PendingAppend[] = [];
   private flushScheduled = false;
   private prepared: StorageFile | undefined;
@@ -74,12 +86,14 @@ export class LogWriter {
     private readonly producers: ProducerTable,
     private readonly events: WriterEvents,
     readonly io: IoCounters,
+    lastTimestamp: number,
   ) {
     this.assignedNext = active.nextOffset;
     this.writtenNext = active.nextOffset;
     this.durableNext = active.nextOffset;
-    this.lastTimestamp = Math.max(active.lastTimestamp, 0);
+    this.lastTimestamp = Math.max(lastTimestamp, 0);
     this.durableEnd = active.dataEnd;
+    this.acked = { end: active.dataEnd, next: active.nextOffset, timestamp: active.lastTimestamp };
     if (options.syncPolicy === 'interval') {
       // Referenced on purpose: unsynced appends must not be abandoned by an exiting process.
       this.syncTimer = setInterval(() => this.syncTick(), options.syncIntervalMs);
@@ -111,23 +125,23 @@ export class LogWriter {
     }
   }
 
-  /** Stamps a batch with the next offsets and a timestamp and queues it for the next flush. */
-  enqueue(frame: Buffer, count: number, sync: boolean, stamp: (frame: Buffer, offset: number, timestamp: number) => void): Promise<AppendResult> {
+  /**
+   * Stamps an encoded batch with the next offsets, a timestamp and what is durable so far (the
+   * frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
+   * append's `producer` is entered in the producer table as the frame is written.
+   */
+  enqueue(frame: Buffer, count: number, sync: boolean, producer: ProducerStamp | undefined): Promise<AppendResult> {
     const firstOffset = this.assignedNext;
     const timestamp = Math.max(this.options.clock(), this.lastTimestamp);
     this.lastTimestamp = timestamp;
-    stamp(frame, firstOffset, timestamp);
+    stampFrame(frame, firstOffset, timestamp, 0, syncLag(firstOffset, this.durableNext));
     this.assignedNext += count;
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ frame, firstOffset, count, timestamp, sync, resolve, reject });
+    const result = new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ frame, firstOffset, count, timestamp, sync, producer, end: -1, previousProducer: undefined, resolve, reject });
       this.scheduleFlush();
     });
-  }
-
-  /** Attaches a failure hook to the append queued last (used for the producer table). */
-  onLastFail(onFail: () => void): void {
-    const last = this.queue[this.queue.length - 1];
-    if (last !== undefined) this.queue[this.queue.length - 1] = { ...last, onFail };
+    if (producer !== undefined) this.producers.begin(producer.producerId, producer.sequence, result);
+    return result;
   }
 
   private scheduleFlush(): void {
@@ -182,8 +196,11 @@ export class LogWriter {
   private resolve(batch: readonly PendingAppend[], from: number, to: number): number {
     for (let k = from; k < to; k++) {
       const p = batch[k]!;
+      if (p.producer !== undefined) this.producers.end(p.producer.producerId, p.producer.sequence);
       p.resolve({ firstOffset: p.firstOffset, lastOffset: p.firstOffset + p.count - 1, timestamp: p.timestamp, duplicate: false });
     }
+    const last = batch[to - 1];
+    if (to > from && last !== undefined) this.acked = { end: last.end, next: last.firstOffset + last.count, timestamp: last.timestamp };
     return to;
   }
 
@@ -205,6 +222,12 @@ export class LogWriter {
       const pending = batch[k]!;
       segment.noteFrame(p, pending.frame.length, pending.firstOffset, pending.count, pending.timestamp, this.options.indexIntervalBytes);
       p += pending.frame.length;
+      pending.end = p;
+      const producer = pending.producer;
+      if (producer !== undefined) {
+        const lastOffset = pending.firstOffset + pending.count - 1;
+        pending.previousProducer = this.producers.noteWritten({ ...producer, firstOffset: pending.firstOffset, lastOffset, timestamp: pending.timestamp });
+      }
     }
     this.writtenNext = segment.nextOffset;
   }
@@ -225,8 +248,11 @@ export class LogWriter {
       this.activeFile.datasync();
     } catch (error) {
       this.writeState = 'read-only';
-      // The pages may have been dropped as written: best effort to cut what was never durable.
-      this.rollback(this.durableEnd);
+      // Cut what no one was told is in the log (the batches that waited on this sync), never what
+      // was acknowledged: under `interval` and `none` that is already ahead of the durable end,
+      // and readers (under `none`) or the caller may hold it. The rejected batches' frames may be
+      // gone from the page cache already; cutting them keeps the file equal to what the log says.
+      this.cutBackToAcknowledged();
       throw new WalError('WAL_IO_ERROR', `fdatasync of ${this.active.name} failed; the log is read-only until re-opened`, {
         segment: this.active.name,
         errno: (error as { code?: string }).code ?? 'EUNKNOWN',
@@ -237,17 +263,36 @@ export class LogWriter {
     this.durableEnd = this.active.dataEnd;
   }
 
+  /**
+   * Truncates the active segment back to the end of its last acknowledged batch and forgets the
+   * frames after it (segment extent, sparse index, producer states). Best effort on the file: if
+   * the truncate fails too, the log is read-only anyway and the next open decides.
+   */
+  private cutBackToAcknowledged(): void {
+    const { end, next, timestamp } = this.acked;
+    if (this.active.dataEnd > end) {
+      this.rollback(end);
+      this.active.cutBack(end, next, timestamp);
+    }
+    this.writtenNext = next;
+  }
+
   /** Rejects what the failed flush did not settle and rewinds the offsets handed out. */
   private fail(batch: readonly PendingAppend[], settled: number, error: unknown): void {
     const walError = walErrorFromStorage(error, 'append failed');
     if (isNoSpace(error) || walError.code === 'WAL_NO_SPACE') this.enterDiskFull();
-    const rest = this.queue;
+    const rejected = [...batch.slice(settled), ...this.queue];
     this.queue = [];
-    for (const p of [...batch.slice(settled), ...rest]) {
-      p.onFail?.();
+    // Frames written but cut off again: their producers' states go back, newest first.
+    for (let k = rejected.length - 1; k >= 0; k--) {
+      const p = rejected[k]!;
+      if (p.producer !== undefined && p.end >= 0) this.producers.revert(p.producer.producerId, p.previousProducer);
+    }
+    for (const p of rejected) {
+      if (p.producer !== undefined) this.producers.end(p.producer.producerId, p.producer.sequence);
       p.reject(walError);
     }
-    // Nothing past the last written frame reached the file: hand its offsets out again.
+    // Nothing past the last kept frame is in the log: hand its offsets out again.
     this.assignedNext = this.writtenNext;
     this.events.visibleAdvanced();
   }
@@ -265,6 +310,7 @@ export class LogWriter {
     this.active = segment;
     this.activeFile = file;
     this.durableEnd = SEGMENT_HEADER_BYTES;
+    this.acked = { end: SEGMENT_HEADER_BYTES, next: segment.baseOffset, timestamp: -1 };
     this.events.segmentCreated(segment);
     try {
       if (old.fileSize > old.dataEnd) {
@@ -323,6 +369,36 @@ export class LogWriter {
       producers: this.producers.snapshot(),
     });
     this.writeFileAtomically(segment.indexPath, bytes);
+  }
+
+  /**
+   * Saves the producer table on its own (`PRODUCERS`), for when no sealed segment's index holds it
+   * any more. Syncs the log first, so that the table names only appends that are durable.
+   *
+   * Throws `WAL_READ_ONLY`, or `WAL_IO_ERROR` / `StorageError` when a sync or the write fails.
+   */
+  persistProducers(): void {
+    this.flush();
+    if (this.writeState === 'read-only') this.checkWritable();
+    if (this.writtenNext > this.durableNext) {
+      this.datasync();
+      this.events.visibleAdvanced();
+    }
+    const active = this.active;
+    const bytes = encodeIndexFile({
+      baseOffset: active.baseOffset,
+      segmentId: active.segmentId,
+      nextOffset: this.durableNext,
+      dataEnd: this.durableEnd,
+      firstTimestamp: 0,
+      lastTimestamp: Math.max(this.lastTimestamp, 0),
+      offsets: [],
+      positions: [],
+      timestamps: [],
+      entryCount: 0,
+      producers: this.producers.snapshot(),
+    });
+    this.writeFileAtomically(join(this.options.dir, PRODUCERS_FILE), bytes);
   }
 
   private writeFileAtomically(path: string, bytes: Buffer): void {

@@ -1,56 +1,93 @@
 import type { ProducerState } from '../codec/index-file.js';
 import type { AppendResult } from './types.js';
 
-/** What the table holds for one producer: its last sequence, settled or still being written. */
-export interface ProducerEntry {
+/** What an idempotent append with a given (producer, sequence) is, against the table. */
+export type ProducerCheck =
+  | { readonly kind: 'new' }
+  /** The producer's last sequence again: answer with the original append's outcome. */
+  | { readonly kind: 'duplicate'; readonly result: Promise<AppendResult> }
+  | { readonly kind: 'stale'; readonly lastSequence: number };
+
+interface InFlight {
   readonly sequence: number;
-  /** The append's outcome while it is queued; a retry waits on it rather than writing again. */
-  readonly pending?: Promise<AppendResult> | undefined;
-  readonly settled?: ProducerState | undefined;
+  readonly result: Promise<AppendResult>;
 }
 
 /**
- * The idempotent-append table: producer id -> its last sequence and where that append landed.
- * Bounded: the least recently used producer is forgotten beyond `maxProducers`.
+ * The idempotent-append table: for each producer id, its last sequence and where that append landed.
+ *
+ * Two parts, so that what is persisted is always the log's own state:
+ * - `written`: each producer's last append *in the log file*, in log order. The writer updates it
+ *   as it writes each frame (before a rotation persists it in the sealed segment's index), and puts
+ *   the previous state back when a frame is cut off again (a failed write or sync). Bounded: the
+ *   least recently used producer is forgotten beyond `maxProducers`.
+ * - `inFlight`: appends accepted but not yet settled, so that a retry waits for the original
+ *   instead of writing a second copy.
  */
 export class ProducerTable {
-  private readonly entries = new Map<string, ProducerEntry>();
+  private readonly written = new Map<string, ProducerState>();
+  private readonly inFlight = new Map<string, InFlight>();
 
   constructor(private readonly maxProducers: number) {}
 
-  /** The entry of `producerId`, refreshed as most recently used. */
-  get(producerId: string): ProducerEntry | undefined {
-    const entry = this.entries.get(producerId);
-    if (entry !== undefined) {
-      this.entries.delete(producerId);
-      this.entries.set(producerId, entry);
+  /** Classifies an append of `sequence` by `producerId`. */
+  check(producerId: string, sequence: number): ProducerCheck {
+    const pending = this.inFlight.get(producerId);
+    const last = this.touch(producerId);
+    if (pending !== undefined) {
+      if (sequence === pending.sequence) return { kind: 'duplicate', result: pending.result.then((r) => ({ ...r, duplicate: true })) };
+      if (sequence < pending.sequence) return { kind: 'stale', lastSequence: pending.sequence };
+      return { kind: 'new' };
     }
-    return entry;
+    if (last === undefined || sequence > last.sequence) return { kind: 'new' };
+    if (sequence < last.sequence) return { kind: 'stale', lastSequence: last.sequence };
+    const { firstOffset, lastOffset, timestamp } = last;
+    return { kind: 'duplicate', result: Promise.resolve({ firstOffset, lastOffset, timestamp, duplicate: true }) };
   }
 
-  set(producerId: string, entry: ProducerEntry): void {
-    this.entries.delete(producerId);
-    this.entries.set(producerId, entry);
-    if (this.entries.size > this.maxProducers) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
+  /** Marks an accepted append as in flight until {@link end}. */
+  begin(producerId: string, sequence: number, result: Promise<AppendResult>): void {
+    this.inFlight.set(producerId, { sequence, result });
   }
 
-  /** Forgets `producerId` if its entry is still `entry` (a failed append must not be remembered). */
-  forget(producerId: string, entry: ProducerEntry): void {
-    if (this.entries.get(producerId) === entry) this.entries.delete(producerId);
+  /** The append of `sequence` settled (either way): it is no longer in flight. */
+  end(producerId: string, sequence: number): void {
+    if (this.inFlight.get(producerId)?.sequence === sequence) this.inFlight.delete(producerId);
   }
 
-  /** Records a settled append (from recovery or after a write). */
-  settle(state: ProducerState): void {
-    this.set(state.producerId, { sequence: state.sequence, settled: state });
+  /**
+   * A frame carrying `state` was written to the log. Returns the producer's previous state, which
+   * {@link revert} puts back should the frame be cut off again.
+   */
+  noteWritten(state: ProducerState): ProducerState | undefined {
+    const previous = this.written.get(state.producerId);
+    this.put(state.producerId, state);
+    return previous;
   }
 
-  /** Settled entries, oldest first, for persisting in an index file. */
+  /** Undoes {@link noteWritten} for a frame cut off the log: the producer's state is `previous` again. */
+  revert(producerId: string, previous: ProducerState | undefined): void {
+    if (previous === undefined) this.written.delete(producerId);
+    else this.put(producerId, previous);
+  }
+
+  /** Each producer's last append in the log, oldest first, for persisting in an index file. */
   snapshot(): ProducerState[] {
-    const out: ProducerState[] = [];
-    for (const entry of this.entries.values()) if (entry.settled !== undefined) out.push(entry.settled);
-    return out;
+    return [...this.written.values()];
+  }
+
+  private touch(producerId: string): ProducerState | undefined {
+    const state = this.written.get(producerId);
+    if (state !== undefined) this.put(producerId, state);
+    return state;
+  }
+
+  private put(producerId: string, state: ProducerState): void {
+    this.written.delete(producerId);
+    this.written.set(producerId, state);
+    if (this.written.size > this.maxProducers) {
+      const oldest = this.written.keys().next().value;
+      if (oldest !== undefined) this.written.delete(oldest);
+    }
   }
 }

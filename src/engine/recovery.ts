@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import { align8 } from '../codec/align.js';
 import { crc32c } from '../codec/crc32c.js';
-import { checkFrame, decodeProducer } from '../codec/frame.js';
+import { checkFrame, decodeProducer, durableBefore } from '../codec/frame.js';
 import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { decodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { readU64 } from '../codec/u64.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { Segment } from './segment.js';
-import { CLEAN_MARKER_FILE, parseSegmentFileName, TEMP_SUFFIX, tornFileName } from './segment-name.js';
+import { CLEAN_MARKER_FILE, parseSegmentFileName, PRODUCERS_FILE, TEMP_SUFFIX, tornFileName } from './segment-name.js';
 import { SparseIndex } from './sparse-index.js';
 import type { RecoveryFault, RecoveryReport } from './types.js';
 
@@ -19,6 +19,8 @@ export interface RecoveredLog {
   readonly producers: ProducerState[];
   /** Sealed segments whose index was rebuilt by a scan: their index files should be written again. */
   readonly rebuilt: Segment[];
+  /** The latest timestamp the log has given out (-1: none), so that new ones never go below it. */
+  readonly lastTimestamp: number;
   readonly report: RecoveryReport;
 }
 
@@ -48,6 +50,8 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   const names = storage.list(dir);
   removeDebris(context, names);
   const clean = readCleanMarker(storage, dir, names);
+  const saved = readProducerFile(storage, dir, names);
+  context.producers = [...(saved?.producers ?? [])];
   const bases = names
     .map(parseSegmentFileName)
     .filter((base): base is number => base !== undefined)
@@ -78,10 +82,13 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   }
   const firstOffset = first?.baseOffset ?? 0;
   const nextOffset = last?.nextOffset ?? 0;
+  let lastTimestamp = saved?.lastTimestamp ?? -1;
+  for (const segment of segments) lastTimestamp = Math.max(lastTimestamp, segment.lastTimestamp);
   return {
     segments,
     producers: context.producers,
     rebuilt: context.rebuilt,
+    lastTimestamp,
     report: {
       segments: segments.length,
       records: nextOffset - firstOffset,
@@ -120,6 +127,17 @@ export function encodeCleanMarker(baseOffset: number, dataEnd: number): Buffer {
   return buf;
 }
 
+/**
+ * The producer table saved on its own when compaction deleted the last sealed segment (whose index
+ * held it), with the latest timestamp given out then; undefined when absent or unreadable (derived
+ * data: losing it only forgets producers, reported by nothing worse than a retry written twice).
+ */
+function readProducerFile(storage: Storage, dir: string, names: readonly string[]): { producers: readonly ProducerState[]; lastTimestamp: number } | undefined {
+  if (!names.includes(PRODUCERS_FILE)) return undefined;
+  const decoded = decodeIndexFile(storage.readFile(join(dir, PRODUCERS_FILE)));
+  return decoded.ok ? { producers: decoded.index.producers, lastTimestamp: decoded.index.lastTimestamp } : undefined;
+}
+
 /** Reads and removes the clean-shutdown marker: from now on the active segment may change. */
 function readCleanMarker(storage: Storage, dir: string, names: readonly string[]): CleanMarker | undefined {
   if (!names.includes(CLEAN_MARKER_FILE)) return undefined;
@@ -148,7 +166,7 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
     const indexed = loadIndex(context, probe, segmentId, fileSize, isLast);
     const segment = indexed ?? new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, fileSize);
     const trusted = indexed !== undefined && (!isLast || (clean?.baseOffset === baseOffset && clean.dataEnd === indexed.dataEnd));
-    if (!trusted) scanSegment(context, segment, file, isLast);
+    if (!trusted) scanSegment(context, segment, file, isLast, decoded.header.formatVersion);
     if (indexed === undefined && !isLast) context.rebuilt.push(segment);
     return segment;
   } finally {
@@ -195,11 +213,15 @@ function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, 
 }
 
 /**
- * Re-reads a segment from its `dataEnd` to the end of the file, checking every frame. The first bad
- * frame of the last segment is a torn tail unless a valid frame follows it (then it is corruption);
- * in a sealed segment any bad frame is corruption.
+ * Re-reads a segment from its `dataEnd` to the end of the file, checking every frame, and decides
+ * what the first bad frame is (docs/engine.md, "Torn tail or corruption"):
+ * - in a sealed segment, corruption: it was synced whole before the next segment was created;
+ * - in the last segment, corruption if the bytes there were known durable, else a torn tail (cut).
+ *   Known durable: some valid frame after the damage says so (its sync lag claims every offset
+ *   below a point past the damaged frame's was on stable storage when it was written). Segments of
+ *   format version 1 carry no claims: there, any valid frame after the damage makes it corruption.
  */
-function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnType<Storage['open']>, isLast: boolean): void {
+function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnType<Storage['open']>, isLast: boolean, formatVersion: number): void {
   const start = segment.dataEnd;
   const length = Math.max(0, segment.fileSize - start);
   const buf = Buffer.allocUnsafe(length);
@@ -238,13 +260,45 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
             ? 'frame runs past the end of the file'
             : 'bytes after the end of the log';
     const position = start + rel;
-    const ahead = check.kind === 'ok' ? { position, baseOffset: check.header.baseOffset } : findValidFrame(buf, rel + 8, got, start);
-    if (!isLast || ahead !== undefined) {
-      throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead?.baseOffset, ahead?.position);
+    const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, got, start);
+    const wasDurable = formatVersion === 1 ? ahead.first !== undefined : ahead.durableBefore > segment.nextOffset;
+    if (!isLast || wasDurable) {
+      throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead.first?.baseOffset, ahead.first?.position);
     }
     cutTornTail(context, segment, buf.subarray(rel, lastNonZero(buf, rel, got)), position);
     return;
   }
+}
+
+/** What the valid frames after a damaged one say: the first of them, and the furthest durability claim. */
+interface Ahead {
+  readonly first: { readonly position: number; readonly baseOffset: number } | undefined;
+  /** Every offset below this was durable when some frame after the damage was written (-1: no claim). */
+  readonly durableBefore: number;
+}
+
+/** Scans `buf[from..end)` at every 8-aligned position for whole valid frames. */
+function scanAhead(buf: Buffer, from: number, end: number, base: number): Ahead {
+  let first: Ahead['first'];
+  let claimed = -1;
+  let rel = from;
+  while (rel + 8 <= end) {
+    const length = buf.readUInt32LE(rel);
+    if (length === 0) {
+      // The zeroed (preallocated) end: skip it a page at a time where it is all zeros.
+      rel += rel % 4096 === 0 && rel + 4096 <= end && isZero(buf, rel, rel + 4096) ? 4096 : 8;
+      continue;
+    }
+    const check = rel + length <= end ? checkFrame(buf, rel, end) : undefined;
+    if (check?.kind !== 'ok') {
+      rel += 8;
+      continue;
+    }
+    first ??= { position: base + rel, baseOffset: check.header.baseOffset };
+    claimed = Math.max(claimed, durableBefore(check.header) ?? -1);
+    rel += align8(check.header.length);
+  }
+  return { first, durableBefore: claimed };
 }
 
 const ZEROS = Buffer.alloc(64 * 1024);
@@ -264,26 +318,30 @@ function lastNonZero(buf: Buffer, from: number, end: number): number {
   return Math.max(last, from + 1);
 }
 
-/** Scan ahead: the first 8-aligned position after a bad frame where a whole valid frame starts. */
-function findValidFrame(buf: Buffer, from: number, end: number, base: number): { position: number; baseOffset: number } | undefined {
-  for (let rel = from; rel + 8 <= end; rel += 8) {
-    const length = buf.readUInt32LE(rel);
-    if (length === 0 || rel + length > end) continue;
-    const check = checkFrame(buf, rel, end);
-    if (check.kind === 'ok') return { position: base + rel, baseOffset: check.header.baseOffset };
-  }
-  return undefined;
-}
-
+/**
+ * Keeps the bytes of a torn tail in a side file, durably, then cuts them off the segment. A side
+ * file of the same name left by an earlier recovery (a torn tail at the same place twice, or a crash
+ * between saving and cutting) is kept: identical bytes reuse it, others get the next free name.
+ */
 function cutTornTail(context: RecoveryContext, segment: Segment, cut: Buffer, position: number): void {
   const { storage, dir } = context;
-  const sideName = tornFileName(segment.name, position);
-  const side = storage.open(join(dir, sideName), 'create-new');
-  try {
-    side.writev([cut], 0);
-    side.datasync();
-  } finally {
-    side.close();
+  let sideName = tornFileName(segment.name, position);
+  for (let n = 1; storage.exists(join(dir, sideName)); n++) {
+    if (storage.readFile(join(dir, sideName)).equals(cut)) break;
+    sideName = tornFileName(segment.name, position, n);
+  }
+  if (!storage.exists(join(dir, sideName))) {
+    const temp = join(dir, sideName + TEMP_SUFFIX);
+    const side = storage.open(temp, 'create-new');
+    try {
+      side.writev([cut], 0);
+      side.datasync();
+    } finally {
+      side.close();
+    }
+    storage.rename(temp, join(dir, sideName));
+    // The side file is durable before the cut is: a crash in between finds the tail again.
+    storage.syncDir(dir);
   }
   const file = storage.open(segment.path, 'read-write');
   try {

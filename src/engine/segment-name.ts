@@ -21,9 +21,12 @@ export function parseSegmentFileName(name: string): number | undefined {
   return /^\d+$/.test(digits) ? Number(digits) : undefined;
 }
 
-/** Name of the side file that keeps the bytes cut from a torn tail. */
-export function tornFileName(segmentName: string, position: number): string {
-  return `${segmentName}.${position}.torn`;
+/**
+ * Name of the side file that keeps the bytes cut from a torn tail at byte `position`:
+ * `<segment>.<position>.torn`, or `<segment>.<position>.<n>.torn` for the n-th other cut there.
+ */
+export function tornFileName(segmentName: string, position: number, n = 0): string {
+  return n === 0 ? `${segmentName}.${position}.torn` : `${segmentName}.${position}.${n}.torn`;
 }
 
 /** The next segment, zero-filled in the background before it is needed. */
@@ -31,6 +34,12 @@ export const PREALLOCATED_FILE = 'next-segment.tmp';
 
 /** Written by a clean `close()`: the active segment's index can be trusted to its end. */
 export const CLEAN_MARKER_FILE = 'CLEAN';
+
+/**
+ * The idempotent-producer table saved on its own (index-file format, no entries) when compaction
+ * deletes the last sealed segment, whose index held it.
+ */
+export const PRODUCERS_FILE = 'PRODUCERS';
 
 /** Temporary files end with this; any left at open are debris of a crash and are removed. */
 export const TEMP_SUFFIX = '.tmp';

@@ -58,6 +58,19 @@ export class Segment {
     if (this.fileSize < this.dataEnd) this.fileSize = this.dataEnd;
   }
 
+  /**
+   * Forgets the frames from byte `position` on (cut off the file after a failed sync): the segment
+   * ends there again, at offset `nextOffset`, its last frame stamped `lastTimestamp` (-1: none).
+   */
+  cutBack(position: number, nextOffset: number, lastTimestamp: number): void {
+    this.index.truncate(position);
+    this.dataEnd = position;
+    this.fileSize = Math.min(this.fileSize, position);
+    this.nextOffset = nextOffset;
+    this.lastTimestamp = lastTimestamp;
+    if (nextOffset === this.baseOffset) this.firstTimestamp = -1;
+  }
+
   /** Gives the segment an already open file (the writer's). */
   attach(file: StorageFile): void {
     this.file = file;

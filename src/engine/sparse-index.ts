@@ -41,6 +41,11 @@ export class SparseIndex {
     this.count++;
   }
 
+  /** Drops the entries of frames at byte `position` or after (frames cut off the segment). */
+  truncate(position: number): void {
+    while (this.count > 0 && this.positions[this.count - 1]! >= position) this.count--;
+  }
+
   /** Byte position of the last indexed frame starting at or before `offset`, or -1. */
   positionFor(offset: number): number {
     const i = lastAtOrBefore(this.offsets, this.count, offset);

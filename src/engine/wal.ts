@@ -1,5 +1,4 @@
-import { align8 } from '../codec/align.js';
-import { checkFrame, encodeFrame, stampFrame } from '../codec/frame.js';
+import { encodeFrame } from '../codec/frame.js';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import { StorageError, type StorageLock } from '../storage/storage.js';
@@ -9,7 +8,7 @@ import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { IoCounters } from './io-counters.js';
 import { LogReader } from './log-reader.js';
 import { LogWriter } from './log-writer.js';
-import { ProducerTable, type ProducerEntry } from './producer-table.js';
+import { ProducerTable } from './producer-table.js';
 import { recoverLog } from './recovery.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
@@ -46,6 +45,7 @@ const DEFAULT_TAIL_BYTES = 1024 * 1024;
  */
 export class Wal {
   private statusValue: WalStatus = 'open';
+  private closing: Promise<void> | undefined;
   private readonly reader: LogReader;
   private readonly waiters = new HighWatermarkWaiters();
 
@@ -86,7 +86,7 @@ export class Wal {
       segments.push(...recovered.segments);
       const io = new IoCounters();
       const producers = new ProducerTable(resolved.maxProducers);
-      for (const state of recovered.producers) producers.settle(state);
+      for (const state of recovered.producers) producers.noteWritten(state);
       let active = segments[segments.length - 1];
       let file;
       if (active === undefined) {
@@ -95,8 +95,11 @@ export class Wal {
         segments.push(active);
       } else {
         file = storage.open(active.path, 'read-write');
-        // What a crashed process left in the page cache is now part of the log: make it durable.
+        // What a crashed process left in the page cache is now part of the log: make it durable,
+        // and its directory entry too (a process may have died between a segment's rename and the
+        // directory fsync; appends acknowledged into that file would vanish with the entry).
         file.datasync();
+        storage.syncDir(dir);
         active.closeFile();
         active.attach(file);
       }
@@ -105,7 +108,7 @@ export class Wal {
         segmentCreated: (segment) => segments.push(segment),
         visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
         warn: resolved.onWarning,
-      }, io);
+      }, io, recovered.lastTimestamp);
       for (const segment of recovered.rebuilt) {
         try {
           writer.writeIndex(segment);
@@ -169,13 +172,13 @@ export class Wal {
     this.checkOpen();
     const { producerId, sequence, expectedOffset } = options;
     if (producerId !== undefined && sequence !== undefined) {
-      const known = this.producers.get(producerId);
-      if (known !== undefined && sequence === known.sequence) return replay(known);
-      if (known !== undefined && sequence < known.sequence) {
-        throw new WalError('WAL_SEQUENCE_STALE', `producer ${producerId} already wrote sequence ${known.sequence}; ${sequence} is stale`, {
+      const known = this.producers.check(producerId, sequence);
+      if (known.kind === 'duplicate') return known.result;
+      if (known.kind === 'stale') {
+        throw new WalError('WAL_SEQUENCE_STALE', `producer ${producerId} already wrote sequence ${known.lastSequence}; ${sequence} is stale`, {
           producerId,
           sequence,
-          lastSequence: known.sequence,
+          lastSequence: known.lastSequence,
         });
       }
     }
@@ -188,23 +191,7 @@ export class Wal {
     }
     const producer = producerId !== undefined && sequence !== undefined ? { producerId, sequence } : undefined;
     const frame = encodeFrame(records, payloadBytes, producer);
-    const result = this.writer.enqueue(frame, records.length, options.sync === true, (f, offset, timestamp) => stampFrame(f, offset, timestamp, 0));
-    if (producer !== undefined) this.remember(producer.producerId, producer.sequence, result);
-    return result;
-  }
-
-  private remember(producerId: string, sequence: number, result: Promise<AppendResult>): void {
-    const entry: ProducerEntry = { sequence, pending: result };
-    this.producers.set(producerId, entry);
-    this.writer.onLastFail(() => this.producers.forget(producerId, entry));
-    result.then(
-      (r) => {
-        if (this.producers.get(producerId) === entry) {
-          this.producers.settle({ producerId, sequence, firstOffset: r.firstOffset, lastOffset: r.lastOffset, timestamp: r.timestamp });
-        }
-      },
-      () => {},
-    );
+    return this.writer.enqueue(frame, records.length, options.sync === true, producer);
   }
 
   /**
@@ -315,31 +302,17 @@ export class Wal {
     return this.waiters.wait(offset, signal);
   }
 
-  /** The first offset whose timestamp is at or after `timestampMs`, or `nextOffset` when none is. */
+  /**
+   * The first offset whose timestamp is at or after `timestampMs`, or `highWatermark + 1` when none
+   * is (nor anything visible). Rejects with `WAL_CORRUPTION` on a bad checksum, `WAL_CLOSED`.
+   */
   async offsetForTimestamp(timestampMs: number): Promise<number> {
     this.checkOpen();
-    const end = this.highWatermark + 1;
-    const segment = this.segments.find((s) => s.lastTimestamp >= timestampMs && s.nextOffset > s.baseOffset);
-    if (segment === undefined || !segment.acquire()) return end;
     try {
-      const file = segment.fileFor(this.options.storage);
-      let position = segment.index.positionForTimestamp(timestampMs);
-      while (position >= 0 && position < segment.dataEnd) {
-        const head = Buffer.allocUnsafe(Math.min(segment.dataEnd - position, 64 * 1024));
-        const got = await file.read(head, head.length, position);
-        let rel = 0;
-        for (;;) {
-          const check = checkFrame(head, rel, got);
-          if (check.kind !== 'ok') break;
-          if (check.header.timestamp >= timestampMs) return Math.min(check.header.baseOffset, end);
-          rel += align8(check.header.length);
-        }
-        if (rel === 0) break;
-        position += rel;
-      }
-      return Math.min(segment.nextOffset, end);
-    } finally {
-      segment.release();
+      return await this.reader.offsetForTimestamp(timestampMs, this.highWatermark + 1);
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
     }
   }
 
@@ -385,30 +358,36 @@ export class Wal {
     this.checkOpen();
     const { storage, dir } = this.options;
     let deleted = 0;
-    while (this.segments.length > 1 && this.segments[0]!.nextOffset <= offset) {
-      const segment = this.segments.shift()!;
-      segment.markDeleted();
-      try {
+    try {
+      while (this.segments.length > 1 && this.segments[0]!.nextOffset <= offset) {
+        const segment = this.segments[0]!;
+        // The producer table lives in sealed segments' index files: before the last of them goes,
+        // it is saved on its own, or a crash would forget every producer and let retries in twice.
+        if (this.segments.length === 2) this.writer.persistProducers();
         storage.unlink(segment.path);
+        // Forgotten only once its file is gone: a failed unlink leaves it in the log, readable.
+        this.segments.shift();
+        segment.markDeleted();
+        deleted++;
         if (storage.exists(segment.indexPath)) storage.unlink(segment.indexPath);
-      } catch (error) {
-        throw storageFailure(error, `deleting ${segment.name} failed`);
       }
-      deleted++;
-    }
-    if (deleted > 0) {
-      try {
-        storage.syncDir(dir);
-      } catch (error) {
-        throw storageFailure(error, 'syncing the data directory failed');
-      }
+      if (deleted > 0) storage.syncDir(dir);
+    } catch (error) {
+      throw storageFailure(error, 'deleting segments failed');
     }
     return deleted;
   }
 
-  /** Writes and syncs what is queued, persists the active index, releases the directory. Idempotent. */
-  async close(): Promise<void> {
-    if (this.statusValue !== 'open') return;
+  /**
+   * Writes and syncs what is queued, persists the active index, releases the directory. Idempotent:
+   * every call resolves once the log is closed (so the directory can be opened again at once).
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.statusValue = 'closing';
     try {
       await this.writer.close();
@@ -424,12 +403,6 @@ export class Wal {
   private checkOpen(): void {
     if (this.statusValue !== 'open') throw closedError();
   }
-}
-
-function replay(known: ProducerEntry): Promise<AppendResult> {
-  if (known.pending !== undefined && known.settled === undefined) return known.pending.then((r) => ({ ...r, duplicate: true }));
-  const s = known.settled!;
-  return Promise.resolve({ firstOffset: s.firstOffset, lastOffset: s.lastOffset, timestamp: s.timestamp, duplicate: true });
 }
 
 function checkOffset(value: number, name: string): void {

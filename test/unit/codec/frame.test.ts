@@ -38,7 +38,8 @@ const producerArb: fc.Arbitrary<ProducerStamp | undefined> = fc.option(
 const stampArb = fc.record({
   baseOffset: fc.nat({ max: MAX_BASE_OFFSET }),
   timestamp: fc.maxSafeNat(),
-  leaderEpoch: fc.maxSafeNat(),
+  leaderEpoch: fc.nat({ max: 0xffff_ffff }),
+  syncLag: fc.nat({ max: 0xffff_ffff }),
 });
 
 interface Batch {
@@ -47,6 +48,7 @@ interface Batch {
   readonly baseOffset: number;
   readonly timestamp: number;
   readonly leaderEpoch: number;
+  readonly syncLag: number;
 }
 
 const batchArb: fc.Arbitrary<Batch> = fc
@@ -59,7 +61,7 @@ function payloadBytes(records: readonly RecordInput[]): number {
 
 function stampedFrame(batch: Batch): Buffer {
   const frame = encodeFrame(batch.records, payloadBytes(batch.records), batch.producer);
-  stampFrame(frame, batch.baseOffset, batch.timestamp, batch.leaderEpoch);
+  stampFrame(frame, batch.baseOffset, batch.timestamp, batch.leaderEpoch, batch.syncLag);
   return frame;
 }
 
@@ -99,6 +101,7 @@ describe('frame codec', () => {
             baseOffset: batch.baseOffset,
             timestamp: batch.timestamp,
             leaderEpoch: batch.leaderEpoch,
+            syncLag: batch.syncLag,
             hasProducer: batch.producer !== undefined,
           },
         });
@@ -120,7 +123,7 @@ describe('frame codec', () => {
       { key: Buffer.from('k'), value: Buffer.from('v'), headers: { 'ünï-€-🦀': new Uint8Array(0), '': Buffer.from('x') } },
     ];
     const frame = encodeFrame(records, payloadBytes(records));
-    stampFrame(frame, 7, 1234, 0);
+    stampFrame(frame, 7, 1234, 0, 0);
     const check = checkFrame(frame, 0, frame.length);
     assert.equal(check.kind, 'ok');
     if (check.kind !== 'ok') return;
@@ -154,7 +157,8 @@ describe('frame codec', () => {
         assert.equal(frame.readUInt32LE(12), batch.records.length);
         assert.equal(Number(frame.readBigUInt64LE(16)), batch.baseOffset);
         assert.equal(Number(frame.readBigUInt64LE(24)), batch.timestamp);
-        assert.equal(Number(frame.readBigUInt64LE(32)), batch.leaderEpoch);
+        assert.equal(frame.readUInt32LE(32), batch.leaderEpoch);
+        assert.equal(frame.readUInt32LE(36), batch.syncLag);
         if (batch.producer !== undefined) {
           assert.equal(Number(frame.readBigUInt64LE(40)), batch.producer.sequence);
           const idBytes = frame.readUInt16LE(48);
@@ -171,7 +175,7 @@ describe('frame codec', () => {
     assert.deepEqual(checkFrame(zeros, 60, 64), { kind: 'zero' });
     const records: RecordInput[] = [{ value: Buffer.from('hello') }];
     const frame = encodeFrame(records, payloadBytes(records));
-    stampFrame(frame, 0, 1, 0);
+    stampFrame(frame, 0, 1, 0, 0);
     const length = frame.readUInt32LE(0);
     for (let end = 1; end < length; end++) {
       const check = checkFrame(frame, 0, end);
@@ -272,7 +276,7 @@ describe('frame codec', () => {
         fc.nat({ max: MAX_RECORDS + 4 }),
         fc.integer({ min: 1, max: MAX_RECORDS + 2 }),
         (records, baseOffset, fromDelta, limit) => {
-          const frame = stampedFrame({ records, producer: undefined, baseOffset, timestamp: 5, leaderEpoch: 0 });
+          const frame = stampedFrame({ records, producer: undefined, baseOffset, timestamp: 5, leaderEpoch: 0, syncLag: 0 });
           const check = checkFrame(frame, 0, frame.length);
           assert.equal(check.kind, 'ok');
           if (check.kind !== 'ok') return;
