@@ -114,34 +114,86 @@ describe('disk-full mode', () => {
 
 describe('fsync failures', () => {
   for (const code of ['EIO', 'ENOSPC']) {
-    test(`a failed fdatasync (${code}) rejects the batch and makes the log read-only until re-opened`, async () => {
+    test(`always: a failed fdatasync (${code}) rejects the batch waiting on it, keeps every acknowledged one, and makes the log read-only`, async () => {
       const disk = new MemDisk();
       const wal = await open(disk);
-      await wal.append([v('durable')]);
+      await wal.append([v('durable-1')]);
+      await wal.append([v('durable-2'), v('durable-3')]);
       disk.inject({ op: 'datasync', code });
       await assert.rejects(wal.append([v('not acknowledged')]), (e) => isWalError(e, 'WAL_IO_ERROR'));
       assert.equal(wal.stats().writeState, 'read-only');
       await assert.rejects(async () => wal.append([v('refused')]), (e) => isWalError(e, 'WAL_READ_ONLY'));
-      assert.deepEqual(await values(wal), ['durable'], 'reads up to the high watermark keep working');
+      assert.deepEqual(await values(wal), ['durable-1', 'durable-2', 'durable-3'], 'reads up to the high watermark keep working');
       await wal.close();
       disk.crash();
       const reopened = await open(disk);
       assert.equal(reopened.stats().writeState, 'writable');
-      assert.deepEqual((await values(reopened))[0], 'durable');
-      await reopened.append([v('again')]);
+      assert.deepEqual(await values(reopened), ['durable-1', 'durable-2', 'durable-3'], 'after a power cut: every acknowledged record, and not the rejected one');
+      assert.equal((await reopened.append([v('again')])).firstOffset, 3);
       await reopened.close();
     });
   }
 
-  test('a failed interval fdatasync makes the log read-only', async () => {
+  /**
+   * Under `interval` and `none` a batch is acknowledged once written, before any sync: a sync that
+   * fails later must not take it back. Each way a sync can be asked for, and each policy.
+   */
+  const triggers = {
+    'an append with sync: true': async (wal: Wal) => {
+      await assert.rejects(wal.append([v('z')], { sync: true }), (e) => isWalError(e, 'WAL_IO_ERROR'));
+    },
+    'wal.sync()': async (wal: Wal) => {
+      await assert.rejects(wal.sync(), (e) => isWalError(e, 'WAL_IO_ERROR'));
+    },
+    'the final sync of close()': async (wal: Wal) => {
+      await wal.close();
+    },
+  } as const;
+  for (const syncPolicy of ['none', 'interval'] as const) {
+    for (const [trigger, failSync] of Object.entries(triggers)) {
+      test(`${syncPolicy}: a failed fdatasync in ${trigger} keeps the acknowledged records and never hands their offsets out again`, async () => {
+        const disk = new MemDisk();
+        const warnings: string[] = [];
+        const wal = await open(disk, { syncPolicy, syncIntervalMs: 3_600_000, onWarning: (message) => warnings.push(message) });
+        await wal.append([v('a')]);
+        await wal.append([v('b'), v('c')]);
+        disk.inject({ op: 'datasync', code: 'EIO' });
+        await failSync(wal);
+        if (wal.status === 'open') {
+          assert.equal(wal.stats().writeState, 'read-only');
+          await assert.rejects(async () => wal.append([v('refused')]), (e) => isWalError(e, 'WAL_READ_ONLY'));
+          // Under `none` readers saw the acknowledged records already; they keep seeing them. Under
+          // `interval` readers only ever see what is durable, and none of this is.
+          assert.deepEqual(await values(wal), syncPolicy === 'none' ? ['a', 'b', 'c'] : []);
+          await wal.close();
+        } else {
+          assert.match(warnings.join('\n'), /clean-shutdown state failed/);
+        }
+        // The process ends without a power cut: the page cache keeps what was written.
+        disk.kill();
+        const reopened = await open(disk, { syncPolicy });
+        assert.deepEqual(await values(reopened), ['a', 'b', 'c'], 'every acknowledged record is still in the log');
+        assert.equal((await reopened.append([v('next')])).firstOffset, 3, 'acknowledged offsets are not handed out again');
+        await reopened.close();
+      });
+    }
+  }
+
+  test('interval: a failed fdatasync of the timer makes the log read-only and is reported, keeping the acknowledged records', async () => {
     const disk = new MemDisk();
-    const wal = await open(disk, { syncPolicy: 'interval', syncIntervalMs: 1 });
+    let warned: (message: string) => void = () => {};
+    const warning = new Promise<string>((resolve) => (warned = resolve));
+    const wal = await open(disk, { syncPolicy: 'interval', syncIntervalMs: 1, onWarning: (message) => warned(message) });
     disk.inject({ op: 'datasync', code: 'EIO' });
     await wal.append([v('written, never synced')]);
-    // The interval timer's sync fails; wait for the log to notice by asking for a sync ourselves.
-    await assert.rejects(wal.sync(), (e) => isWalError(e, 'WAL_READ_ONLY') || isWalError(e, 'WAL_IO_ERROR'));
+    // Nothing else syncs: only the timer can have failed.
+    assert.match(await warning, /interval fdatasync failed/);
     assert.equal(wal.stats().writeState, 'read-only');
     await wal.close();
+    disk.kill();
+    const reopened = await open(disk);
+    assert.deepEqual(await values(reopened), ['written, never synced']);
+    await reopened.close();
   });
 });
 

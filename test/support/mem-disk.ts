@@ -3,8 +3,8 @@ import { StorageError, type OpenMode, type Storage, type StorageFile, type Stora
 
 /** A file's bytes: what the process sees, and what would survive a power cut. */
 class Inode {
-  data = Buffer.alloc(0);
-  durable = Buffer.alloc(0);
+  data: Buffer = Buffer.alloc(0);
+  durable: Buffer = Buffer.alloc(0);
 }
 
 interface Directory {
@@ -25,6 +25,19 @@ export interface DiskFault {
   readonly times?: number | undefined;
 }
 
+/**
+ * What survives of the bytes a file was given since its last sync, at a crash:
+ * - nothing (the default);
+ * - `(size) => n`: the first `n` bytes of the process's view (writes reaching the disk in order);
+ * - `{ randomPages }`: every 4 KiB page that differs from the synced bytes independently, and the
+ *   file's length as the process saw it or as synced, each chosen by `randomPages()` < 0.5
+ *   (writeback in any order, as a real page cache does).
+ */
+export type UnsyncedSurvival = ((size: number) => number) | { readonly randomPages: () => number };
+
+/** Page size of the out-of-order survival model. */
+export const PAGE_BYTES = 4096;
+
 /** Thrown by the operation at which a scheduled crash happens. */
 export class CrashError extends Error {
   override readonly name = 'CrashError';
@@ -44,8 +57,8 @@ export class MemDisk {
   private generation = 0;
   private faults: { fault: DiskFault; seen: number; fired: number }[] = [];
   private crashAtOp: number | undefined;
-  private crashKeep: ((size: number) => number) | undefined;
-  private crashMatch: { op: DiskOp; path: RegExp } | undefined;
+  private crashKeep: UnsyncedSurvival | undefined;
+  private crashMatch: { op: DiskOp; path: RegExp; kill: boolean } | undefined;
   /** Mutating operations so far, across mounts. */
   ops = 0;
   /** Total bytes all files may hold; writes beyond fail with ENOSPC. */
@@ -67,49 +80,53 @@ export class MemDisk {
   }
 
   /** Crash at the next `op` on a path matching `path`, keeping unsynced prefixes as `crashAt` does. */
-  crashWhen(op: DiskOp, path: RegExp, keepUnsyncedPrefix?: (size: number) => number): void {
-    this.crashMatch = { op, path };
+  crashWhen(op: DiskOp, path: RegExp, keepUnsyncedPrefix?: UnsyncedSurvival): void {
+    this.crashMatch = { op, path, kill: false };
     this.crashKeep = keepUnsyncedPrefix;
+  }
+
+  /** The process dies (as {@link kill}) when the next `op` on a path matching `path` begins. */
+  killWhen(op: DiskOp, path: RegExp): void {
+    this.crashMatch = { op, path, kill: true };
   }
 
   /**
    * Crash when the mutating operation number `op` (1-based, counting from now) begins, keeping a
    * prefix of unsynced bytes as `crash()` does when `keepUnsyncedPrefix` is given.
    */
-  crashAt(op: number, keepUnsyncedPrefix?: (size: number) => number): void {
+  crashAt(op: number, keepUnsyncedPrefix?: UnsyncedSurvival): void {
     this.crashAtOp = this.ops + op;
     this.crashKeep = keepUnsyncedPrefix;
   }
 
   /**
    * Simulates a power cut: every file goes back to its synced bytes, every directory to its synced
-   * entries, locks die with the process. With `keepUnsyncedPrefix`, each file keeps a prefix of its
-   * unsynced bytes instead (writes reaching the disk in order, then the cut): `cut(inodeSize)`
-   * returns how many leading bytes of the process's view survive.
+   * entries, locks die with the process. `survival` says which unsynced bytes reach the disk anyway
+   * (see {@link UnsyncedSurvival}).
    */
-  crash(keepUnsyncedPrefix?: (size: number) => number): void {
-    this.generation++;
-    this.crashAtOp = undefined;
-    this.crashKeep = undefined;
-    this.crashMatch = undefined;
-    this.locks.clear();
+  crash(survival?: UnsyncedSurvival): void {
+    this.kill();
     const inodes = new Set<Inode>();
     for (const dir of this.dirs.values()) {
       dir.entries = new Map(dir.durable);
       for (const inode of dir.entries.values()) inodes.add(inode);
     }
     for (const inode of inodes) {
-      if (keepUnsyncedPrefix === undefined) {
-        inode.data = Buffer.from(inode.durable);
-        continue;
-      }
-      const keep = Math.min(keepUnsyncedPrefix(inode.data.length), inode.data.length);
-      const survived = Buffer.alloc(Math.max(keep, inode.durable.length));
-      inode.durable.copy(survived);
-      inode.data.copy(survived, 0, 0, keep);
-      inode.data = survived;
-      inode.durable = Buffer.from(survived);
+      inode.data = survivingBytes(inode, survival);
+      inode.durable = Buffer.from(inode.data);
     }
+  }
+
+  /**
+   * The process dies but the machine does not (`kill -9`): its handles stop working and its locks
+   * are released, while everything it wrote stays, synced or not, as in the page cache.
+   */
+  kill(): void {
+    this.generation++;
+    this.crashAtOp = undefined;
+    this.crashKeep = undefined;
+    this.crashMatch = undefined;
+    this.locks.clear();
   }
 
   /** Bytes held by all files. */
@@ -136,6 +153,10 @@ export class MemDisk {
     this.checkAlive(generation, op, path);
     this.ops++;
     const matched = this.crashMatch !== undefined && this.crashMatch.op === op && this.crashMatch.path.test(path);
+    if (matched && this.crashMatch?.kill === true) {
+      this.kill();
+      throw new CrashError(`killed at operation ${op} ${path}`);
+    }
     if (matched || (this.crashAtOp !== undefined && this.ops >= this.crashAtOp)) {
       this.crash(this.crashKeep);
       throw new CrashError(`crash at operation ${op} ${path}`);
@@ -188,6 +209,31 @@ export class MemDisk {
     this.locks.add(dir);
     return { release: () => (generation === this.generation ? this.locks.delete(dir) : undefined) };
   }
+}
+
+function survivingBytes(inode: Inode, survival: UnsyncedSurvival | undefined): Buffer {
+  if (survival === undefined) return Buffer.from(inode.durable);
+  if (typeof survival === 'function') {
+    const keep = Math.min(survival(inode.data.length), inode.data.length);
+    const survived = Buffer.alloc(Math.max(keep, inode.durable.length));
+    inode.durable.copy(survived);
+    inode.data.copy(survived, 0, 0, keep);
+    return survived;
+  }
+  const length = survival.randomPages() < 0.5 ? inode.data.length : inode.durable.length;
+  const survived = Buffer.alloc(length);
+  inode.durable.copy(survived, 0, 0, Math.min(length, inode.durable.length));
+  for (let page = 0; page < length; page += PAGE_BYTES) {
+    const end = Math.min(page + PAGE_BYTES, length);
+    const live = inode.data.subarray(page, Math.min(end, inode.data.length));
+    const synced = inode.durable.subarray(page, Math.min(end, inode.durable.length));
+    if (live.equals(synced)) continue;
+    if (survival.randomPages() < 0.5) {
+      survived.fill(0, page, end);
+      live.copy(survived, page);
+    }
+  }
+  return survived;
 }
 
 class MemFile implements StorageFile {
