@@ -13,6 +13,7 @@ import { ProducerTable, type ProducerEntry } from './producer-table.js';
 import { recoverLog } from './recovery.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
+import { SegmentFiles } from './segment-files.js';
 import type {
   AppendOptions,
   AppendRecord,
@@ -56,8 +57,9 @@ export class Wal {
     private readonly writer: LogWriter,
     private readonly producers: ProducerTable,
     readonly io: IoCounters,
+    private readonly files: SegmentFiles,
   ) {
-    this.reader = new LogReader(options.storage, segments, io);
+    this.reader = new LogReader(files, segments, io);
   }
 
   /**
@@ -101,8 +103,12 @@ export class Wal {
         active.attach(file);
       }
       const holder: { wal?: Wal } = {};
+      const files = new SegmentFiles(storage, resolved.maxOpenSegmentFiles, () => writer.activeSegment);
       const writer = new LogWriter(resolved, active, file, producers, {
-        segmentCreated: (segment) => segments.push(segment),
+        segmentCreated: (segment) => {
+          files.seal(segments[segments.length - 1]!);
+          segments.push(segment);
+        },
         visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
         warn: resolved.onWarning,
       }, io);
@@ -113,7 +119,7 @@ export class Wal {
           // Derived data: the next open rebuilds it again.
         }
       }
-      const wal = new Wal(resolved, lock, segments, writer, producers, io);
+      const wal = new Wal(resolved, lock, segments, writer, producers, io, files);
       holder.wal = wal;
       void writer.prepareNext();
       return { wal, report: recovered.report };
@@ -320,9 +326,9 @@ export class Wal {
     this.checkOpen();
     const end = this.highWatermark + 1;
     const segment = this.segments.find((s) => s.lastTimestamp >= timestampMs && s.nextOffset > s.baseOffset);
-    if (segment === undefined || !segment.acquire()) return end;
+    const file = segment === undefined ? undefined : this.files.acquire(segment);
+    if (segment === undefined || file === undefined) return end;
     try {
-      const file = segment.fileFor(this.options.storage);
       let position = segment.index.positionForTimestamp(timestampMs);
       while (position >= 0 && position < segment.dataEnd) {
         const head = Buffer.allocUnsafe(Math.min(segment.dataEnd - position, 64 * 1024));
@@ -387,7 +393,7 @@ export class Wal {
     let deleted = 0;
     while (this.segments.length > 1 && this.segments[0]!.nextOffset <= offset) {
       const segment = this.segments.shift()!;
-      segment.markDeleted();
+      this.files.delete(segment);
       try {
         storage.unlink(segment.path);
         if (storage.exists(segment.indexPath)) storage.unlink(segment.indexPath);
