@@ -53,6 +53,8 @@ export interface ServeConfig {
   readonly diskFullProbeIntervalMs: number;
   /** Most producer ids remembered for idempotent appends. */
   readonly maxProducers: number;
+  /** Most sealed segments whose files stay open for reads. */
+  readonly maxOpenSegmentFiles: number;
   /** Largest gRPC request message accepted, bytes. */
   readonly maxReceiveMessageBytes: number;
   /** Largest gRPC response message sent, bytes. */
@@ -112,6 +114,8 @@ export const CONFIG_DEFAULTS: Readonly<ServeConfig> = Object.freeze({
   diskFullProbeIntervalMs: WAL_DEFAULTS.diskFullProbeIntervalMs,
   /** 10,000 producers remembered for idempotent retries. */
   maxProducers: WAL_DEFAULTS.maxProducers,
+  /** 256 files: 16 GiB of 64 MiB segments readable without reopening, well below 1024 fds. */
+  maxOpenSegmentFiles: WAL_DEFAULTS.maxOpenSegmentFiles,
   /** 5 MiB, bytes: a full batch plus its protobuf framing. */
   maxReceiveMessageBytes: SERVER_DEFAULTS.maxReceiveMessageBytes,
   /** 8 MiB, bytes: a full response or a maximal record, with room to spare. */
@@ -170,6 +174,7 @@ export const CONFIG_KEYS: Readonly<Record<ConfigKey, ConfigKeySpec>> = Object.fr
   indexIntervalBytes: integer('bytes of log between sparse index entries', 'bytes'),
   diskFullProbeIntervalMs: integer('free-space check period while the disk is full', 'ms'),
   maxProducers: integer('producer ids remembered for idempotent appends', 'count'),
+  maxOpenSegmentFiles: integer('sealed segments whose files stay open for reads', 'count'),
   maxReceiveMessageBytes: integer('largest gRPC request message', 'bytes'),
   maxSendMessageBytes: integer('largest gRPC response message', 'bytes'),
   maxResponseBytes: integer('most record bytes per Read response or TailWal message', 'bytes'),
@@ -348,6 +353,7 @@ export function engineOptionsOf(config: ServeConfig): Omit<WalOptions, 'dir' | '
     indexIntervalBytes: config.indexIntervalBytes,
     diskFullProbeIntervalMs: config.diskFullProbeIntervalMs,
     maxProducers: config.maxProducers,
+    maxOpenSegmentFiles: config.maxOpenSegmentFiles,
   };
 }
 

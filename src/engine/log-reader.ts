@@ -2,9 +2,10 @@ import { align8 } from '../codec/align.js';
 import { checkFrame, decodeRecords, recordDataBytes, type DecodedRecord, type FrameCheck } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
-import type { Storage } from '../storage/storage.js';
+import type { StorageFile } from '../storage/storage.js';
 import type { IoCounters } from './io-counters.js';
 import type { Segment } from './segment.js';
+import type { SegmentFiles } from './segment-files.js';
 import { walErrorFromStorage } from './storage-errors.js';
 
 const MIN_CHUNK_BYTES = 16 * 1024;
@@ -13,7 +14,7 @@ const MAX_CHUNK_BYTES = 1024 * 1024;
 /** Reads records from segments: index lookup, then chunked reads with every checksum verified. */
 export class LogReader {
   constructor(
-    private readonly storage: Storage,
+    private readonly files: SegmentFiles,
     private readonly segments: readonly Segment[],
     private readonly io: IoCounters,
   ) {}
@@ -38,7 +39,7 @@ export class LogReader {
    * keys and values (always at least one record when one is available).
    *
    * Throws `WAL_OFFSET_COMPACTED` when a segment it needs was deleted, `WAL_CORRUPTION` when a
-   * frame does not check out.
+   * frame does not check out, `WAL_IO_ERROR` when a file cannot be opened or read.
    */
   async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<DecodedRecord[]> {
     const out: DecodedRecord[] = [];
@@ -46,10 +47,11 @@ export class LogReader {
     let bytes = 0;
     while (out.length < limit && offset < endOffset && bytes < maxBytes) {
       const segment = this.segmentFor(offset);
-      if (segment === undefined || !segment.acquire()) throw compacted(offset, this.segments[0]?.baseOffset ?? offset);
+      const file = segment === undefined ? undefined : this.files.acquire(segment);
+      if (segment === undefined || file === undefined) throw compacted(offset, this.segments[0]?.baseOffset ?? offset);
       try {
         const before = out.length;
-        bytes = await this.readSegment(segment, offset, endOffset, limit, maxBytes, bytes, out);
+        bytes = await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, bytes, out);
         if (out.length === before) break;
         offset = out[out.length - 1]!.offset + 1;
       } finally {
@@ -68,23 +70,27 @@ export class LogReader {
     for (;;) {
       const segment = this.segments.find((s) => s.lastTimestamp >= timestampMs && s.nextOffset > s.baseOffset);
       if (segment === undefined) return endOffset;
-      if (!segment.acquire()) {
+      const file = this.files.acquire(segment);
+      if (file === undefined) {
         // Compaction takes a segment out of the list as it deletes it: search again. One still in
         // the list is closed with the log.
         if (this.segments.includes(segment)) throw compacted(segment.baseOffset, segment.baseOffset);
         continue;
       }
+      let found: number;
       try {
-        return Math.min(await this.scanForTimestamp(segment, timestampMs), endOffset);
+        found = await this.scanForTimestamp(segment, file, timestampMs);
       } finally {
         segment.release();
       }
+      // Compaction may have removed the offset found meanwhile; every later record is as late, so
+      // the first one still retained is the answer then.
+      return Math.min(Math.max(found, this.segments[0]?.baseOffset ?? found), endOffset);
     }
   }
 
   /** Scans `segment` from its time index entry for the first frame stamped `timestampMs` or later. */
-  private async scanForTimestamp(segment: Segment, timestampMs: number): Promise<number> {
-    const file = segment.fileFor(this.storage);
+  private async scanForTimestamp(segment: Segment, file: StorageFile, timestampMs: number): Promise<number> {
     let position = segment.index.positionForTimestamp(timestampMs);
     if (position < 0) position = SEGMENT_HEADER_BYTES;
     let chunkBytes = MIN_CHUNK_BYTES * 4;
@@ -114,6 +120,7 @@ export class LogReader {
 
   private async readSegment(
     segment: Segment,
+    file: StorageFile,
     fromOffset: number,
     endOffset: number,
     limit: number,
@@ -121,7 +128,6 @@ export class LogReader {
     bytesSoFar: number,
     out: DecodedRecord[],
   ): Promise<number> {
-    const file = segment.fileFor(this.storage);
     const stop = segment.dataEnd;
     let position = segment.index.positionFor(fromOffset);
     if (position < 0) position = SEGMENT_HEADER_BYTES;

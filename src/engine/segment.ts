@@ -5,10 +5,12 @@ import { SparseIndex } from './sparse-index.js';
 
 /**
  * One segment file: what the log knows about it in memory (offsets, byte extent, sparse index) and
- * its open file. The active segment is written by the writer; sealed ones are only read.
+ * its open file, if any. The active segment is written by the writer; sealed ones are only read,
+ * and `SegmentFiles` decides which of them keep a file open.
  *
- * Readers `acquire()` a segment around each read so that a compaction deleting it cannot close the
- * file under them (a closed fd number can be reused by another file).
+ * Readers `acquire()` a segment around each read so that neither a compaction deleting it nor an
+ * eviction from `SegmentFiles` closes the file under them (a closed fd number can be reused by
+ * another file): the file closes when the last reader releases it.
  */
 export class Segment {
   readonly name: string;
@@ -25,6 +27,8 @@ export class Segment {
   private file: StorageFile | undefined;
   private readers = 0;
   private isDeleted = false;
+  /** Evicted while read: close at the last release unless a read opens it again first. */
+  private isClosePending = false;
 
   constructor(
     readonly dir: string,
@@ -76,10 +80,22 @@ export class Segment {
     this.file = file;
   }
 
-  /** The open file, opening it read-only on first use. */
-  fileFor(storage: Storage): StorageFile {
+  /**
+   * The open file (the writer's for the active segment), opening it read-only when it is closed.
+   * Only for `SegmentFiles`, which bounds how many are open, and only between `acquire` and
+   * `release`, so that a deleted segment is never opened again. Throws `StorageError`.
+   */
+  openFile(storage: Storage): StorageFile {
+    if (this.readers === 0 || this.isDeleted) throw new Error(`segment ${this.name} opened without a read in progress`);
+    this.isClosePending = false;
     this.file ??= storage.open(this.path, 'read');
     return this.file;
+  }
+
+  /** Closes the file now, or when the last read in progress releases it. */
+  closeWhenIdle(): void {
+    if (this.readers === 0) this.closeFile();
+    else this.isClosePending = true;
   }
 
   /** Marks a read in progress; returns false if the segment is already deleted. */
@@ -92,7 +108,7 @@ export class Segment {
   /** Ends a read started by `acquire`. */
   release(): void {
     this.readers--;
-    if (this.isDeleted && this.readers === 0) this.closeFile();
+    if ((this.isDeleted || this.isClosePending) && this.readers === 0) this.closeFile();
   }
 
   /** True once compaction has removed the segment. */
@@ -110,6 +126,7 @@ export class Segment {
   closeFile(): void {
     const file = this.file;
     this.file = undefined;
+    this.isClosePending = false;
     file?.close();
   }
 }

@@ -24,6 +24,11 @@ export interface WalOptions {
   readonly diskFullProbeIntervalMs?: number | undefined;
   /** Most producer ids remembered for idempotent appends (least recently used are forgotten). */
   readonly maxProducers?: number | undefined;
+  /**
+   * Most sealed segments whose files stay open for reads (least recently read are closed first;
+   * the active segment's file is not counted).
+   */
+  readonly maxOpenSegmentFiles?: number | undefined;
   /** File-system port; defaults to the Node implementation. Tests inject faults here. */
   readonly storage?: Storage | undefined;
   /** Wall clock in ms; tests inject one. */
@@ -64,6 +69,11 @@ export const WAL_DEFAULTS = Object.freeze({
   diskFullProbeIntervalMs: 1000,
   /** Remember 10,000 producers for idempotent retries. */
   maxProducers: 10_000,
+  /**
+   * 256 files: with 64 MiB segments, 16 GiB of log readable without reopening, well within the
+   * usual 1024 fds a process may open; a log of more segments no longer dies of `EMFILE`.
+   */
+  maxOpenSegmentFiles: 256,
 });
 
 const POSITIVE_INTEGER_KEYS = [
@@ -75,6 +85,7 @@ const POSITIVE_INTEGER_KEYS = [
   'indexIntervalBytes',
   'diskFullProbeIntervalMs',
   'maxProducers',
+  'maxOpenSegmentFiles',
 ] as const;
 
 /** Largest segment: index entries hold u32 byte positions. */

@@ -12,6 +12,7 @@ import { ProducerTable } from './producer-table.js';
 import { recoverLog } from './recovery.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
+import { SegmentFiles } from './segment-files.js';
 import type {
   AppendOptions,
   AppendRecord,
@@ -56,8 +57,9 @@ export class Wal {
     private readonly writer: LogWriter,
     private readonly producers: ProducerTable,
     readonly io: IoCounters,
+    private readonly files: SegmentFiles,
   ) {
-    this.reader = new LogReader(options.storage, segments, io);
+    this.reader = new LogReader(files, segments, io);
   }
 
   /**
@@ -104,8 +106,12 @@ export class Wal {
         active.attach(file);
       }
       const holder: { wal?: Wal } = {};
+      const files = new SegmentFiles(storage, resolved.maxOpenSegmentFiles, () => writer.activeSegment);
       const writer = new LogWriter(resolved, active, file, producers, {
-        segmentCreated: (segment) => segments.push(segment),
+        segmentCreated: (segment) => {
+          files.seal(segments[segments.length - 1]!);
+          segments.push(segment);
+        },
         visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
         warn: resolved.onWarning,
       }, io, recovered.lastTimestamp);
@@ -116,7 +122,7 @@ export class Wal {
           // Derived data: the next open rebuilds it again.
         }
       }
-      const wal = new Wal(resolved, lock, segments, writer, producers, io);
+      const wal = new Wal(resolved, lock, segments, writer, producers, io, files);
       holder.wal = wal;
       void writer.prepareNext();
       return { wal, report: recovered.report };
@@ -367,7 +373,7 @@ export class Wal {
         storage.unlink(segment.path);
         // Forgotten only once its file is gone: a failed unlink leaves it in the log, readable.
         this.segments.shift();
-        segment.markDeleted();
+        this.files.delete(segment);
         deleted++;
         if (storage.exists(segment.indexPath)) storage.unlink(segment.indexPath);
       }

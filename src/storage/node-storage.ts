@@ -1,6 +1,12 @@
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+// fs-native-extensions (holepunch): an fcntl open file description lock (F_OFD_SETLK) on Linux,
+// flock on macOS, LockFileEx on Windows. Chosen over fs-ext because it ships prebuilt addons inside
+// the package (nothing is compiled or fetched at install), is N-API (one binary for every Node
+// version) and is released regularly; fs-ext compiles a nan addon with node-gyp at install time
+// and has had no release in years (its "is this deprecated?" issue is open).
+import { tryLock, unlock } from 'fs-native-extensions';
 import { StorageError, type OpenMode, type Storage, type StorageFile, type StorageLock } from './storage.js';
 
 const LOCK_FILE = 'LOCK';
@@ -111,22 +117,54 @@ function dropPrefix(buffers: Uint8Array[], bytes: number): Uint8Array[] {
 
 const OPEN_FLAGS: Readonly<Record<OpenMode, string>> = { read: 'r', 'read-write': 'r+', 'create-new': 'wx+' };
 
-function isAlive(pid: number): boolean {
+/** Read and write, created if missing, never truncated: opening must not erase a live holder's name. */
+const LOCK_OPEN_FLAGS = fs.constants.O_RDWR | fs.constants.O_CREAT;
+const LOCK_INFO_MAX_BYTES = 256;
+
+/**
+ * The held lock of {@link NodeStorage.lock}: an open `LOCK` file whose fd holds the OS lock.
+ * Releasing unlocks and closes it; the file stays (see `lock` for why it is never removed).
+ */
+class NodeLock implements StorageLock {
+  private fd: number | undefined;
+
+  constructor(
+    private readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+  }
+
+  release(): void {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    this.fd = undefined;
+    try {
+      unlock(fd);
+    } finally {
+      call('close', this.path, () => fs.closeSync(fd));
+    }
+  }
+}
+
+/** Who the `LOCK` file says holds it (its first line), or undefined when it says nothing. */
+function readHolder(fd: number): string | undefined {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    const buffer = Buffer.alloc(LOCK_INFO_MAX_BYTES);
+    const n = fs.readSync(fd, buffer, 0, buffer.length, 0);
+    const holder = buffer.toString('utf8', 0, n).split('\n')[0]!.trim();
+    return holder === '' ? undefined : holder;
+  } catch {
+    return undefined;
   }
 }
 
 /**
  * The real file system, through synchronous `node:fs` calls on the write path.
  *
- * The directory lock is a `LOCK` file created exclusively and holding `pid@host`; a lock whose
- * process is gone (a crash, `kill -9`) is taken over. Node has no `flock`, so two processes that
- * find the same stale lock at the same instant could both take it: a narrow race, documented in
- * docs/operations.md.
+ * The directory lock is an OS advisory lock on an open fd of `<dir>/LOCK`, held for as long as the
+ * lock is: the kernel drops it when the process dies, however it dies, so no dead process can hold
+ * a directory. The file's text (`pid@host`) only names the holder in the error of a refused lock.
  */
 export class NodeStorage implements Storage {
   open(path: string, mode: OpenMode): StorageFile {
@@ -171,29 +209,42 @@ export class NodeStorage implements Storage {
     return call('read', path, () => fs.readFileSync(path));
   }
 
+  /**
+   * Takes the lock of `dir`, or throws `StorageError` `ELOCKED` naming the holder that the `LOCK`
+   * file names (undefined when it names none).
+   *
+   * Whatever a `LOCK` file says, it is taken over when no live process holds its OS lock: a dead
+   * holder's pid may be alive again after a container restart (as pid 1, or as this process), and
+   * the host name may have changed. The lock is per open file description, so a second lock of the
+   * same directory in this process is refused too. The file is never removed: a process that
+   * opened it just before the removal would lock the removed file while a third one creates and
+   * locks a new one, and both would hold the directory.
+   */
   lock(dir: string): StorageLock {
     const path = join(dir, LOCK_FILE);
-    const me = `${process.pid}@${hostname()}`;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = fs.openSync(path, 'wx');
-        fs.writeSync(fd, me);
-        fs.fsyncSync(fd);
-        fs.closeSync(fd);
-        this.syncDir(dir);
-        return { release: () => fs.rmSync(path, { force: true }) };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw translate(error, 'open', path);
-      }
-      const holder = fs.readFileSync(path, 'utf8').trim();
-      const [pidText, host] = holder.split('@');
-      const pid = Number(pidText);
-      // An empty lock is a crash between creating and writing it.
-      const stale = holder === '' || (host === hostname() && Number.isInteger(pid) && pid > 0 && !isAlive(pid));
-      if (!stale) throw new StorageError('ELOCKED', 'lock', dir, { holder });
-      fs.rmSync(path, { force: true });
+    const fd = call('open', path, () => fs.openSync(path, LOCK_OPEN_FLAGS, 0o644));
+    let locked: boolean;
+    try {
+      locked = tryLock(fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      throw translate(error, 'lock', path);
     }
-    throw new StorageError('ELOCKED', 'lock', dir, { holder: 'unknown' });
+    if (!locked) {
+      const holder = readHolder(fd);
+      fs.closeSync(fd);
+      throw new StorageError('ELOCKED', 'lock', dir, { holder });
+    }
+    const lock = new NodeLock(path, fd);
+    try {
+      const info = Buffer.from(`${process.pid}@${hostname()}\nlocked at ${new Date().toISOString()}\n`);
+      fs.writeSync(fd, info, 0, info.length, 0);
+      fs.ftruncateSync(fd, info.length);
+    } catch {
+      // Information only, so neither synced nor required: the OS lock decides who holds the
+      // directory, and a full disk must not keep the log from opening for reads.
+    }
+    return lock;
   }
 
   freeBytes(dir: string): number | undefined {

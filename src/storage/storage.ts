@@ -33,7 +33,8 @@ export interface Storage {
   readFile(path: string): Buffer;
   /**
    * Takes the exclusive lock of a data directory, or throws `StorageError` with code `ELOCKED`
-   * (and `holder` set) when another live owner holds it. The lock dies with its process.
+   * (and `holder` set, when known) when another live owner holds it, in this process or another.
+   * The lock dies with its process: nothing a dead process left behind can refuse it.
    */
   lock(dir: string): StorageLock;
   /** Bytes free for an unprivileged writer on the file system holding `dir`, if known. */

@@ -63,6 +63,8 @@ export class MemDisk {
   ops = 0;
   /** Total bytes all files may hold; writes beyond fail with ENOSPC. */
   capacityBytes = Number.POSITIVE_INFINITY;
+  /** Files opened and not yet closed, across mounts (for assertions). */
+  openFiles = 0;
 
   /** A `Storage` for one process lifetime. */
   mount(): Storage {
@@ -236,13 +238,22 @@ function survivingBytes(inode: Inode, survival: UnsyncedSurvival | undefined): B
   return survived;
 }
 
+/**
+ * An open file of a {@link MemStorage}. Once closed, every call fails with `EBADF`, as a real
+ * closed fd would (or worse: a reused fd number would reach another file), so that a file closed
+ * under a read in flight shows up in tests.
+ */
 class MemFile implements StorageFile {
+  private isClosed = false;
+
   constructor(
     private readonly disk: MemDisk,
     private readonly generation: number,
     private readonly openedAs: string,
     private readonly inode: Inode,
-  ) {}
+  ) {
+    disk.openFiles++;
+  }
 
   /** The file's current name (it follows renames, so faults can target the final name). */
   get path(): string {
@@ -251,7 +262,12 @@ class MemFile implements StorageFile {
     return this.openedAs;
   }
 
+  private checkOpen(op: string): void {
+    if (this.isClosed) throw new StorageError('EBADF', op, this.openedAs);
+  }
+
   writev(buffers: readonly Uint8Array[], position: number): number {
+    this.checkOpen('writev');
     this.disk.before(this.generation, 'writev', this.path);
     let p = position;
     for (const b of buffers) {
@@ -279,6 +295,7 @@ class MemFile implements StorageFile {
   }
 
   readSync(buffer: Uint8Array, length: number, position: number): number {
+    this.checkOpen('read');
     this.disk.beforeRead(this.generation, this.path);
     const n = Math.max(0, Math.min(length, this.inode.data.length - position));
     buffer.set(this.inode.data.subarray(position, position + n), 0);
@@ -287,6 +304,8 @@ class MemFile implements StorageFile {
 
   read(buffer: Uint8Array, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
+      this.checkOpen('read');
+      // In flight until the next turn: a close meanwhile makes the read fail (readSync checks).
       setImmediate(() => {
         try {
           resolve(this.readSync(buffer, length, position));
@@ -298,7 +317,9 @@ class MemFile implements StorageFile {
   }
 
   async fillZeros(position: number, end: number): Promise<void> {
+    this.checkOpen('write');
     await new Promise((resolve) => setImmediate(resolve));
+    this.checkOpen('write');
     this.disk.before(this.generation, 'fillZeros', this.path);
     this.put(Buffer.alloc(0), end);
     if (end > this.inode.data.length) this.put(Buffer.alloc(end - position), position);
@@ -310,33 +331,40 @@ class MemFile implements StorageFile {
   }
 
   datasync(): void {
+    this.checkOpen('fdatasync');
     this.disk.before(this.generation, 'datasync', this.path);
     this.inode.durable = Buffer.from(this.inode.data);
   }
 
   async datasyncAsync(): Promise<void> {
+    this.checkOpen('fdatasync');
     await new Promise((resolve) => setImmediate(resolve));
     this.datasync();
   }
 
   sync(): void {
+    this.checkOpen('fsync');
     this.disk.before(this.generation, 'sync', this.path);
     this.inode.durable = Buffer.from(this.inode.data);
   }
 
   truncate(length: number): void {
+    this.checkOpen('ftruncate');
     this.disk.before(this.generation, 'truncate', this.path);
     if (length <= this.inode.data.length) this.inode.data = Buffer.from(this.inode.data.subarray(0, length));
     else this.put(Buffer.alloc(0), length);
   }
 
   size(): number {
+    this.checkOpen('fstat');
     this.disk.checkAlive(this.generation, 'fstat', this.path);
     return this.inode.data.length;
   }
 
   close(): void {
-    // Nothing to release; a closed MemFile still works, which is harmless in tests.
+    this.checkOpen('close');
+    this.isClosed = true;
+    this.disk.openFiles--;
   }
 }
 

@@ -5,6 +5,7 @@ import {
   CONFIG_DEFAULTS,
   CONFIG_KEY_NAMES,
   ConfigError,
+  engineOptionsOf,
   envName,
   flagName,
   formatConfig,
@@ -119,6 +120,14 @@ describe('resolveConfig', () => {
     assert.equal(tooSmallSend.key, 'maxSendMessageBytes');
     const tooSmallReceive = configError(() => resolveConfig({ flags: { maxReceiveMessageBytes: '1024' } }));
     assert.equal(tooSmallReceive.key, 'maxReceiveMessageBytes');
+  });
+});
+
+describe('engineOptionsOf', () => {
+  it('hands every engine option with a default to the engine, from its key', () => {
+    const options = engineOptionsOf(resolveConfig({ flags: { maxOpenSegmentFiles: '7' } }));
+    assert.deepEqual(Object.keys(options).sort(), Object.keys(WAL_DEFAULTS).sort());
+    assert.equal(options.maxOpenSegmentFiles, 7);
   });
 });
 
