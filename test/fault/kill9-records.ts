@@ -126,4 +126,20 @@ export interface AckLine {
   readonly firstOffset: number;
   readonly lastOffset: number;
   readonly digest: string;
+  /** The log's high watermark right after the append resolved. */
+  readonly highWatermark: number;
+}
+
+/** The line the child prints when an append was rejected; that writer then stops. */
+export interface RejectLine {
+  readonly writer: number;
+  readonly seq: number;
+  /** The `WalError` code, or the error's name when it is not a `WalError`. */
+  readonly rejected: string;
+}
+
+/** The line the child prints once every writer has stopped because an append was rejected. */
+export interface StoppedLine {
+  readonly stopped: true;
+  readonly writeState: string;
 }
