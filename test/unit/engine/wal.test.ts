@@ -163,12 +163,15 @@ describe('conditional and idempotent appends', () => {
 describe('durability policies and tails', () => {
   test('interval syncs on its timer without further appends', async () => {
     const wal = await open({ syncPolicy: 'interval', syncIntervalMs: 5 });
+    const before = wal.stats().io.fsyncs;
     const result = await wal.append([v('a')]);
-    assert.equal(wal.stats().io.fsyncs >= 0, true);
-    // Acknowledged after the write; visible once the timer's fdatasync makes it durable.
+    // Acknowledged after the write, before any sync: not yet visible.
+    assert.equal(wal.stats().io.fsyncs, before, 'the append itself did not sync');
+    assert.equal(wal.highWatermark, result.firstOffset - 1);
+    // Visible once the timer's fdatasync makes it durable; nothing else syncs.
     assert.equal(await wal.waitForHighWatermark(result.firstOffset - 1), true);
     assert.ok(wal.highWatermark >= result.firstOffset);
-    assert.ok(wal.stats().io.fsyncs >= 1, 'the timer synced');
+    assert.ok(wal.stats().io.fsyncs > before, 'the timer synced');
   });
 
   test('none never syncs on its own, and a per-call sync forces one', async () => {
@@ -227,6 +230,33 @@ describe('durability policies and tails', () => {
     assert.equal(await wal.offsetForTimestamp(1500), 49);
     assert.equal(await wal.offsetForTimestamp(99_999), 100);
   });
+
+  test('offsetForTimestamp finds a record in a frame larger than its read chunk', async () => {
+    const clock = new FakeClock(1000);
+    const wal = await open({ clock: clock.now, segmentSizeBytes: 1 << 20 });
+    await wal.append([v('small')]);
+    clock.advance(10);
+    await wal.append([{ value: Buffer.alloc(200 * 1024, 1) }, { value: Buffer.alloc(100 * 1024, 2) }]);
+    clock.advance(10);
+    await wal.append([v('after')]);
+    assert.equal(await wal.offsetForTimestamp(1001), 1, 'the big batch starts at offset 1');
+    assert.equal(await wal.offsetForTimestamp(1011), 3);
+  });
+
+  test('offsetForTimestamp racing a compaction answers with a retained offset', async () => {
+    const clock = new FakeClock(1000);
+    const wal = await open({ clock: clock.now, segmentSizeBytes: 4096 });
+    for (let i = 0; i < 100; i++) {
+      clock.advance(10);
+      await wal.append([v(`t${clock.nowMs}`.padEnd(80, '.'))]);
+    }
+    const finding = wal.offsetForTimestamp(1015);
+    const deleted = await wal.deleteSegmentsBefore(60);
+    assert.ok(deleted > 0);
+    const found = await finding;
+    assert.equal(found, wal.firstOffset, 'the first retained record is the first at or after that time now');
+    assert.deepEqual((await wal.read(found, { limit: 1 })).map((r) => r.offset), [found], 'a read from it works');
+  });
 });
 
 describe('segments and the directory', () => {
@@ -247,6 +277,18 @@ describe('segments and the directory', () => {
     const reopened = await open({ segmentSizeBytes: 4096 });
     assert.equal(reopened.firstOffset, first);
     assert.equal(reopened.nextOffset, 100);
+  });
+
+  test('every close() resolves only once the log is closed, so it can be opened again at once', async () => {
+    const wal = await open({ syncPolicy: 'none' });
+    await wal.append([v('a')]);
+    const first = wal.close();
+    await wal.close();
+    assert.equal(wal.status, 'closed');
+    const again = await Wal.open({ dir });
+    assert.deepEqual((await again.wal.read(0)).map((r) => r.value.toString()), ['a']);
+    await again.wal.close();
+    await first;
   });
 
   test('a second open of the same directory fails with WAL_LOCKED', async () => {
