@@ -59,6 +59,8 @@ export class MemDisk {
   private crashAtOp: number | undefined;
   private crashKeep: UnsyncedSurvival | undefined;
   private crashMatch: { op: DiskOp; path: RegExp; kill: boolean } | undefined;
+  /** Power cuts so far: a workload checks it to stop where a crashed process would have stopped. */
+  crashes = 0;
   /** Mutating operations so far, across mounts. */
   ops = 0;
   /** Total bytes all files may hold; writes beyond fail with ENOSPC. */
@@ -108,6 +110,7 @@ export class MemDisk {
    */
   crash(survival?: UnsyncedSurvival): void {
     this.kill();
+    this.crashes++;
     const inodes = new Set<Inode>();
     for (const dir of this.dirs.values()) {
       dir.entries = new Map(dir.durable);
