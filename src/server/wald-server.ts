@@ -10,6 +10,7 @@ import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } 
 import { grantReceiveWindow } from './receive-window.js';
 import { walServiceDefinition } from './service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
+import { TailQueueBudget } from './tail-queue-budget.js';
 import type { TailStream } from './tail-stream.js';
 import { createWalService } from './wal-service.js';
 
@@ -42,6 +43,8 @@ export interface WaldServerInit {
 export class WaldServer {
   /** Open TailWal streams (limit `maxTailStreams`). */
   readonly tails: StreamRegistry<TailStream>;
+  /** Message bytes all tails together hold now, waiting for their transports (limit `maxTotalTailQueueBytes`). */
+  readonly tailQueueBudget: TailQueueBudget;
   /** Open AppendStream streams (limit `maxAppendStreams`). */
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** The resolved options. */
@@ -84,6 +87,7 @@ export class WaldServer {
     this.options = resolveServerOptions(init.options);
     this.logger = init.logger ?? pino({ name: 'wald' });
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
+    this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
     this.grpcServer = new Server(this.channelOptions());
     this.grpcServer.addService(
@@ -93,6 +97,7 @@ export class WaldServer {
         options: this.options,
         logger: this.logger,
         tails: this.tails,
+        tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
         isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped',
       }),
