@@ -7,7 +7,7 @@ import type { WalOptions } from '../engine/wal-options.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
-import { grantReceiveWindow } from './receive-window.js';
+import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
 import { TailQueueBudget } from './tail-queue-budget.js';
@@ -56,6 +56,7 @@ export class WaldServer {
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
+  private receiveWindowGrant: ReceiveWindowGrant | undefined;
   private stopped: Promise<void> | undefined;
 
   /**
@@ -116,6 +117,14 @@ export class WaldServer {
     return this.boundPort;
   }
 
+  /**
+   * Whether the HTTP/2 receive window (`receiveWindowBytes`) is applied to new connections, and to
+   * how many it was; undefined before `start()`.
+   */
+  get receiveWindow(): ReceiveWindowGrant | undefined {
+    return this.receiveWindowGrant;
+  }
+
   private channelOptions(): ChannelOptions {
     const o = this.options;
     return {
@@ -150,7 +159,7 @@ export class WaldServer {
       this.statusValue = 'created';
       throw error;
     }
-    grantReceiveWindow(this.grpcServer, this.options.receiveWindowBytes, this.logger);
+    this.receiveWindowGrant = grantReceiveWindow(this.grpcServer, this.options.receiveWindowBytes, this.logger);
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
