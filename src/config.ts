@@ -67,8 +67,10 @@ export interface ServeConfig {
   readonly tailHeartbeatIntervalMs: number;
   /** Most TailWal streams open at once. */
   readonly maxTailStreams: number;
-  /** Most record bytes queued on one TailWal stream. */
+  /** Most message bytes queued on one TailWal stream. */
   readonly maxTailQueueBytes: number;
+  /** Most message bytes queued on all TailWal streams together. */
+  readonly maxTotalTailQueueBytes: number;
   /** Most AppendStream streams open at once. */
   readonly maxAppendStreams: number;
   /** Most unanswered appends read ahead on one AppendStream. */
@@ -130,6 +132,8 @@ export const CONFIG_DEFAULTS: Readonly<ServeConfig> = Object.freeze({
   maxTailStreams: SERVER_DEFAULTS.maxTailStreams,
   /** 8 MiB per tail, bytes: bounds what a stuck consumer can pin. */
   maxTailQueueBytes: SERVER_DEFAULTS.maxTailQueueBytes,
+  /** 256 MiB for all tails, bytes: bounds what many stuck consumers can pin together. */
+  maxTotalTailQueueBytes: SERVER_DEFAULTS.maxTotalTailQueueBytes,
   /** 1024 append streams. */
   maxAppendStreams: SERVER_DEFAULTS.maxAppendStreams,
   /** 1024 pipelined appends per stream: fills a group commit, bounded in memory. */
@@ -181,7 +185,8 @@ export const CONFIG_KEYS: Readonly<Record<ConfigKey, ConfigKeySpec>> = Object.fr
   maxTailBatchRecords: integer('most records per TailWal message', 'count'),
   tailHeartbeatIntervalMs: integer('TailWal heartbeat period while idle', 'ms'),
   maxTailStreams: integer('most TailWal streams open at once', 'count'),
-  maxTailQueueBytes: integer('most record bytes queued per TailWal stream', 'bytes'),
+  maxTailQueueBytes: integer('most message bytes queued per TailWal stream', 'bytes'),
+  maxTotalTailQueueBytes: integer('most message bytes queued on all TailWal streams together', 'bytes'),
   maxAppendStreams: integer('most AppendStream streams open at once', 'count'),
   maxInFlightAppends: integer('most unanswered appends read ahead per AppendStream', 'count'),
   receiveWindowBytes: integer('HTTP/2 receive window per connection and stream', 'bytes'),
@@ -368,6 +373,7 @@ export function serverOptionsOf(config: ServeConfig): ServerOptions {
     tailHeartbeatIntervalMs: config.tailHeartbeatIntervalMs,
     maxTailStreams: config.maxTailStreams,
     maxTailQueueBytes: config.maxTailQueueBytes,
+    maxTotalTailQueueBytes: config.maxTotalTailQueueBytes,
     maxAppendStreams: config.maxAppendStreams,
     maxInFlightAppends: config.maxInFlightAppends,
     receiveWindowBytes: config.receiveWindowBytes,

@@ -120,6 +120,7 @@ export function createNoopWalService(): WalServiceServer {
         nextOffset: 0n,
         ioStats: undefined,
         tailStreamCount: relays.size,
+        tailQueueBytes: 0n,
         writeState: WriteState.WRITE_STATE_UNSPECIFIED,
       }),
     sync: (_call, callback) => callback(null, { highWatermark: undefined }),

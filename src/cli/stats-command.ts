@@ -32,6 +32,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       highWatermark: jsonOptionalInteger(stats.highWatermark),
       nextOffset: jsonInteger(stats.nextOffset),
       tailStreamCount: stats.tailStreamCount,
+      tailQueueBytes: jsonInteger(stats.tailQueueBytes),
       writeState: writeStateName(stats.writeState),
       ioStats: {
         bytesWritten: jsonInteger(io?.bytesWritten ?? 0n),
@@ -53,6 +54,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['high watermark', optionalText(stats.highWatermark)],
       ['next offset', stats.nextOffset.toString()],
       ['tail streams', String(stats.tailStreamCount)],
+      ['tail queue', `${stats.tailQueueBytes} bytes`],
       ['write state', writeStateName(stats.writeState)],
       ['bytes written', (io?.bytesWritten ?? 0n).toString()],
       ['bytes read', (io?.bytesRead ?? 0n).toString()],
@@ -68,7 +70,7 @@ export function registerStatsCommand(program: Command): void {
   const command = program
     .command('stats')
     .summary('show a summary of the log')
-    .description('Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and the write state.');
+    .description('Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, and the write state.');
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
     const stats = await withClient(options.server, (client) =>
       callUnary<GetStatsResponse>((metadata, callback) => client.getStats({}, metadata, deadlineOptions(options.timeoutMs), callback)),

@@ -30,8 +30,13 @@ export interface ServerOptions {
   readonly tailHeartbeatIntervalMs?: number | undefined;
   /** Most TailWal streams open at once; more get `RESOURCE_EXHAUSTED` (`WAL_TOO_MANY_STREAMS`). */
   readonly maxTailStreams?: number | undefined;
-  /** Most record bytes written to a TailWal stream but not yet taken by the transport. */
+  /** Most message bytes written to a TailWal stream but not yet taken by the transport. */
   readonly maxTailQueueBytes?: number | undefined;
+  /**
+   * Most message bytes all TailWal streams together hold, written or being read but not yet taken
+   * by the transport; a tail that would go over waits (it stops reading the log), it never fails.
+   */
+  readonly maxTotalTailQueueBytes?: number | undefined;
   /** Most AppendStream streams open at once; more get `RESOURCE_EXHAUSTED`. */
   readonly maxAppendStreams?: number | undefined;
   /** Most unanswered appends read ahead on one AppendStream before the server stops reading. */
@@ -76,6 +81,11 @@ export const SERVER_DEFAULTS = Object.freeze({
   maxTailStreams: 1024,
   /** 8 MiB per tail: bounds the memory a stuck consumer can pin. */
   maxTailQueueBytes: 8 * MiB,
+  /**
+   * 256 MiB for all tails: without it 1024 stuck consumers could pin 8 GiB. 32 tails stuck at
+   * their own cap spend it all; healthy tails then wait until those are cancelled or read.
+   */
+  maxTotalTailQueueBytes: 256 * MiB,
   /** 1024 append streams, as tails. */
   maxAppendStreams: 1024,
   /** 1024 pipelined appends per stream: enough to fill a group commit, bounded in memory. */
@@ -136,6 +146,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     tailHeartbeatIntervalMs: positiveInteger(options.tailHeartbeatIntervalMs, SERVER_DEFAULTS.tailHeartbeatIntervalMs, 'tailHeartbeatIntervalMs'),
     maxTailStreams: positiveInteger(options.maxTailStreams, SERVER_DEFAULTS.maxTailStreams, 'maxTailStreams'),
     maxTailQueueBytes: positiveInteger(options.maxTailQueueBytes, SERVER_DEFAULTS.maxTailQueueBytes, 'maxTailQueueBytes'),
+    maxTotalTailQueueBytes: positiveInteger(options.maxTotalTailQueueBytes, SERVER_DEFAULTS.maxTotalTailQueueBytes, 'maxTotalTailQueueBytes'),
     maxAppendStreams: positiveInteger(options.maxAppendStreams, SERVER_DEFAULTS.maxAppendStreams, 'maxAppendStreams'),
     maxInFlightAppends: positiveInteger(options.maxInFlightAppends, SERVER_DEFAULTS.maxInFlightAppends, 'maxInFlightAppends'),
     receiveWindowBytes: windowSize(options.receiveWindowBytes),

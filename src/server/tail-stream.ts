@@ -6,10 +6,11 @@ import type { WalRecord } from '../engine/types.js';
 import { WalError } from '../errors.js';
 import type { TailWalRequest, TailWalResponse } from '../gen/wald/v1/tail.js';
 import { encodeTailWalResponse } from '../wire/tail-response-encoder.js';
-import { countWithinBytes, recordWireBytes } from './record-message.js';
+import { countWithinBytes } from './record-message.js';
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 import { toRpcFailure, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
+import type { TailQueueBudget, TailQueueGrant } from './tail-queue-budget.js';
 
 /** The bounds of one tail, resolved from the request and the server's limits. */
 export interface TailSettings {
@@ -19,7 +20,7 @@ export interface TailSettings {
   readonly maxRecords: number;
   /** Most encoded record bytes per message (one larger record still goes out alone). */
   readonly maxBytes: number;
-  /** Most record bytes written to the call but not yet taken by the transport. */
+  /** Most message bytes written to the call but not yet taken by the transport. */
   readonly maxQueueBytes: number;
 }
 
@@ -35,20 +36,26 @@ export interface TailCounters {
   readonly queuedMessages: number;
   /** The most messages ever queued at once. */
   readonly maxQueuedMessages: number;
-  /** Record bytes written but not yet taken by the transport, now. */
+  /** Bytes of record messages written but not yet taken by the transport, now (heartbeats weigh 0). */
   readonly queuedBytes: number;
-  /** The most record bytes ever queued at once. */
+  /** The most such bytes ever queued at once. */
   readonly maxQueuedBytes: number;
   /** The call's own buffer limit, in messages (`write()` returns false at it). */
   readonly queueLimitMessages: number;
   /** True while the tail waits for the client to take queued messages. */
   readonly isWaitingForClient: boolean;
+  /** True while the tail waits for the server-wide budget before reading the log. */
+  readonly isWaitingForBudget: boolean;
+  /** Bytes this tail holds of the server-wide budget, now (queued messages and a read in progress). */
+  readonly budgetBytes: number;
 }
 
 /** Events of a {@link TailStream}. */
 export interface TailStreamEvents {
   /** The stream stopped writing until the client takes what is queued (flow control). */
   blocked: [];
+  /** The stream stopped reading the log until other tails give back server-wide budget. */
+  throttled: [];
   /** A message (batch or heartbeat) was written: its record count and next offset. */
   message: [recordCount: number, nextOffset: number];
   /** The stream's work is over (its status is sent or the call is gone). */
@@ -59,6 +66,14 @@ export interface TailStreamEvents {
 type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>;
 
 const HEARTBEAT = Symbol('heartbeat');
+
+/**
+ * Upper bound of a response's bytes beyond its records' `recordWireBytes`: the high watermark
+ * wrapper (1 + 1 + 1 + 10), first and next offset (2 x (1 + 10)), rounded up. So a message of
+ * records within `maxBytes` is at most `maxBytes` plus this, and the same records read again
+ * encode to at most this much more than before (only these fields can change).
+ */
+const POSITION_FIELDS_BYTES = 64;
 
 function shuttingDown(): WalError {
   return new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down; resume from next_offset', {});
@@ -71,8 +86,13 @@ type AbortReason = 'cancelled' | 'shutdown';
  *
  * Memory stays bounded however slow the client: the tail reads the next batch from the log only
  * when the call has room, which it has while `write()` returned true (the call buffers at most its
- * high-water mark of messages) and fewer than `maxQueueBytes` record bytes await the transport.
- * So one tail holds at most `maxQueueBytes` plus one batch.
+ * high-water mark of messages) and fewer than `maxQueueBytes` message bytes await the transport.
+ * So one tail holds at most `maxQueueBytes` plus one message.
+ *
+ * All tails together are bounded by the server's {@link TailQueueBudget}: before each read the tail
+ * reserves a full message (`maxBytes` plus framing) and waits in line while the budget is spent;
+ * once the message is encoded the reservation shrinks to its size, and that is given back when the
+ * transport takes the message or when the call ends, whichever comes first (exactly once).
  */
 export class TailStream extends EventEmitter<TailStreamEvents> implements RegisteredStream {
   private readonly abort = new AbortController();
@@ -87,16 +107,33 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
   private queuedBytes = 0;
   private maxQueuedBytes = 0;
   private isWaitingForClient = false;
+  private isWaitingForBudget = false;
+  /** Budget held: by messages the transport has not taken, and by the read in progress. */
+  private readonly grants = new Set<TailQueueGrant>();
+  /** What a read reserves: a full message, or more once a single record proved larger. */
+  private readReserveBytes: number;
+  private readonly callOver: Promise<void>;
   private arrival: { readonly next: number; readonly promise: Promise<boolean> } | undefined;
 
   constructor(
     private readonly call: TailCall,
     private readonly wal: Wal,
     readonly settings: TailSettings,
+    private readonly budget: TailQueueBudget,
     private readonly logger: Logger,
   ) {
     super();
-    call.on('cancelled', () => this.stop('cancelled'));
+    this.readReserveBytes = settings.maxBytes + POSITION_FIELDS_BYTES;
+    // grpc-js emits 'cancelled' when the call is over however it ends (client cancel, lost
+    // connection, or its status sent after every message): nothing of it is queued any more. Write
+    // callbacks of messages still queued then never come, so their budget is given back here.
+    this.callOver = new Promise<void>((resolve) => {
+      call.on('cancelled', () => {
+        this.releaseGrants();
+        this.stop('cancelled');
+        resolve();
+      });
+    });
     call.on('drain', () => this.wakeUp());
   }
 
@@ -112,16 +149,39 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
       maxQueuedBytes: this.maxQueuedBytes,
       queueLimitMessages: this.call.writableHighWaterMark,
       isWaitingForClient: this.isWaitingForClient,
+      isWaitingForBudget: this.isWaitingForBudget,
+      budgetBytes: this.heldBudgetBytes(),
     };
   }
 
-  /** Runs the tail to its end; never rejects (failures become the call's status). */
+  private heldBudgetBytes(): number {
+    let bytes = 0;
+    for (const grant of this.grants) {
+      bytes += grant.bytes;
+    }
+    return bytes;
+  }
+
+  /**
+   * Runs the tail to its end; never rejects (failures become the call's status). Resolves, and
+   * emits `done`, once the loop has stopped and the call is over, so that every byte the tail held
+   * has been given back.
+   */
   run(): Promise<void> {
-    this.finished ??= this.follow().finally(() => this.emit('done'));
+    this.finished ??= this.runToEnd();
     return this.finished;
   }
 
-  /** Ends the tail with `UNAVAILABLE` (`WAL_SHUTTING_DOWN`); resolves when its loop has stopped. */
+  private async runToEnd(): Promise<void> {
+    await this.follow();
+    await this.callOver;
+    this.emit('done');
+  }
+
+  /**
+   * Ends the tail with `UNAVAILABLE` (`WAL_SHUTTING_DOWN`); resolves when its loop has stopped and
+   * the call is over (a client that reads nothing keeps it open until the call is cancelled).
+   */
   async shutdown(): Promise<void> {
     this.stop('shutdown');
     await this.finished;
@@ -151,11 +211,11 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
         if (!hasCaughtUp) {
           // Tells the client it has everything durable so far, at once rather than after a period.
           hasCaughtUp = true;
-          await this.send([], next);
+          await this.sendHeartbeat(next);
           continue;
         }
         if ((await this.waitForRecords(next)) === HEARTBEAT) {
-          await this.send([], next);
+          await this.sendHeartbeat(next);
         }
       }
       if (this.abortReason === 'shutdown') {
@@ -193,19 +253,94 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     return fromOffset;
   }
 
-  /** Reads one batch at `next` and sends it in messages within `maxBytes`; returns the new position. */
+  /**
+   * Reserves budget for one message, reads a batch at `next` and sends its first message within
+   * `maxBytes`; returns the new position (`next` when nothing was sent). Records beyond that
+   * message are read again next time, so nothing waits for budget without holding it.
+   */
   private async sendFrom(next: number): Promise<number> {
-    const { maxRecords, maxBytes } = this.settings;
-    const records = await this.wal.read(next, { limit: maxRecords, maxBytes });
-    let start = 0;
-    while (start < records.length && !this.isStopped) {
-      const rest = start === 0 ? records : records.slice(start);
-      const count = countWithinBytes(rest, maxBytes);
-      const chunk = count === rest.length ? rest : rest.slice(0, count);
-      start += count;
-      await this.send(chunk, chunk[chunk.length - 1]!.offset + 1);
+    const grant = await this.reserveBudget(this.readReserveBytes, next);
+    if (grant === undefined) {
+      return next;
     }
-    return start === 0 ? next : records[start - 1]!.offset + 1;
+    let isHandedOver = false;
+    try {
+      const { maxRecords, maxBytes } = this.settings;
+      const records = await this.wal.read(next, { limit: maxRecords, maxBytes });
+      if (this.isStopped || records.length === 0) {
+        return next;
+      }
+      const count = countWithinBytes(records, maxBytes);
+      const chunk = count === records.length ? records : records.slice(0, count);
+      const nextOffset = chunk[chunk.length - 1]!.offset + 1;
+      const response = this.encode(chunk, nextOffset);
+      if (response.length > grant.bytes) {
+        // One record larger than max_bytes: read it again holding budget for its size.
+        this.readReserveBytes = response.length + POSITION_FIELDS_BYTES;
+        return next;
+      }
+      grant.shrinkTo(response.length);
+      isHandedOver = true;
+      if (!this.enqueue(response, chunk.length, nextOffset, grant)) {
+        await this.waitForClient();
+      }
+      return nextOffset;
+    } finally {
+      if (!isHandedOver) {
+        this.releaseGrant(grant);
+      }
+    }
+  }
+
+  /**
+   * Waits in line for `bytes` of the server-wide budget; undefined when the stream stopped first.
+   * While it waits it keeps sending heartbeats (at `next`), so that its client can tell a tail
+   * held back by the server from a dead one.
+   */
+  private async reserveBudget(bytes: number, next: number): Promise<TailQueueGrant | undefined> {
+    if (this.budget.hasRoomFor(bytes)) {
+      return this.keepGrant(await this.budget.reserve(bytes, this.abort.signal));
+    }
+    const reserved = this.budget.reserve(bytes, this.abort.signal);
+    this.isWaitingForBudget = true;
+    this.emit('throttled');
+    try {
+      let outcome: TailQueueGrant | undefined | typeof HEARTBEAT;
+      while ((outcome = await this.orHeartbeat(reserved)) === HEARTBEAT) {
+        // Only into room the call has: a client that reads nothing gets no more than the call's
+        // own buffer of these few-byte messages.
+        if (!this.isStopped && !this.call.writableNeedDrain) {
+          this.enqueue(this.encode([], next), 0, next, undefined);
+        }
+      }
+      return this.keepGrant(outcome);
+    } finally {
+      this.isWaitingForBudget = false;
+    }
+  }
+
+  private keepGrant(grant: TailQueueGrant | undefined): TailQueueGrant | undefined {
+    if (grant !== undefined && this.isStopped) {
+      // Granted in the turn the stream stopped: nothing would use the bytes or give them back.
+      grant.release();
+      return undefined;
+    }
+    if (grant !== undefined) {
+      this.grants.add(grant);
+    }
+    return grant;
+  }
+
+  private releaseGrant(grant: TailQueueGrant): void {
+    grant.release();
+    this.grants.delete(grant);
+  }
+
+  private releaseGrants(): void {
+    for (const grant of this.grants) {
+      grant.release();
+    }
+    this.grants.clear();
   }
 
   /**
@@ -216,36 +351,52 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     if (this.arrival?.next !== next) {
       this.arrival = { next, promise: this.wal.waitForHighWatermark(next - 1, this.abort.signal) };
     }
-    const arrived = this.arrival.promise;
+    const outcome = await this.orHeartbeat(this.arrival.promise);
+    if (outcome !== HEARTBEAT) {
+      this.arrival = undefined;
+    }
+    return outcome;
+  }
+
+  /** `promise`'s value, or {@link HEARTBEAT} when a heartbeat period passes first. */
+  private async orHeartbeat<T>(promise: Promise<T>): Promise<T | typeof HEARTBEAT> {
     let timer: NodeJS.Timeout | undefined;
     const heartbeat = new Promise<typeof HEARTBEAT>((resolve) => {
       timer = setTimeout(resolve, this.settings.heartbeatIntervalMs, HEARTBEAT);
     });
     try {
-      const outcome = await Promise.race([arrived, heartbeat]);
-      if (outcome !== HEARTBEAT) {
-        this.arrival = undefined;
-      }
-      return outcome;
+      return await Promise.race([promise, heartbeat]);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async send(records: readonly WalRecord[], nextOffset: number): Promise<void> {
+  /** Sends a heartbeat (an empty batch), then waits while the call has no room. */
+  private async sendHeartbeat(nextOffset: number): Promise<void> {
     if (this.isStopped) {
       return;
     }
+    if (!this.enqueue(this.encode([], nextOffset), 0, nextOffset, undefined)) {
+      await this.waitForClient();
+    }
+  }
+
+  private encode(records: readonly WalRecord[], nextOffset: number): Buffer {
     // Encoded here, by hand, rather than by the generated codec: see src/wire/tail-response-encoder.ts.
-    const response = encodeTailWalResponse(records, {
+    return encodeTailWalResponse(records, {
       highWatermark: this.wal.highWatermark,
       firstOffset: this.wal.firstOffset,
       nextOffset,
     });
-    let bytes = 0;
-    for (const record of records) {
-      bytes += recordWireBytes(record);
-    }
+  }
+
+  /**
+   * Writes one encoded message. `grant` holds the message's bytes of the budget (none for a
+   * heartbeat, a few bytes) and is given back when the transport takes the message. Returns
+   * whether the call still has room.
+   */
+  private enqueue(response: Buffer, recordCount: number, nextOffset: number, grant: TailQueueGrant | undefined): boolean {
+    const bytes = grant === undefined ? 0 : response.length;
     this.queuedMessages++;
     this.queuedBytes += bytes;
     this.maxQueuedMessages = Math.max(this.maxQueuedMessages, this.queuedMessages);
@@ -253,17 +404,18 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     const hasRoom = this.call.write(response, () => {
       this.queuedMessages--;
       this.queuedBytes -= bytes;
+      if (grant !== undefined) {
+        this.releaseGrant(grant);
+      }
       this.wakeUp();
     });
     this.messagesSent++;
-    this.recordsSent += records.length;
-    if (records.length === 0) {
+    this.recordsSent += recordCount;
+    if (recordCount === 0) {
       this.heartbeatsSent++;
     }
-    this.emit('message', records.length, nextOffset);
-    if (!hasRoom || this.queuedBytes >= this.settings.maxQueueBytes) {
-      await this.waitForClient();
-    }
+    this.emit('message', recordCount, nextOffset);
+    return hasRoom && this.queuedBytes < this.settings.maxQueueBytes;
   }
 
   /** Waits until the call has room again (or the stream stops): flow control. */

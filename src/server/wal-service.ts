@@ -15,6 +15,7 @@ import { invalidArgument, safeIntegerField } from './request-fields.js';
 import { toRpcFailure, toServiceError } from './rpc-failure.js';
 import type { ResolvedServerOptions } from './server-options.js';
 import type { StreamRegistry } from './stream-registry.js';
+import type { TailQueueBudget } from './tail-queue-budget.js';
 import { TailStream } from './tail-stream.js';
 
 /** Records a Read returns when `limit` is 0. */
@@ -34,6 +35,8 @@ export interface WalServiceContext {
   readonly options: ResolvedServerOptions;
   readonly logger: Logger;
   readonly tails: StreamRegistry<TailStream>;
+  /** The bytes all tails together may hold (`maxTotalTailQueueBytes`). */
+  readonly tailQueueBudget: TailQueueBudget;
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** True once the server has begun to stop: new calls get `UNAVAILABLE` (`WAL_SHUTTING_DOWN`). */
   readonly isStopping: () => boolean;
@@ -112,6 +115,7 @@ export function createWalService(context: WalServiceContext): WalServiceServer {
         fsyncs: BigInt(stats.io.fsyncs),
       },
       tailStreamCount: context.tails.size,
+      tailQueueBytes: BigInt(context.tailQueueBudget.usedBytes),
       writeState: WIRE_WRITE_STATES[stats.writeState],
     };
   }
@@ -131,6 +135,7 @@ export function createWalService(context: WalServiceContext): WalServiceServer {
         maxBytes: capped(request.maxBytes, options.maxResponseBytes),
         maxQueueBytes: options.maxTailQueueBytes,
       },
+      context.tailQueueBudget,
       logger,
     );
     try {

@@ -7,9 +7,10 @@ import type { WalOptions } from '../engine/wal-options.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
-import { grantReceiveWindow } from './receive-window.js';
+import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
+import { TailQueueBudget } from './tail-queue-budget.js';
 import type { TailStream } from './tail-stream.js';
 import { createWalService } from './wal-service.js';
 
@@ -42,6 +43,8 @@ export interface WaldServerInit {
 export class WaldServer {
   /** Open TailWal streams (limit `maxTailStreams`). */
   readonly tails: StreamRegistry<TailStream>;
+  /** Message bytes all tails together hold now, waiting for their transports (limit `maxTotalTailQueueBytes`). */
+  readonly tailQueueBudget: TailQueueBudget;
   /** Open AppendStream streams (limit `maxAppendStreams`). */
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** The resolved options. */
@@ -53,6 +56,7 @@ export class WaldServer {
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
+  private receiveWindowGrant: ReceiveWindowGrant | undefined;
   private stopped: Promise<void> | undefined;
 
   /**
@@ -84,6 +88,7 @@ export class WaldServer {
     this.options = resolveServerOptions(init.options);
     this.logger = init.logger ?? pino({ name: 'wald' });
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
+    this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
     this.grpcServer = new Server(this.channelOptions());
     this.grpcServer.addService(
@@ -93,6 +98,7 @@ export class WaldServer {
         options: this.options,
         logger: this.logger,
         tails: this.tails,
+        tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
         isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped',
       }),
@@ -109,6 +115,14 @@ export class WaldServer {
   /** The port the server listens on, once started. */
   get port(): number | undefined {
     return this.boundPort;
+  }
+
+  /**
+   * Whether the HTTP/2 receive window (`receiveWindowBytes`) is applied to new connections, and to
+   * how many it was; undefined before `start()`.
+   */
+  get receiveWindow(): ReceiveWindowGrant | undefined {
+    return this.receiveWindowGrant;
   }
 
   private channelOptions(): ChannelOptions {
@@ -145,7 +159,7 @@ export class WaldServer {
       this.statusValue = 'created';
       throw error;
     }
-    grantReceiveWindow(this.grpcServer, this.options.receiveWindowBytes, this.logger);
+    this.receiveWindowGrant = grantReceiveWindow(this.grpcServer, this.options.receiveWindowBytes, this.logger);
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');

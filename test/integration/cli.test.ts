@@ -210,6 +210,7 @@ describe('wald stats and wald sync', () => {
       assert.match(text.stdout, /^entries\s+2$/m);
       assert.match(text.stdout, /^high watermark\s+1$/m);
       assert.match(text.stdout, /^write state\s+writable$/m);
+      assert.match(text.stdout, /^tail queue\s+0 bytes$/m);
       const json = await wald(['stats', '--json']);
       assertOk(json);
       const doc = JSON.parse(json.stdout) as Record<string, unknown>;
@@ -218,6 +219,7 @@ describe('wald stats and wald sync', () => {
       assert.equal(doc.highWatermark, 1);
       assert.equal(doc.nextOffset, 2);
       assert.equal(doc.writeState, 'writable');
+      assert.equal(doc.tailQueueBytes, 0);
       assert.equal(typeof (doc.ioStats as Record<string, unknown>).fsyncs, 'number');
     });
   });

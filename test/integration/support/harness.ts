@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { credentials, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type ChannelOptions, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { ErrorInfo } from '../../../src/gen/google/rpc/error_details.js';
@@ -24,9 +24,11 @@ import { WaldServer } from '../../../src/server/wald-server.js';
 export class WalTestClient {
   readonly raw: WalServiceClient;
 
-  constructor(address: string) {
+  /** @param options extra channel options, e.g. `grpc.use_local_subchannel_pool` for a connection of its own. */
+  constructor(address: string, options: ChannelOptions = {}) {
     this.raw = new WalServiceClient(address, credentials.createInsecure(), {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      ...options,
     });
   }
 

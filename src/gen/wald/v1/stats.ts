@@ -116,6 +116,12 @@ export interface GetStatsResponse {
   tailStreamCount: number;
   /** Whether appends are accepted. */
   writeState: WriteState;
+  /**
+   * Bytes of TailWal messages all streams on this server hold right now: written but not yet taken
+   * by the transport, or reserved for a read in progress. At most the server's
+   * maxTotalTailQueueBytes setting (or one message, when that is larger). 0 when no tail holds any.
+   */
+  tailQueueBytes: bigint;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -353,6 +359,7 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     ioStats: undefined,
     tailStreamCount: 0,
     writeState: 0,
+    tailQueueBytes: 0n,
   };
 }
 
@@ -402,6 +409,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     }
     if (message.writeState !== 0) {
       writer.uint32(80).int32(message.writeState);
+    }
+    if (message.tailQueueBytes !== 0n) {
+      if (BigInt.asUintN(64, message.tailQueueBytes) !== message.tailQueueBytes) {
+        throw new globalThis.Error("value provided for field message.tailQueueBytes of type uint64 too large");
+      }
+      writer.uint32(88).uint64(message.tailQueueBytes);
     }
     return writer;
   },
@@ -499,6 +512,14 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.writeState = reader.int32() as any;
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.tailQueueBytes = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -563,6 +584,11 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         : isSet(object.write_state)
         ? writeStateFromJSON(object.write_state)
         : 0,
+      tailQueueBytes: isSet(object.tailQueueBytes)
+        ? BigInt(object.tailQueueBytes)
+        : isSet(object.tail_queue_bytes)
+        ? BigInt(object.tail_queue_bytes)
+        : 0n,
     };
   },
 
@@ -598,6 +624,9 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.writeState !== 0) {
       obj.writeState = writeStateToJSON(message.writeState);
     }
+    if (message.tailQueueBytes !== 0n) {
+      obj.tailQueueBytes = message.tailQueueBytes.toString();
+    }
     return obj;
   },
 
@@ -632,6 +661,9 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       : undefined;
     message.tailStreamCount = object.tailStreamCount ?? 0;
     message.writeState = object.writeState ?? 0;
+    message.tailQueueBytes = (object.tailQueueBytes !== undefined && object.tailQueueBytes !== null)
+      ? BigInt(object.tailQueueBytes)
+      : 0n;
     return message;
   },
 };
