@@ -1,3 +1,4 @@
+import { dirname, resolve as resolvePath } from 'node:path';
 import { encodeFrame } from '../codec/frame.js';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
@@ -74,7 +75,10 @@ export class Wal {
     const { storage, dir } = resolved;
     let lock: StorageLock;
     try {
+      const isNew = !storage.exists(dir);
       storage.mkdirp(dir);
+      // A new data directory's own entry must survive a power cut as well as the files in it.
+      if (isNew) storage.syncDir(dirname(resolvePath(dir)));
       lock = storage.lock(dir);
     } catch (error) {
       if (error instanceof StorageError && error.code === 'ELOCKED') {

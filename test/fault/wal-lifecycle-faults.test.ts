@@ -34,6 +34,16 @@ describe('the directory entry of the active segment', () => {
   });
 });
 
+describe('the data directory', () => {
+  test('a new data directory is made durable in its parent before the log is used', async () => {
+    const disk = new MemDisk();
+    disk.inject({ op: 'syncDir', path: /^\/$/, code: 'EIO' });
+    await assert.rejects(open(disk), (e) => isWalError(e, 'WAL_IO_ERROR'), 'the parent directory is synced');
+    const wal = await open(disk);
+    await wal.close();
+  });
+});
+
 describe('compaction', () => {
   test('a failed unlink keeps the segment in the log, readable, and the next compaction deletes it', async () => {
     const disk = new MemDisk();
