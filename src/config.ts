@@ -51,6 +51,8 @@ export interface ServeConfig {
   readonly indexIntervalBytes: number;
   /** How often a full disk is checked for free space again, ms. */
   readonly diskFullProbeIntervalMs: number;
+  /** Least time between two writes of the recovery point, ms. */
+  readonly recoveryPointIntervalMs: number;
   /** Most producer ids remembered for idempotent appends. */
   readonly maxProducers: number;
   /** Most sealed segments whose files stay open for reads. */
@@ -114,6 +116,8 @@ export const CONFIG_DEFAULTS: Readonly<ServeConfig> = Object.freeze({
   indexIntervalBytes: WAL_DEFAULTS.indexIntervalBytes,
   /** 1000 ms between free-space checks while the disk is full. */
   diskFullProbeIntervalMs: WAL_DEFAULTS.diskFullProbeIntervalMs,
+  /** 1000 ms: at most one small write and sync a second records how far the log is durable. */
+  recoveryPointIntervalMs: WAL_DEFAULTS.recoveryPointIntervalMs,
   /** 10,000 producers remembered for idempotent retries. */
   maxProducers: WAL_DEFAULTS.maxProducers,
   /** 256 files: 16 GiB of 64 MiB segments readable without reopening, well below 1024 fds. */
@@ -177,6 +181,7 @@ export const CONFIG_KEYS: Readonly<Record<ConfigKey, ConfigKeySpec>> = Object.fr
   maxBatchRecords: integer('most records in one append', 'count'),
   indexIntervalBytes: integer('bytes of log between sparse index entries', 'bytes'),
   diskFullProbeIntervalMs: integer('free-space check period while the disk is full', 'ms'),
+  recoveryPointIntervalMs: integer('least time between two writes of the recovery point', 'ms'),
   maxProducers: integer('producer ids remembered for idempotent appends', 'count'),
   maxOpenSegmentFiles: integer('sealed segments whose files stay open for reads', 'count'),
   maxReceiveMessageBytes: integer('largest gRPC request message', 'bytes'),
@@ -357,6 +362,7 @@ export function engineOptionsOf(config: ServeConfig): Omit<WalOptions, 'dir' | '
     maxBatchRecords: config.maxBatchRecords,
     indexIntervalBytes: config.indexIntervalBytes,
     diskFullProbeIntervalMs: config.diskFullProbeIntervalMs,
+    recoveryPointIntervalMs: config.recoveryPointIntervalMs,
     maxProducers: config.maxProducers,
     maxOpenSegmentFiles: config.maxOpenSegmentFiles,
   };

@@ -36,6 +36,8 @@ export interface WriterEvents {
   segmentCreated(segment: Segment): void;
   /** The offset visible to readers moved. */
   visibleAdvanced(): void;
+  /** A sync succeeded: every offset below `durableNext` is on stable storage. */
+  synced(durableNext: number): void;
   /** Something failed that an operator must hear about, though no caller is waiting for it. */
   warn(message: string, error: unknown): void;
 }
@@ -261,6 +263,7 @@ export class LogWriter {
     this.io.fsyncs++;
     this.durableNext = this.writtenNext;
     this.durableEnd = this.active.dataEnd;
+    this.events.synced(this.durableNext);
   }
 
   /**

@@ -3,12 +3,13 @@ import { align8 } from '../codec/align.js';
 import { crc32c } from '../codec/crc32c.js';
 import { checkFrame, decodeProducer, durableBefore } from '../codec/frame.js';
 import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
+import { decodeRecoveryPoint, type RecoveryPoint } from '../codec/recovery-point-file.js';
 import { decodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { readU64 } from '../codec/u64.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { Segment } from './segment.js';
-import { CLEAN_MARKER_FILE, parseSegmentFileName, PRODUCERS_FILE, TEMP_SUFFIX, tornFileName } from './segment-name.js';
+import { CLEAN_MARKER_FILE, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX, tornFileName } from './segment-name.js';
 import { SparseIndex } from './sparse-index.js';
 import type { RecoveryFault, RecoveryReport } from './types.js';
 
@@ -21,6 +22,8 @@ export interface RecoveredLog {
   readonly rebuilt: Segment[];
   /** The latest timestamp the log has given out (-1: none), so that new ones never go below it. */
   readonly lastTimestamp: number;
+  /** The recovery point read from `RECOVERY`, if any. */
+  readonly recoveryPoint: RecoveryPoint | undefined;
   readonly report: RecoveryReport;
 }
 
@@ -31,6 +34,8 @@ interface RecoveryContext {
   readonly faults: RecoveryFault[];
   readonly rebuilt: Segment[];
   producers: ProducerState[];
+  /** Every offset below this was durable before the crash (from `RECOVERY`; 0: nothing known). */
+  readonly durableBefore: number;
   bytesScanned: number;
   bytesCut: number;
 }
@@ -46,8 +51,19 @@ interface RecoveryContext {
  */
 export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: number, clock: () => number): RecoveredLog {
   const started = clock();
-  const context: RecoveryContext = { storage, dir, indexIntervalBytes, faults: [], rebuilt: [], producers: [], bytesScanned: 0, bytesCut: 0 };
   const names = storage.list(dir);
+  const recoveryPoint = names.includes(RECOVERY_POINT_FILE) ? decodeRecoveryPoint(storage.readFile(join(dir, RECOVERY_POINT_FILE))) : undefined;
+  const context: RecoveryContext = {
+    storage,
+    dir,
+    indexIntervalBytes,
+    faults: [],
+    rebuilt: [],
+    producers: [],
+    durableBefore: recoveryPoint?.durableNext ?? 0,
+    bytesScanned: 0,
+    bytesCut: 0,
+  };
   removeDebris(context, names);
   const clean = readCleanMarker(storage, dir, names);
   const saved = readProducerFile(storage, dir, names);
@@ -73,6 +89,10 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   }
   const first = segments[0];
   const last = segments[segments.length - 1];
+  if (last !== undefined && last.nextOffset < context.durableBefore) {
+    // The log ends cleanly, but before records it had made durable: they are gone.
+    throw corruption(last.name, last.dataEnd, `the log ends at offset ${last.nextOffset}, below its recovery point ${context.durableBefore}`, last.nextOffset - 1, undefined);
+  }
   if (last !== undefined && storage.exists(last.indexPath)) {
     // The active segment's index (from a clean close) is in memory now. On disk it would go stale
     // at the first append, and a crash between the next rotation and the rewrite of this index
@@ -89,6 +109,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
     producers: context.producers,
     rebuilt: context.rebuilt,
     lastTimestamp,
+    recoveryPoint,
     report: {
       segments: segments.length,
       records: nextOffset - firstOffset,
@@ -217,9 +238,10 @@ function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, 
  * what the first bad frame is (docs/engine.md, "Torn tail or corruption"):
  * - in a sealed segment, corruption: it was synced whole before the next segment was created;
  * - in the last segment, corruption if the bytes there were known durable, else a torn tail (cut).
- *   Known durable: some valid frame after the damage says so (its sync lag claims every offset
- *   below a point past the damaged frame's was on stable storage when it was written). Segments of
- *   format version 1 carry no claims: there, any valid frame after the damage makes it corruption.
+ *   Known durable: the recovery point says so, or some valid frame after the damage does (its sync
+ *   lag claims every offset below a point past the damaged frame's was on stable storage when it
+ *   was written). Segments of format version 1 carry no claims: there, any valid frame after the
+ *   damage makes it corruption too.
  */
 function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnType<Storage['open']>, isLast: boolean, formatVersion: number): void {
   const start = segment.dataEnd;
@@ -261,7 +283,8 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
             : 'bytes after the end of the log';
     const position = start + rel;
     const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, got, start);
-    const wasDurable = formatVersion === 1 ? ahead.first !== undefined : ahead.durableBefore > segment.nextOffset;
+    const claimed = Math.max(context.durableBefore, formatVersion === 1 ? -1 : ahead.durableBefore);
+    const wasDurable = claimed > segment.nextOffset || (formatVersion === 1 && ahead.first !== undefined);
     if (!isLast || wasDurable) {
       throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead.first?.baseOffset, ahead.first?.position);
     }

@@ -41,5 +41,8 @@ export const CLEAN_MARKER_FILE = 'CLEAN';
  */
 export const PRODUCERS_FILE = 'PRODUCERS';
 
+/** How far the log was known durable (`src/codec/recovery-point-file.ts`). */
+export const RECOVERY_POINT_FILE = 'RECOVERY';
+
 /** Temporary files end with this; any left at open are debris of a crash and are removed. */
 export const TEMP_SUFFIX = '.tmp';

@@ -11,6 +11,7 @@ import { LogReader } from './log-reader.js';
 import { LogWriter } from './log-writer.js';
 import { ProducerTable } from './producer-table.js';
 import { recoverLog } from './recovery.js';
+import { RecoveryPointWriter } from './recovery-point.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
 import { SegmentFiles } from './segment-files.js';
@@ -59,6 +60,7 @@ export class Wal {
     private readonly producers: ProducerTable,
     readonly io: IoCounters,
     private readonly files: SegmentFiles,
+    private readonly recoveryPoint: RecoveryPointWriter | undefined,
   ) {
     this.reader = new LogReader(files, segments, io);
   }
@@ -87,6 +89,7 @@ export class Wal {
       throw storageFailure(error, `cannot open ${dir}`);
     }
     const segments: Segment[] = [];
+    let recoveryPoint: RecoveryPointWriter | undefined;
     try {
       const recovered = recoverLog(storage, dir, resolved.indexIntervalBytes, resolved.clock);
       segments.push(...recovered.segments);
@@ -109,6 +112,9 @@ export class Wal {
         active.closeFile();
         active.attach(file);
       }
+      recoveryPoint = RecoveryPointWriter.open(resolved, recovered.recoveryPoint, io);
+      // Everything recovered is durable now (the active segment was synced above).
+      recoveryPoint?.note(active.nextOffset);
       const holder: { wal?: Wal } = {};
       const files = new SegmentFiles(storage, resolved.maxOpenSegmentFiles, () => writer.activeSegment);
       const writer = new LogWriter(resolved, active, file, producers, {
@@ -117,6 +123,7 @@ export class Wal {
           segments.push(segment);
         },
         visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
+        synced: (durableNext) => recoveryPoint?.note(durableNext),
         warn: resolved.onWarning,
       }, io, recovered.lastTimestamp);
       for (const segment of recovered.rebuilt) {
@@ -126,12 +133,13 @@ export class Wal {
           // Derived data: the next open rebuilds it again.
         }
       }
-      const wal = new Wal(resolved, lock, segments, writer, producers, io, files);
+      const wal = new Wal(resolved, lock, segments, writer, producers, io, files, recoveryPoint);
       holder.wal = wal;
       void writer.prepareNext();
       return { wal, report: recovered.report };
     } catch (error) {
       for (const segment of segments) segment.closeFile();
+      await recoveryPoint?.close();
       lock.release();
       throw storageFailure(error, `cannot open the log in ${dir}`);
     }
@@ -401,6 +409,7 @@ export class Wal {
     this.statusValue = 'closing';
     try {
       await this.writer.close();
+      await this.recoveryPoint?.close();
     } finally {
       this.waiters.closeAll(closedError());
       // Reads in flight finish first: a file closed under them could have its fd number reused.

@@ -54,6 +54,9 @@ function openLog(disk: MemDisk, setup: Setup, clock: FakeClock): Promise<{ wal: 
     // The timer never fires in a run: syncs come from rotations, wal.sync() and close, at the same
     // operations in every run, so that "crash at operation N" means the same place each time.
     syncIntervalMs: 3_600_000,
+    // The fake clock moves 1 ms a batch: the recovery point is written after nearly every sync, so
+    // its writes are crash points too.
+    recoveryPointIntervalMs: 1,
     onWarning: () => {},
   });
 }

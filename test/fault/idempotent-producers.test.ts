@@ -59,7 +59,7 @@ describe('idempotent producers', () => {
     const disk = new MemDisk();
     const wal = await open(disk);
     const one = await wal.append([record('one')], { producerId: 'p', sequence: 1 });
-    disk.inject({ op: 'datasync', code: 'EIO' });
+    disk.inject({ op: 'datasync', code: 'EIO', path: /\.seg$/ });
     await assert.rejects(wal.append([record('two')], { producerId: 'p', sequence: 2 }), (e) => isWalError(e, 'WAL_IO_ERROR'));
     const again = await wal.append([record('one')], { producerId: 'p', sequence: 1 });
     assert.deepEqual(again, { ...one, duplicate: true }, 'still known while read-only');

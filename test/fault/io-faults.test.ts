@@ -119,7 +119,7 @@ describe('fsync failures', () => {
       const wal = await open(disk);
       await wal.append([v('durable-1')]);
       await wal.append([v('durable-2'), v('durable-3')]);
-      disk.inject({ op: 'datasync', code });
+      disk.inject({ op: 'datasync', code, path: /\.seg$/ });
       await assert.rejects(wal.append([v('not acknowledged')]), (e) => isWalError(e, 'WAL_IO_ERROR'));
       assert.equal(wal.stats().writeState, 'read-only');
       await assert.rejects(async () => wal.append([v('refused')]), (e) => isWalError(e, 'WAL_READ_ONLY'));
@@ -157,7 +157,7 @@ describe('fsync failures', () => {
         const wal = await open(disk, { syncPolicy, syncIntervalMs: 3_600_000, onWarning: (message) => warnings.push(message) });
         await wal.append([v('a')]);
         await wal.append([v('b'), v('c')]);
-        disk.inject({ op: 'datasync', code: 'EIO' });
+        disk.inject({ op: 'datasync', code: 'EIO', path: /\.seg$/ });
         await failSync(wal);
         if (wal.status === 'open') {
           assert.equal(wal.stats().writeState, 'read-only');
@@ -184,7 +184,7 @@ describe('fsync failures', () => {
     let warned: (message: string) => void = () => {};
     const warning = new Promise<string>((resolve) => (warned = resolve));
     const wal = await open(disk, { syncPolicy: 'interval', syncIntervalMs: 1, onWarning: (message) => warned(message) });
-    disk.inject({ op: 'datasync', code: 'EIO' });
+    disk.inject({ op: 'datasync', code: 'EIO', path: /\.seg$/ });
     await wal.append([v('written, never synced')]);
     // Nothing else syncs: only the timer can have failed.
     assert.match(await warning, /interval fdatasync failed/);

@@ -9,6 +9,7 @@ import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
 import { MemDisk, PAGE_BYTES } from '../support/mem-disk.js';
+import { FakeClock } from '../support/temp-dir.js';
 
 const DIR = '/data';
 const SEGMENT = `${DIR}/00000000000000000000.seg`;
@@ -83,6 +84,45 @@ describe('torn tail or corruption', () => {
     const reopened = await open(disk);
     assert.deepEqual(await values(reopened), ['first']);
     await reopened.close();
+  });
+});
+
+describe('the recovery point', () => {
+  test('always: bit rot in the last synced frame, with nothing written after it, is corruption once the recovery point covers it', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await open(disk, { clock: clock.now, recoveryPointIntervalMs: 1 });
+    await wal.append([{ value: Buffer.from('first') }]);
+    clock.advance(10);
+    const recorded = disk.whenSynced(/RECOVERY$/);
+    await wal.append([{ value: Buffer.from('last') }]);
+    await recorded;
+    disk.kill();
+    const bytes = disk.fileBytes(SEGMENT)!;
+    bytes[bytes.indexOf('last')] ^= 0x01;
+    await assert.rejects(open(disk), (e) => {
+      assert.ok(isWalError(e, 'WAL_CORRUPTION'));
+      assert.equal(e.details['lastGoodOffset'], 0);
+      assert.equal(e.details['reason'], 'checksum mismatch');
+      return true;
+    });
+  });
+
+  test('a log that ends cleanly before its recovery point lost durable records: corruption', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await open(disk, { clock: clock.now, recoveryPointIntervalMs: 1 });
+    const first = await wal.append([{ value: Buffer.from('first') }]);
+    clock.advance(10);
+    const recorded = disk.whenSynced(/RECOVERY$/);
+    await wal.append([{ value: Buffer.from('second') }]);
+    await recorded;
+    disk.kill();
+    // The second frame vanishes whole (a file system that lost a synced write).
+    const file = disk.mount().open(SEGMENT, 'read-write');
+    file.truncate(disk.fileBytes(SEGMENT)!.indexOf('second') - 52);
+    file.close();
+    await assert.rejects(open(disk), (e) => isWalError(e, 'WAL_CORRUPTION') && /below its recovery point 2/.test(e.message) && e.details['lastGoodOffset'] === first.lastOffset);
   });
 });
 

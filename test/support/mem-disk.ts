@@ -73,6 +73,20 @@ export class MemDisk {
     return new MemStorage(this, this.generation);
   }
 
+  private syncWaiters: { path: RegExp; resolve: () => void }[] = [];
+
+  /** Resolves once a file whose path matches `path` is next synced (`fdatasync` or `fsync`). */
+  whenSynced(path: RegExp): Promise<void> {
+    return new Promise((resolve) => this.syncWaiters.push({ path, resolve }));
+  }
+
+  /** @internal A file was synced. */
+  synced(path: string): void {
+    const waiting = this.syncWaiters;
+    this.syncWaiters = waiting.filter((w) => !w.path.test(path));
+    for (const w of waiting) if (w.path.test(path)) w.resolve();
+  }
+
   /** Schedules a fault. */
   inject(fault: DiskFault): void {
     this.faults.push({ fault, seen: 0, fired: 0 });
@@ -337,6 +351,7 @@ class MemFile implements StorageFile {
     this.checkOpen('fdatasync');
     this.disk.before(this.generation, 'datasync', this.path);
     this.inode.durable = Buffer.from(this.inode.data);
+    this.disk.synced(this.path);
   }
 
   async datasyncAsync(): Promise<void> {
@@ -349,6 +364,7 @@ class MemFile implements StorageFile {
     this.checkOpen('fsync');
     this.disk.before(this.generation, 'sync', this.path);
     this.inode.durable = Buffer.from(this.inode.data);
+    this.disk.synced(this.path);
   }
 
   truncate(length: number): void {
