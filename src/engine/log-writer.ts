@@ -1,15 +1,15 @@
-import { join } from 'node:path';
 import { stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
-import { encodeIndexFile, type ProducerState } from '../codec/index-file.js';
+import type { ProducerState } from '../codec/index-file.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
+import { DiskFullProbe } from './disk-full-probe.js';
+import { IndexWriter } from './index-writer.js';
 import type { IoCounters } from './io-counters.js';
 import type { ProducerTable } from './producer-table.js';
-import { encodeCleanMarker } from './recovery.js';
+import { NextSegment } from './next-segment.js';
 import type { Segment } from './segment.js';
-import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
-import { CLEAN_MARKER_FILE, PREALLOCATED_FILE, PRODUCERS_FILE, TEMP_SUFFIX } from './segment-name.js';
+import { createSegmentFile } from './segment-file.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
 import type { AppendResult, WriteState } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
@@ -59,8 +59,6 @@ export class LogWriter {
   writeState: WriteState = 'writable';
   /** Offset after the last frame queued. */
   private assignedNext: number;
-  /** Offset after the last frame written to the file. */
-  writtenNext: number;
   /** Offset after the last frame known to be on stable storage. */
   durableNext: number;
   private lastTimestamp: number;
@@ -74,12 +72,10 @@ export class LogWriter {
   private acked: { end: number; next: number; timestamp: number };
   private queue: PendingAppend[] = [];
   private flushScheduled = false;
-  private prepared: StorageFile | undefined;
-  private preparing: Promise<void> | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
-  private probeTimer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private lastProbeAt = 0;
+  private readonly next: NextSegment;
+  private readonly probe: DiskFullProbe;
+  private readonly files: IndexWriter;
 
   constructor(
     private readonly options: ResolvedWalOptions,
@@ -91,15 +87,22 @@ export class LogWriter {
     lastTimestamp: number,
   ) {
     this.assignedNext = active.nextOffset;
-    this.writtenNext = active.nextOffset;
     this.durableNext = active.nextOffset;
     this.lastTimestamp = Math.max(lastTimestamp, 0);
     this.durableEnd = active.dataEnd;
     this.acked = { end: active.dataEnd, next: active.nextOffset, timestamp: active.lastTimestamp };
+    this.next = new NextSegment(options, events.warn);
+    this.probe = new DiskFullProbe(options, () => this.spaceReturned());
+    this.files = new IndexWriter(options, producers, io);
     if (options.syncPolicy === 'interval') {
       // Referenced on purpose: unsynced appends must not be abandoned by an exiting process.
       this.syncTimer = setInterval(() => this.syncTick(), options.syncIntervalMs);
     }
+  }
+
+  /** Offset after the last frame written to the file (the active segment ends the log). */
+  get writtenNext(): number {
+    return this.active.nextOffset;
   }
 
   /** Offset the next queued batch will start at. */
@@ -122,7 +125,7 @@ export class LogWriter {
     if (this.writeState === 'read-only') {
       throw new WalError('WAL_READ_ONLY', 'the log is read-only after a failed fsync; re-open it to recover', { writeState: this.writeState });
     }
-    if (this.writeState === 'disk-full' && !this.probeDue()) {
+    if (this.writeState === 'disk-full' && !this.probe.probeIfDue()) {
       throw new WalError('WAL_NO_SPACE', 'the disk is full; appends resume once space is freed', { writeState: this.writeState });
     }
   }
@@ -231,7 +234,6 @@ export class LogWriter {
         pending.previousProducer = this.producers.noteWritten({ ...producer, firstOffset: pending.firstOffset, lastOffset, timestamp: pending.timestamp });
       }
     }
-    this.writtenNext = segment.nextOffset;
   }
 
   /** Cuts a partly written group back off the file, so nothing half-written stays in the log. */
@@ -277,7 +279,6 @@ export class LogWriter {
       this.rollback(end);
       this.active.cutBack(end, next, timestamp);
     }
-    this.writtenNext = next;
   }
 
   /** Rejects what the failed flush did not settle and rewinds the offsets handed out. */
@@ -307,9 +308,7 @@ export class LogWriter {
   private rotate(): void {
     const old = this.active;
     const oldFile = this.activeFile;
-    const prepared = this.prepared;
-    this.prepared = undefined;
-    const { segment, file } = createSegmentFile(this.options, old.nextOffset, prepared, this.io);
+    const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io);
     this.active = segment;
     this.activeFile = file;
     this.durableEnd = SEGMENT_HEADER_BYTES;
@@ -328,50 +327,14 @@ export class LogWriter {
     this.prepareNext();
   }
 
-  /** Zero-fills the next segment in the background, so rotation does not wait for it. */
+  /** Zero-fills the next segment in the background, so rotation does not wait for it. Never rejects. */
   prepareNext(): Promise<void> {
-    if (!this.options.preallocate || this.prepared !== undefined || this.closed || this.writeState !== 'writable') {
-      return Promise.resolve();
-    }
-    this.preparing ??= prepareSegmentFile(this.options).then(
-      (file) => {
-        this.preparing = undefined;
-        if (!this.closed) {
-          this.prepared = file;
-          return;
-        }
-        try {
-          file.close();
-          this.options.storage.unlink(join(this.options.dir, PREALLOCATED_FILE));
-        } catch {
-          // Debris is removed at the next open; this promise must never reject (nobody awaits it).
-        }
-      },
-      (error: unknown) => {
-        this.preparing = undefined;
-        if (!this.closed) this.events.warn('preallocating the next segment failed; it will grow as it is written', error);
-      },
-    );
-    return this.preparing;
+    return this.writeState === 'writable' ? this.next.prepare() : Promise.resolve();
   }
 
-  /** Persists a segment's index: temp -> fdatasync -> rename -> directory fsync. */
+  /** Persists a segment's index (a sealed one, or the active one at a clean close). */
   writeIndex(segment: Segment): void {
-    const arrays = segment.index.toArrays();
-    const bytes = encodeIndexFile({
-      baseOffset: segment.baseOffset,
-      segmentId: segment.segmentId,
-      nextOffset: segment.nextOffset,
-      dataEnd: segment.dataEnd,
-      firstTimestamp: Math.max(segment.firstTimestamp, 0),
-      lastTimestamp: Math.max(segment.lastTimestamp, 0),
-      offsets: arrays.offsets,
-      positions: arrays.positions,
-      timestamps: arrays.timestamps,
-      entryCount: arrays.count,
-      producers: this.producers.snapshot(),
-    });
-    this.writeFileAtomically(segment.indexPath, bytes);
+    this.files.writeIndex(segment);
   }
 
   /**
@@ -387,37 +350,7 @@ export class LogWriter {
       this.datasync();
       this.events.visibleAdvanced();
     }
-    const active = this.active;
-    const bytes = encodeIndexFile({
-      baseOffset: active.baseOffset,
-      segmentId: active.segmentId,
-      nextOffset: this.durableNext,
-      dataEnd: this.durableEnd,
-      firstTimestamp: 0,
-      lastTimestamp: Math.max(this.lastTimestamp, 0),
-      offsets: [],
-      positions: [],
-      timestamps: [],
-      entryCount: 0,
-      producers: this.producers.snapshot(),
-    });
-    this.writeFileAtomically(join(this.options.dir, PRODUCERS_FILE), bytes);
-  }
-
-  private writeFileAtomically(path: string, bytes: Buffer): void {
-    const { storage, dir } = this.options;
-    const temp = path + TEMP_SUFFIX;
-    if (storage.exists(temp)) storage.unlink(temp);
-    const file = storage.open(temp, 'create-new');
-    try {
-      file.writev([bytes], 0);
-      file.datasync();
-      this.io.fsyncs++;
-    } finally {
-      file.close();
-    }
-    storage.rename(temp, path);
-    storage.syncDir(dir);
+    this.files.writeProducers(this.active, this.durableNext, this.durableEnd, this.lastTimestamp);
   }
 
   /** `fdatasync` now (after writing anything queued); returns the offset after the durable end. */
@@ -439,46 +372,15 @@ export class LogWriter {
     this.events.visibleAdvanced();
   }
 
-  /** In disk-full mode, probes for space if the last probe is older than the probe interval. */
-  private probeDue(): boolean {
-    if (this.options.clock() - this.lastProbeAt < this.options.diskFullProbeIntervalMs) return false;
-    return this.probeSpace();
-  }
-
   private enterDiskFull(): void {
     if (this.writeState !== 'writable') return;
     this.writeState = 'disk-full';
-    this.lastProbeAt = this.options.clock();
-    this.probeTimer = setInterval(() => this.probeSpace(), this.options.diskFullProbeIntervalMs);
-    this.probeTimer.unref();
+    this.probe.start();
   }
 
-  /** Tries to write a batch-sized file; if that works, appends are accepted again. */
-  probeSpace(): boolean {
-    const { storage, dir, maxBatchBytes } = this.options;
-    this.lastProbeAt = this.options.clock();
-    const path = join(dir, 'space-probe' + TEMP_SUFFIX);
-    let file: StorageFile | undefined;
-    try {
-      if (storage.exists(path)) storage.unlink(path);
-      file = storage.open(path, 'create-new');
-      file.writev([Buffer.alloc(Math.min(maxBatchBytes, 8 * 1024 * 1024) + 4096)], 0);
-      file.datasync();
-    } catch {
-      return false;
-    } finally {
-      try {
-        file?.close();
-        if (storage.exists(path)) storage.unlink(path);
-      } catch {
-        // Debris is removed at the next open.
-      }
-    }
+  private spaceReturned(): void {
     if (this.writeState === 'disk-full') this.writeState = 'writable';
-    clearInterval(this.probeTimer);
-    this.probeTimer = undefined;
-    this.prepareNext();
-    return true;
+    void this.prepareNext();
   }
 
   /**
@@ -487,25 +389,14 @@ export class LogWriter {
    */
   async close(): Promise<void> {
     this.flush();
-    this.closed = true;
     clearInterval(this.syncTimer);
-    clearInterval(this.probeTimer);
-    await this.preparing;
-    const { storage, dir } = this.options;
-    if (this.prepared !== undefined) {
-      try {
-        this.prepared.close();
-        storage.unlink(join(dir, PREALLOCATED_FILE));
-      } catch (error) {
-        this.events.warn('removing the preallocated next segment failed; the next open removes it', error);
-      }
-      this.prepared = undefined;
-    }
+    this.probe.stop();
+    await this.next.close();
     if (this.writeState === 'read-only') return;
     try {
       if (this.writtenNext > this.durableNext) this.datasync();
-      this.writeIndex(this.active);
-      this.writeFileAtomically(join(dir, CLEAN_MARKER_FILE), encodeCleanMarker(this.active.baseOffset, this.active.dataEnd));
+      this.files.writeIndex(this.active);
+      this.files.writeCleanMarker(this.active);
     } catch (error) {
       this.events.warn('writing the clean-shutdown state failed; the next open will re-scan the active segment', error);
     }

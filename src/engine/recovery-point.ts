@@ -5,6 +5,7 @@ import {
   RECOVERY_POINT_SLOTS,
   type RecoveryPoint,
 } from '../codec/recovery-point-file.js';
+import { writeFileDurably } from '../storage/durable-file.js';
 import type { StorageFile } from '../storage/storage.js';
 import type { IoCounters } from './io-counters.js';
 import { RECOVERY_POINT_FILE, TEMP_SUFFIX } from './segment-name.js';
@@ -48,18 +49,7 @@ export class RecoveryPointWriter {
     const { storage, dir } = options;
     const path = join(dir, RECOVERY_POINT_FILE);
     try {
-      if (!storage.exists(path)) {
-        const temp = path + TEMP_SUFFIX;
-        const created = storage.open(temp, 'create-new');
-        try {
-          created.writev([Buffer.alloc(RECOVERY_POINT_FILE_BYTES)], 0);
-          created.datasync();
-        } finally {
-          created.close();
-        }
-        storage.rename(temp, path);
-        storage.syncDir(dir);
-      }
+      if (!storage.exists(path)) writeFileDurably(storage, path, path + TEMP_SUFFIX, Buffer.alloc(RECOVERY_POINT_FILE_BYTES));
       return new RecoveryPointWriter(options, storage.open(path, 'read-write'), recovered?.sequence ?? 0, recovered?.durableNext ?? 0, io);
     } catch (error) {
       options.onWarning('the recovery-point file cannot be written; recovery will know less of what was durable', error);

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { align8 } from '../codec/align.js';
-import { crc32c } from '../codec/crc32c.js';
+import { decodeCleanMarker, type CleanMarker } from '../codec/clean-marker.js';
 import { checkFrame, decodeProducer, durableBefore } from '../codec/frame.js';
 import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { decodeRecoveryPoint, type RecoveryPoint } from '../codec/recovery-point-file.js';
 import { decodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
-import { readU64 } from '../codec/u64.js';
 import { WalError } from '../errors.js';
+import { writeFileDurably } from '../storage/durable-file.js';
 import type { Storage } from '../storage/storage.js';
 import { Segment } from './segment.js';
 import { CLEAN_MARKER_FILE, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX, tornFileName } from './segment-name.js';
@@ -134,20 +134,6 @@ function removeDebris(context: RecoveryContext, names: readonly string[]): void 
   if (removed) context.storage.syncDir(context.dir);
 }
 
-interface CleanMarker {
-  readonly baseOffset: number;
-  readonly dataEnd: number;
-}
-
-/** Encodes the clean-shutdown marker: `base offset u64 | data end u64 | crc32c u32 | 4 zero bytes`. */
-export function encodeCleanMarker(baseOffset: number, dataEnd: number): Buffer {
-  const buf = Buffer.alloc(24);
-  buf.writeBigUInt64LE(BigInt(baseOffset), 0);
-  buf.writeBigUInt64LE(BigInt(dataEnd), 8);
-  buf.writeUInt32LE(crc32c(buf.subarray(0, 16)), 16);
-  return buf;
-}
-
 /**
  * The producer table saved on its own when compaction deleted the last sealed segment (whose index
  * held it), with the latest timestamp given out then; undefined when absent or unreadable (derived
@@ -166,8 +152,7 @@ function readCleanMarker(storage: Storage, dir: string, names: readonly string[]
   const buf = storage.readFile(path);
   storage.unlink(path);
   storage.syncDir(dir);
-  if (buf.length !== 24 || buf.readUInt32LE(16) !== crc32c(buf.subarray(0, 16))) return undefined;
-  return { baseOffset: readU64(buf, 0), dataEnd: readU64(buf, 8) };
+  return decodeCleanMarker(buf);
 }
 
 function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boolean, clean: CleanMarker | undefined): Segment {
@@ -353,19 +338,9 @@ function cutTornTail(context: RecoveryContext, segment: Segment, cut: Buffer, po
     if (storage.readFile(join(dir, sideName)).equals(cut)) break;
     sideName = tornFileName(segment.name, position, n);
   }
-  if (!storage.exists(join(dir, sideName))) {
-    const temp = join(dir, sideName + TEMP_SUFFIX);
-    const side = storage.open(temp, 'create-new');
-    try {
-      side.writev([cut], 0);
-      side.datasync();
-    } finally {
-      side.close();
-    }
-    storage.rename(temp, join(dir, sideName));
-    // The side file is durable before the cut is: a crash in between finds the tail again.
-    storage.syncDir(dir);
-  }
+  // The side file is durable before the cut is: a crash in between finds the tail again.
+  const sidePath = join(dir, sideName);
+  if (!storage.exists(sidePath)) writeFileDurably(storage, sidePath, sidePath + TEMP_SUFFIX, cut);
   const file = storage.open(segment.path, 'read-write');
   try {
     file.truncate(position);

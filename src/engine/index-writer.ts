@@ -1,0 +1,77 @@
+import { join } from 'node:path';
+import { encodeCleanMarker } from '../codec/clean-marker.js';
+import { encodeIndexFile } from '../codec/index-file.js';
+import { writeFileDurably } from '../storage/durable-file.js';
+import type { IoCounters } from './io-counters.js';
+import type { ProducerTable } from './producer-table.js';
+import type { Segment } from './segment.js';
+import { CLEAN_MARKER_FILE, PRODUCERS_FILE, TEMP_SUFFIX } from './segment-name.js';
+import type { ResolvedWalOptions } from './wal-options.js';
+
+/**
+ * Writes the files derived from the log, each whole or not at all (`writeFileDurably`): a sealed
+ * segment's index, the producer table on its own, the clean-shutdown marker.
+ *
+ * Every method throws `StorageError` when the write fails.
+ */
+export class IndexWriter {
+  constructor(
+    private readonly options: ResolvedWalOptions,
+    private readonly producers: ProducerTable,
+    private readonly io: IoCounters,
+  ) {}
+
+  /** The index of `segment`, with the producer table as it stands (the log's state at its end). */
+  writeIndex(segment: Segment): void {
+    const arrays = segment.index.toArrays();
+    this.write(
+      segment.indexPath,
+      encodeIndexFile({
+        baseOffset: segment.baseOffset,
+        segmentId: segment.segmentId,
+        nextOffset: segment.nextOffset,
+        dataEnd: segment.dataEnd,
+        firstTimestamp: Math.max(segment.firstTimestamp, 0),
+        lastTimestamp: Math.max(segment.lastTimestamp, 0),
+        offsets: arrays.offsets,
+        positions: arrays.positions,
+        timestamps: arrays.timestamps,
+        entryCount: arrays.count,
+        producers: this.producers.snapshot(),
+      }),
+    );
+  }
+
+  /**
+   * The producer table in `PRODUCERS` (index-file layout, no entries), as of `durableNext` in the
+   * active segment, with the latest timestamp given out. The caller synced the log up to there.
+   */
+  writeProducers(active: Segment, durableNext: number, durableEnd: number, lastTimestamp: number): void {
+    this.write(
+      join(this.options.dir, PRODUCERS_FILE),
+      encodeIndexFile({
+        baseOffset: active.baseOffset,
+        segmentId: active.segmentId,
+        nextOffset: durableNext,
+        dataEnd: durableEnd,
+        firstTimestamp: 0,
+        lastTimestamp: Math.max(lastTimestamp, 0),
+        offsets: [],
+        positions: [],
+        timestamps: [],
+        entryCount: 0,
+        producers: this.producers.snapshot(),
+      }),
+    );
+  }
+
+  /** The clean-shutdown marker for `active`, whose index was just written. */
+  writeCleanMarker(active: Segment): void {
+    this.write(join(this.options.dir, CLEAN_MARKER_FILE), encodeCleanMarker({ baseOffset: active.baseOffset, dataEnd: active.dataEnd }));
+  }
+
+  private write(path: string, bytes: Buffer): void {
+    writeFileDurably(this.options.storage, path, path + TEMP_SUFFIX, bytes);
+    this.io.fsyncs++;
+  }
+}
