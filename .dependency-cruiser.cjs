@@ -2,8 +2,9 @@
  * Import rules of wald (STYLE.md section 1), checked on the TypeScript sources in src/ so that
  * `import type` edges count like any other import: no cycles, and layers import one way only:
  *   codec <- storage <- engine <- state <- server / replication <- cli
- * wire/ (hand-written protobuf codecs of wald.v1 messages) and client/ (calls for Node clients)
- * sit beside the server: the server and the CLI may use wire/, only client users use client/.
+ * wire/ (hand-written protobuf codecs of wald.v1 messages, the names of the rich-error trailer)
+ * and client/ (calls and error decoding for Node clients) sit beside the server: the server and
+ * the CLI may use wire/, only client users (the CLI, tests, scripts) use client/.
  *
  * The sources are parsed with swc: the `typescript` package of TypeScript 7 has no JavaScript
  * compiler API, and dependency-cruiser 16's tsc parser (`tsPreCompilationDeps`, `tsConfig`) needs
