@@ -1,16 +1,22 @@
 /**
- * Import rules of wald (STYLE.md section 1), checked on the compiled JavaScript in dist/src:
- * no cycles, and layers import one way only:
+ * Import rules of wald (STYLE.md section 1), checked on the TypeScript sources in src/ so that
+ * `import type` edges count like any other import: no cycles, and layers import one way only:
  *   codec <- storage <- engine <- state <- server / replication <- cli
- * wire/ (hand-written protobuf codecs of wald.v1 messages) and client/ (calls for Node clients)
- * sit beside the server: the server and the CLI may use wire/, only client users use client/.
+ * wire/ (hand-written protobuf codecs of wald.v1 messages, the names of the rich-error trailer)
+ * and client/ (calls and error decoding for Node clients) sit beside the server: the server and
+ * the CLI may use wire/, only client users (the CLI, tests, scripts) use client/.
+ *
+ * The sources are parsed with swc: the `typescript` package of TypeScript 7 has no JavaScript
+ * compiler API, and dependency-cruiser 16's tsc parser (`tsPreCompilationDeps`, `tsConfig`) needs
+ * typescript < 6. swc's parser reports every import declaration, type-only ones included; a
+ * `./x.js` specifier resolves to `./x.ts` on its own (nodenext style).
  */
 const layer = (name, mayNotImport) => ({
   name: `${name}-imports-one-way`,
   severity: 'error',
   comment: `${name}/ may not import ${mayNotImport.join(', ')}`,
-  from: { path: `^dist/src/${name}/` },
-  to: { path: `^dist/src/(${mayNotImport.join('|')})/` },
+  from: { path: `^src/${name}/` },
+  to: { path: `^src/(${mayNotImport.join('|')})/` },
 });
 
 module.exports = {
@@ -28,12 +34,15 @@ module.exports = {
       name: 'fs-only-in-storage',
       severity: 'error',
       comment: 'node:fs is called only by src/storage (and the CLI/server entry points that read config files)',
-      from: { path: '^dist/src/(codec|engine|state)/' },
+      from: { path: '^src/(codec|engine|state)/' },
       to: { path: '^(node:)?fs(/promises)?$' },
     },
   ],
   options: {
+    parser: 'swc',
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^dist/src/gen/' },
+    exclude: { path: '^src/gen/' },
+    // Resolve package subpaths such as @bufbuild/protobuf/wire through their "exports" maps.
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'] },
   },
 };

@@ -5,7 +5,7 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { openTailWal } from '../../src/client/tail-call.js';
+import { openTailWal } from '../../src/client/open-tail-wal.js';
 import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
 import type { TailBatch } from '../../src/wire/tail-response-decoder.js';
 import type { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';

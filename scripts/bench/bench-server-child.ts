@@ -12,7 +12,7 @@
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { walServiceDefinition } from '../../src/server/service-definition.js';
+import { walServiceDefinition } from '../../src/server/wal-service-definition.js';
 import { SERVER_DEFAULTS } from '../../src/server/server-options.js';
 import { WaldServer } from '../../src/server/wald-server.js';
 import { createNoopWalService } from './noop-wal-service.js';

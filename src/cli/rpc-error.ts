@@ -1,7 +1,5 @@
-import { status as Status, type Metadata, type ServiceError } from '@grpc/grpc-js';
-import { ErrorInfo } from '../gen/google/rpc/error_details.js';
-import { Status as RpcStatus } from '../gen/google/rpc/status.js';
-import { ERROR_INFO_TYPE_URL, STATUS_DETAILS_TRAILER } from '../server/rpc-failure.js';
+import { status as Status, type ServiceError } from '@grpc/grpc-js';
+import { rpcErrorInfoOf } from '../client/rpc-error-info.js';
 
 /**
  * A failed call as the CLI reports it: the gRPC status (code and name), the message, and the
@@ -36,28 +34,10 @@ export function statusName(code: number): string {
   return Status[code] ?? `STATUS_${code}`;
 }
 
-function errorInfoOf(metadata: Metadata | undefined): ErrorInfo | undefined {
-  const [raw] = metadata?.get(STATUS_DETAILS_TRAILER) ?? [];
-  if (!Buffer.isBuffer(raw)) return undefined;
-  try {
-    const detail = RpcStatus.decode(raw).details.find((any) => any.typeUrl === ERROR_INFO_TYPE_URL);
-    return detail === undefined ? undefined : ErrorInfo.decode(detail.value);
-  } catch {
-    // A trailer we cannot decode leaves the status and message, which are still worth showing.
-    return undefined;
-  }
-}
-
 /** Turns what grpc-js reports for a failed call into an {@link RpcError}. */
 export function toRpcError(error: ServiceError): RpcError {
-  const info = errorInfoOf(error.metadata);
-  const message = (error.details !== '' ? error.details : error.message).trim();
-  return new RpcError(error.code, statusName(error.code), message, info?.reason, info?.metadata ?? {});
-}
-
-/** True when `value` looks like a grpc-js `ServiceError` (an Error with a numeric `code`). */
-export function isServiceError(value: unknown): value is ServiceError {
-  return value instanceof Error && typeof (value as Partial<ServiceError>).code === 'number' && 'details' in value;
+  const info = rpcErrorInfoOf(error);
+  return new RpcError(info.code, statusName(info.code), info.message, info.reason, info.metadata);
 }
 
 /** One line for stderr: `OUT_OF_RANGE (WAL_OFFSET_OUT_OF_RANGE): message [key=value, ...]`. */

@@ -1,11 +1,12 @@
 import { status as Status, type ClientReadableStream } from '@grpc/grpc-js';
 import { Option, type Command } from 'commander';
+import { isServiceError } from '../client/rpc-error-info.js';
 import type { TailWalRequest, TailWalResponse } from '../gen/wald/v1/tail.js';
 import type { Record as RecordMessage } from '../gen/wald/v1/record.js';
 import { parseNonNegativeInteger, parsePositiveInteger, parsePositiveUint32, parseTimestamp } from './arg-parsers.js';
 import { printJson, printText } from './output.js';
 import { RECORD_COLUMNS, recordCells, recordToJson } from './record-view.js';
-import { isServiceError, toRpcError } from './rpc-error.js';
+import { toRpcError } from './rpc-error.js';
 import { addClientOptions, connectClient, type ClientCommandOptions } from './wal-client.js';
 
 interface TailCommandOptions extends ClientCommandOptions {

@@ -36,6 +36,7 @@
  */
 import { align8 } from './align.js';
 import { crc32cRange } from './crc32c.js';
+import type { RecordType, WalRecord } from './record.js';
 import { readU64, writeU64 } from './u64.js';
 
 export const FRAME_HEADER_BYTES = 40;
@@ -44,28 +45,19 @@ const FLAG_PRODUCER = 1;
 const RECORD_HEADER_BYTES = 12;
 const RECORD_FLAG_KEY = 1;
 
-/** Record type as stored on disk. */
-export type RecordTypeName = 'put' | 'delete' | 'checkpoint';
-const TYPE_CODES: Readonly<Record<RecordTypeName, number>> = { put: 1, delete: 2, checkpoint: 3 };
-const TYPE_NAMES: readonly (RecordTypeName | undefined)[] = [undefined, 'put', 'delete', 'checkpoint'];
+const TYPE_CODES: Readonly<Record<RecordType, number>> = { put: 1, delete: 2, checkpoint: 3 };
+const TYPE_NAMES: readonly (RecordType | undefined)[] = [undefined, 'put', 'delete', 'checkpoint'];
 
 /** A record to encode. */
 export interface RecordInput {
   readonly key?: Uint8Array | undefined;
   readonly value: Uint8Array;
   readonly headers?: Readonly<Record<string, Uint8Array>> | undefined;
-  readonly type?: RecordTypeName | undefined;
+  readonly type?: RecordType | undefined;
 }
 
-/** A decoded record. Byte fields are views into the frame's buffer. */
-export interface DecodedRecord {
-  readonly offset: number;
-  readonly timestamp: number;
-  readonly type: RecordTypeName;
-  readonly key: Buffer | undefined;
-  readonly value: Buffer;
-  readonly headers: Readonly<Record<string, Buffer>>;
-}
+/** A decoded record: a {@link WalRecord} whose byte fields are views into the frame's buffer. */
+export type DecodedRecord = WalRecord;
 
 /** Identifies an idempotent append. */
 export interface ProducerStamp {

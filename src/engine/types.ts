@@ -1,9 +1,9 @@
 /**
  * The public value types of the log engine: what goes in, what comes out.
  */
+import type { RecordType } from '../codec/record.js';
 
-/** What a record is. `checkpoint` is written by the server (compaction markers), never by clients. */
-export type RecordType = 'put' | 'delete' | 'checkpoint';
+export type { RecordType, WalRecord } from '../codec/record.js';
 
 /** When the writer calls `fdatasync`. */
 export type SyncPolicy = 'always' | 'interval' | 'none';
@@ -19,18 +19,6 @@ export interface AppendRecord {
   readonly headers?: RecordHeaders | undefined;
   /** Defaults to `put`. */
   readonly type?: RecordType | undefined;
-}
-
-/** One record as read back from the log. Byte fields may share memory with a read buffer. */
-export interface WalRecord {
-  /** Logical position in the log: 0-based, dense. */
-  readonly offset: number;
-  /** Milliseconds since the epoch, assigned at append, non-decreasing along the log. */
-  readonly timestamp: number;
-  readonly type: RecordType;
-  readonly key: Buffer | undefined;
-  readonly value: Buffer;
-  readonly headers: Readonly<Record<string, Buffer>>;
 }
 
 /** Per-call options of `Wal.append`. */

@@ -5,16 +5,11 @@ import { isWalError, type ErrorCode } from '../errors.js';
 import { Any } from '../gen/google/protobuf/any.js';
 import { ErrorInfo } from '../gen/google/rpc/error_details.js';
 import { Status as RpcStatus } from '../gen/google/rpc/status.js';
+import { ERROR_INFO_TYPE_URL, STATUS_DETAILS_TRAILER } from '../wire/status-details.js';
 import { STATUS_BY_CODE } from './status-map.js';
 
 /** The `ErrorInfo.domain` of every error wald sends. */
 export const ERROR_DOMAIN = 'wald.dev';
-
-/** The trailer carrying a serialized `google.rpc.Status` (the gRPC "rich error" convention). */
-export const STATUS_DETAILS_TRAILER = 'grpc-status-details-bin';
-
-/** The `Any.type_url` of a packed `google.rpc.ErrorInfo`. */
-export const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 /**
  * A failed call, ready to send: the gRPC status code, a message, and the `ErrorInfo` contents

@@ -8,7 +8,7 @@ import type { AppendStreamSession } from './append-stream.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
-import { walServiceDefinition } from './service-definition.js';
+import { walServiceDefinition } from './wal-service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
 import { TailQueueBudget } from './tail-queue-budget.js';
 import type { TailStream } from './tail-stream.js';

@@ -7,7 +7,7 @@
  *
  * Unknown fields are skipped, as protobuf requires. Throws `RangeError` on malformed bytes.
  */
-import type { RecordType, WalRecord } from '../engine/types.js';
+import type { RecordType, WalRecord } from '../codec/record.js';
 import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, WireReader } from './protobuf-wire.js';
 
 /** One decoded TailWal message. */

@@ -7,7 +7,7 @@
  * Field numbers follow `proto/wald/v1/tail.proto` and `record.proto`; a property test checks the
  * bytes decode, with the generated decoder, to the same message the generated encoder would send.
  */
-import type { RecordType, WalRecord } from '../engine/types.js';
+import type { RecordType, WalRecord } from '../codec/record.js';
 import { delimitedBytes, varintBytes, writeVarint } from './protobuf-wire.js';
 
 const WIRE_TYPES: Readonly<Record<RecordType, number>> = { put: 1, delete: 2, checkpoint: 3 };

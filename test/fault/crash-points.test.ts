@@ -12,7 +12,7 @@ import { Wal } from '../../src/engine/wal.js';
 import type { SyncPolicy, WalRecord } from '../../src/engine/types.js';
 import { MemDisk, type UnsyncedSurvival } from '../support/mem-disk.js';
 import { random, testSeed } from '../support/seed.js';
-import { FakeClock } from '../support/temp-dir.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 const DIR = '/data';
 const SEGMENT_SIZE_BYTES = 4096;

@@ -4,7 +4,7 @@ import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
 import { MemDisk } from '../support/mem-disk.js';
-import { FakeClock } from '../support/temp-dir.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 const DIR = '/data';
 const v = (s: string): { value: Buffer } => ({ value: Buffer.from(s) });

@@ -7,7 +7,8 @@ import { copyLogDir } from '../support/copy-log-dir.js';
 import { assertRecordsEqual, readAllRecords } from '../support/expect-records.js';
 import { segmentFrames, type FrameExtent } from '../support/segment-frames.js';
 import { UnsyncedStorage } from '../support/unsynced-storage.js';
-import { FakeClock, makeTempDir } from '../support/temp-dir.js';
+import { FakeClock } from '../support/fake-clock.js';
+import { makeTempDir } from '../support/temp-dir.js';
 
 const SEGMENT = '00000000000000000000.seg';
 const INDEX = '00000000000000000000.idx';

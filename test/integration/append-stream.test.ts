@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
+import { errorInfoOfStatus } from '../../src/client/rpc-error-info.js';
 import { AppendStreamRequest, type AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import type { AppendStreamSession } from '../../src/server/append-stream.js';
-import { errorInfoOfStatus, rpcErrorOf, startServer, StreamReader, values } from './support/harness.js';
+import { rpcErrorOf, startServer, StreamReader, values } from './support/harness.js';
 
 function request(requestId: number, append: Parameters<typeof AppendStreamRequest.fromPartial>[0]['append']): AppendStreamRequest {
   return AppendStreamRequest.fromPartial({ requestId: BigInt(requestId), append });
@@ -67,7 +68,7 @@ describe('AppendStream', { timeout: 120_000 }, () => {
         if (response!.result?.$case === 'error') {
           assert.equal(response!.result.value.code, status.INVALID_ARGUMENT);
           const info = errorInfoOfStatus(response!.result.value);
-          assert.equal(info.reason, 'WAL_INVALID_ARGUMENT');
+          assert.equal(info?.reason, 'WAL_INVALID_ARGUMENT');
           assert.equal(info.domain, 'wald.dev');
           assert.equal(info.metadata['field'], field);
         }
@@ -75,7 +76,7 @@ describe('AppendStream', { timeout: 120_000 }, () => {
       assert.equal(mismatch!.result?.$case, 'error');
       if (mismatch!.result?.$case === 'error') {
         assert.equal(mismatch!.result.value.code, status.ABORTED);
-        assert.equal(errorInfoOfStatus(mismatch!.result.value).reason, 'WAL_OFFSET_MISMATCH');
+        assert.equal(errorInfoOfStatus(mismatch!.result.value)?.reason, 'WAL_OFFSET_MISMATCH');
       }
       assert.equal(conditional!.result?.$case, 'appended');
       assert.equal(produced!.result?.$case, 'appended');

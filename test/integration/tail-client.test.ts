@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { openTailWal } from '../../src/client/tail-call.js';
+import { openTailWal } from '../../src/client/open-tail-wal.js';
 import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
 import type { TailBatch } from '../../src/wire/tail-response-decoder.js';
 import { startServer, StreamReader } from './support/harness.js';

@@ -7,12 +7,3 @@ export function makeTempDir(prefix = 'wald-test-'): { dir: string; remove: () =>
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
-
-/** A deterministic clock for tests: starts at `start`, moves only when told. */
-export class FakeClock {
-  constructor(public nowMs = 1_700_000_000_000) {}
-  readonly now = (): number => this.nowMs;
-  advance(ms: number): void {
-    this.nowMs += ms;
-  }
-}

@@ -6,17 +6,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { credentials, type ChannelOptions, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type ChannelOptions, type ClientDuplexStream, type ClientReadableStream } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
+import { isServiceError, rpcErrorInfoOf, type RpcErrorInfo } from '../../../src/client/rpc-error-info.js';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
-import { ErrorInfo } from '../../../src/gen/google/rpc/error_details.js';
-import { Status as RpcStatus } from '../../../src/gen/google/rpc/status.js';
 import { AppendRequest, type AppendResponse, type AppendStreamRequest, type AppendStreamResponse } from '../../../src/gen/wald/v1/append.js';
 import { ReadRequest, type ReadResponse } from '../../../src/gen/wald/v1/read.js';
 import type { GetStatsResponse, SyncResponse } from '../../../src/gen/wald/v1/stats.js';
 import { TailWalRequest, type TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
 import { WalServiceClient } from '../../../src/gen/wald/v1/wal_service.js';
-import { ERROR_INFO_TYPE_URL, STATUS_DETAILS_TRAILER } from '../../../src/server/rpc-failure.js';
 import type { ServerOptions } from '../../../src/server/server-options.js';
 import { WaldServer } from '../../../src/server/wald-server.js';
 
@@ -135,42 +133,27 @@ export async function startServer(options: HarnessOptions = {}): Promise<Harness
   }
 }
 
-/** The status code and ErrorInfo of a failed call. */
-export interface RpcErrorView {
-  readonly code: number;
-  readonly message: string;
+/** A failed call's status and ErrorInfo, all present (what {@link rpcErrorOf} checks). */
+export interface RpcErrorView extends RpcErrorInfo {
   readonly reason: string;
   readonly domain: string;
-  readonly metadata: Readonly<Record<string, string>>;
-  /** The code inside the `google.rpc.Status` trailer (must equal `code`). */
   readonly statusCode: number;
 }
 
-function isServiceError(error: unknown): error is ServiceError {
-  return error instanceof Error && 'code' in error && 'metadata' in error;
-}
-
-/** Decodes the ErrorInfo of a google.rpc.Status (throws when there is none). */
-export function errorInfoOfStatus(status: RpcStatus): ErrorInfo {
-  const detail = status.details.find((any) => any.typeUrl === ERROR_INFO_TYPE_URL);
-  if (detail === undefined) {
-    throw new Error(`no ErrorInfo in status ${JSON.stringify(status)}`);
-  }
-  return ErrorInfo.decode(detail.value);
-}
-
-/** The status code and ErrorInfo (from `grpc-status-details-bin`) of a gRPC error. */
+/**
+ * The status code and ErrorInfo (from `grpc-status-details-bin`, decoded by the client's
+ * {@link rpcErrorInfoOf}) of a gRPC error; throws when `error` is not one or carries no ErrorInfo.
+ */
 export function rpcErrorOf(error: unknown): RpcErrorView {
   if (!isServiceError(error)) {
     throw new Error(`not a gRPC error: ${String(error)}`);
   }
-  const [details] = error.metadata.get(STATUS_DETAILS_TRAILER);
-  if (!(details instanceof Buffer)) {
-    throw new Error(`no ${STATUS_DETAILS_TRAILER} trailer on ${error.code} ${error.details}`);
+  const info = rpcErrorInfoOf(error);
+  const { reason, domain, statusCode } = info;
+  if (reason === undefined || domain === undefined || statusCode === undefined) {
+    throw new Error(`no ErrorInfo in a grpc-status-details-bin trailer on ${error.code} ${error.details}`);
   }
-  const status = RpcStatus.decode(details);
-  const info = errorInfoOfStatus(status);
-  return { code: error.code, message: error.details, statusCode: status.code, reason: info.reason, domain: info.domain, metadata: info.metadata };
+  return { ...info, reason, domain, statusCode };
 }
 
 /** Awaits a call expected to fail and returns its status and ErrorInfo. */

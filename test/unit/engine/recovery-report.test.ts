@@ -5,7 +5,8 @@ import { describe, test } from 'node:test';
 import { Wal, type AppendRecord, type WalOptions } from '../../../src/index.js';
 import { copyLogDir } from '../../support/copy-log-dir.js';
 import { assertRecordsEqual, readAllRecords } from '../../support/expect-records.js';
-import { FakeClock, makeTempDir } from '../../support/temp-dir.js';
+import { FakeClock } from '../../support/fake-clock.js';
+import { makeTempDir } from '../../support/temp-dir.js';
 
 const SEGMENT_SIZE_BYTES = 4096;
 const SEGMENT_HEADER_BYTES = 64;

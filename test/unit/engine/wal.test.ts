@@ -3,7 +3,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { Wal } from '../../../src/engine/wal.js';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { isWalError } from '../../../src/errors.js';
-import { FakeClock, makeTempDir } from '../../support/temp-dir.js';
+import { FakeClock } from '../../support/fake-clock.js';
+import { makeTempDir } from '../../support/temp-dir.js';
 
 const v = (s: string, key?: string): { value: Buffer; key?: Buffer } =>
   key === undefined ? { value: Buffer.from(s) } : { value: Buffer.from(s), key: Buffer.from(key) };
