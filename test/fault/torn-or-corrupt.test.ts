@@ -9,7 +9,7 @@ import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
 import { MemDisk, PAGE_BYTES } from '../support/mem-disk.js';
-import { FakeClock } from '../support/temp-dir.js';
+import { FakeClock } from '../support/fake-clock.js';
 
 const DIR = '/data';
 const SEGMENT = `${DIR}/00000000000000000000.seg`;
