@@ -5,7 +5,7 @@ import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
 import type { IoCounters } from './io-counters.js';
 import type { Segment } from './segment.js';
-import type { SegmentFiles } from './segment-files.js';
+import type { SegmentList } from './segment-list.js';
 import { walErrorFromStorage } from './storage-errors.js';
 
 const MIN_CHUNK_BYTES = 16 * 1024;
@@ -14,25 +14,9 @@ const MAX_CHUNK_BYTES = 1024 * 1024;
 /** Reads records from segments: index lookup, then chunked reads with every checksum verified. */
 export class LogReader {
   constructor(
-    private readonly files: SegmentFiles,
-    private readonly segments: readonly Segment[],
+    private readonly segments: SegmentList,
     private readonly io: IoCounters,
   ) {}
-
-  /** The segment holding `offset`, or undefined when no retained segment does. */
-  segmentFor(offset: number): Segment | undefined {
-    const segments = this.segments;
-    let lo = 0;
-    let hi = segments.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const s = segments[mid]!;
-      if (offset < s.baseOffset) hi = mid - 1;
-      else if (offset >= s.nextOffset && mid < segments.length - 1) lo = mid + 1;
-      else return s;
-    }
-    return undefined;
-  }
 
   /**
    * Records from `fromOffset` below `endOffset`, at most `limit` of them and about `maxBytes` of
@@ -46,9 +30,9 @@ export class LogReader {
     let offset = fromOffset;
     let bytes = 0;
     while (out.length < limit && offset < endOffset && bytes < maxBytes) {
-      const segment = this.segmentFor(offset);
-      const file = segment === undefined ? undefined : this.files.acquire(segment);
-      if (segment === undefined || file === undefined) throw compacted(offset, this.segments[0]?.baseOffset ?? offset);
+      const segment = this.segments.find(offset);
+      const file = segment === undefined ? undefined : this.segments.files.acquire(segment);
+      if (segment === undefined || file === undefined) throw compacted(offset, this.segments.first.baseOffset);
       try {
         const before = out.length;
         bytes = await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, bytes, out);
@@ -68,9 +52,9 @@ export class LogReader {
    */
   async offsetForTimestamp(timestampMs: number, endOffset: number): Promise<number> {
     for (;;) {
-      const segment = this.segments.find((s) => s.lastTimestamp >= timestampMs && s.nextOffset > s.baseOffset);
+      const segment = this.segments.findByTimestamp(timestampMs);
       if (segment === undefined) return endOffset;
-      const file = this.files.acquire(segment);
+      const file = this.segments.files.acquire(segment);
       if (file === undefined) {
         // Compaction takes a segment out of the list as it deletes it: search again. One still in
         // the list is closed with the log.
@@ -85,7 +69,7 @@ export class LogReader {
       }
       // Compaction may have removed the offset found meanwhile; every later record is as late, so
       // the first one still retained is the answer then.
-      return Math.min(Math.max(found, this.segments[0]?.baseOffset ?? found), endOffset);
+      return Math.min(Math.max(found, this.segments.first.baseOffset), endOffset);
     }
   }
 

@@ -9,6 +9,7 @@ import type { IoCounters } from './io-counters.js';
 import type { ProducerTable } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
 import type { Segment } from './segment.js';
+import type { SegmentList } from './segment-list.js';
 import { createSegmentFile } from './segment-file.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
 import type { AppendResult, WriteState } from './types.js';
@@ -32,8 +33,6 @@ interface PendingAppend {
 
 /** What the writer tells the log about. */
 export interface WriterEvents {
-  /** A new active segment exists (after rotation). */
-  segmentCreated(segment: Segment): void;
   /** The offset visible to readers moved. */
   visibleAdvanced(): void;
   /** A sync succeeded: every offset below `durableNext` is on stable storage. */
@@ -79,13 +78,14 @@ export class LogWriter {
 
   constructor(
     private readonly options: ResolvedWalOptions,
-    private active: Segment,
+    private readonly segments: SegmentList,
     private activeFile: StorageFile,
     private readonly producers: ProducerTable,
     private readonly events: WriterEvents,
     readonly io: IoCounters,
     lastTimestamp: number,
   ) {
+    const active = segments.active;
     this.assignedNext = active.nextOffset;
     this.durableNext = active.nextOffset;
     this.lastTimestamp = Math.max(lastTimestamp, 0);
@@ -111,8 +111,8 @@ export class LogWriter {
   }
 
   /** The active segment. */
-  get activeSegment(): Segment {
-    return this.active;
+  private get active(): Segment {
+    return this.segments.active;
   }
 
   /** Last offset readers may see: durable under `always`/`interval`, written under `none`. */
@@ -309,11 +309,10 @@ export class LogWriter {
     const old = this.active;
     const oldFile = this.activeFile;
     const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io);
-    this.active = segment;
+    this.segments.add(segment);
     this.activeFile = file;
     this.durableEnd = SEGMENT_HEADER_BYTES;
     this.acked = { end: SEGMENT_HEADER_BYTES, next: segment.baseOffset, timestamp: -1 };
-    this.events.segmentCreated(segment);
     try {
       if (old.fileSize > old.dataEnd) {
         oldFile.truncate(old.dataEnd);

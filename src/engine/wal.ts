@@ -2,7 +2,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { encodeFrame } from '../codec/frame.js';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
-import { StorageError, type StorageLock } from '../storage/storage.js';
+import { StorageError, type StorageFile, type StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
@@ -14,7 +14,7 @@ import { recoverLog } from './recovery.js';
 import { RecoveryPointWriter } from './recovery-point.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
-import { SegmentFiles } from './segment-files.js';
+import { SegmentList } from './segment-list.js';
 import type {
   AppendOptions,
   AppendRecord,
@@ -50,19 +50,18 @@ export class Wal {
   private statusValue: WalStatus = 'open';
   private closing: Promise<void> | undefined;
   private readonly reader: LogReader;
-  private readonly waiters = new HighWatermarkWaiters();
 
   private constructor(
     private readonly options: ResolvedWalOptions,
     private readonly lock: StorageLock,
-    private readonly segments: Segment[],
+    private readonly segments: SegmentList,
     private readonly writer: LogWriter,
     private readonly producers: ProducerTable,
-    readonly io: IoCounters,
-    private readonly files: SegmentFiles,
+    private readonly waiters: HighWatermarkWaiters,
     private readonly recoveryPoint: RecoveryPointWriter | undefined,
+    readonly io: IoCounters,
   ) {
-    this.reader = new LogReader(files, segments, io);
+    this.reader = new LogReader(segments, io);
   }
 
   /**
@@ -88,42 +87,25 @@ export class Wal {
       }
       throw storageFailure(error, `cannot open ${dir}`);
     }
-    const segments: Segment[] = [];
+    const opened: Segment[] = [];
     let recoveryPoint: RecoveryPointWriter | undefined;
     try {
       const recovered = recoverLog(storage, dir, resolved.indexIntervalBytes, resolved.clock);
-      segments.push(...recovered.segments);
+      opened.push(...recovered.segments);
       const io = new IoCounters();
       const producers = new ProducerTable(resolved.maxProducers);
       for (const state of recovered.producers) producers.noteWritten(state);
-      let active = segments[segments.length - 1];
-      let file;
-      if (active === undefined) {
-        const prepared = resolved.preallocate ? await prepareSegmentFile(resolved).catch(() => undefined) : undefined;
-        ({ segment: active, file } = createSegmentFile(resolved, 0, prepared, io));
-        segments.push(active);
-      } else {
-        file = storage.open(active.path, 'read-write');
-        // What a crashed process left in the page cache is now part of the log: make it durable,
-        // and its directory entry too (a process may have died between a segment's rename and the
-        // directory fsync; appends acknowledged into that file would vanish with the entry).
-        file.datasync();
-        storage.syncDir(dir);
-        active.closeFile();
-        active.attach(file);
-      }
+      const { segment: active, file } = await openActiveSegment(resolved, opened.at(-1), io);
+      if (opened.at(-1) !== active) opened.push(active);
+      const segments = new SegmentList(opened, storage, resolved.maxOpenSegmentFiles);
       recoveryPoint = RecoveryPointWriter.open(resolved, recovered.recoveryPoint, io);
-      // Everything recovered is durable now (the active segment was synced above).
+      // Everything recovered is durable now (the active segment was synced).
       recoveryPoint?.note(active.nextOffset);
-      const holder: { wal?: Wal } = {};
-      const files = new SegmentFiles(storage, resolved.maxOpenSegmentFiles, () => writer.activeSegment);
-      const writer = new LogWriter(resolved, active, file, producers, {
-        segmentCreated: (segment) => {
-          files.seal(segments[segments.length - 1]!);
-          segments.push(segment);
-        },
-        visibleAdvanced: () => holder.wal?.waiters.advance(holder.wal.highWatermark),
-        synced: (durableNext) => recoveryPoint?.note(durableNext),
+      const points = recoveryPoint;
+      const waiters = new HighWatermarkWaiters();
+      const writer: LogWriter = new LogWriter(resolved, segments, file, producers, {
+        visibleAdvanced: () => waiters.advance(writer.visibleNext - 1),
+        synced: (durableNext) => points?.note(durableNext),
         warn: resolved.onWarning,
       }, io, recovered.lastTimestamp);
       for (const segment of recovered.rebuilt) {
@@ -133,12 +115,10 @@ export class Wal {
           // Derived data: the next open rebuilds it again.
         }
       }
-      const wal = new Wal(resolved, lock, segments, writer, producers, io, files, recoveryPoint);
-      holder.wal = wal;
       void writer.prepareNext();
-      return { wal, report: recovered.report };
+      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io), report: recovered.report };
     } catch (error) {
-      for (const segment of segments) segment.closeFile();
+      for (const segment of opened) segment.closeFile();
       await recoveryPoint?.close();
       lock.release();
       throw storageFailure(error, `cannot open the log in ${dir}`);
@@ -162,7 +142,7 @@ export class Wal {
 
   /** The first retained offset (equal to `nextOffset` when the log holds no records). */
   get firstOffset(): number {
-    return this.segments[0]!.baseOffset;
+    return this.segments.first.baseOffset;
   }
 
   /** The size limits appends are checked against (from the options). */
@@ -349,13 +329,10 @@ export class Wal {
 
   /** A point-in-time summary: counts, sizes, offsets and I/O counters. */
   stats(): WalStats {
-    let bytesOnDisk = 0;
-    for (const segment of this.segments) bytesOnDisk += segment.fileSize;
-    const active = this.writer.activeSegment;
     return {
-      recordCount: active.nextOffset - this.firstOffset,
-      segmentCount: this.segments.length,
-      bytesOnDisk,
+      recordCount: this.segments.active.nextOffset - this.firstOffset,
+      segmentCount: this.segments.count,
+      bytesOnDisk: this.segments.bytesOnDisk(),
       firstOffset: this.firstOffset,
       lastOffset: this.writer.writtenNext - 1,
       highWatermark: this.highWatermark,
@@ -377,15 +354,14 @@ export class Wal {
     const { storage, dir } = this.options;
     let deleted = 0;
     try {
-      while (this.segments.length > 1 && this.segments[0]!.nextOffset <= offset) {
-        const segment = this.segments[0]!;
+      while (this.segments.count > 1 && this.segments.first.nextOffset <= offset) {
+        const segment = this.segments.first;
         // The producer table lives in sealed segments' index files: before the last of them goes,
         // it is saved on its own, or a crash would forget every producer and let retries in twice.
-        if (this.segments.length === 2) this.writer.persistProducers();
+        if (this.segments.count === 2) this.writer.persistProducers();
         storage.unlink(segment.path);
         // Forgotten only once its file is gone: a failed unlink leaves it in the log, readable.
-        this.segments.shift();
-        this.files.delete(segment);
+        this.segments.removeFirst();
         deleted++;
         if (storage.exists(segment.indexPath)) storage.unlink(segment.indexPath);
       }
@@ -413,7 +389,7 @@ export class Wal {
     } finally {
       this.waiters.closeAll(closedError());
       // Reads in flight finish first: a file closed under them could have its fd number reused.
-      for (const segment of this.segments) segment.markDeleted();
+      this.segments.closeAll();
       this.lock.release();
       this.statusValue = 'closed';
     }
@@ -422,6 +398,31 @@ export class Wal {
   private checkOpen(): void {
     if (this.statusValue !== 'open') throw closedError();
   }
+}
+
+/**
+ * The active segment and its file, opened for writing: the last recovered segment, synced with its
+ * directory entry (what a crashed process left in the page cache is part of the log now, and a
+ * process may have died between a segment's rename and the directory fsync: appends acknowledged
+ * into that file would vanish with the entry), or, for a new log, a first segment.
+ */
+async function openActiveSegment(options: ResolvedWalOptions, last: Segment | undefined, io: IoCounters): Promise<{ segment: Segment; file: StorageFile }> {
+  const { storage, dir } = options;
+  if (last === undefined) {
+    const prepared = options.preallocate ? await prepareSegmentFile(options).catch(() => undefined) : undefined;
+    return createSegmentFile(options, 0, prepared, io);
+  }
+  const file = storage.open(last.path, 'read-write');
+  try {
+    file.datasync();
+    storage.syncDir(dir);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+  last.closeFile();
+  last.attach(file);
+  return { segment: last, file };
 }
 
 function checkOffset(value: number, name: string): void {
