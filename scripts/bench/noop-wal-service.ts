@@ -47,7 +47,8 @@ function toRelayed(request: AppendRequest | undefined): RecordMessage[] {
  *   appends; with any other start it sends batches of `max_records` (0: 1000) prebuilt 100-byte
  *   records as fast as flow control allows (it stops on `write() === false` until `'drain'`),
  *   until the client cancels: the catch-up ceiling of the transport.
- * - `Read`, `GetStats` and `Sync` answer empty messages.
+ * - `Read`, `GetStats` and `Sync` answer empty messages (optional fields such as the high
+ *   watermark unset).
  */
 export function createNoopWalService(): WalServiceServer {
   const relays = new Set<TailCall>();
@@ -56,7 +57,7 @@ export function createNoopWalService(): WalServiceServer {
   function relay(call: TailCall): void {
     relays.add(call);
     call.on('cancelled', () => relays.delete(call));
-    call.write({ records: [], highWatermark: undefined, firstOffset: 0n, nextOffset: 0n });
+    call.write({ records: [], firstOffset: 0n, nextOffset: 0n });
   }
 
   function flood(call: TailCall): void {
@@ -107,7 +108,7 @@ export function createNoopWalService(): WalServiceServer {
       });
       call.on('end', () => call.end());
     },
-    read: (_call, callback) => callback(null, { records: [], nextOffset: 0n, highWatermark: undefined, firstOffset: 0n }),
+    read: (_call, callback) => callback(null, { records: [], nextOffset: 0n, firstOffset: 0n }),
     tailWal: (call) => (call.request.start?.$case === 'fromEnd' ? relay(call) : flood(call)),
     getStats: (_call, callback) =>
       callback(null, {
@@ -115,14 +116,12 @@ export function createNoopWalService(): WalServiceServer {
         segmentCount: 0n,
         totalSizeBytes: 0n,
         firstOffset: 0n,
-        latestOffset: undefined,
-        highWatermark: undefined,
         nextOffset: 0n,
         ioStats: undefined,
         tailStreamCount: relays.size,
         tailQueueBytes: 0n,
         writeState: WriteState.WRITE_STATE_UNSPECIFIED,
       }),
-    sync: (_call, callback) => callback(null, { highWatermark: undefined }),
+    sync: (_call, callback) => callback(null, {}),
   };
 }

@@ -47,6 +47,7 @@ function ownHeaders(headers: { [name: string]: Buffer }): { [name: string]: Buff
 
 function toAppendRecord(message: AppendRecordMessage, index: number): AppendRecord {
   const type = recordType(message.type, index);
+  // `key` is proto3 optional: unset is no key; set and empty is the empty key, which a DELETE may name.
   if (type === 'delete' && message.key === undefined) {
     throw invalidArgument(`records[${index}].key`, 'a RECORD_TYPE_DELETE record needs a key');
   }
@@ -73,7 +74,7 @@ function toAppendRecord(message: AppendRecordMessage, index: number): AppendReco
  * the log's sizes; its errors already name the field (`records[i]`, `records`).
  *
  * @throws WalError `WAL_INVALID_ARGUMENT` naming the field: no records; an unknown or
- *   server-only record type; a DELETE without a key; an empty or over-long header name, too many
+ *   server-only record type; a DELETE with its key unset; an empty or over-long header name, too many
  *   headers; `expected_offset` or
  *   `sequence` above 2^53 - 1; a `producer_id` longer than 256 bytes; a `sequence` without a
  *   `producer_id`.

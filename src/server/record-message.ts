@@ -16,7 +16,10 @@ const RECORD_FRAMING_BYTES = 48;
 /** Upper bound of the framing of one header map entry: entry tag and length, name and value tags and lengths. */
 const HEADER_FRAMING_BYTES = 24;
 
-/** The wire form of a log record. Offsets and timestamps become uint64 (`bigint`). */
+/**
+ * The wire form of a log record. Offsets and timestamps become uint64 (`bigint`); the key goes as
+ * it is (unset for a record without one, set and empty for the empty key).
+ */
 export function toRecordMessage(record: WalRecord): RecordMessage {
   return {
     key: record.key,
@@ -55,7 +58,10 @@ export function countWithinBytes(records: readonly WalRecord[], maxBytes: number
   return records.length;
 }
 
-/** A uint64 wire offset of an offset the engine reports as -1 for "none": unset then. */
+/**
+ * The value of a proto3 `optional uint64` offset field (`high_watermark`, `latest_offset`) from an
+ * offset the engine reports as -1 for "none": unset (undefined) then; 0 is a real offset and is set.
+ */
 export function optionalOffset(offset: number): bigint | undefined {
   return offset < 0 ? undefined : BigInt(offset);
 }

@@ -68,8 +68,8 @@ type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>;
 const HEARTBEAT = Symbol('heartbeat');
 
 /**
- * Upper bound of a response's bytes beyond its records' `recordWireBytes`: the high watermark
- * wrapper (1 + 1 + 1 + 10), first and next offset (2 x (1 + 10)), rounded up. So a message of
+ * Upper bound of a response's bytes beyond its records' `recordWireBytes`: the high watermark,
+ * first and next offset (3 x (1 + 10)), rounded up. So a message of
  * records within `maxBytes` is at most `maxBytes` plus this, and the same records read again
  * encode to at most this much more than before (only these fields can change).
  */

@@ -5,7 +5,9 @@
  * offset and timestamp, a copy of every value, a default `Buffer` per absent key); this one a
  * fraction of that.
  *
- * Unknown fields are skipped, as protobuf requires. Throws `RangeError` on malformed bytes.
+ * Field numbers follow `proto/wald/v1/tail.proto` and `record.proto`. Unknown fields are skipped,
+ * as protobuf requires (so are the retired wrapper fields, `Record` 1 and `TailWalResponse` 2, which
+ * an old server would send). Throws `RangeError` on malformed bytes.
  */
 import type { RecordType, WalRecord } from '../codec/record.js';
 import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, WireReader } from './protobuf-wire.js';
@@ -14,7 +16,7 @@ import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, WireReader } from './protobuf-wire.
 export interface TailBatch {
   /** Empty for a heartbeat. */
   readonly records: WalRecord[];
-  /** The leader's high watermark, or undefined when its log holds no durable record. */
+  /** The leader's high watermark, or undefined (the field unset) when its log holds no durable record. */
   readonly highWatermark: number | undefined;
   readonly firstOffset: number;
   readonly nextOffset: number;
@@ -40,46 +42,17 @@ export function decodeTailWalResponse(buf: Buffer): TailBatch {
       const end = reader.bodyEnd();
       records.push(decodeRecord(reader, reader.position, end));
       reader.position = end;
-    } else if (field === 2 && wireType === WIRE_LENGTH_DELIMITED) {
-      const end = reader.bodyEnd();
-      highWatermark = decodeUInt64Value(buf, reader.position, end);
-      reader.position = end;
     } else if (field === 3 && wireType === WIRE_VARINT) {
       firstOffset = reader.varint();
     } else if (field === 4 && wireType === WIRE_VARINT) {
       nextOffset = reader.varint();
+    } else if (field === 5 && wireType === WIRE_VARINT) {
+      highWatermark = reader.varint();
     } else {
       reader.skip(wireType);
     }
   }
   return { records, highWatermark, firstOffset, nextOffset };
-}
-
-function decodeUInt64Value(buf: Buffer, start: number, end: number): number {
-  const reader = new WireReader(buf, start, end);
-  let value = 0;
-  while (!reader.done) {
-    const tag = reader.varint();
-    if (tag === ((1 << 3) | WIRE_VARINT)) value = reader.varint();
-    else reader.skip(tag & 7);
-  }
-  return value;
-}
-
-function decodeBytesValue(buf: Buffer, start: number, end: number): Buffer {
-  const reader = new WireReader(buf, start, end);
-  let value = EMPTY;
-  while (!reader.done) {
-    const tag = reader.varint();
-    if (tag === ((1 << 3) | WIRE_LENGTH_DELIMITED)) {
-      const e = reader.bodyEnd();
-      value = buf.subarray(reader.position, e);
-      reader.position = e;
-    } else {
-      reader.skip(tag & 7);
-    }
-  }
-  return value;
 }
 
 /** Decodes the record in `[start, end)` with `reader` (reused: it is left where it was). */
@@ -99,11 +72,12 @@ function decodeRecord(reader: WireReader, start: number, end: number): WalRecord
     const tag = reader.varint();
     const field = Math.floor(tag / 8);
     const wireType = tag & 7;
-    if (wireType === WIRE_LENGTH_DELIMITED && field >= 1 && field <= 3) {
+    if (wireType === WIRE_LENGTH_DELIMITED && (field === 2 || field === 3 || field === 7)) {
       const e = reader.bodyEnd();
       const s = reader.position;
       reader.position = e;
-      if (field === 1) key = decodeBytesValue(buf, s, e);
+      // key (7) is proto3 `optional`: present and empty is the empty key, not "no key".
+      if (field === 7) key = buf.subarray(s, e);
       else if (field === 2) value = buf.subarray(s, e);
       else {
         headers ??= {};

@@ -6,6 +6,9 @@
  *
  * Field numbers follow `proto/wald/v1/tail.proto` and `record.proto`; a property test checks the
  * bytes decode, with the generated decoder, to the same message the generated encoder would send.
+ * Fields are written in field-number order, as protoc's own serializers do. The two proto3
+ * `optional` fields (a record's `key`, the response's `high_watermark`) are written whenever they
+ * are set, even when empty or 0; every other field is left out at its default, as proto3 requires.
  */
 import type { RecordType, WalRecord } from '../codec/record.js';
 import { delimitedBytes, varintBytes, writeVarint } from './protobuf-wire.js';
@@ -14,17 +17,15 @@ const WIRE_TYPES: Readonly<Record<RecordType, number>> = { put: 1, delete: 2, ch
 
 // Tags: (field number << 3) | wire type.
 const TAG_RESPONSE_RECORDS = (1 << 3) | 2;
-const TAG_RESPONSE_HIGH_WATERMARK = (2 << 3) | 2;
 const TAG_RESPONSE_FIRST_OFFSET = (3 << 3) | 0;
 const TAG_RESPONSE_NEXT_OFFSET = (4 << 3) | 0;
-const TAG_RECORD_KEY = (1 << 3) | 2;
+const TAG_RESPONSE_HIGH_WATERMARK = (5 << 3) | 0;
 const TAG_RECORD_VALUE = (2 << 3) | 2;
 const TAG_RECORD_HEADERS = (3 << 3) | 2;
 const TAG_RECORD_TYPE = (4 << 3) | 0;
 const TAG_RECORD_OFFSET = (5 << 3) | 0;
 const TAG_RECORD_TIMESTAMP = (6 << 3) | 0;
-const TAG_WRAPPER_VALUE_BYTES = (1 << 3) | 2;
-const TAG_WRAPPER_VALUE_VARINT = (1 << 3) | 0;
+const TAG_RECORD_KEY = (7 << 3) | 2;
 const TAG_ENTRY_KEY = (1 << 3) | 2;
 const TAG_ENTRY_VALUE = (2 << 3) | 2;
 
@@ -38,11 +39,6 @@ export interface TailResponsePosition {
 
 let sizes = new Int32Array(1024);
 
-/** Bytes of the wrapper message around `bytes` (`BytesValue`): empty when `bytes` is empty. */
-function bytesWrapperBytes(length: number): number {
-  return length === 0 ? 0 : delimitedBytes(length);
-}
-
 function headerEntryBytes(name: string, value: Uint8Array): number {
   const nameBytes = Buffer.byteLength(name, 'utf8');
   return (nameBytes === 0 ? 0 : delimitedBytes(nameBytes)) + (value.length === 0 ? 0 : delimitedBytes(value.length));
@@ -50,12 +46,13 @@ function headerEntryBytes(name: string, value: Uint8Array): number {
 
 function recordBodyBytes(record: WalRecord): number {
   let size = 0;
-  if (record.key !== undefined) size += delimitedBytes(bytesWrapperBytes(record.key.length));
   if (record.value.length > 0) size += delimitedBytes(record.value.length);
   for (const name in record.headers) size += delimitedBytes(headerEntryBytes(name, record.headers[name]!));
   size += 1 + 1; // type: never 0 for a log record
   if (record.offset !== 0) size += 1 + varintBytes(record.offset);
   if (record.timestamp !== 0) size += 1 + varintBytes(record.timestamp);
+  // proto3 `optional`: present whenever the record has a key, the empty key included.
+  if (record.key !== undefined) size += delimitedBytes(record.key.length);
   return size;
 }
 
@@ -76,10 +73,10 @@ export function encodeTailWalResponse(records: readonly WalRecord[], position: T
     total += delimitedBytes(body);
   }
   const { highWatermark, firstOffset, nextOffset } = position;
-  const watermarkBody = highWatermark > 0 ? 1 + varintBytes(highWatermark) : 0;
-  if (highWatermark >= 0) total += delimitedBytes(watermarkBody);
   if (firstOffset !== 0) total += 1 + varintBytes(firstOffset);
   if (nextOffset !== 0) total += 1 + varintBytes(nextOffset);
+  // proto3 `optional`: present whenever there is a high watermark, 0 included.
+  if (highWatermark >= 0) total += 1 + varintBytes(highWatermark);
 
   const buf = Buffer.allocUnsafe(total);
   let p = 0;
@@ -87,11 +84,6 @@ export function encodeTailWalResponse(records: readonly WalRecord[], position: T
     const record = records[i]!;
     buf[p++] = TAG_RESPONSE_RECORDS;
     p = writeVarint(buf, p, sizes[i]!);
-    if (record.key !== undefined) {
-      buf[p++] = TAG_RECORD_KEY;
-      p = writeVarint(buf, p, bytesWrapperBytes(record.key.length));
-      if (record.key.length > 0) p = writeBytesField(buf, p, TAG_WRAPPER_VALUE_BYTES, record.key);
-    }
     if (record.value.length > 0) p = writeBytesField(buf, p, TAG_RECORD_VALUE, record.value);
     for (const name in record.headers) {
       const value = record.headers[name]!;
@@ -115,14 +107,7 @@ export function encodeTailWalResponse(records: readonly WalRecord[], position: T
       buf[p++] = TAG_RECORD_TIMESTAMP;
       p = writeVarint(buf, p, record.timestamp);
     }
-  }
-  if (highWatermark >= 0) {
-    buf[p++] = TAG_RESPONSE_HIGH_WATERMARK;
-    p = writeVarint(buf, p, watermarkBody);
-    if (highWatermark > 0) {
-      buf[p++] = TAG_WRAPPER_VALUE_VARINT;
-      p = writeVarint(buf, p, highWatermark);
-    }
+    if (record.key !== undefined) p = writeBytesField(buf, p, TAG_RECORD_KEY, record.key);
   }
   if (firstOffset !== 0) {
     buf[p++] = TAG_RESPONSE_FIRST_OFFSET;
@@ -131,6 +116,10 @@ export function encodeTailWalResponse(records: readonly WalRecord[], position: T
   if (nextOffset !== 0) {
     buf[p++] = TAG_RESPONSE_NEXT_OFFSET;
     p = writeVarint(buf, p, nextOffset);
+  }
+  if (highWatermark >= 0) {
+    buf[p++] = TAG_RESPONSE_HIGH_WATERMARK;
+    p = writeVarint(buf, p, highWatermark);
   }
   return buf;
 }

@@ -66,6 +66,36 @@ describe('Append and Read', { timeout: 120_000 }, () => {
     }
   });
 
+  test('proto3 optional presence: an empty key, expected_offset 0 and a high watermark of 0 are real values, not "unset"', async () => {
+    const h = await startServer();
+    try {
+      const first = await h.client.append({ records: [{ key: Buffer.alloc(0), value: Buffer.from('a') }], expectedOffset: 0n });
+      assert.equal(first.firstOffset, 0n);
+      const deleted = await h.client.append({ records: [{ key: Buffer.alloc(0), value: Buffer.alloc(0), type: RecordType.RECORD_TYPE_DELETE }] });
+      assert.equal(deleted.firstOffset, 1n, 'a DELETE of the empty key has a key');
+      const read = await h.client.read({ fromOffset: 0n, limit: 1 });
+      assert.equal(read.highWatermark, 1n);
+      const [record] = read.records;
+      assert.ok(record!.key !== undefined && record!.key.length === 0, 'the empty key reads back set and empty');
+      const tooLate = await failureOf(h.client.append({ records: values(1), expectedOffset: 0n }));
+      assert.equal(tooLate.reason, 'WAL_OFFSET_MISMATCH', 'expected_offset 0 is a condition, not "no condition"');
+
+      const one = await startServer();
+      try {
+        await one.client.append({ records: values(1) });
+        assert.equal((await one.client.read({ fromOffset: 0n })).highWatermark, 0n, 'a high watermark of 0 is set');
+        const stats = await one.client.getStats();
+        assert.equal(stats.latestOffset, 0n);
+        assert.equal(stats.highWatermark, 0n);
+        assert.equal((await one.client.sync()).highWatermark, 0n);
+      } finally {
+        await one.close();
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
   test('Read honours limit (default 100, max 1000), max_bytes and next_offset', async () => {
     const h = await startServer();
     try {
@@ -147,7 +177,7 @@ describe('Append validation', { timeout: 120_000 }, () => {
       // Built by hand: fromPartial would assign the name and so change the object's prototype.
       const headers: { [name: string]: Buffer } = { plain: Buffer.from('p') };
       Object.defineProperty(headers, '__proto__', { value: Buffer.from('proto-value'), enumerable: true });
-      const request: AppendRequest = { records: [{ key: undefined, value: Buffer.from('v'), headers, type: RecordType.RECORD_TYPE_UNSPECIFIED }], expectedOffset: undefined, producerId: '', sequence: 0n, sync: false };
+      const request: AppendRequest = { records: [{ value: Buffer.from('v'), headers, type: RecordType.RECORD_TYPE_UNSPECIFIED }], producerId: '', sequence: 0n, sync: false };
       await new Promise<void>((resolve, reject) => h.client.raw.append(request, (error) => (error ? reject(error) : resolve())));
       const [record] = (await h.client.read({ fromOffset: 0n })).records;
       assert.deepEqual(Object.keys(record!.headers), ['plain']);

@@ -174,6 +174,28 @@ describe('wald read', () => {
     });
   });
 
+  it('tells a record without a key from one with the empty key, as text and as JSON', async () => {
+    await withServer(async ({ wald }) => {
+      assertOk(await wald(['append', 'none']));
+      assertOk(await wald(['append', '--key', '', 'empty']));
+      const text = await wald(['read', '--from-offset', '0']);
+      assertOk(text);
+      const lines = text.stdout.trimEnd().split('\n');
+      assert.match(lines[1]!, /^0\s+\S+\s+put\s+-\s+none\s*$/);
+      assert.match(lines[2]!, /^1\s+\S+\s+put\s+""\s+empty\s*$/);
+      const json = await wald(['read', '--from-offset', '0', '--json']);
+      assertOk(json);
+      const doc = JSON.parse(json.stdout) as { records: Record<string, unknown>[] };
+      assert.deepEqual(
+        doc.records.map((r) => [r.key, r.value]),
+        [
+          [null, 'none'],
+          ['', 'empty'],
+        ],
+      );
+    });
+  });
+
   it('exits 1 with OUT_OF_RANGE and WAL_OFFSET_OUT_OF_RANGE beyond the end, as text and as JSON', async () => {
     await withServer(async ({ wald }) => {
       const text = await wald(['read', '--from-offset', '99']);

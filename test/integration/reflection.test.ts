@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { Client, credentials } from '@grpc/grpc-js';
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { loadDescriptorSet, splitDescriptorSet } from '../../src/server/reflection.js';
-import { startServer, type Harness } from './support/harness.js';
+import { startServer, values, type Harness } from './support/harness.js';
 
 const run = promisify(execFile);
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -121,6 +121,40 @@ describe('server reflection', { timeout: 120_000 }, () => {
       assert.equal(stats[0]!['entryCount'], '2');
       const health = jsonObjects(await bufCurl(['-d', '{"service":"wald.v1.WalService"}', url(h, '/grpc.health.v1.Health/Check')]));
       assert.equal(health[0]!['status'], 'SERVING');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('buf curl honours proto3 optional presence: an empty key, expected_offset 0 and a high watermark of 0 are set', async () => {
+    const h = await startServer();
+    try {
+      const conditional = JSON.stringify({ records: [{ key: '', value: 'YQ==' }, { value: 'Yg==' }], expectedOffset: '0' });
+      const appended = jsonObjects(await bufCurl(['-d', conditional, url(h, '/wald.v1.WalService/Append')]));
+      assert.equal(appended[0]!['lastOffset'], '1');
+      const stale = await bufCurl(['-d', conditional, url(h, '/wald.v1.WalService/Append')]).then(
+        () => undefined,
+        (error: unknown) => String(error),
+      );
+      assert.match(stale ?? '', /"code": "aborted"/, 'expected_offset 0 is a condition (WAL_OFFSET_MISMATCH)');
+      // Without --emit-defaults, only set fields are printed: the empty key and the 0 are.
+      const read = jsonObjects(await bufCurl(['-d', '{"fromOffset":"0","limit":1}', url(h, '/wald.v1.WalService/Read')]));
+      const [record] = read[0]!['records'] as Record<string, unknown>[];
+      assert.equal(record!['key'], '', 'the empty key is printed');
+      assert.equal(read[0]!['highWatermark'], '1');
+      const second = jsonObjects(await bufCurl(['-d', '{"fromOffset":"1"}', url(h, '/wald.v1.WalService/Read')]));
+      assert.equal((second[0]!['records'] as Record<string, unknown>[])[0]!['key'], undefined, 'an absent key is not');
+
+      const empty = await startServer();
+      try {
+        assert.equal(jsonObjects(await bufCurl(['-d', '{}', url(empty, '/wald.v1.WalService/GetStats')]))[0]!['highWatermark'], undefined);
+        await empty.client.append({ records: values(1) });
+        const stats = jsonObjects(await bufCurl(['-d', '{}', url(empty, '/wald.v1.WalService/GetStats')]))[0]!;
+        assert.equal(stats['highWatermark'], '0');
+        assert.equal(stats['latestOffset'], '0');
+      } finally {
+        await empty.close();
+      }
     } finally {
       await h.close();
     }

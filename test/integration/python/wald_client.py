@@ -1,9 +1,13 @@
-"""A Python client of wald, generated from proto/ with Debian's grpc_tools, used by python.test.ts.
+"""A Python client of wald, generated from proto/ with Debian's protoc and grpc_python_plugin,
+used by python.test.ts.
 
 Usage: wald_client.py GENERATED_DIR HOST:PORT
 
 Appends, reads and tails against a running server, then prints one JSON object describing what it
 saw. Exits non-zero (with a traceback) on any unexpected outcome.
+
+The "maybe absent" fields are proto3 `optional` (AIP-149): they are set and read as plain values
+(`key=b"k"`, `expected_offset=0`), and `HasField` tells a set 0 or empty value from an unset one.
 """
 import json
 import sys
@@ -12,7 +16,6 @@ sys.path.insert(0, sys.argv[1])
 
 import grpc  # noqa: E402
 
-from google.protobuf import wrappers_pb2  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from wald.v1 import append_pb2, read_pb2, record_pb2, stats_pb2, tail_pb2  # noqa: E402
 from wald.v1 import wal_service_pb2_grpc  # noqa: E402
@@ -36,24 +39,32 @@ def main():
     with grpc.insecure_channel(address) as channel:
         stub = wal_service_pb2_grpc.WalServiceStub(channel)
 
-        appended = stub.Append(
-            append_pb2.AppendRequest(
-                records=[
-                    record_pb2.AppendRecord(
-                        key=wrappers_pb2.BytesValue(value=b"py-key"), value=b"from python", headers={"lang": b"py"}
-                    ),
-                    record_pb2.AppendRecord(value=b"second"),
-                ]
-            ),
-            timeout=30,
+        empty = stub.Read(read_pb2.ReadRequest(from_offset=0), timeout=30)
+        out["empty_high_watermark"] = empty.high_watermark if empty.HasField("high_watermark") else None
+
+        # expected_offset=0: only if the log is still empty (0 is a condition, not "unset").
+        request = append_pb2.AppendRequest(
+            records=[
+                record_pb2.AppendRecord(key=b"py-key", value=b"from python", headers={"lang": b"py"}),
+                record_pb2.AppendRecord(value=b"second"),
+                record_pb2.AppendRecord(key=b"", value=b"empty key"),
+            ],
+            expected_offset=0,
         )
+        appended = stub.Append(request, timeout=30)
         out["append"] = {"first": appended.first_offset, "last": appended.last_offset, "timestamp": appended.timestamp}
+        try:
+            stub.Append(request, timeout=30)
+            out["stale_condition"] = None
+        except grpc.RpcError as error:
+            info = error_info(error)
+            out["stale_condition"] = {"status": error.code().name, "reason": info["reason"] if info else None}
 
         read = stub.Read(read_pb2.ReadRequest(from_offset=0, limit=10), timeout=30)
         out["read"] = [
             {
                 "offset": r.offset,
-                "key": r.key.value.decode() if r.HasField("key") else None,
+                "key": r.key.decode() if r.HasField("key") else None,
                 "value": r.value.decode(),
                 "headers": {k: v.decode() for k, v in r.headers.items()},
                 "type": record_pb2.RecordType.Name(r.type),
@@ -61,7 +72,7 @@ def main():
             for r in read.records
         ]
         out["read_next_offset"] = read.next_offset
-        out["read_high_watermark"] = read.high_watermark.value if read.HasField("high_watermark") else None
+        out["read_high_watermark"] = read.high_watermark if read.HasField("high_watermark") else None
 
         try:
             stub.Read(read_pb2.ReadRequest(from_offset=2**63), timeout=30)
@@ -70,7 +81,12 @@ def main():
             out["huge_offset"] = {"status": error.code().name, "info": error_info(error)}
 
         stats = stub.GetStats(stats_pb2.GetStatsRequest(), timeout=30)
-        out["stats"] = {"entry_count": stats.entry_count, "write_state": stats_pb2.WriteState.Name(stats.write_state)}
+        out["stats"] = {
+            "entry_count": stats.entry_count,
+            "write_state": stats_pb2.WriteState.Name(stats.write_state),
+            "latest_offset": stats.latest_offset if stats.HasField("latest_offset") else None,
+            "high_watermark": stats.high_watermark if stats.HasField("high_watermark") else None,
+        }
 
         tail = stub.TailWal(tail_pb2.TailWalRequest(from_offset=0))
         tailed = []

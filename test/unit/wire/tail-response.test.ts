@@ -89,3 +89,31 @@ test('the decoder throws only RangeError on arbitrary bytes', () => {
     { seed: testSeed('tail response decoder robustness'), numRuns: 2000 },
   );
 });
+
+test('an empty key and a high watermark of 0 are sent as set fields (proto3 optional), absent ones not at all', () => {
+  const withKeys: WalRecord[] = [
+    { offset: 0, timestamp: 5, type: 'put', key: Buffer.alloc(0), value: Buffer.from('a'), headers: {} },
+    { offset: 1, timestamp: 5, type: 'put', key: undefined, value: Buffer.from('b'), headers: {} },
+  ];
+  const decoded = TailWalResponse.decode(encodeTailWalResponse(withKeys, { highWatermark: 0, firstOffset: 0, nextOffset: 2 }));
+  assert.deepEqual(decoded.records[0]!.key, Buffer.alloc(0));
+  assert.equal(decoded.records[1]!.key, undefined);
+  assert.equal(decoded.highWatermark, 0n);
+  const ours = decodeTailWalResponse(encodeTailWalResponse(withKeys, { highWatermark: 0, firstOffset: 0, nextOffset: 2 }));
+  assert.deepEqual(ours.records.map((r) => r.key), [Buffer.alloc(0), undefined]);
+  assert.equal(ours.highWatermark, 0);
+  const none = encodeTailWalResponse([], { highWatermark: -1, firstOffset: 0, nextOffset: 0 });
+  assert.equal(none.length, 0, 'a heartbeat of an empty log is the empty message');
+  assert.equal(TailWalResponse.decode(none).highWatermark, undefined);
+});
+
+test('the decoder skips the retired wrapper fields (Record 1, TailWalResponse 2) of a pre-AIP-149 server', () => {
+  // TailWalResponse { records: [Record { key (1): BytesValue { value: "k" }, value: "v", type: PUT }], high_watermark (2): UInt64Value { value: 3 } }
+  const record = Buffer.from([0x0a, 0x03, 0x0a, 0x01, 0x6b, 0x12, 0x01, 0x76, 0x20, 0x01]);
+  const old = Buffer.concat([Buffer.from([0x0a, record.length]), record, Buffer.from([0x12, 0x02, 0x08, 0x03])]);
+  const batch = decodeTailWalResponse(old);
+  assert.equal(batch.highWatermark, undefined);
+  assert.equal(batch.records.length, 1);
+  assert.equal(batch.records[0]!.key, undefined);
+  assert.equal(batch.records[0]!.value.toString(), 'v');
+});

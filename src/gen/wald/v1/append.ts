@@ -6,7 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Status } from "../../google/rpc/status.js";
 import { AppendRecord } from "./record.js";
 
@@ -35,9 +34,10 @@ export interface AppendRequest {
    * Conditional append: when set, the batch is written only if its first record would get exactly
    * this offset (the log's next offset equals it); otherwise nothing is written and the call fails
    * with ABORTED, reason WAL_OFFSET_MISMATCH, metadata `expectedOffset` and `nextOffset`.
-   * Unset: no condition. 0 is a real condition (the log must be empty).
+   * Unset: no condition. 0 is a real condition (the log must be empty). Above 2^53 - 1:
+   * INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT, field `expected_offset`.
    */
-  expectedOffset:
+  expectedOffset?:
     | bigint
     | undefined;
   /**
@@ -123,7 +123,10 @@ export const AppendRequest: MessageFns<AppendRequest> = {
       AppendRecord.encode(v!, writer.uint32(10).fork()).join();
     }
     if (message.expectedOffset !== undefined) {
-      UInt64Value.encode({ value: message.expectedOffset! }, writer.uint32(18).fork()).join();
+      if (BigInt.asUintN(64, message.expectedOffset) !== message.expectedOffset) {
+        throw new globalThis.Error("value provided for field message.expectedOffset of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.expectedOffset);
     }
     if (message.producerId !== "") {
       writer.uint32(26).string(message.producerId);
@@ -161,12 +164,12 @@ export const AppendRequest: MessageFns<AppendRequest> = {
             message.records.push(AppendRecord.decode(reader, reader.uint32()));
             continue;
           }
-          case 2: {
-            if (tag !== 18) {
+          case 6: {
+            if (tag !== 48) {
               break;
             }
 
-            message.expectedOffset = UInt64Value.decode(reader, reader.uint32()).value;
+            message.expectedOffset = reader.uint64() as bigint;
             continue;
           }
           case 3: {

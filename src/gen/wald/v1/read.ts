@@ -6,7 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Record } from "./record.js";
 
 export const protobufPackage = "wald.v1";
@@ -53,9 +52,9 @@ export interface ReadResponse {
   nextOffset: bigint;
   /**
    * The last durable offset, visible to readers, at the time of the read. Unset when the log holds
-   * no durable record yet.
+   * no durable record yet (0 is a real offset: the first record is durable).
    */
-  highWatermark:
+  highWatermark?:
     | bigint
     | undefined;
   /**
@@ -195,7 +194,10 @@ export const ReadResponse: MessageFns<ReadResponse> = {
       writer.uint32(16).uint64(message.nextOffset);
     }
     if (message.highWatermark !== undefined) {
-      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(26).fork()).join();
+      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
+        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.highWatermark);
     }
     if (message.firstOffset !== 0n) {
       if (BigInt.asUintN(64, message.firstOffset) !== message.firstOffset) {
@@ -235,12 +237,12 @@ export const ReadResponse: MessageFns<ReadResponse> = {
             message.nextOffset = reader.uint64() as bigint;
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
+          case 5: {
+            if (tag !== 40) {
               break;
             }
 
-            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
+            message.highWatermark = reader.uint64() as bigint;
             continue;
           }
           case 4: {

@@ -6,7 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { BytesValue } from "../../google/protobuf/wrappers.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -20,11 +19,12 @@ export const protobufFileName = "wald/v1/record.proto";
  *   up to 2^53 - 1 (9007199254740991); a larger value in a request is INVALID_ARGUMENT.
  * - Timestamps are uint64 milliseconds since the Unix epoch (UTC), assigned by the server at append
  *   time and non-decreasing along the log.
- * - A field that can be "nothing" (the high watermark of an empty log, a record without a key, an
- *   append without a condition) is a google.protobuf wrapper (UInt64Value, BytesValue) left unset
- *   in that case; 0 and empty are always real values. Wrappers rather than proto3 `optional`, so
- *   that older protoc releases (before 3.15, such as the one bundled with Debian 12's
- *   grpc_tools) compile this contract. In JSON a wrapper is its plain value.
+ * - Field presence follows AIP-149. A field that can be "nothing" (the high watermark of an empty
+ *   log, a record without a key, an append without a condition) is proto3 `optional` and left
+ *   unset in that case; when set, 0 and empty are real values (an empty key is a key, expected
+ *   offset 0 means "the log must be empty"). Every other field is a plain proto3 field, where unset
+ *   and 0 or empty mean the same, as its comment says. Compiling `optional` needs protoc 3.15 or
+ *   later (Debian 12's protobuf-compiler is 3.21), or buf.
  * - A record's size is what the log stores: key + value + header names (UTF-8) + header values,
  *   plus 12 bytes per record and 6 per header. Size limits of appends count that.
  * - Response sizes (`max_bytes` of Read and TailWal) count the protobuf-encoded size of the
@@ -91,9 +91,9 @@ export function recordTypeToJSON(object: RecordType): string {
  * AppendRecord is one record of an append, as the client supplies it. The server assigns the
  * offset and the timestamp.
  *
- * Fields 1 to 4 have the same numbers and types as in Record, so the bytes of a Record decode as
- * an AppendRecord (offset and timestamp are then ignored): a read record can be appended again
- * unchanged.
+ * Fields key, value, headers and type have the same numbers and types as in Record, so the bytes
+ * of a Record decode as an AppendRecord (offset and timestamp are then ignored): a read record can
+ * be appended again unchanged.
  *
  * Errors: a record whose size (see above) exceeds the server's max_record_bytes (default 1 MiB)
  * is INVALID_ARGUMENT with reason WAL_RECORD_TOO_LARGE; the metadata names the field
@@ -101,10 +101,11 @@ export function recordTypeToJSON(object: RecordType): string {
  */
 export interface AppendRecord {
   /**
-   * Optional key. Unset and empty are different: an empty key is still a key. Required for
-   * RECORD_TYPE_DELETE.
+   * Optional key. Unset and empty are different: unset is a record without a key, empty is the
+   * empty key (a key like any other, read back as set and empty). Required for RECORD_TYPE_DELETE
+   * (unset: INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT, field `records[i].key`).
    */
-  key:
+  key?:
     | Buffer
     | undefined;
   /** The payload. Empty is allowed. */
@@ -129,8 +130,11 @@ export interface AppendRecord_HeadersEntry {
 
 /** Record is one record read back from the log (Read, TailWal). */
 export interface Record {
-  /** The key, exactly as appended; unset when the record was appended without one. */
-  key:
+  /**
+   * The key, exactly as appended: unset when the record was appended without one, set and empty
+   * for the empty key.
+   */
+  key?:
     | Buffer
     | undefined;
   /** The payload, exactly as appended. */
@@ -163,7 +167,7 @@ function createBaseAppendRecord(): AppendRecord {
 export const AppendRecord: MessageFns<AppendRecord> = {
   encode(message: AppendRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== undefined) {
-      BytesValue.encode({ value: message.key! }, writer.uint32(10).fork()).join();
+      writer.uint32(58).bytes(message.key);
     }
     if (message.value.length !== 0) {
       writer.uint32(18).bytes(message.value);
@@ -190,12 +194,12 @@ export const AppendRecord: MessageFns<AppendRecord> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 7: {
+            if (tag !== 58) {
               break;
             }
 
-            message.key = BytesValue.decode(reader, reader.uint32()).value;
+            message.key = Buffer.from(reader.bytes());
             continue;
           }
           case 2: {
@@ -239,7 +243,7 @@ export const AppendRecord: MessageFns<AppendRecord> = {
 
   fromJSON(object: any): AppendRecord {
     return {
-      key: isSet(object.key) ? new Buffer(object.key) : undefined,
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : undefined,
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
       headers: isObject(object.headers)
         ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
@@ -262,7 +266,7 @@ export const AppendRecord: MessageFns<AppendRecord> = {
   toJSON(message: AppendRecord): unknown {
     const obj: any = {};
     if (message.key !== undefined) {
-      obj.key = message.key;
+      obj.key = base64FromBytes(message.key);
     }
     if (message.value.length !== 0) {
       obj.value = base64FromBytes(message.value);
@@ -395,7 +399,7 @@ function createBaseRecord(): Record {
 export const Record: MessageFns<Record> = {
   encode(message: Record, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.key !== undefined) {
-      BytesValue.encode({ value: message.key! }, writer.uint32(10).fork()).join();
+      writer.uint32(58).bytes(message.key);
     }
     if (message.value.length !== 0) {
       writer.uint32(18).bytes(message.value);
@@ -434,12 +438,12 @@ export const Record: MessageFns<Record> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 7: {
+            if (tag !== 58) {
               break;
             }
 
-            message.key = BytesValue.decode(reader, reader.uint32()).value;
+            message.key = Buffer.from(reader.bytes());
             continue;
           }
           case 2: {
@@ -499,7 +503,7 @@ export const Record: MessageFns<Record> = {
 
   fromJSON(object: any): Record {
     return {
-      key: isSet(object.key) ? new Buffer(object.key) : undefined,
+      key: isSet(object.key) ? Buffer.from(bytesFromBase64(object.key)) : undefined,
       value: isSet(object.value) ? Buffer.from(bytesFromBase64(object.value)) : Buffer.alloc(0),
       headers: isObject(object.headers)
         ? (globalThis.Object.entries(object.headers) as [string, any][]).reduce(
@@ -524,7 +528,7 @@ export const Record: MessageFns<Record> = {
   toJSON(message: Record): unknown {
     const obj: any = {};
     if (message.key !== undefined) {
-      obj.key = message.key;
+      obj.key = base64FromBytes(message.key);
     }
     if (message.value.length !== 0) {
       obj.value = base64FromBytes(message.value);

@@ -6,7 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { UInt64Value } from "../../google/protobuf/wrappers.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -98,12 +97,18 @@ export interface GetStatsResponse {
   totalSizeBytes: bigint;
   /** The first retained offset; the next offset when the log retains no record. */
   firstOffset: bigint;
-  /** The last written offset (durable or not). Unset when nothing was ever written. */
-  latestOffset:
+  /**
+   * The last written offset (durable or not). Unset when nothing was ever written (0 is a real
+   * offset: the first record).
+   */
+  latestOffset?:
     | bigint
     | undefined;
-  /** The last durable offset, visible to readers. Unset while no record is durable. */
-  highWatermark:
+  /**
+   * The last durable offset, visible to readers. Unset while no record is durable (0 is a real
+   * offset: the first record).
+   */
+  highWatermark?:
     | bigint
     | undefined;
   /** The offset the next appended record will get. */
@@ -132,9 +137,9 @@ export interface SyncRequest {
 export interface SyncResponse {
   /**
    * The last durable offset after the sync: every record up to it survives a crash. Unset when
-   * the log holds no record.
+   * the log holds no record (0 is a real offset: the first record).
    */
-  highWatermark: bigint | undefined;
+  highWatermark?: bigint | undefined;
 }
 
 function createBaseGetStatsRequest(): GetStatsRequest {
@@ -390,10 +395,16 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       writer.uint32(32).uint64(message.firstOffset);
     }
     if (message.latestOffset !== undefined) {
-      UInt64Value.encode({ value: message.latestOffset! }, writer.uint32(42).fork()).join();
+      if (BigInt.asUintN(64, message.latestOffset) !== message.latestOffset) {
+        throw new globalThis.Error("value provided for field message.latestOffset of type uint64 too large");
+      }
+      writer.uint32(96).uint64(message.latestOffset);
     }
     if (message.highWatermark !== undefined) {
-      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(50).fork()).join();
+      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
+        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
+      }
+      writer.uint32(104).uint64(message.highWatermark);
     }
     if (message.nextOffset !== 0n) {
       if (BigInt.asUintN(64, message.nextOffset) !== message.nextOffset) {
@@ -464,20 +475,20 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.firstOffset = reader.uint64() as bigint;
             continue;
           }
-          case 5: {
-            if (tag !== 42) {
+          case 12: {
+            if (tag !== 96) {
               break;
             }
 
-            message.latestOffset = UInt64Value.decode(reader, reader.uint32()).value;
+            message.latestOffset = reader.uint64() as bigint;
             continue;
           }
-          case 6: {
-            if (tag !== 50) {
+          case 13: {
+            if (tag !== 104) {
               break;
             }
 
-            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
+            message.highWatermark = reader.uint64() as bigint;
             continue;
           }
           case 7: {
@@ -727,7 +738,10 @@ function createBaseSyncResponse(): SyncResponse {
 export const SyncResponse: MessageFns<SyncResponse> = {
   encode(message: SyncResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.highWatermark !== undefined) {
-      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(10).fork()).join();
+      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
+        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.highWatermark);
     }
     return writer;
   },
@@ -745,12 +759,12 @@ export const SyncResponse: MessageFns<SyncResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
+          case 2: {
+            if (tag !== 16) {
               break;
             }
 
-            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
+            message.highWatermark = reader.uint64() as bigint;
             continue;
           }
         }

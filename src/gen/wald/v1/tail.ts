@@ -6,7 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { UInt64Value } from "../../google/protobuf/wrappers.js";
 import { Record } from "./record.js";
 
 export const protobufPackage = "wald.v1";
@@ -79,9 +78,9 @@ export interface TailWalResponse {
   records: Record[];
   /**
    * The last durable offset at the time this response was sent. Unset while the log holds no
-   * durable record.
+   * durable record (0 is a real offset: the first record is durable).
    */
-  highWatermark:
+  highWatermark?:
     | bigint
     | undefined;
   /** The first offset still retained at the time this response was sent. */
@@ -277,7 +276,10 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
       Record.encode(v!, writer.uint32(10).fork()).join();
     }
     if (message.highWatermark !== undefined) {
-      UInt64Value.encode({ value: message.highWatermark! }, writer.uint32(18).fork()).join();
+      if (BigInt.asUintN(64, message.highWatermark) !== message.highWatermark) {
+        throw new globalThis.Error("value provided for field message.highWatermark of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.highWatermark);
     }
     if (message.firstOffset !== 0n) {
       if (BigInt.asUintN(64, message.firstOffset) !== message.firstOffset) {
@@ -315,12 +317,12 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
             message.records.push(Record.decode(reader, reader.uint32()));
             continue;
           }
-          case 2: {
-            if (tag !== 18) {
+          case 5: {
+            if (tag !== 40) {
               break;
             }
 
-            message.highWatermark = UInt64Value.decode(reader, reader.uint32()).value;
+            message.highWatermark = reader.uint64() as bigint;
             continue;
           }
           case 3: {
