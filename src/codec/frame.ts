@@ -200,6 +200,22 @@ export function readFrameHeader(buf: Buffer, position: number): FrameHeader {
   };
 }
 
+/**
+ * True when the fixed fields at `position` could start a frame (known type, known flags, zero
+ * reserved bytes, at least one record, a length past the header): a cheap filter before the
+ * checksum, for scans that try every position. `buf` must hold 16 bytes from `position`.
+ */
+export function looksLikeFrameHeader(buf: Buffer, position: number): boolean {
+  return (
+    buf.readUInt32LE(position) >= FRAME_HEADER_BYTES &&
+    buf[position + 8] === FRAME_TYPE_RECORDS &&
+    (buf[position + 9]! & ~FLAG_PRODUCER) === 0 &&
+    buf[position + 10] === 0 &&
+    buf[position + 11] === 0 &&
+    buf.readUInt32LE(position + 12) > 0
+  );
+}
+
 /** Checks the frame at `position`, where `buf[position..end)` holds the bytes available. */
 export function checkFrame(buf: Buffer, position: number, end: number): FrameCheck {
   if (end - position < 8) {

@@ -1,12 +1,11 @@
 import { stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
-import type { ProducerState } from '../codec/index-file.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
 import { DiskFullProbe } from './disk-full-probe.js';
 import { IndexWriter } from './index-writer.js';
 import type { IoCounters } from './io-counters.js';
-import type { ProducerTable } from './producer-table.js';
+import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
@@ -25,8 +24,8 @@ interface PendingAppend {
   readonly producer: ProducerStamp | undefined;
   /** Byte position just past the frame once it is written to the active segment; -1 before. */
   end: number;
-  /** The producer's state before this frame was written, put back if the frame is cut off again. */
-  previousProducer: ProducerState | undefined;
+  /** How to put the producer table back if the frame is cut off again. */
+  producerUndo: ProducerUndo | undefined;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -122,9 +121,7 @@ export class LogWriter {
 
   /** Throws the error an append gets while the log refuses writes. */
   checkWritable(): void {
-    if (this.writeState === 'read-only') {
-      throw new WalError('WAL_READ_ONLY', 'the log is read-only after a failed fsync; re-open it to recover', { writeState: this.writeState });
-    }
+    if (this.writeState === 'read-only') throw readOnlyError();
     if (this.writeState === 'disk-full' && !this.probe.probeIfDue()) {
       throw new WalError('WAL_NO_SPACE', 'the disk is full; appends resume once space is freed', { writeState: this.writeState });
     }
@@ -142,7 +139,7 @@ export class LogWriter {
     stampFrame(frame, firstOffset, timestamp, 0, syncLag(firstOffset, this.durableNext));
     this.assignedNext += count;
     const result = new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ frame, firstOffset, count, timestamp, sync, producer, end: -1, previousProducer: undefined, resolve, reject });
+      this.queue.push({ frame, firstOffset, count, timestamp, sync, producer, end: -1, producerUndo: undefined, resolve, reject });
       this.scheduleFlush();
     });
     if (producer !== undefined) this.producers.begin(producer.producerId, producer.sequence, result);
@@ -164,6 +161,12 @@ export class LogWriter {
     const batch = this.queue;
     if (batch.length === 0) return;
     this.queue = [];
+    if (this.writeState === 'read-only') {
+      // A sync failed after these were queued (the interval timer's): writing them now and syncing
+      // again could "succeed" over pages the kernel already dropped. Nothing of them was written.
+      this.fail(batch, 0, readOnlyError());
+      return;
+    }
     let settled = 0; // batch[0..settled) are resolved
     let i = 0;
     try {
@@ -231,7 +234,7 @@ export class LogWriter {
       const producer = pending.producer;
       if (producer !== undefined) {
         const lastOffset = pending.firstOffset + pending.count - 1;
-        pending.previousProducer = this.producers.noteWritten({ ...producer, firstOffset: pending.firstOffset, lastOffset, timestamp: pending.timestamp });
+        pending.producerUndo = this.producers.noteWritten({ ...producer, firstOffset: pending.firstOffset, lastOffset, timestamp: pending.timestamp });
       }
     }
   }
@@ -290,7 +293,7 @@ export class LogWriter {
     // Frames written but cut off again: their producers' states go back, newest first.
     for (let k = rejected.length - 1; k >= 0; k--) {
       const p = rejected[k]!;
-      if (p.producer !== undefined && p.end >= 0) this.producers.revert(p.producer.producerId, p.previousProducer);
+      if (p.producer !== undefined && p.producerUndo !== undefined) this.producers.revert(p.producer.producerId, p.producerUndo);
     }
     for (const p of rejected) {
       if (p.producer !== undefined) this.producers.end(p.producer.producerId, p.producer.sequence);
@@ -400,4 +403,8 @@ export class LogWriter {
       this.events.warn('writing the clean-shutdown state failed; the next open will re-scan the active segment', error);
     }
   }
+}
+
+function readOnlyError(): WalError {
+  return new WalError('WAL_READ_ONLY', 'the log is read-only after a failed fsync; re-open it to recover', { writeState: 'read-only' });
 }

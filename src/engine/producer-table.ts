@@ -8,6 +8,13 @@ export type ProducerCheck =
   | { readonly kind: 'duplicate'; readonly result: Promise<AppendResult> }
   | { readonly kind: 'stale'; readonly lastSequence: number };
 
+/** How to undo {@link ProducerTable.noteWritten}: the producer's state before, and whom it evicted. */
+export interface ProducerUndo {
+  readonly previous: ProducerState | undefined;
+  /** The least recently used producer the new entry pushed out of a full table, if any. */
+  readonly evicted: ProducerState | undefined;
+}
+
 interface InFlight {
   readonly sequence: number;
   readonly result: Promise<AppendResult>;
@@ -56,19 +63,30 @@ export class ProducerTable {
   }
 
   /**
-   * A frame carrying `state` was written to the log. Returns the producer's previous state, which
-   * {@link revert} puts back should the frame be cut off again.
+   * A frame carrying `state` was written to the log. Returns what {@link revert} needs to put the
+   * table back should the frame be cut off again.
    */
-  noteWritten(state: ProducerState): ProducerState | undefined {
+  noteWritten(state: ProducerState): ProducerUndo {
     const previous = this.written.get(state.producerId);
-    this.put(state.producerId, state);
-    return previous;
+    const evicted = this.put(state.producerId, state);
+    return { previous, evicted };
   }
 
-  /** Undoes {@link noteWritten} for a frame cut off the log: the producer's state is `previous` again. */
-  revert(producerId: string, previous: ProducerState | undefined): void {
-    if (previous === undefined) this.written.delete(producerId);
-    else this.put(producerId, previous);
+  /**
+   * Undoes {@link noteWritten} for a frame of `producerId` cut off the log: its state is the previous
+   * one again, and a producer its entry evicted comes back (as the least recently used).
+   */
+  revert(producerId: string, undo: ProducerUndo): void {
+    if (undo.previous === undefined) this.written.delete(producerId);
+    else this.put(producerId, undo.previous);
+    const evicted = undo.evicted;
+    if (evicted !== undefined && !this.written.has(evicted.producerId) && this.written.size < this.maxProducers) {
+      // Back at the least recently used end, where it was.
+      const rest = [...this.written.entries()];
+      this.written.clear();
+      this.written.set(evicted.producerId, evicted);
+      for (const [id, state] of rest) this.written.set(id, state);
+    }
   }
 
   /** Each producer's last append in the log, oldest first, for persisting in an index file. */
@@ -82,12 +100,14 @@ export class ProducerTable {
     return state;
   }
 
-  private put(producerId: string, state: ProducerState): void {
+  /** Sets a producer's state as most recently used; returns the state it evicted, if any. */
+  private put(producerId: string, state: ProducerState): ProducerState | undefined {
     this.written.delete(producerId);
     this.written.set(producerId, state);
-    if (this.written.size > this.maxProducers) {
-      const oldest = this.written.keys().next().value;
-      if (oldest !== undefined) this.written.delete(oldest);
-    }
+    if (this.written.size <= this.maxProducers) return undefined;
+    const oldest = this.written.entries().next().value;
+    if (oldest === undefined) return undefined;
+    this.written.delete(oldest[0]);
+    return oldest[1];
   }
 }

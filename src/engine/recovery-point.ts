@@ -66,7 +66,9 @@ export class RecoveryPointWriter {
 
   private schedule(): void {
     if (this.closed || this.writing !== undefined || this.timer !== undefined || this.wanted <= this.written) return;
-    const waitMs = this.lastWriteAt + this.options.recoveryPointIntervalMs - this.options.clock();
+    const now = this.options.clock();
+    // A clock that stepped back must not hold the point back for as long as it stepped.
+    const waitMs = now < this.lastWriteAt ? 0 : this.lastWriteAt + this.options.recoveryPointIntervalMs - now;
     if (waitMs > 0) {
       // Unreferenced: a point not yet written only makes recovery more cautious.
       this.timer = setTimeout(() => {

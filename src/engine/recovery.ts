@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { align8 } from '../codec/align.js';
 import { decodeCleanMarker, type CleanMarker } from '../codec/clean-marker.js';
-import { checkFrame, decodeProducer, durableBefore } from '../codec/frame.js';
+import { checkFrame, decodeProducer, durableBefore, looksLikeFrameHeader } from '../codec/frame.js';
 import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { decodeRecoveryPoint, type RecoveryPoint } from '../codec/recovery-point-file.js';
 import { decodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
@@ -36,6 +36,11 @@ interface RecoveryContext {
   producers: ProducerState[];
   /** Every offset below this was durable before the crash (from `RECOVERY`; 0: nothing known). */
   readonly durableBefore: number;
+  /**
+   * False only before the first open by a version-2 engine (which writes the point at once, over
+   * everything a version-1 engine wrote): then version-1 segments keep the version-1 rule.
+   */
+  readonly hasRecoveryPoint: boolean;
   bytesScanned: number;
   bytesCut: number;
 }
@@ -61,6 +66,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
     rebuilt: [],
     producers: [],
     durableBefore: recoveryPoint?.durableNext ?? 0,
+    hasRecoveryPoint: recoveryPoint !== undefined,
     bytesScanned: 0,
     bytesCut: 0,
   };
@@ -225,8 +231,8 @@ function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, 
  * - in the last segment, corruption if the bytes there were known durable, else a torn tail (cut).
  *   Known durable: the recovery point says so, or some valid frame after the damage does (its sync
  *   lag claims every offset below a point past the damaged frame's was on stable storage when it
- *   was written). Segments of format version 1 carry no claims: there, any valid frame after the
- *   damage makes it corruption too.
+ *   was written). Version-1 frames carry no claims; in a log no version-2 engine opened yet (no
+ *   recovery point), any valid frame after the damage in a version-1 segment makes it corruption.
  */
 function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnType<Storage['open']>, isLast: boolean, formatVersion: number): void {
   const start = segment.dataEnd;
@@ -268,8 +274,9 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
             : 'bytes after the end of the log';
     const position = start + rel;
     const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, got, start);
-    const claimed = Math.max(context.durableBefore, formatVersion === 1 ? -1 : ahead.durableBefore);
-    const wasDurable = claimed > segment.nextOffset || (formatVersion === 1 && ahead.first !== undefined);
+    const legacy = formatVersion === 1 && !context.hasRecoveryPoint;
+    const claimed = Math.max(context.durableBefore, ahead.durableBefore);
+    const wasDurable = claimed > segment.nextOffset || (legacy && ahead.first !== undefined);
     if (!isLast || wasDurable) {
       throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead.first?.baseOffset, ahead.first?.position);
     }
@@ -297,7 +304,9 @@ function scanAhead(buf: Buffer, from: number, end: number, base: number): Ahead 
       rel += rel % 4096 === 0 && rel + 4096 <= end && isZero(buf, rel, rel + 4096) ? 4096 : 8;
       continue;
     }
-    const check = rel + length <= end ? checkFrame(buf, rel, end) : undefined;
+    // The cheap header checks first: a checksum over `length` bytes at every position of binary
+    // data would make this scan quadratic.
+    const check = rel + length <= end && rel + 16 <= end && looksLikeFrameHeader(buf, rel) ? checkFrame(buf, rel, end) : undefined;
     if (check?.kind !== 'ok') {
       rel += 8;
       continue;

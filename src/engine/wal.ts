@@ -1,4 +1,4 @@
-import { dirname, resolve as resolvePath } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { encodeFrame } from '../codec/frame.js';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
@@ -15,6 +15,7 @@ import { RecoveryPointWriter } from './recovery-point.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
 import { SegmentList } from './segment-list.js';
+import { PRODUCERS_FILE } from './segment-name.js';
 import type {
   AppendOptions,
   AppendRecord,
@@ -358,7 +359,12 @@ export class Wal {
         const segment = this.segments.first;
         // The producer table lives in sealed segments' index files: before the last of them goes,
         // it is saved on its own, or a crash would forget every producer and let retries in twice.
-        if (this.segments.count === 2) this.writer.persistProducers();
+        // That index holds the table as of the active segment's start already: renaming it needs
+        // no space (compaction must work on a full disk); without it, a new file is written.
+        if (this.segments.count === 2) {
+          if (storage.exists(segment.indexPath)) storage.rename(segment.indexPath, join(dir, PRODUCERS_FILE));
+          else this.writer.persistProducers();
+        }
         storage.unlink(segment.path);
         // Forgotten only once its file is gone: a failed unlink leaves it in the log, readable.
         this.segments.removeFirst();

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Wal, type WalRecord } from '../../src/index.js';
+import { MemDisk } from '../support/mem-disk.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/compat/fixtures/v1-27a8d45/', import.meta.url));
@@ -70,3 +71,32 @@ for (const name of ['clean', 'crashed']) {
     });
   });
 }
+
+describe('a log written by format version 1, continued by this engine', () => {
+  test('a power cut that persists the new frames out of order is a torn tail, not corruption', async () => {
+    // Load the clean fixture into the crashable disk, as it was on disk (all synced).
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    storage.mkdirp('/data');
+    const source = join(FIXTURES, 'clean');
+    for (const name of readdirSync(source)) {
+      const file = storage.open(`/data/${name}`, 'create-new');
+      file.writev([readFileSync(join(source, name))], 0);
+      file.sync();
+      file.close();
+    }
+    storage.syncDir('/data');
+    const { wal } = await Wal.open({ dir: '/data', storage: disk.mount(), segmentSizeBytes: 1 << 20, preallocate: false, syncPolicy: 'none' });
+    const before = wal.nextOffset;
+    // Page-sized records appended to the version-1 active segment, never synced.
+    for (const name of ['a', 'b', 'c', 'd']) await wal.append([{ value: Buffer.from(name.padEnd(4000, '.')) }]);
+    // Lose the page that starts the first new frame, keep the pages after it.
+    const choices = [0, 0.9, 0, 0, 0, 0];
+    disk.crash({ randomPages: (path) => (path.endsWith('00000000000000000085.seg') ? (choices.shift() ?? 0) : 0.9) });
+    await wal.close().catch(() => undefined);
+    const { wal: reopened, report } = await Wal.open({ dir: '/data', storage: disk.mount(), segmentSizeBytes: 1 << 20, preallocate: false });
+    assert.ok(reopened.nextOffset >= before, 'nothing the version-1 engine wrote is lost');
+    assert.ok(report.faults.some((f) => f.kind === 'torn-tail'), 'the unsynced frames were cut as a torn tail');
+    await reopened.close();
+  });
+});

@@ -73,12 +73,26 @@ describe('idempotent producers', () => {
     await reopened.close();
   });
 
-  test('compacting away every sealed segment keeps the producer table across a crash', async () => {
+  test('a producer evicted from a full table by a frame that is cut off again comes back', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk, { maxProducers: 1 });
+    const p = await wal.append([record('p')], { producerId: 'p', sequence: 1 });
+    disk.inject({ op: 'datasync', code: 'EIO', path: /\.seg$/ });
+    await assert.rejects(wal.append([record('q')], { producerId: 'q', sequence: 1 }), (e) => isWalError(e, 'WAL_IO_ERROR'));
+    assert.deepEqual(await wal.append([record('p')], { producerId: 'p', sequence: 1 }), { ...p, duplicate: true }, 'p is still known');
+    await wal.close();
+  });
+
+  test('compacting away every sealed segment, on a full disk, keeps the producer table across a crash', async () => {
     const disk = new MemDisk();
     const wal = await open(disk);
     const one = await wal.append([record('one')], { producerId: 'p', sequence: 1 });
-    while (wal.stats().segmentCount < 3) await wal.append([record('filler')]);
-    assert.equal(await wal.deleteSegmentsBefore(wal.nextOffset), 2);
+    while (wal.stats().segmentCount < 2) await wal.append([record('filler')]);
+    // On a full disk: the table must be saved without needing new space (the one sealed segment
+    // is the last, so no earlier deletion frees any first).
+    disk.capacityBytes = disk.usedBytes();
+    assert.equal(await wal.deleteSegmentsBefore(wal.nextOffset), 1);
+    disk.capacityBytes = Number.POSITIVE_INFINITY;
     assert.equal(wal.stats().segmentCount, 1);
     disk.crash();
     const reopened = await open(disk);

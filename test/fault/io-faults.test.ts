@@ -197,6 +197,43 @@ describe('fsync failures', () => {
   });
 });
 
+describe('a queue facing a failed sync', () => {
+  test("interval: a batch queued when the timer's sync fails is rejected with WAL_READ_ONLY and never written", async () => {
+    // The timer's sync has to fail while a batch waits in the queue: the batch is appended in a
+    // setImmediate callback that then blocks past the sync interval, so that the next loop turn
+    // runs the writer's timer (timers phase) before the flush (check phase).
+    const syncIntervalMs = 50;
+    let exercised = false;
+    for (let attempt = 0; attempt < 5 && !exercised; attempt++) {
+      const disk = new MemDisk();
+      const warnings: string[] = [];
+      const wal = await open(disk, { syncPolicy: 'interval', syncIntervalMs, onWarning: (message) => warnings.push(message) });
+      await wal.append([v('a')]);
+      disk.inject({ op: 'datasync', code: 'EIO', path: /\.seg$/ });
+      const queued = await new Promise<{ readonly b: Promise<unknown> } | 'timer first'>((resolve) => {
+        setImmediate(() => {
+          if (wal.stats().writeState !== 'writable') return resolve('timer first');
+          const b = wal.append([v('b')]);
+          const until = Date.now() + 2 * syncIntervalMs;
+          while (Date.now() < until); // blocks the loop past the next interval sync
+          resolve({ b });
+        });
+      });
+      if (queued !== 'timer first') {
+        exercised = true;
+        await assert.rejects(queued.b, (e) => isWalError(e, 'WAL_READ_ONLY'));
+        assert.match(warnings.join('\n'), /interval fdatasync failed/);
+      }
+      await wal.close();
+      disk.kill();
+      const reopened = await open(disk);
+      assert.deepEqual(await values(reopened), ['a'], 'the rejected batch never reached the file');
+      await reopened.close();
+    }
+    assert.ok(exercised, 'in one of five attempts a batch was queued when the timer synced');
+  });
+});
+
 describe('read failures', () => {
   test('an EIO on read fails that read with WAL_IO_ERROR; the log and later reads are unharmed', async () => {
     const disk = new MemDisk();

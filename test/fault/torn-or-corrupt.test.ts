@@ -39,7 +39,7 @@ describe('torn tail or corruption', () => {
       // b 8160..12208, c 12208..16256, d 16256..20304. The file keeps its length; page 1 (a, the
       // start of b) is lost, pages 2-4 (the rest of b, c, d) reach the disk: c and d are whole.
       const choices = [0, 0.9, 0, 0, 0];
-      disk.crash({ randomPages: () => choices.shift() ?? 0.9 });
+      disk.crash({ randomPages: (path) => (path === SEGMENT ? (choices.shift() ?? 0.9) : 0.9) });
       await wal.close().catch(() => undefined);
       const bytes = disk.fileBytes(SEGMENT)!;
       assert.ok(bytes.includes(pageRecord('d').value) && bytes.includes(pageRecord('c').value) && !bytes.includes(pageRecord('a').value));

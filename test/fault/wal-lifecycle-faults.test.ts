@@ -24,7 +24,9 @@ describe('the directory entry of the active segment', () => {
     disk.killWhen('syncDir', /^\/data$/);
     await assert.rejects(open(disk), (e) => e instanceof Error);
     // The next process finds the segment (the page cache kept the rename) and acknowledges into it.
-    const wal = await open(disk);
+    // It cannot create its recovery-point file, whose directory sync would hide a missing one.
+    disk.inject({ op: 'create', path: /RECOVERY\.tmp$/, code: 'ENOSPC', times: 10 });
+    const wal = await open(disk, { onWarning: () => {} });
     const acked = await wal.append([v('acknowledged')]);
     // A power cut: directory entries never synced are gone.
     disk.crash();
@@ -57,6 +59,22 @@ describe('compaction', () => {
     assert.equal((await wal.read(0, { limit: 1 }))[0]?.value.toString().startsWith('r0'), true);
     assert.equal(await wal.deleteSegmentsBefore(wal.nextOffset), segments - 1);
     assert.equal(wal.stats().segmentCount, 1);
+    await wal.close();
+  });
+});
+
+describe('the recovery point', () => {
+  test('is written at once after the clock steps back, not an interval of the new clock later', { timeout: 10_000 }, async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock(10_000_000);
+    const wal = await open(disk, { clock: clock.now, recoveryPointIntervalMs: 1000 });
+    const first = disk.whenSynced(/RECOVERY$/);
+    await wal.append([v('a')]);
+    await first;
+    clock.nowMs -= 3_600_000;
+    const second = disk.whenSynced(/RECOVERY$/);
+    await wal.append([v('b')]);
+    await second;
     await wal.close();
   });
 });

@@ -30,10 +30,11 @@ export interface DiskFault {
  * - nothing (the default);
  * - `(size) => n`: the first `n` bytes of the process's view (writes reaching the disk in order);
  * - `{ randomPages }`: every 4 KiB page that differs from the synced bytes independently, and the
- *   file's length as the process saw it or as synced, each chosen by `randomPages()` < 0.5
+ *   file's length as the process saw it or as synced, each kept when `randomPages(path)` < 0.5
+ *   (`path`: the file's name after the crash)
  *   (writeback in any order, as a real page cache does).
  */
-export type UnsyncedSurvival = ((size: number) => number) | { readonly randomPages: () => number };
+export type UnsyncedSurvival = ((size: number) => number) | { readonly randomPages: (path: string) => number };
 
 /** Page size of the out-of-order survival model. */
 export const PAGE_BYTES = 4096;
@@ -125,13 +126,13 @@ export class MemDisk {
   crash(survival?: UnsyncedSurvival): void {
     this.kill();
     this.crashes++;
-    const inodes = new Set<Inode>();
-    for (const dir of this.dirs.values()) {
+    const inodes = new Map<Inode, string>();
+    for (const [path, dir] of this.dirs) {
       dir.entries = new Map(dir.durable);
-      for (const inode of dir.entries.values()) inodes.add(inode);
+      for (const [name, inode] of dir.entries) if (!inodes.has(inode)) inodes.set(inode, `${path}/${name}`);
     }
-    for (const inode of inodes) {
-      inode.data = survivingBytes(inode, survival);
+    for (const [inode, path] of inodes) {
+      inode.data = survivingBytes(inode, path, survival);
       inode.durable = Buffer.from(inode.data);
     }
   }
@@ -230,7 +231,7 @@ export class MemDisk {
   }
 }
 
-function survivingBytes(inode: Inode, survival: UnsyncedSurvival | undefined): Buffer {
+function survivingBytes(inode: Inode, path: string, survival: UnsyncedSurvival | undefined): Buffer {
   if (survival === undefined) return Buffer.from(inode.durable);
   if (typeof survival === 'function') {
     const keep = Math.min(survival(inode.data.length), inode.data.length);
@@ -239,7 +240,7 @@ function survivingBytes(inode: Inode, survival: UnsyncedSurvival | undefined): B
     inode.data.copy(survived, 0, 0, keep);
     return survived;
   }
-  const length = survival.randomPages() < 0.5 ? inode.data.length : inode.durable.length;
+  const length = survival.randomPages(path) < 0.5 ? inode.data.length : inode.durable.length;
   const survived = Buffer.alloc(length);
   inode.durable.copy(survived, 0, 0, Math.min(length, inode.durable.length));
   for (let page = 0; page < length; page += PAGE_BYTES) {
@@ -247,7 +248,7 @@ function survivingBytes(inode: Inode, survival: UnsyncedSurvival | undefined): B
     const live = inode.data.subarray(page, Math.min(end, inode.data.length));
     const synced = inode.durable.subarray(page, Math.min(end, inode.durable.length));
     if (live.equals(synced)) continue;
-    if (survival.randomPages() < 0.5) {
+    if (survival.randomPages(path) < 0.5) {
       survived.fill(0, page, end);
       live.copy(survived, page);
     }
