@@ -16,8 +16,9 @@
  *
  * - `length` counts header + payload, not the padding; 0 never starts a frame (zeros mark the
  *   unwritten, preallocated end of a segment).
- * - `crc32c` covers bytes 8..length: everything but the length and the checksum itself. The length
- *   is checked by bounds instead (a frame may not run past the end of the file).
+ * - `crc32c` covers bytes 8..length: everything but the length and the checksum itself, starting
+ *   from the segment's seed (segment-header.ts; 0 in format version 1, the plain CRC-32C). The
+ *   length is checked by bounds instead (a frame may not run past the end of the file).
  * - `type` is 1 (records). `flags` bit 0: the payload starts with a producer section.
  * - `count` is the number of records; their offsets are `base offset .. base offset + count - 1`
  *   and they share the frame's timestamp.
@@ -152,14 +153,21 @@ export function durableBefore(header: FrameHeader): number | undefined {
   return header.syncLag === 0 ? undefined : header.baseOffset - header.syncLag + 1;
 }
 
-/** Fills in a frame's base offset, timestamp, leader epoch and sync lag, then its checksum. */
-export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number, leaderEpoch: number, lag: number): void {
+/**
+ * Fills in a frame's base offset, timestamp, leader epoch and sync lag, then its checksum from
+ * `seed` (the segment's frame seed).
+ */
+export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number, leaderEpoch: number, lag: number, seed: number): void {
   writeU64(frame, baseOffset, 16);
   writeU64(frame, timestamp, 24);
   frame.writeUInt32LE(leaderEpoch, 32);
   frame.writeUInt32LE(lag, 36);
-  const length = frame.readUInt32LE(0);
-  frame.writeUInt32LE(crc32cRange(frame, 8, length), 4);
+  checksumFrame(frame, seed);
+}
+
+/** (Re)computes a stamped frame's checksum from `seed`: for a frame that lands in a segment of another seed. */
+export function checksumFrame(frame: Buffer, seed: number): void {
+  frame.writeUInt32LE(crc32cRange(frame, 8, frame.readUInt32LE(0), seed), 4);
 }
 
 /** The fixed fields of a frame header. */
@@ -216,8 +224,11 @@ export function looksLikeFrameHeader(buf: Buffer, position: number): boolean {
   );
 }
 
-/** Checks the frame at `position`, where `buf[position..end)` holds the bytes available. */
-export function checkFrame(buf: Buffer, position: number, end: number): FrameCheck {
+/**
+ * Checks the frame at `position`, where `buf[position..end)` holds the bytes available, against
+ * the checksum seed of its segment (0: the plain CRC-32C of format version 1).
+ */
+export function checkFrame(buf: Buffer, position: number, end: number, seed = 0): FrameCheck {
   if (end - position < 8) {
     for (let i = position; i < end; i++) if (buf[i] !== 0) return { kind: 'incomplete', length: FRAME_HEADER_BYTES };
     return { kind: 'zero' };
@@ -226,7 +237,7 @@ export function checkFrame(buf: Buffer, position: number, end: number): FrameChe
   if (length === 0) return { kind: 'zero' };
   if (length < FRAME_HEADER_BYTES) return { kind: 'invalid', reason: `frame length ${length} below the header size` };
   if (position + length > end) return { kind: 'incomplete', length };
-  if (buf.readUInt32LE(position + 4) !== crc32cRange(buf, position + 8, position + length)) {
+  if (buf.readUInt32LE(position + 4) !== crc32cRange(buf, position + 8, position + length, seed)) {
     return { kind: 'invalid', reason: 'checksum mismatch' };
   }
   if (buf[position + 8] !== FRAME_TYPE_RECORDS) return { kind: 'invalid', reason: `unknown frame type ${buf[position + 8]}` };

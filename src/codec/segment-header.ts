@@ -6,11 +6,15 @@
  *  +-------+-------+-------+---------------+-------------------------------+
  *  | magic |version| flags |  base offset  |     segment id (16 random)    |
  *  +-------+-------+-------+---------------+-------------------------------+
- *  32              40                                      60      64
- *  +---------------+---------------------------------------+-------+
- *  |  created (ms) |         reserved (zero)               |  crc  |
- *  +---------------+---------------------------------------+-------+
+ *  32              40      44                              60      64
+ *  +---------------+-------+-------------------------------+-------+
+ *  |  created (ms) | seed  |         reserved (zero)       |  crc  |
+ *  +---------------+-------+-------------------------------+-------+
  * ```
+ *
+ * `seed` (u32, version 2; zero in version 1) is where every frame checksum of the segment starts
+ * (see frame.ts): random per log, never sent to clients, so bytes that merely look like a frame
+ * (a frame inside a record's value, a frame of another log) do not check out in this segment.
  *
  * `magic` is the ASCII bytes `WALD`; `crc` is CRC-32C of bytes 0..60. The base offset is the offset
  * of the first record the segment holds (or will hold); the random id ties index files to the one
@@ -35,6 +39,8 @@ export interface SegmentHeader {
   /** 16 random bytes, hex. */
   readonly segmentId: string;
   readonly createdAtMs: number;
+  /** The frame checksum seed of the segment (0 in version 1). */
+  readonly frameSeed: number;
 }
 
 /** Encodes a segment header into a fresh 64-byte buffer. */
@@ -45,6 +51,7 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
   buf.writeBigUInt64LE(BigInt(header.baseOffset), 8);
   Buffer.from(header.segmentId, 'hex').copy(buf, 16, 0, 16);
   buf.writeBigUInt64LE(BigInt(header.createdAtMs), 32);
+  buf.writeUInt32LE(header.frameSeed >>> 0, 40);
   buf.writeUInt32LE(crc32c(buf.subarray(0, 60)), 60);
   return buf;
 }
@@ -71,6 +78,7 @@ export function decodeSegmentHeader(buf: Uint8Array): SegmentHeaderResult {
       baseOffset: Number(b.readBigUInt64LE(8)),
       segmentId: b.subarray(16, 32).toString('hex'),
       createdAtMs: Number(b.readBigUInt64LE(32)),
+      frameSeed: formatVersion === 1 ? 0 : b.readUInt32LE(40),
     },
   };
 }

@@ -88,7 +88,7 @@ export class LogReader {
       this.io.bytesRead += got;
       let rel = 0;
       for (;;) {
-        const check = checkFrame(buf, rel, got);
+        const check = checkFrame(buf, rel, got, segment.frameSeed);
         if (check.kind === 'incomplete' && position + rel + check.length <= segment.dataEnd) break;
         if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, segment.baseOffset - 1);
         if (check.header.timestamp >= timestampMs) return check.header.baseOffset;
@@ -140,7 +140,7 @@ export class LogReader {
       this.io.bytesRead += got;
       let rel = 0;
       while (rel < got && out.length < limit && bytes < maxBytes) {
-        const check = checkFrame(buf, rel, got);
+        const check = checkFrame(buf, rel, got, segment.frameSeed);
         if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
         if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, offset - 1);
         const header = check.header;

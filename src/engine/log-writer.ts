@@ -1,4 +1,4 @@
-import { stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
+import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
@@ -9,7 +9,7 @@ import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
-import { createSegmentFile } from './segment-file.js';
+import { createSegmentFile, newFrameSeed } from './segment-file.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
 import type { AppendResult, WriteState } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
@@ -17,6 +17,8 @@ import type { ResolvedWalOptions } from './wal-options.js';
 /** One append waiting in the writer's queue. Its frame is already encoded and stamped. */
 interface PendingAppend {
   readonly frame: Buffer;
+  /** The checksum seed the frame was stamped with (the active segment's when it was queued). */
+  seed: number;
   readonly firstOffset: number;
   readonly count: number;
   readonly timestamp: number;
@@ -136,10 +138,11 @@ export class LogWriter {
     const firstOffset = this.assignedNext;
     const timestamp = Math.max(this.options.clock(), this.lastTimestamp);
     this.lastTimestamp = timestamp;
-    stampFrame(frame, firstOffset, timestamp, 0, syncLag(firstOffset, this.durableNext));
+    const seed = this.active.frameSeed;
+    stampFrame(frame, firstOffset, timestamp, 0, syncLag(firstOffset, this.durableNext), seed);
     this.assignedNext += count;
     const result = new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ frame, firstOffset, count, timestamp, sync, producer, end: -1, producerUndo: undefined, resolve, reject });
+      this.queue.push({ frame, seed, firstOffset, count, timestamp, sync, producer, end: -1, producerUndo: undefined, resolve, reject });
       this.scheduleFlush();
     });
     if (producer !== undefined) this.producers.begin(producer.producerId, producer.sequence, result);
@@ -178,7 +181,13 @@ export class LogWriter {
           const length = batch[i]!.frame.length;
           const fits = position + length <= this.options.segmentSizeBytes;
           if (!fits && (position > SEGMENT_HEADER_BYTES || i > start)) break;
-          buffers.push(batch[i]!.frame);
+          const pending = batch[i]!;
+          // Queued before a rotation into a segment of another seed (only after a version-1 one).
+          if (pending.seed !== this.active.frameSeed) {
+            checksumFrame(pending.frame, this.active.frameSeed);
+            pending.seed = this.active.frameSeed;
+          }
+          buffers.push(pending.frame);
           position += length;
           i++;
         }
@@ -311,7 +320,9 @@ export class LogWriter {
   private rotate(): void {
     const old = this.active;
     const oldFile = this.activeFile;
-    const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io);
+    // The log's seed; a log begun by format version 1 (seed 0) gets one from its first new segment.
+    const seed = old.frameSeed === 0 ? newFrameSeed() : old.frameSeed;
+    const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io, seed);
     this.segments.add(segment);
     this.activeFile = file;
     this.durableEnd = SEGMENT_HEADER_BYTES;

@@ -177,6 +177,7 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
     const segmentId = decoded.header.segmentId;
     const indexed = loadIndex(context, probe, segmentId, fileSize, isLast);
     const segment = indexed ?? new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, fileSize);
+    segment.frameSeed = decoded.header.frameSeed;
     const trusted = indexed !== undefined && (!isLast || (clean?.baseOffset === baseOffset && clean.dataEnd === indexed.dataEnd));
     if (!trusted) scanSegment(context, segment, file, isLast, decoded.header.formatVersion);
     if (indexed === undefined && !isLast) context.rebuilt.push(segment);
@@ -247,7 +248,7 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
   context.bytesScanned += got;
   let rel = 0;
   for (;;) {
-    const check = checkFrame(buf, rel, got);
+    const check = checkFrame(buf, rel, got, segment.frameSeed);
     if (check.kind === 'ok' && check.header.baseOffset === segment.nextOffset) {
       const { header } = check;
       segment.noteFrame(start + rel, align8(header.length), header.baseOffset, header.recordCount, header.timestamp, context.indexIntervalBytes);
@@ -273,7 +274,7 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
             ? 'frame runs past the end of the file'
             : 'bytes after the end of the log';
     const position = start + rel;
-    const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, got, start);
+    const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, got, start, segment.frameSeed);
     const legacy = formatVersion === 1 && !context.hasRecoveryPoint;
     const claimed = Math.max(context.durableBefore, ahead.durableBefore);
     const wasDurable = claimed > segment.nextOffset || (legacy && ahead.first !== undefined);
@@ -293,7 +294,7 @@ interface Ahead {
 }
 
 /** Scans `buf[from..end)` at every 8-aligned position for whole valid frames. */
-function scanAhead(buf: Buffer, from: number, end: number, base: number): Ahead {
+function scanAhead(buf: Buffer, from: number, end: number, base: number, seed: number): Ahead {
   let first: Ahead['first'];
   let claimed = -1;
   let rel = from;
@@ -306,7 +307,7 @@ function scanAhead(buf: Buffer, from: number, end: number, base: number): Ahead 
     }
     // The cheap header checks first: a checksum over `length` bytes at every position of binary
     // data would make this scan quadratic.
-    const check = rel + length <= end && rel + 16 <= end && looksLikeFrameHeader(buf, rel) ? checkFrame(buf, rel, end) : undefined;
+    const check = rel + length <= end && rel + 16 <= end && looksLikeFrameHeader(buf, rel) ? checkFrame(buf, rel, end, seed) : undefined;
     if (check?.kind !== 'ok') {
       rel += 8;
       continue;

@@ -8,7 +8,8 @@ import { PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
 import type { ResolvedWalOptions } from './wal-options.js';
 
 /**
- * Creates a segment durably: temp file (the preallocated one when given) -> header -> fdatasync ->
+ * Creates a segment durably, its frames checksummed from `frameSeed` (the log's, from
+ * {@link newFrameSeed}): temp file (the preallocated one when given) -> header -> fdatasync ->
  * rename -> directory fsync. Returns the segment with its open file attached.
  *
  * Throws `StorageError` (the caller maps it); on failure the temp file is removed when possible.
@@ -18,11 +19,13 @@ export function createSegmentFile(
   baseOffset: number,
   prepared: StorageFile | undefined,
   io: IoCounters,
+  frameSeed: number,
 ): { segment: Segment; file: StorageFile } {
   const { storage, dir } = options;
   const segmentId = randomBytes(16).toString('hex');
-  const header = encodeSegmentHeader({ formatVersion: SEGMENT_FORMAT_VERSION, baseOffset, segmentId, createdAtMs: options.clock() });
+  const header = encodeSegmentHeader({ formatVersion: SEGMENT_FORMAT_VERSION, baseOffset, segmentId, createdAtMs: options.clock(), frameSeed });
   const segment = new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES);
+  segment.frameSeed = frameSeed;
   const tempPath = prepared === undefined ? segment.path + TEMP_SUFFIX : join(dir, PREALLOCATED_FILE);
   const file = prepared ?? storage.open(tempPath, 'create-new');
   try {
@@ -72,4 +75,9 @@ export async function prepareSegmentFile(options: ResolvedWalOptions): Promise<S
     }
     throw error;
   }
+}
+
+/** A random frame checksum seed for a log's segments (never 0, which stands for format version 1). */
+export function newFrameSeed(): number {
+  return randomBytes(4).readUInt32LE(0) || 1;
 }

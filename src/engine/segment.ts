@@ -22,6 +22,8 @@ export class Segment {
   dataEnd: number;
   firstTimestamp = -1;
   lastTimestamp = -1;
+  /** Where the checksum of every frame of this segment starts (from its header; 0 in version 1). */
+  frameSeed = 0;
   /** Bytes the file occupies (more than `dataEnd` while preallocated). */
   fileSize: number;
   private file: StorageFile | undefined;

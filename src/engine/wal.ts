@@ -13,7 +13,7 @@ import { ProducerTable } from './producer-table.js';
 import { recoverLog } from './recovery.js';
 import { RecoveryPointWriter } from './recovery-point.js';
 import type { Segment } from './segment.js';
-import { createSegmentFile, prepareSegmentFile } from './segment-file.js';
+import { createSegmentFile, prepareSegmentFile, newFrameSeed } from './segment-file.js';
 import { SegmentList } from './segment-list.js';
 import { PRODUCERS_FILE } from './segment-name.js';
 import type {
@@ -416,7 +416,7 @@ async function openActiveSegment(options: ResolvedWalOptions, last: Segment | un
   const { storage, dir } = options;
   if (last === undefined) {
     const prepared = options.preallocate ? await prepareSegmentFile(options).catch(() => undefined) : undefined;
-    return createSegmentFile(options, 0, prepared, io);
+    return createSegmentFile(options, 0, prepared, io, newFrameSeed());
   }
   const file = storage.open(last.path, 'read-write');
   try {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { encodedRecordBytes, encodeFrame, stampFrame } from '../../src/codec/frame.js';
 import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
@@ -123,6 +124,31 @@ describe('the recovery point', () => {
     file.truncate(disk.fileBytes(SEGMENT)!.indexOf('second') - 52);
     file.close();
     await assert.rejects(open(disk), (e) => isWalError(e, 'WAL_CORRUPTION') && /below its recovery point 2/.test(e.message) && e.details['lastGoodOffset'] === first.lastOffset);
+  });
+});
+
+describe('bytes that look like a frame', () => {
+  test('always: a record holding a valid frame (of format version 1, or another log) does not make a power cut read as corruption', async () => {
+    // A frame with a plain CRC-32C (no seed), claiming offsets up to 1000 durable, as a record's value.
+    const inner = encodeFrame([{ value: Buffer.from('inner') }], encodedRecordBytes({ value: Buffer.from('inner') }));
+    stampFrame(inner, 1000, 1, 0, 1, 0);
+    const disk = new MemDisk();
+    const wal = await open(disk);
+    await wal.append([{ value: Buffer.from('acknowledged') }]);
+    // The power cut comes in the group commit of the record holding the frame: the page with the
+    // outer frame's header is lost, the next one (holding the inner frame) reached the disk.
+    // 52 bytes of frame and record header before the value: 4092 more put the inner frame on an
+    // 8-byte boundary, where the scan ahead looks.
+    const value = Buffer.concat([Buffer.alloc(PAGE_BYTES - 4, 7), inner, Buffer.alloc(PAGE_BYTES, 7)]);
+    const choices = [0, 0.9, 0, 0, 0];
+    disk.crashWhen('datasync', /\.seg$/, { randomPages: (path) => (path === SEGMENT ? (choices.shift() ?? 0) : 0.9) });
+    await wal.append([{ value }]).catch(() => undefined);
+    await wal.close().catch(() => undefined);
+    assert.ok(disk.fileBytes(SEGMENT)!.includes(inner), 'the inner frame is on disk after the cut');
+    const { wal: reopened, report } = await Wal.open({ dir: DIR, storage: disk.mount(), segmentSizeBytes: 1 << 20, preallocate: false });
+    assert.deepEqual(await values(reopened), ['acknowledged']);
+    assert.deepEqual(report.faults.map((f) => f.kind), ['torn-tail']);
+    await reopened.close();
   });
 });
 

@@ -61,7 +61,7 @@ function payloadBytes(records: readonly RecordInput[]): number {
 
 function stampedFrame(batch: Batch): Buffer {
   const frame = encodeFrame(batch.records, payloadBytes(batch.records), batch.producer);
-  stampFrame(frame, batch.baseOffset, batch.timestamp, batch.leaderEpoch, batch.syncLag);
+  stampFrame(frame, batch.baseOffset, batch.timestamp, batch.leaderEpoch, batch.syncLag, 0);
   return frame;
 }
 
@@ -123,7 +123,7 @@ describe('frame codec', () => {
       { key: Buffer.from('k'), value: Buffer.from('v'), headers: { 'ünï-€-🦀': new Uint8Array(0), '': Buffer.from('x') } },
     ];
     const frame = encodeFrame(records, payloadBytes(records));
-    stampFrame(frame, 7, 1234, 0, 0);
+    stampFrame(frame, 7, 1234, 0, 0, 0);
     const check = checkFrame(frame, 0, frame.length);
     assert.equal(check.kind, 'ok');
     if (check.kind !== 'ok') return;
@@ -175,7 +175,7 @@ describe('frame codec', () => {
     assert.deepEqual(checkFrame(zeros, 60, 64), { kind: 'zero' });
     const records: RecordInput[] = [{ value: Buffer.from('hello') }];
     const frame = encodeFrame(records, payloadBytes(records));
-    stampFrame(frame, 0, 1, 0, 0);
+    stampFrame(frame, 0, 1, 0, 0, 0);
     const length = frame.readUInt32LE(0);
     for (let end = 1; end < length; end++) {
       const check = checkFrame(frame, 0, end);

@@ -17,6 +17,7 @@ const headerArb: fc.Arbitrary<SegmentHeader> = fc.record(
     baseOffset: fc.maxSafeNat(),
     segmentId: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((bytes) => Buffer.from(bytes).toString('hex')),
     createdAtMs: fc.maxSafeNat(),
+    frameSeed: fc.nat({ max: 0xffff_ffff }),
   },
   { noNullPrototype: true },
 );
@@ -26,6 +27,7 @@ const sample: SegmentHeader = {
   baseOffset: 42,
   segmentId: '00112233445566778899aabbccddeeff',
   createdAtMs: 1_700_000_000_000,
+  frameSeed: 0x1234_5678,
 };
 
 describe('segment header codec', () => {
@@ -51,7 +53,8 @@ describe('segment header codec', () => {
     assert.equal(encoded.readBigUInt64LE(8), 42n);
     assert.equal(encoded.toString('hex', 16, 32), sample.segmentId);
     assert.equal(encoded.readBigUInt64LE(32), 1_700_000_000_000n);
-    assert.ok(encoded.subarray(40, 60).every((b) => b === 0), 'reserved bytes are zero');
+    assert.equal(encoded.readUInt32LE(40), 0x1234_5678, 'the frame seed');
+    assert.ok(encoded.subarray(44, 60).every((b) => b === 0), 'reserved bytes are zero');
     assert.equal(encoded.readUInt32LE(60), crc32c(encoded.subarray(0, 60)));
   });
 
