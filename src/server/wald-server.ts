@@ -5,6 +5,7 @@ import type { RecoveryReport } from '../engine/types.js';
 import { Wal } from '../engine/wal.js';
 import type { WalOptions } from '../engine/wal-options.js';
 import type { AppendStreamSession } from './append-stream.js';
+import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
@@ -16,6 +17,9 @@ import { createWalService } from './wal-service.js';
 
 /** The full name of wald's service, as health checks and reflection know it. */
 export const WAL_SERVICE_NAME = 'wald.v1.WalService';
+
+/** The full name of the health service, as reflection lists it. */
+const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 
 /** Lifecycle of a {@link WaldServer}. */
 export type WaldServerStatus = 'created' | 'starting' | 'serving' | 'stopping' | 'stopped';
@@ -104,7 +108,10 @@ export class WaldServer {
       }),
     );
     this.health.addToServer(this.grpcServer);
-    addReflection(this.grpcServer, loadDescriptorSet(), this.logger);
+    addReflection(this.grpcServer, {
+      descriptors: new DescriptorIndex(loadDescriptorSet()),
+      serviceNames: [WAL_SERVICE_NAME, HEALTH_SERVICE_NAME],
+    });
   }
 
   /** Lifecycle state. */

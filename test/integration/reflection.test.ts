@@ -4,9 +4,22 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
-import { Client, credentials } from '@grpc/grpc-js';
-import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { loadDescriptorSet, splitDescriptorSet } from '../../src/server/reflection.js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import {
+  FieldDescriptorProto_Label as Label,
+  FieldDescriptorProto_Type as Type,
+  FileDescriptorProtoSchema,
+  FileDescriptorSetSchema,
+} from '@bufbuild/protobuf/wkt';
+import { credentials, Server, ServerCredentials, status as Status, type ClientDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import {
+  ServerReflectionClient as V1ReflectionClient,
+  type ServerReflectionRequest,
+  type ServerReflectionResponse,
+} from '../../src/gen/grpc/reflection/v1/reflection.js';
+import { ServerReflectionClient as V1AlphaReflectionClient } from '../../src/gen/grpc/reflection/v1alpha/reflection.js';
+import { DescriptorIndex, splitDescriptorSet } from '../../src/server/descriptor-index.js';
+import { addReflection, loadDescriptorSet } from '../../src/server/reflection.js';
 import { startServer, values, type Harness } from './support/harness.js';
 
 const run = promisify(execFile);
@@ -37,50 +50,82 @@ function jsonObjects(text: string): Record<string, unknown>[] {
   return objects;
 }
 
-/** A ServerReflectionRequest asking for the file that defines `symbol` (field 4). */
-function encodeReflectionRequest(symbol: string): Buffer {
-  return Buffer.from(new BinaryWriter().uint32((4 << 3) | WireType.LengthDelimited).string(symbol).finish());
+type Version = 'v1' | 'v1alpha';
+const VERSIONS: readonly Version[] = ['v1', 'v1alpha'];
+
+/** One ServerReflectionInfo stream, asked one request at a time, through the generated client of `version`. */
+class ReflectionSession {
+  private readonly client: V1ReflectionClient;
+  private readonly call: ClientDuplexStream<ServerReflectionRequest, ServerReflectionResponse>;
+  private readonly responses: AsyncIterator<ServerReflectionResponse>;
+
+  constructor(address: string, version: Version) {
+    const Client = version === 'v1' ? V1ReflectionClient : V1AlphaReflectionClient;
+    this.client = new Client(address, credentials.createInsecure());
+    this.call = this.client.serverReflectionInfo();
+    this.responses = this.call[Symbol.asyncIterator]() as AsyncIterator<ServerReflectionResponse>;
+  }
+
+  /** Sends `messageRequest` and resolves with the next response of the stream. */
+  async ask(messageRequest: ServerReflectionRequest['messageRequest'], host = ''): Promise<ServerReflectionResponse> {
+    this.call.write({ host, messageRequest });
+    return this.next();
+  }
+
+  async next(): Promise<ServerReflectionResponse> {
+    const next = await this.responses.next();
+    assert.equal(next.done, false, 'the server ended the stream');
+    return next.value;
+  }
+
+  write(messageRequest: ServerReflectionRequest['messageRequest']): void {
+    this.call.write({ host: '', messageRequest });
+  }
+
+  /** Half-closes the stream and expects the server to end it with OK, having nothing more to say. */
+  async end(): Promise<void> {
+    const status = once(this.call, 'status') as Promise<[StatusObject]>;
+    this.call.end();
+    assert.equal((await this.responses.next()).done, true, 'nothing after the last answer');
+    assert.equal((await status)[0].code, Status.OK);
+  }
+
+  /** Cancels the stream if still open and closes the channel; never throws (for `finally`). */
+  dispose(): void {
+    this.call.cancel();
+    this.client.close();
+  }
 }
 
-/** The file_descriptor_proto bytes of a ServerReflectionResponse (field 4, then its field 1). */
-function decodeFileDescriptors(bytes: Buffer): Uint8Array[] {
-  const files: Uint8Array[] = [];
-  const reader = new BinaryReader(bytes);
-  while (reader.pos < reader.len) {
-    const [field, wireType] = reader.tag();
-    if (field === 4 && wireType === WireType.LengthDelimited) {
-      const inner = new BinaryReader(reader.bytes());
-      while (inner.pos < inner.len) {
-        const [innerField, innerType] = inner.tag();
-        if (innerField === 1 && innerType === WireType.LengthDelimited) {
-          files.push(inner.bytes());
-        } else {
-          inner.skip(innerType);
-        }
-      }
-    } else {
-      reader.skip(wireType);
-    }
-  }
-  return files;
+/** The file_descriptor_proto of a response, failing on any other kind. */
+function filesOf(response: ServerReflectionResponse): Buffer[] {
+  assert.equal(response.messageResponse?.$case, 'fileDescriptorResponse', JSON.stringify(response.messageResponse));
+  return response.messageResponse.value.fileDescriptorProto;
 }
 
-/** Asks the server's reflection service (`version` v1 or v1alpha) for the files defining `symbol`. */
-async function reflectFiles(h: Harness, version: 'v1' | 'v1alpha', symbol: string): Promise<Uint8Array[]> {
-  const client = new Client(h.address, credentials.createInsecure());
-  try {
-    const call = client.makeBidiStreamRequest(
-      `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
-      (value: Buffer) => value,
-      (value: Buffer) => value,
-    );
-    call.write(encodeReflectionRequest(symbol));
-    const [response] = (await once(call, 'data')) as [Buffer];
-    call.end();
-    return decodeFileDescriptors(response);
-  } finally {
-    client.close();
-  }
+/** The names of served files, each checked byte for byte against buf's descriptor set. */
+function namesOf(files: Buffer[], built = splitDescriptorSet(loadDescriptorSet())): string[] {
+  return files.map((bytes) => {
+    const match = [...built.entries()].find(([, exact]) => Buffer.compare(Buffer.from(exact), bytes) === 0);
+    assert.ok(match !== undefined, `a served file differs from buf's bytes: ${fromBinary(FileDescriptorProtoSchema, bytes).name}`);
+    return match[0];
+  });
+}
+
+/** The error_response of a response, failing on any other kind. */
+function errorOf(response: ServerReflectionResponse): { errorCode: number; errorMessage: string } {
+  assert.equal(response.messageResponse?.$case, 'errorResponse', JSON.stringify(response.messageResponse));
+  return response.messageResponse.value;
+}
+
+/** A bare grpc-js server serving reflection only, over `set`, on 127.0.0.1:0. */
+async function reflectionOnlyServer(set: Uint8Array): Promise<{ address: string; close: () => void }> {
+  const server = new Server();
+  addReflection(server, { descriptors: new DescriptorIndex(set), serviceNames: [] });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
+  });
+  return { address: `127.0.0.1:${port}`, close: () => server.forceShutdown() };
 }
 
 describe('server reflection', { timeout: 120_000 }, () => {
@@ -211,20 +256,168 @@ describe('server reflection', { timeout: 120_000 }, () => {
   test('reflection serves buf’s FileDescriptorProto bytes exactly, with their imports', async () => {
     const h = await startServer();
     try {
-      const built = splitDescriptorSet(loadDescriptorSet());
-      for (const version of ['v1', 'v1alpha'] as const) {
-        const files = await reflectFiles(h, version, 'wald.v1.WalService');
-        const names = new Set<string>();
-        for (const bytes of files) {
-          const match = [...built.entries()].find(([, exact]) => Buffer.compare(Buffer.from(exact), Buffer.from(bytes)) === 0);
-          assert.ok(match !== undefined, `${version}: a served file differs from buf's bytes`);
-          names.add(match[0]);
-        }
-        for (const name of ['wald/v1/wal_service.proto', 'wald/v1/append.proto', 'wald/v1/record.proto', 'google/rpc/status.proto']) {
-          assert.ok(names.has(name), `${version}: ${name} is served`);
+      for (const version of VERSIONS) {
+        const session = new ReflectionSession(h.address, version);
+        try {
+          const names = new Set(namesOf(filesOf(await session.ask({ $case: 'fileContainingSymbol', value: 'wald.v1.WalService' }))));
+          for (const name of ['wald/v1/wal_service.proto', 'wald/v1/append.proto', 'wald/v1/record.proto', 'google/rpc/status.proto']) {
+            assert.ok(names.has(name), `${version}: ${name} is served`);
+          }
+          await session.end();
+        } finally {
+          session.dispose();
         }
       }
     } finally {
+      await h.close();
+    }
+  });
+
+  for (const version of VERSIONS) {
+    test(`${version}: answers every request kind on one stream, each with the request echoed`, async () => {
+      const h = await startServer();
+      const session = new ReflectionSession(h.address, version);
+      try {
+        const list: ServerReflectionRequest['messageRequest'] = { $case: 'listServices', value: '*' };
+        const listed = await session.ask(list, 'wald.example:7070');
+        assert.equal(listed.validHost, 'wald.example:7070');
+        assert.deepEqual(listed.originalRequest, { host: 'wald.example:7070', messageRequest: list });
+        assert.equal(listed.messageResponse?.$case, 'listServicesResponse');
+        assert.deepEqual(listed.messageResponse.value.service.map((service) => service.name).sort(), [
+          'grpc.health.v1.Health',
+          'grpc.reflection.v1.ServerReflection',
+          'grpc.reflection.v1alpha.ServerReflection',
+          'wald.v1.WalService',
+        ]);
+
+        const byName: ServerReflectionRequest['messageRequest'] = { $case: 'fileByFilename', value: 'wald/v1/wal_service.proto' };
+        const file = await session.ask(byName);
+        assert.deepEqual(file.originalRequest, { host: '', messageRequest: byName });
+        const names = namesOf(filesOf(file));
+        assert.equal(names[0], 'wald/v1/wal_service.proto', 'the file asked for comes first');
+        assert.equal(new Set(names).size, names.length, 'no file twice');
+        for (const name of ['wald/v1/record.proto', 'wald/v1/append.proto']) {
+          assert.ok(names.includes(name), `the transitive import ${name} is sent along`);
+        }
+
+        const symbols: Record<string, string> = {
+          'wald.v1.WalService': 'wald/v1/wal_service.proto',
+          'wald.v1.WalService.TailWal': 'wald/v1/wal_service.proto',
+          'wald.v1.TailWalResponse': 'wald/v1/tail.proto',
+          'wald.v1.Record.offset': 'wald/v1/record.proto',
+          'wald.v1.RECORD_TYPE_PUT': 'wald/v1/record.proto',
+          'grpc.health.v1.HealthCheckResponse.ServingStatus': 'grpc/health/v1/health.proto',
+          'grpc.health.v1.Health': 'grpc/health/v1/health.proto',
+          'grpc.reflection.v1.ServerReflection': 'grpc/reflection/v1/reflection.proto',
+          'grpc.reflection.v1alpha.ServerReflectionRequest': 'grpc/reflection/v1alpha/reflection.proto',
+        };
+        for (const [symbol, expected] of Object.entries(symbols)) {
+          const answer = await session.ask({ $case: 'fileContainingSymbol', value: symbol });
+          assert.equal(answer.originalRequest?.messageRequest?.value, symbol);
+          assert.equal(namesOf(filesOf(answer))[0], expected, symbol);
+        }
+
+        const numbers = await session.ask({ $case: 'allExtensionNumbersOfType', value: 'wald.v1.Record' });
+        assert.equal(numbers.messageResponse?.$case, 'allExtensionNumbersResponse');
+        assert.deepEqual(numbers.messageResponse.value, { baseTypeName: 'wald.v1.Record', extensionNumber: [] });
+
+        // wald's protos declare no extensions; the positive case is the next test's.
+        const extension = await session.ask({ $case: 'fileContainingExtension', value: { containingType: 'wald.v1.Record', extensionNumber: 100 } });
+        assert.equal(errorOf(extension).errorCode, Status.NOT_FOUND);
+        await session.end();
+      } finally {
+        session.dispose();
+        await h.close();
+      }
+    });
+
+    test(`${version}: finds extensions in a descriptor set that has them`, async () => {
+      const extendable = create(FileDescriptorProtoSchema, {
+        name: 'test/extendable.proto',
+        package: 'test',
+        dependency: ['wald/v1/record.proto'],
+        messageType: [
+          {
+            name: 'Extendable',
+            extensionRange: [{ start: 100, end: 200 }],
+            extension: [{ name: 'nested', number: 150, label: Label.OPTIONAL, type: Type.MESSAGE, typeName: '.wald.v1.Record', extendee: '.test.Extendable' }],
+          },
+        ],
+        extension: [{ name: 'size', number: 100, label: Label.OPTIONAL, type: Type.INT32, extendee: '.test.Extendable' }],
+      });
+      const set = Buffer.concat([loadDescriptorSet(), toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: [extendable] }))]);
+      const server = await reflectionOnlyServer(set);
+      const session = new ReflectionSession(server.address, version);
+      try {
+        const numbers = await session.ask({ $case: 'allExtensionNumbersOfType', value: 'test.Extendable' });
+        assert.equal(numbers.messageResponse?.$case, 'allExtensionNumbersResponse');
+        assert.deepEqual(numbers.messageResponse.value, { baseTypeName: 'test.Extendable', extensionNumber: [100, 150] });
+        const built = splitDescriptorSet(set);
+        for (const extensionNumber of [100, 150]) {
+          const names = namesOf(filesOf(await session.ask({ $case: 'fileContainingExtension', value: { containingType: 'test.Extendable', extensionNumber } })), built);
+          assert.deepEqual(names.slice(0, 2), ['test/extendable.proto', 'wald/v1/record.proto']);
+        }
+        assert.equal(namesOf(filesOf(await session.ask({ $case: 'fileContainingSymbol', value: 'test.Extendable.nested' })), built)[0], 'test/extendable.proto');
+        const missing = await session.ask({ $case: 'fileContainingExtension', value: { containingType: 'test.Extendable', extensionNumber: 101 } });
+        assert.equal(errorOf(missing).errorCode, Status.NOT_FOUND);
+        await session.end();
+      } finally {
+        session.dispose();
+        server.close();
+      }
+    });
+
+    test(`${version}: an unknown name is a NOT_FOUND error response, and the stream answers on`, async () => {
+      const h = await startServer();
+      const session = new ReflectionSession(h.address, version);
+      try {
+        const unknown: ServerReflectionRequest['messageRequest'][] = [
+          { $case: 'fileByFilename', value: 'wald/v1/nope.proto' },
+          { $case: 'fileContainingSymbol', value: 'wald.v1.Nope' },
+          { $case: 'fileContainingSymbol', value: 'WalService' },
+          { $case: 'fileContainingExtension', value: { containingType: 'wald.v1.Nope', extensionNumber: 1 } },
+          { $case: 'allExtensionNumbersOfType', value: 'wald.v1.Nope' },
+          { $case: 'allExtensionNumbersOfType', value: 'wald.v1.RecordType' },
+        ];
+        for (const messageRequest of unknown) {
+          const answer = await session.ask(messageRequest);
+          assert.deepEqual(answer.originalRequest, { host: '', messageRequest });
+          const error = errorOf(answer);
+          assert.equal(error.errorCode, Status.NOT_FOUND, JSON.stringify(messageRequest));
+          assert.match(error.errorMessage, /not found/);
+        }
+        assert.equal(errorOf(await session.ask(undefined)).errorCode, Status.UNIMPLEMENTED, 'a request of no known kind');
+        assert.equal(namesOf(filesOf(await session.ask({ $case: 'fileContainingSymbol', value: 'wald.v1.WalService' })))[0], 'wald/v1/wal_service.proto');
+        await session.end();
+      } finally {
+        session.dispose();
+        await h.close();
+      }
+    });
+  }
+
+  test('answers many requests sent before any is read, all and in order', { timeout: 30_000 }, async () => {
+    const h = await startServer();
+    const session = new ReflectionSession(h.address, 'v1');
+    try {
+      // One answer read first: a grpc-js client stream paused before its first read never
+      // pauses its HTTP/2 stream (docs/api.md), and the server would then see no backpressure.
+      await session.ask({ $case: 'listServices', value: '' });
+      // About 10 MB of answers, far past the flow-control window and the call's write buffer.
+      const count = 500;
+      for (let i = 0; i < count; i++) {
+        session.write(i % 2 === 0 ? { $case: 'fileByFilename', value: 'wald/v1/wal_service.proto' } : { $case: 'listServices', value: String(i) });
+      }
+      for (let i = 0; i < count; i++) {
+        const answer = await session.next();
+        assert.equal(answer.messageResponse?.$case, i % 2 === 0 ? 'fileDescriptorResponse' : 'listServicesResponse', `answer ${i}`);
+        if (i % 2 === 1) {
+          assert.equal(answer.originalRequest?.messageRequest?.value, String(i));
+        }
+      }
+      await session.end();
+    } finally {
+      session.dispose();
       await h.close();
     }
   });
