@@ -10,18 +10,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { Wal } from '../../src/engine/wal.js';
-import { ChildOutput, cleanEnv, runWald, spawnWald } from '../support/cli-process.js';
+import { ChildOutput, cleanEnv, parseLog, runWald, spawnWald, type LogLine } from '../support/cli-process.js';
 import { makeTempDir } from '../support/temp-dir.js';
-
-type LogLine = Record<string, unknown>;
-
-function parseLog(line: string): LogLine | undefined {
-  try {
-    return JSON.parse(line) as LogLine;
-  } catch {
-    return undefined;
-  }
-}
 
 const isListening = (line: string): boolean => parseLog(line)?.msg === 'wald listening';
 

@@ -13,7 +13,7 @@ import { AppendRequest } from '../../src/gen/wald/v1/append.js';
 import type { GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
 import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
 import { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';
-import { ChildOutput, spawnWald } from '../support/cli-process.js';
+import { ChildOutput, parseLog, spawnWald } from '../support/cli-process.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 const MiB = 1024 * 1024;
@@ -36,16 +36,6 @@ const VALUE_BYTES = 4096;
  * grows by about 550 MiB, failing the bound more than three times over.
  */
 const MAX_GROWTH_BYTES = 16 * MiB + 150 * MiB;
-
-type LogLine = Record<string, unknown>;
-
-function parseLog(line: string): LogLine | undefined {
-  try {
-    return JSON.parse(line) as LogLine;
-  } catch {
-    return undefined;
-  }
-}
 
 /** The child's resident set now and at its peak (the kernel's high-water mark), bytes. */
 function memoryOf(pid: number): { rssBytes: number; peakRssBytes: number } {

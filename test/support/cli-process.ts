@@ -95,3 +95,15 @@ export async function runWald(args: readonly string[], options: RunOptions = {})
   child.stdin.end(options.input ?? '');
   return output.exited;
 }
+
+/** One JSON log line of `wald serve` (pino). */
+export type LogLine = Record<string, unknown>;
+
+/** A log line parsed, or undefined when the line is not JSON. */
+export function parseLog(line: string): LogLine | undefined {
+  try {
+    return JSON.parse(line) as LogLine;
+  } catch {
+    return undefined;
+  }
+}
