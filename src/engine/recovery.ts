@@ -276,7 +276,9 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
     const position = start + rel;
     const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, got, start, segment.frameSeed);
     const legacy = formatVersion === 1 && !context.hasRecoveryPoint;
-    const claimed = Math.max(context.durableBefore, ahead.durableBefore);
+    // Without a seed (a version-1 segment, also while this engine continues one) any bytes that look
+    // like a frame check out, a frame inside a record's value too: their claims are not believed.
+    const claimed = Math.max(context.durableBefore, segment.frameSeed === 0 ? -1 : ahead.durableBefore);
     const wasDurable = claimed > segment.nextOffset || (legacy && ahead.first !== undefined);
     if (!isLast || wasDurable) {
       throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead.first?.baseOffset, ahead.first?.position);

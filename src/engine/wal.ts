@@ -362,8 +362,13 @@ export class Wal {
         // That index holds the table as of the active segment's start already: renaming it needs
         // no space (compaction must work on a full disk); without it, a new file is written.
         if (this.segments.count === 2) {
-          if (storage.exists(segment.indexPath)) storage.rename(segment.indexPath, join(dir, PRODUCERS_FILE));
-          else this.writer.persistProducers();
+          if (storage.exists(segment.indexPath)) {
+            storage.rename(segment.indexPath, join(dir, PRODUCERS_FILE));
+            // Durable before the unlink: a crash must never keep the unlink and lose the table.
+            storage.syncDir(dir);
+          } else {
+            this.writer.persistProducers();
+          }
         }
         storage.unlink(segment.path);
         // Forgotten only once its file is gone: a failed unlink leaves it in the log, readable.

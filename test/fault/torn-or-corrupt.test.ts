@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodedRecordBytes, encodeFrame, stampFrame } from '../../src/codec/frame.js';
+import { encodeSegmentHeader } from '../../src/codec/segment-header.js';
 import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
@@ -128,28 +129,40 @@ describe('the recovery point', () => {
 });
 
 describe('bytes that look like a frame', () => {
-  test('always: a record holding a valid frame (of format version 1, or another log) does not make a power cut read as corruption', async () => {
-    // A frame with a plain CRC-32C (no seed), claiming offsets up to 1000 durable, as a record's value.
-    const inner = encodeFrame([{ value: Buffer.from('inner') }], encodedRecordBytes({ value: Buffer.from('inner') }));
-    stampFrame(inner, 1000, 1, 0, 1, 0);
-    const disk = new MemDisk();
-    const wal = await open(disk);
-    await wal.append([{ value: Buffer.from('acknowledged') }]);
-    // The power cut comes in the group commit of the record holding the frame: the page with the
-    // outer frame's header is lost, the next one (holding the inner frame) reached the disk.
-    // 52 bytes of frame and record header before the value: 4092 more put the inner frame on an
-    // 8-byte boundary, where the scan ahead looks.
-    const value = Buffer.concat([Buffer.alloc(PAGE_BYTES - 4, 7), inner, Buffer.alloc(PAGE_BYTES, 7)]);
-    const choices = [0, 0.9, 0, 0, 0];
-    disk.crashWhen('datasync', /\.seg$/, { randomPages: (path) => (path === SEGMENT ? (choices.shift() ?? 0) : 0.9) });
-    await wal.append([{ value }]).catch(() => undefined);
-    await wal.close().catch(() => undefined);
-    assert.ok(disk.fileBytes(SEGMENT)!.includes(inner), 'the inner frame is on disk after the cut');
-    const { wal: reopened, report } = await Wal.open({ dir: DIR, storage: disk.mount(), segmentSizeBytes: 1 << 20, preallocate: false });
-    assert.deepEqual(await values(reopened), ['acknowledged']);
-    assert.deepEqual(report.faults.map((f) => f.kind), ['torn-tail']);
-    await reopened.close();
-  });
+  for (const segmentKind of ['a segment of this engine', 'a version-1 segment this engine continues'] as const) {
+    test(`always: a record holding a valid frame (of format version 1, or another log) does not make a power cut read as corruption, in ${segmentKind}`, async () => {
+      // A frame with a plain CRC-32C (no seed), claiming offsets up to 1000 durable, as a record's value.
+      const inner = encodeFrame([{ value: Buffer.from('inner') }], encodedRecordBytes({ value: Buffer.from('inner') }));
+      stampFrame(inner, 1000, 1, 0, 1, 0);
+      const disk = new MemDisk();
+      if (segmentKind === 'a version-1 segment this engine continues') {
+        // A log whose active segment a version-1 engine created: no seed.
+        await (await open(disk)).close();
+        const file = disk.mount().open(SEGMENT, 'read-write');
+        file.writev([encodeSegmentHeader({ formatVersion: 1, baseOffset: 0, segmentId: '00112233445566778899aabbccddeeff', createdAtMs: 1, frameSeed: 0 })], 0);
+        file.sync();
+        file.close();
+        disk.mount().unlink(`${DIR}/00000000000000000000.idx`);
+        disk.mount().unlink(`${DIR}/CLEAN`);
+      }
+      const wal = await open(disk);
+      await wal.append([{ value: Buffer.from('acknowledged') }]);
+      // The power cut comes in the group commit of the record holding the frame: the page with the
+      // outer frame's header is lost, the next one (holding the inner frame) reached the disk.
+      // 52 bytes of frame and record header before the value: 4092 more put the inner frame on an
+      // 8-byte boundary, where the scan ahead looks.
+      const value = Buffer.concat([Buffer.alloc(PAGE_BYTES - 4, 7), inner, Buffer.alloc(PAGE_BYTES, 7)]);
+      const choices = [0, 0.9, 0, 0, 0];
+      disk.crashWhen('datasync', /\.seg$/, { randomPages: (path) => (path === SEGMENT ? (choices.shift() ?? 0) : 0.9) });
+      await wal.append([{ value }]).catch(() => undefined);
+      await wal.close().catch(() => undefined);
+      assert.ok(disk.fileBytes(SEGMENT)!.includes(inner), 'the inner frame is on disk after the cut');
+      const { wal: reopened, report } = await Wal.open({ dir: DIR, storage: disk.mount(), segmentSizeBytes: 1 << 20, preallocate: false });
+      assert.deepEqual(await values(reopened), ['acknowledged']);
+      assert.deepEqual(report.faults.map((f) => f.kind), ['torn-tail']);
+      await reopened.close();
+    });
+  }
 });
 
 describe('torn-tail side files', () => {
