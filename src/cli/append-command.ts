@@ -81,10 +81,10 @@ function buildRequest(values: readonly Buffer[], options: AppendCommandOptions):
 function printAppended(response: AppendResponse, count: number, json: boolean): void {
   if (json) {
     printJson({
-      firstOffset: jsonInteger(response.firstOffset),
-      lastOffset: jsonInteger(response.lastOffset),
+      first_offset: jsonInteger(response.firstOffset),
+      last_offset: jsonInteger(response.lastOffset),
       timestamp: jsonInteger(response.timestamp),
-      recordCount: count,
+      record_count: count,
       duplicate: response.duplicate,
     });
     return;

@@ -18,9 +18,9 @@ function printRead(response: ReadResponse, json: boolean): void {
   if (json) {
     printJson({
       records: response.records.map(recordToJson),
-      nextOffset: jsonInteger(response.nextOffset),
-      highWatermark: jsonOptionalInteger(response.highWatermark),
-      firstOffset: jsonInteger(response.firstOffset),
+      next_offset: jsonInteger(response.nextOffset),
+      high_watermark: jsonOptionalInteger(response.highWatermark),
+      first_offset: jsonInteger(response.firstOffset),
     });
     return;
   }
@@ -34,6 +34,7 @@ function printRead(response: ReadResponse, json: boolean): void {
 export function registerReadCommand(program: Command): void {
   const command = program
     .command('read')
+    .alias('wal-read') // the name rstmdb-cli scripts call it by
     .summary('read records from an offset')
     .description('Read durable records from an offset, at most --limit records (server maximum 1000) and --max-bytes bytes.')
     .option('--from-offset <n>', 'first offset to read', parseNonNegativeInteger, 0)

@@ -58,8 +58,9 @@ export function recordTypeName(type: RecordType): string {
 
 /**
  * The JSON form of a record. Byte fields are UTF-8 strings when the bytes are valid UTF-8
- * (`key`, `value`, `headers`), and base64 under a `...Base64` name otherwise (`keyBase64`,
- * `valueBase64`, `headersBase64`), so that every record converts back to its exact bytes.
+ * (`key`, `value`, `headers`), and base64 under a `..._base64` name otherwise (`key_base64`,
+ * `value_base64`, `headers_base64`), so that every record converts back to its exact bytes. Field
+ * names are the proto's (snake_case), as in every `--json` output of the CLI.
  */
 export interface RecordJson {
   offset: number | string;
@@ -68,11 +69,11 @@ export interface RecordJson {
   time: string;
   type: string;
   key?: string | null;
-  keyBase64?: string;
+  key_base64?: string;
   value?: string;
-  valueBase64?: string;
+  value_base64?: string;
   headers: Record<string, string>;
-  headersBase64?: Record<string, string>;
+  headers_base64?: Record<string, string>;
 }
 
 /** Converts a record to {@link RecordJson}. */
@@ -91,10 +92,10 @@ export function recordToJson(record: RecordMessage): RecordJson {
     timestamp: jsonInteger(record.timestamp),
     time: isoTime(record.timestamp),
     type: recordTypeName(record.type),
-    ...(record.key === undefined ? { key: null } : key !== undefined ? { key } : { keyBase64: record.key.toString('base64') }),
-    ...(value !== undefined ? { value } : { valueBase64: record.value.toString('base64') }),
+    ...(record.key === undefined ? { key: null } : key !== undefined ? { key } : { key_base64: record.key.toString('base64') }),
+    ...(value !== undefined ? { value } : { value_base64: record.value.toString('base64') }),
     headers,
-    ...(headersBase64 === undefined ? {} : { headersBase64 }),
+    ...(headersBase64 === undefined ? {} : { headers_base64: headersBase64 }),
   };
 }
 

@@ -24,19 +24,19 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
   const io = stats.ioStats;
   if (json) {
     printJson({
-      entryCount: jsonInteger(stats.entryCount),
-      segmentCount: jsonInteger(stats.segmentCount),
-      totalSizeBytes: jsonInteger(stats.totalSizeBytes),
-      firstOffset: jsonInteger(stats.firstOffset),
-      latestOffset: jsonOptionalInteger(stats.latestOffset),
-      highWatermark: jsonOptionalInteger(stats.highWatermark),
-      nextOffset: jsonInteger(stats.nextOffset),
-      tailStreamCount: stats.tailStreamCount,
-      tailQueueBytes: jsonInteger(stats.tailQueueBytes),
-      writeState: writeStateName(stats.writeState),
-      ioStats: {
-        bytesWritten: jsonInteger(io?.bytesWritten ?? 0n),
-        bytesRead: jsonInteger(io?.bytesRead ?? 0n),
+      entry_count: jsonInteger(stats.entryCount),
+      segment_count: jsonInteger(stats.segmentCount),
+      total_size_bytes: jsonInteger(stats.totalSizeBytes),
+      first_offset: jsonInteger(stats.firstOffset),
+      latest_offset: jsonOptionalInteger(stats.latestOffset),
+      high_watermark: jsonOptionalInteger(stats.highWatermark),
+      next_offset: jsonInteger(stats.nextOffset),
+      tail_stream_count: stats.tailStreamCount,
+      tail_queue_bytes: jsonInteger(stats.tailQueueBytes),
+      write_state: writeStateName(stats.writeState),
+      io_stats: {
+        bytes_written: jsonInteger(io?.bytesWritten ?? 0n),
+        bytes_read: jsonInteger(io?.bytesRead ?? 0n),
         writes: jsonInteger(io?.writes ?? 0n),
         reads: jsonInteger(io?.reads ?? 0n),
         fsyncs: jsonInteger(io?.fsyncs ?? 0n),
@@ -69,6 +69,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
 export function registerStatsCommand(program: Command): void {
   const command = program
     .command('stats')
+    .alias('wal-stats') // the name rstmdb-cli scripts call it by
     .summary('show a summary of the log')
     .description('Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, and the write state.');
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {

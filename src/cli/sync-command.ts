@@ -14,7 +14,7 @@ export function registerSyncCommand(program: Command): void {
     const response = await withClient(options.server, (client) =>
       callUnary<SyncResponse>((metadata, callback) => client.sync({}, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
-    if (options.json) printJson({ highWatermark: jsonOptionalInteger(response.highWatermark) });
+    if (options.json) printJson({ high_watermark: jsonOptionalInteger(response.highWatermark) });
     else printText(response.highWatermark === undefined ? 'synced; the log holds no record\n' : `synced; high watermark ${response.highWatermark}\n`);
   });
 }

@@ -79,9 +79,9 @@ describe('wald append', () => {
       const run = await wald(['append', '--json', 'a', 'b', 'c']);
       assertOk(run);
       const doc = JSON.parse(run.stdout) as Record<string, unknown>;
-      assert.equal(doc.firstOffset, 1);
-      assert.equal(doc.lastOffset, 3);
-      assert.equal(doc.recordCount, 3);
+      assert.equal(doc.first_offset, 1);
+      assert.equal(doc.last_offset, 3);
+      assert.equal(doc.record_count, 3);
       assert.equal(doc.duplicate, false);
       assert.equal(typeof doc.timestamp, 'number');
     });
@@ -92,12 +92,12 @@ describe('wald append', () => {
       const input = Buffer.concat([Buffer.from('line one\r\n\nline three\n'), Buffer.from([0xff, 0x00, 0x41])]);
       const run = await wald(['append', '--stdin', '--json'], input);
       assertOk(run);
-      assert.equal((JSON.parse(run.stdout) as { recordCount: number }).recordCount, 4);
+      assert.equal((JSON.parse(run.stdout) as { record_count: number }).record_count, 4);
       const read = await wald(['read', '--json']);
       assertOk(read);
       const records = (JSON.parse(read.stdout) as { records: Record<string, unknown>[] }).records;
       assert.deepEqual(
-        records.map((r) => r.value ?? `b64:${String(r.valueBase64)}`),
+        records.map((r) => r.value ?? `b64:${String(r.value_base64)}`),
         ['line one', '', 'line three', `b64:${Buffer.from([0xff, 0x00, 0x41]).toString('base64')}`],
       );
     });
@@ -108,9 +108,9 @@ describe('wald append', () => {
       assertOk(await wald(['append', '--producer-id', 'p1', '--sequence', '7', 'once']));
       const retry = await wald(['append', '--producer-id', 'p1', '--sequence', '7', 'once', '--json']);
       assertOk(retry);
-      const doc = JSON.parse(retry.stdout) as { duplicate: boolean; firstOffset: number };
+      const doc = JSON.parse(retry.stdout) as { duplicate: boolean; first_offset: number };
       assert.equal(doc.duplicate, true);
-      assert.equal(doc.firstOffset, 0);
+      assert.equal(doc.first_offset, 0);
     });
   });
 
@@ -133,7 +133,7 @@ describe('wald append', () => {
       assert.equal(both.code, 2);
       assert.match(both.stderr, /not both/);
       const stats = await wald(['stats', '--json']);
-      assert.equal((JSON.parse(stats.stdout) as { entryCount: number }).entryCount, 0);
+      assert.equal((JSON.parse(stats.stdout) as { entry_count: number }).entry_count, 0);
     });
   });
 });
@@ -159,7 +159,7 @@ describe('wald read', () => {
       assertOk(await wald(['append', '--key', 'k', 'a', 'b', 'c', 'd']));
       const run = await wald(['read', '--from-offset', '1', '--limit', '2', '--json']);
       assertOk(run);
-      const doc = JSON.parse(run.stdout) as { records: Record<string, unknown>[]; nextOffset: number; highWatermark: number; firstOffset: number };
+      const doc = JSON.parse(run.stdout) as { records: Record<string, unknown>[]; next_offset: number; high_watermark: number; first_offset: number };
       assert.deepEqual(
         doc.records.map((r) => [r.offset, r.key, r.value, r.type]),
         [
@@ -167,9 +167,9 @@ describe('wald read', () => {
           [2, 'k', 'c', 'put'],
         ],
       );
-      assert.equal(doc.nextOffset, 3);
-      assert.equal(doc.highWatermark, 3);
-      assert.equal(doc.firstOffset, 0);
+      assert.equal(doc.next_offset, 3);
+      assert.equal(doc.high_watermark, 3);
+      assert.equal(doc.first_offset, 0);
       assert.equal(typeof doc.records[0]!.time, 'string');
     });
   });
@@ -236,21 +236,27 @@ describe('wald stats and wald sync', () => {
       const json = await wald(['stats', '--json']);
       assertOk(json);
       const doc = JSON.parse(json.stdout) as Record<string, unknown>;
-      assert.equal(doc.entryCount, 2);
-      assert.equal(doc.latestOffset, 1);
-      assert.equal(doc.highWatermark, 1);
-      assert.equal(doc.nextOffset, 2);
-      assert.equal(doc.writeState, 'writable');
-      assert.equal(doc.tailQueueBytes, 0);
-      assert.equal(typeof (doc.ioStats as Record<string, unknown>).fsyncs, 'number');
+      assert.equal(doc.entry_count, 2);
+      assert.equal(doc.latest_offset, 1);
+      assert.equal(doc.high_watermark, 1);
+      assert.equal(doc.next_offset, 2);
+      assert.equal(doc.write_state, 'writable');
+      assert.equal(doc.tail_queue_bytes, 0);
+      assert.equal(typeof doc.total_size_bytes, 'number');
+      assert.equal(typeof (doc.io_stats as Record<string, unknown>).bytes_written, 'number');
+      assert.equal(typeof (doc.io_stats as Record<string, unknown>).fsyncs, 'number');
+      // `wal-stats` is the name rstmdb-cli scripts use: the same document.
+      const alias = await wald(['wal-stats', '--json']);
+      assertOk(alias);
+      assert.deepEqual(Object.keys(JSON.parse(alias.stdout) as object), Object.keys(doc));
     });
   });
 
   it('reports an empty log with a null high watermark', async () => {
     await withServer(async ({ wald }) => {
       const stats = JSON.parse((await wald(['stats', '--json'])).stdout) as Record<string, unknown>;
-      assert.equal(stats.highWatermark, null);
-      assert.equal(stats.latestOffset, null);
+      assert.equal(stats.high_watermark, null);
+      assert.equal(stats.latest_offset, null);
       const sync = await wald(['sync']);
       assertOk(sync);
       assert.equal(sync.stdout, 'synced; the log holds no record\n');
@@ -265,7 +271,7 @@ describe('wald stats and wald sync', () => {
       assert.equal(text.stdout, 'synced; high watermark 2\n');
       const json = await wald(['sync', '--json']);
       assertOk(json);
-      assert.deepEqual(JSON.parse(json.stdout), { highWatermark: 2 });
+      assert.deepEqual(JSON.parse(json.stdout), { high_watermark: 2 });
     });
   });
 });
@@ -393,8 +399,8 @@ describe('wald exit codes', () => {
   it('exits 0 for --help and --version', async () => {
     const help = await runWald(['--help']);
     assert.equal(help.code, 0);
-    for (const command of ['serve', 'append', 'read', 'tail', 'stats', 'sync']) {
-      assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'));
+    for (const command of ['serve', 'append', 'read|wal-read', 'tail', 'stats|wal-stats', 'sync']) {
+      assert.match(help.stdout, new RegExp(`^  ${command.replace('|', '\\|')} `, 'm'));
     }
     const readHelp = await runWald(['read', '--help']);
     assert.equal(readHelp.code, 0);
