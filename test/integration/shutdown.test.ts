@@ -4,7 +4,7 @@
  * UNAVAILABLE. A raw HTTP/2 client can: it opens the calls and sends their requests before
  * `stop()`, and half-closes them after it. grpc-js runs unary and server-streaming handlers at the
  * half-close, so each call reaches the admission while the server stops. (AppendStream's handler
- * runs on the headers, before any such point: `test/unit/server/rpc/rpc-admission.test.ts` covers
+ * runs on the headers, before any such point: `test/unit/server/rpc-admission.test.ts` covers
  * bidi streams, and every RPC, with the server's state set by the test.)
  */
 import assert from 'node:assert/strict';
