@@ -23,3 +23,11 @@ export function safeIntegerField(value: bigint, field: string): number {
   }
   return Number(value);
 }
+
+/**
+ * A limit from a request's `max_*` field (records, bytes): 0 means the server's `cap`, and larger
+ * values are lowered to it.
+ */
+export function cappedLimit(requested: number, cap: number): number {
+  return requested === 0 ? cap : Math.min(requested, cap);
+}

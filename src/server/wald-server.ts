@@ -7,6 +7,7 @@ import type { WalOptions } from '../engine/wal-options.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
+import { RpcAdmission } from './rpc/rpc-admission.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
@@ -95,18 +96,18 @@ export class WaldServer {
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
     this.grpcServer = new Server(this.channelOptions());
-    this.grpcServer.addService(
-      walServiceDefinition,
-      createWalService({
+    const admission = new RpcAdmission(
+      {
         wal: this.wal,
         options: this.options,
         logger: this.logger,
         tails: this.tails,
         tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
-        isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped',
-      }),
+      },
+      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped' },
     );
+    this.grpcServer.addService(walServiceDefinition, createWalService(admission));
     this.health.addToServer(this.grpcServer);
     addReflection(this.grpcServer, {
       descriptors: new DescriptorIndex(loadDescriptorSet()),

@@ -1,0 +1,12 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { AppendStreamRequest, AppendStreamResponse } from '../../gen/wald/v1/append.js';
+import { AppendStreamSession } from '../append-stream.js';
+import type { RpcContext } from './rpc-context.js';
+
+/**
+ * The AppendStream RPC: the {@link AppendStreamSession} that serves one call, reading ahead at
+ * most `maxInFlightAppends` unanswered appends.
+ */
+export function appendStream(call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>, context: RpcContext): AppendStreamSession {
+  return new AppendStreamSession(call, context.wal, context.options.maxInFlightAppends, context.logger);
+}

@@ -1,0 +1,34 @@
+import type { WriteState as EngineWriteState } from '../../engine/types.js';
+import { WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
+import { optionalOffset } from '../record-message.js';
+import type { RpcContext } from './rpc-context.js';
+
+const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
+  writable: WriteState.WRITE_STATE_WRITABLE,
+  'disk-full': WriteState.WRITE_STATE_DISK_FULL,
+  'read-only': WriteState.WRITE_STATE_READ_ONLY,
+};
+
+/** The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, and the server's tails. */
+export async function getStats(_request: GetStatsRequest, context: RpcContext): Promise<GetStatsResponse> {
+  const stats = context.wal.stats();
+  return {
+    entryCount: BigInt(stats.recordCount),
+    segmentCount: BigInt(stats.segmentCount),
+    totalSizeBytes: BigInt(stats.bytesOnDisk),
+    firstOffset: BigInt(stats.firstOffset),
+    latestOffset: optionalOffset(stats.lastOffset),
+    highWatermark: optionalOffset(stats.highWatermark),
+    nextOffset: BigInt(stats.nextOffset),
+    ioStats: {
+      bytesWritten: BigInt(stats.io.bytesWritten),
+      bytesRead: BigInt(stats.io.bytesRead),
+      writes: BigInt(stats.io.writes),
+      reads: BigInt(stats.io.reads),
+      fsyncs: BigInt(stats.io.fsyncs),
+    },
+    tailStreamCount: context.tails.size,
+    tailQueueBytes: BigInt(context.tailQueueBudget.usedBytes),
+    writeState: WIRE_WRITE_STATES[stats.writeState],
+  };
+}

@@ -1,0 +1,36 @@
+import type { ReadRequest, ReadResponse } from '../../gen/wald/v1/read.js';
+import { countWithinBytes, optionalOffset, toRecordMessage } from '../record-message.js';
+import { cappedLimit, invalidArgument, safeIntegerField } from '../request-fields.js';
+import type { RpcContext } from './rpc-context.js';
+
+/** Records a Read returns when `limit` is 0. */
+export const READ_LIMIT_DEFAULT = 100;
+/** The largest `limit` a Read accepts; more is `INVALID_ARGUMENT`. Part of the contract. */
+export const READ_LIMIT_MAX = 1000;
+
+/**
+ * The Read RPC: up to `limit` records from `from_offset`, within `max_bytes` (capped at
+ * `maxResponseBytes`; one larger record still comes alone), with the offset to read next.
+ *
+ * Rejects with `WAL_INVALID_ARGUMENT` (`from_offset`, `limit`) and the errors of `Wal.read`
+ * (`WAL_OFFSET_COMPACTED`, `WAL_OFFSET_OUT_OF_RANGE`, `WAL_CORRUPTION`, ...).
+ */
+export async function read(request: ReadRequest, context: RpcContext): Promise<ReadResponse> {
+  const { wal } = context;
+  const fromOffset = safeIntegerField(request.fromOffset, 'from_offset');
+  const limit = request.limit === 0 ? READ_LIMIT_DEFAULT : request.limit;
+  if (limit > READ_LIMIT_MAX) {
+    throw invalidArgument('limit', `must be at most ${READ_LIMIT_MAX}, got ${limit}`, { value: limit, limit: READ_LIMIT_MAX });
+  }
+  const maxBytes = cappedLimit(request.maxBytes, context.options.maxResponseBytes);
+  const found = await wal.read(fromOffset, { limit, maxBytes });
+  const count = countWithinBytes(found, maxBytes);
+  const records = count === found.length ? found : found.slice(0, count);
+  const last = records[records.length - 1];
+  return {
+    records: records.map(toRecordMessage),
+    nextOffset: BigInt(last === undefined ? fromOffset : last.offset + 1),
+    highWatermark: optionalOffset(wal.highWatermark),
+    firstOffset: BigInt(wal.firstOffset),
+  };
+}

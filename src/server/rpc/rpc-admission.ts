@@ -1,0 +1,128 @@
+import type {
+  handleBidiStreamingCall,
+  handleServerStreamingCall,
+  handleUnaryCall,
+  ServerDuplexStream,
+  ServerErrorResponse,
+  ServerWritableStream,
+  UntypedHandleCall,
+} from '@grpc/grpc-js';
+import { WalError } from '../../errors.js';
+import { toRpcFailure, toServiceError } from '../rpc-failure.js';
+import type { RpcContext } from './rpc-context.js';
+import type { BidiRpc, RpcDescriptor, RpcStream, ServerStreamRpc, UnaryRpc } from './rpc-descriptor.js';
+
+/** What the admission asks of the server, besides the call itself. */
+export interface AdmissionState {
+  /** True once the server has begun to stop: new calls get `UNAVAILABLE` (`WAL_SHUTTING_DOWN`). */
+  readonly isStopping: () => boolean;
+}
+
+/**
+ * The one admission point of `wald.v1.WalService`: it turns each entry of the RPC table into the
+ * grpc-js handler of that method, so that every call of every RPC passes {@link admit} before its
+ * handler runs, streams are registered (counted against their limit, ended at shutdown) and
+ * forgotten in one place, and every failure, refusals included, is sent through `rpc-failure.ts`.
+ * Handlers only validate, translate and delegate.
+ *
+ * Why a wrapper made from the table, not a grpc-js server interceptor (the `interceptors` option
+ * of `new Server`, grpc-js >= 1.10):
+ * - A stream is registered with the session its handler made; an interceptor runs before any
+ *   handler, so the admission would be split between an interceptor and the handlers.
+ * - The wrapper holds the table entry (name, kind, later the role) and can hand what it learnt
+ *   (the caller's identity) to the handler; an interceptor sees a path string and could pass
+ *   things on only by rewriting metadata.
+ * - Interceptors see every service of the server: health (which must answer `NOT_SERVING` while
+ *   the server stops, not be refused) and reflection would have to be skipped by path.
+ * - grpc-js calls unary and server-streaming handlers once the whole request has arrived, an
+ *   interceptor when the headers have: the wrapper refuses a call whose request was still on its
+ *   way when `stop()` began (as the handlers did before), an interceptor would let it run.
+ * - It costs nothing per message: an interceptor's `ServerInterceptingCall` stands in front of
+ *   every TailWal write (the pre-encoded Buffers of `wal-service-definition.ts` would pass through
+ *   it; the wrapper never sees them).
+ * Neither sees the statuses grpc-js sends on its own (an undecodable or oversized request, an
+ * expired deadline): grpc-js sends those past every interceptor too.
+ *
+ * Hooks to come, each in one place here: the bearer token and the role of the table entry in
+ * {@link admit} (`UNAUTHENTICATED`, `PERMISSION_DENIED`), a follower refusing writes there too,
+ * and metrics per RPC and outcome where a unary call's response or failure is sent and where a
+ * stream's `run()` settles.
+ */
+export class RpcAdmission {
+  constructor(
+    private readonly context: RpcContext,
+    private readonly state: AdmissionState,
+  ) {}
+
+  /** The grpc-js handler of `rpc`: admission, then the entry's handler, then the status. */
+  bind(rpc: RpcDescriptor): UntypedHandleCall {
+    switch (rpc.kind) {
+      case 'unary':
+        return this.bindUnary(rpc);
+      case 'server-stream':
+        return this.bindServerStream(rpc);
+      case 'bidi':
+        return this.bindBidi(rpc);
+    }
+  }
+
+  /**
+   * The checks every call passes before its handler runs.
+   *
+   * @throws WalError `WAL_SHUTTING_DOWN` once the server has begun to stop.
+   */
+  private admit(): void {
+    if (this.state.isStopping()) {
+      throw new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down', {});
+    }
+  }
+
+  private bindUnary(rpc: UnaryRpc<unknown, unknown>): handleUnaryCall<unknown, unknown> {
+    const serve = async (request: unknown): Promise<unknown> => {
+      this.admit();
+      return rpc.handle(request, this.context);
+    };
+    return (call, callback) => {
+      serve(call.request).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback(this.failure(rpc, error)),
+      );
+    };
+  }
+
+  private bindServerStream(rpc: ServerStreamRpc<unknown, unknown>): handleServerStreamingCall<unknown, unknown> {
+    return (call) => this.serveStream(rpc, call, () => rpc.open(call, this.context));
+  }
+
+  private bindBidi(rpc: BidiRpc<unknown, unknown>): handleBidiStreamingCall<unknown, unknown> {
+    return (call) => this.serveStream(rpc, call, () => rpc.open(call, this.context));
+  }
+
+  /** Admits a streaming call, registers the session `open` makes for it, and runs it to its end. */
+  private serveStream(
+    rpc: ServerStreamRpc<unknown, unknown> | BidiRpc<unknown, unknown>,
+    call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+    open: () => RpcStream,
+  ): void {
+    const registry = rpc.streams(this.context);
+    let stream: RpcStream;
+    try {
+      this.admit();
+      stream = open();
+      registry.add(stream);
+    } catch (error) {
+      call.emit('error', this.failure(rpc, error));
+      return;
+    }
+    const { logger } = this.context;
+    logger.debug({ rpc: rpc.name, peer: call.getPeer() }, 'stream opened');
+    void stream.run().finally(() => {
+      registry.delete(stream);
+      logger.debug({ rpc: rpc.name, peer: call.getPeer(), ...stream.counters() }, 'stream closed');
+    });
+  }
+
+  private failure(rpc: RpcDescriptor, error: unknown): ServerErrorResponse {
+    return toServiceError(toRpcFailure(error, this.context.logger, { rpc: rpc.name }));
+  }
+}

@@ -1,0 +1,24 @@
+import type { Logger } from 'pino';
+import type { Wal } from '../../engine/wal.js';
+import type { AppendStreamSession } from '../append-stream.js';
+import type { ResolvedServerOptions } from '../server-options.js';
+import type { StreamRegistry } from '../stream-registry.js';
+import type { TailQueueBudget } from '../tail-queue-budget.js';
+import type { TailStream } from '../tail-stream.js';
+
+/**
+ * What every RPC handler works with: the log, the server's options and logger, and the state
+ * shared by all calls. Handlers never see the server's lifecycle: whether a call may run at all is
+ * decided before the handler is called, by `RpcAdmission`.
+ */
+export interface RpcContext {
+  readonly wal: Wal;
+  readonly options: ResolvedServerOptions;
+  readonly logger: Logger;
+  /** Open TailWal streams (`maxTailStreams`). */
+  readonly tails: StreamRegistry<TailStream>;
+  /** The bytes all tails together may hold (`maxTotalTailQueueBytes`). */
+  readonly tailQueueBudget: TailQueueBudget;
+  /** Open AppendStream streams (`maxAppendStreams`). */
+  readonly appendStreams: StreamRegistry<AppendStreamSession>;
+}

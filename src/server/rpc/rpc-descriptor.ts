@@ -1,0 +1,79 @@
+import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import type { RegisteredStream, StreamRegistry } from '../stream-registry.js';
+import type { RpcContext } from './rpc-context.js';
+
+/**
+ * How an RPC's messages flow, as its proto declares: one request and one response, one request
+ * and a stream of responses, or streams both ways. (No wald RPC streams requests only.)
+ */
+export type RpcKind = 'unary' | 'server-stream' | 'bidi';
+
+/**
+ * What a streaming handler makes of one call: the session that serves it. The admission registers
+ * it in its RPC's {@link StreamRegistry} (so the stream counts against the limit and is ended at
+ * shutdown), runs it, and forgets it once it is over.
+ */
+export interface RpcStream extends RegisteredStream {
+  /** Serves the call to its end; never rejects: every failure becomes the call's status. */
+  run(): Promise<void>;
+  /** The session's counters, logged when the stream closes. */
+  counters(): object;
+}
+
+/** A unary RPC: its full name's last part (`Append`) and the handler of one request. */
+export interface UnaryRpc<Req, Res> {
+  readonly name: string;
+  readonly kind: 'unary';
+  /**
+   * Answers one request. A rejection fails the call: a `WalError` with its own status and
+   * ErrorInfo, anything else as `INTERNAL` (see `rpc-failure.ts`).
+   */
+  handle(request: Req, context: RpcContext): Promise<Res>;
+}
+
+/** A server-streaming RPC: its name, the session it opens per call, and where sessions are counted. */
+export interface ServerStreamRpc<Req, Res> {
+  readonly name: string;
+  readonly kind: 'server-stream';
+  /** Makes the session of an admitted call; the call is not read or written before `run()`. */
+  open(call: ServerWritableStream<Req, Res>, context: RpcContext): RpcStream;
+  /** The registry that counts and ends this RPC's streams. */
+  streams(context: RpcContext): StreamRegistry<RpcStream>;
+}
+
+/** A bidirectional-streaming RPC: as {@link ServerStreamRpc}, with a call that reads requests too. */
+export interface BidiRpc<Req, Res> {
+  readonly name: string;
+  readonly kind: 'bidi';
+  /** Makes the session of an admitted call; the call is not read or written before `run()`. */
+  open(call: ServerDuplexStream<Req, Res>, context: RpcContext): RpcStream;
+  /** The registry that counts and ends this RPC's streams. */
+  streams(context: RpcContext): StreamRegistry<RpcStream>;
+}
+
+/** Any entry of an RPC table, whatever its message types. */
+export type RpcDescriptor = UnaryRpc<unknown, unknown> | ServerStreamRpc<unknown, unknown> | BidiRpc<unknown, unknown>;
+
+type RequestOf<Method> = Method extends { readonly requestDeserialize: (bytes: Buffer) => infer Req } ? Req : never;
+type ResponseOf<Method> = Method extends { readonly responseSerialize: (value: infer Res) => Buffer } ? Res : never;
+
+/**
+ * The entry that a method of a grpc-js service definition needs: its kind follows the method's
+ * `requestStream`/`responseStream`, its message types the method's codec. A client-streaming
+ * method has none (`never`), so one added to the proto does not compile until the admission can
+ * bind it.
+ */
+export type RpcFor<Method> = Method extends { readonly requestStream: false; readonly responseStream: false }
+  ? UnaryRpc<RequestOf<Method>, ResponseOf<Method>>
+  : Method extends { readonly requestStream: false; readonly responseStream: true }
+    ? ServerStreamRpc<RequestOf<Method>, ResponseOf<Method>>
+    : Method extends { readonly requestStream: true; readonly responseStream: true }
+      ? BidiRpc<RequestOf<Method>, ResponseOf<Method>>
+      : never;
+
+/**
+ * The RPC table of a service: one entry for each method of its definition, under the method's
+ * key, and no others. Declaring a table with `satisfies RpcTable<typeof definition>` makes a
+ * method without an entry, or an entry of the wrong kind or message types, a compile error.
+ */
+export type RpcTable<Definition> = { readonly [Key in keyof Definition]: RpcFor<Definition[Key]> };

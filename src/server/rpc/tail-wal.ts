@@ -1,0 +1,27 @@
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import type { TailWalRequest, TailWalResponse } from '../../gen/wald/v1/tail.js';
+import { cappedLimit } from '../request-fields.js';
+import { TailStream } from '../tail-stream.js';
+import type { RpcContext } from './rpc-context.js';
+
+/**
+ * The TailWal RPC: the {@link TailStream} that serves one call, with the request's batch bounds
+ * capped at the server's (`maxTailBatchRecords`, `maxResponseBytes`). Responses may be written
+ * already encoded (see `wal-service-definition.ts`).
+ */
+export function tailWal(call: ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>, context: RpcContext): TailStream {
+  const { options } = context;
+  const request = call.request;
+  return new TailStream(
+    call,
+    context.wal,
+    {
+      heartbeatIntervalMs: options.tailHeartbeatIntervalMs,
+      maxRecords: cappedLimit(request.maxRecords, options.maxTailBatchRecords),
+      maxBytes: cappedLimit(request.maxBytes, options.maxResponseBytes),
+      maxQueueBytes: options.maxTailQueueBytes,
+    },
+    context.tailQueueBudget,
+    context.logger,
+  );
+}

@@ -1,0 +1,187 @@
+/**
+ * RpcAdmission on a real grpc-js server and client, with the server's state in the test's hands:
+ * every RPC of the table, of each kind, is refused with `UNAVAILABLE` / `WAL_SHUTTING_DOWN` while
+ * the server stops, before its handler runs; streams count against their RPC's limit and give
+ * their place back when they end.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { describe, test } from 'node:test';
+import { Server, ServerCredentials, status, type ClientDuplexStream, type ClientReadableStream } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { Wal } from '../../../src/engine/wal.js';
+import { AppendStreamRequest, type AppendStreamResponse } from '../../../src/gen/wald/v1/append.js';
+import type { TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
+import type { AppendStreamSession } from '../../../src/server/append-stream.js';
+import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
+import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
+import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
+import { StreamRegistry } from '../../../src/server/stream-registry.js';
+import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
+import type { TailStream } from '../../../src/server/tail-stream.js';
+import { walServiceDefinition } from '../../../src/server/wal-service-definition.js';
+import { createWalService, WAL_SERVICE_RPCS } from '../../../src/server/wal-service.js';
+import { rpcErrorOf, WalTestClient } from '../../integration/support/harness.js';
+import { MemDisk } from '../../support/mem-disk.js';
+
+const silent = pino({ level: 'silent' });
+
+type StreamingKey = {
+  [Key in keyof typeof WAL_SERVICE_RPCS]: (typeof WAL_SERVICE_RPCS)[Key]['kind'] extends 'unary' ? never : Key;
+}[keyof typeof WAL_SERVICE_RPCS];
+
+/** A WalService served through RpcAdmission over a log on a MemDisk, with a switch for `isStopping`. */
+interface Fixture {
+  readonly wal: Wal;
+  readonly context: RpcContext;
+  readonly client: WalTestClient;
+  /** Sets what the admission's `isStopping` answers from now on. */
+  setStopping(isStopping: boolean): void;
+  close(): Promise<void>;
+}
+
+async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
+  const { wal } = await Wal.open({ dir: '/data', storage: new MemDisk().mount(), preallocate: false });
+  const resolved = resolveServerOptions(options);
+  const context: RpcContext = {
+    wal,
+    options: resolved,
+    logger: silent,
+    tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
+    tailQueueBudget: new TailQueueBudget(resolved.maxTotalTailQueueBytes),
+    appendStreams: new StreamRegistry<AppendStreamSession>('AppendStream', resolved.maxAppendStreams),
+  };
+  let isStopping = false;
+  const server = new Server();
+  server.addService(walServiceDefinition, createWalService(new RpcAdmission(context, { isStopping: () => isStopping })));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (error, bound) => (error === null ? resolve(bound) : reject(error)));
+  });
+  const client = new WalTestClient(`127.0.0.1:${port}`);
+  return {
+    wal,
+    context,
+    client,
+    setStopping(value) {
+      isStopping = value;
+    },
+    async close() {
+      client.close();
+      await Promise.all([context.tails.shutdownAll(), context.appendStreams.shutdownAll()]);
+      server.forceShutdown();
+      await wal.close();
+    },
+  };
+}
+
+/** A streaming call and the outcome of its first response: resolves on it, rejects with the call's error. */
+interface OpenStream {
+  readonly call: ClientReadableStream<TailWalResponse> | ClientDuplexStream<AppendStreamRequest, AppendStreamResponse>;
+  readonly firstResponse: Promise<void>;
+}
+
+function firstResponseOf(call: OpenStream['call']): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    call.once('data', () => resolve());
+    // Also the listener for the CANCELLED that follows a cancel, once the first response is in.
+    call.on('error', reject);
+  });
+}
+
+/** Opens a call of each streaming RPC; `tailWal` needs a record in the log to answer at once. */
+const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient) => OpenStream>> = {
+  tailWal: (client) => {
+    const call = client.tail({ start: { $case: 'fromOffset', value: 0n } });
+    return { call, firstResponse: firstResponseOf(call) };
+  },
+  appendStream: (client) => {
+    const call = client.appendStream();
+    const firstResponse = firstResponseOf(call);
+    call.write(AppendStreamRequest.fromPartial({ requestId: 1n, append: { records: [{ value: Buffer.from('s') }] } }));
+    return { call, firstResponse };
+  },
+};
+
+/** One call of each RPC of the table (a new RPC does not compile until it has one), resolving when it succeeds. */
+const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClient) => Promise<void>>> = {
+  append: async (client) => {
+    await client.append({ records: [{ value: Buffer.from('a') }] });
+  },
+  read: async (client) => {
+    await client.read({ fromOffset: 0n });
+  },
+  getStats: async (client) => {
+    await client.getStats();
+  },
+  sync: async (client) => {
+    await client.sync();
+  },
+  tailWal: (client) => streamCall(OPEN_STREAM.tailWal(client)),
+  appendStream: (client) => streamCall(OPEN_STREAM.appendStream(client)),
+};
+
+async function streamCall(stream: OpenStream): Promise<void> {
+  await stream.firstResponse;
+  stream.call.cancel();
+}
+
+describe('RpcAdmission', { timeout: 60_000 }, () => {
+  test('while the server stops, every RPC of the table is refused with UNAVAILABLE WAL_SHUTTING_DOWN before its handler runs', async () => {
+    const f = await startFixture();
+    try {
+      await f.wal.append([{ value: Buffer.from('first') }]);
+      for (const [key, call] of Object.entries(CALL)) {
+        await assert.doesNotReject(call(f.client), `${key} succeeds while the server runs`);
+      }
+      let streamsOpened = 0;
+      f.context.tails.on('open', () => streamsOpened++);
+      f.context.appendStreams.on('open', () => streamsOpened++);
+      const nextOffset = f.wal.nextOffset;
+
+      f.setStopping(true);
+      for (const [key, call] of Object.entries(CALL)) {
+        const failure = await call(f.client).then(
+          () => assert.fail(`${key} succeeded while the server stops`),
+          (error: unknown) => rpcErrorOf(error),
+        );
+        assert.equal(failure.code, status.UNAVAILABLE, key);
+        assert.equal(failure.reason, 'WAL_SHUTTING_DOWN', key);
+        assert.equal(failure.domain, 'wald.dev', key);
+      }
+      assert.equal(f.wal.nextOffset, nextOffset, 'neither Append nor AppendStream wrote anything');
+      assert.equal(streamsOpened, 0, 'no stream was registered');
+    } finally {
+      await f.close();
+    }
+  });
+
+  for (const key of Object.keys(OPEN_STREAM) as StreamingKey[]) {
+    test(`a ${WAL_SERVICE_RPCS[key].name} stream over its limit gets RESOURCE_EXHAUSTED WAL_TOO_MANY_STREAMS; an ended stream gives its place back`, async () => {
+      const f = await startFixture({ maxTailStreams: 1, maxAppendStreams: 1 });
+      try {
+        await f.wal.append([{ value: Buffer.from('first') }]);
+        const registry = WAL_SERVICE_RPCS[key].streams(f.context);
+        const open = OPEN_STREAM[key];
+        const first = open(f.client);
+        await first.firstResponse;
+        assert.equal(registry.size, 1);
+
+        const refused = await open(f.client).firstResponse.then(
+          () => assert.fail('a second stream was admitted'),
+          (error: unknown) => rpcErrorOf(error),
+        );
+        assert.equal(refused.code, status.RESOURCE_EXHAUSTED);
+        assert.equal(refused.reason, 'WAL_TOO_MANY_STREAMS');
+        assert.equal(refused.metadata['limit'], '1');
+
+        const closed = once(registry, 'close');
+        first.call.cancel();
+        await closed;
+        assert.equal(registry.size, 0, 'the ended stream is forgotten');
+        await assert.doesNotReject(streamCall(open(f.client)), 'a new stream takes its place');
+      } finally {
+        await f.close();
+      }
+    });
+  }
+});
