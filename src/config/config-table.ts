@@ -40,7 +40,9 @@ export function renderKeyTable<D extends OptionDeclarations>(schema: ConfigSchem
     const unit = spec.choices === undefined ? spec.unit : spec.choices.map((choice) => code(String(choice))).join(' | ');
     const musts = [
       ...(spec.choices === undefined && !GENERIC_EXPECTATIONS.has(spec.expected) ? [spec.expected] : []),
-      ...schema.options.rules.filter((rule) => rule.key === key.option.name).map((rule) => rule.describe((name) => code(configKeyName(name)))),
+      ...schema.options.rules
+        .filter((rule) => rule.key === key.option.name)
+        .map((rule) => rule.describe((name) => code(configKeyName(name)))),
     ];
     const text = [sentence(spec.doc), spec.why, ...musts.map((must) => sentence(`must be ${must}`))].join(' ');
     return `| ${[code(key.name), flags, code(key.env), defaultCell(key), unit, text].map(cell).join(' | ')} |`;

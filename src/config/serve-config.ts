@@ -45,7 +45,9 @@ export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
       default: 'info',
       unit: 'level',
       doc: 'level of the JSON log written to stdout',
-      why: '`info` logs startup, recovery, listening address, shutdown and warnings; `debug` adds the resolved configuration and per-stream events.',
+      why:
+        '`info` logs startup, recovery, listening address, shutdown and warnings; `debug` adds the resolved ' +
+        'configuration and per-stream events.',
     }),
   },
 );

@@ -33,14 +33,18 @@ export const WAL_OPTION_DECLARATIONS = {
     default: 100,
     unit: 'ms',
     doc: 'period of the background sync under sync_policy interval',
-    why: 'The loss window of `interval`: short enough to bound loss, long enough to batch many writes per sync. Ignored under the other policies.',
+    why:
+      'The loss window of `interval`: short enough to bound loss, long enough to batch many writes per sync. ' +
+      'Ignored under the other policies.',
   }),
   segmentSizeBytes: integerOption(
     {
       default: 64 * MiB,
       unit: 'bytes',
       doc: 'size at which a segment is sealed and the next one started',
-      why: 'As etcd: big enough to amortise rotation, small enough to compact in steps. The upper bound because index entries hold 32-bit byte positions.',
+      why:
+        'As etcd: big enough to amortise rotation, small enough to compact in steps. The upper bound because ' +
+        'index entries hold 32-bit byte positions.',
     },
     { min: 4096, max: MAX_SEGMENT_SIZE_BYTES },
   ),

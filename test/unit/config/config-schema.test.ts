@@ -117,7 +117,8 @@ describe('ConfigSchema', () => {
     assert.match(member.message, /unknown key compaction\.minIntervalMs \(keys are snake_case: did you mean compaction\.min_interval_ms\?\)/);
     assert.match(configError(() => TEST_CONFIG.parseFile('compaction: true\n', 't.yaml')).message, /compaction must be a mapping/);
     assert.match(configError(() => TEST_CONFIG.parseFile('retention-ms: 5\n', 't.yaml')).message, /did you mean retention_ms\?/);
-    assert.match(configError(() => TEST_CONFIG.parseFile('compaction.enabled: true\n', 't.yaml')).message, /unknown key compaction\.enabled \(a group's keys nest: compaction: \{ enabled: \.\.\. \}\)$/);
+    const flat = configError(() => TEST_CONFIG.parseFile('compaction.enabled: true\n', 't.yaml'));
+    assert.equal(flat.message, "config file t.yaml: unknown key compaction.enabled (a group's keys nest: compaction: { enabled: ... })");
   });
 
   it('prints groups nested, in a form that reads back as the same configuration', () => {
