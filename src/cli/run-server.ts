@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import { engineOptionsOf, serverOptionsOf, type ServeConfig } from '../config.js';
+import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, type ServeConfig } from '../config/serve-config.js';
 import { WaldServer } from '../server/wald-server.js';
 import { CommandFailure, EXIT_CODES } from './exit-codes.js';
 
@@ -36,7 +36,7 @@ export async function runServer(config: ServeConfig): Promise<void> {
   // Listening for signals before the log opens: a SIGTERM during recovery still stops cleanly.
   const signals = stopSignalReceived(logger);
   try {
-    logger.debug({ config }, 'configuration');
+    logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
     let opened;
     try {
       opened = await WaldServer.open({ dir: config.dataDir, ...engineOptionsOf(config) }, serverOptionsOf(config), logger);
@@ -45,7 +45,7 @@ export async function runServer(config: ServeConfig): Promise<void> {
       throw new CommandFailure(`cannot open the log in ${config.dataDir}: ${(error as Error).message}`);
     }
     const { server, report } = opened;
-    logger.info({ dataDir: config.dataDir, sync: config.sync, recovery: report }, 'log recovered');
+    logger.info({ dataDir: config.dataDir, syncPolicy: config.syncPolicy, recovery: report }, 'log recovered');
     try {
       await server.start();
     } catch (error) {

@@ -1,27 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
-import {
-  CONFIG_DEFAULTS,
-  CONFIG_FILE_ENV,
-  CONFIG_KEY_NAMES,
-  CONFIG_KEYS,
-  ConfigError,
-  envName,
-  flagName,
-  formatConfig,
-  parseConfigFile,
-  resolveConfig,
-  type ConfigFile,
-  type ConfigKey,
-  type ServeConfig,
-} from '../config.js';
+import { Option, type Command, type OptionValues as CommanderValues } from 'commander';
+import { ConfigError } from '../config/config-error.js';
+import type { ConfigFile } from '../config/config-file.js';
+import type { ConfigKey } from '../config/config-key.js';
+import type { ConfigSchema } from '../config/config-schema.js';
+import { CONFIG_FILE_ENV, SERVE_CONFIG, type ServeConfig } from '../config/serve-config.js';
+import type { OptionDeclarations } from '../options/option-spec.js';
 import { UsageError } from './exit-codes.js';
 import { printText } from './output.js';
 
-type ServeFlags = Partial<Record<ConfigKey, unknown>> & {
+/** The flags of `wald serve` besides the keys' own. */
+interface ServeFlags {
   readonly config?: string;
   readonly printConfig?: 'yaml' | 'json' | true;
-};
+}
 
 function readConfigFile(path: string): ConfigFile {
   let text: string;
@@ -30,37 +22,40 @@ function readConfigFile(path: string): ConfigFile {
   } catch (error) {
     throw new ConfigError(undefined, path, `cannot read config file ${path}: ${(error as Error).message}`);
   }
-  return parseConfigFile(text, path);
+  return SERVE_CONFIG.parseFile(text, path);
+}
+
+/** The flags of `schema`'s keys for commander: `--name <unit>`, or `--name` and `--no-name` for a boolean. */
+export function keyFlagOptions<D extends OptionDeclarations>(schema: ConfigSchema<D>): Option[] {
+  return schema.keys.flatMap((key) => {
+    const { spec } = key.option;
+    const choices = spec.choices === undefined ? '' : `one of ${spec.choices.join(', ')}; `;
+    const description = `${spec.doc} (${choices}default: ${String(spec.default)}; env ${key.env})`;
+    if (spec.textForm === 'boolean') {
+      return [new Option(key.flag, description), new Option(`--no-${key.flag.slice(2)}`, `turn ${key.name} off`)];
+    }
+    return [new Option(`${key.flag} <${spec.unit}>`, description)];
+  });
+}
+
+/** The values of `schema`'s keys among commander's parsed options, by key name (`sync_interval_ms`). */
+export function keyFlagValues<D extends OptionDeclarations>(schema: ConfigSchema<D>, parsed: CommanderValues): Record<string, unknown> {
+  return Object.fromEntries(schema.keys.map((key: ConfigKey) => [key.name, parsed[new Option(key.flag).attributeName()]]));
 }
 
 /**
  * Resolves the configuration of `wald serve` from its flags, the environment and the config file
  * (`--config`, else `WALD_CONFIG`). Throws `UsageError` naming the key for any bad value.
  */
-export function loadServeConfig(flags: ServeFlags, env: Readonly<Record<string, string | undefined>>): ServeConfig {
+export function loadServeConfig(parsed: CommanderValues & ServeFlags, env: Readonly<Record<string, string | undefined>>): ServeConfig {
   try {
-    const path = flags.config ?? (env[CONFIG_FILE_ENV] === '' ? undefined : env[CONFIG_FILE_ENV]);
+    const path = parsed.config ?? (env[CONFIG_FILE_ENV] === '' ? undefined : env[CONFIG_FILE_ENV]);
     const file = path === undefined ? undefined : readConfigFile(path);
-    const keyFlags = Object.fromEntries(CONFIG_KEY_NAMES.map((key) => [key, flags[key]]));
-    return resolveConfig({ flags: keyFlags, env, file });
+    return SERVE_CONFIG.resolve({ flags: keyFlagValues(SERVE_CONFIG, parsed), env, file });
   } catch (error) {
     if (error instanceof ConfigError) throw new UsageError(error.message);
     throw error;
   }
-}
-
-function keyOptions(): Option[] {
-  return CONFIG_KEY_NAMES.flatMap((key) => {
-    const spec = CONFIG_KEYS[key];
-    const where = `default: ${String(CONFIG_DEFAULTS[key])}; env ${envName(key)}`;
-    if (spec.kind === 'boolean') {
-      return [
-        new Option(flagName(key), `${spec.description} (${where})`),
-        new Option(`--no-${flagName(key).slice(2)}`, `turn ${key} off`),
-      ];
-    }
-    return [new Option(`${flagName(key)} <${spec.valueName}>`, `${spec.description} (${where})`)];
-  });
 }
 
 /** Registers `wald serve`: the server, configured by flags, environment and a YAML file. */
@@ -70,17 +65,17 @@ export function registerServeCommand(program: Command): void {
     .summary('run the wald server')
     .description(
       'Open (and recover) the log in --data-dir and serve it over gRPC on --listen until SIGINT or SIGTERM. ' +
-        'Every option can also be set by its environment variable or by its camelCase key in the YAML file ' +
-        'given by --config (or WALD_CONFIG); precedence: flags > environment > file > defaults. ' +
-        'Logs are JSON lines on stdout.',
+        'Every option can also be set by its environment variable or by its snake_case key in the YAML file ' +
+        `given by --config (or ${CONFIG_FILE_ENV}): --sync-interval-ms is sync_interval_ms; ` +
+        'precedence: flags > environment > file > defaults. Logs are JSON lines on stdout.',
     )
     .option('--config <file>', `YAML config file (env ${CONFIG_FILE_ENV})`)
     .addOption(new Option('--print-config [format]', 'print the resolved configuration and exit').choices(['yaml', 'json']));
-  for (const option of keyOptions()) command.addOption(option);
-  command.action(async (flags: ServeFlags) => {
-    const config = loadServeConfig(flags, process.env);
-    if (flags.printConfig !== undefined) {
-      printText(formatConfig(config, flags.printConfig === 'json' ? 'json' : 'yaml'));
+  for (const option of keyFlagOptions(SERVE_CONFIG)) command.addOption(option);
+  command.action(async (parsed: CommanderValues & ServeFlags) => {
+    const config = loadServeConfig(parsed, process.env);
+    if (parsed.printConfig !== undefined) {
+      printText(SERVE_CONFIG.format(config, parsed.printConfig === 'json' ? 'json' : 'yaml'));
       return;
     }
     // Loaded only here: the client commands need neither the server nor the engine.

@@ -1,36 +1,135 @@
+/**
+ * The options of `Wal.open`, declared once: name, default, unit, documentation and check of each.
+ * `wald serve` composes these declarations into its configuration (src/config/serve-config.ts),
+ * so each engine option is also a config key with the same name in snake_case
+ * (`segmentSizeBytes` is `segment_size_bytes`, `--segment-size-bytes`, `WALD_SEGMENT_SIZE_BYTES`).
+ */
+import { booleanOption, choiceOption, integerOption, type OptionDeclarations } from '../options/option-spec.js';
+import { OptionSet, type OptionInput, type OptionValues } from '../options/option-set.js';
 import type { Storage } from '../storage/storage.js';
 import type { SyncPolicy } from './types.js';
 
-/** Options of `Wal.open`. Only `dir` is required. */
-export interface WalOptions {
+/** The sync policies of the log; see `SyncPolicy`. */
+export const SYNC_POLICIES = ['always', 'interval', 'none'] as const satisfies readonly SyncPolicy[];
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Largest segment: index entries hold u32 byte positions. */
+const MAX_SEGMENT_SIZE_BYTES = 2 ** 31;
+
+/** Every option of the engine, in the order of `--help` and docs/configuration.md. */
+export const WAL_OPTION_DECLARATIONS = {
+  syncPolicy: choiceOption(SYNC_POLICIES, {
+    default: 'always',
+    unit: 'policy',
+    doc: 'when the log calls fdatasync',
+    why:
+      '`always` acknowledges an append only after `fdatasync`, so an acknowledged record survives a crash. ' +
+      '`interval` acknowledges after the write and syncs every `sync_interval_ms` (up to that much acknowledged ' +
+      'data can be lost in a machine crash); `none` leaves syncing to the OS.',
+  }),
+  syncIntervalMs: integerOption({
+    default: 100,
+    unit: 'ms',
+    doc: 'period of the background sync under sync_policy interval',
+    why:
+      'The loss window of `interval`: short enough to bound loss, long enough to batch many writes per sync. ' +
+      'Ignored under the other policies.',
+  }),
+  segmentSizeBytes: integerOption(
+    {
+      default: 64 * MiB,
+      unit: 'bytes',
+      doc: 'size at which a segment is sealed and the next one started',
+      why:
+        'As etcd: big enough to amortise rotation, small enough to compact in steps. The upper bound because ' +
+        'index entries hold 32-bit byte positions.',
+    },
+    { min: 4096, max: MAX_SEGMENT_SIZE_BYTES },
+  ),
+  preallocate: booleanOption({
+    default: true,
+    doc: 'fill new segments with zeros up front',
+    why:
+      'Overwriting written blocks syncs faster than growing a file (measured about 1.5x on ext4), at the cost of ' +
+      'disk allocated ahead of time: up to two segments (the active one and the next).',
+  }),
+  maxRecordBytes: integerOption({
+    default: 1 * MiB,
+    unit: 'bytes',
+    doc: 'largest record (key + value + headers)',
+    why: 'Bounds the memory of one record everywhere.',
+  }),
+  maxBatchBytes: integerOption(
+    {
+      default: 4 * MiB,
+      unit: 'bytes',
+      doc: 'largest batch (one append)',
+      why: 'The default gRPC message size; bounded like a segment.',
+    },
+    { max: MAX_SEGMENT_SIZE_BYTES },
+  ),
+  maxBatchRecords: integerOption({
+    default: 10_000,
+    unit: 'records',
+    doc: 'most records in one append',
+    why: 'Bounds the work of one append.',
+  }),
+  indexIntervalBytes: integerOption({
+    default: 4 * KiB,
+    unit: 'bytes',
+    doc: 'bytes of log between two sparse index entries',
+    why: "As Kafka's `index.interval.bytes`: a read scans at most that much to find its first offset.",
+  }),
+  diskFullProbeIntervalMs: integerOption({
+    default: 1000,
+    unit: 'ms',
+    doc: 'how often free space is checked while the disk is full',
+    why: 'While the disk is full appends fail (`RESOURCE_EXHAUSTED`) and resume by themselves once space returns; this is how soon.',
+  }),
+  recoveryPointIntervalMs: integerOption({
+    default: 1000,
+    unit: 'ms',
+    doc: 'least time between two writes of the recovery point',
+    why:
+      'The recovery point (`RECOVERY`) records how far the log is known durable. After a power cut, damage in frames ' +
+      'synced before the last written point is reported as corruption instead of being cut as a torn tail; a smaller ' +
+      'value narrows that blind spot at the cost of more small syncs (one per interval at most, only while appends are synced).',
+  }),
+  maxProducers: integerOption({
+    default: 10_000,
+    unit: 'producers',
+    doc: 'producer ids remembered for idempotent appends',
+    why: 'The least recently used are forgotten first.',
+  }),
+  maxOpenSegmentFiles: integerOption({
+    default: 256,
+    unit: 'files',
+    doc: 'sealed segments whose files stay open for reads',
+    why:
+      "The least recently read is closed first and reopened when read again (the active segment's file is not counted). " +
+      '256 keeps 16 GiB of 64 MiB segments open, well below the usual limit of 1024 fds per process, so a log of many ' +
+      'segments cannot die of `EMFILE`. A file is closed only once no read uses it, so concurrent reads may briefly hold a few more.',
+  }),
+} satisfies OptionDeclarations;
+
+/** The engine's options and their checks. */
+export const WAL_OPTIONS = new OptionSet(WAL_OPTION_DECLARATIONS);
+
+/** The engine's declared options, every one present. */
+export type WalOptionValues = OptionValues<typeof WAL_OPTION_DECLARATIONS>;
+
+/** Defaults of the engine; each is a named limit with its unit in the key. */
+export const WAL_DEFAULTS: WalOptionValues = WAL_OPTIONS.defaults;
+
+/**
+ * Options of `Wal.open`: the data directory, the declared options (see
+ * {@link WAL_OPTION_DECLARATIONS}; each optional), and what tests inject.
+ */
+export interface WalOptions extends OptionInput<typeof WAL_OPTION_DECLARATIONS> {
   /** Data directory; created if missing. */
   readonly dir: string;
-  readonly syncPolicy?: SyncPolicy | undefined;
-  /** Period of the background `fdatasync` under the `interval` policy. */
-  readonly syncIntervalMs?: number | undefined;
-  /** Size at which the active segment is sealed and a new one started. */
-  readonly segmentSizeBytes?: number | undefined;
-  /** Fill new segments with zeros up to `segmentSizeBytes` so that syncs do not grow the file. */
-  readonly preallocate?: boolean | undefined;
-  /** Largest key + value + headers of one record. */
-  readonly maxRecordBytes?: number | undefined;
-  /** Largest encoded batch (one append call). */
-  readonly maxBatchBytes?: number | undefined;
-  /** Most records in one append call. */
-  readonly maxBatchRecords?: number | undefined;
-  /** Bytes of log between two entries of the sparse index. */
-  readonly indexIntervalBytes?: number | undefined;
-  /** How often a log in disk-full mode checks whether space has returned. */
-  readonly diskFullProbeIntervalMs?: number | undefined;
-  /** Least time between two writes of the recovery point (how far the log is known durable). */
-  readonly recoveryPointIntervalMs?: number | undefined;
-  /** Most producer ids remembered for idempotent appends (least recently used are forgotten). */
-  readonly maxProducers?: number | undefined;
-  /**
-   * Most sealed segments whose files stay open for reads (least recently read are closed first;
-   * the active segment's file is not counted).
-   */
-  readonly maxOpenSegmentFiles?: number | undefined;
   /** File-system port; defaults to the Node implementation. Tests inject faults here. */
   readonly storage?: Storage | undefined;
   /** Wall clock in ms; tests inject one. */
@@ -43,90 +142,25 @@ export interface WalOptions {
 }
 
 /** `WalOptions` with every default filled in. */
-export type ResolvedWalOptions = Required<Omit<WalOptions, 'storage' | 'clock' | 'onWarning'>> & {
+export type ResolvedWalOptions = WalOptionValues & {
+  readonly dir: string;
   readonly storage: Storage;
   readonly clock: () => number;
   readonly onWarning: (message: string, error: unknown) => void;
 };
 
-/** Defaults of the engine; each is a named limit with its unit in the key. */
-export const WAL_DEFAULTS = Object.freeze({
-  /** Acknowledge only after `fdatasync`: the safe default. */
-  syncPolicy: 'always' as SyncPolicy,
-  /** 100 ms: the loss window of the `interval` policy. */
-  syncIntervalMs: 100,
-  /** 64 MiB, as etcd: big enough to amortise rotation, small enough to compact in steps. */
-  segmentSizeBytes: 64 * 1024 * 1024,
-  /** Overwriting written blocks syncs ~1.5x faster than growing a file on ext4 (measured here). */
-  preallocate: true,
-  /** 1 MiB per record. */
-  maxRecordBytes: 1024 * 1024,
-  /** 4 MiB per append, the default gRPC message size. */
-  maxBatchBytes: 4 * 1024 * 1024,
-  /** 10,000 records per append. */
-  maxBatchRecords: 10_000,
-  /** One index entry per 4 KiB of log, as Kafka's `index.interval.bytes`. */
-  indexIntervalBytes: 4096,
-  /** Check for free space once a second while the disk is full. */
-  diskFullProbeIntervalMs: 1000,
-  /**
-   * 1 s: after a power cut, damage in frames synced more than about a second before it is reported
-   * as corruption rather than cut as a torn tail; costs one small write and sync a second at most.
-   */
-  recoveryPointIntervalMs: 1000,
-  /** Remember 10,000 producers for idempotent retries. */
-  maxProducers: 10_000,
-  /**
-   * 256 files: with 64 MiB segments, 16 GiB of log readable without reopening, well within the
-   * usual 1024 fds a process may open; a log of more segments no longer dies of `EMFILE`.
-   */
-  maxOpenSegmentFiles: 256,
-});
-
-const POSITIVE_INTEGER_KEYS = [
-  'syncIntervalMs',
-  'segmentSizeBytes',
-  'maxRecordBytes',
-  'maxBatchBytes',
-  'maxBatchRecords',
-  'indexIntervalBytes',
-  'diskFullProbeIntervalMs',
-  'recoveryPointIntervalMs',
-  'maxProducers',
-  'maxOpenSegmentFiles',
-] as const;
-
-/** Largest segment: index entries hold u32 byte positions. */
-const MAX_SEGMENT_SIZE_BYTES = 2 ** 31;
-
 /**
- * Fills in defaults and checks every option, naming the key in the error.
+ * Fills in defaults and checks every option, naming the key in the error (`options.syncIntervalMs
+ * must be a positive integer, got 0`).
  *
  * Throws `TypeError` for a wrong type and `RangeError` for a value out of range.
  */
 export function resolveWalOptions(options: WalOptions, defaultStorage: () => Storage): ResolvedWalOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   if (typeof options.dir !== 'string' || options.dir === '') throw new TypeError('options.dir must be a non-empty string');
-  const resolved = {
-    ...WAL_DEFAULTS,
-    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
-  } as Omit<ResolvedWalOptions, 'storage' | 'clock' | 'onWarning'> & WalOptions;
-  if (!['always', 'interval', 'none'].includes(resolved.syncPolicy)) {
-    throw new RangeError(`options.syncPolicy must be 'always', 'interval' or 'none', got ${String(resolved.syncPolicy)}`);
-  }
-  if (typeof resolved.preallocate !== 'boolean') throw new TypeError('options.preallocate must be a boolean');
-  for (const key of POSITIVE_INTEGER_KEYS) {
-    const value = resolved[key];
-    if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`options.${key} must be a positive integer, got ${String(value)}`);
-  }
-  if (resolved.segmentSizeBytes < 4096 || resolved.segmentSizeBytes > MAX_SEGMENT_SIZE_BYTES) {
-    throw new RangeError(`options.segmentSizeBytes must be between 4096 and ${MAX_SEGMENT_SIZE_BYTES}, got ${resolved.segmentSizeBytes}`);
-  }
-  if (resolved.maxBatchBytes > MAX_SEGMENT_SIZE_BYTES) {
-    throw new RangeError(`options.maxBatchBytes must be at most ${MAX_SEGMENT_SIZE_BYTES}, got ${resolved.maxBatchBytes}`);
-  }
   return {
-    ...resolved,
+    ...WAL_OPTIONS.resolve(options, {}),
+    dir: options.dir,
     storage: options.storage ?? defaultStorage(),
     clock: options.clock ?? Date.now,
     onWarning: options.onWarning ?? emitWarning,

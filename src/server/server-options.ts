@@ -1,173 +1,208 @@
-import { WAL_DEFAULTS } from '../engine/wal-options.js';
-
 /**
- * Size limits of the log (the engine enforces them). The server needs them only to check that its
- * message size limits can carry a full batch and a maximal record; pass the values the `Wal` was
- * opened with.
+ * The options of `WaldServer`, declared once: name, default, unit, documentation and check of
+ * each, and the rules that relate the message size limits to the log's limits. `wald serve`
+ * composes these declarations into its configuration (src/config/serve-config.ts), so each is
+ * also a config key with the same name in snake_case.
  */
-export interface AppendLimits {
-  /** Largest record as the log stores it, in bytes. */
-  readonly maxRecordBytes: number;
-  /** Largest encoded batch (one append), in bytes. */
-  readonly maxBatchBytes: number;
-  /** Most records in one append. */
-  readonly maxBatchRecords: number;
+import { WAL_OPTION_DECLARATIONS } from '../engine/wal-options.js';
+import { integerOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
+import { OptionSet, type OptionInput, type OptionRule, type OptionValues } from '../options/option-set.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Whether `value` is `host:port` (host a name, an IPv4 address or a bracketed IPv6 one) with a port up to 65535. */
+function isListenAddress(value: string): boolean {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/.exec(value);
+  return match !== null && Number(match[2]) <= 65535;
 }
 
-/** Options of {@link WaldServer}. Every field is optional; see {@link SERVER_DEFAULTS}. */
-export interface ServerOptions {
-  /** `host:port` to listen on; port 0 picks a free port (returned by `start()`). */
-  readonly listen?: string | undefined;
-  /** Largest request message the transport accepts (`grpc.max_receive_message_length`), bytes. */
-  readonly maxReceiveMessageBytes?: number | undefined;
-  /** Largest response message the transport sends (`grpc.max_send_message_length`), bytes. */
-  readonly maxSendMessageBytes?: number | undefined;
-  /** Most record bytes in one Read response or TailWal message (the cap of `max_bytes`). */
-  readonly maxResponseBytes?: number | undefined;
-  /** Most records in one TailWal message (the cap of `max_records`). */
-  readonly maxTailBatchRecords?: number | undefined;
-  /** Period of TailWal heartbeats (empty batches) while no record arrives, ms. */
-  readonly tailHeartbeatIntervalMs?: number | undefined;
-  /** Most TailWal streams open at once; more get `RESOURCE_EXHAUSTED` (`WAL_TOO_MANY_STREAMS`). */
-  readonly maxTailStreams?: number | undefined;
-  /** Most message bytes written to a TailWal stream but not yet taken by the transport. */
-  readonly maxTailQueueBytes?: number | undefined;
-  /**
-   * Most message bytes all TailWal streams together hold, written or being read but not yet taken
-   * by the transport; a tail that would go over waits (it stops reading the log), it never fails.
-   */
-  readonly maxTotalTailQueueBytes?: number | undefined;
-  /** Most AppendStream streams open at once; more get `RESOURCE_EXHAUSTED`. */
-  readonly maxAppendStreams?: number | undefined;
-  /** Most unanswered appends read ahead on one AppendStream before the server stops reading. */
-  readonly maxInFlightAppends?: number | undefined;
-  /**
-   * HTTP/2 receive window the server grants each connection and each stream, bytes: how much a
-   * client may send before the server has read it (grpc-js's own default is 64 KiB).
-   */
-  readonly receiveWindowBytes?: number | undefined;
-  /** Server-initiated HTTP/2 PING period (`grpc.keepalive_time_ms`), ms. */
-  readonly keepaliveTimeMs?: number | undefined;
-  /** How long to wait for a PING answer before dropping the connection, ms. */
-  readonly keepaliveTimeoutMs?: number | undefined;
-  /** How long `stop()` waits for calls to finish before cancelling them, ms. */
-  readonly shutdownGraceMs?: number | undefined;
+/** Every option of the server, in the order of `--help` and docs/configuration.md. */
+export const SERVER_OPTION_DECLARATIONS = {
+  listen: textOption(
+    {
+      default: '127.0.0.1:7070',
+      unit: 'host:port',
+      doc: 'address the gRPC server listens on; port 0 picks a free port',
+      why:
+        'Loopback only: exposing the log to the network is an explicit choice. With port 0, the log line ' +
+        '`wald listening` shows the port taken. IPv6 as `[::1]:7070`.',
+    },
+    { expected: 'host:port with a port from 0 to 65535', matches: isListenAddress },
+  ),
+  maxReceiveMessageBytes: integerOption({
+    default: 5 * MiB,
+    unit: 'bytes',
+    doc: 'largest gRPC request message (grpc.max_receive_message_length)',
+    why: 'A full batch plus its protobuf framing (a few bytes per record and header).',
+  }),
+  maxSendMessageBytes: integerOption({
+    default: 8 * MiB,
+    unit: 'bytes',
+    doc: 'largest gRPC response message (grpc.max_send_message_length)',
+    why: 'A full response or one maximal record, with room to spare.',
+  }),
+  maxResponseBytes: integerOption({
+    default: 3 * MiB,
+    unit: 'bytes',
+    doc: 'most record bytes in one Read response or TailWal message (the cap of max_bytes)',
+    why: 'Keeps a response under the 4 MiB that gRPC clients accept by default.',
+  }),
+  maxTailBatchRecords: integerOption({
+    default: 1000,
+    unit: 'records',
+    doc: 'most records in one TailWal message (the cap of max_records)',
+    why: "Batching amortises grpc-js's per-message cost (about 15 us).",
+  }),
+  tailHeartbeatIntervalMs: integerOption({
+    default: 5000,
+    unit: 'ms',
+    doc: 'period of TailWal heartbeats while no record arrives',
+    why: 'A follower notices a dead stream within seconds.',
+  }),
+  maxTailStreams: integerOption({
+    default: 1024,
+    unit: 'streams',
+    doc: 'most TailWal streams open at once',
+    why: 'More get `RESOURCE_EXHAUSTED` (`WAL_TOO_MANY_STREAMS`); each holds at most `max_tail_queue_bytes` plus one message.',
+  }),
+  maxTailQueueBytes: integerOption({
+    default: 8 * MiB,
+    unit: 'bytes',
+    doc: 'most message bytes queued on one TailWal stream, waiting for the transport',
+    why: 'Bounds what a stuck consumer can pin.',
+  }),
+  maxTotalTailQueueBytes: integerOption({
+    default: 256 * MiB,
+    unit: 'bytes',
+    doc: 'most message bytes queued on all TailWal streams together (plus reads in progress)',
+    why:
+      'Without it, `max_tail_streams` stuck consumers could pin `max_tail_streams` x `max_tail_queue_bytes` (8 GiB by ' +
+      'default). A tail that would go over stops reading the log and waits, first come first served, until any ' +
+      "tail's transport takes a message or a tail ends; it never fails for it. 32 tails stuck at their own cap spend " +
+      'the default, and then healthy tails wait too, until those are read or cancelled (keepalive drops dead ones). ' +
+      'One message larger than the cap still goes out, alone. `GetStats` `tail_queue_bytes` shows the bytes held.',
+  }),
+  maxAppendStreams: integerOption({
+    default: 1024,
+    unit: 'streams',
+    doc: 'most AppendStream streams open at once',
+    why: 'As tails; more get `RESOURCE_EXHAUSTED`.',
+  }),
+  maxInFlightAppends: integerOption({
+    default: 1024,
+    unit: 'appends',
+    doc: 'most unanswered appends read ahead on one AppendStream',
+    why: 'Enough to fill a group commit, bounded in memory; the server stops reading the stream beyond it.',
+  }),
+  receiveWindowBytes: integerOption(
+    {
+      default: 1 * MiB,
+      unit: 'bytes',
+      doc: 'HTTP/2 receive window granted to each connection and stream',
+      why:
+        "How much a client may send before the server reads it; the bounds are HTTP/2's. grpc-js keeps " +
+        '64 KiB, which stalls a pipelining client while the server syncs; 1 MiB gave AppendStream ~30% more here ' +
+        '(docs/benchmarks.md). grpc-js has no server option for it, so it is applied through grpc-js internals: if a ' +
+        'grpc-js version hides them, the server logs an error and keeps 64 KiB (`WaldServer.receiveWindow.isHooked` ' +
+        'is then false), and the unit test `test/unit/server/receive-window.test.ts` pins those internals for the ' +
+        'grpc-js version in package.json, so an upgrade that moves them fails the tests.',
+    },
+    { min: 65_535, max: 2 ** 31 - 1 },
+  ),
+  keepaliveTimeMs: integerOption({
+    default: 30_000,
+    unit: 'ms',
+    doc: 'period of server HTTP/2 keepalive PINGs (grpc.keepalive_time_ms)',
+    why: 'Detects dead followers on idle tails without flooding links.',
+  }),
+  keepaliveTimeoutMs: integerOption({
+    default: 10_000,
+    unit: 'ms',
+    doc: 'how long a PING may go unanswered before the connection is dropped',
+    why: 'Ten seconds to answer, on a slow link too.',
+  }),
+  shutdownGraceMs: integerOption({
+    default: 5000,
+    unit: 'ms',
+    doc: 'how long shutdown waits for calls to finish before cancelling them',
+    why: 'At SIGINT/SIGTERM (or `stop()`), in-flight calls get this long to finish.',
+  }),
+} satisfies OptionDeclarations;
+
+/** The server's declared options, every one present. */
+export type ServerOptionValues = OptionValues<typeof SERVER_OPTION_DECLARATIONS>;
+
+const APPEND_LIMIT_DECLARATIONS = {
+  maxRecordBytes: WAL_OPTION_DECLARATIONS.maxRecordBytes,
+  maxBatchBytes: WAL_OPTION_DECLARATIONS.maxBatchBytes,
+  maxBatchRecords: WAL_OPTION_DECLARATIONS.maxBatchRecords,
+} satisfies OptionDeclarations;
+
+/**
+ * Size limits of the log (the engine's options of the same names, which the engine enforces).
+ * The server needs them only to check that its message size limits can carry a full batch and a
+ * maximal record; pass the values the `Wal` was opened with.
+ */
+export type AppendLimits = OptionValues<typeof APPEND_LIMIT_DECLARATIONS>;
+
+/** The log's limits as the server checks them: the engine's own declarations. */
+const APPEND_LIMITS = new OptionSet(APPEND_LIMIT_DECLARATIONS);
+
+/** {@link ServerOptions} with every default filled in. */
+export type ResolvedServerOptions = ServerOptionValues & { readonly appendLimits: AppendLimits };
+
+/** Protobuf framing allowed per message on top of its record bytes. */
+const FRAMING_BYTES = 256 * KiB;
+
+/** The rules that relate the server's message sizes to the log's limits. */
+const SERVER_RULES: readonly OptionRule<ResolvedServerOptions>[] = [
+  {
+    key: 'maxSendMessageBytes',
+    describe: (name) => `at least max(${name('maxResponseBytes')}, ${name('maxRecordBytes')}) + 256 KiB of framing`,
+    check: (options) => {
+      const least = Math.max(options.maxResponseBytes, options.appendLimits.maxRecordBytes) + FRAMING_BYTES;
+      return options.maxSendMessageBytes >= least ? undefined : String(least);
+    },
+  },
+  {
+    key: 'maxReceiveMessageBytes',
+    describe: (name) => `at least ${name('maxBatchBytes')} + 256 KiB of framing`,
+    check: (options) => {
+      const least = options.appendLimits.maxBatchBytes + FRAMING_BYTES;
+      return options.maxReceiveMessageBytes >= least ? undefined : String(least);
+    },
+  },
+];
+
+/** The server's options and their checks. */
+export const SERVER_OPTIONS = new OptionSet<typeof SERVER_OPTION_DECLARATIONS, { readonly appendLimits: AppendLimits }>(
+  SERVER_OPTION_DECLARATIONS,
+  SERVER_RULES,
+);
+
+/** Defaults of the server; each is a named limit with its unit in the key. */
+export const SERVER_DEFAULTS: ServerOptionValues = SERVER_OPTIONS.defaults;
+
+/**
+ * Options of {@link WaldServer}: the declared options (see {@link SERVER_OPTION_DECLARATIONS};
+ * each optional) and the log's limits.
+ */
+export interface ServerOptions extends OptionInput<typeof SERVER_OPTION_DECLARATIONS> {
   /** Limits of the log; default: the engine's defaults. */
   readonly appendLimits?: Partial<AppendLimits> | undefined;
 }
 
-/** {@link ServerOptions} with every default filled in. */
-export type ResolvedServerOptions = Required<Omit<ServerOptions, 'appendLimits'>> & {
-  readonly appendLimits: AppendLimits;
-};
-
-const MiB = 1024 * 1024;
-
-/** Defaults of the server; each is a named limit with its unit in the key. */
-export const SERVER_DEFAULTS = Object.freeze({
-  /** Loopback only: exposing the log is an explicit choice. */
-  listen: '127.0.0.1:7070',
-  /** A full 4 MiB batch plus its protobuf framing (a few bytes per record and header). */
-  maxReceiveMessageBytes: 5 * MiB,
-  /** A full response plus framing, or one maximal record, with room to spare. */
-  maxSendMessageBytes: 8 * MiB,
-  /** 3 MiB keeps a full response under the 4 MiB that gRPC clients accept by default. */
-  maxResponseBytes: 3 * MiB,
-  /** 1000 records per tail message: amortises the ~15 us per-message cost of grpc-js. */
-  maxTailBatchRecords: 1000,
-  /** 5 s: a follower notices a dead stream within a few seconds. */
-  tailHeartbeatIntervalMs: 5000,
-  /** 1024 tails: each holds at most maxTailQueueBytes + one message of memory. */
-  maxTailStreams: 1024,
-  /** 8 MiB per tail: bounds the memory a stuck consumer can pin. */
-  maxTailQueueBytes: 8 * MiB,
-  /**
-   * 256 MiB for all tails: without it 1024 stuck consumers could pin 8 GiB. 32 tails stuck at
-   * their own cap spend it all; healthy tails then wait until those are cancelled or read.
-   */
-  maxTotalTailQueueBytes: 256 * MiB,
-  /** 1024 append streams, as tails. */
-  maxAppendStreams: 1024,
-  /** 1024 pipelined appends per stream: enough to fill a group commit, bounded in memory. */
-  maxInFlightAppends: 1024,
-  /**
-   * 1 MiB: a pipelining client keeps sending while the server syncs (AppendStream +30% here with
-   * 1 MiB, +40% with 4 MiB, against 64 KiB; docs/benchmarks.md). Unread bytes per stream are
-   * bounded by it.
-   */
-  receiveWindowBytes: 1 * MiB,
-  /** 30 s: detects dead followers on idle tails without flooding links. */
-  keepaliveTimeMs: 30_000,
-  /** 10 s to answer a PING. */
-  keepaliveTimeoutMs: 10_000,
-  /** 5 s for calls to finish at shutdown. */
-  shutdownGraceMs: 5000,
-});
-
-/** Protobuf framing allowed per response on top of its record bytes. */
-const RESPONSE_FRAMING_BYTES = 256 * 1024;
-
-function positiveInteger(value: number | undefined, fallback: number, key: string): number {
-  const resolved = value ?? fallback;
-  if (!Number.isSafeInteger(resolved) || resolved <= 0) {
-    throw new RangeError(`server option ${key} must be a positive integer, got ${String(value)}`);
-  }
-  return resolved;
-}
-
-/** HTTP/2 windows run from the protocol's 65,535 bytes to 2^31 - 1. */
-function windowSize(value: number | undefined): number {
-  const resolved = positiveInteger(value, SERVER_DEFAULTS.receiveWindowBytes, 'receiveWindowBytes');
-  if (resolved < 65_535 || resolved > 2 ** 31 - 1) {
-    throw new RangeError(`server option receiveWindowBytes must be between 65535 and ${2 ** 31 - 1}, got ${resolved}`);
-  }
-  return resolved;
-}
+const describeOption = (key: string): string => `server option ${key}`;
 
 /**
  * Fills in the defaults of `options` and checks them.
  *
- * @throws RangeError naming the option when a value is not a positive integer, or when
- *   `maxSendMessageBytes` cannot carry a full response or a maximal record.
+ * @throws TypeError naming the option for a value of the wrong type; RangeError naming it for a
+ *   value out of range, or when `maxSendMessageBytes` cannot carry a full response or a maximal
+ *   record, or `maxReceiveMessageBytes` a full batch.
  */
 export function resolveServerOptions(options: ServerOptions = {}): ResolvedServerOptions {
-  const limits = options.appendLimits ?? {};
-  const appendLimits: AppendLimits = {
-    maxRecordBytes: positiveInteger(limits.maxRecordBytes, WAL_DEFAULTS.maxRecordBytes, 'appendLimits.maxRecordBytes'),
-    maxBatchBytes: positiveInteger(limits.maxBatchBytes, WAL_DEFAULTS.maxBatchBytes, 'appendLimits.maxBatchBytes'),
-    maxBatchRecords: positiveInteger(limits.maxBatchRecords, WAL_DEFAULTS.maxBatchRecords, 'appendLimits.maxBatchRecords'),
-  };
-  const resolved: ResolvedServerOptions = {
-    listen: options.listen ?? SERVER_DEFAULTS.listen,
-    maxReceiveMessageBytes: positiveInteger(options.maxReceiveMessageBytes, SERVER_DEFAULTS.maxReceiveMessageBytes, 'maxReceiveMessageBytes'),
-    maxSendMessageBytes: positiveInteger(options.maxSendMessageBytes, SERVER_DEFAULTS.maxSendMessageBytes, 'maxSendMessageBytes'),
-    maxResponseBytes: positiveInteger(options.maxResponseBytes, SERVER_DEFAULTS.maxResponseBytes, 'maxResponseBytes'),
-    maxTailBatchRecords: positiveInteger(options.maxTailBatchRecords, SERVER_DEFAULTS.maxTailBatchRecords, 'maxTailBatchRecords'),
-    tailHeartbeatIntervalMs: positiveInteger(options.tailHeartbeatIntervalMs, SERVER_DEFAULTS.tailHeartbeatIntervalMs, 'tailHeartbeatIntervalMs'),
-    maxTailStreams: positiveInteger(options.maxTailStreams, SERVER_DEFAULTS.maxTailStreams, 'maxTailStreams'),
-    maxTailQueueBytes: positiveInteger(options.maxTailQueueBytes, SERVER_DEFAULTS.maxTailQueueBytes, 'maxTailQueueBytes'),
-    maxTotalTailQueueBytes: positiveInteger(options.maxTotalTailQueueBytes, SERVER_DEFAULTS.maxTotalTailQueueBytes, 'maxTotalTailQueueBytes'),
-    maxAppendStreams: positiveInteger(options.maxAppendStreams, SERVER_DEFAULTS.maxAppendStreams, 'maxAppendStreams'),
-    maxInFlightAppends: positiveInteger(options.maxInFlightAppends, SERVER_DEFAULTS.maxInFlightAppends, 'maxInFlightAppends'),
-    receiveWindowBytes: windowSize(options.receiveWindowBytes),
-    keepaliveTimeMs: positiveInteger(options.keepaliveTimeMs, SERVER_DEFAULTS.keepaliveTimeMs, 'keepaliveTimeMs'),
-    keepaliveTimeoutMs: positiveInteger(options.keepaliveTimeoutMs, SERVER_DEFAULTS.keepaliveTimeoutMs, 'keepaliveTimeoutMs'),
-    shutdownGraceMs: positiveInteger(options.shutdownGraceMs, SERVER_DEFAULTS.shutdownGraceMs, 'shutdownGraceMs'),
-    appendLimits,
-  };
-  const largestResponse = Math.max(resolved.maxResponseBytes, appendLimits.maxRecordBytes) + RESPONSE_FRAMING_BYTES;
-  if (resolved.maxSendMessageBytes < largestResponse) {
-    throw new RangeError(
-      `server option maxSendMessageBytes (${resolved.maxSendMessageBytes}) must be at least ${largestResponse}: ` +
-        'max(maxResponseBytes, maxRecordBytes) + 256 KiB of framing',
-    );
-  }
-  const largestRequest = appendLimits.maxBatchBytes + RESPONSE_FRAMING_BYTES;
-  if (resolved.maxReceiveMessageBytes < largestRequest) {
-    throw new RangeError(
-      `server option maxReceiveMessageBytes (${resolved.maxReceiveMessageBytes}) must be at least ${largestRequest}: ` +
-        'appendLimits.maxBatchBytes + 256 KiB of framing',
-    );
-  }
-  return resolved;
+  const appendLimits = APPEND_LIMITS.resolve(options.appendLimits ?? {}, {}, (key) => describeOption(`appendLimits.${key}`));
+  return { ...SERVER_OPTIONS.resolve(options, { appendLimits }, describeOption), appendLimits };
 }

@@ -68,8 +68,8 @@ export class WaldServer {
    * Opens the log at `walOptions.dir` (recovering it) and makes a server for it, with the log's
    * size limits passed on to the server's checks.
    *
-   * Rejects with the errors of `Wal.open` (`WAL_LOCKED`, `WAL_CORRUPTION`, ...) and `RangeError` for
-   * bad server options (the log is closed again then).
+   * Rejects with the errors of `Wal.open` (`WAL_LOCKED`, `WAL_CORRUPTION`, ...) and `TypeError` /
+   * `RangeError` for bad server options (the log is closed again then).
    */
   static async open(
     walOptions: WalOptions,
@@ -87,7 +87,7 @@ export class WaldServer {
     }
   }
 
-  /** @throws RangeError for bad options (see `resolveServerOptions`). */
+  /** @throws TypeError / RangeError naming the option for bad options (see `resolveServerOptions`). */
   constructor(init: WaldServerInit) {
     this.wal = init.wal;
     this.options = resolveServerOptions(init.options);

@@ -102,16 +102,16 @@ describe('wald serve --print-config', () => {
     const temp = makeTempDir('wald-config-');
     try {
       const file = join(temp.dir, 'wald.yaml');
-      writeFileSync(file, 'dataDir: /from/file\nsync: none\nmaxTailStreams: 9\n');
-      const env = cleanEnv({ WALD_CONFIG: file, WALD_SYNC: 'interval', WALD_LISTEN: '127.0.0.1:9000' });
+      writeFileSync(file, 'data_dir: /from/file\nsync_policy: none\nmax_tail_streams: 9\n');
+      const env = cleanEnv({ WALD_CONFIG: file, WALD_SYNC_POLICY: 'interval', WALD_LISTEN: '127.0.0.1:9000' });
       const run = await runWald(['serve', '--print-config', '--listen', '0.0.0.0:7071'], { env });
       assert.equal(run.code, 0, run.stderr);
       const printed = parseYaml(run.stdout) as LogLine;
       assert.equal(printed.listen, '0.0.0.0:7071');
-      assert.equal(printed.sync, 'interval');
-      assert.equal(printed.dataDir, '/from/file');
-      assert.equal(printed.maxTailStreams, 9);
-      assert.equal(printed.segmentSizeBytes, 64 * 1024 * 1024);
+      assert.equal(printed.sync_policy, 'interval');
+      assert.equal(printed.data_dir, '/from/file');
+      assert.equal(printed.max_tail_streams, 9);
+      assert.equal(printed.segment_size_bytes, 64 * 1024 * 1024);
     } finally {
       temp.remove();
     }
@@ -122,11 +122,11 @@ describe('wald serve --print-config', () => {
     try {
       const fromFlag = join(temp.dir, 'flag.yaml');
       const fromEnv = join(temp.dir, 'env.yaml');
-      writeFileSync(fromFlag, 'logLevel: debug\n');
-      writeFileSync(fromEnv, 'logLevel: error\n');
+      writeFileSync(fromFlag, 'log_level: debug\n');
+      writeFileSync(fromEnv, 'log_level: error\n');
       const run = await runWald(['serve', '--config', fromFlag, '--print-config', 'json'], { env: cleanEnv({ WALD_CONFIG: fromEnv }) });
       assert.equal(run.code, 0, run.stderr);
-      assert.equal((JSON.parse(run.stdout) as LogLine).logLevel, 'debug');
+      assert.equal((JSON.parse(run.stdout) as LogLine).log_level, 'debug');
     } finally {
       temp.remove();
     }
@@ -137,19 +137,28 @@ describe('wald serve --print-config', () => {
     try {
       const badFlag = await runWald(['serve', '--print-config', '--sync-interval-ms', 'soon']);
       assert.equal(badFlag.code, 2);
-      assert.match(badFlag.stderr, /invalid syncIntervalMs \(from flag --sync-interval-ms\)/);
+      assert.match(badFlag.stderr, /invalid sync_interval_ms \(from flag --sync-interval-ms\): "soon" is not a positive integer/);
       const badEnv = await runWald(['serve', '--print-config'], { env: cleanEnv({ WALD_PREALLOCATE: 'maybe' }) });
       assert.equal(badEnv.code, 2);
       assert.match(badEnv.stderr, /invalid preallocate \(from env WALD_PREALLOCATE\)/);
+      writeFileSync(join(temp.dir, 'bad-value.yaml'), 'max_tail_streams: many\n');
+      const badFileValue = await runWald(['serve', '--config', join(temp.dir, 'bad-value.yaml'), '--print-config']);
+      assert.equal(badFileValue.code, 2);
+      assert.match(badFileValue.stderr, /invalid max_tail_streams \(from .*bad-value\.yaml key max_tail_streams\): "many" is not a positive integer/);
+      const crossKey = await runWald(['serve', '--print-config', '--max-batch-bytes', '8388608']);
+      assert.equal(crossKey.code, 2);
+      assert.match(crossKey.stderr, /invalid max_receive_message_bytes \(from default\): 5242880 is not at least max_batch_bytes/);
       const file = join(temp.dir, 'wald.yaml');
-      writeFileSync(file, 'data_dir: /x\n');
+      writeFileSync(file, 'dataDir: /x\n');
       const badKey = await runWald(['serve', '--config', file, '--print-config']);
       assert.equal(badKey.code, 2);
-      assert.match(badKey.stderr, /unknown key data_dir .*did you mean dataDir/);
+      assert.match(badKey.stderr, /unknown key dataDir .*did you mean data_dir/);
       const missing = await runWald(['serve', '--config', join(temp.dir, 'absent.yaml'), '--print-config']);
       assert.equal(missing.code, 2);
       assert.match(missing.stderr, /cannot read config file/);
-      assert.equal((await runWald(['serve', '--sync', 'sometimes'])).code, 2);
+      assert.equal((await runWald(['serve', '--sync-policy', 'sometimes'])).code, 2);
+      // The key's old name is gone: commander refuses the flag.
+      assert.equal((await runWald(['serve', '--sync', 'none', '--print-config'])).code, 2);
     } finally {
       temp.remove();
     }

@@ -92,7 +92,7 @@ describe('tail memory of a wald serve child', { timeout: 120_000 }, () => {
       'serve',
       '--listen', '127.0.0.1:0',
       '--data-dir', join(temp.dir, 'data'),
-      '--sync', 'none',
+      '--sync-policy', 'none',
       '--no-preallocate',
       '--max-tail-queue-bytes', String(PER_TAIL_CAP_BYTES),
       '--max-total-tail-queue-bytes', String(TOTAL_CAP_BYTES),

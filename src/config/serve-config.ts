@@ -1,0 +1,86 @@
+/**
+ * The configuration of `wald serve`: the server's and the engine's declared options, composed
+ * with the keys only `wald serve` has (data directory, log level). Flags, `WALD_*` variables, the
+ * YAML file, `--help`, `--print-config` and the key table of docs/configuration.md are derived
+ * from these declarations (see {@link ConfigKey} for the names).
+ *
+ * Precedence: flags > environment > file > defaults. The file is named by `--config` or
+ * `WALD_CONFIG`; without one, no file is read.
+ */
+import { WAL_OPTION_DECLARATIONS, WAL_OPTIONS, type WalOptionValues } from '../engine/wal-options.js';
+import { liftRules, mergeDeclarations, OptionSet, type OptionValues } from '../options/option-set.js';
+import { choiceOption, textOption } from '../options/option-spec.js';
+import { SERVER_OPTION_DECLARATIONS, SERVER_OPTIONS, type ResolvedServerOptions } from '../server/server-options.js';
+import { ConfigSchema } from './config-schema.js';
+
+/** Levels of the JSON log, least to most verbose; `silent` logs nothing. */
+export const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/** A level of the JSON log; see {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Environment variable naming the config file when `--config` is not given. */
+export const CONFIG_FILE_ENV = 'WALD_CONFIG';
+
+/** Prefix of the environment variable of every key. */
+export const CONFIG_ENV_PREFIX = 'WALD_';
+
+const { listen, ...serverLimits } = SERVER_OPTION_DECLARATIONS;
+
+/** Every key of `wald serve`, in the order of `--help`, `--print-config` and the docs. */
+export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
+  { listen },
+  {
+    dataDir: textOption({
+      default: './data',
+      unit: 'path',
+      doc: 'directory of the log files (created if missing)',
+      why: 'Relative to the working directory, so `npm start` needs no setup. Locked while the server runs. The engine option is `dir`.',
+    }),
+  },
+  WAL_OPTION_DECLARATIONS,
+  serverLimits,
+  {
+    logLevel: choiceOption(LOG_LEVELS, {
+      default: 'info',
+      unit: 'level',
+      doc: 'level of the JSON log written to stdout',
+      why:
+        '`info` logs startup, recovery, listening address, shutdown and warnings; `debug` adds the resolved ' +
+        'configuration and per-stream events.',
+    }),
+  },
+);
+
+/** The resolved configuration of `wald serve`: every key, by its camelCase name. */
+export type ServeConfig = OptionValues<typeof SERVE_OPTION_DECLARATIONS>;
+
+/** The engine options of a configuration (everything `Wal.open` takes but `dir`, `storage` and `clock`). */
+export function engineOptionsOf(config: ServeConfig): WalOptionValues {
+  return pick(config, namesOf(WAL_OPTION_DECLARATIONS));
+}
+
+/** The gRPC server options of a configuration, with the log's limits the server checks its own against. */
+export function serverOptionsOf(config: ServeConfig): ResolvedServerOptions {
+  const { maxRecordBytes, maxBatchBytes, maxBatchRecords } = config;
+  return { ...pick(config, namesOf(SERVER_OPTION_DECLARATIONS)), appendLimits: { maxRecordBytes, maxBatchBytes, maxBatchRecords } };
+}
+
+/** The names `declarations` declares. */
+function namesOf<D extends object>(declarations: D): (keyof D & keyof ServeConfig)[] {
+  return Object.keys(declarations) as (keyof D & keyof ServeConfig)[];
+}
+
+/** The values of `names` in `config`. */
+function pick<K extends keyof ServeConfig>(config: ServeConfig, names: readonly K[]): Pick<ServeConfig, K> {
+  return Object.fromEntries(names.map((name) => [name, config[name]])) as Pick<ServeConfig, K>;
+}
+
+/** The keys of `wald serve` and their checks: each key's own, then the engine's and server's rules across keys. */
+export const SERVE_OPTIONS = new OptionSet(SERVE_OPTION_DECLARATIONS, [
+  ...liftRules(WAL_OPTIONS.rules, engineOptionsOf),
+  ...liftRules(SERVER_OPTIONS.rules, serverOptionsOf),
+]);
+
+/** The configuration of `wald serve`: its keys' names in every source, reading and printing. */
+export const SERVE_CONFIG = new ConfigSchema(SERVE_OPTIONS, CONFIG_ENV_PREFIX);
