@@ -1,18 +1,5 @@
+import type { AppendLimits } from '../engine/types.js';
 import { WAL_DEFAULTS } from '../engine/wal-options.js';
-
-/**
- * Size limits of the log (the engine enforces them). The server needs them only to check that its
- * message size limits can carry a full batch and a maximal record; pass the values the `Wal` was
- * opened with.
- */
-export interface AppendLimits {
-  /** Largest record as the log stores it, in bytes. */
-  readonly maxRecordBytes: number;
-  /** Largest encoded batch (one append), in bytes. */
-  readonly maxBatchBytes: number;
-  /** Most records in one append. */
-  readonly maxBatchRecords: number;
-}
 
 /** Options of {@link WaldServer}. Every field is optional; see {@link SERVER_DEFAULTS}. */
 export interface ServerOptions {
@@ -52,7 +39,11 @@ export interface ServerOptions {
   readonly keepaliveTimeoutMs?: number | undefined;
   /** How long `stop()` waits for calls to finish before cancelling them, ms. */
   readonly shutdownGraceMs?: number | undefined;
-  /** Limits of the log; default: the engine's defaults. */
+  /**
+   * Size limits of the log (the engine enforces them; pass the values the `Wal` was opened with).
+   * The server needs them only to check that its message size limits can carry a full batch and a
+   * maximal record. Default: the engine's defaults.
+   */
   readonly appendLimits?: Partial<AppendLimits> | undefined;
 }
 
