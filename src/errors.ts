@@ -34,8 +34,8 @@ export type ErrorDetails = Readonly<Record<string, string | number | boolean | u
  * An operating error of the log or the service: a stable `code`, a human message, and `details`
  * holding every dynamic value the message mentions (segment, position, offsets, limits...).
  *
- * Misuse by calling code (a wrong argument type, a negative limit) throws `TypeError` or
- * `RangeError` instead.
+ * Misuse by calling code that no data can cause (records that are not an array, an option of the
+ * wrong kind when opening a log) throws `TypeError` or `RangeError` instead.
  */
 export class WalError extends Error {
   override readonly name = 'WalError';
@@ -47,6 +47,16 @@ export class WalError extends Error {
     this.code = code;
     this.details = details;
   }
+}
+
+/**
+ * A `WAL_INVALID_ARGUMENT` error naming the field at fault in `details.field` and at the start of
+ * the message. The engine names fields in its TypeScript terms (`records[3].headers`,
+ * `producerId`); the server names them in proto terms (`producer_id`) and translates the engine's
+ * (src/server/wire-field-name.ts).
+ */
+export function invalidArgument(field: string, message: string, details: ErrorDetails = {}): WalError {
+  return new WalError('WAL_INVALID_ARGUMENT', `${field}: ${message}`, { field, ...details });
 }
 
 /** True when `error` is a {@link WalError}, optionally with the given code. */

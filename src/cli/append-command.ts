@@ -1,6 +1,8 @@
 import { Option, type Command } from 'commander';
+import { RECORD_TYPE_NAMES, RECORD_TYPES, type RecordType } from '../codec/record.js';
 import type { AppendRequest, AppendResponse } from '../gen/wald/v1/append.js';
-import { RecordType, type AppendRecord } from '../gen/wald/v1/record.js';
+import type { AppendRecord } from '../gen/wald/v1/record.js';
+import { WIRE_RECORD_TYPES } from '../wire/wire-record-type.js';
 import { collectHeader, parseNonNegativeInteger } from './arg-parsers.js';
 import { UsageError } from './exit-codes.js';
 import { printJson, printText } from './output.js';
@@ -14,10 +16,13 @@ import { addUnaryClientOptions, callUnary, deadlineOptions, withClient, type Una
  */
 export const MAX_STDIN_BYTES = 64 * 1024 * 1024;
 
+/** The record types a client may append (`--type`): every type but the server's own markers. */
+const CLIENT_RECORD_TYPES = RECORD_TYPE_NAMES.filter((name) => !RECORD_TYPES[name].isServerOnly);
+
 interface AppendCommandOptions extends UnaryCommandOptions {
   readonly key?: string;
   readonly header?: readonly (readonly [string, string])[];
-  readonly type: 'put' | 'delete';
+  readonly type: RecordType;
   readonly stdin: boolean;
   readonly expectedOffset?: number;
   readonly producerId?: string;
@@ -61,13 +66,13 @@ async function recordValues(values: readonly string[], options: AppendCommandOpt
 
 function checkOptions(options: AppendCommandOptions): void {
   if (options.sequence !== undefined && options.producerId === undefined) throw new UsageError('--sequence needs --producer-id');
-  if (options.type === 'delete' && options.key === undefined) throw new UsageError('--type delete needs --key');
+  if (RECORD_TYPES[options.type].isKeyRequired && options.key === undefined) throw new UsageError(`--type ${options.type} needs --key`);
 }
 
 function buildRequest(values: readonly Buffer[], options: AppendCommandOptions): AppendRequest {
   const headers = Object.fromEntries((options.header ?? []).map(([name, value]) => [name, Buffer.from(value, 'utf8')]));
   const key = options.key === undefined ? undefined : Buffer.from(options.key, 'utf8');
-  const type = options.type === 'delete' ? RecordType.RECORD_TYPE_DELETE : RecordType.RECORD_TYPE_PUT;
+  const type = WIRE_RECORD_TYPES[options.type];
   const records: AppendRecord[] = values.map((value) => ({ key, value, headers, type }));
   return {
     records,
@@ -106,7 +111,7 @@ export function registerAppendCommand(program: Command): void {
     .argument('[value...]', 'record values, one record each')
     .option('--key <key>', 'key of every record (UTF-8)')
     .option('--header <name=value>', 'header of every record; repeat for more', collectHeader)
-    .addOption(new Option('--type <type>', 'record type').choices(['put', 'delete']).default('put'))
+    .addOption(new Option('--type <type>', 'record type').choices(CLIENT_RECORD_TYPES).default('put'))
     .option('--stdin', 'read records from stdin, one per line', false)
     .option('--expected-offset <n>', 'append only if the batch would start at this offset (else ABORTED)', parseNonNegativeInteger)
     .option('--producer-id <id>', 'producer id for an idempotent append (with --sequence)')

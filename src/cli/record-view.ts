@@ -1,4 +1,5 @@
-import { RecordType, type Record as RecordMessage } from '../gen/wald/v1/record.js';
+import type { RecordType, Record as RecordMessage } from '../gen/wald/v1/record.js';
+import { recordTypeFromWire } from '../wire/wire-record-type.js';
 import { formatTable } from './table.js';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -42,18 +43,9 @@ export function isoTime(timestampMs: bigint): string {
   return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : timestampMs.toString();
 }
 
-/** The lower-case name of a record type (`put`, `delete`, `checkpoint`). */
+/** The lower-case name of a record type (`put`, `delete`, `checkpoint`), as the log names it. */
 export function recordTypeName(type: RecordType): string {
-  switch (type) {
-    case RecordType.RECORD_TYPE_PUT:
-      return 'put';
-    case RecordType.RECORD_TYPE_DELETE:
-      return 'delete';
-    case RecordType.RECORD_TYPE_CHECKPOINT:
-      return 'checkpoint';
-    default:
-      return `type-${String(type)}`;
-  }
+  return recordTypeFromWire(type) ?? `type-${String(type)}`;
 }
 
 /**

@@ -33,11 +33,12 @@
  *
  * Record: `type u8 | flags u8 (bit 0: has key) | header count u16 | key length u32 |
  * value length u32 | key | value | headers`, each header `name length u16 | value length u32 |
- * name (UTF-8) | value`. Record types: 1 put, 2 delete, 3 checkpoint.
+ * name (UTF-8) | value`. Record type bytes: `typeByte` of each entry of `RECORD_TYPES` (record.ts:
+ * 1 put, 2 delete, 3 checkpoint).
  */
 import { align8 } from './align.js';
 import { crc32cRange } from './crc32c.js';
-import type { RecordType, WalRecord } from './record.js';
+import { RECORD_TYPE_NAMES, RECORD_TYPES, setHeader, type AppendRecord, type RecordType, type WalRecord } from './record.js';
 import { readU64, writeU64 } from './u64.js';
 
 export const FRAME_HEADER_BYTES = 40;
@@ -46,19 +47,10 @@ const FLAG_PRODUCER = 1;
 const RECORD_HEADER_BYTES = 12;
 const RECORD_FLAG_KEY = 1;
 
-const TYPE_CODES: Readonly<Record<RecordType, number>> = { put: 1, delete: 2, checkpoint: 3 };
-const TYPE_NAMES: readonly (RecordType | undefined)[] = [undefined, 'put', 'delete', 'checkpoint'];
-
-/** A record to encode. */
-export interface RecordInput {
-  readonly key?: Uint8Array | undefined;
-  readonly value: Uint8Array;
-  readonly headers?: Readonly<Record<string, Uint8Array>> | undefined;
-  readonly type?: RecordType | undefined;
-}
-
-/** A decoded record: a {@link WalRecord} whose byte fields are views into the frame's buffer. */
-export type DecodedRecord = WalRecord;
+/** Record type of each type byte (the inverse of `RECORD_TYPES[name].typeByte`); undefined for a byte no type has. */
+const TYPE_NAMES: readonly (RecordType | undefined)[] = Array.from({ length: 256 }, (_, byte) =>
+  RECORD_TYPE_NAMES.find((name) => RECORD_TYPES[name].typeByte === byte),
+);
 
 /** Identifies an idempotent append. */
 export interface ProducerStamp {
@@ -69,7 +61,7 @@ export interface ProducerStamp {
 const NO_HEADERS: Readonly<Record<string, Buffer>> = Object.freeze({});
 
 /** Bytes a record takes in a payload. */
-export function encodedRecordBytes(record: RecordInput): number {
+export function encodedRecordBytes(record: AppendRecord): number {
   let size = RECORD_HEADER_BYTES + (record.key?.length ?? 0) + record.value.length;
   if (record.headers !== undefined) {
     for (const name in record.headers) {
@@ -84,7 +76,7 @@ export function encodedRecordBytes(record: RecordInput): number {
  * filled by {@link stampFrame} when the writer knows them. `payloadBytes` must be the sum of
  * {@link encodedRecordBytes} over `records`.
  */
-export function encodeFrame(records: readonly RecordInput[], payloadBytes: number, producer?: ProducerStamp): Buffer {
+export function encodeFrame(records: readonly AppendRecord[], payloadBytes: number, producer?: ProducerStamp): Buffer {
   const producerIdBytes = producer === undefined ? 0 : Buffer.byteLength(producer.producerId, 'utf8');
   const producerBytes = producer === undefined ? 0 : 10 + producerIdBytes;
   const length = FRAME_HEADER_BYTES + producerBytes + payloadBytes;
@@ -108,7 +100,7 @@ export function encodeFrame(records: readonly RecordInput[], payloadBytes: numbe
     const headers = record.headers;
     let headerCount = 0;
     if (headers !== undefined) for (const _ in headers) headerCount++;
-    buf[p] = TYPE_CODES[record.type ?? 'put'];
+    buf[p] = RECORD_TYPES[record.type ?? 'put'].typeByte;
     buf[p + 1] = key === undefined ? 0 : RECORD_FLAG_KEY;
     buf.writeUInt16LE(headerCount, p + 2);
     buf.writeUInt32LE(key?.length ?? 0, p + 4);
@@ -271,7 +263,7 @@ export function decodeRecords(
   header: FrameHeader,
   fromOffset: number,
   limit: number,
-  out: DecodedRecord[],
+  out: WalRecord[],
 ): number | string {
   const end = position + header.length;
   let p = position + FRAME_HEADER_BYTES;
@@ -300,13 +292,7 @@ export function decodeRecords(
         const headerValueStart = nameStart + nameLength;
         p = headerValueStart + headerValueLength;
         if (p > end) return 'record header entry past the frame end';
-        // defineProperty, not assignment: a header named `__proto__` must stay an ordinary header.
-        Object.defineProperty(parsed, buf.toString('utf8', nameStart, headerValueStart), {
-          value: buf.subarray(headerValueStart, p),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+        setHeader(parsed, buf.toString('utf8', nameStart, headerValueStart), buf.subarray(headerValueStart, p));
       }
       headers = parsed;
     }
@@ -326,6 +312,6 @@ export function decodeRecords(
 }
 
 /** Bytes of keys + values of a record, the measure `maxBytes` limits apply to. */
-export function recordDataBytes(record: DecodedRecord): number {
+export function recordDataBytes(record: WalRecord): number {
   return (record.key?.length ?? 0) + record.value.length;
 }

@@ -2,10 +2,10 @@ import { join } from 'node:path';
 import { encodeCleanMarker } from '../codec/clean-marker.js';
 import { encodeIndexFile } from '../codec/index-file.js';
 import { writeFileDurably } from '../storage/durable-file.js';
-import type { IoCounters } from './io-counters.js';
 import type { ProducerTable } from './producer-table.js';
 import type { Segment } from './segment.js';
 import { CLEAN_MARKER_FILE, PRODUCERS_FILE, TEMP_SUFFIX } from './segment-name.js';
+import type { IoStats } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
 
 /**
@@ -18,7 +18,7 @@ export class IndexWriter {
   constructor(
     private readonly options: ResolvedWalOptions,
     private readonly producers: ProducerTable,
-    private readonly io: IoCounters,
+    private readonly io: IoStats,
   ) {}
 
   /** The index of `segment`, with the producer table as it stands (the log's state at its end). */

@@ -1,12 +1,12 @@
 import { align8 } from '../codec/align.js';
-import { checkFrame, decodeRecords, recordDataBytes, type DecodedRecord, type FrameCheck } from '../codec/frame.js';
+import { checkFrame, decodeRecords, recordDataBytes, type FrameCheck } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
-import type { IoCounters } from './io-counters.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import { walErrorFromStorage } from './storage-errors.js';
+import type { IoStats, WalRecord } from './types.js';
 
 const MIN_CHUNK_BYTES = 16 * 1024;
 const MAX_CHUNK_BYTES = 1024 * 1024;
@@ -15,7 +15,7 @@ const MAX_CHUNK_BYTES = 1024 * 1024;
 export class LogReader {
   constructor(
     private readonly segments: SegmentList,
-    private readonly io: IoCounters,
+    private readonly io: IoStats,
   ) {}
 
   /**
@@ -25,8 +25,8 @@ export class LogReader {
    * Throws `WAL_OFFSET_COMPACTED` when a segment it needs was deleted, `WAL_CORRUPTION` when a
    * frame does not check out, `WAL_IO_ERROR` when a file cannot be opened or read.
    */
-  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<DecodedRecord[]> {
-    const out: DecodedRecord[] = [];
+  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<WalRecord[]> {
+    const out: WalRecord[] = [];
     let offset = fromOffset;
     let bytes = 0;
     while (out.length < limit && offset < endOffset && bytes < maxBytes) {
@@ -110,7 +110,7 @@ export class LogReader {
     limit: number,
     maxBytes: number,
     bytesSoFar: number,
-    out: DecodedRecord[],
+    out: WalRecord[],
   ): Promise<number> {
     const stop = segment.dataEnd;
     let position = segment.index.positionFor(fromOffset);

@@ -4,14 +4,13 @@ import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
 import { DiskFullProbe } from './disk-full-probe.js';
 import { IndexWriter } from './index-writer.js';
-import type { IoCounters } from './io-counters.js';
 import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import { createSegmentFile, newFrameSeed } from './segment-file.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
-import type { AppendResult, WriteState } from './types.js';
+import type { AppendResult, IoStats, WriteState } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
 
 /** One append waiting in the writer's queue. Its frame is already encoded and stamped. */
@@ -83,7 +82,7 @@ export class LogWriter {
     private activeFile: StorageFile,
     private readonly producers: ProducerTable,
     private readonly events: WriterEvents,
-    readonly io: IoCounters,
+    readonly io: IoStats,
     lastTimestamp: number,
   ) {
     const active = segments.active;

@@ -7,8 +7,8 @@ import {
 } from '../codec/recovery-point-file.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { StorageFile } from '../storage/storage.js';
-import type { IoCounters } from './io-counters.js';
 import { RECOVERY_POINT_FILE, TEMP_SUFFIX } from './segment-name.js';
+import type { IoStats } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
 
 /**
@@ -34,7 +34,7 @@ export class RecoveryPointWriter {
     private readonly file: StorageFile,
     private sequence: number,
     durableNext: number,
-    private readonly io: IoCounters,
+    private readonly io: IoStats,
   ) {
     this.wanted = durableNext;
     this.written = durableNext;
@@ -45,7 +45,7 @@ export class RecoveryPointWriter {
    * continuing from `recovered`, the point recovery read. Returns undefined, with a warning, when
    * the file cannot be had (a full disk must not stop a log from opening).
    */
-  static open(options: ResolvedWalOptions, recovered: RecoveryPoint | undefined, io: IoCounters): RecoveryPointWriter | undefined {
+  static open(options: ResolvedWalOptions, recovered: RecoveryPoint | undefined, io: IoStats): RecoveryPointWriter | undefined {
     const { storage, dir } = options;
     const path = join(dir, RECOVERY_POINT_FILE);
     try {

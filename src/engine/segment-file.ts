@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { encodeSegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import type { StorageFile } from '../storage/storage.js';
-import type { IoCounters } from './io-counters.js';
 import { Segment } from './segment.js';
 import { PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
+import type { IoStats } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
 
 /**
@@ -18,7 +18,7 @@ export function createSegmentFile(
   options: ResolvedWalOptions,
   baseOffset: number,
   prepared: StorageFile | undefined,
-  io: IoCounters,
+  io: IoStats,
   frameSeed: number,
 ): { segment: Segment; file: StorageFile } {
   const { storage, dir } = options;

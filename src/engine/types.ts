@@ -1,24 +1,19 @@
 /**
  * The public value types of the log engine: what goes in, what comes out.
  */
-import type { RecordType } from '../codec/record.js';
-
-export type { RecordType, WalRecord } from '../codec/record.js';
+export type { AppendRecord, RecordHeaders, RecordType, WalRecord } from '../codec/record.js';
 
 /** When the writer calls `fdatasync`. */
 export type SyncPolicy = 'always' | 'interval' | 'none';
 
-/** Record headers: name -> bytes. */
-export type RecordHeaders = Readonly<Record<string, Uint8Array>>;
-
-/** One record of an append call. The server assigns its offset and timestamp. */
-export interface AppendRecord {
-  /** Optional key; absent and empty are different (an empty key is still a key). */
-  readonly key?: Uint8Array | undefined;
-  readonly value: Uint8Array;
-  readonly headers?: RecordHeaders | undefined;
-  /** Defaults to `put`. */
-  readonly type?: RecordType | undefined;
+/** The size limits an append is checked against (`WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`). */
+export interface AppendLimits {
+  /** Largest record as the log stores it (`encodedRecordBytes`: key, value, headers and their lengths), bytes. */
+  readonly maxRecordBytes: number;
+  /** Largest encoded batch (one append: frame header and every record), bytes. */
+  readonly maxBatchBytes: number;
+  /** Most records in one append. */
+  readonly maxBatchRecords: number;
 }
 
 /** Per-call options of `Wal.append`. */
@@ -61,13 +56,16 @@ export interface TailOptions {
   readonly maxBytes?: number | undefined;
 }
 
-/** I/O counters since the log was opened. */
+/**
+ * I/O counters since the log was opened. The engine counts into one such object, shared by its
+ * writer and readers; `Wal.stats()` hands out a read-only copy.
+ */
 export interface IoStats {
-  readonly bytesWritten: number;
-  readonly bytesRead: number;
-  readonly writes: number;
-  readonly reads: number;
-  readonly fsyncs: number;
+  bytesWritten: number;
+  bytesRead: number;
+  writes: number;
+  reads: number;
+  fsyncs: number;
 }
 
 /** A point-in-time summary of the log. */
@@ -84,7 +82,7 @@ export interface WalStats {
   /** The last durable offset visible to readers, or -1. */
   readonly highWatermark: number;
   readonly nextOffset: number;
-  readonly io: IoStats;
+  readonly io: Readonly<IoStats>;
   readonly status: WalStatus;
   /** Why appends are refused, when they are (`disk-full`, `read-only`). */
   readonly writeState: WriteState;

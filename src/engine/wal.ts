@@ -6,7 +6,6 @@ import { StorageError, type StorageFile, type StorageLock } from '../storage/sto
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
-import { IoCounters } from './io-counters.js';
 import { LogReader } from './log-reader.js';
 import { LogWriter } from './log-writer.js';
 import { ProducerTable } from './producer-table.js';
@@ -17,9 +16,11 @@ import { createSegmentFile, prepareSegmentFile, newFrameSeed } from './segment-f
 import { SegmentList } from './segment-list.js';
 import { PRODUCERS_FILE } from './segment-name.js';
 import type {
+  AppendLimits,
   AppendOptions,
   AppendRecord,
   AppendResult,
+  IoStats,
   ReadOptions,
   RecoveryReport,
   TailOptions,
@@ -60,7 +61,7 @@ export class Wal {
     private readonly producers: ProducerTable,
     private readonly waiters: HighWatermarkWaiters,
     private readonly recoveryPoint: RecoveryPointWriter | undefined,
-    readonly io: IoCounters,
+    private readonly io: IoStats,
   ) {
     this.reader = new LogReader(segments, io);
   }
@@ -93,7 +94,7 @@ export class Wal {
     try {
       const recovered = recoverLog(storage, dir, resolved.indexIntervalBytes, resolved.clock);
       opened.push(...recovered.segments);
-      const io = new IoCounters();
+      const io: IoStats = { bytesWritten: 0, bytesRead: 0, writes: 0, reads: 0, fsyncs: 0 };
       const producers = new ProducerTable(resolved.maxProducers);
       for (const state of recovered.producers) producers.noteWritten(state);
       const { segment: active, file } = await openActiveSegment(resolved, opened.at(-1), io);
@@ -147,7 +148,7 @@ export class Wal {
   }
 
   /** The size limits appends are checked against (from the options). */
-  get limits(): { readonly maxRecordBytes: number; readonly maxBatchBytes: number; readonly maxBatchRecords: number } {
+  get limits(): AppendLimits {
     const { maxRecordBytes, maxBatchBytes, maxBatchRecords } = this.options;
     return { maxRecordBytes, maxBatchBytes, maxBatchRecords };
   }
@@ -160,10 +161,12 @@ export class Wal {
   /**
    * Appends one batch atomically and resolves once it is acknowledged per the sync policy.
    *
-   * Throws `TypeError` / `RangeError` for malformed arguments; rejects with `WalError`:
+   * Throws `WalError` `WAL_INVALID_ARGUMENT` naming the field for bad data (append-validation.ts:
+   * no records, an unknown type, a delete without a key, a bad header, producer or offset option),
    * `WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH` (expectedOffset),
    * `WAL_SEQUENCE_STALE` (a producer sequence below its last), `WAL_NO_SPACE` (disk-full mode),
-   * `WAL_READ_ONLY` (after a failed fsync), `WAL_IO_ERROR` (write failed and rolled back), `WAL_CLOSED`.
+   * `WAL_READ_ONLY` (after a failed fsync), `WAL_IO_ERROR` (write failed and rolled back), `WAL_CLOSED`;
+   * `TypeError` only when `records` is not an array of objects or `options` not an object.
    */
   append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
     const payloadBytes = validateBatch(records, this.options);
@@ -417,7 +420,7 @@ export class Wal {
  * process may have died between a segment's rename and the directory fsync: appends acknowledged
  * into that file would vanish with the entry), or, for a new log, a first segment.
  */
-async function openActiveSegment(options: ResolvedWalOptions, last: Segment | undefined, io: IoCounters): Promise<{ segment: Segment; file: StorageFile }> {
+async function openActiveSegment(options: ResolvedWalOptions, last: Segment | undefined, io: IoStats): Promise<{ segment: Segment; file: StorageFile }> {
   const { storage, dir } = options;
   if (last === undefined) {
     const prepared = options.preallocate ? await prepareSegmentFile(options).catch(() => undefined) : undefined;

@@ -1,27 +1,29 @@
-import { MAX_HEADER_NAME_BYTES, MAX_HEADERS, MAX_PRODUCER_ID_BYTES } from '../engine/append-validation.js';
-import type { AppendOptions, AppendRecord, RecordType as EngineRecordType } from '../engine/types.js';
+import { RECORD_TYPES, setHeader } from '../codec/record.js';
+import type { AppendOptions, AppendRecord, RecordType } from '../engine/types.js';
 import type { AppendRequest } from '../gen/wald/v1/append.js';
-import { RecordType, type AppendRecord as AppendRecordMessage } from '../gen/wald/v1/record.js';
+import { RecordType as WireRecordType, recordTypeToJSON, type AppendRecord as AppendRecordMessage } from '../gen/wald/v1/record.js';
+import { recordTypeFromWire } from '../wire/wire-record-type.js';
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 
-/** An append request checked and translated for `Wal.append`. */
+/** An append request translated for `Wal.append`. */
 export interface AppendCall {
   readonly records: readonly AppendRecord[];
   readonly options: AppendOptions;
 }
 
-function recordType(type: RecordType, index: number): EngineRecordType {
-  switch (type) {
-    case RecordType.RECORD_TYPE_UNSPECIFIED:
-    case RecordType.RECORD_TYPE_PUT:
-      return 'put';
-    case RecordType.RECORD_TYPE_DELETE:
-      return 'delete';
-    case RecordType.RECORD_TYPE_CHECKPOINT:
-      throw invalidArgument(`records[${index}].type`, 'RECORD_TYPE_CHECKPOINT records are written by the server only');
-    default:
-      throw invalidArgument(`records[${index}].type`, `unknown record type ${String(type)}`, { value: String(type) });
+function recordType(type: WireRecordType, index: number): RecordType {
+  // proto3: an unset enum is 0, which an append defines as PUT.
+  if (type === WireRecordType.RECORD_TYPE_UNSPECIFIED) {
+    return 'put';
   }
+  const known = recordTypeFromWire(type);
+  if (known === undefined) {
+    throw invalidArgument(`records[${index}].type`, `unknown record type ${String(type)}`, { value: String(type) });
+  }
+  if (RECORD_TYPES[known].isServerOnly) {
+    throw invalidArgument(`records[${index}].type`, `${recordTypeToJSON(type)} records are written by the server only`);
+  }
+  return known;
 }
 
 /**
@@ -37,78 +39,38 @@ function ownHeaders(headers: { [name: string]: Buffer }): { [name: string]: Buff
   }
   const own: { [name: string]: Buffer } = {};
   for (const name of Object.keys(headers)) {
-    own[name] = headers[name]!;
+    setHeader(own, name, headers[name]!);
   }
   if (prototype instanceof Buffer) {
-    Object.defineProperty(own, '__proto__', { value: prototype, enumerable: true, writable: true, configurable: true });
+    setHeader(own, '__proto__', prototype);
   }
   return own;
 }
 
 function toAppendRecord(message: AppendRecordMessage, index: number): AppendRecord {
-  const type = recordType(message.type, index);
   // `key` is proto3 optional: unset is no key; set and empty is the empty key, which a DELETE may name.
-  if (type === 'delete' && message.key === undefined) {
-    throw invalidArgument(`records[${index}].key`, 'a RECORD_TYPE_DELETE record needs a key');
-  }
-  const headers = ownHeaders(message.headers);
-  const names = Object.keys(headers);
-  if (names.length > MAX_HEADERS) {
-    throw invalidArgument(`records[${index}].headers`, `at most ${MAX_HEADERS} headers, got ${names.length}`, { value: names.length, limit: MAX_HEADERS });
-  }
-  for (const name of names) {
-    if (name === '') {
-      throw invalidArgument(`records[${index}].headers`, 'header names must not be empty');
-    }
-    if (Buffer.byteLength(name, 'utf8') > MAX_HEADER_NAME_BYTES) {
-      throw invalidArgument(`records[${index}].headers`, `header names are at most ${MAX_HEADER_NAME_BYTES} bytes`, { limit: MAX_HEADER_NAME_BYTES });
-    }
-  }
-  return { key: message.key, value: message.value, headers, type };
+  return { key: message.key, value: message.value, headers: ownHeaders(message.headers), type: recordType(message.type, index) };
 }
 
 /**
- * Checks an `AppendRequest` (unset means an empty batch) and translates it for `Wal.append`.
+ * Translates an `AppendRequest` (unset means an empty batch) for `Wal.append`, checking only what
+ * the wire alone decides: enum values, proto3 defaults, integers the engine's numbers can hold.
+ * Every rule about the data (at least one record, a DELETE's key, headers, the producer id, a
+ * sequence without a producer, sizes) is the engine's: its `WAL_INVALID_ARGUMENT`,
+ * `WAL_RECORD_TOO_LARGE` and `WAL_BATCH_TOO_LARGE` name the field in engine terms, which the
+ * server reports in proto terms (wire-field-name.ts).
  *
- * Size limits (record bytes, batch bytes, records per batch) are left to the engine, which knows
- * the log's sizes; its errors already name the field (`records[i]`, `records`).
- *
- * @throws WalError `WAL_INVALID_ARGUMENT` naming the field: no records; an unknown or
- *   server-only record type; a DELETE with its key unset; an empty or over-long header name, too many
- *   headers; `expected_offset` or
- *   `sequence` above 2^53 - 1; a `producer_id` longer than 256 bytes; a `sequence` without a
- *   `producer_id`.
+ * @throws WalError `WAL_INVALID_ARGUMENT` naming the field: a record type this server does not know
+ *   (`records[i].type`), a server-only type such as `RECORD_TYPE_CHECKPOINT` (`records[i].type`),
+ *   an `expected_offset` or `sequence` above 2^53 - 1.
  */
 export function parseAppendRequest(request: AppendRequest | undefined): AppendCall {
-  const messages = request?.records ?? [];
-  if (messages.length === 0) {
-    throw invalidArgument('records', 'an append needs at least one record');
-  }
-  const records = messages.map(toAppendRecord);
+  const records = (request?.records ?? []).map(toAppendRecord);
   const expectedOffset =
     request?.expectedOffset === undefined ? undefined : safeIntegerField(request.expectedOffset, 'expected_offset');
-  const producerId = request?.producerId ?? '';
-  const sequence = request?.sequence ?? 0n;
-  if (producerId === '') {
-    if (sequence !== 0n) {
-      throw invalidArgument('sequence', 'a sequence needs a producer_id');
-    }
-    return { records, options: { sync: request?.sync ?? false, expectedOffset } };
-  }
-  const producerIdBytes = Buffer.byteLength(producerId, 'utf8');
-  if (producerIdBytes > MAX_PRODUCER_ID_BYTES) {
-    throw invalidArgument('producer_id', `must be at most ${MAX_PRODUCER_ID_BYTES} bytes, got ${producerIdBytes}`, {
-      bytes: producerIdBytes,
-      limit: MAX_PRODUCER_ID_BYTES,
-    });
-  }
-  return {
-    records,
-    options: {
-      sync: request?.sync ?? false,
-      expectedOffset,
-      producerId,
-      sequence: safeIntegerField(sequence, 'sequence'),
-    },
-  };
+  // proto3 plain fields: an empty producer_id is no producer, and a 0 sequence without one is no sequence.
+  const producerId = request?.producerId === '' ? undefined : request?.producerId;
+  const wireSequence = request?.sequence ?? 0n;
+  const sequence = producerId === undefined && wireSequence === 0n ? undefined : safeIntegerField(wireSequence, 'sequence');
+  return { records, options: { sync: request?.sync ?? false, expectedOffset, producerId, sequence } };
 }

@@ -1,11 +1,6 @@
-import type { RecordType as EngineRecordType, WalRecord } from '../engine/types.js';
-import { RecordType, type Record as RecordMessage } from '../gen/wald/v1/record.js';
-
-const WIRE_TYPES: Readonly<Record<EngineRecordType, RecordType>> = {
-  put: RecordType.RECORD_TYPE_PUT,
-  delete: RecordType.RECORD_TYPE_DELETE,
-  checkpoint: RecordType.RECORD_TYPE_CHECKPOINT,
-};
+import type { WalRecord } from '../engine/types.js';
+import type { Record as RecordMessage } from '../gen/wald/v1/record.js';
+import { WIRE_RECORD_TYPES } from '../wire/wire-record-type.js';
 
 /**
  * Upper bound of the protobuf framing of one `Record` inside a response, beyond its key, value and
@@ -25,7 +20,7 @@ export function toRecordMessage(record: WalRecord): RecordMessage {
     key: record.key,
     value: record.value,
     headers: record.headers,
-    type: WIRE_TYPES[record.type],
+    type: WIRE_RECORD_TYPES[record.type],
     offset: BigInt(record.offset),
     timestamp: BigInt(record.timestamp),
   };

@@ -1,12 +1,10 @@
-import { WalError, type ErrorDetails } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 
 /**
  * A `WAL_INVALID_ARGUMENT` error naming the request field at fault (sent as `INVALID_ARGUMENT`
- * with `field` in the ErrorInfo metadata).
+ * with `field` in the ErrorInfo metadata): the one definition, in src/errors.ts.
  */
-export function invalidArgument(field: string, message: string, details: ErrorDetails = {}): WalError {
-  return new WalError('WAL_INVALID_ARGUMENT', `${field}: ${message}`, { field, ...details });
-}
+export { invalidArgument };
 
 /**
  * A uint64 request field (offset, timestamp, sequence) as an engine `number`.

@@ -7,6 +7,7 @@ import { ErrorInfo } from '../gen/google/rpc/error_details.js';
 import { Status as RpcStatus } from '../gen/google/rpc/status.js';
 import { ERROR_INFO_TYPE_URL, STATUS_DETAILS_TRAILER } from '../wire/status-details.js';
 import { STATUS_BY_CODE } from './status-map.js';
+import { inWireTerms } from './wire-field-name.js';
 
 /** The `ErrorInfo.domain` of every error wald sends. */
 export const ERROR_DOMAIN = 'wald.dev';
@@ -53,13 +54,15 @@ function stringMetadata(details: Readonly<Record<string, unknown>>): Record<stri
 /**
  * Turns anything a handler threw into the failure to send.
  *
- * A `WalError` keeps its code (mapped through {@link STATUS_BY_CODE}), message and details.
+ * A `WalError` keeps its code (mapped through {@link STATUS_BY_CODE}), message and details, with the
+ * field it names (`details.field`) in proto terms (`producer_id`, not the engine's `producerId`).
  * Anything else, and `WAL_INTERNAL`, is unexpected: it is logged in full with an incident id and
  * the client gets a generic `INTERNAL` whose metadata holds only that id, so that nothing about
  * the server's internals leaks.
  */
-export function toRpcFailure(error: unknown, logger: Logger, context: FailureContext): RpcFailure {
-  if (isWalError(error) && error.code !== 'WAL_INTERNAL') {
+export function toRpcFailure(thrown: unknown, logger: Logger, context: FailureContext): RpcFailure {
+  if (isWalError(thrown) && thrown.code !== 'WAL_INTERNAL') {
+    const error = inWireTerms(thrown);
     const code = STATUS_BY_CODE[error.code];
     if (EXPECTED_CODES.has(error.code)) {
       logger.debug({ rpc: context.rpc, reason: error.code, details: error.details }, error.message);
@@ -69,7 +72,7 @@ export function toRpcFailure(error: unknown, logger: Logger, context: FailureCon
     return { code, message: error.message, reason: error.code, metadata: stringMetadata(error.details) };
   }
   const incidentId = randomUUID();
-  logger.error({ rpc: context.rpc, incidentId, err: error }, 'unexpected error');
+  logger.error({ rpc: context.rpc, incidentId, err: thrown }, 'unexpected error');
   return {
     code: Status.INTERNAL,
     message: `internal error (incident ${incidentId})`,

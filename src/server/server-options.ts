@@ -4,6 +4,7 @@
  * composes these declarations into its configuration (src/config/serve-config.ts), so each is
  * also a config key with the same name in snake_case.
  */
+import type { AppendLimits } from '../engine/types.js';
 import { WAL_OPTION_DECLARATIONS } from '../engine/wal-options.js';
 import { integerOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionRule, type OptionValues } from '../options/option-set.js';
@@ -138,13 +139,6 @@ const APPEND_LIMIT_DECLARATIONS = {
   maxBatchBytes: WAL_OPTION_DECLARATIONS.maxBatchBytes,
   maxBatchRecords: WAL_OPTION_DECLARATIONS.maxBatchRecords,
 } satisfies OptionDeclarations;
-
-/**
- * Size limits of the log (the engine's options of the same names, which the engine enforces).
- * The server needs them only to check that its message size limits can carry a full batch and a
- * maximal record; pass the values the `Wal` was opened with.
- */
-export type AppendLimits = OptionValues<typeof APPEND_LIMIT_DECLARATIONS>;
 
 /** The log's limits as the server checks them: the engine's own declarations. */
 const APPEND_LIMITS = new OptionSet(APPEND_LIMIT_DECLARATIONS);

@@ -9,8 +9,9 @@
  * as protobuf requires (so are the retired wrapper fields, `Record` 1 and `TailWalResponse` 2, which
  * an old server would send). Throws `RangeError` on malformed bytes.
  */
-import type { RecordType, WalRecord } from '../codec/record.js';
+import { setHeader, type RecordType, type WalRecord } from '../codec/record.js';
 import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, WireReader } from './protobuf-wire.js';
+import { recordTypeFromWire } from './wire-record-type.js';
 
 /** One decoded TailWal message. */
 export interface TailBatch {
@@ -22,7 +23,6 @@ export interface TailBatch {
   readonly nextOffset: number;
 }
 
-const RECORD_TYPES: readonly (RecordType | undefined)[] = [undefined, 'put', 'delete', 'checkpoint'];
 const NO_HEADERS: Readonly<Record<string, Buffer>> = Object.freeze({});
 /** Shared by every absent value: a view per record would cost as much as the record itself. */
 const EMPTY: Buffer = Buffer.alloc(0);
@@ -82,12 +82,11 @@ function decodeRecord(reader: WireReader, start: number, end: number): WalRecord
       else {
         headers ??= {};
         const [name, headerValue] = decodeHeaderEntry(buf, s, e);
-        // defineProperty: a header named `__proto__` must stay an ordinary header.
-        Object.defineProperty(headers, name, { value: headerValue, enumerable: true, writable: true, configurable: true });
+        setHeader(headers, name, headerValue);
       }
     } else if (wireType === WIRE_VARINT && field === 4) {
       const code = reader.varint();
-      const known = RECORD_TYPES[code];
+      const known = recordTypeFromWire(code);
       if (known === undefined) throw new RangeError(`unknown record type ${code}`);
       type = known;
     } else if (wireType === WIRE_VARINT && field === 5) {

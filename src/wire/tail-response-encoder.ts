@@ -10,10 +10,9 @@
  * `optional` fields (a record's `key`, the response's `high_watermark`) are written whenever they
  * are set, even when empty or 0; every other field is left out at its default, as proto3 requires.
  */
-import type { RecordType, WalRecord } from '../codec/record.js';
+import type { WalRecord } from '../codec/record.js';
 import { delimitedBytes, varintBytes, writeVarint } from './protobuf-wire.js';
-
-const WIRE_TYPES: Readonly<Record<RecordType, number>> = { put: 1, delete: 2, checkpoint: 3 };
+import { WIRE_RECORD_TYPES } from './wire-record-type.js';
 
 // Tags: (field number << 3) | wire type.
 const TAG_RESPONSE_RECORDS = (1 << 3) | 2;
@@ -48,7 +47,7 @@ function recordBodyBytes(record: WalRecord): number {
   let size = 0;
   if (record.value.length > 0) size += delimitedBytes(record.value.length);
   for (const name in record.headers) size += delimitedBytes(headerEntryBytes(name, record.headers[name]!));
-  size += 1 + 1; // type: never 0 for a log record
+  size += 1 + 1; // type: never 0 for a log record, and every wire value fits one varint byte
   if (record.offset !== 0) size += 1 + varintBytes(record.offset);
   if (record.timestamp !== 0) size += 1 + varintBytes(record.timestamp);
   // proto3 `optional`: present whenever the record has a key, the empty key included.
@@ -98,7 +97,7 @@ export function encodeTailWalResponse(records: readonly WalRecord[], position: T
       if (value.length > 0) p = writeBytesField(buf, p, TAG_ENTRY_VALUE, value);
     }
     buf[p++] = TAG_RECORD_TYPE;
-    buf[p++] = WIRE_TYPES[record.type];
+    buf[p++] = WIRE_RECORD_TYPES[record.type];
     if (record.offset !== 0) {
       buf[p++] = TAG_RECORD_OFFSET;
       p = writeVarint(buf, p, record.offset);

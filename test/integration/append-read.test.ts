@@ -203,6 +203,7 @@ describe('Append validation', { timeout: 120_000 }, () => {
           field: 'records[0].headers',
         },
         { request: { records: values(1), producerId: 'p'.repeat(257), sequence: 1n }, field: 'producer_id' },
+        { request: { records: values(1), expectedOffset: 0n, producerId: 'p'.repeat(257) }, field: 'producer_id' },
         { request: { records: values(1), sequence: 5n }, field: 'sequence' },
         { request: { records: values(1), producerId: 'p', sequence: 2n ** 60n }, field: 'sequence' },
         { request: { records: values(1), expectedOffset: 2n ** 60n }, field: 'expected_offset' },
@@ -212,6 +213,7 @@ describe('Append validation', { timeout: 120_000 }, () => {
         assert.equal(failure.code, status.INVALID_ARGUMENT, field);
         assert.equal(failure.reason, 'WAL_INVALID_ARGUMENT', field);
         assert.equal(failure.metadata['field'], field);
+        assert.ok(failure.message.startsWith(`${field}: `), `the message names the field as the proto does: ${failure.message}`);
       }
       const stats = await h.client.getStats();
       assert.equal(stats.entryCount, 0n, 'nothing was written');

@@ -388,7 +388,7 @@ describe('wald exit codes', () => {
   });
 
   it('exits 2 on usage errors reported by commander', async () => {
-    for (const args of [['bogus'], ['read', '--limit', 'many'], ['read', '--no-such-flag'], ['stats', 'extra'], ['append', '--type', 'odd', 'v'], []]) {
+    for (const args of [['bogus'], ['read', '--limit', 'many'], ['read', '--no-such-flag'], ['stats', 'extra'], ['append', '--type', 'odd', 'v'], ['append', '--type', 'checkpoint', 'v'], ['append', '--type', 'delete', 'v'], []]) {
       const run = await runWald(args);
       assert.equal(run.code, 2, `wald ${args.join(' ')}: ${run.stderr}`);
       assert.notEqual(run.stderr, '');

@@ -11,10 +11,9 @@ import {
   encodeFrame,
   FRAME_HEADER_BYTES,
   stampFrame,
-  type DecodedRecord,
   type ProducerStamp,
-  type RecordInput,
 } from '../../../src/codec/frame.js';
+import { RECORD_TYPE_NAMES, type AppendRecord, type WalRecord } from '../../../src/codec/record.js';
 import { testSeed } from '../../support/seed.js';
 
 const MAX_RECORDS = 8;
@@ -23,11 +22,11 @@ const MAX_BASE_OFFSET = Number.MAX_SAFE_INTEGER - MAX_RECORDS;
 
 const headerName = fc.oneof(fc.string({ unit: 'binary', maxLength: 8 }), fc.constant('__proto__'));
 
-const recordArb: fc.Arbitrary<RecordInput> = fc.record({
+const recordArb: fc.Arbitrary<AppendRecord> = fc.record({
   key: fc.option(fc.uint8Array({ maxLength: 24 }), { nil: undefined }),
   value: fc.uint8Array({ maxLength: 48 }),
   headers: fc.option(fc.dictionary(headerName, fc.uint8Array({ maxLength: 12 }), { maxKeys: 4 }), { nil: undefined }),
-  type: fc.option(fc.constantFrom('put' as const, 'delete' as const, 'checkpoint' as const), { nil: undefined }),
+  type: fc.option(fc.constantFrom(...RECORD_TYPE_NAMES), { nil: undefined }),
 });
 
 const producerArb: fc.Arbitrary<ProducerStamp | undefined> = fc.option(
@@ -43,7 +42,7 @@ const stampArb = fc.record({
 });
 
 interface Batch {
-  readonly records: RecordInput[];
+  readonly records: AppendRecord[];
   readonly producer: ProducerStamp | undefined;
   readonly baseOffset: number;
   readonly timestamp: number;
@@ -55,7 +54,7 @@ const batchArb: fc.Arbitrary<Batch> = fc
   .tuple(fc.array(recordArb, { minLength: 1, maxLength: MAX_RECORDS }), producerArb, stampArb)
   .map(([records, producer, stamp]) => ({ records, producer, ...stamp }));
 
-function payloadBytes(records: readonly RecordInput[]): number {
+function payloadBytes(records: readonly AppendRecord[]): number {
   return records.reduce((sum, record) => sum + encodedRecordBytes(record), 0);
 }
 
@@ -66,7 +65,7 @@ function stampedFrame(batch: Batch): Buffer {
 }
 
 /** What decoding `records` stamped at `baseOffset` / `timestamp` must give back. */
-function expectedRecords(records: readonly RecordInput[], baseOffset: number, timestamp: number): DecodedRecord[] {
+function expectedRecords(records: readonly AppendRecord[], baseOffset: number, timestamp: number): WalRecord[] {
   return records.map((record, i) => ({
     offset: baseOffset + i,
     timestamp,
@@ -107,7 +106,7 @@ describe('frame codec', () => {
         });
         if (check.kind !== 'ok') return;
         assert.deepEqual(decodeProducer(buf, position, check.header), batch.producer);
-        const out: DecodedRecord[] = [];
+        const out: WalRecord[] = [];
         const added = decodeRecords(buf, position, check.header, 0, Number.MAX_SAFE_INTEGER, out);
         assert.equal(added, batch.records.length);
         assert.deepStrictEqual(out, expectedRecords(batch.records, batch.baseOffset, batch.timestamp));
@@ -117,7 +116,7 @@ describe('frame codec', () => {
   });
 
   test('keeps absent and empty keys apart, and empty values and empty header values', () => {
-    const records: RecordInput[] = [
+    const records: AppendRecord[] = [
       { value: new Uint8Array(0) },
       { key: new Uint8Array(0), value: new Uint8Array(0) },
       { key: Buffer.from('k'), value: Buffer.from('v'), headers: { 'ünï-€-🦀': new Uint8Array(0), '': Buffer.from('x') } },
@@ -127,7 +126,7 @@ describe('frame codec', () => {
     const check = checkFrame(frame, 0, frame.length);
     assert.equal(check.kind, 'ok');
     if (check.kind !== 'ok') return;
-    const out: DecodedRecord[] = [];
+    const out: WalRecord[] = [];
     assert.equal(decodeRecords(frame, 0, check.header, 0, 100, out), 3);
     assert.equal(out[0]!.key, undefined);
     assert.deepStrictEqual(out[1]!.key, Buffer.alloc(0));
@@ -173,7 +172,7 @@ describe('frame codec', () => {
     const zeros = Buffer.alloc(64);
     assert.deepEqual(checkFrame(zeros, 0, 64), { kind: 'zero' });
     assert.deepEqual(checkFrame(zeros, 60, 64), { kind: 'zero' });
-    const records: RecordInput[] = [{ value: Buffer.from('hello') }];
+    const records: AppendRecord[] = [{ value: Buffer.from('hello') }];
     const frame = encodeFrame(records, payloadBytes(records));
     stampFrame(frame, 0, 1, 0, 0, 0);
     const length = frame.readUInt32LE(0);
@@ -255,7 +254,7 @@ describe('frame codec', () => {
           return;
         }
         decodeProducer(buf, position, check.header);
-        const out: DecodedRecord[] = [];
+        const out: WalRecord[] = [];
         const result = decodeRecords(buf, position, check.header, fromOffset, limit, out);
         if (typeof result === 'number') {
           assert.equal(result, out.length);
@@ -283,7 +282,7 @@ describe('frame codec', () => {
           // fromOffset ranges from below the frame to past its end.
           const fromOffset = Math.max(0, baseOffset - 2 + fromDelta);
           const sentinel = expectedRecords([{ value: Buffer.from('earlier') }], 0, 0)[0]!;
-          const out: DecodedRecord[] = [sentinel];
+          const out: WalRecord[] = [sentinel];
           const added = decodeRecords(frame, 0, check.header, fromOffset, limit, out);
           const expected = expectedRecords(records, baseOffset, 5)
             .filter((r) => r.offset >= fromOffset)

@@ -104,8 +104,11 @@ describe('append and read', () => {
     await wal.append([v('a')]);
     await assert.rejects(wal.read(5), (e) => isWalError(e, 'WAL_OFFSET_OUT_OF_RANGE') && e.details['fromOffset'] === 5);
     await assert.rejects(wal.read(-1), RangeError);
-    assert.throws(() => wal.append([]), RangeError);
-    assert.throws(() => wal.append([{ value: 'text' as unknown as Buffer }]), TypeError);
+    assert.throws(() => wal.append([]), (e) => isWalError(e, 'WAL_INVALID_ARGUMENT') && e.details['field'] === 'records');
+    assert.throws(
+      () => wal.append([{ value: 'text' as unknown as Buffer }]),
+      (e) => isWalError(e, 'WAL_INVALID_ARGUMENT') && e.details['field'] === 'records[0].value',
+    );
     assert.throws(() => wal.append([v('x'.repeat(200))]), (e) => isWalError(e, 'WAL_RECORD_TOO_LARGE') && e.details['limit'] === 100);
     assert.throws(() => wal.append(Array.from({ length: 5 }, () => v('x'.repeat(80)))), (e) => isWalError(e, 'WAL_BATCH_TOO_LARGE'));
     assert.equal(wal.nextOffset, 1, 'refused batches take no offsets');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { WalRecord } from '../../../src/engine/types.js';
+import { RECORD_TYPE_NAMES, type WalRecord } from '../../../src/codec/record.js';
 import { TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
 import { optionalOffset, toRecordMessage } from '../../../src/server/record-message.js';
 import { decodeTailWalResponse } from '../../../src/wire/tail-response-decoder.js';
@@ -15,7 +15,7 @@ function recordArb(headerName: fc.Arbitrary<string>): fc.Arbitrary<WalRecord> {
   return fc.record({
     offset,
     timestamp: offset,
-    type: fc.constantFrom('put' as const, 'delete' as const, 'checkpoint' as const),
+    type: fc.constantFrom(...RECORD_TYPE_NAMES),
     key: fc.option(bytes(20), { nil: undefined }),
     value: bytes(200),
     headers: fc.dictionary(headerName, bytes(10), { maxKeys: 3 }).map((h) => h as Record<string, Buffer>),
