@@ -84,7 +84,7 @@ export async function writeSnapshot(
     walOffset: view.nextOffset,
     putCount: body.putCount,
     tombstoneCount: body.tombstoneCount,
-    createdMs: (options.now ?? Date.now)(),
+    createdMs: createdMsAfter(request, (options.now ?? Date.now)(), view.nextOffset),
     nonce: randomInt(0x1_0000_0000),
     base: request.type === 'incremental' ? baseParts(request.base) : undefined,
   };
@@ -100,8 +100,17 @@ export async function writeSnapshot(
     sink.write(headerBytes);
     const chunks = encodeBody(body.items(), chunkBytes);
     if (header.isCompressed) {
+      // The pipeline reports its own AbortError when the last stage fails; the disk's error is the one to throw.
+      let writeError: unknown;
       await pipeline(Readable.from(chunks), createGzip({ level, chunkSize: 256 * 1024 }), async (compressed: AsyncIterable<Buffer>) => {
-        for await (const chunk of compressed) sink.write(chunk);
+        try {
+          for await (const chunk of compressed) sink.write(chunk);
+        } catch (error) {
+          writeError = error;
+          throw error;
+        }
+      }).catch((error: unknown) => {
+        throw writeError ?? error;
       });
     } else {
       for await (const chunk of chunks) sink.write(chunk);
@@ -150,6 +159,16 @@ async function planBody(view: StateView, request: SnapshotRequest): Promise<Body
     if ((putCount + tombstoneCount) % COUNT_ENTRIES_PER_TURN === 0) await nextTurn();
   }
   return { putCount, tombstoneCount, items: () => view.changesSince(since) };
+}
+
+/**
+ * The creation time to stamp: the clock's, except that an incremental at its base's offset (no
+ * record since) is stamped after its base, so that its id sorts after the base's even within one
+ * millisecond or after a clock step back.
+ */
+function createdMsAfter(request: SnapshotRequest, now: number, walOffset: number): number {
+  if (request.type !== 'incremental' || request.base.walOffset !== walOffset) return now;
+  return Math.max(now, request.base.createdMs + 1);
 }
 
 function baseParts(base: SnapshotInfo): SnapshotHeader['base'] {
