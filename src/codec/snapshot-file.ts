@@ -100,13 +100,29 @@ export interface SnapshotHeader extends SnapshotIdParts {
   readonly base: SnapshotIdParts | undefined;
 }
 
-/** One decoded entry. `key` and `value` are views into the decoder's buffer, valid during the callback. */
+/**
+ * One decoded entry, as a cursor into the decoder's buffer: the key is `bytes[keyStart..keyEnd)`,
+ * the value `bytes[keyEnd..valueEnd)`. The decoder reuses the object and the buffer: they are valid
+ * during the callback only (copy what you keep; {@link entryKey} and {@link entryValue} give views).
+ */
 export interface SnapshotEntry {
   readonly kind: 'put' | 'tombstone';
-  readonly key: Buffer;
-  readonly value: Buffer;
+  readonly bytes: Buffer;
+  readonly keyStart: number;
+  readonly keyEnd: number;
+  readonly valueEnd: number;
   readonly offset: number;
   readonly timestamp: number;
+}
+
+/** The key of an entry: a view into the decoder's buffer. */
+export function entryKey(entry: SnapshotEntry): Buffer {
+  return entry.bytes.subarray(entry.keyStart, entry.keyEnd);
+}
+
+/** The value of an entry: a view into the decoder's buffer. */
+export function entryValue(entry: SnapshotEntry): Buffer {
+  return entry.bytes.subarray(entry.keyEnd, entry.valueEnd);
 }
 
 /** Result of decoding: never throws on bad bytes. */
@@ -233,12 +249,31 @@ export function encodeSnapshotEntryHeader(
   offset: number,
   timestamp: number,
 ): number {
+  // Byte stores rather than writeUInt32LE: this runs once per key of a snapshot, and the checked
+  // Buffer methods cost more than the stores (the caller sized the buffer).
   buf[position] = kind === 'put' ? KIND_PUT : KIND_TOMBSTONE;
-  buf.writeUInt32LE(keyBytes, position + 1);
-  buf.writeUInt32LE(valueBytes, position + 5);
-  writeU64(buf, offset, position + 9);
-  writeU64(buf, timestamp, position + 17);
+  putU32(buf, position + 1, keyBytes);
+  putU32(buf, position + 5, valueBytes);
+  putU64(buf, position + 9, offset);
+  putU64(buf, position + 17, timestamp);
   return position + SNAPSHOT_ENTRY_HEADER_BYTES;
+}
+
+function putU32(buf: Buffer, position: number, value: number): void {
+  buf[position] = value;
+  buf[position + 1] = value >>> 8;
+  buf[position + 2] = value >>> 16;
+  buf[position + 3] = value >>> 24;
+}
+
+function putU64(buf: Buffer, position: number, value: number): void {
+  const low = value % 0x1_0000_0000;
+  putU32(buf, position, low);
+  putU32(buf, position + 4, (value - low) / 0x1_0000_0000);
+}
+
+function getU32(buf: Buffer, position: number): number {
+  return (buf[position]! | (buf[position + 1]! << 8) | (buf[position + 2]! << 16) | (buf[position + 3]! << 24)) >>> 0;
 }
 
 /** Encodes the trailer: the stored body's length and the SHA-256 of header + stored body. */
@@ -284,6 +319,7 @@ export class SnapshotEntryDecoder {
   private puts = 0;
   private tombstones = 0;
   private failure: string | undefined;
+  private readonly cursor: { -readonly [K in keyof SnapshotEntry]: SnapshotEntry[K] } = { kind: 'put', bytes: EMPTY, keyStart: 0, keyEnd: 0, valueEnd: 0, offset: 0, timestamp: 0 };
 
   constructor(
     private readonly header: SnapshotHeader,
@@ -291,33 +327,35 @@ export class SnapshotEntryDecoder {
   ) {}
 
   /**
-   * Decodes `chunk`, the next body bytes, calling `onEntry` for each whole entry in order. Returns
-   * the reason of the first problem (then and on every later call), else undefined. `chunk` may be
-   * reused by the caller after the call.
+   * Decodes `chunk`, the next body bytes, calling `onEntry` for each whole entry in order (with a
+   * cursor reused from one call to the next). Returns the reason of the first problem (then and on
+   * every later call), else undefined. `chunk` may be reused by the caller after the call.
    */
   push(chunk: Buffer, onEntry: (entry: SnapshotEntry) => void): string | undefined {
     if (this.failure !== undefined) return this.failure;
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const cursor = this.cursor;
+    cursor.bytes = buf;
     let position = 0;
     while (buf.length - position >= SNAPSHOT_ENTRY_HEADER_BYTES) {
       const kindCode = buf[position]!;
-      const keyBytes = buf.readUInt32LE(position + 1);
-      const valueBytes = buf.readUInt32LE(position + 5);
+      const keyBytes = getU32(buf, position + 1);
+      const valueBytes = getU32(buf, position + 5);
       if (keyBytes + valueBytes > this.maxEntryBytes) return this.fail(`entry ${this.count()} of ${keyBytes + valueBytes} bytes exceeds the limit of ${this.maxEntryBytes}`);
       const end = position + SNAPSHOT_ENTRY_HEADER_BYTES + keyBytes + valueBytes;
       if (end > buf.length) break;
       const problem = this.check(buf, position, kindCode, keyBytes, valueBytes);
       if (problem !== undefined) return this.fail(problem);
-      const keyStart = position + SNAPSHOT_ENTRY_HEADER_BYTES;
-      onEntry({
-        kind: kindCode === KIND_PUT ? 'put' : 'tombstone',
-        key: buf.subarray(keyStart, keyStart + keyBytes),
-        value: buf.subarray(keyStart + keyBytes, end),
-        offset: readU64(buf, position + 9),
-        timestamp: readU64(buf, position + 17),
-      });
+      cursor.kind = kindCode === KIND_PUT ? 'put' : 'tombstone';
+      cursor.keyStart = position + SNAPSHOT_ENTRY_HEADER_BYTES;
+      cursor.keyEnd = cursor.keyStart + keyBytes;
+      cursor.valueEnd = end;
+      cursor.offset = getU32(buf, position + 9) + getU32(buf, position + 13) * 0x1_0000_0000;
+      cursor.timestamp = getU32(buf, position + 17) + getU32(buf, position + 21) * 0x1_0000_0000;
+      onEntry(cursor);
       position = end;
     }
+    cursor.bytes = EMPTY;
     this.pending = position === buf.length ? EMPTY : Buffer.from(buf.subarray(position));
     return undefined;
   }
@@ -347,18 +385,18 @@ export class SnapshotEntryDecoder {
     } else {
       return `entry ${index}: unknown kind ${kindCode}`;
     }
-    if (buf.readUInt32LE(position + 13) > MAX_SAFE_HIGH || buf.readUInt32LE(position + 21) > MAX_SAFE_HIGH) return `entry ${index}: offset or timestamp is not a safe integer`;
-    const offset = readU64(buf, position + 9);
+    if (getU32(buf, position + 13) > MAX_SAFE_HIGH || getU32(buf, position + 21) > MAX_SAFE_HIGH) return `entry ${index}: offset or timestamp is not a safe integer`;
+    const offset = getU32(buf, position + 9) + getU32(buf, position + 13) * 0x1_0000_0000;
     if (offset >= this.header.walOffset) return `entry ${index}: offset ${offset} is not below the snapshot's wal offset ${this.header.walOffset}`;
     if (this.header.base !== undefined && offset < this.header.base.walOffset) {
       return `entry ${index}: offset ${offset} is below the base's wal offset ${this.header.base.walOffset}`;
     }
     const keyStart = position + SNAPSHOT_ENTRY_HEADER_BYTES;
-    if (this.previousKeyBytes >= 0 && Buffer.compare(this.previousKey.subarray(0, this.previousKeyBytes), buf.subarray(keyStart, keyStart + keyBytes)) >= 0) {
+    if (this.previousKeyBytes >= 0 && compareBytes(this.previousKey, this.previousKeyBytes, buf, keyStart, keyBytes) >= 0) {
       return `entry ${index}: keys out of order`;
     }
     if (this.previousKey.length < keyBytes) this.previousKey = Buffer.alloc(Math.max(keyBytes, this.previousKey.length * 2));
-    buf.copy(this.previousKey, 0, keyStart, keyStart + keyBytes);
+    copyBytes(buf, keyStart, keyBytes, this.previousKey);
     this.previousKeyBytes = keyBytes;
     return undefined;
   }
@@ -367,6 +405,28 @@ export class SnapshotEntryDecoder {
     this.failure = reason;
     return reason;
   }
+}
+
+/** Keys this short are compared and copied in JavaScript: cheaper than a call into native code. */
+const SHORT_KEY_BYTES = 32;
+
+/** Compares `a[0..aBytes)` with `b[bStart..bStart + bBytes)` by unsigned bytes. */
+function compareBytes(a: Buffer, aBytes: number, b: Buffer, bStart: number, bBytes: number): number {
+  if (aBytes > SHORT_KEY_BYTES || bBytes > SHORT_KEY_BYTES) return a.compare(b, bStart, bStart + bBytes, 0, aBytes);
+  const common = Math.min(aBytes, bBytes);
+  for (let i = 0; i < common; i++) {
+    const difference = a[i]! - b[bStart + i]!;
+    if (difference !== 0) return difference;
+  }
+  return aBytes - bBytes;
+}
+
+function copyBytes(from: Buffer, start: number, length: number, to: Buffer): void {
+  if (length > SHORT_KEY_BYTES) {
+    from.copy(to, 0, start, start + length);
+    return;
+  }
+  for (let i = 0; i < length; i++) to[i] = from[start + i]!;
 }
 
 /** A whole snapshot file, decoded and checked. */

@@ -23,3 +23,13 @@ export function fromByteString(text: string): Buffer {
 export function compareByteStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** Byte strings this short are written in JavaScript: cheaper than a call into native code. */
+const SHORT_WRITE_CHARS = 32;
+
+/** Writes the bytes of `text` into `buf` at `position` (which has room); returns the bytes written. */
+export function writeByteString(buf: Buffer, text: string, position: number): number {
+  if (text.length > SHORT_WRITE_CHARS) return buf.write(text, position, 'latin1');
+  for (let i = 0; i < text.length; i++) buf[position + i] = text.charCodeAt(i);
+  return text.length;
+}

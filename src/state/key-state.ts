@@ -3,6 +3,7 @@
  * `PUT`; a `DELETE` removes the key; records without a key are plain log data and change nothing.
  */
 import type { WalRecord } from '../codec/record.js';
+import type { SnapshotEntry } from '../codec/snapshot-file.js';
 import { compareByteStrings, fromByteString, toByteString } from './byte-string.js';
 import { loadByteStringTree, newByteStringTree, type ByteStringTree } from './byte-string-tree.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
@@ -215,25 +216,25 @@ export class KeyState {
    * Snapshot loading: sets a key as a snapshot entry says. Entries of a full snapshot, in key
    * order into an empty state, are collected and loaded in bulk (O(n)).
    */
-  restorePut(key: Buffer, value: Buffer, offset: number, timestamp: number): void {
-    const text = key.toString('latin1');
-    const entry: StoredEntry = { value: value.toString('latin1'), offset, timestamp };
+  restorePut(entry: SnapshotEntry): void {
+    const text = entry.bytes.toString('latin1', entry.keyStart, entry.keyEnd);
+    const stored: StoredEntry = { value: entry.bytes.toString('latin1', entry.keyEnd, entry.valueEnd), offset: entry.offset, timestamp: entry.timestamp };
     if (this.bulkKeys === undefined && this.puts.size === 0) this.bulkKeys = [];
     const bulk = this.bulkKeys;
     if (bulk !== undefined && (bulk.length === 0 || compareByteStrings(bulk[bulk.length - 1]!, text) < 0)) {
       bulk.push(text);
-      this.bulkEntries.push(entry);
-      this.memory += text.length + entry.value.length + ENTRY_OVERHEAD_BYTES;
+      this.bulkEntries.push(stored);
+      this.memory += text.length + stored.value.length + ENTRY_OVERHEAD_BYTES;
       return;
     }
     this.flushBulk();
-    this.setEntry(text, entry);
+    this.setEntry(text, stored);
   }
 
   /** Snapshot loading: removes a key as an incremental snapshot's tombstone says. */
-  restoreTombstone(key: Buffer): void {
+  restoreTombstone(entry: SnapshotEntry): void {
     this.flushBulk();
-    const text = key.toString('latin1');
+    const text = entry.bytes.toString('latin1', entry.keyStart, entry.keyEnd);
     const old = this.puts.get(text);
     if (old === undefined) return;
     this.puts.delete(text);

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -146,8 +145,8 @@ export async function loadSnapshot(
   if (head.type === 'point') return { ok: false, file: head.path, reason: 'a point snapshot holds one key, not a state' };
   const state = new KeyState(options);
   const onEntry = (entry: SnapshotEntry): void => {
-    if (entry.kind === 'put') state.restorePut(entry.key, entry.value, entry.offset, entry.timestamp);
-    else state.restoreTombstone(entry.key);
+    if (entry.kind === 'put') state.restorePut(entry);
+    else state.restoreTombstone(entry);
   };
   const checksums: string[] = [];
   for (const info of chain.chain) {
@@ -280,7 +279,7 @@ class BodyDecoder {
       this.decode(chunk);
       return;
     }
-    if (!this.gunzip.write(chunk)) await Promise.race([once(this.gunzip, 'drain'), once(this.gunzip, 'close')]);
+    if (!this.gunzip.write(chunk)) await drainedOrClosed(this.gunzip);
   }
 
   /** Ends the body; the first problem found, if any. */
@@ -304,6 +303,19 @@ class BodyDecoder {
     this.problem = problem;
     this.gunzip?.destroy();
   }
+}
+
+/** Resolves when `stream` drains or closes (destroyed after a problem), removing both listeners. */
+function drainedOrClosed(stream: ReturnType<typeof createGunzip>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
 
 /** Reads `length` bytes at `position`, or fewer at the end of the file. */

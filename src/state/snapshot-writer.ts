@@ -16,7 +16,7 @@ import {
 } from '../codec/snapshot-file.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import { StorageError, type Storage, type StorageFile } from '../storage/storage.js';
-import { toByteString } from './byte-string.js';
+import { toByteString, writeByteString } from './byte-string.js';
 import { snapshotInfoOf, type SnapshotInfo } from './snapshot-info.js';
 import type { StateView, StoredChange } from './state-view.js';
 
@@ -195,8 +195,8 @@ async function* encodeBody(items: Iterator<readonly [string, StoredChange]>, chu
       position = 0;
     }
     position = encodeSnapshotEntryHeader(buf, position, change.value === undefined ? 'tombstone' : 'put', key.length, value.length, change.offset, change.timestamp);
-    position += buf.write(key, position, 'latin1');
-    position += buf.write(value, position, 'latin1');
+    position += writeByteString(buf, key, position);
+    position += writeByteString(buf, value, position);
   }
   if (position > 0) yield buf.subarray(0, position);
 }

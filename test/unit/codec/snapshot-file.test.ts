@@ -8,6 +8,8 @@ import {
   decodeSnapshotFile,
   decodeSnapshotHeader,
   encodeSnapshotEntryHeader,
+  entryKey,
+  entryValue,
   encodeSnapshotHeader,
   encodeSnapshotTrailer,
   formatSnapshotId,
@@ -46,7 +48,7 @@ function buildFile(header: SnapshotHeader, entries: readonly PlainEntry[]): Buff
 }
 
 function copyEntry(entry: SnapshotEntry): PlainEntry {
-  return { kind: entry.kind, key: Buffer.from(entry.key), value: Buffer.from(entry.value), offset: entry.offset, timestamp: entry.timestamp };
+  return { kind: entry.kind, key: Buffer.from(entryKey(entry)), value: Buffer.from(entryValue(entry)), offset: entry.offset, timestamp: entry.timestamp };
 }
 
 const idPartsArb: fc.Arbitrary<SnapshotIdParts> = fc.record({

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { decodeSnapshotFile } from '../../../src/codec/snapshot-file.js';
+import { decodeSnapshotFile, entryKey, entryValue } from '../../../src/codec/snapshot-file.js';
 import { KeyState } from '../../../src/state/key-state.js';
 import { listSnapshots, loadNewestSnapshot, loadSnapshot, verifySnapshot } from '../../../src/state/snapshot-reader.js';
 import { writeSnapshot, type WrittenSnapshot } from '../../../src/state/snapshot-writer.js';
@@ -125,7 +125,7 @@ describe('snapshot writer and reader', () => {
     const point = await writeSnapshot(storage, DIR, state.captureView(), { type: 'point', key: Buffer.from('b') });
     assert.deepEqual([point.type, point.entryCount, point.walOffset], ['point', 1, 2]);
     const entries: string[] = [];
-    const decoded = decodeSnapshotFile(disk.fileBytes(point.path)!, (e) => entries.push(`${e.key}=${e.value}@${e.offset}`));
+    const decoded = decodeSnapshotFile(disk.fileBytes(point.path)!, (e) => entries.push(`${entryKey(e)}=${entryValue(e)}@${e.offset}`));
     assert.ok(decoded.ok);
     assert.equal(decoded.value.checksum, point.checksum);
     assert.deepEqual(entries, ['b=2@1']);
