@@ -5,7 +5,7 @@
  * string in one flat allocation with a 16-byte header (a `Buffer` costs an object, a backing store
  * and, when pooled, pins an 8 KiB slab that may hold mostly garbage), and `<` on two byte strings
  * compares them by unsigned bytes, a prefix first, as `Buffer.compare` does, without a native call.
- * The conversion is lossless in both directions. docs/benchmarks.md ("State") has the figures.
+ * The conversion is lossless in both directions. docs/state.md ("Representation") has the figures.
  */
 
 /** A byte string of `bytes`. */

@@ -15,11 +15,14 @@ export type { KeyEntry } from './state-view.js';
  * Estimated bytes a key costs beyond its key and value bytes: the B+ tree slots (key and value
  * references, node arrays at their average fill), the entry object (value, offset, timestamp) and
  * the two string headers. Measured on Node 20 (x64) with 1M keys: heap growth per key minus key
- * and value bytes (docs/state.md, "Memory").
+ * and value bytes (docs/state.md, "Measurements"); the estimate errs high.
  */
 export const ENTRY_OVERHEAD_BYTES = 144;
 
-/** Estimated bytes a remembered deletion costs beyond its key bytes (tree slots, entry, string header). */
+/**
+ * Estimated bytes a remembered deletion costs beyond its key bytes: tree slots, the tombstone object
+ * and the string header, sized from V8 object layouts (not measured, unlike {@link ENTRY_OVERHEAD_BYTES}).
+ */
 export const TOMBSTONE_OVERHEAD_BYTES = 112;
 
 /** Default of {@link KeyStateOptions.maxStateBytes}: 1 GiB. */
@@ -91,6 +94,7 @@ export class KeyState {
 
   /** Number of keys. */
   get size(): number {
+    this.flushBulk();
     return this.puts.size;
   }
 
@@ -118,6 +122,7 @@ export class KeyState {
 
   /** The state of `key`, or undefined when it has none. */
   get(key: Uint8Array): KeyEntry | undefined {
+    this.flushBulk();
     const text = toByteString(key);
     const entry = this.puts.get(text);
     return entry === undefined ? undefined : toKeyEntry(text, entry);
@@ -131,6 +136,7 @@ export class KeyState {
    */
   list(options: ListKeysOptions): KeyPage {
     if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new RangeError(`limit must be a positive integer, got ${options.limit}`);
+    this.flushBulk();
     const prefix = options.prefix === undefined ? '' : toByteString(options.prefix);
     const after = options.pageToken === undefined || options.pageToken === '' ? undefined : decodePageToken(options.pageToken, prefix).lastKey;
     const entries: KeyEntry[] = [];
@@ -153,6 +159,7 @@ export class KeyState {
   wouldExceed(key: Uint8Array, value: Uint8Array): boolean {
     const added = key.length + value.length + ENTRY_OVERHEAD_BYTES;
     if (this.memoryBytes + added <= this.maxStateBytes) return false;
+    this.flushBulk();
     return !this.puts.has(toByteString(key));
   }
 

@@ -102,37 +102,37 @@ export class StateView {
    * every key deleted at or after it (and not put again). Applied in order to the state as of
    * `offset`, they give this view. Throws `RangeError` unless {@link canListChangesSince}.
    * The yielded pair is reused from one step to the next.
+   *
+   * Finding them scans every key of the view; with `pauseEvery`, the generator also yields
+   * `undefined` after each `pauseEvery` keys scanned, so that a caller can give the event loop a
+   * turn during a long scan.
    */
-  *changesSince(offset: number): Generator<readonly [string, StoredChange]> {
+  changesSince(offset: number): Generator<readonly [string, StoredChange]>;
+  changesSince(offset: number, pauseEvery: number): Generator<readonly [string, StoredChange] | undefined>;
+  *changesSince(offset: number, pauseEvery = Number.POSITIVE_INFINITY): Generator<readonly [string, StoredChange] | undefined> {
     if (!this.canListChangesSince(offset)) {
       throw new RangeError(`changes since offset ${offset} are not known (known from ${this.changesKnownSince} to ${this.nextOffset})`);
     }
     const pair: [string, StoredChange] = ['', { value: undefined, offset: 0, timestamp: 0 }];
     const puts = this.puts.entries(undefined, []);
     const tombstones = this.tombstones.entries(undefined, []);
-    let put = nextSince(puts, offset);
-    let tombstone = nextSince(tombstones, offset);
-    while (put !== undefined || tombstone !== undefined) {
-      // A key is never in both trees (a put removes its tombstone), so no tie needs breaking.
-      if (tombstone === undefined || (put !== undefined && compareByteStrings(put[0], tombstone[0]) < 0)) {
-        pair[0] = put![0];
-        pair[1] = put![1];
-        yield pair;
-        put = nextSince(puts, offset);
-      } else {
-        pair[0] = tombstone[0];
-        pair[1] = tombstone[1];
-        yield pair;
-        tombstone = nextSince(tombstones, offset);
+    let put = puts.next();
+    let tombstone = tombstones.next();
+    let scanned = 0;
+    while (put.done !== true || tombstone.done !== true) {
+      if (++scanned >= pauseEvery) {
+        scanned = 0;
+        yield undefined;
       }
+      // A key is never in both trees (a put removes its tombstone), so no tie needs breaking.
+      const isPut = tombstone.done === true || (put.done !== true && compareByteStrings(put.value[0], tombstone.value[0]) < 0);
+      const [key, change]: [string, StoredChange] = isPut ? put.value : tombstone.value;
+      if (isPut) put = puts.next();
+      else tombstone = tombstones.next();
+      if (change.offset < offset) continue;
+      pair[0] = key;
+      pair[1] = change;
+      yield pair;
     }
-  }
-}
-
-function nextSince<V extends StoredChange>(iterator: Iterator<[string, V]>, offset: number): [string, V] | undefined {
-  for (;;) {
-    const step = iterator.next();
-    if (step.done === true) return undefined;
-    if (step.value[1].offset >= offset) return step.value;
   }
 }

@@ -16,7 +16,15 @@ export class StateModel {
   readonly entries = new Map<string, ModelEntry>();
   nextOffset = 0;
 
-  constructor(private readonly state: KeyState) {}
+  /** A model of `state`, which holds what `from` holds (a new state when `from` is absent). */
+  constructor(
+    private readonly state: KeyState,
+    from?: StateModel,
+  ) {
+    if (from === undefined) return;
+    for (const [key, entry] of from.entries) this.entries.set(key, entry);
+    this.nextOffset = from.nextOffset;
+  }
 
   /** Applies `count` random PUTs and DELETEs over `keys` keys (values up to `maxValueBytes`). */
   randomRecords(next: () => number, count: number, keys: number, maxValueBytes = 40): void {

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { decodeSnapshotFile, entryKey, entryValue } from '../../../src/codec/snapshot-file.js';
+import { decodeSnapshotFile, entryKey, entryValue, snapshotFileName } from '../../../src/codec/snapshot-file.js';
+import { isWalError } from '../../../src/errors.js';
 import { KeyState } from '../../../src/state/key-state.js';
 import { listSnapshots, loadNewestSnapshot, loadSnapshot, verifySnapshot } from '../../../src/state/snapshot-reader.js';
 import { writeSnapshot, type WrittenSnapshot } from '../../../src/state/snapshot-writer.js';
@@ -115,6 +116,31 @@ describe('snapshot writer and reader', () => {
     assert.equal(loaded.chain.length, 21);
   });
 
+  test('a loaded state goes on from its snapshot: incrementals build on the chain, not on older bases', async () => {
+    const storage = new MemDisk().mount();
+    const state = new KeyState();
+    const model = new StateModel(state);
+    const next = random(3);
+    model.randomRecords(next, 50, 10);
+    const full = await writeSnapshot(storage, DIR, state.captureView(), { type: 'full' });
+    state.forgetChangesBefore(full.walOffset);
+    model.randomRecords(next, 50, 10);
+    const incremental = await writeSnapshot(storage, DIR, state.captureView(), { type: 'incremental', base: full });
+    // A restart: the state comes back from the chain and follows the log from its offset.
+    const loaded = await loadSnapshot(storage, incremental.path);
+    assert.ok(loaded.ok);
+    const restarted = loaded.state;
+    assert.equal(restarted.nextOffset, incremental.walOffset);
+    assert.equal(restarted.captureView().canListChangesSince(full.walOffset), false, 'deletions before the loaded snapshot are unknown');
+    const resumed = new StateModel(restarted, model);
+    resumed.randomRecords(next, 50, 10);
+    const after = await writeSnapshot(storage, DIR, restarted.captureView(), { type: 'incremental', base: incremental });
+    const reloaded = await loadSnapshot(storage, after.path);
+    assert.ok(reloaded.ok);
+    assert.equal(reloaded.chain.length, 3);
+    assertStateEquals(reloaded.state, resumed.entries, resumed.nextOffset);
+  });
+
   test('a point snapshot holds one key and is not a state to load', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
@@ -187,6 +213,53 @@ describe('snapshot writer and reader', () => {
       assertStateEquals(loaded.state, atCapture, 20_000);
     });
   }
+
+  test('finding the changes of an incremental in a large view yields to the event loop', async () => {
+    const storage = new MemDisk().mount();
+    const state = new KeyState();
+    const model = new StateModel(state);
+    for (let i = 0; i < 50_000; i++) model.put(Buffer.from(`key-${i}`), Buffer.from('v'));
+    const full = await writeSnapshot(storage, DIR, state.captureView(), { type: 'full' });
+    state.forgetChangesBefore(full.walOffset);
+    model.put(Buffer.from('key-7'), Buffer.from('changed'));
+    model.delete(Buffer.from('key-8'));
+    const atCapture = model.copy();
+    const view = state.captureView();
+    let turns = 0;
+    let isWriting = true;
+    const countTurn = (): void => {
+      if (!isWriting || turns >= 100_000) return;
+      turns++;
+      setImmediate(countTurn);
+    };
+    setImmediate(countTurn);
+    const incremental = await writeSnapshot(storage, DIR, view, { type: 'incremental', base: full });
+    isWriting = false;
+    // 50k keys scanned, a turn every 16k; one more for MemDisk's fdatasync.
+    assert.ok(turns >= 3, `the event loop turned ${turns} times during the write`);
+    assert.deepEqual([incremental.entryCount, incremental.tombstoneCount], [1, 1]);
+    const loaded = await loadSnapshot(storage, incremental.path);
+    assert.ok(loaded.ok);
+    assertStateEquals(loaded.state, atCapture, 50_002);
+  });
+
+  test('a full disk fails the write with WAL_NO_SPACE and leaves no file behind', async () => {
+    for (const compress of [false, true]) {
+      const disk = new MemDisk();
+      const storage = disk.mount();
+      const state = new KeyState();
+      const model = new StateModel(state);
+      for (let i = 0; i < 2_000; i++) model.put(Buffer.from(`key-${i}`), Buffer.alloc(100, i));
+      const old = await writeSnapshot(storage, DIR, state.captureView(), { type: 'full' });
+      disk.capacityBytes = disk.usedBytes() + 10_000;
+      await assert.rejects(
+        writeSnapshot(storage, DIR, state.captureView(), { type: 'full' }, { compress, chunkBytes: 4096 }),
+        (error: unknown) => isWalError(error, 'WAL_NO_SPACE') && typeof error.details['snapshot'] === 'string',
+      );
+      assert.deepEqual(storage.list(DIR), [snapshotFileName(old.id)], `compress: ${compress}`);
+      assert.equal(disk.openFiles, 0);
+    }
+  });
 
   test('writes in chunks, not the whole file at once', async () => {
     const disk = new MemDisk();
