@@ -35,7 +35,7 @@
  * - `put count` / `tombstone count`: entries of kind 1 (put) and 2 (tombstone: the key was deleted;
  *   its value length is 0, its offset and timestamp are the delete's). Only incrementals hold
  *   tombstones; a point snapshot holds exactly one put.
- * - Snapshot id: `wal offset`, `created` and the random `nonce`, written as
+ * - Snapshot id (snapshot-id.ts): `wal offset`, `created` and the random `nonce`, written as
  *   `<wal offset: 20 digits>-<created ms: 15 digits>-<nonce: 8 hex digits>`, so ids (and file
  *   names) sort by offset, then by creation time. An incremental names its base by the same three
  *   fields (zero in other types); the base's id sorts before its own.
@@ -47,6 +47,7 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { crc32c } from './crc32c.js';
+import { checkIdParts, formatSnapshotId, MAX_CREATED_MS, type SnapshotIdParts } from './snapshot-id.js';
 import { readU64, writeU64 } from './u64.js';
 
 export const SNAPSHOT_MAGIC = 0x504e5357; // "WSNP" read as a little-endian u32
@@ -59,8 +60,6 @@ export const SNAPSHOT_TRAILER_BYTES = 40;
 export const SNAPSHOT_ENTRY_HEADER_BYTES = 25;
 /** Bytes of the SHA-256 checksum. */
 export const SNAPSHOT_CHECKSUM_BYTES = 32;
-/** Name suffix of a snapshot file. */
-export const SNAPSHOT_FILE_SUFFIX = '.snap';
 /** Name suffix of a snapshot being written (debris when found after a crash). */
 export const SNAPSHOT_TEMP_SUFFIX = '.snap.tmp';
 /**
@@ -77,18 +76,10 @@ const KIND_PUT = 1;
 const KIND_TOMBSTONE = 2;
 /** Largest high half of a u64 that is still a safe integer. */
 const MAX_SAFE_HIGH = 0x1f_ffff;
-const MAX_CREATED_MS = 10 ** 15 - 1;
 const EMPTY = Buffer.alloc(0);
 
 /** What a snapshot holds: every key, the changes since a base, or one key. */
 export type SnapshotType = keyof typeof TYPE_CODES;
-
-/** The three fields that make a snapshot id (see {@link formatSnapshotId}). */
-export interface SnapshotIdParts {
-  readonly walOffset: number;
-  readonly createdMs: number;
-  readonly nonce: number;
-}
 
 /** Everything a snapshot header says. */
 export interface SnapshotHeader extends SnapshotIdParts {
@@ -127,39 +118,6 @@ export function entryValue(entry: SnapshotEntry): Buffer {
 
 /** Result of decoding: never throws on bad bytes. */
 export type SnapshotDecodeResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
-
-/**
- * The id of a snapshot: `<wal offset: 20 digits>-<created ms: 15 digits>-<nonce: 8 hex>`, so that
- * ids sort (as strings) by offset, then creation time.
- */
-export function formatSnapshotId(parts: SnapshotIdParts): string {
-  checkIdParts(parts);
-  return `${String(parts.walOffset).padStart(20, '0')}-${String(parts.createdMs).padStart(15, '0')}-${parts.nonce.toString(16).padStart(8, '0')}`;
-}
-
-const ID_PATTERN = /^(\d{20})-(\d{15})-([0-9a-f]{8})$/;
-
-/** The parts of a snapshot id, or undefined when `text` is not one. */
-export function parseSnapshotId(text: string): SnapshotIdParts | undefined {
-  const match = ID_PATTERN.exec(text);
-  if (match === null) return undefined;
-  const walOffset = Number(match[1]);
-  if (!Number.isSafeInteger(walOffset)) return undefined;
-  return { walOffset, createdMs: Number(match[2]), nonce: Number.parseInt(match[3]!, 16) };
-}
-
-/** The file name of a snapshot: `<id>.snap`. */
-export function snapshotFileName(id: string): string {
-  return `${id}${SNAPSHOT_FILE_SUFFIX}`;
-}
-
-function checkIdParts(parts: SnapshotIdParts): void {
-  if (!Number.isSafeInteger(parts.walOffset) || parts.walOffset < 0) throw new RangeError(`walOffset must be a non-negative safe integer, got ${parts.walOffset}`);
-  if (!Number.isSafeInteger(parts.createdMs) || parts.createdMs < 0 || parts.createdMs > MAX_CREATED_MS) {
-    throw new RangeError(`createdMs must be an integer in 0..${MAX_CREATED_MS}, got ${parts.createdMs}`);
-  }
-  if (!Number.isInteger(parts.nonce) || parts.nonce < 0 || parts.nonce > 0xffff_ffff) throw new RangeError(`nonce must be a u32, got ${parts.nonce}`);
-}
 
 /** Encodes a header. Throws `RangeError` for a header that breaks the rules above. */
 export function encodeSnapshotHeader(header: SnapshotHeader): Buffer {

@@ -1,4 +1,5 @@
-import { formatSnapshotId, type SnapshotHeader, type SnapshotType } from '../codec/snapshot-file.js';
+import { type SnapshotHeader, type SnapshotType } from '../codec/snapshot-file.js';
+import { formatSnapshotId } from '../codec/snapshot-id.js';
 
 /** What a snapshot file's header says, with where the file is: one row of a snapshot listing. */
 export interface SnapshotInfo {

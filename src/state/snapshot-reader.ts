@@ -6,15 +6,14 @@ import {
   decodeSnapshotHeader,
   decodeSnapshotTrailer,
   MAX_SNAPSHOT_ENTRY_BYTES,
-  SNAPSHOT_FILE_SUFFIX,
   SNAPSHOT_HEADER_BYTES,
   SNAPSHOT_TEMP_SUFFIX,
   SNAPSHOT_TRAILER_BYTES,
   SnapshotEntryDecoder,
-  snapshotFileName,
   type SnapshotEntry,
   type SnapshotHeader,
 } from '../codec/snapshot-file.js';
+import { SNAPSHOT_FILE_SUFFIX, snapshotFileName } from '../codec/snapshot-id.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import type { Storage, StorageFile } from '../storage/storage.js';
 import { KeyState, type KeyStateOptions } from './key-state.js';

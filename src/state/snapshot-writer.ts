@@ -7,13 +7,11 @@ import {
   encodeSnapshotEntryHeader,
   encodeSnapshotHeader,
   encodeSnapshotTrailer,
-  formatSnapshotId,
-  parseSnapshotId,
   SNAPSHOT_ENTRY_HEADER_BYTES,
   SNAPSHOT_TEMP_SUFFIX,
-  snapshotFileName,
   type SnapshotHeader,
 } from '../codec/snapshot-file.js';
+import { formatSnapshotId, parseSnapshotId, snapshotFileName } from '../codec/snapshot-id.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import { StorageError, type Storage, type StorageFile } from '../storage/storage.js';
 import { toByteString, writeByteString } from './byte-string.js';

@@ -12,17 +12,14 @@ import {
   entryValue,
   encodeSnapshotHeader,
   encodeSnapshotTrailer,
-  formatSnapshotId,
-  parseSnapshotId,
   SNAPSHOT_ENTRY_HEADER_BYTES,
   SNAPSHOT_FORMAT_VERSION,
   SNAPSHOT_HEADER_BYTES,
   SnapshotEntryDecoder,
-  snapshotFileName,
   type SnapshotEntry,
   type SnapshotHeader,
-  type SnapshotIdParts,
 } from '../../../src/codec/snapshot-file.js';
+import { formatSnapshotId, parseSnapshotId, snapshotFileName, type SnapshotIdParts } from '../../../src/codec/snapshot-id.js';
 import { testSeed } from '../../support/seed.js';
 
 interface PlainEntry {

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { decodeSnapshotFile, entryKey, entryValue, snapshotFileName } from '../../../src/codec/snapshot-file.js';
+import { decodeSnapshotFile, entryKey, entryValue } from '../../../src/codec/snapshot-file.js';
+import { snapshotFileName } from '../../../src/codec/snapshot-id.js';
 import { isWalError } from '../../../src/errors.js';
 import { KeyState } from '../../../src/state/key-state.js';
 import { listSnapshots, loadNewestSnapshot, loadSnapshot, verifySnapshot } from '../../../src/state/snapshot-reader.js';
