@@ -4,6 +4,7 @@ import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { AppendResponse, AppendStreamRequest, AppendStreamResponse } from '../gen/wald/v1/append.js';
 import type { AppendResult } from '../engine/types.js';
+import type { StateKeeper } from '../state/state-keeper.js';
 import { parseAppendRequest } from './append-request.js';
 import { toRpcFailure, toRpcStatus, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
@@ -53,6 +54,8 @@ export class AppendStreamSession implements RegisteredStream {
   constructor(
     private readonly call: AppendCall,
     private readonly wal: Wal,
+    /** Checks each append against the cap of the key-value view, as the Append RPC does. */
+    private readonly state: StateKeeper,
     private readonly maxInFlight: number,
     private readonly logger: Logger,
   ) {}
@@ -114,6 +117,7 @@ export class AppendStreamSession implements RegisteredStream {
   private async appendOne(request: AppendStreamRequest): Promise<AppendStreamResponse> {
     try {
       const { records, options } = parseAppendRequest(request.append);
+      this.state.checkCapacity(records);
       const result = await this.wal.append(records, options);
       return { requestId: request.requestId, result: { $case: 'appended', value: toAppendResponse(result) } };
     } catch (error) {

@@ -1,0 +1,414 @@
+import { HighWatermarkWaiters } from '../engine/high-watermark-waiters.js';
+import type { AppendRecord, TailEvent, WalRecord } from '../engine/types.js';
+import type { Wal } from '../engine/wal.js';
+import { WalError } from '../errors.js';
+import type { Storage } from '../storage/storage.js';
+import { toByteString } from './byte-string.js';
+import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry, type KeyPage, type ListKeysOptions } from './key-state.js';
+import { encodePageToken } from './page-token.js';
+import type { SnapshotInfo } from './snapshot-info.js';
+import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
+import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
+import type { StateView } from './state-view.js';
+
+const EMPTY = new Uint8Array(0);
+
+/** Flush results kept for {@link StateKeeper.flushAll} to claim: flushes written by others are never claimed. */
+const MAX_UNCLAIMED_FLUSHES = 1024;
+
+/** What {@link StateKeeper.open} needs. */
+export interface StateKeeperInit {
+  /** The open log to keep the view of; it stays the caller's to close (after {@link StateKeeper.close}). */
+  readonly wal: Wal;
+  /** The file-system port the log uses, for the snapshot files. */
+  readonly storage: Storage;
+  readonly options?: StateOptions | undefined;
+  /** Hears that the view stopped following the log (a failed read); the view then refuses every call with that error. */
+  readonly onFailure?: ((error: WalError) => void) | undefined;
+  /** Clock in ms for the report's duration; tests inject one. */
+  readonly clock?: (() => number) | undefined;
+}
+
+/** The snapshot the view was rebuilt from. */
+export interface UsedSnapshot {
+  readonly id: string;
+  readonly type: SnapshotInfo['type'];
+  /** The state held every record below this offset; the replay started here. */
+  readonly walOffset: number;
+  /** Keys the snapshot (the whole chain, for an incremental) put in the state. */
+  readonly keyCount: number;
+  readonly path: string;
+  /** Files of the chain loaded: 1 for a full snapshot, more for an incremental on its base. */
+  readonly chainLength: number;
+}
+
+/** What {@link StateKeeper.open} found and did: the view's part of the recovery report. */
+export interface StateRecoveryReport {
+  readonly snapshotDir: string;
+  /** The snapshot the view started from; undefined when it was rebuilt from the log alone. */
+  readonly snapshot: UsedSnapshot | undefined;
+  /** Newer snapshots that could not be used, newest first, each with its file and the reason. */
+  readonly skippedSnapshots: readonly SnapshotProblem[];
+  /** The offset the replay of the log started at (the snapshot's wal offset, else the log's first). */
+  readonly replayedFrom: number;
+  /** Records of the log applied on top of the snapshot to catch up to the high watermark. */
+  readonly recordsReplayed: number;
+  /** Keys in the view once caught up. */
+  readonly keyCount: number;
+  readonly memoryBytes: number;
+  readonly durationMs: number;
+}
+
+/** One key of a listing: the offset, timestamp and value size of its latest `PUT`, not the value. */
+export interface KeyInfo {
+  readonly key: Buffer;
+  readonly offset: number;
+  readonly timestamp: number;
+  readonly valueSizeBytes: number;
+}
+
+/** One page of {@link StateKeeper.listKeys}. */
+export interface KeyInfoPage {
+  readonly keys: KeyInfo[];
+  /** Continues the listing; empty when this is the last page (AIP-158). */
+  readonly nextPageToken: string;
+}
+
+/** What {@link StateKeeper.listKeys} lists. */
+export interface ListKeyInfoOptions extends ListKeysOptions {
+  /**
+   * Most bytes of keys on the page, each counted with {@link KEY_INFO_FRAMING_BYTES}; a page holds
+   * at least one key whatever its size. Bounds a response of long keys.
+   */
+  readonly maxBytes: number;
+}
+
+/** Bytes a listed key costs beyond its own in a response (offset, timestamp, size, tags, lengths), rounded up. */
+export const KEY_INFO_FRAMING_BYTES = 40;
+
+/** Entries read from the state at a time while listing: bounds the values copied along (the state's `list` returns them). */
+const LIST_CHUNK_ENTRIES = 64;
+
+/** What a FlushAll did. */
+export interface FlushResult {
+  readonly keysRemoved: number;
+  /** The offset of the `flush_all` record. */
+  readonly offset: number;
+}
+
+/** The snapshot directory at a glance, for stats. */
+export interface SnapshotSummary {
+  /** Snapshot files with a readable header (every type). */
+  readonly count: number;
+  /** The newest full or incremental snapshot by id, unverified; undefined when there is none. */
+  readonly newest: SnapshotInfo | undefined;
+}
+
+/**
+ * Keeps the key-value view of an open log current: rebuilt on open from the newest snapshot that
+ * verifies plus the log after it, then kept up by following the engine's tail at the high
+ * watermark, so it never shows a record a crash could take back. `flush_all` records clear it.
+ *
+ * Reads wait for the view to apply everything that was durable when they were asked
+ * (read-your-writes: a client that got its append acknowledged reads its write). A failed read of
+ * the log stops the view: every call fails from then on with that error, until the log is
+ * reopened.
+ */
+export class StateKeeper {
+  private readonly applied = new HighWatermarkWaiters();
+  private readonly stopper = new AbortController();
+  private readonly flushes = new Map<number, number>();
+  private failure: WalError | undefined;
+  private following: Promise<void> = Promise.resolve();
+  private isClosed = false;
+
+  private constructor(
+    private readonly wal: Wal,
+    private readonly storage: Storage,
+    private readonly state: KeyState,
+    /** Where the snapshots are, resolved against the data directory. */
+    readonly snapshotDir: string,
+    private readonly onFailure: ((error: WalError) => void) | undefined,
+  ) {}
+
+  /**
+   * Rebuilds the view of `init.wal` and starts following it. The newest snapshot in the snapshot
+   * directory that verifies (and whose offset the log still reaches) is loaded, newer ones that
+   * fail are skipped and reported; the log is replayed from the snapshot's wal offset (else from
+   * its first offset) up to the high watermark.
+   *
+   * Rejects with `WalError` `WAL_STATE_LOST` when the log starts above offset 0 (compacted) and no
+   * usable snapshot reaches its first offset: the records before it are gone and so would be their
+   * keys. Also with the errors of reading the log (`WAL_CORRUPTION`, `WAL_IO_ERROR`) and of the
+   * snapshot directory (`WAL_IO_ERROR`), and `TypeError` / `RangeError` for bad options.
+   */
+  static async open(init: StateKeeperInit): Promise<{ keeper: StateKeeper; report: StateRecoveryReport }> {
+    const clock = init.clock ?? Date.now;
+    const started = clock();
+    const { wal, storage } = init;
+    const options = resolveStateOptions(init.options);
+    const snapshotDir = snapshotDirOf(wal.dir, options.snapshotDir);
+    const logEnd = wal.highWatermark + 1;
+    const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd });
+    const loaded = newest.loaded;
+    const replayedFrom = loaded?.state.nextOffset ?? wal.firstOffset;
+    if (replayedFrom < wal.firstOffset || (loaded === undefined && wal.firstOffset > 0)) {
+      throw stateLost(wal, snapshotDir, loaded?.state.nextOffset, newest.failures);
+    }
+    const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
+    const snapshotKeyCount = state.size;
+    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure);
+    const recordsReplayed = await keeper.catchUp(replayedFrom);
+    const head = loaded?.chain[loaded.chain.length - 1];
+    return {
+      keeper,
+      report: {
+        snapshotDir,
+        snapshot:
+          head === undefined
+            ? undefined
+            : { id: head.id, type: head.type, walOffset: head.walOffset, keyCount: snapshotKeyCount, path: head.path, chainLength: loaded!.chain.length },
+        skippedSnapshots: newest.failures,
+        replayedFrom,
+        recordsReplayed,
+        keyCount: state.size,
+        memoryBytes: state.memoryBytes,
+        durationMs: clock() - started,
+      },
+    };
+  }
+
+  /** Keys in the view now. */
+  get keyCount(): number {
+    return this.state.size;
+  }
+
+  /** The view's memory estimate now (see `KeyState.memoryBytes`). */
+  get memoryBytes(): number {
+    return this.state.memoryBytes;
+  }
+
+  /** The configured cap on {@link memoryBytes} (`max_state_bytes`). */
+  get maxStateBytes(): number {
+    return this.state.maxStateBytes;
+  }
+
+  /** Every record below this offset is applied. */
+  get appliedOffset(): number {
+    return this.state.nextOffset;
+  }
+
+  /**
+   * The state of `key` once the view has applied everything durable now, or undefined when the
+   * view holds no such key. Rejects with the error that stopped the view, or `WAL_CLOSED`.
+   */
+  async get(key: Uint8Array): Promise<KeyEntry | undefined> {
+    await this.caughtUpWithDurable();
+    return this.state.get(key);
+  }
+
+  /**
+   * One page of keys in key order (see `KeyState.list`), within `options.maxBytes`, once the view
+   * has applied everything durable now; the page is of one moment (no record is applied while it
+   * is made). Rejects as {@link get} does, `WAL_INVALID_ARGUMENT` (field `page_token`) for a bad
+   * token, and `RangeError` for a limit that is not a positive integer.
+   */
+  async listKeys(options: ListKeyInfoOptions): Promise<KeyInfoPage> {
+    const { prefix, limit, maxBytes } = options;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    await this.caughtUpWithDurable();
+    const keys: KeyInfo[] = [];
+    let bytes = 0;
+    let token = options.pageToken;
+    while (keys.length < limit) {
+      const page: KeyPage = this.state.list({ prefix, limit: Math.min(LIST_CHUNK_ENTRIES, limit - keys.length), pageToken: token });
+      for (const entry of page.entries) {
+        const size = entry.key.length + KEY_INFO_FRAMING_BYTES;
+        const last = keys[keys.length - 1];
+        if (last !== undefined && bytes + size > maxBytes) {
+          return { keys, nextPageToken: encodePageToken({ prefix: toByteString(prefix ?? EMPTY), lastKey: toByteString(last.key) }) };
+        }
+        keys.push({ key: entry.key, offset: entry.offset, timestamp: entry.timestamp, valueSizeBytes: entry.value.length });
+        bytes += size;
+      }
+      if (page.nextPageToken === '') return { keys, nextPageToken: '' };
+      token = page.nextPageToken;
+    }
+    return { keys, nextPageToken: token ?? '' };
+  }
+
+  /**
+   * Removes every key: appends one `flush_all` record (the log stays the truth, so a reopened log
+   * is empty too) and resolves once the view has applied it, with the keys it removed. Rejects
+   * with the errors of `Wal.append` (`WAL_READ_ONLY`, `WAL_NO_SPACE`, `WAL_IO_ERROR`, ...) and as
+   * {@link get} does.
+   */
+  async flushAll(): Promise<FlushResult> {
+    this.checkUsable();
+    const { firstOffset } = await this.wal.append([{ type: 'flush_all', value: Buffer.alloc(0) }]);
+    await this.appliedThrough(firstOffset);
+    const keysRemoved = this.flushes.get(firstOffset) ?? 0;
+    this.flushes.delete(firstOffset);
+    return { keysRemoved, offset: firstOffset };
+  }
+
+  /**
+   * Refuses a batch that would add keys beyond `max_state_bytes`: throws `WalError`
+   * `WAL_STATE_FULL` (details `configKey`, `limit`, `stateBytes`, `field` naming the first record
+   * that adds a key past the cap). Puts to keys the view holds and deletes always pass, so a client
+   * at the cap can still overwrite and delete. The one check of Append and AppendStream.
+   *
+   * Appends in flight, not yet applied, are not counted, so the view can pass the cap by what is
+   * in flight (bounded by the in-flight limits and the batch size).
+   */
+  checkCapacity(records: readonly AppendRecord[]): void {
+    const { state } = this;
+    let added = 0;
+    for (const record of records) {
+      if (isKeyedPut(record)) added += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
+    }
+    if (added === 0 || state.memoryBytes + added <= state.maxStateBytes) return;
+    // Near the cap: only keys the view does not hold yet count (each once per batch).
+    const seen = new Set<string>();
+    let newBytes = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      if (!isKeyedPut(record)) continue;
+      const key = toByteString(record.key);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (state.get(record.key) !== undefined) continue;
+      newBytes += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
+      if (state.memoryBytes + newBytes > state.maxStateBytes) {
+        throw new WalError(
+          'WAL_STATE_FULL',
+          `records[${i}]: the key-value view would pass max_state_bytes (${state.maxStateBytes} bytes; it holds about ${state.memoryBytes}): ` +
+            'new keys are refused, overwrites and deletes are accepted',
+          { field: `records[${i}]`, configKey: 'max_state_bytes', limit: state.maxStateBytes, stateBytes: state.memoryBytes },
+        );
+      }
+    }
+  }
+
+  /**
+   * A consistent view of the state as applied now, in O(1) (see `KeyState.captureView`): what a
+   * snapshot of the view is written from.
+   */
+  captureView(): StateView {
+    return this.state.captureView();
+  }
+
+  /**
+   * The snapshot directory at a glance: how many snapshot files it holds and the newest full or
+   * incremental one, from their headers. Throws `WalError` `WAL_IO_ERROR` when it cannot be read.
+   */
+  snapshotSummary(): SnapshotSummary {
+    const { snapshots } = listSnapshots(this.storage, this.snapshotDir);
+    return { count: snapshots.length, newest: snapshots.filter((info) => info.type !== 'point').at(-1) };
+  }
+
+  /** Stops following the log; calls still waiting fail with `WAL_CLOSED`. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.isClosed) {
+      this.isClosed = true;
+      this.stopper.abort();
+      this.applied.closeAll(new WalError('WAL_CLOSED', 'the key-value view is closed', {}));
+    }
+    await this.following;
+  }
+
+  /** Replays from `fromOffset` to the high watermark (the tail's first idle signal), then follows on in the background. */
+  private async catchUp(fromOffset: number): Promise<number> {
+    const tail = this.wal.openTail(fromOffset, { signal: this.stopper.signal });
+    let replayed = 0;
+    try {
+      for (;;) {
+        const next = await tail.next();
+        if (next.done === true) break;
+        if (next.value.kind === 'idle') break;
+        this.applyBatch(next.value.records);
+        replayed += next.value.records.length;
+      }
+    } catch (error) {
+      await tail.return();
+      throw error;
+    }
+    this.following = this.follow(tail);
+    return replayed;
+  }
+
+  private async follow(tail: AsyncIterator<TailEvent>): Promise<void> {
+    try {
+      for (;;) {
+        const next = await tail.next();
+        if (next.done === true) return;
+        if (next.value.kind === 'records') {
+          this.applyBatch(next.value.records);
+          // Wakes the calls waiting for an offset below the next one, i.e. applied now.
+          this.applied.advance(this.state.nextOffset);
+        }
+      }
+    } catch (error) {
+      if (this.isClosed) return;
+      this.fail(error);
+    }
+  }
+
+  private applyBatch(records: readonly WalRecord[]): void {
+    for (const record of records) {
+      if (record.type !== 'flush_all') {
+        this.state.apply(record);
+        continue;
+      }
+      this.flushes.set(record.offset, this.state.clear(record.offset));
+      if (this.flushes.size > MAX_UNCLAIMED_FLUSHES) this.flushes.delete(this.flushes.keys().next().value!);
+    }
+  }
+
+  private fail(error: unknown): void {
+    const failure =
+      error instanceof WalError
+        ? error
+        : new WalError('WAL_INTERNAL', `the key-value view stopped: ${error instanceof Error ? error.message : String(error)}`, {}, { cause: error });
+    this.failure = failure;
+    this.applied.closeAll(failure);
+    this.onFailure?.(failure);
+  }
+
+  private checkUsable(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.isClosed) throw new WalError('WAL_CLOSED', 'the key-value view is closed', {});
+  }
+
+  /** Resolves once the view has applied every record up to the high watermark as of now. */
+  private caughtUpWithDurable(): Promise<void> {
+    return this.appliedThrough(this.wal.highWatermark);
+  }
+
+  /** Resolves once the view has applied the record at `offset` (at once for -1). */
+  private async appliedThrough(offset: number): Promise<void> {
+    this.checkUsable();
+    if (this.state.nextOffset > offset) return;
+    await this.applied.wait(offset);
+  }
+}
+
+type KeyedPut = AppendRecord & { readonly key: Uint8Array };
+
+function isKeyedPut(record: AppendRecord): record is KeyedPut {
+  return record.key !== undefined && (record.type === undefined || record.type === 'put');
+}
+
+function stateLost(wal: Wal, snapshotDir: string, snapshotOffset: number | undefined, failures: readonly SnapshotProblem[]): WalError {
+  const why =
+    snapshotOffset === undefined
+      ? `no snapshot in ${snapshotDir} that verifies`
+      : `the newest usable snapshot in ${snapshotDir} is at offset ${snapshotOffset}, below it`;
+  const skipped = failures.length === 0 ? '' : `; ${failures.length} newer snapshot(s) failed: ${failures.map((f) => `${f.file}: ${f.reason}`).join('; ')}`;
+  return new WalError(
+    'WAL_STATE_LOST',
+    `the key-value view of ${wal.dir} cannot be rebuilt: the log starts at offset ${wal.firstOffset} (the records before it were compacted) ` +
+      `and ${why}${skipped}. Restore a snapshot that covers offset ${wal.firstOffset} into ${snapshotDir}, or point snapshot_dir at one`,
+    { dir: wal.dir, snapshotDir, firstOffset: wal.firstOffset, snapshotOffset, snapshotFailures: failures.length },
+  );
+}
