@@ -15,7 +15,7 @@ import { Wal } from '../../../src/engine/wal.js';
 import { isWalError } from '../../../src/errors.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState } from '../../../src/state/key-state.js';
 import { writeSnapshot } from '../../../src/state/snapshot-writer.js';
-import { StateKeeper } from '../../../src/state/state-keeper.js';
+import { KEY_INFO_FRAMING_BYTES, StateKeeper } from '../../../src/state/state-keeper.js';
 import type { Storage } from '../../../src/storage/storage.js';
 import { MemDisk } from '../../support/mem-disk.js';
 import { testSeed } from '../../support/seed.js';
@@ -131,7 +131,7 @@ async function runOps(opened: Opened, storage: Storage, ops: readonly Op[], mode
   }
 }
 
-describe('StateKeeper', () => {
+describe('StateKeeper', { timeout: 60_000 }, () => {
   test('equals a Map model while running and after a reopen, with and without snapshots', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { maxLength: 40 }), async (ops) => {
@@ -200,6 +200,28 @@ describe('StateKeeper', () => {
       );
     } finally {
       await second.close();
+    }
+  });
+
+  test('a listing page stays within its byte budget (one long key alone passes) and its token goes on', async () => {
+    const storage = new MemDisk().mount();
+    const opened = await openKeeper(storage);
+    try {
+      const key = (c: string, length = 100): Buffer => Buffer.alloc(length, c);
+      await opened.wal.append(['a', 'b', 'c', 'd'].map((c) => ({ key: key(c), value: Buffer.from('v') })));
+      await opened.wal.append([{ key: key('e', 1000), value: Buffer.from('v') }]);
+      const maxBytes = 2 * (100 + KEY_INFO_FRAMING_BYTES) + 10;
+      const pages: string[][] = [];
+      let pageToken: string | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await opened.keeper.listKeys({ limit: 1000, maxBytes, pageToken });
+        pages.push(page.keys.map((info) => `${info.key.toString('latin1', 0, 1)}${info.key.length}`));
+        if (page.nextPageToken === '') break;
+        pageToken = page.nextPageToken;
+      }
+      assert.deepEqual(pages, [['a100', 'b100'], ['c100', 'd100'], ['e1000']]);
+    } finally {
+      await opened.close();
     }
   });
 
