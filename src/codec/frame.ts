@@ -310,8 +310,3 @@ export function decodeRecords(
   }
   return added;
 }
-
-/** Bytes of keys + values of a record, the measure `maxBytes` limits apply to. */
-export function recordDataBytes(record: WalRecord): number {
-  return (record.key?.length ?? 0) + record.value.length;
-}

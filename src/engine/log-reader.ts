@@ -1,5 +1,6 @@
 import { align8 } from '../codec/align.js';
-import { checkFrame, decodeRecords, recordDataBytes, type FrameCheck } from '../codec/frame.js';
+import { checkFrame, decodeRecords, type FrameCheck } from '../codec/frame.js';
+import { recordSizeBytes } from '../codec/record-size.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
@@ -11,6 +12,19 @@ import type { IoStats, WalRecord } from './types.js';
 const MIN_CHUNK_BYTES = 16 * 1024;
 const MAX_CHUNK_BYTES = 1024 * 1024;
 
+/** Records read in one go, with their size. */
+export interface ReadBatch {
+  readonly records: WalRecord[];
+  /** The sum of {@link recordSizeBytes} over `records`. */
+  readonly sizeBytes: number;
+}
+
+/** How far a read has come: the size of what it holds, and whether that reached the limit. */
+interface ReadProgress {
+  bytes: number;
+  isFull: boolean;
+}
+
 /** Reads records from segments: index lookup, then chunked reads with every checksum verified. */
 export class LogReader {
   constructor(
@@ -19,30 +33,31 @@ export class LogReader {
   ) {}
 
   /**
-   * Records from `fromOffset` below `endOffset`, at most `limit` of them and about `maxBytes` of
-   * keys and values (always at least one record when one is available).
+   * Records from `fromOffset` below `endOffset`: at most `limit` of them, and at most `maxBytes` by
+   * {@link recordSizeBytes}, except that one record larger than that is returned alone (a read
+   * returns at least one record when one is available).
    *
    * Throws `WAL_OFFSET_COMPACTED` when a segment it needs was deleted, `WAL_CORRUPTION` when a
    * frame does not check out, `WAL_IO_ERROR` when a file cannot be opened or read.
    */
-  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<WalRecord[]> {
+  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<ReadBatch> {
     const out: WalRecord[] = [];
+    const progress: ReadProgress = { bytes: 0, isFull: false };
     let offset = fromOffset;
-    let bytes = 0;
-    while (out.length < limit && offset < endOffset && bytes < maxBytes) {
+    while (out.length < limit && offset < endOffset && !progress.isFull) {
       const segment = this.segments.find(offset);
       const file = segment === undefined ? undefined : this.segments.files.acquire(segment);
       if (segment === undefined || file === undefined) throw compacted(offset, this.segments.first.baseOffset);
       try {
         const before = out.length;
-        bytes = await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, bytes, out);
+        await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, progress, out);
         if (out.length === before) break;
         offset = out[out.length - 1]!.offset + 1;
       } finally {
         segment.release();
       }
     }
-    return out;
+    return { records: out, sizeBytes: progress.bytes };
   }
 
   /**
@@ -109,20 +124,19 @@ export class LogReader {
     endOffset: number,
     limit: number,
     maxBytes: number,
-    bytesSoFar: number,
+    progress: ReadProgress,
     out: WalRecord[],
-  ): Promise<number> {
+  ): Promise<void> {
     const stop = segment.dataEnd;
     let position = segment.index.positionFor(fromOffset);
     if (position < 0) position = SEGMENT_HEADER_BYTES;
     let offset = fromOffset;
-    let bytes = bytesSoFar;
     // Size the read from the segment's average record: enough for `limit` records plus the stretch
     // from the index entry to `fromOffset`, so a page of records is one read and little is re-read.
     const bytesPerRecord = segment.recordCount > 0 ? (segment.dataEnd - SEGMENT_HEADER_BYTES) / segment.recordCount : 256;
     const wanted = Math.min(bytesPerRecord * Math.min(limit, endOffset - fromOffset), maxBytes + bytesPerRecord);
     let chunkBytes = Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, Math.ceil(wanted * 1.1) + 8192));
-    while (position < stop && out.length < limit && offset < endOffset && bytes < maxBytes) {
+    while (position < stop && out.length < limit && offset < endOffset && !progress.isFull) {
       const length = Math.min(stop - position, chunkBytes);
       const buf = Buffer.allocUnsafe(length);
       const got = await file.read(buf, length, position).catch((error: unknown) => {
@@ -139,12 +153,12 @@ export class LogReader {
       this.io.reads++;
       this.io.bytesRead += got;
       let rel = 0;
-      while (rel < got && out.length < limit && bytes < maxBytes) {
+      while (rel < got && out.length < limit && !progress.isFull) {
         const check = checkFrame(buf, rel, got, segment.frameSeed);
         if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
         if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, offset - 1);
         const header = check.header;
-        if (header.baseOffset >= endOffset) return bytes;
+        if (header.baseOffset >= endOffset) return;
         if (header.baseOffset + header.recordCount > offset) {
           const start = out.length;
           const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
@@ -157,12 +171,18 @@ export class LogReader {
             });
           }
           for (let k = start; k < out.length; k++) {
-            const size = recordDataBytes(out[k]!);
-            if (bytes + size > maxBytes && k > 0) {
+            const size = recordSizeBytes(out[k]!);
+            if (progress.bytes + size > maxBytes && k > 0) {
               out.length = k;
-              return maxBytes;
+              progress.isFull = true;
+              return;
             }
-            bytes += size;
+            progress.bytes += size;
+            if (progress.bytes >= maxBytes) {
+              out.length = k + 1;
+              progress.isFull = true;
+              return;
+            }
           }
           offset = out[out.length - 1]!.offset + 1;
         }
@@ -171,7 +191,6 @@ export class LogReader {
       if (rel === 0) chunkBytes = Math.max(chunkBytes * 2, align8(buf.readUInt32LE(0)));
       position += rel;
     }
-    return bytes;
   }
 }
 

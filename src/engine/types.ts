@@ -1,6 +1,8 @@
 /**
  * The public value types of the log engine: what goes in, what comes out.
  */
+import type { WalRecord } from '../codec/record.js';
+
 export type { AppendRecord, RecordHeaders, RecordType, WalRecord } from '../codec/record.js';
 
 /** When the writer calls `fdatasync`. */
@@ -42,7 +44,10 @@ export interface AppendResult {
 export interface ReadOptions {
   /** Most records to return (default 100). */
   readonly limit?: number | undefined;
-  /** Most bytes of keys + values to return; at least one record is returned if any is available. */
+  /**
+   * Most bytes of records to return, each counted by `recordSizeBytes` (key + value + header names
+   * and values + 48 per record + 24 per header); at least one record is returned if any is available.
+   */
   readonly maxBytes?: number | undefined;
 }
 
@@ -50,11 +55,66 @@ export interface ReadOptions {
 export interface TailOptions {
   /** Ends the tail (the iterator returns) when aborted. */
   readonly signal?: AbortSignal | undefined;
-  /** Most records per batch yielded by `tailBatches` (default 1000). */
+  /** Most records per batch (default 1000). */
   readonly maxRecords?: number | undefined;
-  /** Most payload bytes per batch yielded by `tailBatches` (default 1 MiB). */
+  /** Most bytes per batch, as `ReadOptions.maxBytes` counts them (default 1 MiB); one larger record comes alone. */
   readonly maxBytes?: number | undefined;
 }
+
+/**
+ * What a consumer of a tail grants one read of the log (see `TailLoopOptions.admit`): held by the
+ * tail until it hands it over with the batch read, or gives it back with `release` when the read
+ * delivers nothing.
+ */
+export interface TailAdmission {
+  /** Gives the grant back. Called by the tail at most once, and only for a grant it did not hand over. */
+  release(): void;
+}
+
+/** Options of `Wal.openTail`: a tail's bounds, its idle signal, and an optional admission of each read. */
+export interface TailLoopOptions<A extends TailAdmission = TailAdmission> extends TailOptions {
+  /**
+   * Period of the idle signal while no record arrives, ms (a positive integer). Unset: the tail
+   * signals idle only once, when it first catches up.
+   */
+  readonly idleMs?: number | undefined;
+  /**
+   * Admits each read of the log, for consumers that bound the memory of many tails together (the
+   * server's TailWal budget). Called once records are available at `nextOffset`, before they are
+   * read, with the most bytes the read may return: `maxBytes`, or the size of the record at
+   * `nextOffset` when it alone is larger (the read before found it, dropped it, and asks again for
+   * its size, so that nothing is held while the consumer waits). Resolves with a grant, which the
+   * tail hands over with the batch (`TailEvent.admission`) or releases when the read delivers
+   * nothing; or with `undefined` to end the tail. A rejection ends the tail with that error.
+   */
+  readonly admit?: ((nextOffset: number, bytes: number) => Promise<A | undefined>) | undefined;
+}
+
+/** A batch of a tail: consecutive records read up to the high watermark. */
+export interface TailRecordsEvent<A extends TailAdmission = TailAdmission> {
+  readonly kind: 'records';
+  /** At least one record; offsets consecutive from the tail's position. */
+  readonly records: readonly WalRecord[];
+  /** The offset after the last record: where the tail goes on. */
+  readonly nextOffset: number;
+  /** The sum of `recordSizeBytes` over `records`: at most `maxBytes`, or one larger record. */
+  readonly sizeBytes: number;
+  /** The grant `admit` gave for this read (undefined without `admit`): the consumer's now. */
+  readonly admission: A | undefined;
+}
+
+/**
+ * The idle signal of a tail: it has delivered everything up to the high watermark. Given once when
+ * the tail first catches up, then every `idleMs` while no record arrives.
+ */
+export interface TailIdleEvent {
+  readonly kind: 'idle';
+  /** Where the tail goes on: the offset after the last record delivered. */
+  readonly nextOffset: number;
+}
+
+/** One step of a tail: a batch of records, or the idle signal. */
+export type TailEvent<A extends TailAdmission = TailAdmission> = TailRecordsEvent<A> | TailIdleEvent;
 
 /**
  * I/O counters since the log was opened. The engine counts into one such object, shared by its

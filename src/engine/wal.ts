@@ -6,7 +6,8 @@ import { StorageError, type StorageFile, type StorageLock } from '../storage/sto
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
-import { LogReader } from './log-reader.js';
+import { LogReader, type ReadBatch } from './log-reader.js';
+import { LogTail, type TailSource } from './log-tail.js';
 import { LogWriter } from './log-writer.js';
 import { ProducerTable } from './producer-table.js';
 import { recoverLog } from './recovery.js';
@@ -23,6 +24,8 @@ import type {
   IoStats,
   ReadOptions,
   RecoveryReport,
+  TailAdmission,
+  TailLoopOptions,
   TailOptions,
   WalRecord,
   WalStats,
@@ -32,8 +35,8 @@ import { walErrorFromStorage } from './storage-errors.js';
 import { resolveWalOptions, type ResolvedWalOptions, type WalOptions } from './wal-options.js';
 
 const DEFAULT_READ_LIMIT = 100;
-const DEFAULT_TAIL_RECORDS = 1000;
-const DEFAULT_TAIL_BYTES = 1024 * 1024;
+/** Records per read of `range`. */
+const RANGE_READ_RECORDS = 1000;
 
 /**
  * A durable, segmented write-ahead log in one data directory.
@@ -52,6 +55,7 @@ export class Wal {
   private statusValue: WalStatus = 'open';
   private closing: Promise<void> | undefined;
   private readonly reader: LogReader;
+  private readonly tailSource: TailSource;
 
   private constructor(
     private readonly options: ResolvedWalOptions,
@@ -64,6 +68,14 @@ export class Wal {
     private readonly io: IoStats,
   ) {
     this.reader = new LogReader(segments, io);
+    this.tailSource = {
+      highWatermark: () => this.highWatermark,
+      readBatch: (fromOffset, limit, maxBytes) => {
+        this.checkOpen();
+        return this.readRange(fromOffset, this.highWatermark + 1, limit, maxBytes);
+      },
+      waitForHighWatermark: (offset, signal) => this.waitForHighWatermark(offset, signal),
+    };
   }
 
   /**
@@ -197,8 +209,9 @@ export class Wal {
   }
 
   /**
-   * Reads up to `limit` records (default 100) from `fromOffset`, never past the high watermark.
-   * Returns `[]` when `fromOffset` is `highWatermark + 1`.
+   * Reads up to `limit` records (default 100) from `fromOffset`, never past the high watermark, and
+   * at most `maxBytes` of them by `recordSizeBytes` (one larger record comes alone). Returns `[]`
+   * when `fromOffset` is `highWatermark + 1`.
    *
    * Rejects with `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE`
    * beyond `highWatermark + 1`, `WAL_CORRUPTION` on a bad checksum, `WAL_CLOSED`.
@@ -213,11 +226,11 @@ export class Wal {
     const end = this.highWatermark + 1;
     this.checkStart(fromOffset, end);
     if (fromOffset === end) return [];
-    return this.readRange(fromOffset, end, limit, maxBytes);
+    return (await this.readRange(fromOffset, end, limit, maxBytes)).records;
   }
 
   /** Reads through the reader; a failure caused by a concurrent close is reported as `WAL_CLOSED`. */
-  private async readRange(fromOffset: number, end: number, limit: number, maxBytes: number): Promise<WalRecord[]> {
+  private async readRange(fromOffset: number, end: number, limit: number, maxBytes: number): Promise<ReadBatch> {
     try {
       return await this.reader.read(fromOffset, end, limit, maxBytes);
     } catch (error) {
@@ -230,7 +243,7 @@ export class Wal {
    * Throws what a read or tail starting at `fromOffset` would: `WAL_OFFSET_COMPACTED` below the first
    * retained offset, `WAL_OFFSET_OUT_OF_RANGE` beyond `end` (default: the high watermark + 1).
    */
-  checkStart(fromOffset: number, end = this.highWatermark + 1): void {
+  private checkStart(fromOffset: number, end = this.highWatermark + 1): void {
     if (fromOffset < this.firstOffset) {
       throw new WalError('WAL_OFFSET_COMPACTED', `offset ${fromOffset} is below the first retained offset ${this.firstOffset}`, {
         fromOffset,
@@ -254,7 +267,7 @@ export class Wal {
     let next = fromOffset;
     const end = Math.min(toOffset ?? Number.MAX_SAFE_INTEGER, this.highWatermark + 1);
     while (next < end) {
-      const batch = await this.read(next, { limit: Math.min(DEFAULT_TAIL_RECORDS, end - next) });
+      const batch = await this.read(next, { limit: Math.min(RANGE_READ_RECORDS, end - next) });
       if (batch.length === 0) return;
       yield batch;
       next = batch[batch.length - 1]!.offset + 1;
@@ -262,35 +275,29 @@ export class Wal {
   }
 
   /**
-   * Batches of records from `fromOffset`: catches up from disk, then follows new appends as the high
-   * watermark moves. Ends when `signal` aborts; throws `WAL_CLOSED` when the log closes and
+   * The log's tail from `fromOffset`: batches of records as it catches up and then as the high
+   * watermark moves, and an idle signal once caught up and every `idleMs` without records (see
+   * {@link LogTail}). Ends when `signal` aborts; throws `WAL_CLOSED` when the log closes and
    * `WAL_OFFSET_COMPACTED` if compaction removes what it still has to read.
+   *
+   * Throws `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE` beyond
+   * `highWatermark + 1`, `WAL_CLOSED`, and `RangeError` / `TypeError` for malformed arguments.
    */
-  async *tailBatches(fromOffset: number, options: TailOptions = {}): AsyncIterableIterator<WalRecord[]> {
-    const maxRecords = options.maxRecords ?? DEFAULT_TAIL_RECORDS;
-    const maxBytes = options.maxBytes ?? DEFAULT_TAIL_BYTES;
-    const signal = options.signal;
+  openTail<A extends TailAdmission = TailAdmission>(fromOffset: number, options: TailLoopOptions<A> = {}): LogTail<A> {
     checkOffset(fromOffset, 'fromOffset');
+    const tail = new LogTail(this.tailSource, fromOffset, options);
     this.checkOpen();
     this.checkStart(fromOffset);
-    let next = fromOffset;
-    while (signal?.aborted !== true) {
-      this.checkOpen();
-      if (next <= this.highWatermark) {
-        const batch = await this.readRange(next, this.highWatermark + 1, maxRecords, maxBytes);
-        if (batch.length > 0) {
-          next = batch[batch.length - 1]!.offset + 1;
-          yield batch;
-          continue;
-        }
-      }
-      if (!(await this.waitForHighWatermark(next - 1, signal))) return;
-    }
+    return tail;
   }
 
-  /** Like {@link tailBatches}, one record at a time. */
+  /**
+   * The records of {@link openTail}, one at a time: catches up from disk, then follows new appends.
+   * Ends when `signal` aborts; throws as `openTail` does.
+   */
   tail(fromOffset: number, options: TailOptions = {}): AsyncIterableIterator<WalRecord> {
-    return new BatchIterator(this.tailBatches(fromOffset, options));
+    const { signal, maxRecords, maxBytes } = options;
+    return new BatchIterator(this.openTail(fromOffset, { signal, maxRecords, maxBytes }).batches());
   }
 
   /**

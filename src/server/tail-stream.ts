@@ -2,11 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Wal } from '../engine/wal.js';
-import type { WalRecord } from '../engine/types.js';
+import type { TailAdmission, TailRecordsEvent, WalRecord } from '../engine/types.js';
 import { WalError } from '../errors.js';
 import type { TailWalRequest, TailWalResponse } from '../gen/wald/v1/tail.js';
-import { encodeTailWalResponse } from '../wire/tail-response-encoder.js';
-import { countWithinBytes } from './record-message.js';
+import { encodeTailWalResponse, TAIL_RESPONSE_POSITION_BYTES } from '../wire/tail-response-encoder.js';
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 import { toRpcFailure, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
@@ -18,7 +17,7 @@ export interface TailSettings {
   readonly heartbeatIntervalMs: number;
   /** Most records per message. */
   readonly maxRecords: number;
-  /** Most encoded record bytes per message (one larger record still goes out alone). */
+  /** Most record bytes per message, by `recordSizeBytes` (one larger record still goes out alone). */
   readonly maxBytes: number;
   /** Most message bytes written to the call but not yet taken by the transport. */
   readonly maxQueueBytes: number;
@@ -67,13 +66,10 @@ type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>;
 
 const HEARTBEAT = Symbol('heartbeat');
 
-/**
- * Upper bound of a response's bytes beyond its records' `recordWireBytes`: the high watermark,
- * first and next offset (3 x (1 + 10)), rounded up. So a message of
- * records within `maxBytes` is at most `maxBytes` plus this, and the same records read again
- * encode to at most this much more than before (only these fields can change).
- */
-const POSITION_FIELDS_BYTES = 64;
+/** A read's reservation of the budget, lent to the engine's tail; given back through the stream. */
+interface BudgetAdmission extends TailAdmission {
+  readonly grant: TailQueueGrant;
+}
 
 function shuttingDown(): WalError {
   return new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down; resume from next_offset', {});
@@ -81,18 +77,23 @@ function shuttingDown(): WalError {
 type AbortReason = 'cancelled' | 'shutdown';
 
 /**
- * One TailWal call: resolves its start, catches up from disk, follows new records live, sends
- * heartbeats when idle, and ends with a typed status.
+ * One TailWal call: resolves its start, then turns the engine's tail (`Wal.openTail`: catch up,
+ * follow live, idle signals) into messages, heartbeats from the idle signals, and ends with a typed
+ * status.
  *
- * Memory stays bounded however slow the client: the tail reads the next batch from the log only
- * when the call has room, which it has while `write()` returned true (the call buffers at most its
- * high-water mark of messages) and fewer than `maxQueueBytes` message bytes await the transport.
- * So one tail holds at most `maxQueueBytes` plus one message.
+ * Memory stays bounded however slow the client: the engine's tail reads the next batch only when
+ * this stream pulls it, and the stream pulls only when the call has room, which it has while
+ * `write()` returned true (the call buffers at most its high-water mark of messages) and fewer than
+ * `maxQueueBytes` message bytes await the transport. So one tail holds at most `maxQueueBytes` plus
+ * one message.
  *
- * All tails together are bounded by the server's {@link TailQueueBudget}: before each read the tail
- * reserves a full message (`maxBytes` plus framing) and waits in line while the budget is spent;
- * once the message is encoded the reservation shrinks to its size, and that is given back when the
- * transport takes the message or when the call ends, whichever comes first (exactly once).
+ * All tails together are bounded by the server's {@link TailQueueBudget}, through the tail's
+ * `admit` hook: before each read the tail reserves a full message (`maxBytes` plus the response's
+ * own fields) and waits in line while the budget is spent; once the message is encoded the
+ * reservation shrinks to its size (never more: `recordSizeBytes` bounds the encoding), and that is
+ * given back when the transport takes the message or when the call ends, whichever comes first
+ * (exactly once). A record larger than `maxBytes` is read again by the engine under a reservation of
+ * its own size, so nothing waits in line while holding records the budget does not count.
  */
 export class TailStream extends EventEmitter<TailStreamEvents> implements RegisteredStream {
   private readonly abort = new AbortController();
@@ -110,10 +111,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
   private isWaitingForBudget = false;
   /** Budget held: by messages the transport has not taken, and by the read in progress. */
   private readonly grants = new Set<TailQueueGrant>();
-  /** What a read reserves: a full message, or more once a single record proved larger. */
-  private readReserveBytes: number;
   private readonly callOver: Promise<void>;
-  private arrival: { readonly next: number; readonly promise: Promise<boolean> } | undefined;
 
   constructor(
     private readonly call: TailCall,
@@ -123,7 +121,6 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     private readonly logger: Logger,
   ) {
     super();
-    this.readReserveBytes = settings.maxBytes + POSITION_FIELDS_BYTES;
     // grpc-js emits 'cancelled' when the call is over however it ends (client cancel, lost
     // connection, or its status sent after every message): nothing of it is queued any more. Write
     // callbacks of messages still queued then never come, so their budget is given back here.
@@ -201,21 +198,19 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
 
   private async follow(): Promise<void> {
     try {
-      let next = await this.startOffset();
-      let hasCaughtUp = false;
-      while (!this.isStopped) {
-        if (next <= this.wal.highWatermark) {
-          next = await this.sendFrom(next);
-          continue;
-        }
-        if (!hasCaughtUp) {
-          // Tells the client it has everything durable so far, at once rather than after a period.
-          hasCaughtUp = true;
-          await this.sendHeartbeat(next);
-          continue;
-        }
-        if ((await this.waitForRecords(next)) === HEARTBEAT) {
-          await this.sendHeartbeat(next);
+      const { maxRecords, maxBytes, heartbeatIntervalMs } = this.settings;
+      const tail = this.wal.openTail(await this.startOffset(), {
+        signal: this.abort.signal,
+        maxRecords,
+        maxBytes,
+        idleMs: heartbeatIntervalMs,
+        admit: (nextOffset, bytes) => this.admitRead(nextOffset, bytes),
+      });
+      for await (const event of tail) {
+        if (event.kind === 'idle') {
+          await this.sendHeartbeat(event.nextOffset);
+        } else {
+          await this.sendBatch(event);
         }
       }
       if (this.abortReason === 'shutdown') {
@@ -248,43 +243,33 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     if (start.$case === 'fromTimestamp') {
       return this.wal.offsetForTimestamp(safeIntegerField(start.value, 'from_timestamp'));
     }
-    const fromOffset = safeIntegerField(start.value, 'from_offset');
-    this.wal.checkStart(fromOffset);
-    return fromOffset;
+    return safeIntegerField(start.value, 'from_offset');
   }
 
   /**
-   * Reserves budget for one message, reads a batch at `next` and sends its first message within
-   * `maxBytes`; returns the new position (`next` when nothing was sent). Records beyond that
-   * message are read again next time, so nothing waits for budget without holding it.
+   * The tail's `admit` hook: reserves a message of `bytes` of records plus the response's own
+   * fields. The grant is lent to the tail until it hands it back with the batch.
    */
-  private async sendFrom(next: number): Promise<number> {
-    const grant = await this.reserveBudget(this.readReserveBytes, next);
-    if (grant === undefined) {
-      return next;
-    }
+  private async admitRead(nextOffset: number, bytes: number): Promise<BudgetAdmission | undefined> {
+    const grant = await this.reserveBudget(bytes + TAIL_RESPONSE_POSITION_BYTES, nextOffset);
+    return grant === undefined ? undefined : { grant, release: () => this.releaseGrant(grant) };
+  }
+
+  /** Encodes a batch into one message, trims its reservation to the message's size, and writes it. */
+  private async sendBatch(batch: TailRecordsEvent<BudgetAdmission>): Promise<void> {
+    const grant = batch.admission!.grant;
     let isHandedOver = false;
     try {
-      const { maxRecords, maxBytes } = this.settings;
-      const records = await this.wal.read(next, { limit: maxRecords, maxBytes });
-      if (this.isStopped || records.length === 0) {
-        return next;
+      if (this.isStopped) {
+        return;
       }
-      const count = countWithinBytes(records, maxBytes);
-      const chunk = count === records.length ? records : records.slice(0, count);
-      const nextOffset = chunk[chunk.length - 1]!.offset + 1;
-      const response = this.encode(chunk, nextOffset);
-      if (response.length > grant.bytes) {
-        // One record larger than max_bytes: read it again holding budget for its size.
-        this.readReserveBytes = response.length + POSITION_FIELDS_BYTES;
-        return next;
-      }
+      const response = this.encode(batch.records, batch.nextOffset);
+      // At most the reservation: it covers `sizeBytes` plus the response's fields (see above).
       grant.shrinkTo(response.length);
       isHandedOver = true;
-      if (!this.enqueue(response, chunk.length, nextOffset, grant)) {
+      if (!this.enqueue(response, batch.records.length, batch.nextOffset, grant)) {
         await this.waitForClient();
       }
-      return nextOffset;
     } finally {
       if (!isHandedOver) {
         this.releaseGrant(grant);
@@ -341,21 +326,6 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
       grant.release();
     }
     this.grants.clear();
-  }
-
-  /**
-   * Waits until a record at `next` is durable, the heartbeat period passes, or the stream stops.
-   * The log's wait is kept across heartbeats, so an idle tail holds one waiter, not one per period.
-   */
-  private async waitForRecords(next: number): Promise<boolean | typeof HEARTBEAT> {
-    if (this.arrival?.next !== next) {
-      this.arrival = { next, promise: this.wal.waitForHighWatermark(next - 1, this.abort.signal) };
-    }
-    const outcome = await this.orHeartbeat(this.arrival.promise);
-    if (outcome !== HEARTBEAT) {
-      this.arrival = undefined;
-    }
-    return outcome;
   }
 
   /** `promise`'s value, or {@link HEARTBEAT} when a heartbeat period passes first. */

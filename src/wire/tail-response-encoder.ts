@@ -14,6 +14,14 @@ import type { WalRecord } from '../codec/record.js';
 import { delimitedBytes, varintBytes, writeVarint } from './protobuf-wire.js';
 import { WIRE_RECORD_TYPES } from './wire-record-type.js';
 
+/**
+ * Upper bound of a response's bytes beyond its records: the high watermark, first and next offset
+ * (3 x (1 + 10)), rounded up. Each record encodes to at most its `recordSizeBytes`
+ * (src/codec/record-size.ts), so a response of records summing to `n` by that measure is at most
+ * `n` plus this: what a tail reserves of the server-wide budget before it reads a message's records.
+ */
+export const TAIL_RESPONSE_POSITION_BYTES = 64;
+
 // Tags: (field number << 3) | wire type.
 const TAG_RESPONSE_RECORDS = (1 << 3) | 2;
 const TAG_RESPONSE_FIRST_OFFSET = (3 << 3) | 0;

@@ -1,5 +1,5 @@
 import type { ReadRequest, ReadResponse } from '../../gen/wald/v1/read.js';
-import { countWithinBytes, optionalOffset, toRecordMessage } from '../record-message.js';
+import { optionalOffset, toRecordMessage } from '../record-message.js';
 import { cappedLimit, invalidArgument, safeIntegerField } from '../request-fields.js';
 import type { RpcContext } from './rpc-context.js';
 
@@ -10,7 +10,9 @@ export const READ_LIMIT_MAX = 1000;
 
 /**
  * The Read RPC: up to `limit` records from `from_offset`, within `max_bytes` (capped at
- * `maxResponseBytes`; one larger record still comes alone), with the offset to read next.
+ * `maxResponseBytes`; one larger record still comes alone), with the offset to read next. The
+ * engine counts `max_bytes` as the wire does (`recordSizeBytes` bounds a record's encoding), so its
+ * records go out as they come.
  *
  * Rejects with `WAL_INVALID_ARGUMENT` (`from_offset`, `limit`) and the errors of `Wal.read`
  * (`WAL_OFFSET_COMPACTED`, `WAL_OFFSET_OUT_OF_RANGE`, `WAL_CORRUPTION`, ...).
@@ -23,9 +25,7 @@ export async function read(request: ReadRequest, context: RpcContext): Promise<R
     throw invalidArgument('limit', `must be at most ${READ_LIMIT_MAX}, got ${limit}`, { value: limit, limit: READ_LIMIT_MAX });
   }
   const maxBytes = cappedLimit(request.maxBytes, context.options.maxResponseBytes);
-  const found = await wal.read(fromOffset, { limit, maxBytes });
-  const count = countWithinBytes(found, maxBytes);
-  const records = count === found.length ? found : found.slice(0, count);
+  const records = await wal.read(fromOffset, { limit, maxBytes });
   const last = records[records.length - 1];
   return {
     records: records.map(toRecordMessage),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { RECORD_ALLOWANCE_BYTES } from '../../../src/codec/record-size.js';
 import { Wal } from '../../../src/engine/wal.js';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { isWalError } from '../../../src/errors.js';
@@ -88,13 +89,16 @@ describe('append and read', () => {
     assert.ok(b!.timestamp >= a!.timestamp, 'timestamps never go back');
   });
 
-  test('read honours limit and maxBytes, and returns at least one record', async () => {
+  test('read honours limit and maxBytes (by recordSizeBytes), and returns at least one record', async () => {
     const wal = await open();
     await wal.append(Array.from({ length: 50 }, (_, i) => v(String(i).padStart(10, '0'))));
     assert.equal((await wal.read(0)).length, 50);
     assert.equal((await wal.read(10, { limit: 7 })).length, 7);
     assert.equal((await wal.read(10, { limit: 7 }))[0]!.offset, 10);
-    assert.equal((await wal.read(0, { maxBytes: 35 })).length, 3);
+    // Each record: a 10-byte value, no key, no headers.
+    const recordBytes = RECORD_ALLOWANCE_BYTES + 10;
+    assert.equal((await wal.read(0, { maxBytes: 3 * recordBytes })).length, 3);
+    assert.equal((await wal.read(0, { maxBytes: 4 * recordBytes - 1 })).length, 3);
     assert.equal((await wal.read(0, { maxBytes: 1 })).length, 1);
     assert.deepEqual(await wal.read(50), [], 'reading at the end returns nothing');
   });
@@ -216,9 +220,9 @@ describe('durability policies and tails', () => {
   test('a tail ends with WAL_CLOSED when the log closes', async () => {
     const { wal } = await Wal.open({ dir });
     const iterator = wal.tail(0)[Symbol.asyncIterator]();
-    const next = iterator.next();
+    const ended = assert.rejects(iterator.next(), (e) => isWalError(e, 'WAL_CLOSED'));
     await wal.close();
-    await assert.rejects(next, (e) => isWalError(e, 'WAL_CLOSED'));
+    await ended;
   });
 
   test('offsetForTimestamp finds the first record at or after a time', async () => {
