@@ -31,7 +31,7 @@ export interface ReadRequest {
    */
   limit: number;
   /**
-   * Most bytes of records to return, counting their encoded size in the response. 0 means the
+   * Most bytes of records to return, as record.proto's "Response sizes" counts them. 0 means the
    * server's maximum response size (max_response_bytes, default 3 MiB); larger values are capped
    * at it. At least one record is returned when one is available, even if it alone is larger.
    */

@@ -27,8 +27,10 @@ export const protobufFileName = "wald/v1/record.proto";
  *   later (Debian 12's protobuf-compiler is 3.21), or buf.
  * - A record's size is what the log stores: key + value + header names (UTF-8) + header values,
  *   plus 12 bytes per record and 6 per header. Size limits of appends count that.
- * - Response sizes (`max_bytes` of Read and TailWal) count the protobuf-encoded size of the
- *   records in the response.
+ * - Response sizes (`max_bytes` of Read and TailWal) count each record as key + value + header
+ *   names (UTF-8) + header values, plus 48 bytes per record and 24 per header: an upper bound of its
+ *   protobuf-encoded size, so a response within max_bytes encodes to at most max_bytes plus 64
+ *   bytes of the response's own fields.
  */
 
 /** RecordType says what a record means to the key-value view kept over the log. */

@@ -50,9 +50,9 @@ export interface TailWalRequest {
    */
   maxRecords: number;
   /**
-   * Most bytes of records per response, counting their encoded size. 0 means the server default
-   * (max_response_bytes, default 3 MiB); larger values are capped at it. A single record larger
-   * than this is still sent, alone.
+   * Most bytes of records per response, as record.proto's "Response sizes" counts them. 0 means
+   * the server default (max_response_bytes, default 3 MiB); larger values are capped at it. A
+   * single record larger than this is still sent, alone.
    */
   maxBytes: number;
 }
