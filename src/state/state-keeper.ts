@@ -165,9 +165,9 @@ export class StateKeeper {
       report: {
         snapshotDir,
         snapshot:
-          head === undefined
+          loaded === undefined || head === undefined
             ? undefined
-            : { id: head.id, type: head.type, walOffset: head.walOffset, keyCount: snapshotKeyCount, path: head.path, chainLength: loaded!.chain.length },
+            : { id: head.id, type: head.type, walOffset: head.walOffset, keyCount: snapshotKeyCount, path: head.path, chainLength: loaded.chain.length },
         skippedSnapshots: newest.failures,
         replayedFrom,
         recordsReplayed,
@@ -372,7 +372,8 @@ export class StateKeeper {
         : new WalError('WAL_INTERNAL', `the key-value view stopped: ${error instanceof Error ? error.message : String(error)}`, {}, { cause: error });
     this.failure = failure;
     this.applied.closeAll(failure);
-    this.onFailure?.(failure);
+    // The log closed under the view (its owner closed it first): an end, not a fault to report.
+    if (failure.code !== 'WAL_CLOSED') this.onFailure?.(failure);
   }
 
   private checkUsable(): void {

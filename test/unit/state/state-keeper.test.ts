@@ -339,6 +339,19 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a log closed under the view ends it without reporting a failure; calls never hang', async () => {
+    const storage = new MemDisk().mount();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false });
+    const failures: unknown[] = [];
+    const { keeper } = await StateKeeper.open({ wal, storage, onFailure: (error) => failures.push(error) });
+    await wal.close();
+    // The state as last applied, or WAL_CLOSED once the tail has seen the close: never a hang.
+    await keeper.get(Buffer.from('k')).catch((error: unknown) => assert.ok(isWalError(error, 'WAL_CLOSED'), String(error)));
+    await keeper.close();
+    await assert.rejects(keeper.flushAll(), (e) => isWalError(e, 'WAL_CLOSED'));
+    assert.deepEqual(failures, []);
+  });
+
   test('a failed read of the log stops the view: calls fail with that error', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
