@@ -4,14 +4,12 @@ import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { toByteString } from './byte-string.js';
-import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry, type KeyPage, type ListKeysOptions } from './key-state.js';
-import { encodePageToken } from './page-token.js';
+import { keyInfoPage, type KeyInfoPage, type ListKeyInfoOptions } from './key-info-page.js';
+import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
 import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
 import type { StateView } from './state-view.js';
-
-const EMPTY = new Uint8Array(0);
 
 /** Flush results kept for {@link StateKeeper.flushAll} to claim: flushes written by others are never claimed. */
 const MAX_UNCLAIMED_FLUSHES = 1024;
@@ -58,36 +56,6 @@ export interface StateRecoveryReport {
   readonly memoryBytes: number;
   readonly durationMs: number;
 }
-
-/** One key of a listing: the offset, timestamp and value size of its latest `PUT`, not the value. */
-export interface KeyInfo {
-  readonly key: Buffer;
-  readonly offset: number;
-  readonly timestamp: number;
-  readonly valueSizeBytes: number;
-}
-
-/** One page of {@link StateKeeper.listKeys}. */
-export interface KeyInfoPage {
-  readonly keys: KeyInfo[];
-  /** Continues the listing; empty when this is the last page (AIP-158). */
-  readonly nextPageToken: string;
-}
-
-/** What {@link StateKeeper.listKeys} lists. */
-export interface ListKeyInfoOptions extends ListKeysOptions {
-  /**
-   * Most bytes of keys on the page, each counted with {@link KEY_INFO_FRAMING_BYTES}; a page holds
-   * at least one key whatever its size. Bounds a response of long keys.
-   */
-  readonly maxBytes: number;
-}
-
-/** Bytes a listed key costs beyond its own in a response (offset, timestamp, size, tags, lengths), rounded up. */
-export const KEY_INFO_FRAMING_BYTES = 40;
-
-/** Entries read from the state at a time while listing: bounds the values copied along (the state's `list` returns them). */
-const LIST_CHUNK_ENTRIES = 64;
 
 /** What a FlushAll did. */
 export interface FlushResult {
@@ -208,33 +176,15 @@ export class StateKeeper {
   }
 
   /**
-   * One page of keys in key order (see `KeyState.list`), within `options.maxBytes`, once the view
-   * has applied everything durable now; the page is of one moment (no record is applied while it
-   * is made). Rejects as {@link get} does, `WAL_INVALID_ARGUMENT` (field `page_token`) for a bad
-   * token, and `RangeError` for a limit that is not a positive integer.
+   * One page of keys in key order with their offsets, timestamps and value sizes (see
+   * {@link keyInfoPage}), once the view has applied everything durable now. Rejects as {@link get}
+   * does, `WAL_INVALID_ARGUMENT` (field `page_token`) for a bad token, and `RangeError` for a
+   * limit that is not a positive integer.
    */
   async listKeys(options: ListKeyInfoOptions): Promise<KeyInfoPage> {
-    const { prefix, limit, maxBytes } = options;
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new RangeError(`limit must be a positive integer, got ${options.limit}`);
     await this.caughtUpWithDurable();
-    const keys: KeyInfo[] = [];
-    let bytes = 0;
-    let token = options.pageToken;
-    while (keys.length < limit) {
-      const page: KeyPage = this.state.list({ prefix, limit: Math.min(LIST_CHUNK_ENTRIES, limit - keys.length), pageToken: token });
-      for (const entry of page.entries) {
-        const size = entry.key.length + KEY_INFO_FRAMING_BYTES;
-        const last = keys[keys.length - 1];
-        if (last !== undefined && bytes + size > maxBytes) {
-          return { keys, nextPageToken: encodePageToken({ prefix: toByteString(prefix ?? EMPTY), lastKey: toByteString(last.key) }) };
-        }
-        keys.push({ key: entry.key, offset: entry.offset, timestamp: entry.timestamp, valueSizeBytes: entry.value.length });
-        bytes += size;
-      }
-      if (page.nextPageToken === '') return { keys, nextPageToken: '' };
-      token = page.nextPageToken;
-    }
-    return { keys, nextPageToken: token ?? '' };
+    return keyInfoPage(this.state, options);
   }
 
   /**
