@@ -1,5 +1,5 @@
 import { HighWatermarkWaiters } from '../engine/high-watermark-waiters.js';
-import type { AppendRecord, TailEvent, WalRecord } from '../engine/types.js';
+import type { AppendOptions, AppendRecord, AppendResult, TailEvent, WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
@@ -86,6 +86,10 @@ export class StateKeeper {
   private readonly applied = new HighWatermarkWaiters();
   private readonly stopper = new AbortController();
   private readonly flushes = new Map<number, number>();
+  /** Bytes that appends checked by {@link checkCapacity} may add and the view has not applied yet. */
+  private pendingBytes = 0;
+  /** Acknowledged appends not yet applied, by last offset, with the bytes they hold in {@link pendingBytes}. */
+  private pending: { readonly lastOffset: number; readonly bytes: number }[] = [];
   private failure: WalError | undefined;
   private following: Promise<void> = Promise.resolve();
   private isClosed = false;
@@ -203,21 +207,49 @@ export class StateKeeper {
   }
 
   /**
+   * Appends client records to the log within the view's cap: the one way the server appends
+   * (Append, and each append of an AppendStream). {@link checkCapacity} first, then `Wal.append`
+   * (called before this returns, so appends keep the order of the calls); the bytes the batch may
+   * add stay counted as pending until the view has applied it, so that appends in flight, or
+   * acknowledged and not yet applied, cannot together pass the cap.
+   *
+   * Rejects with `WAL_STATE_FULL` and the errors of `Wal.append`. Once the view has stopped (a
+   * failed read), appends are not checked: the view holds no more.
+   */
+  async append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (this.failure !== undefined) return this.wal.append(records, options);
+    const reserved = this.checkCapacity(records);
+    this.pendingBytes += reserved;
+    let result: AppendResult;
+    try {
+      result = await this.wal.append(records, options);
+    } catch (error) {
+      this.pendingBytes -= reserved;
+      throw error;
+    }
+    if (result.duplicate || this.state.nextOffset > result.lastOffset) this.pendingBytes -= reserved;
+    else if (reserved > 0) this.pending.push({ lastOffset: result.lastOffset, bytes: reserved });
+    return result;
+  }
+
+  /**
    * Refuses a batch that would add keys beyond `max_state_bytes`: throws `WalError`
    * `WAL_STATE_FULL` (details `configKey`, `limit`, `stateBytes`, `field` naming the first record
-   * that adds a key past the cap). Puts to keys the view holds and deletes always pass, so a client
-   * at the cap can still overwrite and delete. The one check of Append and AppendStream.
+   * that adds a key past the cap). Puts to keys the view holds, deletes and keyless records always
+   * pass, so a client at the cap can still overwrite and delete. Counts the bytes of appends not
+   * yet applied (see {@link append}); near the cap, keys of those appends count as new.
    *
-   * Appends in flight, not yet applied, are not counted, so the view can pass the cap by what is
-   * in flight (bounded by the in-flight limits and the batch size).
+   * Returns the bytes the batch may add: every keyed put when that is far from the cap (no key is
+   * looked up), else only the keys the view does not hold yet, each once.
    */
-  checkCapacity(records: readonly AppendRecord[]): void {
+  checkCapacity(records: readonly AppendRecord[]): number {
     const { state } = this;
+    const held = state.memoryBytes + this.pendingBytes;
     let added = 0;
     for (const record of records) {
       if (isKeyedPut(record)) added += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
     }
-    if (added === 0 || state.memoryBytes + added <= state.maxStateBytes) return;
+    if (added === 0 || held + added <= state.maxStateBytes) return added;
     // Near the cap: only keys the view does not hold yet count (each once per batch).
     const seen = new Set<string>();
     let newBytes = 0;
@@ -229,15 +261,16 @@ export class StateKeeper {
       seen.add(key);
       if (state.get(record.key) !== undefined) continue;
       newBytes += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
-      if (state.memoryBytes + newBytes > state.maxStateBytes) {
+      if (held + newBytes > state.maxStateBytes) {
         throw new WalError(
           'WAL_STATE_FULL',
-          `records[${i}]: the key-value view would pass max_state_bytes (${state.maxStateBytes} bytes; it holds about ${state.memoryBytes}): ` +
+          `records[${i}]: the key-value view would pass max_state_bytes (${state.maxStateBytes} bytes; it holds about ${held}): ` +
             'new keys are refused, overwrites and deletes are accepted',
-          { field: `records[${i}]`, configKey: 'max_state_bytes', limit: state.maxStateBytes, stateBytes: state.memoryBytes },
+          { field: `records[${i}]`, configKey: 'max_state_bytes', limit: state.maxStateBytes, stateBytes: held },
         );
       }
     }
+    return newBytes;
   }
 
   /**
@@ -305,6 +338,16 @@ export class StateKeeper {
   }
 
   private applyBatch(records: readonly WalRecord[]): void {
+    this.applyRecords(records);
+    let released = 0;
+    while (released < this.pending.length && this.pending[released]!.lastOffset < this.state.nextOffset) {
+      this.pendingBytes -= this.pending[released]!.bytes;
+      released++;
+    }
+    if (released > 0) this.pending = this.pending.slice(released);
+  }
+
+  private applyRecords(records: readonly WalRecord[]): void {
     for (const record of records) {
       if (record.type !== 'flush_all') {
         this.state.apply(record);

@@ -262,6 +262,31 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
+  test('appends in flight or not yet applied count against the cap; a failed one gives its bytes back', async () => {
+    const storage = new MemDisk().mount();
+    const entryBytes = 2 + 1 + ENTRY_OVERHEAD_BYTES;
+    const opened = await openKeeper(storage, { maxStateBytes: 2 * entryBytes });
+    try {
+      const put = (key: string): AppendRecord => ({ key: Buffer.from(key), value: Buffer.from('v') });
+      // Both checked before either is written: the second sees the first as pending.
+      const first = opened.keeper.append([put('k1')]);
+      const second = opened.keeper.append([put('k2')]);
+      const third = assert.rejects(opened.keeper.append([put('k3')]), (e) => isWalError(e, 'WAL_STATE_FULL') && e.details['stateBytes'] === 2 * entryBytes);
+      await Promise.all([first, second, third]);
+      assert.equal((await opened.keeper.get(Buffer.from('k2')))?.value.toString(), 'v');
+      // Applied: the reservations are gone, the state itself is at the cap.
+      assert.throws(() => opened.keeper.checkCapacity([put('k3')]), (e) => isWalError(e, 'WAL_STATE_FULL') && e.details['stateBytes'] === 2 * entryBytes);
+      await opened.wal.append([{ key: Buffer.from('k1'), value: Buffer.alloc(0), type: 'delete' }]);
+      await opened.keeper.flushAll();
+      // A refused append (a lost condition) gives back what it reserved.
+      await assert.rejects(opened.keeper.append([put('k4'), put('k5')], { expectedOffset: 0 }), (e) => isWalError(e, 'WAL_OFFSET_MISMATCH'));
+      assert.equal(opened.keeper.checkCapacity([put('k4'), put('k5')]), 2 * entryBytes);
+      await opened.keeper.append([put('k4'), put('k5')]);
+    } finally {
+      await opened.close();
+    }
+  });
+
   test('recovery starts from the newest snapshot, skipping a damaged one and one beyond the log, and says so', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
