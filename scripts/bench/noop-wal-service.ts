@@ -121,7 +121,14 @@ export function createNoopWalService(): WalServiceServer {
         tailStreamCount: relays.size,
         tailQueueBytes: 0n,
         writeState: WriteState.WRITE_STATE_UNSPECIFIED,
+        keyCount: 0n,
+        stateMemoryBytes: 0n,
+        snapshotCount: 0,
+        lastSnapshotId: '',
       }),
     sync: (_call, callback) => callback(null, {}),
+    get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
+    listKeys: (_call, callback) => callback(null, { keys: [], nextPageToken: '' }),
+    flushAll: (_call, callback) => callback(null, { keysRemoved: 0n, offset: 0n }),
   };
 }

@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
+import { registerFlushAllCommand } from './flush-all-command.js';
+import { registerGetCommand } from './get-command.js';
+import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
 import { RpcError } from './rpc-error.js';
@@ -36,6 +39,9 @@ export function buildProgram(): Command {
   registerTailCommand(program);
   registerStatsCommand(program);
   registerSyncCommand(program);
+  registerGetCommand(program);
+  registerKeysCommand(program);
+  registerFlushAllCommand(program);
   return program;
 }
 

@@ -27,6 +27,15 @@ export function bytesAsText(bytes: Uint8Array | undefined): string {
   return text !== undefined && !CONTROL_CHARACTER.test(text) ? text : `base64:${Buffer.from(bytes).toString('base64')}`;
 }
 
+/**
+ * A byte field in JSON, as {@link RecordJson} writes one: `{ name: text }` when the bytes are
+ * valid UTF-8, else `{ name_base64: base64 }`, so the exact bytes can always be recovered.
+ */
+export function jsonBytes(name: string, bytes: Uint8Array): Record<string, string> {
+  const text = utf8(bytes);
+  return text !== undefined ? { [name]: text } : { [`${name}_base64`]: Buffer.from(bytes).toString('base64') };
+}
+
 /** A uint64 from the wire as a JSON number (exact below 2^53), or a decimal string above. */
 export function jsonInteger(value: bigint): number | string {
   return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
@@ -43,7 +52,7 @@ export function isoTime(timestampMs: bigint): string {
   return Number.isFinite(ms) && Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : timestampMs.toString();
 }
 
-/** The lower-case name of a record type (`put`, `delete`, `checkpoint`), as the log names it. */
+/** The lower-case name of a record type (`put`, `delete`, `checkpoint`, `flush_all`), as the log names it. */
 export function recordTypeName(type: RecordType): string {
   return recordTypeFromWire(type) ?? `type-${String(type)}`;
 }

@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
 import { WaldServer } from '../server/wald-server.js';
 import { CommandFailure, EXIT_CODES } from './exit-codes.js';
 
@@ -39,13 +39,17 @@ export async function runServer(config: ServeConfig): Promise<void> {
     logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
     let opened;
     try {
-      opened = await WaldServer.open({ dir: config.dataDir, ...engineOptionsOf(config) }, serverOptionsOf(config), logger);
+      opened = await WaldServer.open(
+        { dir: config.dataDir, ...engineOptionsOf(config) },
+        { ...serverOptionsOf(config), state: stateOptionsOf(config) },
+        logger,
+      );
     } catch (error) {
       logger.fatal({ err: error, dataDir: config.dataDir }, 'cannot open the log');
       throw new CommandFailure(`cannot open the log in ${config.dataDir}: ${(error as Error).message}`);
     }
-    const { server, report } = opened;
-    logger.info({ dataDir: config.dataDir, syncPolicy: config.syncPolicy, recovery: report }, 'log recovered');
+    const { server, report, stateReport } = opened;
+    logger.info({ dataDir: config.dataDir, syncPolicy: config.syncPolicy, recovery: report, stateRecovery: stateReport }, 'log recovered');
     try {
       await server.start();
     } catch (error) {

@@ -34,6 +34,11 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       tail_stream_count: stats.tailStreamCount,
       tail_queue_bytes: jsonInteger(stats.tailQueueBytes),
       write_state: writeStateName(stats.writeState),
+      key_count: jsonInteger(stats.keyCount),
+      state_memory_bytes: jsonInteger(stats.stateMemoryBytes),
+      snapshot_count: stats.snapshotCount,
+      last_snapshot_id: stats.lastSnapshotId,
+      last_snapshot_offset: jsonOptionalInteger(stats.lastSnapshotOffset),
       io_stats: {
         bytes_written: jsonInteger(io?.bytesWritten ?? 0n),
         bytes_read: jsonInteger(io?.bytesRead ?? 0n),
@@ -56,6 +61,10 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['tail streams', String(stats.tailStreamCount)],
       ['tail queue', `${stats.tailQueueBytes} bytes`],
       ['write state', writeStateName(stats.writeState)],
+      ['keys', stats.keyCount.toString()],
+      ['state memory', `${stats.stateMemoryBytes} bytes`],
+      ['snapshots', String(stats.snapshotCount)],
+      ['last snapshot', stats.lastSnapshotId === '' ? 'none' : `${stats.lastSnapshotId} (offset ${optionalText(stats.lastSnapshotOffset)})`],
       ['bytes written', (io?.bytesWritten ?? 0n).toString()],
       ['bytes read', (io?.bytesRead ?? 0n).toString()],
       ['writes', (io?.writes ?? 0n).toString()],
@@ -71,7 +80,10 @@ export function registerStatsCommand(program: Command): void {
     .command('stats')
     .alias('wal-stats') // the name rstmdb-cli scripts call it by
     .summary('show a summary of the log')
-    .description('Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, and the write state.');
+    .description(
+      'Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, ' +
+        'the write state, and the key-value view: keys, memory estimate, snapshots and the newest one.',
+    );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
     const stats = await withClient(options.server, (client) =>
       callUnary<GetStatsResponse>((metadata, callback) => client.getStats({}, metadata, deadlineOptions(options.timeoutMs), callback)),

@@ -34,7 +34,7 @@
  * Record: `type u8 | flags u8 (bit 0: has key) | header count u16 | key length u32 |
  * value length u32 | key | value | headers`, each header `name length u16 | value length u32 |
  * name (UTF-8) | value`. Record type bytes: `typeByte` of each entry of `RECORD_TYPES` (record.ts:
- * 1 put, 2 delete, 3 checkpoint).
+ * 1 put, 2 delete, 3 checkpoint, 4 flush_all).
  */
 import { align8 } from './align.js';
 import { crc32cRange } from './crc32c.js';

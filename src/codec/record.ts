@@ -11,7 +11,7 @@ export interface RecordTypeSpec {
   /** True when the type makes no sense without a key (a tombstone removes a key). */
   readonly isKeyRequired: boolean;
   /**
-   * True for markers the server writes itself (compaction checkpoints): the gRPC service refuses
+   * True for markers the server writes itself (compaction checkpoints, flushes): the gRPC service refuses
    * them from clients. The engine takes them from its own callers like any other type.
    */
   readonly isServerOnly: boolean;
@@ -30,6 +30,8 @@ export const RECORD_TYPES = {
   delete: { typeByte: 2, isKeyRequired: true, isServerOnly: false },
   /** A marker the server writes (where a compaction snapshot was taken). */
   checkpoint: { typeByte: 3, isKeyRequired: false, isServerOnly: true },
+  /** A marker the server writes for FlushAll: the key-value view drops every key at this record. */
+  flush_all: { typeByte: 4, isKeyRequired: false, isServerOnly: true },
 } as const satisfies Readonly<Record<string, RecordTypeSpec>>;
 
 /** What a record is: a name of {@link RECORD_TYPES}. */

@@ -1,8 +1,8 @@
 /**
- * The configuration of `wald serve`: the server's and the engine's declared options, composed
- * with the keys only `wald serve` has (data directory, log level). Flags, `WALD_*` variables, the
- * YAML file, `--help`, `--print-config` and the key table of docs/configuration.md are derived
- * from these declarations (see {@link ConfigKey} for the names).
+ * The configuration of `wald serve`: the engine's, the key-value view's and the server's declared
+ * options, composed with the keys only `wald serve` has (data directory, log level). Flags,
+ * `WALD_*` variables, the YAML file, `--help`, `--print-config` and the key table of
+ * docs/configuration.md are derived from these declarations (see {@link ConfigKey} for the names).
  *
  * Precedence: flags > environment > file > defaults. The file is named by `--config` or
  * `WALD_CONFIG`; without one, no file is read.
@@ -11,6 +11,7 @@ import { WAL_OPTION_DECLARATIONS, WAL_OPTIONS, type WalOptionValues } from '../e
 import { liftRules, mergeDeclarations, OptionSet, type OptionValues } from '../options/option-set.js';
 import { choiceOption, textOption } from '../options/option-spec.js';
 import { SERVER_OPTION_DECLARATIONS, SERVER_OPTIONS, type ResolvedServerOptions } from '../server/server-options.js';
+import { STATE_OPTION_DECLARATIONS, type StateOptionValues } from '../state/state-options.js';
 import { ConfigSchema } from './config-schema.js';
 
 /** Levels of the JSON log, least to most verbose; `silent` logs nothing. */
@@ -39,6 +40,7 @@ export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
     }),
   },
   WAL_OPTION_DECLARATIONS,
+  STATE_OPTION_DECLARATIONS,
   serverLimits,
   {
     logLevel: choiceOption(LOG_LEVELS, {
@@ -58,6 +60,11 @@ export type ServeConfig = OptionValues<typeof SERVE_OPTION_DECLARATIONS>;
 /** The engine options of a configuration (everything `Wal.open` takes but `dir`, `storage` and `clock`). */
 export function engineOptionsOf(config: ServeConfig): WalOptionValues {
   return pick(config, namesOf(WAL_OPTION_DECLARATIONS));
+}
+
+/** The options of the key-value view of a configuration (its cap and snapshot directory). */
+export function stateOptionsOf(config: ServeConfig): StateOptionValues {
+  return pick(config, namesOf(STATE_OPTION_DECLARATIONS));
 }
 
 /** The gRPC server options of a configuration, with the log's limits the server checks its own against. */

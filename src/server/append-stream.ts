@@ -1,9 +1,9 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { AppendResponse, AppendStreamRequest, AppendStreamResponse } from '../gen/wald/v1/append.js';
 import type { AppendResult } from '../engine/types.js';
+import type { StateKeeper } from '../state/state-keeper.js';
 import { parseAppendRequest } from './append-request.js';
 import { toRpcFailure, toRpcStatus, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
@@ -52,7 +52,8 @@ export class AppendStreamSession implements RegisteredStream {
 
   constructor(
     private readonly call: AppendCall,
-    private readonly wal: Wal,
+    /** Appends each within the cap of the key-value view, as the Append RPC does. */
+    private readonly state: StateKeeper,
     private readonly maxInFlight: number,
     private readonly logger: Logger,
   ) {}
@@ -114,7 +115,7 @@ export class AppendStreamSession implements RegisteredStream {
   private async appendOne(request: AppendStreamRequest): Promise<AppendStreamResponse> {
     try {
       const { records, options } = parseAppendRequest(request.append);
-      const result = await this.wal.append(records, options);
+      const result = await this.state.append(records, options);
       return { requestId: request.requestId, result: { $case: 'appended', value: toAppendResponse(result) } };
     } catch (error) {
       const failure = toRpcFailure(error, this.logger, { rpc: 'AppendStream' });

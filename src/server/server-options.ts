@@ -6,8 +6,9 @@
  */
 import type { AppendLimits } from '../engine/types.js';
 import { WAL_OPTION_DECLARATIONS } from '../engine/wal-options.js';
-import { integerOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
+import { booleanOption, integerOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionRule, type OptionValues } from '../options/option-set.js';
+import type { StateOptions } from '../state/state-options.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -95,6 +96,13 @@ export const SERVER_OPTION_DECLARATIONS = {
     unit: 'appends',
     doc: 'most unanswered appends read ahead on one AppendStream',
     why: 'Enough to fill a group commit, bounded in memory; the server stops reading the stream beyond it.',
+  }),
+  allowFlushAll: booleanOption({
+    default: false,
+    doc: 'accept FlushAll, which removes every key of the key-value view',
+    why:
+      'Off, FlushAll is refused (`FAILED_PRECONDITION`, reason `WAL_FLUSH_ALL_DISABLED`): one call empties the view for every ' +
+      'client, so a server has to be started with it on purpose. The log keeps every record either way (the flush is a record too).',
   }),
   receiveWindowBytes: integerOption(
     {
@@ -185,6 +193,8 @@ export const SERVER_DEFAULTS: ServerOptionValues = SERVER_OPTIONS.defaults;
 export interface ServerOptions extends OptionInput<typeof SERVER_OPTION_DECLARATIONS> {
   /** Limits of the log; default: the engine's defaults. */
   readonly appendLimits?: Partial<AppendLimits> | undefined;
+  /** Options of the key-value view that `WaldServer.open` opens over the log (its cap, its snapshot directory). */
+  readonly state?: StateOptions | undefined;
 }
 
 const describeOption = (key: string): string => `server option ${key}`;

@@ -8,7 +8,8 @@ import type { ErrorCode } from '../errors.js';
  *
  * The choices follow the gRPC status code guide: `UNAVAILABLE` only where retrying the same call
  * can succeed and nothing was applied; `FAILED_PRECONDITION` where the system must change first;
- * `ABORTED` for the lost race of a conditional append; `OUT_OF_RANGE` for offsets past either end.
+ * `ABORTED` for the lost race of a conditional append; `OUT_OF_RANGE` for offsets past either end;
+ * `NOT_FOUND` for a key the key-value view does not hold.
  */
 export const STATUS_BY_CODE = {
   WAL_LOCKED: Status.FAILED_PRECONDITION,
@@ -26,5 +27,9 @@ export const STATUS_BY_CODE = {
   WAL_SEQUENCE_STALE: Status.FAILED_PRECONDITION,
   WAL_TOO_MANY_STREAMS: Status.RESOURCE_EXHAUSTED,
   WAL_SHUTTING_DOWN: Status.UNAVAILABLE,
+  WAL_KEY_NOT_FOUND: Status.NOT_FOUND,
+  WAL_STATE_FULL: Status.RESOURCE_EXHAUSTED,
+  WAL_STATE_LOST: Status.DATA_LOSS,
+  WAL_FLUSH_ALL_DISABLED: Status.FAILED_PRECONDITION,
   WAL_INTERNAL: Status.INTERNAL,
 } as const satisfies Record<ErrorCode, Status>;

@@ -1,7 +1,10 @@
 import type { WalServiceServer } from '../gen/wald/v1/wal_service.js';
 import { append } from './rpc/append.js';
 import { appendStream } from './rpc/append-stream.js';
+import { flushAll } from './rpc/flush-all.js';
+import { get } from './rpc/get.js';
 import { getStats } from './rpc/get-stats.js';
+import { listKeys } from './rpc/list-keys.js';
 import { read } from './rpc/read.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
@@ -24,6 +27,9 @@ export const WAL_SERVICE_RPCS = {
   tailWal: { name: 'TailWal', kind: 'server-stream', open: tailWal, streams: (context) => context.tails },
   getStats: { name: 'GetStats', kind: 'unary', handle: getStats },
   sync: { name: 'Sync', kind: 'unary', handle: sync },
+  get: { name: 'Get', kind: 'unary', handle: get },
+  listKeys: { name: 'ListKeys', kind: 'unary', handle: listKeys },
+  flushAll: { name: 'FlushAll', kind: 'unary', handle: flushAll },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

@@ -4,6 +4,8 @@ import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
 import { Wal } from '../engine/wal.js';
 import type { WalOptions } from '../engine/wal-options.js';
+import { StateKeeper, type StateRecoveryReport } from '../state/state-keeper.js';
+import { NodeStorage } from '../storage/node-storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
@@ -29,6 +31,8 @@ export type WaldServerStatus = 'created' | 'starting' | 'serving' | 'stopping' |
 export interface WaldServerInit {
   /** The open log to serve. The server owns it from now on: `stop()` syncs and closes it. */
   readonly wal: Wal;
+  /** The key-value view kept over `wal`. The server owns it too: `stop()` closes it before the log. */
+  readonly state: StateKeeper;
   readonly options?: ServerOptions | undefined;
   /** JSON logger; default: pino at `info` on stdout. */
   readonly logger?: Logger | undefined;
@@ -56,6 +60,8 @@ export class WaldServer {
   readonly options: ResolvedServerOptions;
   /** The log served; owned by the server, closed by {@link stop}. */
   readonly wal: Wal;
+  /** The key-value view of the log (Get, ListKeys, FlushAll); owned by the server, closed by {@link stop}. */
+  readonly state: StateKeeper;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
@@ -65,23 +71,40 @@ export class WaldServer {
   private stopped: Promise<void> | undefined;
 
   /**
-   * Opens the log at `walOptions.dir` (recovering it) and makes a server for it, with the log's
-   * size limits passed on to the server's checks.
+   * Opens the log at `walOptions.dir` (recovering it), rebuilds its key-value view (the newest
+   * snapshot that verifies in `options.state.snapshotDir`, then the log after it), and makes a
+   * server for both, with the log's size limits passed on to the server's checks. Snapshots that
+   * could not be used are logged as warnings; both recovery reports are returned.
    *
-   * Rejects with the errors of `Wal.open` (`WAL_LOCKED`, `WAL_CORRUPTION`, ...) and `TypeError` /
-   * `RangeError` for bad server options (the log is closed again then).
+   * Rejects with the errors of `Wal.open` (`WAL_LOCKED`, `WAL_CORRUPTION`, ...), of
+   * `StateKeeper.open` (`WAL_STATE_LOST`, ...) and `TypeError` / `RangeError` for bad options (the
+   * log is closed again then).
    */
   static async open(
     walOptions: WalOptions,
     options: ServerOptions = {},
     logger?: Logger,
-  ): Promise<{ server: WaldServer; report: RecoveryReport }> {
+  ): Promise<{ server: WaldServer; report: RecoveryReport; stateReport: StateRecoveryReport }> {
     const log = logger ?? pino({ name: 'wald' });
-    const { wal, report } = await Wal.open({ onWarning: (message, error) => log.warn({ err: error }, message), ...walOptions });
+    const storage = walOptions.storage ?? new NodeStorage();
+    const { wal, report } = await Wal.open({ onWarning: (message, error) => log.warn({ err: error }, message), ...walOptions, storage });
+    let state: StateKeeper | undefined;
     try {
+      const opened = await StateKeeper.open({
+        wal,
+        storage,
+        options: options.state,
+        onFailure: (error) => log.error({ err: error }, 'the key-value view stopped following the log: Get, ListKeys and FlushAll fail until a restart'),
+      });
+      state = opened.keeper;
+      for (const skipped of opened.report.skippedSnapshots) {
+        log.warn({ file: skipped.file, reason: skipped.reason }, 'snapshot not used: recovery fell back to an older one or the log');
+      }
       const appendLimits = { ...wal.limits, ...options.appendLimits };
-      return { server: new WaldServer({ wal, options: { ...options, appendLimits }, logger: log }), report };
+      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log });
+      return { server, report, stateReport: opened.report };
     } catch (error) {
+      await state?.close();
       await wal.close();
       throw error;
     }
@@ -90,6 +113,7 @@ export class WaldServer {
   /** @throws TypeError / RangeError naming the option for bad options (see `resolveServerOptions`). */
   constructor(init: WaldServerInit) {
     this.wal = init.wal;
+    this.state = init.state;
     this.options = resolveServerOptions(init.options);
     this.logger = init.logger ?? pino({ name: 'wald' });
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
@@ -99,6 +123,7 @@ export class WaldServer {
     const admission = new RpcAdmission(
       {
         wal: this.wal,
+        state: this.state,
         options: this.options,
         logger: this.logger,
         tails: this.tails,
@@ -180,7 +205,8 @@ export class WaldServer {
    * Stops gracefully: health turns NOT_SERVING, new calls are refused, tails end with
    * `UNAVAILABLE` (`WAL_SHUTTING_DOWN`), append streams answer what they read and end the same
    * way, in-flight calls finish (for up to `shutdownGraceMs`, then they are cancelled), the log is
-   * synced and closed. Idempotent: later calls return the same promise.
+   * synced and closed (the key-value view stops following it first). Idempotent: later calls
+   * return the same promise.
    */
   stop(): Promise<void> {
     this.stopped ??= this.shutdown();
@@ -211,6 +237,7 @@ export class WaldServer {
     } else {
       this.grpcServer.forceShutdown();
     }
+    await this.state.close();
     try {
       await this.wal.sync();
     } catch (error) {

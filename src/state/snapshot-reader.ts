@@ -165,15 +165,30 @@ export interface NewestSnapshot {
   readonly failures: SnapshotProblem[];
 }
 
+/** How {@link loadNewestSnapshot} chooses. */
+export interface NewestSnapshotOptions extends SnapshotReadOptions, KeyStateOptions {
+  /**
+   * Snapshots whose wal offset is above this are skipped, reported as failures: they hold records
+   * the log no longer has (a power cut under a lax sync policy lost them), and new records would
+   * reuse those offsets. Recovery passes the log's next offset. Default: no bound.
+   */
+  readonly maxWalOffset?: number | undefined;
+}
+
 /**
  * Loads the newest snapshot of `dir` that verifies (with its chain), falling back to older ones
  * when a newer one fails; recovery starts from it and replays the log from its wal offset.
  */
-export async function loadNewestSnapshot(storage: Storage, dir: string, options: SnapshotReadOptions & KeyStateOptions = {}): Promise<NewestSnapshot> {
+export async function loadNewestSnapshot(storage: Storage, dir: string, options: NewestSnapshotOptions = {}): Promise<NewestSnapshot> {
   const listing = listSnapshots(storage, dir);
   const failures: SnapshotProblem[] = [];
   const candidates = listing.snapshots.filter((info) => info.type !== 'point').reverse();
+  const maxWalOffset = options.maxWalOffset ?? Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
+    if (candidate.walOffset > maxWalOffset) {
+      failures.push({ ok: false, file: candidate.path, reason: `wal offset ${candidate.walOffset} is beyond the log's end (${maxWalOffset})` });
+      continue;
+    }
     const loaded = await loadSnapshot(storage, candidate.path, options);
     if (loaded.ok) return { loaded, failures };
     failures.push(loaded);

@@ -14,6 +14,7 @@ export const WIRE_RECORD_TYPES = {
   put: WireRecordType.RECORD_TYPE_PUT,
   delete: WireRecordType.RECORD_TYPE_DELETE,
   checkpoint: WireRecordType.RECORD_TYPE_CHECKPOINT,
+  flush_all: WireRecordType.RECORD_TYPE_FLUSH_ALL,
 } as const satisfies Readonly<Record<RecordType, WireRecordType>>;
 
 /** The record type of each wire value, by index (an array: the TailWal decoder looks one up per record). */

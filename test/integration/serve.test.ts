@@ -16,8 +16,8 @@ import { makeTempDir } from '../support/temp-dir.js';
 const isListening = (line: string): boolean => parseLog(line)?.msg === 'wald listening';
 
 /** Starts `wald serve` on 127.0.0.1:0 in a temp dir; resolves once it logged its address. */
-async function startServe(dataDir: string, extraArgs: readonly string[] = []) {
-  const child = spawnWald(['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--segment-size-bytes', '1048576', ...extraArgs]);
+async function startServe(dataDir: string, extraArgs: readonly string[] = [], env: NodeJS.ProcessEnv = cleanEnv()) {
+  const child = spawnWald(['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--segment-size-bytes', '1048576', ...extraArgs], { env });
   const output = new ChildOutput(child);
   child.stdin.end();
   const listening = parseLog(await output.waitForLine(isListening));
@@ -34,6 +34,9 @@ describe('wald serve', () => {
       assert.match(address, /^127\.0\.0\.1:[1-9]\d*$/);
       const recovered = output.lines.map(parseLog).find((line) => line?.msg === 'log recovered');
       assert.equal((recovered?.recovery as LogLine | undefined)?.records, 0);
+      const stateRecovery = recovered?.stateRecovery as LogLine | undefined;
+      assert.equal(stateRecovery?.snapshotDir, join(temp.dir, 'data', 'snapshots'));
+      assert.equal(stateRecovery?.replayedFrom, 0);
       const append = await runWald(['append', '--server', address, 'hello']);
       assert.equal(append.code, 0, append.stderr);
       child.kill('SIGTERM');
@@ -47,17 +50,23 @@ describe('wald serve', () => {
     }
   });
 
-  it('exits 0 on SIGINT and recovers what it acknowledged on the next start', async () => {
+  it('exits 0 on SIGINT and recovers what it acknowledged on the next start, the key-value view too', async () => {
     const temp = makeTempDir('wald-serve-');
     try {
       const dataDir = join(temp.dir, 'data');
       const first = await startServe(dataDir);
-      assert.equal((await runWald(['append', '--server', first.address, 'a', 'b'])).code, 0);
+      assert.equal((await runWald(['append', '--server', first.address, '--key', 'k', 'a', 'b'])).code, 0);
+      assert.equal((await runWald(['flush-all', '--server', first.address])).code, 1, 'refused by default');
       first.child.kill('SIGINT');
       assert.equal((await first.output.exited).code, 0);
-      const second = await startServe(dataDir);
+      const second = await startServe(dataDir, [], cleanEnv({ WALD_ALLOW_FLUSH_ALL: 'true' }));
       const recovered = second.output.lines.map(parseLog).find((line) => line?.msg === 'log recovered');
       assert.equal((recovered?.recovery as LogLine | undefined)?.records, 2);
+      assert.equal((recovered?.stateRecovery as LogLine | undefined)?.recordsReplayed, 2);
+      assert.equal((recovered?.stateRecovery as LogLine | undefined)?.keyCount, 1);
+      const flushed = await runWald(['flush-all', '--server', second.address]);
+      assert.equal(flushed.code, 0, flushed.stderr);
+      assert.match(flushed.stdout, /^removed 1 key /);
       second.child.kill('SIGTERM');
       assert.equal((await second.output.exited).code, 0);
     } finally {

@@ -9,9 +9,15 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
   'read-only': WriteState.WRITE_STATE_READ_ONLY,
 };
 
-/** The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, and the server's tails. */
+/**
+ * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
+ * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest).
+ *
+ * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
+ */
 export async function getStats(_request: GetStatsRequest, context: RpcContext): Promise<GetStatsResponse> {
   const stats = context.wal.stats();
+  const snapshots = context.state.snapshotSummary();
   return {
     entryCount: BigInt(stats.recordCount),
     segmentCount: BigInt(stats.segmentCount),
@@ -30,5 +36,10 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     tailStreamCount: context.tails.size,
     tailQueueBytes: BigInt(context.tailQueueBudget.usedBytes),
     writeState: WIRE_WRITE_STATES[stats.writeState],
+    keyCount: BigInt(context.state.keyCount),
+    stateMemoryBytes: BigInt(context.state.memoryBytes),
+    snapshotCount: snapshots.count,
+    lastSnapshotId: snapshots.newest?.id ?? '',
+    lastSnapshotOffset: snapshots.newest === undefined ? undefined : BigInt(snapshots.newest.walOffset),
   };
 }

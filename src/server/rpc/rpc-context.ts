@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Wal } from '../../engine/wal.js';
+import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
 import type { ResolvedServerOptions } from '../server-options.js';
 import type { StreamRegistry } from '../stream-registry.js';
@@ -7,12 +8,14 @@ import type { TailQueueBudget } from '../tail-queue-budget.js';
 import type { TailStream } from '../tail-stream.js';
 
 /**
- * What every RPC handler works with: the log, the server's options and logger, and the state
- * shared by all calls. Handlers never see the server's lifecycle: whether a call may run at all is
- * decided before the handler is called, by `RpcAdmission`.
+ * What every RPC handler works with: the log and its key-value view, the server's options and
+ * logger, and the state shared by all calls. Handlers never see the server's lifecycle: whether a
+ * call may run at all is decided before the handler is called, by `RpcAdmission`.
  */
 export interface RpcContext {
   readonly wal: Wal;
+  /** The key-value view kept over the log (Get, ListKeys, FlushAll, the cap on new keys). */
+  readonly state: StateKeeper;
   readonly options: ResolvedServerOptions;
   readonly logger: Logger;
   /** Open TailWal streams (`maxTailStreams`). */

@@ -12,6 +12,7 @@ import { isServiceError, rpcErrorInfoOf, type RpcErrorInfo } from '../../../src/
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { AppendRequest, type AppendResponse, type AppendStreamRequest, type AppendStreamResponse } from '../../../src/gen/wald/v1/append.js';
 import { ReadRequest, type ReadResponse } from '../../../src/gen/wald/v1/read.js';
+import { GetRequest, ListKeysRequest, type FlushAllResponse, type GetResponse, type ListKeysResponse } from '../../../src/gen/wald/v1/state.js';
 import type { GetStatsResponse, SyncResponse } from '../../../src/gen/wald/v1/stats.js';
 import { TailWalRequest, type TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
 import { WalServiceClient } from '../../../src/gen/wald/v1/wal_service.js';
@@ -51,6 +52,24 @@ export class WalTestClient {
   sync(): Promise<SyncResponse> {
     return new Promise((resolve, reject) => {
       this.raw.sync({}, (error, response) => (error ? reject(error) : resolve(response)));
+    });
+  }
+
+  get(request: Parameters<typeof GetRequest.fromPartial>[0]): Promise<GetResponse> {
+    return new Promise((resolve, reject) => {
+      this.raw.get(GetRequest.fromPartial(request), (error, response) => (error ? reject(error) : resolve(response)));
+    });
+  }
+
+  listKeys(request: Parameters<typeof ListKeysRequest.fromPartial>[0]): Promise<ListKeysResponse> {
+    return new Promise((resolve, reject) => {
+      this.raw.listKeys(ListKeysRequest.fromPartial(request), (error, response) => (error ? reject(error) : resolve(response)));
+    });
+  }
+
+  flushAll(): Promise<FlushAllResponse> {
+    return new Promise((resolve, reject) => {
+      this.raw.flushAll({}, (error, response) => (error ? reject(error) : resolve(response)));
     });
   }
 

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../../src/config/config-error.js';
-import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, type ServeConfig } from '../../../src/config/serve-config.js';
+import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../../../src/config/serve-config.js';
 import { resolveWalOptions, WAL_DEFAULTS, WAL_OPTIONS } from '../../../src/engine/wal-options.js';
 import type { OptionKey } from '../../../src/options/option-set.js';
 import { resolveServerOptions, SERVER_DEFAULTS, SERVER_OPTIONS } from '../../../src/server/server-options.js';
+import { resolveStateOptions, snapshotDirOf, STATE_OPTIONS } from '../../../src/state/state-options.js';
 import { MemDisk } from '../../support/mem-disk.js';
 
 const resolveConfig = SERVE_CONFIG.resolve.bind(SERVE_CONFIG);
@@ -32,9 +33,9 @@ function otherValue(option: OptionKey): unknown {
 }
 
 describe('the keys of wald serve', () => {
-  it('are the engine options, the server options, data_dir and log_level, once each', () => {
+  it('are the engine options, the key-value view options, the server options, data_dir and log_level, once each', () => {
     const options = SERVE_OPTIONS.keys.map((key) => key.name).sort();
-    const composed = [...WAL_OPTIONS.keys, ...SERVER_OPTIONS.keys].map((key) => key.name).concat('dataDir', 'logLevel').sort();
+    const composed = [...WAL_OPTIONS.keys, ...STATE_OPTIONS.keys, ...SERVER_OPTIONS.keys].map((key) => key.name).concat('dataDir', 'logLevel').sort();
     assert.deepEqual(options, composed);
     assert.equal(new Set(keyNames).size, keyNames.length);
   });
@@ -154,7 +155,7 @@ describe('resolving the configuration of wald serve', () => {
   });
 });
 
-describe('engineOptionsOf and serverOptionsOf', () => {
+describe('engineOptionsOf, stateOptionsOf and serverOptionsOf', () => {
   const flags = Object.fromEntries(SERVE_CONFIG.keys.map((key) => [key.name, otherValue(key.option)]));
   // Other values of everything but the message sizes, which must then stay large enough.
   const config = resolveConfig({ flags: { ...flags, max_send_message_bytes: String(64 << 20), max_receive_message_bytes: String(64 << 20) } });
@@ -168,6 +169,23 @@ describe('engineOptionsOf and serverOptionsOf', () => {
       assert.notEqual(resolved[name], WAL_DEFAULTS[name], `${key.name} is still its default`);
       assert.equal(resolved[name], config[name], key.name);
     }
+  });
+
+  it('hands every option of the key-value view to the view, from its key', () => {
+    const options = stateOptionsOf(config);
+    assert.deepEqual(Object.keys(options), STATE_OPTIONS.keys.map((key) => key.name));
+    const resolved = resolveStateOptions(options);
+    for (const key of STATE_OPTIONS.keys) {
+      const name = key.name as keyof typeof options;
+      assert.notEqual(resolved[name], STATE_OPTIONS.defaults[name], `${key.name} is still its default`);
+      assert.equal(resolved[name], config[name], key.name);
+    }
+  });
+
+  it('takes a relative snapshot_dir inside the data directory and an absolute one as it is', () => {
+    assert.equal(snapshotDirOf('/var/lib/wald', resolveConfig().snapshotDir), '/var/lib/wald/snapshots');
+    assert.equal(snapshotDirOf('./data', 'snaps/v1'), 'data/snaps/v1');
+    assert.equal(snapshotDirOf('./data', '/backup/snaps'), '/backup/snaps');
   });
 
   it('hands every server option to the server, and the log limits it checks them against', () => {

@@ -16,6 +16,7 @@ import type { AppendStreamSession } from '../../../src/server/append-stream.js';
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
 import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
+import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { StreamRegistry } from '../../../src/server/stream-registry.js';
 import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
 import type { TailStream } from '../../../src/server/tail-stream.js';
@@ -41,10 +42,13 @@ interface Fixture {
 }
 
 async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
-  const { wal } = await Wal.open({ dir: '/data', storage: new MemDisk().mount(), preallocate: false });
-  const resolved = resolveServerOptions(options);
+  const storage = new MemDisk().mount();
+  const { wal } = await Wal.open({ dir: '/data', storage, preallocate: false });
+  const { keeper: state } = await StateKeeper.open({ wal, storage });
+  const resolved = resolveServerOptions({ allowFlushAll: true, ...options });
   const context: RpcContext = {
     wal,
+    state,
     options: resolved,
     logger: silent,
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
@@ -69,6 +73,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
       client.close();
       await Promise.all([context.tails.shutdownAll(), context.appendStreams.shutdownAll()]);
       server.forceShutdown();
+      await state.close();
       await wal.close();
     },
   };
@@ -116,6 +121,16 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   sync: async (client) => {
     await client.sync();
   },
+  get: async (client) => {
+    await client.append({ records: [{ key: Buffer.from('k'), value: Buffer.from('v') }] });
+    await client.get({ key: Buffer.from('k') });
+  },
+  listKeys: async (client) => {
+    await client.listKeys({});
+  },
+  flushAll: async (client) => {
+    await client.flushAll();
+  },
   tailWal: (client) => streamCall(OPEN_STREAM.tailWal(client)),
   appendStream: (client) => streamCall(OPEN_STREAM.appendStream(client)),
 };
@@ -148,7 +163,7 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
         assert.equal(failure.reason, 'WAL_SHUTTING_DOWN', key);
         assert.equal(failure.domain, 'wald.dev', key);
       }
-      assert.equal(f.wal.nextOffset, nextOffset, 'neither Append nor AppendStream wrote anything');
+      assert.equal(f.wal.nextOffset, nextOffset, 'neither Append, AppendStream nor FlushAll wrote anything');
       assert.equal(streamsOpened, 0, 'no stream was registered');
     } finally {
       await f.close();

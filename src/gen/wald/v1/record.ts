@@ -49,6 +49,13 @@ export enum RecordType {
    * Clients cannot append it: INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT.
    */
   RECORD_TYPE_CHECKPOINT = 3,
+  /**
+   * RECORD_TYPE_FLUSH_ALL - A marker the server writes itself when FlushAll is called: the key-value view drops every key
+   * at this record (a reopened log replays it, so the flush holds after a restart). Its key is
+   * unset and its value empty. Clients cannot append it: INVALID_ARGUMENT, reason
+   * WAL_INVALID_ARGUMENT, field `records[i].type`.
+   */
+  RECORD_TYPE_FLUSH_ALL = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -66,6 +73,9 @@ export function recordTypeFromJSON(object: any): RecordType {
     case 3:
     case "RECORD_TYPE_CHECKPOINT":
       return RecordType.RECORD_TYPE_CHECKPOINT;
+    case 4:
+    case "RECORD_TYPE_FLUSH_ALL":
+      return RecordType.RECORD_TYPE_FLUSH_ALL;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -83,6 +93,8 @@ export function recordTypeToJSON(object: RecordType): string {
       return "RECORD_TYPE_DELETE";
     case RecordType.RECORD_TYPE_CHECKPOINT:
       return "RECORD_TYPE_CHECKPOINT";
+    case RecordType.RECORD_TYPE_FLUSH_ALL:
+      return "RECORD_TYPE_FLUSH_ALL";
     case RecordType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -119,8 +131,8 @@ export interface AppendRecord {
   headers: { [key: string]: Buffer };
   /**
    * What the record means; unset (RECORD_TYPE_UNSPECIFIED) means RECORD_TYPE_PUT. A value outside
-   * the enum, or RECORD_TYPE_CHECKPOINT, is INVALID_ARGUMENT (reason WAL_INVALID_ARGUMENT, field
-   * `records[i].type`).
+   * the enum, or a server-only type (RECORD_TYPE_CHECKPOINT, RECORD_TYPE_FLUSH_ALL), is
+   * INVALID_ARGUMENT (reason WAL_INVALID_ARGUMENT, field `records[i].type`).
    */
   type: RecordType;
 }
@@ -144,8 +156,8 @@ export interface Record {
   /** The headers, exactly as appended; empty when there were none. */
   headers: { [key: string]: Buffer };
   /**
-   * What the record means: RECORD_TYPE_PUT, RECORD_TYPE_DELETE or RECORD_TYPE_CHECKPOINT; never
-   * RECORD_TYPE_UNSPECIFIED.
+   * What the record means: RECORD_TYPE_PUT, RECORD_TYPE_DELETE, RECORD_TYPE_CHECKPOINT or
+   * RECORD_TYPE_FLUSH_ALL; never RECORD_TYPE_UNSPECIFIED.
    */
   type: RecordType;
   /** The record's offset: its 0-based, dense position in the log (0 is the first record). */

@@ -87,7 +87,7 @@ export interface IoStats {
   fsyncs: bigint;
 }
 
-/** GetStatsResponse is a point-in-time summary of the log and the server. */
+/** GetStatsResponse is a point-in-time summary of the log, its key-value view and the server. */
 export interface GetStatsResponse {
   /** Records retained: from first_offset to latest_offset (0 when the log holds none). */
   entryCount: bigint;
@@ -127,6 +127,30 @@ export interface GetStatsResponse {
    * maxTotalTailQueueBytes setting (or one message, when that is larger). 0 when no tail holds any.
    */
   tailQueueBytes: bigint;
+  /** Keys in the key-value view (see Get), as of the records it has applied so far. */
+  keyCount: bigint;
+  /**
+   * Estimated bytes of memory the key-value view holds: per key its key and value bytes plus a
+   * fixed overhead, and per deletion remembered for the next incremental snapshot its key bytes plus
+   * an overhead (docs/state.md). Appends of new keys are refused (RESOURCE_EXHAUSTED, reason
+   * WAL_STATE_FULL) once they would bring it above the server's max_state_bytes.
+   */
+  stateMemoryBytes: bigint;
+  /**
+   * Snapshot files in the server's snapshot directory (full, incremental and point snapshots;
+   * files whose header is unreadable are not counted).
+   */
+  snapshotCount: number;
+  /**
+   * The id of the newest full or incremental snapshot in the snapshot directory; empty when there
+   * is none. Newest by id, which sorts by wal offset: not necessarily verified (recovery verifies).
+   */
+  lastSnapshotId: string;
+  /**
+   * The wal offset of that snapshot: its state holds every record below it. Unset when there is
+   * no snapshot (0 is a real offset: a snapshot of the empty log).
+   */
+  lastSnapshotOffset?: bigint | undefined;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -365,6 +389,11 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     tailStreamCount: 0,
     writeState: 0,
     tailQueueBytes: 0n,
+    keyCount: 0n,
+    stateMemoryBytes: 0n,
+    snapshotCount: 0,
+    lastSnapshotId: "",
+    lastSnapshotOffset: undefined,
   };
 }
 
@@ -426,6 +455,30 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         throw new globalThis.Error("value provided for field message.tailQueueBytes of type uint64 too large");
       }
       writer.uint32(88).uint64(message.tailQueueBytes);
+    }
+    if (message.keyCount !== 0n) {
+      if (BigInt.asUintN(64, message.keyCount) !== message.keyCount) {
+        throw new globalThis.Error("value provided for field message.keyCount of type uint64 too large");
+      }
+      writer.uint32(112).uint64(message.keyCount);
+    }
+    if (message.stateMemoryBytes !== 0n) {
+      if (BigInt.asUintN(64, message.stateMemoryBytes) !== message.stateMemoryBytes) {
+        throw new globalThis.Error("value provided for field message.stateMemoryBytes of type uint64 too large");
+      }
+      writer.uint32(120).uint64(message.stateMemoryBytes);
+    }
+    if (message.snapshotCount !== 0) {
+      writer.uint32(128).uint32(message.snapshotCount);
+    }
+    if (message.lastSnapshotId !== "") {
+      writer.uint32(138).string(message.lastSnapshotId);
+    }
+    if (message.lastSnapshotOffset !== undefined) {
+      if (BigInt.asUintN(64, message.lastSnapshotOffset) !== message.lastSnapshotOffset) {
+        throw new globalThis.Error("value provided for field message.lastSnapshotOffset of type uint64 too large");
+      }
+      writer.uint32(144).uint64(message.lastSnapshotOffset);
     }
     return writer;
   },
@@ -531,6 +584,46 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.tailQueueBytes = reader.uint64() as bigint;
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.keyCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.stateMemoryBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.snapshotCount = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.lastSnapshotId = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.lastSnapshotOffset = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -600,6 +693,31 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         : isSet(object.tail_queue_bytes)
         ? BigInt(object.tail_queue_bytes)
         : 0n,
+      keyCount: isSet(object.keyCount)
+        ? BigInt(object.keyCount)
+        : isSet(object.key_count)
+        ? BigInt(object.key_count)
+        : 0n,
+      stateMemoryBytes: isSet(object.stateMemoryBytes)
+        ? BigInt(object.stateMemoryBytes)
+        : isSet(object.state_memory_bytes)
+        ? BigInt(object.state_memory_bytes)
+        : 0n,
+      snapshotCount: isSet(object.snapshotCount)
+        ? globalThis.Number(object.snapshotCount)
+        : isSet(object.snapshot_count)
+        ? globalThis.Number(object.snapshot_count)
+        : 0,
+      lastSnapshotId: isSet(object.lastSnapshotId)
+        ? globalThis.String(object.lastSnapshotId)
+        : isSet(object.last_snapshot_id)
+        ? globalThis.String(object.last_snapshot_id)
+        : "",
+      lastSnapshotOffset: isSet(object.lastSnapshotOffset)
+        ? BigInt(object.lastSnapshotOffset)
+        : isSet(object.last_snapshot_offset)
+        ? BigInt(object.last_snapshot_offset)
+        : undefined,
     };
   },
 
@@ -638,6 +756,21 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.tailQueueBytes !== 0n) {
       obj.tailQueueBytes = message.tailQueueBytes.toString();
     }
+    if (message.keyCount !== 0n) {
+      obj.keyCount = message.keyCount.toString();
+    }
+    if (message.stateMemoryBytes !== 0n) {
+      obj.stateMemoryBytes = message.stateMemoryBytes.toString();
+    }
+    if (message.snapshotCount !== 0) {
+      obj.snapshotCount = Math.round(message.snapshotCount);
+    }
+    if (message.lastSnapshotId !== "") {
+      obj.lastSnapshotId = message.lastSnapshotId;
+    }
+    if (message.lastSnapshotOffset !== undefined) {
+      obj.lastSnapshotOffset = message.lastSnapshotOffset.toString();
+    }
     return obj;
   },
 
@@ -675,6 +808,15 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.tailQueueBytes = (object.tailQueueBytes !== undefined && object.tailQueueBytes !== null)
       ? BigInt(object.tailQueueBytes)
       : 0n;
+    message.keyCount = (object.keyCount !== undefined && object.keyCount !== null) ? BigInt(object.keyCount) : 0n;
+    message.stateMemoryBytes = (object.stateMemoryBytes !== undefined && object.stateMemoryBytes !== null)
+      ? BigInt(object.stateMemoryBytes)
+      : 0n;
+    message.snapshotCount = object.snapshotCount ?? 0;
+    message.lastSnapshotId = object.lastSnapshotId ?? "";
+    message.lastSnapshotOffset = (object.lastSnapshotOffset !== undefined && object.lastSnapshotOffset !== null)
+      ? BigInt(object.lastSnapshotOffset)
+      : undefined;
     return message;
   },
 };

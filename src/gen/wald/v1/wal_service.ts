@@ -23,6 +23,14 @@ import {
 } from "@grpc/grpc-js";
 import { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse } from "./append.js";
 import { ReadRequest, ReadResponse } from "./read.js";
+import {
+  FlushAllRequest,
+  FlushAllResponse,
+  GetRequest,
+  GetResponse,
+  ListKeysRequest,
+  ListKeysResponse,
+} from "./state.js";
 import { GetStatsRequest, GetStatsResponse, SyncRequest, SyncResponse } from "./stats.js";
 import { TailWalRequest, TailWalResponse } from "./tail.js";
 
@@ -41,10 +49,12 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_INVALID_ARGUMENT, WAL_RECORD_TOO_LARGE, WAL_BATCH_TOO_LARGE -> INVALID_ARGUMENT
  *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
- *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED                   -> FAILED_PRECONDITION
- *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS                              -> RESOURCE_EXHAUSTED
+ *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
+ *   WAL_FLUSH_ALL_DISABLED                                          -> FAILED_PRECONDITION
+ *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
+ *   WAL_KEY_NOT_FOUND                                               -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
- *   WAL_CORRUPTION                                                  -> DATA_LOSS
+ *   WAL_CORRUPTION, WAL_STATE_LOST (at open only)                   -> DATA_LOSS
  *   WAL_INTERNAL (anything unexpected; details only in the log)     -> INTERNAL
  * A request message larger than the server's max receive size is rejected by the gRPC transport
  * itself with RESOURCE_EXHAUSTED and no ErrorInfo.
@@ -52,7 +62,7 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  * Every RPC may also fail with UNAVAILABLE, reason WAL_SHUTTING_DOWN, while the server stops.
  *
  * Planned RPCs of later versions, each with its own XxxRequest/XxxResponse in this package:
- * Get and SnapshotKey (the key-value view: latest PUT of a key, with its offset); CreateSnapshot,
+ * SnapshotKey (one key of the key-value view as a point snapshot); CreateSnapshot,
  * ListSnapshots, GetSnapshot (server streaming of the snapshot file in chunks) and VerifySnapshot;
  * Compact and DeleteSegmentsBefore (reclaim space; OUT_OF_RANGE reads then name the snapshot to
  * install in ErrorInfo metadata); replication adds the leader epoch and frame-level tailing for
@@ -75,7 +85,10 @@ export const WalServiceService = {
    * (WAL_SEQUENCE_STALE: a producer sequence lower than its last; WAL_READ_ONLY: an fsync failed
    * earlier, or this server is a follower); RESOURCE_EXHAUSTED (WAL_NO_SPACE: the disk is full);
    * UNAVAILABLE (WAL_IO_ERROR: the write failed and was rolled back, nothing was written;
-   * WAL_SHUTTING_DOWN; WAL_CLOSED).
+   * WAL_SHUTTING_DOWN; WAL_CLOSED); RESOURCE_EXHAUSTED (WAL_STATE_FULL: the batch would add keys to
+   * the key-value view beyond the server's max_state_bytes; metadata `configKey`
+   * (max_state_bytes), `limit`, `stateBytes`, `field` (the first such record, `records[i]`);
+   * nothing was written: overwrites of existing keys and deletes are still accepted).
    */
   append: {
     path: "/wald.v1.WalService/Append" as const,
@@ -164,6 +177,57 @@ export const WalServiceService = {
     responseSerialize: (value: SyncResponse): Buffer => Buffer.from(SyncResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SyncResponse => SyncResponse.decode(value),
   },
+  /**
+   * Get returns a key's current value in the key-value view: the value, offset and timestamp of
+   * its latest PUT. It answers once the view has applied every record that was durable when the
+   * request arrived, so a client sees its own acknowledged appends.
+   * Errors: NOT_FOUND (WAL_KEY_NOT_FOUND: the view holds no such key, never put or since deleted or
+   * flushed; metadata `keyBase64`); DATA_LOSS (WAL_CORRUPTION) or UNAVAILABLE (WAL_IO_ERROR) when
+   * the view stopped following the log after a failed read (the server logs it; restart it).
+   */
+  get: {
+    path: "/wald.v1.WalService/Get" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRequest): Buffer => Buffer.from(GetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRequest => GetRequest.decode(value),
+    responseSerialize: (value: GetResponse): Buffer => Buffer.from(GetResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetResponse => GetResponse.decode(value),
+  },
+  /**
+   * ListKeys returns a page of the view's keys in byte order, each with the offset, timestamp and
+   * value size of its latest PUT, optionally only those with a prefix (AIP-158 paging). It sees
+   * what Get sees.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a negative page_size, field `page_size`; a
+   * page_token this server did not issue or issued for another prefix, field `page_token`); as Get
+   * when the view stopped.
+   */
+  listKeys: {
+    path: "/wald.v1.WalService/ListKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListKeysRequest): Buffer => Buffer.from(ListKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListKeysRequest => ListKeysRequest.decode(value),
+    responseSerialize: (value: ListKeysResponse): Buffer => Buffer.from(ListKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListKeysResponse => ListKeysResponse.decode(value),
+  },
+  /**
+   * FlushAll removes every key from the view: it appends one RECORD_TYPE_FLUSH_ALL record (so the
+   * log stays the truth and a restart keeps the view empty) and answers once the view has applied
+   * it, with the number of keys removed. Records appended after it are applied as usual.
+   * Errors: FAILED_PRECONDITION (WAL_FLUSH_ALL_DISABLED: the server runs without allow_flush_all;
+   * metadata `configKey`; WAL_READ_ONLY); RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE
+   * (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  flushAll: {
+    path: "/wald.v1.WalService/FlushAll" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FlushAllRequest): Buffer => Buffer.from(FlushAllRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FlushAllRequest => FlushAllRequest.decode(value),
+    responseSerialize: (value: FlushAllResponse): Buffer => Buffer.from(FlushAllResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FlushAllResponse => FlushAllResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -175,7 +239,10 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * (WAL_SEQUENCE_STALE: a producer sequence lower than its last; WAL_READ_ONLY: an fsync failed
    * earlier, or this server is a follower); RESOURCE_EXHAUSTED (WAL_NO_SPACE: the disk is full);
    * UNAVAILABLE (WAL_IO_ERROR: the write failed and was rolled back, nothing was written;
-   * WAL_SHUTTING_DOWN; WAL_CLOSED).
+   * WAL_SHUTTING_DOWN; WAL_CLOSED); RESOURCE_EXHAUSTED (WAL_STATE_FULL: the batch would add keys to
+   * the key-value view beyond the server's max_state_bytes; metadata `configKey`
+   * (max_state_bytes), `limit`, `stateBytes`, `field` (the first such record, `records[i]`);
+   * nothing was written: overwrites of existing keys and deletes are still accepted).
    */
   append: handleUnaryCall<AppendRequest, AppendResponse>;
   /**
@@ -215,6 +282,33 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * UNAVAILABLE (WAL_IO_ERROR, WAL_SHUTTING_DOWN, WAL_CLOSED).
    */
   sync: handleUnaryCall<SyncRequest, SyncResponse>;
+  /**
+   * Get returns a key's current value in the key-value view: the value, offset and timestamp of
+   * its latest PUT. It answers once the view has applied every record that was durable when the
+   * request arrived, so a client sees its own acknowledged appends.
+   * Errors: NOT_FOUND (WAL_KEY_NOT_FOUND: the view holds no such key, never put or since deleted or
+   * flushed; metadata `keyBase64`); DATA_LOSS (WAL_CORRUPTION) or UNAVAILABLE (WAL_IO_ERROR) when
+   * the view stopped following the log after a failed read (the server logs it; restart it).
+   */
+  get: handleUnaryCall<GetRequest, GetResponse>;
+  /**
+   * ListKeys returns a page of the view's keys in byte order, each with the offset, timestamp and
+   * value size of its latest PUT, optionally only those with a prefix (AIP-158 paging). It sees
+   * what Get sees.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a negative page_size, field `page_size`; a
+   * page_token this server did not issue or issued for another prefix, field `page_token`); as Get
+   * when the view stopped.
+   */
+  listKeys: handleUnaryCall<ListKeysRequest, ListKeysResponse>;
+  /**
+   * FlushAll removes every key from the view: it appends one RECORD_TYPE_FLUSH_ALL record (so the
+   * log stays the truth and a restart keeps the view empty) and answers once the view has applied
+   * it, with the number of keys removed. Records appended after it are applied as usual.
+   * Errors: FAILED_PRECONDITION (WAL_FLUSH_ALL_DISABLED: the server runs without allow_flush_all;
+   * metadata `configKey`; WAL_READ_ONLY); RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE
+   * (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  flushAll: handleUnaryCall<FlushAllRequest, FlushAllResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -226,7 +320,10 @@ export interface WalServiceClient extends Client {
    * (WAL_SEQUENCE_STALE: a producer sequence lower than its last; WAL_READ_ONLY: an fsync failed
    * earlier, or this server is a follower); RESOURCE_EXHAUSTED (WAL_NO_SPACE: the disk is full);
    * UNAVAILABLE (WAL_IO_ERROR: the write failed and was rolled back, nothing was written;
-   * WAL_SHUTTING_DOWN; WAL_CLOSED).
+   * WAL_SHUTTING_DOWN; WAL_CLOSED); RESOURCE_EXHAUSTED (WAL_STATE_FULL: the batch would add keys to
+   * the key-value view beyond the server's max_state_bytes; metadata `configKey`
+   * (max_state_bytes), `limit`, `stateBytes`, `field` (the first such record, `records[i]`);
+   * nothing was written: overwrites of existing keys and deletes are still accepted).
    */
   append(
     request: AppendRequest,
@@ -325,6 +422,72 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SyncResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Get returns a key's current value in the key-value view: the value, offset and timestamp of
+   * its latest PUT. It answers once the view has applied every record that was durable when the
+   * request arrived, so a client sees its own acknowledged appends.
+   * Errors: NOT_FOUND (WAL_KEY_NOT_FOUND: the view holds no such key, never put or since deleted or
+   * flushed; metadata `keyBase64`); DATA_LOSS (WAL_CORRUPTION) or UNAVAILABLE (WAL_IO_ERROR) when
+   * the view stopped following the log after a failed read (the server logs it; restart it).
+   */
+  get(request: GetRequest, callback: (error: ServiceError | null, response: GetResponse) => void): ClientUnaryCall;
+  get(
+    request: GetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetResponse) => void,
+  ): ClientUnaryCall;
+  get(
+    request: GetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListKeys returns a page of the view's keys in byte order, each with the offset, timestamp and
+   * value size of its latest PUT, optionally only those with a prefix (AIP-158 paging). It sees
+   * what Get sees.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a negative page_size, field `page_size`; a
+   * page_token this server did not issue or issued for another prefix, field `page_token`); as Get
+   * when the view stopped.
+   */
+  listKeys(
+    request: ListKeysRequest,
+    callback: (error: ServiceError | null, response: ListKeysResponse) => void,
+  ): ClientUnaryCall;
+  listKeys(
+    request: ListKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListKeysResponse) => void,
+  ): ClientUnaryCall;
+  listKeys(
+    request: ListKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListKeysResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * FlushAll removes every key from the view: it appends one RECORD_TYPE_FLUSH_ALL record (so the
+   * log stays the truth and a restart keeps the view empty) and answers once the view has applied
+   * it, with the number of keys removed. Records appended after it are applied as usual.
+   * Errors: FAILED_PRECONDITION (WAL_FLUSH_ALL_DISABLED: the server runs without allow_flush_all;
+   * metadata `configKey`; WAL_READ_ONLY); RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE
+   * (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  flushAll(
+    request: FlushAllRequest,
+    callback: (error: ServiceError | null, response: FlushAllResponse) => void,
+  ): ClientUnaryCall;
+  flushAll(
+    request: FlushAllRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FlushAllResponse) => void,
+  ): ClientUnaryCall;
+  flushAll(
+    request: FlushAllRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FlushAllResponse) => void,
   ): ClientUnaryCall;
 }
 

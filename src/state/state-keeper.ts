@@ -1,0 +1,408 @@
+import { HighWatermarkWaiters } from '../engine/high-watermark-waiters.js';
+import type { AppendOptions, AppendRecord, AppendResult, TailEvent, WalRecord } from '../engine/types.js';
+import type { Wal } from '../engine/wal.js';
+import { WalError } from '../errors.js';
+import type { Storage } from '../storage/storage.js';
+import { toByteString } from './byte-string.js';
+import { keyInfoPage, type KeyInfoPage, type ListKeyInfoOptions } from './key-info-page.js';
+import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
+import type { SnapshotInfo } from './snapshot-info.js';
+import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
+import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
+import type { StateView } from './state-view.js';
+
+/** Flush results kept for {@link StateKeeper.flushAll} to claim: flushes written by others are never claimed. */
+const MAX_UNCLAIMED_FLUSHES = 1024;
+
+/** What {@link StateKeeper.open} needs. */
+export interface StateKeeperInit {
+  /** The open log to keep the view of; it stays the caller's to close (after {@link StateKeeper.close}). */
+  readonly wal: Wal;
+  /** The file-system port the log uses, for the snapshot files. */
+  readonly storage: Storage;
+  readonly options?: StateOptions | undefined;
+  /** Hears that the view stopped following the log (a failed read); the view then refuses every call with that error. */
+  readonly onFailure?: ((error: WalError) => void) | undefined;
+  /** Clock in ms for the report's duration; tests inject one. */
+  readonly clock?: (() => number) | undefined;
+}
+
+/** The snapshot the view was rebuilt from. */
+export interface UsedSnapshot {
+  readonly id: string;
+  readonly type: SnapshotInfo['type'];
+  /** The state held every record below this offset; the replay started here. */
+  readonly walOffset: number;
+  /** Keys the snapshot (the whole chain, for an incremental) put in the state. */
+  readonly keyCount: number;
+  readonly path: string;
+  /** Files of the chain loaded: 1 for a full snapshot, more for an incremental on its base. */
+  readonly chainLength: number;
+}
+
+/** What {@link StateKeeper.open} found and did: the view's part of the recovery report. */
+export interface StateRecoveryReport {
+  readonly snapshotDir: string;
+  /** The snapshot the view started from; undefined when it was rebuilt from the log alone. */
+  readonly snapshot: UsedSnapshot | undefined;
+  /** Newer snapshots that could not be used, newest first, each with its file and the reason. */
+  readonly skippedSnapshots: readonly SnapshotProblem[];
+  /** The offset the replay of the log started at (the snapshot's wal offset, else the log's first). */
+  readonly replayedFrom: number;
+  /** Records of the log applied on top of the snapshot to catch up to the high watermark. */
+  readonly recordsReplayed: number;
+  /** Keys in the view once caught up. */
+  readonly keyCount: number;
+  readonly memoryBytes: number;
+  readonly durationMs: number;
+}
+
+/** What a FlushAll did. */
+export interface FlushResult {
+  readonly keysRemoved: number;
+  /** The offset of the `flush_all` record. */
+  readonly offset: number;
+}
+
+/** The snapshot directory at a glance, for stats. */
+export interface SnapshotSummary {
+  /** Snapshot files with a readable header (every type). */
+  readonly count: number;
+  /** The newest full or incremental snapshot by id, unverified; undefined when there is none. */
+  readonly newest: SnapshotInfo | undefined;
+}
+
+/**
+ * Keeps the key-value view of an open log current: rebuilt on open from the newest snapshot that
+ * verifies plus the log after it, then kept up by following the engine's tail at the high
+ * watermark, so it never shows a record a crash could take back. `flush_all` records clear it.
+ *
+ * Reads wait for the view to apply everything that was durable when they were asked
+ * (read-your-writes: a client that got its append acknowledged reads its write). A failed read of
+ * the log stops the view: every call fails from then on with that error, until the log is
+ * reopened.
+ */
+export class StateKeeper {
+  private readonly applied = new HighWatermarkWaiters();
+  private readonly stopper = new AbortController();
+  private readonly flushes = new Map<number, number>();
+  /** Bytes that appends checked by {@link checkCapacity} may add and the view has not applied yet. */
+  private pendingBytes = 0;
+  /** Acknowledged appends not yet applied, by last offset, with the bytes they hold in {@link pendingBytes}. */
+  private pending: { readonly lastOffset: number; readonly bytes: number }[] = [];
+  private failure: WalError | undefined;
+  private following: Promise<void> = Promise.resolve();
+  private isClosed = false;
+
+  private constructor(
+    private readonly wal: Wal,
+    private readonly storage: Storage,
+    private readonly state: KeyState,
+    /** Where the snapshots are, resolved against the data directory. */
+    readonly snapshotDir: string,
+    private readonly onFailure: ((error: WalError) => void) | undefined,
+  ) {}
+
+  /**
+   * Rebuilds the view of `init.wal` and starts following it. The newest snapshot in the snapshot
+   * directory that verifies (and whose offset the log still reaches) is loaded, newer ones that
+   * fail are skipped and reported; the log is replayed from the snapshot's wal offset (else from
+   * its first offset) up to the high watermark.
+   *
+   * Rejects with `WalError` `WAL_STATE_LOST` when the log starts above offset 0 (compacted) and no
+   * usable snapshot reaches its first offset: the records before it are gone and so would be their
+   * keys. Also with the errors of reading the log (`WAL_CORRUPTION`, `WAL_IO_ERROR`) and of the
+   * snapshot directory (`WAL_IO_ERROR`), and `TypeError` / `RangeError` for bad options.
+   */
+  static async open(init: StateKeeperInit): Promise<{ keeper: StateKeeper; report: StateRecoveryReport }> {
+    const clock = init.clock ?? Date.now;
+    const started = clock();
+    const { wal, storage } = init;
+    const options = resolveStateOptions(init.options);
+    const snapshotDir = snapshotDirOf(wal.dir, options.snapshotDir);
+    const logEnd = wal.highWatermark + 1;
+    const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd });
+    const loaded = newest.loaded;
+    const replayedFrom = loaded?.state.nextOffset ?? wal.firstOffset;
+    if (replayedFrom < wal.firstOffset || (loaded === undefined && wal.firstOffset > 0)) {
+      throw stateLost(wal, snapshotDir, loaded?.state.nextOffset, newest.failures);
+    }
+    const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
+    const snapshotKeyCount = state.size;
+    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure);
+    const recordsReplayed = await keeper.catchUp(replayedFrom);
+    const head = loaded?.chain[loaded.chain.length - 1];
+    return {
+      keeper,
+      report: {
+        snapshotDir,
+        snapshot:
+          loaded === undefined || head === undefined
+            ? undefined
+            : { id: head.id, type: head.type, walOffset: head.walOffset, keyCount: snapshotKeyCount, path: head.path, chainLength: loaded.chain.length },
+        skippedSnapshots: newest.failures,
+        replayedFrom,
+        recordsReplayed,
+        keyCount: state.size,
+        memoryBytes: state.memoryBytes,
+        durationMs: clock() - started,
+      },
+    };
+  }
+
+  /** Keys in the view now. */
+  get keyCount(): number {
+    return this.state.size;
+  }
+
+  /** The view's memory estimate now (see `KeyState.memoryBytes`). */
+  get memoryBytes(): number {
+    return this.state.memoryBytes;
+  }
+
+  /** The configured cap on {@link memoryBytes} (`max_state_bytes`). */
+  get maxStateBytes(): number {
+    return this.state.maxStateBytes;
+  }
+
+  /** Every record below this offset is applied. */
+  get appliedOffset(): number {
+    return this.state.nextOffset;
+  }
+
+  /**
+   * The state of `key` once the view has applied everything durable now, or undefined when the
+   * view holds no such key. Rejects with the error that stopped the view, or `WAL_CLOSED`.
+   */
+  async get(key: Uint8Array): Promise<KeyEntry | undefined> {
+    await this.caughtUpWithDurable();
+    return this.state.get(key);
+  }
+
+  /**
+   * One page of keys in key order with their offsets, timestamps and value sizes (see
+   * {@link keyInfoPage}), once the view has applied everything durable now. Rejects as {@link get}
+   * does, `WAL_INVALID_ARGUMENT` (field `page_token`) for a bad token, and `RangeError` for a
+   * limit that is not a positive integer.
+   */
+  async listKeys(options: ListKeyInfoOptions): Promise<KeyInfoPage> {
+    if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new RangeError(`limit must be a positive integer, got ${options.limit}`);
+    await this.caughtUpWithDurable();
+    return keyInfoPage(this.state, options);
+  }
+
+  /**
+   * Removes every key: appends one `flush_all` record (the log stays the truth, so a reopened log
+   * is empty too) and resolves once the view has applied it, with the keys it removed. Rejects
+   * with the errors of `Wal.append` (`WAL_READ_ONLY`, `WAL_NO_SPACE`, `WAL_IO_ERROR`, ...) and as
+   * {@link get} does.
+   */
+  async flushAll(): Promise<FlushResult> {
+    this.checkUsable();
+    const { firstOffset } = await this.wal.append([{ type: 'flush_all', value: Buffer.alloc(0) }]);
+    await this.appliedThrough(firstOffset);
+    const keysRemoved = this.flushes.get(firstOffset) ?? 0;
+    this.flushes.delete(firstOffset);
+    return { keysRemoved, offset: firstOffset };
+  }
+
+  /**
+   * Appends client records to the log within the view's cap: the one way the server appends
+   * (Append, and each append of an AppendStream). {@link checkCapacity} first, then `Wal.append`
+   * (called before this returns, so appends keep the order of the calls); the bytes the batch may
+   * add stay counted as pending until the view has applied it, so that appends in flight, or
+   * acknowledged and not yet applied, cannot together pass the cap.
+   *
+   * Rejects with `WAL_STATE_FULL` and the errors of `Wal.append`. Once the view has stopped (a
+   * failed read), appends are not checked: the view holds no more.
+   */
+  async append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
+    if (this.failure !== undefined) return this.wal.append(records, options);
+    const reserved = this.checkCapacity(records);
+    this.pendingBytes += reserved;
+    let result: AppendResult;
+    try {
+      result = await this.wal.append(records, options);
+    } catch (error) {
+      this.pendingBytes -= reserved;
+      throw error;
+    }
+    if (result.duplicate || this.state.nextOffset > result.lastOffset) this.pendingBytes -= reserved;
+    else if (reserved > 0) this.pending.push({ lastOffset: result.lastOffset, bytes: reserved });
+    return result;
+  }
+
+  /**
+   * Refuses a batch that would add keys beyond `max_state_bytes`: throws `WalError`
+   * `WAL_STATE_FULL` (details `configKey`, `limit`, `stateBytes`, `field` naming the first record
+   * that adds a key past the cap). Puts to keys the view holds, deletes and keyless records always
+   * pass, so a client at the cap can still overwrite and delete. Counts the bytes of appends not
+   * yet applied (see {@link append}); near the cap, keys of those appends count as new.
+   *
+   * Returns the bytes the batch may add: every keyed put when that is far from the cap (no key is
+   * looked up), else only the keys the view does not hold yet, each once.
+   */
+  checkCapacity(records: readonly AppendRecord[]): number {
+    const { state } = this;
+    const held = state.memoryBytes + this.pendingBytes;
+    let added = 0;
+    for (const record of records) {
+      if (isKeyedPut(record)) added += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
+    }
+    if (added === 0 || held + added <= state.maxStateBytes) return added;
+    // Near the cap: only keys the view does not hold yet count (each once per batch).
+    const seen = new Set<string>();
+    let newBytes = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
+      if (!isKeyedPut(record)) continue;
+      const key = toByteString(record.key);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (state.get(record.key) !== undefined) continue;
+      newBytes += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
+      if (held + newBytes > state.maxStateBytes) {
+        throw new WalError(
+          'WAL_STATE_FULL',
+          `records[${i}]: the key-value view would pass max_state_bytes (${state.maxStateBytes} bytes; it holds about ${held}): ` +
+            'new keys are refused, overwrites and deletes are accepted',
+          { field: `records[${i}]`, configKey: 'max_state_bytes', limit: state.maxStateBytes, stateBytes: held },
+        );
+      }
+    }
+    return newBytes;
+  }
+
+  /**
+   * A consistent view of the state as applied now, in O(1) (see `KeyState.captureView`): what a
+   * snapshot of the view is written from.
+   */
+  captureView(): StateView {
+    return this.state.captureView();
+  }
+
+  /**
+   * The snapshot directory at a glance: how many snapshot files it holds and the newest full or
+   * incremental one, from their headers. Throws `WalError` `WAL_IO_ERROR` when it cannot be read.
+   */
+  snapshotSummary(): SnapshotSummary {
+    const { snapshots } = listSnapshots(this.storage, this.snapshotDir);
+    return { count: snapshots.length, newest: snapshots.filter((info) => info.type !== 'point').at(-1) };
+  }
+
+  /** Stops following the log; calls still waiting fail with `WAL_CLOSED`. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.isClosed) {
+      this.isClosed = true;
+      this.stopper.abort();
+      this.applied.closeAll(new WalError('WAL_CLOSED', 'the key-value view is closed', {}));
+    }
+    await this.following;
+  }
+
+  /** Replays from `fromOffset` to the high watermark (the tail's first idle signal), then follows on in the background. */
+  private async catchUp(fromOffset: number): Promise<number> {
+    const tail = this.wal.openTail(fromOffset, { signal: this.stopper.signal });
+    let replayed = 0;
+    try {
+      for (;;) {
+        const next = await tail.next();
+        if (next.done === true) break;
+        if (next.value.kind === 'idle') break;
+        this.applyBatch(next.value.records);
+        replayed += next.value.records.length;
+      }
+    } catch (error) {
+      await tail.return();
+      throw error;
+    }
+    this.following = this.follow(tail);
+    return replayed;
+  }
+
+  private async follow(tail: AsyncIterator<TailEvent>): Promise<void> {
+    try {
+      for (;;) {
+        const next = await tail.next();
+        if (next.done === true) return;
+        if (next.value.kind === 'records') {
+          this.applyBatch(next.value.records);
+          // Wakes the calls waiting for an offset below the next one, i.e. applied now.
+          this.applied.advance(this.state.nextOffset);
+        }
+      }
+    } catch (error) {
+      if (this.isClosed) return;
+      this.fail(error);
+    }
+  }
+
+  private applyBatch(records: readonly WalRecord[]): void {
+    this.applyRecords(records);
+    let released = 0;
+    while (released < this.pending.length && this.pending[released]!.lastOffset < this.state.nextOffset) {
+      this.pendingBytes -= this.pending[released]!.bytes;
+      released++;
+    }
+    if (released > 0) this.pending = this.pending.slice(released);
+  }
+
+  private applyRecords(records: readonly WalRecord[]): void {
+    for (const record of records) {
+      if (record.type !== 'flush_all') {
+        this.state.apply(record);
+        continue;
+      }
+      this.flushes.set(record.offset, this.state.clear(record.offset));
+      if (this.flushes.size > MAX_UNCLAIMED_FLUSHES) this.flushes.delete(this.flushes.keys().next().value!);
+    }
+  }
+
+  private fail(error: unknown): void {
+    const failure =
+      error instanceof WalError
+        ? error
+        : new WalError('WAL_INTERNAL', `the key-value view stopped: ${error instanceof Error ? error.message : String(error)}`, {}, { cause: error });
+    this.failure = failure;
+    this.applied.closeAll(failure);
+    // The log closed under the view (its owner closed it first): an end, not a fault to report.
+    if (failure.code !== 'WAL_CLOSED') this.onFailure?.(failure);
+  }
+
+  private checkUsable(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.isClosed) throw new WalError('WAL_CLOSED', 'the key-value view is closed', {});
+  }
+
+  /** Resolves once the view has applied every record up to the high watermark as of now. */
+  private caughtUpWithDurable(): Promise<void> {
+    return this.appliedThrough(this.wal.highWatermark);
+  }
+
+  /** Resolves once the view has applied the record at `offset` (at once for -1). */
+  private async appliedThrough(offset: number): Promise<void> {
+    this.checkUsable();
+    if (this.state.nextOffset > offset) return;
+    await this.applied.wait(offset);
+  }
+}
+
+type KeyedPut = AppendRecord & { readonly key: Uint8Array };
+
+function isKeyedPut(record: AppendRecord): record is KeyedPut {
+  return record.key !== undefined && (record.type === undefined || record.type === 'put');
+}
+
+function stateLost(wal: Wal, snapshotDir: string, snapshotOffset: number | undefined, failures: readonly SnapshotProblem[]): WalError {
+  const why =
+    snapshotOffset === undefined
+      ? `no snapshot in ${snapshotDir} that verifies`
+      : `the newest usable snapshot in ${snapshotDir} is at offset ${snapshotOffset}, below it`;
+  const skipped = failures.length === 0 ? '' : `; ${failures.length} newer snapshot(s) failed: ${failures.map((f) => `${f.file}: ${f.reason}`).join('; ')}`;
+  return new WalError(
+    'WAL_STATE_LOST',
+    `the key-value view of ${wal.dir} cannot be rebuilt: the log starts at offset ${wal.firstOffset} (the records before it were compacted) ` +
+      `and ${why}${skipped}. Restore a snapshot that covers offset ${wal.firstOffset} into ${snapshotDir}, or point snapshot_dir at one`,
+    { dir: wal.dir, snapshotDir, firstOffset: wal.firstOffset, snapshotOffset, snapshotFailures: failures.length },
+  );
+}

@@ -1,0 +1,399 @@
+/**
+ * StateKeeper over a real log on a MemDisk: the view follows appends (read-your-writes), flushes,
+ * refuses new keys past its cap, and is rebuilt on open from the newest usable snapshot plus the
+ * log after it, equal to a plain `Map` model whatever the sequence of PUTs, DELETEs, keyless
+ * records and flushes, with or without a snapshot; it refuses to open a compacted log whose
+ * compacted part no snapshot covers.
+ *
+ * Randomised: prints its seed; replay with `WALD_TEST_SEED=<seed>`.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import type { AppendRecord } from '../../../src/engine/types.js';
+import { Wal } from '../../../src/engine/wal.js';
+import { isWalError } from '../../../src/errors.js';
+import { ENTRY_OVERHEAD_BYTES, KeyState } from '../../../src/state/key-state.js';
+import { writeSnapshot } from '../../../src/state/snapshot-writer.js';
+import { KEY_INFO_FRAMING_BYTES } from '../../../src/state/key-info-page.js';
+import { StateKeeper } from '../../../src/state/state-keeper.js';
+import type { Storage } from '../../../src/storage/storage.js';
+import { MemDisk } from '../../support/mem-disk.js';
+import { testSeed } from '../../support/seed.js';
+
+const DIR = '/data';
+const SNAPSHOTS = '/data/snapshots';
+
+interface ModelEntry {
+  readonly value: Buffer;
+  readonly offset: number;
+  readonly timestamp: number;
+}
+
+/** Keys by hex, sorted independently of the state (Buffer.compare). */
+type Model = Map<string, ModelEntry>;
+
+interface Opened {
+  readonly wal: Wal;
+  readonly keeper: StateKeeper;
+  readonly report: Awaited<ReturnType<typeof StateKeeper.open>>['report'];
+  close(): Promise<void>;
+}
+
+async function openKeeper(storage: Storage, options: { maxStateBytes?: number; segmentSizeBytes?: number } = {}): Promise<Opened> {
+  const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: options.segmentSizeBytes });
+  try {
+    const { keeper, report } = await StateKeeper.open({ wal, storage, options: { maxStateBytes: options.maxStateBytes } });
+    return {
+      wal,
+      keeper,
+      report,
+      async close() {
+        await keeper.close();
+        await wal.close();
+      },
+    };
+  } catch (error) {
+    await wal.close();
+    throw error;
+  }
+}
+
+/** Every key of the keeper's view, in order, with offset, timestamp and value (read by Get). */
+async function contents(keeper: StateKeeper): Promise<{ key: string; value: string; offset: number; timestamp: number }[]> {
+  const listed = await keeper.listKeys({ limit: 1000, maxBytes: 1 << 20 });
+  assert.equal(listed.nextPageToken, '');
+  const result = [];
+  for (const info of listed.keys) {
+    const entry = (await keeper.get(info.key))!;
+    assert.equal(entry.value.length, info.valueSizeBytes);
+    result.push({ key: info.key.toString('hex'), value: entry.value.toString('hex'), offset: entry.offset, timestamp: entry.timestamp });
+  }
+  return result;
+}
+
+function modelContents(model: Model): { key: string; value: string; offset: number; timestamp: number }[] {
+  return [...model]
+    .sort(([a], [b]) => Buffer.compare(Buffer.from(a, 'hex'), Buffer.from(b, 'hex')))
+    .map(([key, e]) => ({ key, value: e.value.toString('hex'), offset: e.offset, timestamp: e.timestamp }));
+}
+
+type Op =
+  | { readonly kind: 'put'; readonly key: number; readonly value: Uint8Array }
+  | { readonly kind: 'delete'; readonly key: number }
+  | { readonly kind: 'keyless' }
+  | { readonly kind: 'flush' }
+  | { readonly kind: 'snapshot' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('put' as const), key: fc.integer({ min: 0, max: 7 }), value: fc.uint8Array({ maxLength: 5 }) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 7 }) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'keyless' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'flush' as const }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'snapshot' as const }) },
+);
+
+/** Key `n` of the property: a few bytes that make order and prefix mistakes show (0x00, 0xff, shared prefixes). */
+function keyOf(n: number): Buffer {
+  return Buffer.from([0x61, 0xff, 0x00, 0x61, 0x80, 0x61, 0x7f, 0x00].slice(0, 1 + (n % 4)).map((byte, i) => (i === 0 ? byte + (n >> 2) : byte)));
+}
+
+/** Runs `ops` through the log (each put or delete a one-record append), keeping `model` as the view should be. */
+async function runOps(opened: Opened, storage: Storage, ops: readonly Op[], model: Model): Promise<void> {
+  for (const op of ops) {
+    switch (op.kind) {
+      case 'put': {
+        const key = keyOf(op.key);
+        const { firstOffset, timestamp } = await opened.wal.append([{ key, value: op.value }]);
+        model.set(key.toString('hex'), { value: Buffer.from(op.value), offset: firstOffset, timestamp });
+        break;
+      }
+      case 'delete': {
+        const key = keyOf(op.key);
+        await opened.wal.append([{ key, value: Buffer.alloc(0), type: 'delete' }]);
+        model.delete(key.toString('hex'));
+        break;
+      }
+      case 'keyless':
+        await opened.wal.append([{ value: Buffer.from('plain') }]);
+        break;
+      case 'flush': {
+        const { keysRemoved } = await opened.keeper.flushAll();
+        assert.equal(keysRemoved, model.size);
+        model.clear();
+        break;
+      }
+      case 'snapshot':
+        // What a snapshot RPC will do: the view as applied now, written while the log goes on.
+        await opened.keeper.get(Buffer.alloc(0));
+        await writeSnapshot(storage, SNAPSHOTS, opened.keeper.captureView(), { type: 'full' });
+        break;
+    }
+  }
+}
+
+describe('StateKeeper', { timeout: 60_000 }, () => {
+  test('equals a Map model while running and after a reopen, with and without snapshots', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { maxLength: 40 }), async (ops) => {
+        const disk = new MemDisk();
+        const storage = disk.mount();
+        const model: Model = new Map();
+        const first = await openKeeper(storage);
+        await runOps(first, storage, ops, model);
+        assert.deepEqual(await contents(first.keeper), modelContents(model));
+        const records = first.wal.nextOffset;
+        await first.close();
+        const second = await openKeeper(storage);
+        try {
+          assert.deepEqual(await contents(second.keeper), modelContents(model));
+          const snapshotOffset = second.report.snapshot?.walOffset ?? 0;
+          assert.equal(second.report.snapshot !== undefined, ops.some((op) => op.kind === 'snapshot'));
+          assert.equal(second.report.replayedFrom, snapshotOffset);
+          assert.equal(second.report.recordsReplayed, records - snapshotOffset);
+          assert.equal(second.report.keyCount, model.size);
+        } finally {
+          await second.close();
+        }
+      }),
+      { seed: testSeed('state keeper model'), numRuns: 40 },
+    );
+  });
+
+  test('a read sees every append acknowledged before it, without waiting for the tail', async () => {
+    const storage = new MemDisk().mount();
+    const opened = await openKeeper(storage);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const { firstOffset } = await opened.wal.append([{ key: Buffer.from('k'), value: Buffer.from(`v${i}`) }]);
+        // No turn of the event loop between the acknowledgement and the read.
+        const entry = await opened.keeper.get(Buffer.from('k'));
+        assert.equal(entry?.value.toString(), `v${i}`);
+        assert.equal(entry?.offset, firstOffset);
+      }
+    } finally {
+      await opened.close();
+    }
+  });
+
+  test('a flush removes every key, is counted, and holds after a reopen; later puts apply', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const first = await openKeeper(storage);
+    await first.wal.append([
+      { key: Buffer.from('a'), value: Buffer.from('1') },
+      { key: Buffer.from('b'), value: Buffer.from('2') },
+    ]);
+    const flushed = await first.keeper.flushAll();
+    assert.deepEqual(flushed, { keysRemoved: 2, offset: 2 });
+    const [record] = await first.wal.read(2);
+    assert.equal(record?.type, 'flush_all');
+    assert.equal(await first.keeper.get(Buffer.from('a')), undefined);
+    await first.wal.append([{ key: Buffer.from('c'), value: Buffer.from('3') }]);
+    assert.equal((await first.keeper.get(Buffer.from('c')))?.value.toString(), '3');
+    assert.equal(first.keeper.keyCount, 1);
+    await first.close();
+    const second = await openKeeper(storage);
+    try {
+      assert.deepEqual(
+        (await contents(second.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()),
+        ['c'],
+      );
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('a listing page stays within its byte budget (one long key alone passes) and its token goes on', async () => {
+    const storage = new MemDisk().mount();
+    const opened = await openKeeper(storage);
+    try {
+      const key = (c: string, length = 100): Buffer => Buffer.alloc(length, c);
+      await opened.wal.append(['a', 'b', 'c', 'd'].map((c) => ({ key: key(c), value: Buffer.from('v') })));
+      await opened.wal.append([{ key: key('e', 1000), value: Buffer.from('v') }]);
+      const maxBytes = 2 * (100 + KEY_INFO_FRAMING_BYTES) + 10;
+      const pages: string[][] = [];
+      let pageToken: string | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await opened.keeper.listKeys({ limit: 1000, maxBytes, pageToken });
+        pages.push(page.keys.map((info) => `${info.key.toString('latin1', 0, 1)}${info.key.length}`));
+        if (page.nextPageToken === '') break;
+        pageToken = page.nextPageToken;
+      }
+      assert.deepEqual(pages, [['a100', 'b100'], ['c100', 'd100'], ['e1000']]);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  test('new keys past max_state_bytes are refused naming the cap; overwrites and deletes pass', async () => {
+    const storage = new MemDisk().mount();
+    const maxStateBytes = 3 * (1 + 4 + ENTRY_OVERHEAD_BYTES);
+    const opened = await openKeeper(storage, { maxStateBytes });
+    try {
+      const put = (key: string, value = 'vvvv'): AppendRecord => ({ key: Buffer.from(key), value: Buffer.from(value) });
+      opened.keeper.checkCapacity([put('a'), put('b')]);
+      await opened.wal.append([put('a'), put('b')]);
+      await opened.keeper.get(Buffer.from('a'));
+      // Each fits alone, not both: the second is named.
+      assert.throws(
+        () => opened.keeper.checkCapacity([put('c'), put('d')]),
+        (e) =>
+          isWalError(e, 'WAL_STATE_FULL') &&
+          e.details['field'] === 'records[1]' &&
+          e.details['configKey'] === 'max_state_bytes' &&
+          e.details['limit'] === maxStateBytes &&
+          e.details['stateBytes'] === 2 * (1 + 4 + ENTRY_OVERHEAD_BYTES),
+      );
+      // The same new key twice in a batch counts once.
+      opened.keeper.checkCapacity([put('c'), put('c')]);
+      await opened.wal.append([put('c')]);
+      await opened.keeper.get(Buffer.from('c'));
+      assert.throws(() => opened.keeper.checkCapacity([put('d', '')]), (e) => isWalError(e, 'WAL_STATE_FULL') && e.details['field'] === 'records[0]');
+      // At the cap: overwrites (even growing ones), deletes and keyless records pass.
+      opened.keeper.checkCapacity([put('a', 'a much longer value'), { key: Buffer.from('b'), value: Buffer.alloc(0), type: 'delete' }, { value: Buffer.from('x') }]);
+      opened.keeper.checkCapacity([{ key: Buffer.from('new'), value: Buffer.alloc(0), type: 'delete' }]);
+      await opened.wal.append([put('a', 'a much longer value'), { key: Buffer.from('b'), value: Buffer.alloc(0), type: 'delete' }]);
+      assert.equal(await opened.keeper.get(Buffer.from('b')), undefined);
+      // The deletion is remembered (for the next incremental snapshot) and counted until a snapshot.
+      assert.throws(() => opened.keeper.checkCapacity([put('d', '')]), (e) => isWalError(e, 'WAL_STATE_FULL'));
+    } finally {
+      await opened.close();
+    }
+  });
+
+  test('appends in flight or not yet applied count against the cap; a failed one gives its bytes back', async () => {
+    const storage = new MemDisk().mount();
+    const entryBytes = 2 + 1 + ENTRY_OVERHEAD_BYTES;
+    const opened = await openKeeper(storage, { maxStateBytes: 2 * entryBytes });
+    try {
+      const put = (key: string): AppendRecord => ({ key: Buffer.from(key), value: Buffer.from('v') });
+      // Both checked before either is written: the second sees the first as pending.
+      const first = opened.keeper.append([put('k1')]);
+      const second = opened.keeper.append([put('k2')]);
+      const third = assert.rejects(opened.keeper.append([put('k3')]), (e) => isWalError(e, 'WAL_STATE_FULL') && e.details['stateBytes'] === 2 * entryBytes);
+      await Promise.all([first, second, third]);
+      assert.equal((await opened.keeper.get(Buffer.from('k2')))?.value.toString(), 'v');
+      // Applied: the reservations are gone, the state itself is at the cap.
+      assert.throws(() => opened.keeper.checkCapacity([put('k3')]), (e) => isWalError(e, 'WAL_STATE_FULL') && e.details['stateBytes'] === 2 * entryBytes);
+      await opened.wal.append([{ key: Buffer.from('k1'), value: Buffer.alloc(0), type: 'delete' }]);
+      await opened.keeper.flushAll();
+      // A refused append (a lost condition) gives back what it reserved.
+      await assert.rejects(opened.keeper.append([put('k4'), put('k5')], { expectedOffset: 0 }), (e) => isWalError(e, 'WAL_OFFSET_MISMATCH'));
+      assert.equal(opened.keeper.checkCapacity([put('k4'), put('k5')]), 2 * entryBytes);
+      await opened.keeper.append([put('k4'), put('k5')]);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  test('recovery starts from the newest snapshot, skipping a damaged one and one beyond the log, and says so', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const first = await openKeeper(storage);
+    await first.wal.append([{ key: Buffer.from('a'), value: Buffer.from('1') }]);
+    await first.keeper.get(Buffer.alloc(0));
+    const older = await writeSnapshot(storage, SNAPSHOTS, first.keeper.captureView(), { type: 'full' });
+    await first.wal.append([{ key: Buffer.from('b'), value: Buffer.from('2') }]);
+    await first.keeper.get(Buffer.alloc(0));
+    const newer = await writeSnapshot(storage, SNAPSHOTS, first.keeper.captureView(), { type: 'full' });
+    await first.wal.append([{ key: Buffer.from('a'), value: Buffer.alloc(0), type: 'delete' }]);
+    await first.close();
+    // A snapshot of records the log does not have (as after a power cut under a lax sync policy).
+    const ahead = new KeyState();
+    ahead.apply({ offset: 10, timestamp: 1, type: 'put', key: Buffer.from('ghost'), value: Buffer.from('x') });
+    const beyond = await writeSnapshot(storage, SNAPSHOTS, ahead.captureView(), { type: 'full' });
+
+    const second = await openKeeper(storage);
+    try {
+      assert.equal(second.report.snapshot?.id, newer.id);
+      assert.equal(second.report.snapshot?.walOffset, 2);
+      assert.equal(second.report.snapshot?.keyCount, 2);
+      assert.equal(second.report.recordsReplayed, 1);
+      assert.deepEqual(second.report.skippedSnapshots.map((s) => s.file), [beyond.path]);
+      assert.deepEqual((await contents(second.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b']);
+    } finally {
+      await second.close();
+    }
+
+    const bytes = disk.fileBytes(newer.path)!;
+    bytes[bytes.length - 60]! ^= 0x10;
+    const third = await openKeeper(storage);
+    try {
+      assert.equal(third.report.snapshot?.id, older.id);
+      assert.equal(third.report.recordsReplayed, 2);
+      assert.deepEqual(third.report.skippedSnapshots.map((s) => s.file), [beyond.path, newer.path]);
+      assert.deepEqual((await contents(third.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b']);
+    } finally {
+      await third.close();
+    }
+  });
+
+  test('a compacted log opens only with a snapshot that reaches its first offset', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const first = await openKeeper(storage, { segmentSizeBytes: 4096 });
+    const value = Buffer.alloc(1000, 'v');
+    await first.wal.append([{ key: Buffer.from('early'), value }]);
+    await first.keeper.get(Buffer.alloc(0));
+    const early = await writeSnapshot(storage, SNAPSHOTS, first.keeper.captureView(), { type: 'full' });
+    for (let i = 0; i < 12; i++) await first.wal.append([{ key: Buffer.from(`k${i % 3}`), value }]);
+    assert.ok((await first.wal.deleteSegmentsBefore(first.wal.nextOffset)) > 0);
+    const firstOffset = first.wal.firstOffset;
+    assert.ok(firstOffset > early.walOffset);
+    await first.close();
+
+    await assert.rejects(
+      openKeeper(storage, { segmentSizeBytes: 4096 }),
+      (e) => isWalError(e, 'WAL_STATE_LOST') && e.details['firstOffset'] === firstOffset && e.details['snapshotOffset'] === early.walOffset && e.details['dir'] === DIR,
+    );
+    storage.unlink(early.path);
+    await assert.rejects(
+      openKeeper(storage, { segmentSizeBytes: 4096 }),
+      (e) => isWalError(e, 'WAL_STATE_LOST') && e.details['snapshotOffset'] === undefined && e.details['snapshotDir'] === SNAPSHOTS,
+    );
+    // A snapshot at the first offset covers everything compacted: the state of the dropped records is in it.
+    const covering = new KeyState();
+    covering.apply({ offset: firstOffset - 1, timestamp: 1, type: 'put', key: Buffer.from('kept'), value: Buffer.from('x') });
+    await writeSnapshot(storage, SNAPSHOTS, covering.captureView(), { type: 'full' });
+    const reopened = await openKeeper(storage, { segmentSizeBytes: 4096 });
+    try {
+      assert.equal(reopened.report.replayedFrom, firstOffset);
+      assert.equal((await reopened.keeper.get(Buffer.from('kept')))?.value.toString(), 'x');
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  test('a log closed under the view ends it without reporting a failure; calls never hang', async () => {
+    const storage = new MemDisk().mount();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false });
+    const failures: unknown[] = [];
+    const { keeper } = await StateKeeper.open({ wal, storage, onFailure: (error) => failures.push(error) });
+    await wal.close();
+    // The state as last applied, or WAL_CLOSED once the tail has seen the close: never a hang.
+    await keeper.get(Buffer.from('k')).catch((error: unknown) => assert.ok(isWalError(error, 'WAL_CLOSED'), String(error)));
+    await keeper.close();
+    await assert.rejects(keeper.flushAll(), (e) => isWalError(e, 'WAL_CLOSED'));
+    assert.deepEqual(failures, []);
+  });
+
+  test('a failed read of the log stops the view: calls fail with that error', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false });
+    const failures: unknown[] = [];
+    const { keeper } = await StateKeeper.open({ wal, storage, onFailure: (error) => failures.push(error) });
+    try {
+      disk.inject({ op: 'read', code: 'EIO', path: /\.seg$/, times: 1000 });
+      await wal.append([{ key: Buffer.from('k'), value: Buffer.from('v') }]);
+      await assert.rejects(keeper.get(Buffer.from('k')), (e) => isWalError(e, 'WAL_IO_ERROR'));
+      await assert.rejects(keeper.flushAll(), (e) => isWalError(e, 'WAL_IO_ERROR'));
+      assert.equal(failures.length, 1);
+    } finally {
+      disk.clearFaults();
+      await keeper.close();
+      await wal.close();
+    }
+  });
+});
