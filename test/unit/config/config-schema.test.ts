@@ -4,11 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../../src/config/config-error.js';
 import { camelCase, configKeysOf, snakeCase } from '../../../src/config/config-key.js';
 import { ConfigSchema } from '../../../src/config/config-schema.js';
 import { OptionSet } from '../../../src/options/option-set.js';
 import { booleanOption, integerOption, optionGroup, textOption } from '../../../src/options/option-spec.js';
+import { configError } from '../../support/config-error.js';
 
 const doc = { unit: 'ms', doc: 'a period', why: 'a test key.' };
 
@@ -32,16 +32,6 @@ const TEST_CONFIG = new ConfigSchema(
   ),
   'TEST_',
 );
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `ConfigError expected, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('a ConfigError was expected');
-}
 
 describe('config key names', () => {
   it('derives every form of a key and of a group member from the option name', () => {

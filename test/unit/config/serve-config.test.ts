@@ -1,26 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../../../src/config/config-error.js';
 import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../../../src/config/serve-config.js';
 import { resolveWalOptions, WAL_DEFAULTS, WAL_OPTIONS } from '../../../src/engine/wal-options.js';
 import type { OptionKey } from '../../../src/options/option-set.js';
 import { resolveServerOptions, SERVER_DEFAULTS, SERVER_OPTIONS } from '../../../src/server/server-options.js';
 import { resolveStateOptions, snapshotDirOf, STATE_OPTIONS } from '../../../src/state/state-options.js';
 import { MemDisk } from '../../support/mem-disk.js';
+import { configError } from '../../support/config-error.js';
 
 const resolveConfig = SERVE_CONFIG.resolve.bind(SERVE_CONFIG);
 const parseConfigFile = SERVE_CONFIG.parseFile.bind(SERVE_CONFIG);
 const keyNames = SERVE_CONFIG.keys.map((key) => key.name);
-
-function configError(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `ConfigError expected, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('a ConfigError was expected');
-}
 
 /** A valid value other than the default, for every key the engine or server declares. */
 function otherValue(option: OptionKey): unknown {
