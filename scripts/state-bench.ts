@@ -1,8 +1,15 @@
 /**
- * Figures of the key-value state and its snapshots (not wired into `npm run bench`):
- * - apply rate of 1M PUTs over 100k keys;
- * - for 1M keys of 100-byte values: heap per key, view (clone) cost, snapshot write rate (plain and
- *   gzip), the longest event-loop stall during the write, load rate, incremental write;
+ * Figures of the key-value state and its snapshots (not wired into `npm run bench`), each printed
+ * beside issue 8's target where it has one, and beside a baseline measured in the same run (this
+ * machine is shared and noisy: the ratio to the baseline varies less than the figure):
+ * - apply: 1M PUTs over 100k keys, and 1M PUTs of distinct keys; baseline: `Map#set` of the same
+ *   keys and values converted to byte strings, nothing else;
+ * - for 1M keys of 100-byte values: heap per key, view cost, snapshot encode (CPU only) and write
+ *   (plain and gzip; target 200 MB/s of state; baseline: `node:fs` writing and fdatasyncing the
+ *   same number of bytes in the same chunks), appends applied during the write and the longest
+ *   stall, load (target 1M records/s; baseline: `Map#set` of the same entries sliced from one
+ *   buffer), rebuild = load + a tail of 1M records over 100k keys (target 1M records/s),
+ *   incremental write;
  * - the alternative considered for the consistent view: a Map, sorted at snapshot time.
  *
  * Usage: `npm run build && node --expose-gc --max-old-space-size=8000 dist/scripts/state-bench.js [--keys N]`
@@ -10,14 +17,15 @@
  * garbage is not collected in the next).
  * Writes its snapshots under a temp directory on the default temp file system, then removes it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { WalRecord } from '../src/codec/record.js';
+import { SNAPSHOT_ENTRY_HEADER_BYTES, SNAPSHOT_HEADER_BYTES, SNAPSHOT_TRAILER_BYTES } from '../src/codec/snapshot-file.js';
 import { KeyState } from '../src/state/key-state.js';
 import { loadSnapshot } from '../src/state/snapshot-reader.js';
-import { writeSnapshot, type WrittenSnapshot } from '../src/state/snapshot-writer.js';
+import { DEFAULT_SNAPSHOT_CHUNK_BYTES, writeSnapshot, type WrittenSnapshot } from '../src/state/snapshot-writer.js';
 import { NodeStorage } from '../src/storage/node-storage.js';
 import type { Storage, StorageFile } from '../src/storage/storage.js';
 
@@ -25,6 +33,9 @@ const argKeys = process.argv.indexOf('--keys');
 const KEYS = argKeys > 0 ? Number(process.argv[argKeys + 1]) : 1_000_000;
 const VALUE_BYTES = 100;
 const NO_HEADERS = Object.freeze({});
+/** Issue 8's targets. */
+const TARGET_WRITE_MB_S = 200;
+const TARGET_REBUILD_M_S = 1;
 
 function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
@@ -39,6 +50,17 @@ function heapBytes(): number {
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
+
+function timed(run: () => void): number {
+  gc();
+  const start = process.hrtime.bigint();
+  run();
+  return seconds(start);
+}
+
+const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
+const millions = (count: number, s: number): string => (count / s / 1e6).toFixed(2);
+const ratio = (figure: number, baseline: number): string => `${(figure / baseline).toFixed(2)}x`;
 
 /** Records as the log hands them out: keys and values are views into one large read buffer. */
 function makeRecords(count: number, keySpace: number, firstOffset: number): WalRecord[] {
@@ -66,6 +88,21 @@ function distinctKeys(count: number, firstOffset: number): WalRecord[] {
     ...record,
     key: Buffer.from(`key:${((i * 2_654_435_761) % count).toString(36).padStart(8, '0')}`, 'latin1'),
   }));
+}
+
+/** The baseline of apply: what a `Map` of byte strings costs for the same records, and nothing else. */
+function mapBaseline(records: readonly WalRecord[]): number {
+  return timed(() => {
+    const map = new Map<string, string>();
+    for (const r of records) map.set(r.key!.toString('latin1'), r.value.toString('latin1'));
+  });
+}
+
+/** Applies `records` to `state`; returns the seconds taken. */
+function applyAll(state: KeyState, records: readonly WalRecord[]): number {
+  return timed(() => {
+    for (const record of records) state.apply(record);
+  });
 }
 
 /** A storage that discards what is written: separates the writer's CPU cost from the disk's. */
@@ -97,61 +134,132 @@ function discardingStorage(): Storage {
   };
 }
 
-async function timedWrite(storage: Storage, dir: string, state: KeyState, compress: boolean): Promise<{ snapshot: WrittenSnapshot; s: number; maxStallMs: number }> {
+/** The baseline of a write: `node:fs` writing `bytes` bytes in snapshot-sized chunks, then fdatasync. */
+function fsWriteBaseline(dir: string, bytes: number): number {
+  const path = join(dir, 'baseline.bin');
+  const chunk = Buffer.alloc(DEFAULT_SNAPSHOT_CHUNK_BYTES, 0x5a);
+  const s = timed(() => {
+    const fd = openSync(path, 'w');
+    for (let written = 0; written < bytes; written += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, bytes - written));
+    fdatasyncSync(fd);
+    closeSync(fd);
+  });
+  unlinkSync(path);
+  return s;
+}
+
+/** The baseline of a load: `Map#set` of each entry's key and value, sliced from the file's bytes (no checks, no hash). */
+function mapLoadBaseline(path: string): number {
+  const file = readFileSync(path);
+  return timed(() => {
+    const map = new Map<string, string>();
+    const end = file.length - SNAPSHOT_TRAILER_BYTES;
+    for (let p = SNAPSHOT_HEADER_BYTES; p < end; ) {
+      const keyBytes = file.readUInt32LE(p + 1);
+      const valueBytes = file.readUInt32LE(p + 5);
+      const key = p + SNAPSHOT_ENTRY_HEADER_BYTES;
+      map.set(file.toString('latin1', key, key + keyBytes), file.toString('latin1', key + keyBytes, key + keyBytes + valueBytes));
+      p = key + keyBytes + valueBytes;
+    }
+  });
+}
+
+interface TimedWrite {
+  readonly snapshot: WrittenSnapshot;
+  readonly s: number;
+  readonly maxStallMs: number;
+  /** Records applied by the append loop during the write. */
+  readonly appended: number;
+  /** Most pre-images the state held for the view during the write. */
+  readonly maxViewBytes: number;
+}
+
+/**
+ * Writes a full snapshot of `state` while, when `appends` are given, a loop applies them one
+ * turn of the event loop after another (as a server appending for clients would, 64 records a
+ * turn) until the write ends.
+ */
+async function timedWrite(storage: Storage, dir: string, state: KeyState, compress: boolean, appends: readonly WalRecord[] = []): Promise<TimedWrite> {
+  gc();
   const view = state.captureView();
   const delay = monitorEventLoopDelay({ resolution: 1 });
+  let appended = 0;
+  let maxViewBytes = 0;
+  let isWriting = true;
+  const appendTurn = (): void => {
+    if (!isWriting) return;
+    for (let i = 0; i < 64 && appended < appends.length; i++) state.apply(appends[appended++]!);
+    maxViewBytes = Math.max(maxViewBytes, state.viewMemoryBytes);
+    if (appended < appends.length) setImmediate(appendTurn);
+  };
+  if (appends.length > 0) setImmediate(appendTurn);
   delay.enable();
   const start = process.hrtime.bigint();
   const snapshot = await writeSnapshot(storage, dir, view, { type: 'full' }, { compress });
   const s = seconds(start);
+  isWriting = false;
   delay.disable();
-  return { snapshot, s, maxStallMs: delay.max / 1e6 };
+  return { snapshot, s, maxStallMs: delay.max / 1e6, appended, maxViewBytes };
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wald-state-bench-'));
   const storage = new NodeStorage();
-  const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
   try {
     {
       const records = makeRecords(1_000_000, 100_000, 0);
+      const baseS = mapBaseline(records);
       const state = new KeyState();
-      const start = process.hrtime.bigint();
-      for (const record of records) state.apply(record);
-      const s = seconds(start);
-      console.log(`apply: 1000000 PUTs over 100k keys (${state.size} distinct): ${s.toFixed(2)} s = ${(1e6 / s / 1e6).toFixed(2)} M records/s`);
+      const s = applyAll(state, records);
+      console.log(`apply: 1000000 PUTs over 100k keys: ${millions(1e6, s)} M records/s; baseline Map#set ${millions(1e6, baseS)} M/s; ratio ${ratio(baseS, s)}`);
     }
     const records = distinctKeys(KEYS, 0);
+    const baseS = mapBaseline(records);
     const heapBefore = heapBytes();
     const state = new KeyState({ maxStateBytes: 2 ** 40 });
-    let start = process.hrtime.bigint();
-    for (const record of records) state.apply(record);
-    const applyS = seconds(start);
+    const applyS = applyAll(state, records);
     const heapPerKey = (heapBytes() - heapBefore) / KEYS;
     const dataBytes = records.reduce((sum, r) => sum + (r.key?.length ?? 0) + r.value.length, 0);
-    console.log(`apply: ${KEYS} PUTs of distinct keys: ${applyS.toFixed(2)} s = ${(KEYS / applyS / 1e6).toFixed(2)} M records/s`);
+    console.log(`apply: ${KEYS} PUTs of distinct keys: ${millions(KEYS, applyS)} M records/s; baseline Map#set ${millions(KEYS, baseS)} M/s; ratio ${ratio(baseS, applyS)}`);
     console.log(`memory: heap growth ${heapPerKey.toFixed(0)} B per key for ${(dataBytes / KEYS).toFixed(0)} B of key + value; estimate ${(state.memoryBytes / KEYS).toFixed(0)} B per key`);
-    start = process.hrtime.bigint();
-    const views = [];
-    for (let i = 0; i < 1000; i++) views.push(state.captureView());
-    console.log(`view: captureView() ${((seconds(start) / 1000) * 1e6).toFixed(1)} us`);
-    views.length = 0;
+    let start = process.hrtime.bigint();
+    for (let i = 0; i < 1000; i++) state.captureView().release();
+    console.log(`view: captureView() + release() ${((seconds(start) / 1000) * 1e6).toFixed(1)} us`);
+    let loadBaseS = 0;
     for (const compress of [false, true]) {
-      gc();
+      const kind = compress ? 'gzip level 1' : 'plain';
       const encoded = await timedWrite(discardingStorage(), dir, state, compress);
-      console.log(`snapshot encode (${compress ? 'gzip level 1' : 'plain'}, written nowhere): ${mb(dataBytes / encoded.s)} MB/s of state`);
-      gc();
-      const { snapshot, s, maxStallMs } = await timedWrite(storage, dir, state, compress);
+      console.log(`snapshot encode (${kind}, written nowhere): ${mb(dataBytes / encoded.s)} MB/s of state`);
+      const appends = makeRecords(1_000_000, KEYS, state.nextOffset);
+      const { snapshot, s, maxStallMs, appended, maxViewBytes } = await timedWrite(storage, dir, state, compress, appends);
+      const fsS = fsWriteBaseline(dir, snapshot.sizeBytes);
       console.log(
-        `snapshot write (${compress ? 'gzip level 1' : 'plain'}): ${KEYS} keys, ${mb(dataBytes)} MB of keys + values, file ${mb(snapshot.sizeBytes)} MB in ${s.toFixed(2)} s = ${mb(dataBytes / s)} MB/s of state (${mb(snapshot.sizeBytes / s)} MB/s of file), longest event-loop stall ${maxStallMs.toFixed(1)} ms`,
+        `snapshot write (${kind}): ${KEYS} keys, ${mb(dataBytes)} MB of keys + values, file ${mb(snapshot.sizeBytes)} MB in ${s.toFixed(2)} s = ${mb(dataBytes / s)} MB/s of state (target ${TARGET_WRITE_MB_S}; ${mb(snapshot.sizeBytes / s)} MB/s of file); baseline node:fs write + fdatasync of the file's bytes ${mb(snapshot.sizeBytes / fsS)} MB/s; ratio ${ratio(fsS, s)}`,
       );
+      console.log(
+        `  during the write: ${appended} appends applied (${(appended / s / 1e3).toFixed(0)}k/s), longest event-loop stall ${maxStallMs.toFixed(1)} ms, pre-images held at most ${mb(maxViewBytes)} MB; after release ${state.openViewCount} open views`,
+      );
+      // The baseline reads the plain file's entries (the first round's): a Map costs the same whatever the file.
+      if (!compress) loadBaseS = mapLoadBaseline(snapshot.path);
       gc();
       start = process.hrtime.bigint();
       const loaded = await loadSnapshot(storage, snapshot.path, { maxStateBytes: 2 ** 40 });
       const loadS = seconds(start);
       if (!loaded.ok) throw new Error(`${loaded.file}: ${loaded.reason}`);
-      console.log(`snapshot load (${compress ? 'gzip' : 'plain'}): ${loaded.state.size} entries in ${loadS.toFixed(2)} s = ${(loaded.state.size / loadS / 1e6).toFixed(2)} M entries/s`);
+      if (loaded.state.size !== KEYS) throw new Error(`loaded ${loaded.state.size} keys, wrote ${KEYS}`);
+      const tail = makeRecords(1_000_000, 100_000, loaded.state.nextOffset);
+      const tailS = applyAll(loaded.state, tail);
+      const rebuilt = KEYS + tail.length;
+      console.log(
+        `snapshot load (${compress ? 'gzip' : 'plain'}, verify + rebuild): ${millions(KEYS, loadS)} M entries/s; baseline Map#set from the plain file's bytes ${millions(KEYS, loadBaseS)} M/s; ratio ${ratio(loadBaseS, loadS)}`,
+      );
+      console.log(
+        `rebuild (${compress ? 'gzip' : 'plain'}): load ${KEYS} + tail of 1M records over 100k keys (${millions(tail.length, tailS)} M/s) = ${millions(rebuilt, loadS + tailS)} M records/s (target ${TARGET_REBUILD_M_S})`,
+      );
       if (!compress) {
+        // A server's state after open: loaded in key order, then updated by the log's tail.
+        const again = await timedWrite(storage, dir, loaded.state, false);
+        console.log(`snapshot write of the rebuilt state (plain): ${mb(dataBytes / again.s)} MB/s of state (target ${TARGET_WRITE_MB_S}); ratio to the node:fs baseline ${ratio(fsS, again.s)}`);
         state.forgetChangesBefore(snapshot.walOffset);
         for (const record of makeRecords(10_000, KEYS, state.nextOffset)) state.apply(record);
         gc();
@@ -160,19 +268,16 @@ async function main(): Promise<void> {
         const encodeS = seconds(start);
         start = process.hrtime.bigint();
         const incremental = await writeSnapshot(storage, dir, state.captureView(), { type: 'incremental', base: snapshot });
-        console.log(`incremental write: ${incremental.entryCount} changed keys of ${state.size}: written nowhere (run first) ${encodeS.toFixed(2)} s, to disk ${seconds(start).toFixed(2)} s`);
+        console.log(`incremental write: ${incremental.entryCount} changed keys of ${state.size}: written nowhere ${encodeS.toFixed(2)} s, to disk ${seconds(start).toFixed(2)} s`);
       }
     }
     {
       // The alternative: a Map (O(1) updates), copied and sorted when a snapshot needs a consistent, ordered view.
       const map = new Map<string, { value: string; offset: number; timestamp: number }>();
-      start = process.hrtime.bigint();
       for (const r of records) map.set(r.key!.toString('latin1'), { value: r.value.toString('latin1'), offset: r.offset, timestamp: r.timestamp });
-      const mapApplyS = seconds(start);
       start = process.hrtime.bigint();
       const keys = [...map.keys()].sort();
-      const sortS = seconds(start);
-      console.log(`alternative Map: apply ${KEYS} ${(KEYS / mapApplyS / 1e6).toFixed(2)} M records/s; consistent ordered view (copy + sort ${keys.length} keys, blocking) ${(sortS * 1000).toFixed(0)} ms`);
+      console.log(`alternative Map: consistent ordered view (copy + sort ${keys.length} keys, blocking) ${(seconds(start) * 1000).toFixed(0)} ms`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
