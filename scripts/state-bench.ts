@@ -82,6 +82,16 @@ function makeRecords(count: number, keySpace: number, firstOffset: number): WalR
   return records;
 }
 
+/**
+ * The `i`-th of a stream of PUTs over `keySpace` keys from `firstOffset`, made when asked (as a
+ * server's appends arrive), so that no million record objects sit in the heap while figures are
+ * taken: each garbage collection would trace them.
+ */
+function streamRecord(i: number, keySpace: number, firstOffset: number): WalRecord {
+  const key = Buffer.from(`key:${((i * 2_654_435_761) % keySpace).toString(36).padStart(8, '0')}`, 'latin1');
+  return { offset: firstOffset + i, timestamp: 1_700_000_000_000 + i, type: 'put', key, value: Buffer.alloc(VALUE_BYTES, i & 0xff), headers: NO_HEADERS };
+}
+
 /** `count` PUTs of distinct keys, in an order unrelated to key order (a multiplicative permutation). */
 function distinctKeys(count: number, firstOffset: number): WalRecord[] {
   return makeRecords(count, count, firstOffset).map((record, i) => ({
@@ -174,25 +184,29 @@ interface TimedWrite {
   readonly maxViewBytes: number;
 }
 
+/** Most appends applied during one timed write. */
+const MAX_APPENDS = 1_000_000;
+
 /**
- * Writes a full snapshot of `state` while, when `appends` are given, a loop applies them one
+ * Writes a full snapshot of `state` while, when `isAppending`, a loop applies PUTs to its keys one
  * turn of the event loop after another (as a server appending for clients would, 64 records a
  * turn) until the write ends.
  */
-async function timedWrite(storage: Storage, dir: string, state: KeyState, compress: boolean, appends: readonly WalRecord[] = []): Promise<TimedWrite> {
+async function timedWrite(storage: Storage, dir: string, state: KeyState, compress: boolean, isAppending = false): Promise<TimedWrite> {
   gc();
   const view = state.captureView();
   const delay = monitorEventLoopDelay({ resolution: 1 });
   let appended = 0;
   let maxViewBytes = 0;
   let isWriting = true;
+  const firstOffset = state.nextOffset;
   const appendTurn = (): void => {
     if (!isWriting) return;
-    for (let i = 0; i < 64 && appended < appends.length; i++) state.apply(appends[appended++]!);
+    for (let i = 0; i < 64 && appended < MAX_APPENDS; i++) state.apply(streamRecord(appended++, state.size, firstOffset));
     maxViewBytes = Math.max(maxViewBytes, state.viewMemoryBytes);
-    if (appended < appends.length) setImmediate(appendTurn);
+    if (appended < MAX_APPENDS) setImmediate(appendTurn);
   };
-  if (appends.length > 0) setImmediate(appendTurn);
+  if (isAppending) setImmediate(appendTurn);
   delay.enable();
   const start = process.hrtime.bigint();
   const snapshot = await writeSnapshot(storage, dir, view, { type: 'full' }, { compress });
@@ -200,6 +214,15 @@ async function timedWrite(storage: Storage, dir: string, state: KeyState, compre
   isWriting = false;
   delay.disable();
   return { snapshot, s, maxStallMs: delay.max / 1e6, appended, maxViewBytes };
+}
+
+/** The alternative for a consistent ordered view: a Map (O(1) updates), copied and sorted when a snapshot needs one. */
+function alternativeMap(records: readonly WalRecord[]): void {
+  const map = new Map<string, { value: string; offset: number; timestamp: number }>();
+  for (const r of records) map.set(r.key!.toString('latin1'), { value: r.value.toString('latin1'), offset: r.offset, timestamp: r.timestamp });
+  const start = process.hrtime.bigint();
+  const keys = [...map.keys()].sort();
+  console.log(`alternative Map: consistent ordered view (copy + sort ${keys.length} keys, blocking) ${(seconds(start) * 1000).toFixed(0)} ms`);
 }
 
 async function main(): Promise<void> {
@@ -213,15 +236,19 @@ async function main(): Promise<void> {
       const s = applyAll(state, records);
       console.log(`apply: 1000000 PUTs over 100k keys: ${millions(1e6, s)} M records/s; baseline Map#set ${millions(1e6, baseS)} M/s; ratio ${ratio(baseS, s)}`);
     }
-    const records = distinctKeys(KEYS, 0);
+    let records: WalRecord[] | undefined = distinctKeys(KEYS, 0);
     const baseS = mapBaseline(records);
     const heapBefore = heapBytes();
     const state = new KeyState({ maxStateBytes: 2 ** 40 });
     const applyS = applyAll(state, records);
     const heapPerKey = (heapBytes() - heapBefore) / KEYS;
     const dataBytes = records.reduce((sum, r) => sum + (r.key?.length ?? 0) + r.value.length, 0);
+    alternativeMap(records);
+    records = undefined;
     console.log(`apply: ${KEYS} PUTs of distinct keys: ${millions(KEYS, applyS)} M records/s; baseline Map#set ${millions(KEYS, baseS)} M/s; ratio ${ratio(baseS, applyS)}`);
-    console.log(`memory: heap growth ${heapPerKey.toFixed(0)} B per key for ${(dataBytes / KEYS).toFixed(0)} B of key + value; estimate ${(state.memoryBytes / KEYS).toFixed(0)} B per key`);
+    console.log(
+      `memory: heap + array buffers grew ${heapPerKey.toFixed(0)} B per key for ${(dataBytes / KEYS).toFixed(0)} B of key + value (pages ${(state.pageMemoryBytes / KEYS).toFixed(0)} B per key); estimate ${(state.memoryBytes / KEYS).toFixed(0)} B per key`,
+    );
     let start = process.hrtime.bigint();
     for (let i = 0; i < 1000; i++) state.captureView().release();
     console.log(`view: captureView() + release() ${((seconds(start) / 1000) * 1e6).toFixed(1)} us`);
@@ -230,8 +257,7 @@ async function main(): Promise<void> {
       const kind = compress ? 'gzip level 1' : 'plain';
       const encoded = await timedWrite(discardingStorage(), dir, state, compress);
       console.log(`snapshot encode (${kind}, written nowhere): ${mb(dataBytes / encoded.s)} MB/s of state`);
-      const appends = makeRecords(1_000_000, KEYS, state.nextOffset);
-      const { snapshot, s, maxStallMs, appended, maxViewBytes } = await timedWrite(storage, dir, state, compress, appends);
+      const { snapshot, s, maxStallMs, appended, maxViewBytes } = await timedWrite(storage, dir, state, compress, true);
       const fsS = fsWriteBaseline(dir, snapshot.sizeBytes);
       console.log(
         `snapshot write (${kind}): ${KEYS} keys, ${mb(dataBytes)} MB of keys + values, file ${mb(snapshot.sizeBytes)} MB in ${s.toFixed(2)} s = ${mb(dataBytes / s)} MB/s of state (target ${TARGET_WRITE_MB_S}; ${mb(snapshot.sizeBytes / s)} MB/s of file); baseline node:fs write + fdatasync of the file's bytes ${mb(snapshot.sizeBytes / fsS)} MB/s; ratio ${ratio(fsS, s)}`,
@@ -270,14 +296,6 @@ async function main(): Promise<void> {
         const incremental = await writeSnapshot(storage, dir, state.captureView(), { type: 'incremental', base: snapshot });
         console.log(`incremental write: ${incremental.entryCount} changed keys of ${state.size}: written nowhere ${encodeS.toFixed(2)} s, to disk ${seconds(start).toFixed(2)} s`);
       }
-    }
-    {
-      // The alternative: a Map (O(1) updates), copied and sorted when a snapshot needs a consistent, ordered view.
-      const map = new Map<string, { value: string; offset: number; timestamp: number }>();
-      for (const r of records) map.set(r.key!.toString('latin1'), { value: r.value.toString('latin1'), offset: r.offset, timestamp: r.timestamp });
-      start = process.hrtime.bigint();
-      const keys = [...map.keys()].sort();
-      console.log(`alternative Map: consistent ordered view (copy + sort ${keys.length} keys, blocking) ${(seconds(start) * 1000).toFixed(0)} ms`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -7,8 +7,8 @@
  * applying and snapshotting copy bytes, and the garbage collector has nothing per key to trace.
  *
  * A page holds runs one after another, each `slot (u32) | capacity (u32) | key | value | slack`.
- * A run dies when its slot gets a new run (a value that outgrew it, or shrank far below it) or
- * its key leaves; a page less than half live is relocated (its live runs copied to the page being
+ * A run dies when its slot gets a new run (a value that outgrew it, or shrank far below it: a run
+ * holds at most twice what it needs plus 64 bytes) or its key leaves; a page less than half live is relocated (its live runs copied to the page being
  * filled, found by walking the page's headers) and dropped, so the pages hold at most about twice
  * the live bytes, and a relocation copies at most half a page.
  */
@@ -21,9 +21,17 @@ export const DEFAULT_PAGE_BYTES = 4 * 1024 * 1024;
 const RUN_HEADER_BYTES = 8;
 /** The slot number the comparator reads as the probe key ({@link EntryStore.setProbe}). */
 export const PROBE_SLOT = -1;
-/** `valueLengths` of a remembered deletion. */
+/** The value length of a remembered deletion. */
 export const DELETED = -1;
-/** `pages` of a slot without a run (free). */
+/** Cells per slot in {@link EntryStore.cells}, and what each holds. */
+export const SLOT_CELLS = 8;
+export const PAGE = 0;
+export const START = 1;
+const CAPACITY = 2;
+export const KEY_LENGTH = 3;
+export const VALUE_LENGTH = 4;
+const HASH = 5;
+/** The page of a slot without a run (free). */
 const NO_PAGE = -1;
 /** Slots the columns start with; they double when full. */
 const INITIAL_SLOTS = 1024;
@@ -31,25 +39,24 @@ const INITIAL_SLOTS = 1024;
 const SHORT_KEY_BYTES = 40;
 
 /**
- * The entries of one state. Slots hold a live entry, a remembered deletion (`valueLengths` is
+ * The entries of one state. Slots hold a live entry, a remembered deletion (its value length is
  * {@link DELETED}; the key stays), or nothing (free). Written only by its `KeyState`; views read
  * it (state-view.ts).
  */
 export class EntryStore implements KeyedSlots {
-  hashes = new Int32Array(INITIAL_SLOTS);
-  /** Page of each slot's run, or -1. */
-  pages = new Int32Array(INITIAL_SLOTS);
-  /** Where each slot's key starts in its page (the value follows it). */
-  starts = new Int32Array(INITIAL_SLOTS);
-  /** Bytes of key and value the run has room for. */
-  capacities = new Int32Array(INITIAL_SLOTS);
-  keyLengths = new Int32Array(INITIAL_SLOTS);
-  /** Bytes of each slot's value, or {@link DELETED}. */
-  valueLengths = new Int32Array(INITIAL_SLOTS);
-  /** Offset of the record that last changed each slot (every change raises it: views rely on that). */
-  offsets = new Float64Array(INITIAL_SLOTS);
-  /** Timestamp (ms since the epoch) of that record. */
-  timestamps = new Float64Array(INITIAL_SLOTS);
+  /**
+   * Per slot, {@link SLOT_CELLS} cells side by side (one cache line holds two slots, so that a
+   * lookup, a comparison or a read of an entry touches one line, not one per column): the page of
+   * its run (-1: none), where its key starts in the page (the value follows), the run's capacity,
+   * the key's and the value's lengths (the value's is {@link DELETED} for a remembered deletion),
+   * and the key's hash.
+   */
+  cells = new Int32Array(INITIAL_SLOTS * SLOT_CELLS);
+  /**
+   * Per slot, the offset and timestamp (ms since the epoch) of the record that last changed it
+   * (every change raises the offset: views rely on that).
+   */
+  times = new Float64Array(INITIAL_SLOTS * 2);
   /** Slots handed out so far: slots at or above it have never been used. */
   slotCount = 0;
   /** The page buffers (undefined: a dropped page, whose number may be reused). */
@@ -77,6 +84,36 @@ export class EntryStore implements KeyedSlots {
     return bytes;
   }
 
+  /** Makes room for `keys` keys in all (columns and hash table), sparing their growth step by step. */
+  reserve(keys: number): void {
+    let slots = this.times.length / 2;
+    while (slots < keys) slots *= 2;
+    if (slots > this.times.length / 2) this.growColumns(slots);
+    this.table.reserve(keys);
+  }
+
+  /** The hash of `slot`'s key. */
+  hashOf(slot: number): number {
+    return this.cells[slot * SLOT_CELLS + HASH]!;
+  }
+
+  keyLengthOf(slot: number): number {
+    return this.cells[slot * SLOT_CELLS + KEY_LENGTH]!;
+  }
+
+  /** The length of `slot`'s value, or {@link DELETED}. */
+  valueLengthOf(slot: number): number {
+    return this.cells[slot * SLOT_CELLS + VALUE_LENGTH]!;
+  }
+
+  offsetOf(slot: number): number {
+    return this.times[2 * slot]!;
+  }
+
+  timestampOf(slot: number): number {
+    return this.times[2 * slot + 1]!;
+  }
+
   /** The hash of a key, for {@link find} and {@link add}. */
   hash(bytes: Uint8Array, start: number, length: number): number {
     return hashKey(bytes, start, length, this.table.seed);
@@ -93,19 +130,21 @@ export class EntryStore implements KeyedSlots {
    */
   add(key: Uint8Array, keyStart: number, keyLength: number, hash: number, value: Uint8Array, valueStart: number, valueLength: number, offset: number, timestamp: number): number {
     const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.newSlot();
-    this.hashes[slot] = hash;
-    this.keyLengths[slot] = keyLength;
+    const cell = slot * SLOT_CELLS;
+    this.cells[cell + HASH] = hash;
+    this.cells[cell + KEY_LENGTH] = keyLength;
     this.allocateRun(slot, keyLength + valueLength);
-    const buffer = this.buffers[this.pages[slot]!]!;
+    const buffer = this.buffers[this.cells[cell + PAGE]!]!;
+    const at = this.cells[cell + START]!;
     // A snapshot entry's key and value lie side by side, as in a run: one copy.
-    if (value === key && valueStart === keyStart + keyLength) copyBytes(key, keyStart, keyLength + valueLength, buffer, this.starts[slot]!);
+    if (value === key && valueStart === keyStart + keyLength) copyBytes(key, keyStart, keyLength + valueLength, buffer, at);
     else {
-      copyBytes(key, keyStart, keyLength, buffer, this.starts[slot]!);
-      copyBytes(value, valueStart, valueLength, buffer, this.starts[slot]! + keyLength);
+      copyBytes(key, keyStart, keyLength, buffer, at);
+      copyBytes(value, valueStart, valueLength, buffer, at + keyLength);
     }
-    this.valueLengths[slot] = valueLength;
-    this.offsets[slot] = offset;
-    this.timestamps[slot] = timestamp;
+    this.cells[cell + VALUE_LENGTH] = valueLength;
+    this.times[2 * slot] = offset;
+    this.times[2 * slot + 1] = timestamp;
     this.table.add(slot, hash);
     this.reclaim();
     return slot;
@@ -113,29 +152,44 @@ export class EntryStore implements KeyedSlots {
 
   /** Sets the value of `slot` (live or deleted), with the offset and timestamp of the record. */
   setValue(slot: number, value: Uint8Array, valueStart: number, valueLength: number, offset: number, timestamp: number): void {
-    const keyLength = this.keyLengths[slot]!;
+    const cell = slot * SLOT_CELLS;
+    const keyLength = this.cells[cell + KEY_LENGTH]!;
     const needed = keyLength + valueLength;
-    const capacity = this.capacities[slot]!;
+    const capacity = this.cells[cell + CAPACITY]!;
     if (needed > capacity || capacity > 2 * needed + 64) {
       // Outgrown, or far too large for it now: a new run, the key copied from the old one.
-      const page = this.pages[slot]!;
-      const start = this.starts[slot]!;
+      const page = this.cells[cell + PAGE]!;
+      const start = this.cells[cell + START]!;
       this.allocateRun(slot, needed);
-      copyBytes(this.buffers[page]!, start, keyLength, this.buffers[this.pages[slot]!]!, this.starts[slot]!);
+      copyBytes(this.buffers[page]!, start, keyLength, this.buffers[this.cells[cell + PAGE]!]!, this.cells[cell + START]!);
       this.killRun(page, capacity);
     }
-    copyBytes(value, valueStart, valueLength, this.buffers[this.pages[slot]!]!, this.starts[slot]! + keyLength);
-    this.valueLengths[slot] = valueLength;
-    this.offsets[slot] = offset;
-    this.timestamps[slot] = timestamp;
+    copyBytes(value, valueStart, valueLength, this.buffers[this.cells[cell + PAGE]!]!, this.cells[cell + START]! + keyLength);
+    this.cells[cell + VALUE_LENGTH] = valueLength;
+    this.times[2 * slot] = offset;
+    this.times[2 * slot + 1] = timestamp;
     this.reclaim();
   }
 
-  /** Marks `slot` deleted at `offset`: its key stays (incremental snapshots list it), its value goes. */
+  /**
+   * Marks `slot` deleted at `offset`: its key stays (incremental snapshots list it), its value
+   * goes (a run far larger than the key alone is replaced by one that fits it).
+   */
   setDeleted(slot: number, offset: number, timestamp: number): void {
-    this.valueLengths[slot] = DELETED;
-    this.offsets[slot] = offset;
-    this.timestamps[slot] = timestamp;
+    const cell = slot * SLOT_CELLS;
+    const keyLength = this.cells[cell + KEY_LENGTH]!;
+    const capacity = this.cells[cell + CAPACITY]!;
+    if (capacity > 2 * keyLength + 64) {
+      const page = this.cells[cell + PAGE]!;
+      const start = this.cells[cell + START]!;
+      this.allocateRun(slot, keyLength);
+      copyBytes(this.buffers[page]!, start, keyLength, this.buffers[this.cells[cell + PAGE]!]!, this.cells[cell + START]!);
+      this.killRun(page, capacity);
+    }
+    this.cells[cell + VALUE_LENGTH] = DELETED;
+    this.times[2 * slot] = offset;
+    this.times[2 * slot + 1] = timestamp;
+    this.reclaim();
   }
 
   /** Takes `slot`'s key out of the table: lookups no longer find it (its run stays for views). */
@@ -145,17 +199,19 @@ export class EntryStore implements KeyedSlots {
 
   /** Frees an unlinked slot that no view can read any more: its run dies and the slot may be handed out again. */
   free(slot: number): void {
-    this.killRun(this.pages[slot]!, this.capacities[slot]!);
-    this.pages[slot] = NO_PAGE;
+    const cell = slot * SLOT_CELLS;
+    this.killRun(this.cells[cell + PAGE]!, this.cells[cell + CAPACITY]!);
+    this.cells[cell + PAGE] = NO_PAGE;
     this.freeSlots.push(slot);
     this.reclaim();
   }
 
   /** True when slot `slot`'s key is `bytes[start..start + length)`. */
   keyEquals(slot: number, bytes: Uint8Array, start: number, length: number): boolean {
-    if (this.keyLengths[slot] !== length) return false;
-    const buffer = this.buffers[this.pages[slot]!]!;
-    const at = this.starts[slot]!;
+    const cell = slot * SLOT_CELLS;
+    if (this.cells[cell + KEY_LENGTH] !== length) return false;
+    const buffer = this.buffers[this.cells[cell + PAGE]!]!;
+    const at = this.cells[cell + START]!;
     if (length > SHORT_KEY_BYTES) return buffer.compare(bytes, start, start + length, at, at + length) === 0;
     for (let i = 0; i < length; i++) if (buffer[at + i] !== bytes[start + i]) return false;
     return true;
@@ -168,53 +224,51 @@ export class EntryStore implements KeyedSlots {
 
   /** The key of `slot`, in a new buffer. */
   keyOf(slot: number): Buffer {
-    const start = this.starts[slot]!;
-    return Buffer.from(this.buffers[this.pages[slot]!]!.subarray(start, start + this.keyLengths[slot]!));
+    const cell = slot * SLOT_CELLS;
+    const at = this.cells[cell + START]!;
+    return Buffer.from(this.buffers[this.cells[cell + PAGE]!]!.subarray(at, at + this.cells[cell + KEY_LENGTH]!));
   }
 
   /** The value of live `slot`, in a new buffer. */
   valueOf(slot: number): Buffer {
-    const start = this.starts[slot]! + this.keyLengths[slot]!;
-    return Buffer.from(this.buffers[this.pages[slot]!]!.subarray(start, start + this.valueLengths[slot]!));
+    const cell = slot * SLOT_CELLS;
+    const at = this.cells[cell + START]! + this.cells[cell + KEY_LENGTH]!;
+    return Buffer.from(this.buffers[this.cells[cell + PAGE]!]!.subarray(at, at + this.cells[cell + VALUE_LENGTH]!));
   }
 
   /** True when `slot`'s key starts with `prefix`. */
   keyStartsWith(slot: number, prefix: Uint8Array): boolean {
-    if (this.keyLengths[slot]! < prefix.length) return false;
-    const buffer = this.buffers[this.pages[slot]!]!;
-    const at = this.starts[slot]!;
+    const cell = slot * SLOT_CELLS;
+    if (this.cells[cell + KEY_LENGTH]! < prefix.length) return false;
+    const buffer = this.buffers[this.cells[cell + PAGE]!]!;
+    const at = this.cells[cell + START]!;
     for (let i = 0; i < prefix.length; i++) if (buffer[at + i] !== prefix[i]) return false;
     return true;
   }
 
   /** Compares slot `slot`'s key with `bytes[start..start + length)` by unsigned bytes. */
   compareKey(slot: number, bytes: Uint8Array, start: number, length: number): number {
-    return compareRanges(this.buffers[this.pages[slot]!]!, this.starts[slot]!, this.keyLengths[slot]!, bytes, start, length);
+    const cell = slot * SLOT_CELLS;
+    return compareRanges(this.buffers[this.cells[cell + PAGE]!]!, this.cells[cell + START]!, this.cells[cell + KEY_LENGTH]!, bytes, start, length);
   }
 
   private compareSlots(a: number, b: number): number {
     if (a === b) return 0;
     if (a === PROBE_SLOT) return -this.compareKey(b, this.probe, 0, this.probe.length);
     if (b === PROBE_SLOT) return this.compareKey(a, this.probe, 0, this.probe.length);
-    return compareRanges(this.buffers[this.pages[a]!]!, this.starts[a]!, this.keyLengths[a]!, this.buffers[this.pages[b]!]!, this.starts[b]!, this.keyLengths[b]!);
+    const cell = b * SLOT_CELLS;
+    return this.compareKey(a, this.buffers[this.cells[cell + PAGE]!]!, this.cells[cell + START]!, this.cells[cell + KEY_LENGTH]!);
   }
 
   private newSlot(): number {
     const slot = this.slotCount++;
-    if (slot === this.offsets.length) this.growColumns();
+    if (2 * slot === this.times.length) this.growColumns(2 * slot);
     return slot;
   }
 
-  private growColumns(): void {
-    const slots = this.offsets.length * 2;
-    this.hashes = grown(this.hashes, new Int32Array(slots));
-    this.pages = grown(this.pages, new Int32Array(slots));
-    this.starts = grown(this.starts, new Int32Array(slots));
-    this.capacities = grown(this.capacities, new Int32Array(slots));
-    this.keyLengths = grown(this.keyLengths, new Int32Array(slots));
-    this.valueLengths = grown(this.valueLengths, new Int32Array(slots));
-    this.offsets = grown(this.offsets, new Float64Array(slots));
-    this.timestamps = grown(this.timestamps, new Float64Array(slots));
+  private growColumns(slots: number): void {
+    this.cells = grown(this.cells, new Int32Array(slots * SLOT_CELLS));
+    this.times = grown(this.times, new Float64Array(slots * 2));
   }
 
   /** Gives `slot` a new run with room for `capacity` bytes (the caller fills it and kills the old one). */
@@ -236,9 +290,10 @@ export class EntryStore implements KeyedSlots {
     writeU32(buffer, at + 4, capacity);
     this.usedBytes[page] = at + runBytes;
     this.liveBytes[page]! += runBytes;
-    this.pages[slot] = page;
-    this.starts[slot] = at + RUN_HEADER_BYTES;
-    this.capacities[slot] = capacity;
+    const cell = slot * SLOT_CELLS;
+    this.cells[cell + PAGE] = page;
+    this.cells[cell + START] = at + RUN_HEADER_BYTES;
+    this.cells[cell + CAPACITY] = capacity;
   }
 
   private newPage(bytes: number): number {
@@ -276,10 +331,11 @@ export class EntryStore implements KeyedSlots {
       const capacity = readU32(buffer, at + 4);
       const start = at + RUN_HEADER_BYTES;
       at = start + capacity;
-      if (slot >= this.slotCount || this.pages[slot] !== page || this.starts[slot] !== start) continue;
-      const bytes = this.keyLengths[slot]! + Math.max(this.valueLengths[slot]!, 0);
+      const cell = slot * SLOT_CELLS;
+      if (slot >= this.slotCount || this.cells[cell + PAGE] !== page || this.cells[cell + START] !== start) continue;
+      const bytes = this.cells[cell + KEY_LENGTH]! + Math.max(this.cells[cell + VALUE_LENGTH]!, 0);
       this.allocateRun(slot, bytes);
-      buffer.copy(this.buffers[this.pages[slot]!]!, this.starts[slot]!, start, start + bytes);
+      buffer.copy(this.buffers[this.cells[cell + PAGE]!]!, this.cells[cell + START]!, start, start + bytes);
     }
   }
 }

@@ -12,19 +12,21 @@ import { StateView, ViewPreImages, type KeyEntry } from './state-view.js';
 export type { KeyEntry } from './state-view.js';
 
 /**
- * Estimated bytes a key costs beyond its key and value bytes: its slot's eight column cells (40
- * bytes, with the columns' doubling slack), its hash table cells (at most half full, doubling),
- * its slot in the ordered index at the index's average fill, and its run's header. Measured on
- * Node 20 (x64) with 1M keys: memory growth per key minus key and value bytes (docs/state.md,
- * "Measurements"); the estimate errs high. Not counted: dead bytes in the pages, at most about
- * as many as the live ones (entry-store.ts).
+ * Estimated bytes a key costs beyond its key and value bytes: its slot's cells (48 bytes, with the
+ * columns' doubling slack), its hash table cells (at most half full, doubling), its place in the
+ * ordered index at the index's average fill, its run's header and its share of the pages' slack.
+ * Measured on Node 20 (x64): heap and array buffers grew by 88-107 bytes per key beyond key and
+ * value bytes (1M keys, or 1M puts over 100k keys, of 100-byte values; docs/state.md); the
+ * estimate errs high, leaving room for dead bytes in pages (at most about as many as the live
+ * ones, entry-store.ts).
  */
-export const ENTRY_OVERHEAD_BYTES = 144;
+export const ENTRY_OVERHEAD_BYTES = 128;
 
 /**
  * Estimated bytes a remembered deletion costs beyond its key bytes: the same slot, table and index
- * cells as a live key (it keeps them until forgotten) and its place in the queue of deletions,
- * from the same layouts as {@link ENTRY_OVERHEAD_BYTES} (not measured apart).
+ * cells and run header as a live key (it keeps them until forgotten; its run shrinks to the key)
+ * and its place in the queue of deletions, from the same layouts as {@link ENTRY_OVERHEAD_BYTES}
+ * (not measured apart).
  */
 export const TOMBSTONE_OVERHEAD_BYTES = 112;
 
@@ -174,8 +176,8 @@ export class KeyState {
   get(key: Uint8Array): KeyEntry | undefined {
     const store = this.store;
     const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
-    if (slot < 0 || store.valueLengths[slot] === DELETED) return undefined;
-    return { key: Buffer.from(key), value: store.valueOf(slot), offset: store.offsets[slot]!, timestamp: store.timestamps[slot]! };
+    if (slot < 0 || store.valueLengthOf(slot) === DELETED) return undefined;
+    return { key: Buffer.from(key), value: store.valueOf(slot), offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) };
   }
 
   /**
@@ -201,13 +203,13 @@ export class KeyState {
     this.index.forRange(PROBE_SLOT, high, true, (slot) => {
       if (after !== undefined && entries.length === 0 && store.compare(slot, PROBE_SLOT) === 0) return undefined;
       if (!store.keyStartsWith(slot, prefix)) return BREAK;
-      if (store.valueLengths[slot] === DELETED) return undefined;
+      if (store.valueLengthOf(slot) === DELETED) return undefined;
       if (entries.length === limit) {
         isCut = true;
         return BREAK;
       }
       const key = store.keyOf(slot);
-      entries.push({ key, value: store.valueOf(slot), offset: store.offsets[slot]!, timestamp: store.timestamps[slot]! });
+      entries.push({ key, value: store.valueOf(slot), offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) });
       lastKey = key;
       return undefined;
     });
@@ -224,7 +226,7 @@ export class KeyState {
     if (this.memory + added <= this.maxStateBytes) return false;
     const store = this.store;
     const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
-    return slot < 0 || store.valueLengths[slot] === DELETED;
+    return slot < 0 || store.valueLengthOf(slot) === DELETED;
   }
 
   /**
@@ -297,6 +299,16 @@ export class KeyState {
     this.memory += keyLength + valueLength + ENTRY_OVERHEAD_BYTES;
   }
 
+  /**
+   * Snapshot loading: makes room at once for `keyCount` more keys (the entry count of the snapshot
+   * about to be restored), sparing the hash table and columns their growth step by step. Capped
+   * at 2^24 keys ahead; the caller bounds the count by what the file can hold.
+   */
+  reserveForRestore(keyCount: number): void {
+    if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new RangeError(`keyCount must be a non-negative integer, got ${keyCount}`);
+    this.store.reserve(this.store.table.size + Math.min(keyCount, 2 ** 24));
+  }
+
   /** Snapshot loading: removes a key as an incremental snapshot's tombstone says. Throws `Error` while a view is open. */
   restoreTombstone(entry: SnapshotEntry): void {
     this.checkNoView('restoreTombstone');
@@ -305,7 +317,7 @@ export class KeyState {
     const keyLength = entry.keyEnd - entry.keyStart;
     const slot = store.find(entry.bytes, entry.keyStart, keyLength, store.hash(entry.bytes, entry.keyStart, keyLength));
     if (slot < 0) return;
-    const valueLength = store.valueLengths[slot]!;
+    const valueLength = store.valueLengthOf(slot);
     if (valueLength === DELETED) this.memory -= keyLength + TOMBSTONE_OVERHEAD_BYTES;
     else {
       this.memory -= keyLength + valueLength + ENTRY_OVERHEAD_BYTES;
@@ -356,7 +368,7 @@ export class KeyState {
       return;
     }
     if (this.openViews.length > 0) this.preserve(slot);
-    const old = store.valueLengths[slot]!;
+    const old = store.valueLengthOf(slot);
     if (old === DELETED) {
       this.liveKeys++;
       this.memory += valueLength + ENTRY_OVERHEAD_BYTES - TOMBSTONE_OVERHEAD_BYTES;
@@ -370,7 +382,7 @@ export class KeyState {
     const store = this.store;
     const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
     if (slot < 0) return;
-    const old = store.valueLengths[slot]!;
+    const old = store.valueLengthOf(slot);
     if (old === DELETED) return;
     if (this.openViews.length > 0) this.preserve(slot);
     store.setDeleted(slot, offset, timestamp);
@@ -389,7 +401,7 @@ export class KeyState {
 
   /** True when the deletion of `slot` at `offset` is still its latest change. */
   private isCurrentDeletion(slot: number, offset: number): boolean {
-    return this.store.valueLengths[slot] === DELETED && this.store.offsets[slot] === offset;
+    return this.store.valueLengthOf(slot) === DELETED && this.store.offsetOf(slot) === offset;
   }
 
   private compactDeletions(): void {
@@ -418,7 +430,7 @@ export class KeyState {
       const slot = slots[i]!;
       if (!this.isCurrentDeletion(slot, offsets[i]!)) continue;
       store.unlink(slot);
-      this.memory -= store.keyLengths[slot]! + TOMBSTONE_OVERHEAD_BYTES;
+      this.memory -= store.keyLengthOf(slot) + TOMBSTONE_OVERHEAD_BYTES;
       forgotten.push(slot);
     }
     slots.splice(0, end);

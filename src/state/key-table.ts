@@ -1,7 +1,7 @@
 /**
  * The hash table of a state's keys: key bytes -> slot, by open addressing (linear probing) over an
- * `Int32Array` of slot numbers, with each slot's hash kept beside its entry (entry-store.ts) so
- * that probing and growing compare numbers and touch key bytes only on a hash match.
+ * `Int32Array` of slot numbers, with each slot's hash kept with its entry (entry-store.ts) so that
+ * probing and growing compare numbers and touch key bytes only on a hash match.
  *
  * Keys are hashed in JavaScript from their bytes, so that a record's key is looked up where it
  * lies in the read buffer: no string or other object is made per lookup, which is what made a
@@ -17,8 +17,8 @@ const INITIAL_CELLS = 1024;
 
 /** What the table reads of the entries: each slot's hash, and key comparison. */
 export interface KeyedSlots {
-  /** The hash of each slot's key, as {@link hashKey} made it with the table's seed. */
-  readonly hashes: Int32Array;
+  /** The hash of `slot`'s key, as {@link hashKey} made it with the table's seed. */
+  hashOf(slot: number): number;
   /** True when slot `slot`'s key is `bytes[start..start + length)`. */
   keyEquals(slot: number, bytes: Uint8Array, start: number, length: number): boolean;
 }
@@ -57,17 +57,24 @@ export class KeyTable {
   find(bytes: Uint8Array, start: number, length: number, hash: number): number {
     const cells = this.cells;
     const mask = this.mask;
-    const hashes = this.slots.hashes;
+    const slots = this.slots;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
       const slot = cells[i]!;
       if (slot === EMPTY) return -1;
-      if (hashes[slot] === hash && this.slots.keyEquals(slot, bytes, start, length)) return slot;
+      if (slots.hashOf(slot) === hash && slots.keyEquals(slot, bytes, start, length)) return slot;
     }
+  }
+
+  /** Grows the table now to hold `keys` keys in all, sparing the rehashes of growing step by step. */
+  reserve(keys: number): void {
+    let cells = this.cells.length;
+    while (2 * keys > cells) cells *= 2;
+    if (cells > this.cells.length) this.grow(cells);
   }
 
   /** Adds `slot`, whose key (with hash `hash`, in the slot's column) is not in the table. */
   add(slot: number, hash: number): void {
-    if (2 * (this.count + 1) > this.cells.length) this.grow();
+    if (2 * (this.count + 1) > this.cells.length) this.grow(2 * this.cells.length);
     this.place(slot, hash);
     this.count++;
   }
@@ -76,13 +83,13 @@ export class KeyTable {
   remove(slot: number): void {
     const cells = this.cells;
     const mask = this.mask;
-    const hashes = this.slots.hashes;
-    let hole = hashes[slot]! & mask;
+    const slots = this.slots;
+    let hole = slots.hashOf(slot) & mask;
     while (cells[hole] !== slot) hole = (hole + 1) & mask;
     // Backward-shift deletion: a later cell of the run moves into the hole unless its home lies
     // after the hole (cyclically), where a lookup would then not find it.
     for (let i = (hole + 1) & mask; cells[i] !== EMPTY; i = (i + 1) & mask) {
-      const home = hashes[cells[i]!]! & mask;
+      const home = slots.hashOf(cells[i]!) & mask;
       const isReachable = hole <= i ? home <= hole || home > i : home <= hole && home > i;
       if (!isReachable) continue;
       cells[hole] = cells[i]!;
@@ -100,11 +107,10 @@ export class KeyTable {
     cells[i] = slot;
   }
 
-  private grow(): void {
+  private grow(cells: number): void {
     const old = this.cells;
-    this.cells = new Int32Array(old.length * 2).fill(EMPTY);
+    this.cells = new Int32Array(cells).fill(EMPTY);
     this.mask = this.cells.length - 1;
-    const hashes = this.slots.hashes;
-    for (const slot of old) if (slot !== EMPTY) this.place(slot, hashes[slot]!);
+    for (const slot of old) if (slot !== EMPTY) this.place(slot, this.slots.hashOf(slot));
   }
 }

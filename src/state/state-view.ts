@@ -1,4 +1,4 @@
-import { DELETED, PROBE_SLOT, type EntryStore } from './entry-store.js';
+import { DELETED, KEY_LENGTH, PAGE, PROBE_SLOT, SLOT_CELLS, START, VALUE_LENGTH, type EntryStore } from './entry-store.js';
 import type { KeyIndex } from './key-index.js';
 
 /** A key's latest `PUT` as a view lists it: the value as a byte string (one char per byte). */
@@ -60,6 +60,7 @@ export class EntryCursor {
   scanned = 0;
   /** True once every key has been read. */
   isDone = false;
+
   readonly keyBuffers: Uint8Array[];
   readonly keyStarts: Int32Array;
   readonly keyLengths: Int32Array;
@@ -68,10 +69,15 @@ export class EntryCursor {
   readonly valueLengths: Int32Array;
   readonly offsets: Float64Array;
   readonly timestamps: Float64Array;
-  /** The slot of the next key to read, or -1 before the first read. */
-  resumeSlot = -1;
-  /** Slots of the keys the last read passed over, in order (work space). */
+  /**
+   * The keys to come, from the view's index: the index of a view never changes (later writes to
+   * the state copy the nodes they touch), so one iterator serves every read, with no search of
+   * the index per read.
+   */
+  keys: Iterator<number> | undefined;
+  /** Slots taken from `keys` and not read yet: `slots[0..pending)`. */
   readonly slots: Int32Array;
+  pending = 0;
 
   /**
    * @param capacity most keys passed over by one read
@@ -93,7 +99,7 @@ export class EntryCursor {
     this.valueLengths = new Int32Array(capacity);
     this.offsets = new Float64Array(capacity);
     this.timestamps = new Float64Array(capacity);
-    this.slots = new Int32Array(capacity + 1);
+    this.slots = new Int32Array(capacity);
   }
 }
 
@@ -140,9 +146,9 @@ export class ViewPreImages {
 
   /** Called before a change to `slot`: saves what the view sees there, unless it is saved already. */
   preserve(store: EntryStore, slot: number): void {
-    if (slot >= this.slotLimit || store.offsets[slot]! >= this.nextOffset) return;
-    const value = store.valueLengths[slot] === DELETED ? undefined : store.valueOf(slot);
-    this.images.set(slot, { value, offset: store.offsets[slot]!, timestamp: store.timestamps[slot]! });
+    if (slot >= this.slotLimit || store.offsetOf(slot) >= this.nextOffset) return;
+    const value = store.valueLengthOf(slot) === DELETED ? undefined : store.valueOf(slot);
+    this.images.set(slot, { value, offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) });
     this.bytes += (value === undefined ? 0 : value.length) + PRE_IMAGE_OVERHEAD_BYTES;
   }
 
@@ -158,7 +164,6 @@ export class ViewPreImages {
   }
 }
 
-const BREAK = { break: true } as const;
 
 /**
  * A point-in-time view of the key-value state: what it held after the record at `nextOffset - 1`.
@@ -229,38 +234,32 @@ export class StateView {
     cursor.count = 0;
     cursor.scanned = 0;
     if (cursor.isDone) return;
-    const high = this.index.maxKey();
-    const low = cursor.resumeSlot >= 0 ? cursor.resumeSlot : this.index.minKey();
-    if (high === undefined || low === undefined) {
-      cursor.isDone = true;
-      return;
-    }
+    const keys = (cursor.keys ??= this.index.keys());
     const slots = cursor.slots;
-    const capacity = cursor.capacity;
-    let passed = 0;
-    this.index.forRange(low, high, true, (slot) => {
-      slots[passed++] = slot;
-      return passed > capacity ? BREAK : undefined;
-    });
-    const store = this.store;
-    const { pages, starts, keyLengths, valueLengths, offsets, timestamps, buffers } = store;
+    let passed = cursor.pending;
+    while (passed < cursor.capacity) {
+      const step = keys.next();
+      if (step.done === true) break;
+      slots[passed++] = step.value;
+    }
+    const { cells, times, buffers } = this.store;
     const limit = this.nextOffset;
     const { since, withDeletions } = cursor.filter;
     const overhead = cursor.entryOverheadBytes;
-    const scannable = Math.min(passed, capacity);
     let bytes = 0;
     let count = 0;
     let scanned = 0;
-    for (; scanned < scannable && count < maxEntries; scanned++) {
+    for (; scanned < passed && count < maxEntries; scanned++) {
       const slot = slots[scanned]!;
-      let offset = offsets[slot]!;
-      let timestamp = timestamps[slot]!;
-      const keyBuffer = buffers[pages[slot]!]!;
-      const keyStart = starts[slot]!;
-      const keyLength = keyLengths[slot]!;
+      const cell = slot * SLOT_CELLS;
+      let offset = times[2 * slot]!;
+      let timestamp = times[2 * slot + 1]!;
+      const keyBuffer = buffers[cells[cell + PAGE]!]!;
+      const keyStart = cells[cell + START]!;
+      const keyLength = cells[cell + KEY_LENGTH]!;
       let valueBuffer: Uint8Array = keyBuffer;
       let valueStart = keyStart + keyLength;
-      let valueLength = valueLengths[slot]!;
+      let valueLength = cells[cell + VALUE_LENGTH]!;
       if (offset >= limit) {
         const image = this.preImages.get(slot);
         offset = image.offset;
@@ -287,8 +286,9 @@ export class StateView {
     }
     cursor.count = count;
     cursor.scanned = scanned;
-    if (scanned < passed) cursor.resumeSlot = slots[scanned]!;
-    else cursor.isDone = true;
+    slots.copyWithin(0, scanned, passed);
+    cursor.pending = passed - scanned;
+    if (cursor.pending === 0 && passed < cursor.capacity) cursor.isDone = true;
   }
 
   /**
@@ -368,16 +368,16 @@ export class StateView {
 
   /** The value `slot` held when the view was taken (a copy), or undefined for a deletion. */
   private valueAt(slot: number): Buffer | undefined {
-    if (this.store.offsets[slot]! >= this.nextOffset) {
+    if (this.store.offsetOf(slot) >= this.nextOffset) {
       const value = this.preImages.get(slot).value;
       return value === undefined ? undefined : Buffer.from(value);
     }
-    return this.store.valueLengths[slot] === DELETED ? undefined : this.store.valueOf(slot);
+    return this.store.valueLengthOf(slot) === DELETED ? undefined : this.store.valueOf(slot);
   }
 
   private changeAt(slot: number): { offset: number; timestamp: number } {
-    if (this.store.offsets[slot]! >= this.nextOffset) return this.preImages.get(slot);
-    return { offset: this.store.offsets[slot]!, timestamp: this.store.timestamps[slot]! };
+    if (this.store.offsetOf(slot) >= this.nextOffset) return this.preImages.get(slot);
+    return { offset: this.store.offsetOf(slot), timestamp: this.store.timestampOf(slot) };
   }
 
   private checkOpen(): void {

@@ -361,6 +361,11 @@ describe('KeyState', () => {
     assert.ok(state.pageMemoryBytes >= 100 * 3000);
     for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'put', key: Buffer.from(`key-${k}`), value: Buffer.from('small') });
     assert.ok(state.pageMemoryBytes <= 5 * 4096, `${state.pageMemoryBytes} bytes of pages after shrinking`);
+    // So do deleted keys' runs: a remembered deletion keeps its key, not its value.
+    for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'put', key: Buffer.from(`key-${k}`), value: Buffer.alloc(3000) });
+    for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'delete', key: Buffer.from(`key-${k}`), value: Buffer.alloc(0) });
+    assert.ok(state.pageMemoryBytes <= 5 * 4096, `${state.pageMemoryBytes} bytes of pages after deleting`);
+    assert.equal(state.size, 0);
   });
 
   test('forgetting many deletions at once leaves the same state as forgetting them one by one', () => {

@@ -16,6 +16,10 @@ class Slots implements KeyedSlots {
   readonly hashes = new Int32Array(256);
   readonly keys = new Uint8Array(256);
 
+  hashOf(slot: number): number {
+    return this.hashes[slot]!;
+  }
+
   keyEquals(slot: number, bytes: Uint8Array, start: number, length: number): boolean {
     return length === 1 && bytes[start] === this.keys[slot];
   }
@@ -58,7 +62,7 @@ describe('KeyTable', () => {
   test('grows past half full and keeps every key', () => {
     const count = 5000;
     const hashes = new Int32Array(count);
-    const slots: KeyedSlots = { hashes, keyEquals: (slot, bytes) => bytes[0] === (slot & 0xff) && bytes[1] === slot >> 8 };
+    const slots: KeyedSlots = { hashOf: (slot) => hashes[slot]!, keyEquals: (slot, bytes) => bytes[0] === (slot & 0xff) && bytes[1] === slot >> 8 };
     const table = new KeyTable(slots);
     const keyOf = (slot: number): Uint8Array => Uint8Array.of(slot & 0xff, slot >> 8);
     for (let slot = 0; slot < count; slot++) {
