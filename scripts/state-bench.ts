@@ -4,16 +4,17 @@
  * machine is shared and noisy: the ratio to the baseline varies less than the figure):
  * - apply: 1M PUTs over 100k keys, and 1M PUTs of distinct keys; baseline: `Map#set` of the same
  *   keys and values converted to byte strings, nothing else;
- * - for 1M keys of 100-byte values: heap per key, view cost, snapshot encode (CPU only) and write
- *   (plain and gzip; target 200 MB/s of state; baseline: `node:fs` writing and fdatasyncing the
- *   same number of bytes in the same chunks), appends applied during the write and the longest
- *   stall, load (target 1M records/s; baseline: `Map#set` of the same entries sliced from one
- *   buffer), rebuild = load + a tail of 1M records over 100k keys (target 1M records/s),
- *   incremental write;
+ * - for 1M keys of 100-byte values written in an order unrelated to key order: memory per key,
+ *   view cost, snapshot encode (CPU only) and write (plain and gzip; target 200 MB/s of state;
+ *   baseline: `node:fs` writing and fdatasyncing as many bytes in the same chunks), the write again
+ *   with appends going on (64 records a turn of the event loop; beside it, the same appends with
+ *   no write), load (baseline: `Map#set` of the same entries sliced from the file's bytes),
+ *   rebuild = load + a tail of 1M records over 100k keys (target 1M records/s), a write of the
+ *   rebuilt state (laid out in key order by the load), incremental write;
  * - the alternative considered for the consistent view: a Map, sorted at snapshot time.
  *
  * Usage: `npm run build && node --expose-gc --max-old-space-size=8000 dist/scripts/state-bench.js [--keys N]`
- * (`--expose-gc`: heap figures, and a collection before each timed phase so that one phase's
+ * (`--expose-gc`: memory figures, and a collection before each timed phase so that one phase's
  * garbage is not collected in the next).
  * Writes its snapshots under a temp directory on the default temp file system, then removes it.
  */
@@ -186,11 +187,23 @@ interface TimedWrite {
 
 /** Most appends applied during one timed write. */
 const MAX_APPENDS = 1_000_000;
+/** Records applied per turn of the event loop by the append loop. */
+const APPENDS_PER_TURN = 64;
+
+/** Appends per second of the append loop with no snapshot being written, over `ms` milliseconds. */
+function appendsAlone(state: KeyState, ms: number): number {
+  const firstOffset = state.nextOffset;
+  const end = process.hrtime.bigint() + BigInt(ms) * 1_000_000n;
+  let appended = 0;
+  // Synchronous turns of the same size: what the loop does between the write's turns.
+  while (process.hrtime.bigint() < end) for (let i = 0; i < APPENDS_PER_TURN; i++) state.apply(streamRecord(appended++, state.size, firstOffset));
+  return appended / (ms / 1000);
+}
 
 /**
  * Writes a full snapshot of `state` while, when `isAppending`, a loop applies PUTs to its keys one
- * turn of the event loop after another (as a server appending for clients would, 64 records a
- * turn) until the write ends.
+ * turn of the event loop after another (as a server appending for clients would,
+ * {@link APPENDS_PER_TURN} records a turn) until the write ends.
  */
 async function timedWrite(storage: Storage, dir: string, state: KeyState, compress: boolean, isAppending = false): Promise<TimedWrite> {
   gc();
@@ -202,7 +215,7 @@ async function timedWrite(storage: Storage, dir: string, state: KeyState, compre
   const firstOffset = state.nextOffset;
   const appendTurn = (): void => {
     if (!isWriting) return;
-    for (let i = 0; i < 64 && appended < MAX_APPENDS; i++) state.apply(streamRecord(appended++, state.size, firstOffset));
+    for (let i = 0; i < APPENDS_PER_TURN && appended < MAX_APPENDS; i++) state.apply(streamRecord(appended++, state.size, firstOffset));
     maxViewBytes = Math.max(maxViewBytes, state.viewMemoryBytes);
     if (appended < MAX_APPENDS) setImmediate(appendTurn);
   };
@@ -257,13 +270,15 @@ async function main(): Promise<void> {
       const kind = compress ? 'gzip level 1' : 'plain';
       const encoded = await timedWrite(discardingStorage(), dir, state, compress);
       console.log(`snapshot encode (${kind}, written nowhere): ${mb(dataBytes / encoded.s)} MB/s of state`);
-      const { snapshot, s, maxStallMs, appended, maxViewBytes } = await timedWrite(storage, dir, state, compress, true);
+      const { snapshot, s, maxStallMs } = await timedWrite(storage, dir, state, compress);
       const fsS = fsWriteBaseline(dir, snapshot.sizeBytes);
       console.log(
-        `snapshot write (${kind}): ${KEYS} keys, ${mb(dataBytes)} MB of keys + values, file ${mb(snapshot.sizeBytes)} MB in ${s.toFixed(2)} s = ${mb(dataBytes / s)} MB/s of state (target ${TARGET_WRITE_MB_S}; ${mb(snapshot.sizeBytes / s)} MB/s of file); baseline node:fs write + fdatasync of the file's bytes ${mb(snapshot.sizeBytes / fsS)} MB/s; ratio ${ratio(fsS, s)}`,
+        `snapshot write (${kind}): ${KEYS} keys, ${mb(dataBytes)} MB of keys + values, file ${mb(snapshot.sizeBytes)} MB in ${s.toFixed(2)} s = ${mb(dataBytes / s)} MB/s of state (target ${TARGET_WRITE_MB_S}; ${mb(snapshot.sizeBytes / s)} MB/s of file), longest event-loop stall ${maxStallMs.toFixed(1)} ms; baseline node:fs write + fdatasync of the file's bytes ${mb(snapshot.sizeBytes / fsS)} MB/s; ratio ${ratio(fsS, s)}`,
       );
+      const aloneK = appendsAlone(state, 1000) / 1e3;
+      const during = await timedWrite(storage, dir, state, compress, true);
       console.log(
-        `  during the write: ${appended} appends applied (${(appended / s / 1e3).toFixed(0)}k/s), longest event-loop stall ${maxStallMs.toFixed(1)} ms, pre-images held at most ${mb(maxViewBytes)} MB; after release ${state.openViewCount} open views`,
+        `  with appends going on: write ${mb(dataBytes / during.s)} MB/s of state; ${during.appended} appends applied = ${(during.appended / during.s / 1e3).toFixed(0)}k/s (alone, the same loop: ${aloneK.toFixed(0)}k/s), longest event-loop stall ${during.maxStallMs.toFixed(1)} ms, pre-images held at most ${mb(during.maxViewBytes)} MB; open views after the write: ${state.openViewCount}`,
       );
       // The baseline reads the plain file's entries (the first round's): a Map costs the same whatever the file.
       if (!compress) loadBaseS = mapLoadBaseline(snapshot.path);

@@ -192,7 +192,7 @@ function baseParts(base: SnapshotInfo): SnapshotHeader['base'] {
  * the state changes). The chunk's buffer is reused once the consumer asks for the next one:
  * consumers are done with a chunk by then (storage writes are synchronous, and
  * {@link writeCompressed} waits until zlib has taken it). One buffer rather than one per chunk:
- * allocating 256 KiB per chunk cost about a third of the write's time (docs/state.md).
+ * allocating 256 KiB per chunk took a fifth to a third of the encode time (docs/state.md).
  */
 async function* encodeBody(entries: BodyEntries, chunkBytes: number): AsyncGenerator<Buffer> {
   if ('point' in entries) {

@@ -1,3 +1,4 @@
+import { copyBytes } from './byte-range.js';
 import { DELETED, KEY_LENGTH, PAGE, PROBE_SLOT, SLOT_CELLS, START, VALUE_LENGTH, type EntryStore } from './entry-store.js';
 import type { KeyIndex } from './key-index.js';
 
@@ -104,18 +105,14 @@ export class EntryCursor {
 }
 
 /**
- * Estimated bytes a pre-image costs beyond its value bytes: its map entry, the object and its
- * value's buffer, sized from V8 object layouts (not measured).
+ * Estimated bytes a pre-image costs beyond its value bytes: its map entry (slot -> number) and its
+ * cells (offset, timestamp, where its value is), at the arrays' doubling slack; sized from V8's
+ * layouts (not measured).
  */
-export const PRE_IMAGE_OVERHEAD_BYTES = 160;
+export const PRE_IMAGE_OVERHEAD_BYTES = 64;
 
-/** What a slot held when a view was taken. */
-interface PreImage {
-  /** A copy of the value, or undefined for a remembered deletion. */
-  readonly value: Buffer | undefined;
-  readonly offset: number;
-  readonly timestamp: number;
-}
+/** Bytes of each page pre-image values are copied into (a larger value gets a page of its own). */
+const PRE_IMAGE_PAGE_BYTES = 256 * 1024;
 
 /**
  * The pre-images of one open view: for each slot changed since the view was taken, what it held
@@ -124,9 +121,19 @@ interface PreImage {
  * is at or above it), so the view reads the state's entries; for any other slot it reads the
  * pre-image. Saving therefore costs one comparison per write while a view is open, and a copy of
  * the value per key changed during the view's life.
+ *
+ * Kept flat, like the state's entries: a map from slot to a number, arrays of numbers, and the
+ * values' bytes in pages, so that a snapshot taken under heavy writes does not leave the garbage
+ * collector an object or a buffer per changed key to trace.
  */
 export class ViewPreImages {
-  private readonly images = new Map<number, PreImage>();
+  private readonly numbers = new Map<number, number>();
+  /** Per pre-image: offset and timestamp. */
+  private times = new Float64Array(128);
+  /** Per pre-image: page, start and length of its value (length {@link DELETED}: a deletion). */
+  private cells = new Int32Array(192);
+  private readonly pages: Buffer[] = [];
+  private pageUsed = 0;
   /** Estimated bytes held: value bytes plus {@link PRE_IMAGE_OVERHEAD_BYTES} per pre-image. */
   bytes = 0;
 
@@ -141,29 +148,83 @@ export class ViewPreImages {
 
   /** Number of pre-images held. */
   get size(): number {
-    return this.images.size;
+    return this.numbers.size;
   }
 
   /** Called before a change to `slot`: saves what the view sees there, unless it is saved already. */
   preserve(store: EntryStore, slot: number): void {
     if (slot >= this.slotLimit || store.offsetOf(slot) >= this.nextOffset) return;
-    const value = store.valueLengthOf(slot) === DELETED ? undefined : store.valueOf(slot);
-    this.images.set(slot, { value, offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) });
-    this.bytes += (value === undefined ? 0 : value.length) + PRE_IMAGE_OVERHEAD_BYTES;
+    const number = this.numbers.size;
+    if (3 * number === this.cells.length) {
+      this.cells = grown(this.cells, new Int32Array(this.cells.length * 2));
+      this.times = grown(this.times, new Float64Array(this.times.length * 2));
+    }
+    this.numbers.set(slot, number);
+    this.times[2 * number] = store.offsetOf(slot);
+    this.times[2 * number + 1] = store.timestampOf(slot);
+    const length = store.valueLengthOf(slot);
+    this.cells[3 * number + 2] = length;
+    this.bytes += PRE_IMAGE_OVERHEAD_BYTES;
+    if (length === DELETED) return;
+    const cell = slot * SLOT_CELLS;
+    const page = this.room(length);
+    this.cells[3 * number] = page;
+    this.cells[3 * number + 1] = this.pageUsed;
+    copyBytes(store.buffers[store.cells[cell + PAGE]!]!, store.cells[cell + START]! + store.cells[cell + KEY_LENGTH]!, length, this.pages[page]!, this.pageUsed);
+    this.pageUsed += length;
+    this.bytes += length;
   }
 
-  /** The pre-image of a changed slot. */
-  get(slot: number): PreImage {
-    return this.images.get(slot)!;
+  /** The number of `slot`'s pre-image, or -1 when it has none. */
+  numberOf(slot: number): number {
+    return this.numbers.get(slot) ?? -1;
+  }
+
+  offsetAt(number: number): number {
+    return this.times[2 * number]!;
+  }
+
+  timestampAt(number: number): number {
+    return this.times[2 * number + 1]!;
+  }
+
+  /** The length of pre-image `number`'s value, or {@link DELETED}. */
+  valueLengthAt(number: number): number {
+    return this.cells[3 * number + 2]!;
+  }
+
+  /** The buffer holding pre-image `number`'s value. */
+  valueBufferAt(number: number): Buffer {
+    return this.pages[this.cells[3 * number]!]!;
+  }
+
+  /** Where pre-image `number`'s value starts in {@link valueBufferAt}. */
+  valueStartAt(number: number): number {
+    return this.cells[3 * number + 1]!;
   }
 
   /** Drops every pre-image (the view was released). */
   clear(): void {
-    this.images.clear();
+    this.numbers.clear();
+    this.pages.length = 0;
+    this.pageUsed = 0;
     this.bytes = 0;
+  }
+
+  /** The page to copy `length` more bytes into at `pageUsed` (a new one when the last is full). */
+  private room(length: number): number {
+    const last = this.pages.length - 1;
+    if (last >= 0 && this.pageUsed + length <= this.pages[last]!.length) return last;
+    this.pages.push(Buffer.allocUnsafeSlow(Math.max(PRE_IMAGE_PAGE_BYTES, length)));
+    this.pageUsed = 0;
+    return last + 1;
   }
 }
 
+function grown<T extends Int32Array | Float64Array>(old: T, bigger: T): T {
+  bigger.set(old);
+  return bigger;
+}
 
 /**
  * A point-in-time view of the key-value state: what it held after the record at `nextOffset - 1`.
@@ -261,14 +322,14 @@ export class StateView {
       let valueStart = keyStart + keyLength;
       let valueLength = cells[cell + VALUE_LENGTH]!;
       if (offset >= limit) {
-        const image = this.preImages.get(slot);
-        offset = image.offset;
-        timestamp = image.timestamp;
-        if (image.value === undefined) valueLength = DELETED;
-        else {
-          valueBuffer = image.value;
-          valueStart = 0;
-          valueLength = image.value.length;
+        const preImages = this.preImages;
+        const image = preImages.numberOf(slot);
+        offset = preImages.offsetAt(image);
+        timestamp = preImages.timestampAt(image);
+        valueLength = preImages.valueLengthAt(image);
+        if (valueLength !== DELETED) {
+          valueBuffer = preImages.valueBufferAt(image);
+          valueStart = preImages.valueStartAt(image);
         }
       }
       if (offset < since || (valueLength === DELETED && !withDeletions)) continue;
@@ -368,16 +429,20 @@ export class StateView {
 
   /** The value `slot` held when the view was taken (a copy), or undefined for a deletion. */
   private valueAt(slot: number): Buffer | undefined {
-    if (this.store.offsetOf(slot) >= this.nextOffset) {
-      const value = this.preImages.get(slot).value;
-      return value === undefined ? undefined : Buffer.from(value);
-    }
-    return this.store.valueLengthOf(slot) === DELETED ? undefined : this.store.valueOf(slot);
+    const store = this.store;
+    if (store.offsetOf(slot) < this.nextOffset) return store.valueLengthOf(slot) === DELETED ? undefined : store.valueOf(slot);
+    const image = this.preImages.numberOf(slot);
+    const length = this.preImages.valueLengthAt(image);
+    if (length === DELETED) return undefined;
+    const start = this.preImages.valueStartAt(image);
+    return Buffer.from(this.preImages.valueBufferAt(image).subarray(start, start + length));
   }
 
   private changeAt(slot: number): { offset: number; timestamp: number } {
-    if (this.store.offsetOf(slot) >= this.nextOffset) return this.preImages.get(slot);
-    return { offset: this.store.offsetOf(slot), timestamp: this.store.timestampOf(slot) };
+    const store = this.store;
+    if (store.offsetOf(slot) < this.nextOffset) return { offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) };
+    const image = this.preImages.numberOf(slot);
+    return { offset: this.preImages.offsetAt(image), timestamp: this.preImages.timestampAt(image) };
   }
 
   private checkOpen(): void {

@@ -10,6 +10,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import fc from 'fast-check';
 import { isWalError } from '../../../src/errors.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState, TOMBSTONE_OVERHEAD_BYTES, type StateRecord } from '../../../src/state/key-state.js';
@@ -324,6 +326,26 @@ describe('KeyState', () => {
     view.release();
     second.release();
     assert.equal(state.get(Buffer.from('a'))?.value.toString(), 'changed under the third view');
+  });
+
+  test('a view dropped without release is released once collected', async () => {
+    // A full collection on demand: the flag is set at run time, then `gc` is taken from a new context.
+    v8.setFlagsFromString('--expose-gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    const state = new KeyState();
+    state.apply({ offset: 0, timestamp: 0, type: 'put', key: Buffer.from('a'), value: Buffer.from('1') });
+    (() => {
+      state.captureView();
+    })();
+    assert.equal(state.openViewCount, 1);
+    // Finalizers run in a later task; a few rounds are plenty, and the loop is bounded.
+    for (let round = 0; round < 20 && state.openViewCount > 0; round++) {
+      collect();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(state.openViewCount, 0);
+    state.apply({ offset: 1, timestamp: 0, type: 'put', key: Buffer.from('a'), value: Buffer.from('2') });
+    assert.equal(state.viewMemoryBytes, 0, 'no pre-image kept for a collected view');
   });
 
   test('restoring refuses to run while a view is open', () => {
