@@ -4,10 +4,12 @@
  */
 import type { WalRecord } from '../codec/record.js';
 import type { SnapshotEntry } from '../codec/snapshot-file.js';
+import { DeletionQueue } from './deletion-queue.js';
 import { DEFAULT_PAGE_BYTES, DELETED, EntryStore, PROBE_SLOT } from './entry-store.js';
 import { loadKeyIndex, newKeyIndex, type KeyIndex } from './key-index.js';
 import { decodePageToken, encodePageToken } from './page-token.js';
-import { StateView, ViewPreImages, type KeyEntry } from './state-view.js';
+import { StateView, type KeyEntry } from './state-view.js';
+import { ViewPreImages } from './view-pre-images.js';
 
 export type { KeyEntry } from './state-view.js';
 
@@ -97,9 +99,7 @@ export class KeyState {
   private next = 0;
   private memory = 0;
   private changesKnownSince = 0;
-  /** Each `DELETE` that removed a key, in offset order: the slot and the offset (some since put again). */
-  private deletedSlots: number[] = [];
-  private deletedOffsets: number[] = [];
+  private deletions: DeletionQueue;
   private openViews: ViewPreImages[] = [];
   /** Slots whose keys left while a view was open (which may still read them): freed when the last closes. */
   private unlinkedSlots: number[] = [];
@@ -117,6 +117,7 @@ export class KeyState {
     this.pageBytes = pageBytes;
     this.store = new EntryStore(pageBytes);
     this.index = newKeyIndex(this.store.compare);
+    this.deletions = new DeletionQueue(this.store);
   }
 
   /** Every record below this offset has been applied (0 for a new state). */
@@ -242,8 +243,7 @@ export class KeyState {
     this.index = newKeyIndex(this.store.compare);
     this.liveKeys = 0;
     this.memory = 0;
-    this.deletedSlots = [];
-    this.deletedOffsets = [];
+    this.deletions = new DeletionQueue(this.store);
     this.bulkSlots = undefined;
     this.openViews = [];
     this.unlinkedSlots = [];
@@ -388,10 +388,7 @@ export class KeyState {
     store.setDeleted(slot, offset, timestamp);
     this.liveKeys--;
     this.memory -= old + ENTRY_OVERHEAD_BYTES - TOMBSTONE_OVERHEAD_BYTES;
-    this.deletedSlots.push(slot);
-    this.deletedOffsets.push(offset);
-    // A key deleted and put again over and over leaves stale entries: drop them before they outgrow the deletions.
-    if (this.deletedSlots.length > 2 * (store.table.size - this.liveKeys) + 1024) this.compactDeletions();
+    this.deletions.push(slot, offset, store.table.size - this.liveKeys);
   }
 
   /** Saves what each open view sees at `slot` before it changes. */
@@ -399,42 +396,16 @@ export class KeyState {
     for (const preImages of this.openViews) preImages.preserve(this.store, slot);
   }
 
-  /** True when the deletion of `slot` at `offset` is still its latest change. */
-  private isCurrentDeletion(slot: number, offset: number): boolean {
-    return this.store.valueLengthOf(slot) === DELETED && this.store.offsetOf(slot) === offset;
-  }
-
-  private compactDeletions(): void {
-    const slots: number[] = [];
-    const offsets: number[] = [];
-    for (let i = 0; i < this.deletedSlots.length; i++) {
-      if (!this.isCurrentDeletion(this.deletedSlots[i]!, this.deletedOffsets[i]!)) continue;
-      slots.push(this.deletedSlots[i]!);
-      offsets.push(this.deletedOffsets[i]!);
-    }
-    this.deletedSlots = slots;
-    this.deletedOffsets = offsets;
-  }
-
   /** Removes the keys whose deletion, still their latest change, is below `offset`. */
   private forgetDeletionsBefore(offset: number): void {
-    const slots = this.deletedSlots;
-    const offsets = this.deletedOffsets;
-    let end = 0;
-    while (end < slots.length && offsets[end]! < offset) end++;
-    if (end === 0) return;
+    const forgotten = this.deletions.takeBefore(offset);
+    if (forgotten.length === 0) return;
     this.flushBulk();
     const store = this.store;
-    const forgotten: number[] = [];
-    for (let i = 0; i < end; i++) {
-      const slot = slots[i]!;
-      if (!this.isCurrentDeletion(slot, offsets[i]!)) continue;
+    for (const slot of forgotten) {
       store.unlink(slot);
       this.memory -= store.keyLengthOf(slot) + TOMBSTONE_OVERHEAD_BYTES;
-      forgotten.push(slot);
     }
-    slots.splice(0, end);
-    offsets.splice(0, end);
     if (forgotten.length > REBUILD_INDEX_AFTER_DELETES && forgotten.length > this.index.size / 8) this.rebuildIndexWithout(forgotten);
     else for (const slot of forgotten) this.index.delete(slot);
     if (this.openViews.length === 0) for (const slot of forgotten) store.free(slot);

@@ -85,7 +85,11 @@ export class KeyTable {
     const mask = this.mask;
     const slots = this.slots;
     let hole = slots.hashOf(slot) & mask;
-    while (cells[hole] !== slot) hole = (hole + 1) & mask;
+    while (cells[hole] !== slot) {
+      // A slot that is not in the table is a defect of the caller: fail rather than loop.
+      if (cells[hole] === EMPTY) throw new Error(`KeyTable.remove: slot ${slot} is not in the table`);
+      hole = (hole + 1) & mask;
+    }
     // Backward-shift deletion: a later cell of the run moves into the hole unless its home lies
     // after the hole (cyclically), where a lookup would then not find it.
     for (let i = (hole + 1) & mask; cells[i] !== EMPTY; i = (i + 1) & mask) {

@@ -16,7 +16,8 @@ import { StorageError, type Storage, type StorageFile } from '../storage/storage
 import { copyBytes } from './byte-range.js';
 import { DELETED } from './entry-store.js';
 import { snapshotInfoOf, type SnapshotInfo } from './snapshot-info.js';
-import { EntryCursor, type CursorFilter, type KeyEntry, type StateView } from './state-view.js';
+import { EntryCursor, type CursorFilter } from './entry-cursor.js';
+import type { KeyEntry, StateView } from './state-view.js';
 
 /**
  * Default of {@link SnapshotWriteOptions.chunkBytes}: 256 KiB. Measured on 1M keys: the same write

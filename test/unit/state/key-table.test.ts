@@ -71,6 +71,8 @@ describe('KeyTable', () => {
     }
     for (let slot = 0; slot < count; slot++) assert.equal(table.find(keyOf(slot), 0, 2, hashes[slot]!), slot);
     assert.equal(table.find(Uint8Array.of(0xff, 0xff), 0, 2, hashKey(Uint8Array.of(0xff, 0xff), 0, 2, table.seed)), -1);
+    table.remove(7);
+    assert.throws(() => table.remove(7), /not in the table/, 'a second removal is a defect, reported rather than looping');
   });
 
   test('hashes depend on every byte and on the seed', () => {
