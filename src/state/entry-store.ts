@@ -62,7 +62,9 @@ export class EntryStore implements KeyedSlots {
   /** The page buffers (undefined: a dropped page, whose number may be reused). */
   readonly buffers: (Buffer | undefined)[] = [];
   /** Key bytes -> slot. */
-  readonly table: KeyTable = new KeyTable(this);
+  private readonly table: KeyTable = new KeyTable(this);
+  /** Slots added with their table entry deferred ({@link add}), put in the table at the next lookup. */
+  private tableBacklog: number[] = [];
   /** Compares the keys of two slots by unsigned bytes ({@link PROBE_SLOT} is the probe key). */
   readonly compare = (a: number, b: number): number => this.compareSlots(a, b);
   private readonly freeSlots: number[] = [];
@@ -119,16 +121,24 @@ export class EntryStore implements KeyedSlots {
     return hashKey(bytes, start, length, this.table.seed);
   }
 
+  /** Keys in the store, live or deleted. */
+  get keyCount(): number {
+    return this.table.size + this.tableBacklog.length;
+  }
+
   /** The slot of the key `bytes[start..start + length)` (hash `hash`), live or deleted, or -1. */
   find(bytes: Uint8Array, start: number, length: number, hash: number): number {
+    if (this.tableBacklog.length > 0) this.flushTable();
     return this.table.find(bytes, start, length, hash);
   }
 
   /**
    * Adds a key that is not in the store, with its value, offset and timestamp; returns its slot
-   * (a free one if any: the state frees a slot only when no view can read it).
+   * (a free one if any: the state frees a slot only when no view can read it). With
+   * `isTableDeferred` (keys loaded in bulk, known to be new) the hash table takes the key at the
+   * next lookup, with the others deferred, in one cache-friendly pass (`KeyTable.addAll`).
    */
-  add(key: Uint8Array, keyStart: number, keyLength: number, hash: number, value: Uint8Array, valueStart: number, valueLength: number, offset: number, timestamp: number): number {
+  add(key: Uint8Array, keyStart: number, keyLength: number, hash: number, value: Uint8Array, valueStart: number, valueLength: number, offset: number, timestamp: number, isTableDeferred = false): number {
     const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.newSlot();
     const cell = slot * SLOT_CELLS;
     this.cells[cell + HASH] = hash;
@@ -145,7 +155,11 @@ export class EntryStore implements KeyedSlots {
     this.cells[cell + VALUE_LENGTH] = valueLength;
     this.times[2 * slot] = offset;
     this.times[2 * slot + 1] = timestamp;
-    this.table.add(slot, hash);
+    if (isTableDeferred) this.tableBacklog.push(slot);
+    else {
+      if (this.tableBacklog.length > 0) this.flushTable();
+      this.table.add(slot, hash);
+    }
     this.reclaim();
     return slot;
   }
@@ -194,7 +208,15 @@ export class EntryStore implements KeyedSlots {
 
   /** Takes `slot`'s key out of the table: lookups no longer find it (its run stays for views). */
   unlink(slot: number): void {
+    if (this.tableBacklog.length > 0) this.flushTable();
     this.table.remove(slot);
+  }
+
+  /** Puts the deferred slots in the hash table. */
+  private flushTable(): void {
+    const backlog = this.tableBacklog;
+    this.tableBacklog = [];
+    this.table.addAll(backlog);
   }
 
   /** Frees an unlinked slot that no view can read any more: its run dies and the slot may be handed out again. */

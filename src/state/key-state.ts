@@ -285,7 +285,7 @@ export class KeyState {
     this.checkNoView('restorePut');
     const bytes = entry.bytes;
     const keyLength = entry.keyEnd - entry.keyStart;
-    if (this.bulkSlots === undefined && this.store.table.size === 0) this.bulkSlots = [];
+    if (this.bulkSlots === undefined && this.store.keyCount === 0) this.bulkSlots = [];
     const bulk = this.bulkSlots;
     if (bulk === undefined || (bulk.length > 0 && this.store.compareKey(bulk[bulk.length - 1]!, bytes, entry.keyStart, keyLength) >= 0)) {
       this.flushBulk();
@@ -294,7 +294,7 @@ export class KeyState {
     }
     const store = this.store;
     const valueLength = entry.valueEnd - entry.keyEnd;
-    bulk.push(store.add(bytes, entry.keyStart, keyLength, store.hash(bytes, entry.keyStart, keyLength), bytes, entry.keyEnd, valueLength, entry.offset, entry.timestamp));
+    bulk.push(store.add(bytes, entry.keyStart, keyLength, store.hash(bytes, entry.keyStart, keyLength), bytes, entry.keyEnd, valueLength, entry.offset, entry.timestamp, true));
     this.liveKeys++;
     this.memory += keyLength + valueLength + ENTRY_OVERHEAD_BYTES;
   }
@@ -306,7 +306,7 @@ export class KeyState {
    */
   reserveForRestore(keyCount: number): void {
     if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new RangeError(`keyCount must be a non-negative integer, got ${keyCount}`);
-    this.store.reserve(this.store.table.size + Math.min(keyCount, 2 ** 24));
+    this.store.reserve(this.store.keyCount + Math.min(keyCount, 2 ** 24));
   }
 
   /** Snapshot loading: removes a key as an incremental snapshot's tombstone says. Throws `Error` while a view is open. */
@@ -388,7 +388,7 @@ export class KeyState {
     store.setDeleted(slot, offset, timestamp);
     this.liveKeys--;
     this.memory -= old + ENTRY_OVERHEAD_BYTES - TOMBSTONE_OVERHEAD_BYTES;
-    this.deletions.push(slot, offset, store.table.size - this.liveKeys);
+    this.deletions.push(slot, offset, store.keyCount - this.liveKeys);
   }
 
   /** Saves what each open view sees at `slot` before it changes. */
@@ -409,7 +409,7 @@ export class KeyState {
     if (forgotten.length > REBUILD_INDEX_AFTER_DELETES && forgotten.length > this.index.size / 8) this.rebuildIndexWithout(forgotten);
     else for (const slot of forgotten) this.index.delete(slot);
     if (this.openViews.length === 0) for (const slot of forgotten) store.free(slot);
-    else this.unlinkedSlots.push(...forgotten);
+    else for (const slot of forgotten) this.unlinkedSlots.push(slot);
   }
 
   /** Builds the index anew without `slots`, in one ordered pass over the old one. */
@@ -417,13 +417,8 @@ export class KeyState {
     const isGone = new Uint8Array(this.store.slotCount);
     for (const slot of slots) isGone[slot] = 1;
     const kept: number[] = [];
-    const low = this.index.minKey();
-    const high = this.index.maxKey();
-    if (low !== undefined && high !== undefined) {
-      this.index.forRange(low, high, true, (slot) => {
-        if (isGone[slot] === 0) kept.push(slot);
-      });
-    }
+    // The iterator walks the leaves without comparing keys (a range scan compares its bounds in every leaf).
+    for (const slot of this.index.keys()) if (isGone[slot] === 0) kept.push(slot);
     this.index = loadKeyIndex(kept, this.store.compare);
   }
 

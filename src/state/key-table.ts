@@ -79,6 +79,26 @@ export class KeyTable {
     this.count++;
   }
 
+  /**
+   * Adds `slots` (whose keys are not in the table, nor in one another) at once: sorted first by the
+   * part of the table their hashes land in (a counting sort), so that the inserts of each part
+   * touch memory already in cache, where adding them one by one misses the cache once per key.
+   * This is how a snapshot's keys go in once they are all loaded.
+   */
+  addAll(slots: readonly number[]): void {
+    this.reserve(this.count + slots.length);
+    const mask = this.mask;
+    // 256 parts of the table, or fewer for a small one.
+    const shift = Math.max(0, Math.log2(this.cells.length) - 8);
+    const starts = new Int32Array(257);
+    for (const slot of slots) starts[((this.slots.hashOf(slot) & mask) >>> shift) + 1]!++;
+    for (let part = 1; part <= 256; part++) starts[part]! += starts[part - 1]!;
+    const sorted = new Int32Array(slots.length);
+    for (const slot of slots) sorted[starts[(this.slots.hashOf(slot) & mask) >>> shift]!++] = slot;
+    for (const slot of sorted) this.place(slot, this.slots.hashOf(slot));
+    this.count += slots.length;
+  }
+
   /** Removes `slot` (which is in the table), moving back the cells after it that probed past it. */
   remove(slot: number): void {
     const cells = this.cells;

@@ -59,6 +59,39 @@ describe('KeyTable', () => {
     );
   });
 
+  test('keys added in bulk are found like keys added one by one, through removals and growth', () => {
+    const batchArb = fc.record({ keys: fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 120 }), removals: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 40 }) });
+    fc.assert(
+      fc.property(fc.array(batchArb, { maxLength: 8 }), fc.constantFrom(1, 7, 1 << 30), (batches, hashSpread) => {
+        const slots = new Slots();
+        const table = new KeyTable(slots);
+        const model = new Map<number, number>();
+        const hashOf = (key: number): number => ((key * 2_654_435_761) % hashSpread) | 0;
+        for (const { keys, removals } of batches) {
+          const added: number[] = [];
+          for (const key of keys) {
+            if (model.has(key)) continue;
+            const slot = 255 - key;
+            slots.hashes[slot] = hashOf(key);
+            slots.keys[slot] = key;
+            model.set(key, slot);
+            added.push(slot);
+          }
+          table.addAll(added);
+          for (const key of removals) {
+            const slot = model.get(key);
+            if (slot === undefined) continue;
+            table.remove(slot);
+            model.delete(key);
+          }
+          assert.equal(table.size, model.size);
+          for (let key = 0; key < 256; key++) assert.equal(table.find(Uint8Array.of(key), 0, 1, hashOf(key)), model.get(key) ?? -1, `key ${key}`);
+        }
+      }),
+      { seed: testSeed('key table bulk'), numRuns: 100 },
+    );
+  });
+
   test('grows past half full and keeps every key', () => {
     const count = 5000;
     const hashes = new Int32Array(count);
