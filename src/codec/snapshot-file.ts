@@ -271,7 +271,9 @@ export function decodeSnapshotTrailer(buf: Uint8Array, fileBytes: number): Snaps
  * counts. Reports the first problem; never throws on bad bytes.
  */
 export class SnapshotEntryDecoder {
+  /** The bytes of an entry cut at the end of a piece: `pending[0..pendingBytes)`. */
   private pending: Buffer = EMPTY;
+  private pendingBytes = 0;
   private previousKey: Buffer = Buffer.alloc(64);
   private previousKeyBytes = -1;
   private puts = 0;
@@ -288,40 +290,100 @@ export class SnapshotEntryDecoder {
    * Decodes `chunk`, the next body bytes, calling `onEntry` for each whole entry in order (with a
    * cursor reused from one call to the next). Returns the reason of the first problem (then and on
    * every later call), else undefined. `chunk` may be reused by the caller after the call.
+   *
+   * Entries are decoded where they lie in `chunk`; only an entry cut at a piece's end is copied,
+   * into a buffer of its size, so that pieces are not joined (a copy of every piece) and a large
+   * entry spread over many pieces is copied once.
    */
   push(chunk: Buffer, onEntry: (entry: SnapshotEntry) => void): string | undefined {
     if (this.failure !== undefined) return this.failure;
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    let start = 0;
+    if (this.pendingBytes > 0) {
+      start = this.fillPending(chunk);
+      if (this.failure !== undefined) return this.failure;
+      const entryBytes = this.pendingBytes < SNAPSHOT_ENTRY_HEADER_BYTES ? -1 : this.entryBytesAt(this.pending, 0);
+      if (this.pendingBytes !== entryBytes) return undefined;
+      const pending = this.pending;
+      this.pending = EMPTY;
+      this.pendingBytes = 0;
+      this.decode(pending, 0, entryBytes, onEntry);
+      if (this.failure !== undefined) return this.failure;
+    }
+    const position = this.decode(chunk, start, chunk.length, onEntry);
+    if (this.failure !== undefined) return this.failure;
+    if (position < chunk.length) {
+      this.pending = Buffer.allocUnsafe(Math.max(chunk.length - position, SNAPSHOT_ENTRY_HEADER_BYTES));
+      this.pendingBytes = chunk.copy(this.pending, 0, position);
+    }
+    return undefined;
+  }
+
+  /** Decodes the whole entries of `buf[start..end)`; returns where the first incomplete one starts. */
+  private decode(buf: Buffer, start: number, end: number, onEntry: (entry: SnapshotEntry) => void): number {
     const cursor = this.cursor;
     cursor.bytes = buf;
-    let position = 0;
-    while (buf.length - position >= SNAPSHOT_ENTRY_HEADER_BYTES) {
+    let position = start;
+    while (end - position >= SNAPSHOT_ENTRY_HEADER_BYTES) {
       const kindCode = buf[position]!;
       const keyBytes = getU32(buf, position + 1);
       const valueBytes = getU32(buf, position + 5);
-      if (keyBytes + valueBytes > this.maxEntryBytes) return this.fail(`entry ${this.count()} of ${keyBytes + valueBytes} bytes exceeds the limit of ${this.maxEntryBytes}`);
-      const end = position + SNAPSHOT_ENTRY_HEADER_BYTES + keyBytes + valueBytes;
-      if (end > buf.length) break;
+      if (keyBytes + valueBytes > this.maxEntryBytes) {
+        this.fail(`entry ${this.count()} of ${keyBytes + valueBytes} bytes exceeds the limit of ${this.maxEntryBytes}`);
+        break;
+      }
+      const entryEnd = position + SNAPSHOT_ENTRY_HEADER_BYTES + keyBytes + valueBytes;
+      if (entryEnd > end) break;
       const problem = this.check(buf, position, kindCode, keyBytes, valueBytes);
-      if (problem !== undefined) return this.fail(problem);
+      if (problem !== undefined) {
+        this.fail(problem);
+        break;
+      }
       cursor.kind = kindCode === KIND_PUT ? 'put' : 'tombstone';
       cursor.keyStart = position + SNAPSHOT_ENTRY_HEADER_BYTES;
       cursor.keyEnd = cursor.keyStart + keyBytes;
-      cursor.valueEnd = end;
+      cursor.valueEnd = entryEnd;
       cursor.offset = getU32(buf, position + 9) + getU32(buf, position + 13) * 0x1_0000_0000;
       cursor.timestamp = getU32(buf, position + 17) + getU32(buf, position + 21) * 0x1_0000_0000;
       onEntry(cursor);
-      position = end;
+      position = entryEnd;
     }
     cursor.bytes = EMPTY;
-    this.pending = position === buf.length ? EMPTY : Buffer.from(buf.subarray(position));
-    return undefined;
+    return position;
+  }
+
+  /** Bytes of the entry whose header is at `buf[position..]`. */
+  private entryBytesAt(buf: Buffer, position: number): number {
+    return SNAPSHOT_ENTRY_HEADER_BYTES + getU32(buf, position + 1) + getU32(buf, position + 5);
+  }
+
+  /** Copies into the pending entry the bytes of `chunk` it still lacks; returns how many were taken. */
+  private fillPending(chunk: Buffer): number {
+    let taken = 0;
+    if (this.pendingBytes < SNAPSHOT_ENTRY_HEADER_BYTES) {
+      taken = chunk.copy(this.pending, this.pendingBytes, 0, Math.min(chunk.length, SNAPSHOT_ENTRY_HEADER_BYTES - this.pendingBytes));
+      this.pendingBytes += taken;
+      if (this.pendingBytes < SNAPSHOT_ENTRY_HEADER_BYTES) return taken;
+    }
+    const keyAndValueBytes = getU32(this.pending, 1) + getU32(this.pending, 5);
+    if (keyAndValueBytes > this.maxEntryBytes) {
+      this.fail(`entry ${this.count()} of ${keyAndValueBytes} bytes exceeds the limit of ${this.maxEntryBytes}`);
+      return taken;
+    }
+    const entryBytes = SNAPSHOT_ENTRY_HEADER_BYTES + keyAndValueBytes;
+    if (this.pending.length < entryBytes) {
+      const whole = Buffer.allocUnsafe(entryBytes);
+      this.pending.copy(whole, 0, 0, this.pendingBytes);
+      this.pending = whole;
+    }
+    const more = chunk.copy(this.pending, this.pendingBytes, taken, Math.min(chunk.length, taken + entryBytes - this.pendingBytes));
+    this.pendingBytes += more;
+    return taken + more;
   }
 
   /** Call after the last body byte: reports a cut-off entry or counts that differ from the header's. */
   finish(): string | undefined {
     if (this.failure !== undefined) return this.failure;
-    if (this.pending.length !== 0) return this.fail(`the body ends inside entry ${this.count()}`);
+    if (this.pendingBytes !== 0) return this.fail(`the body ends inside entry ${this.count()}`);
     if (this.puts !== this.header.putCount || this.tombstones !== this.header.tombstoneCount) {
       return this.fail(`the body holds ${this.puts} puts and ${this.tombstones} tombstones, the header says ${this.header.putCount} and ${this.header.tombstoneCount}`);
     }

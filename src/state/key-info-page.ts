@@ -3,9 +3,8 @@
  * not its value, within a byte budget: what ListKeys answers, so that a page of long keys still
  * fits a response.
  */
-import { toByteString } from './byte-string.js';
 import type { KeyPage, KeyState, ListKeysOptions } from './key-state.js';
-import { encodePageToken } from './page-token.js';
+import { encodePageToken, toByteString } from './page-token.js';
 
 const EMPTY = new Uint8Array(0);
 

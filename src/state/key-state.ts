@@ -4,29 +4,39 @@
  */
 import type { WalRecord } from '../codec/record.js';
 import type { SnapshotEntry } from '../codec/snapshot-file.js';
-import { compareByteStrings, fromByteString, toByteString } from './byte-string.js';
-import { loadByteStringTree, newByteStringTree, type ByteStringTree } from './byte-string-tree.js';
-import { decodePageToken, encodePageToken } from './page-token.js';
-import { StateView, type KeyEntry, type StoredEntry, type StoredTombstone } from './state-view.js';
+import { DeletionQueue } from './deletion-queue.js';
+import { DEFAULT_PAGE_BYTES, DELETED, EntryStore, PROBE_SLOT } from './entry-store.js';
+import { loadKeyIndex, newKeyIndex, type KeyIndex } from './key-index.js';
+import { decodePageToken, encodePageToken, toByteString } from './page-token.js';
+import { StateView, type KeyEntry } from './state-view.js';
+import { ViewPreImages } from './view-pre-images.js';
 
 export type { KeyEntry } from './state-view.js';
 
 /**
- * Estimated bytes a key costs beyond its key and value bytes: the B+ tree slots (key and value
- * references, node arrays at their average fill), the entry object (value, offset, timestamp) and
- * the two string headers. Measured on Node 20 (x64) with 1M keys: heap growth per key minus key
- * and value bytes (docs/state.md, "Measurements"); the estimate errs high.
+ * Estimated bytes a key costs beyond its key and value bytes: its slot's cells (48 bytes, with the
+ * columns' doubling slack), its hash table cells (at most half full, doubling), its place in the
+ * ordered index at the index's average fill, its run's header and its share of the pages' slack.
+ * Measured on Node 20 (x64): heap and array buffers grew by 88-107 bytes per key beyond key and
+ * value bytes (1M keys, or 1M puts over 100k keys, of 100-byte values; docs/state.md); the
+ * estimate errs high, leaving room for dead bytes in pages (at most about as many as the live
+ * ones, entry-store.ts).
  */
-export const ENTRY_OVERHEAD_BYTES = 144;
+export const ENTRY_OVERHEAD_BYTES = 128;
 
 /**
- * Estimated bytes a remembered deletion costs beyond its key bytes: tree slots, the tombstone object
- * and the string header, sized from V8 object layouts (not measured, unlike {@link ENTRY_OVERHEAD_BYTES}).
+ * Estimated bytes a remembered deletion costs beyond its key bytes: the same slot, table and index
+ * cells and run header as a live key (it keeps them until forgotten; its run shrinks to the key)
+ * and its place in the queue of deletions, from the same layouts as {@link ENTRY_OVERHEAD_BYTES}
+ * (not measured apart).
  */
 export const TOMBSTONE_OVERHEAD_BYTES = 112;
 
 /** Default of {@link KeyStateOptions.maxStateBytes}: 1 GiB. */
 export const DEFAULT_MAX_STATE_BYTES = 1024 * 1024 * 1024;
+
+/** Deletions forgotten at once beyond which the ordered index is rebuilt rather than edited key by key. */
+const REBUILD_INDEX_AFTER_DELETES = 4096;
 
 /** Configuration of a {@link KeyState}. */
 export interface KeyStateOptions {
@@ -36,6 +46,11 @@ export interface KeyStateOptions {
    * running out of memory. Default {@link DEFAULT_MAX_STATE_BYTES}.
    */
   readonly maxStateBytes?: number | undefined;
+  /**
+   * Bytes of each page the keys and values are kept in (entry-store.ts). Default 4 MiB; tests set
+   * small pages to exercise relocation.
+   */
+  readonly pageBytes?: number | undefined;
 }
 
 /** What the state reads of a record. */
@@ -58,33 +73,51 @@ export interface ListKeysOptions {
   readonly pageToken?: string | undefined;
 }
 
+const BREAK = { break: true } as const;
+const NO_BYTES = new Uint8Array(0);
+
 /**
- * The key-value state, kept in two copy-on-write B+ trees (`sorted-btree`): the live entries by
- * key, and the keys deleted since the last snapshot (for incremental snapshots). Keys and values
- * are held as byte strings (src/state/byte-string.ts), so keys sort by unsigned bytes.
+ * The key-value state. Entries live in an {@link EntryStore}: a hash table from key bytes to a
+ * slot, columns by slot, and the key and value bytes in pages, so an overwrite of a key (the
+ * common record) is a hash of the key's bytes, a probe and a copy of the value, with no object
+ * made. An ordered index of the slots by key (key-index.ts, a copy-on-write B+ tree) serves
+ * listings in key order and views; it changes only when a key enters or leaves the state. A
+ * deleted key stays, marked deleted, until a snapshot covers the deletion
+ * ({@link forgetChangesBefore}): incremental snapshots list it. Keys sort by unsigned bytes.
  *
  * Records are applied in offset order ({@link apply}); {@link captureView} gives a consistent
- * point-in-time view in O(1) for snapshots. Loading a snapshot goes through {@link restorePut},
- * {@link restoreTombstone} and {@link finishRestore}.
+ * point-in-time view in O(1) for snapshots (state-view.ts). Loading a snapshot goes through
+ * {@link restorePut}, {@link restoreTombstone} and {@link finishRestore}.
  */
 export class KeyState {
   /** The configured cap on {@link memoryBytes}. */
   readonly maxStateBytes: number;
-  private puts: ByteStringTree<StoredEntry> = newByteStringTree();
-  private tombstones: ByteStringTree<StoredTombstone> = newByteStringTree();
+  private readonly pageBytes: number;
+  private store: EntryStore;
+  private index: KeyIndex;
+  private liveKeys = 0;
   private next = 0;
   private memory = 0;
-  private tombstoneMemory = 0;
-  private lastTombstoneOffset = -1;
   private changesKnownSince = 0;
-  /** Sorted puts collected while restoring into an empty state, loaded in bulk. */
-  private bulkKeys: string[] | undefined;
-  private bulkEntries: StoredEntry[] = [];
+  private deletions: DeletionQueue;
+  private openViews: ViewPreImages[] = [];
+  /** Slots whose keys left while a view was open (which may still read them): freed when the last closes. */
+  private unlinkedSlots: number[] = [];
+  /** Releases views dropped without {@link StateView.release}, so that they stop costing writes. */
+  private readonly views = new FinalizationRegistry<ViewPreImages>((preImages) => this.closeView(preImages));
+  /** Slots restored in key order into an empty state, indexed in bulk when restoring ends. */
+  private bulkSlots: number[] | undefined;
 
   constructor(options: KeyStateOptions = {}) {
     const max = options.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES;
     if (!(max > 0)) throw new RangeError(`options.maxStateBytes must be positive, got ${max}`);
+    const pageBytes = options.pageBytes ?? DEFAULT_PAGE_BYTES;
+    if (!Number.isSafeInteger(pageBytes) || pageBytes < 64 || pageBytes > 2 ** 30) throw new RangeError(`options.pageBytes must be an integer in 64..2^30, got ${pageBytes}`);
     this.maxStateBytes = max;
+    this.pageBytes = pageBytes;
+    this.store = new EntryStore(pageBytes);
+    this.index = newKeyIndex(this.store.compare);
+    this.deletions = new DeletionQueue(this.store);
   }
 
   /** Every record below this offset has been applied (0 for a new state). */
@@ -94,17 +127,36 @@ export class KeyState {
 
   /** Number of keys. */
   get size(): number {
-    this.flushBulk();
-    return this.puts.size;
+    return this.liveKeys;
   }
 
   /**
    * Estimated bytes of memory the state holds: for each key its key and value bytes plus
    * {@link ENTRY_OVERHEAD_BYTES}, and for each remembered deletion its key bytes plus
-   * {@link TOMBSTONE_OVERHEAD_BYTES}. Not counted: nodes copied while a snapshot view is alive.
+   * {@link TOMBSTONE_OVERHEAD_BYTES}. Views' pre-images are counted apart ({@link viewMemoryBytes}).
    */
   get memoryBytes(): number {
-    return this.memory + this.tombstoneMemory;
+    return this.memory;
+  }
+
+  /** Views taken and not yet released (nor dropped and collected, nor cut off by a flush). */
+  get openViewCount(): number {
+    return this.openViews.length;
+  }
+
+  /**
+   * Estimated bytes of the pre-images kept for open views: the entries changed since each was
+   * taken. Bounded by the writes during the views' lives; zero once they are released.
+   */
+  get viewMemoryBytes(): number {
+    let bytes = 0;
+    for (const preImages of this.openViews) bytes += preImages.bytes;
+    return bytes;
+  }
+
+  /** Bytes of the pages holding keys and values, live or dead (for figures; {@link memoryBytes} is the estimate the cap applies to). */
+  get pageMemoryBytes(): number {
+    return this.store.pageMemoryBytes;
   }
 
   /**
@@ -115,17 +167,18 @@ export class KeyState {
    */
   apply(record: StateRecord): void {
     this.advance(record.offset, 'record.offset');
-    if (record.key === undefined) return;
-    if (record.type === 'put') this.put(toByteString(record.key), toByteString(record.value), record.offset, record.timestamp);
-    else if (record.type === 'delete') this.remove(toByteString(record.key), record.offset, record.timestamp);
+    const key = record.key;
+    if (key === undefined) return;
+    if (record.type === 'put') this.put(key, 0, key.length, record.value, 0, record.value.length, record.offset, record.timestamp);
+    else if (record.type === 'delete') this.remove(key, record.offset, record.timestamp);
   }
 
   /** The state of `key`, or undefined when it has none. */
   get(key: Uint8Array): KeyEntry | undefined {
-    this.flushBulk();
-    const text = toByteString(key);
-    const entry = this.puts.get(text);
-    return entry === undefined ? undefined : toKeyEntry(text, entry);
+    const store = this.store;
+    const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
+    if (slot < 0 || store.valueLengthOf(slot) === DELETED) return undefined;
+    return { key: Buffer.from(key), value: store.valueOf(slot), offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) };
   }
 
   /**
@@ -135,20 +188,33 @@ export class KeyState {
    * with another prefix.
    */
   list(options: ListKeysOptions): KeyPage {
-    if (!Number.isSafeInteger(options.limit) || options.limit < 1) throw new RangeError(`limit must be a positive integer, got ${options.limit}`);
+    const limit = options.limit;
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    const prefix = options.prefix ?? NO_BYTES;
+    const prefixText = toByteString(prefix);
+    const after = options.pageToken === undefined || options.pageToken === '' ? undefined : Buffer.from(decodePageToken(options.pageToken, prefixText).lastKey, 'latin1');
     this.flushBulk();
-    const prefix = options.prefix === undefined ? '' : toByteString(options.prefix);
-    const after = options.pageToken === undefined || options.pageToken === '' ? undefined : decodePageToken(options.pageToken, prefix).lastKey;
     const entries: KeyEntry[] = [];
-    let lastKey = '';
-    for (const [key, entry] of this.puts.entries(after ?? prefix, [])) {
-      if (key === after) continue;
-      if (!key.startsWith(prefix)) break;
-      if (entries.length === options.limit) return { entries, nextPageToken: encodePageToken({ prefix, lastKey }) };
-      entries.push(toKeyEntry(key, entry));
+    const high = this.index.maxKey();
+    if (high === undefined) return { entries, nextPageToken: '' };
+    const store = this.store;
+    store.setProbe(after ?? prefix);
+    let isCut = false;
+    let lastKey: Uint8Array = NO_BYTES;
+    this.index.forRange(PROBE_SLOT, high, true, (slot) => {
+      if (after !== undefined && entries.length === 0 && store.compare(slot, PROBE_SLOT) === 0) return undefined;
+      if (!store.keyStartsWith(slot, prefix)) return BREAK;
+      if (store.valueLengthOf(slot) === DELETED) return undefined;
+      if (entries.length === limit) {
+        isCut = true;
+        return BREAK;
+      }
+      const key = store.keyOf(slot);
+      entries.push({ key, value: store.valueOf(slot), offset: store.offsetOf(slot), timestamp: store.timestampOf(slot) });
       lastKey = key;
-    }
-    return { entries, nextPageToken: '' };
+      return undefined;
+    });
+    return { entries, nextPageToken: isCut ? encodePageToken({ prefix: prefixText, lastKey: toByteString(lastKey) }) : '' };
   }
 
   /**
@@ -158,94 +224,108 @@ export class KeyState {
    */
   wouldExceed(key: Uint8Array, value: Uint8Array): boolean {
     const added = key.length + value.length + ENTRY_OVERHEAD_BYTES;
-    if (this.memoryBytes + added <= this.maxStateBytes) return false;
-    this.flushBulk();
-    return !this.puts.has(toByteString(key));
+    if (this.memory + added <= this.maxStateBytes) return false;
+    const store = this.store;
+    const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
+    return slot < 0 || store.valueLengthOf(slot) === DELETED;
   }
 
   /**
    * Removes every key (FlushAll), as the record at `offset` says; returns how many were removed.
-   * Deletions are forgotten too, so no incremental snapshot can span the flush. Throws
-   * `RangeError` for an offset below {@link nextOffset}.
+   * Deletions are forgotten too, so no incremental snapshot can span the flush. In O(1): open views
+   * keep the old store, which nothing writes any more. Throws `RangeError` for an offset below
+   * {@link nextOffset}.
    */
   clear(offset: number): number {
     this.advance(offset, 'offset');
-    const removed = this.puts.size;
-    this.puts = newByteStringTree();
-    this.tombstones = newByteStringTree();
+    const removed = this.liveKeys;
+    this.store = new EntryStore(this.pageBytes);
+    this.index = newKeyIndex(this.store.compare);
+    this.liveKeys = 0;
     this.memory = 0;
-    this.tombstoneMemory = 0;
-    this.lastTombstoneOffset = -1;
+    this.deletions = new DeletionQueue(this.store);
+    this.bulkSlots = undefined;
+    this.openViews = [];
+    this.unlinkedSlots = [];
     this.changesKnownSince = offset + 1;
     return removed;
   }
 
   /**
    * A consistent view of the state as it is now, in O(1); later changes to the state do not show
-   * in it (see {@link StateView}).
+   * in it (see {@link StateView}). Release it when done with it.
    */
   captureView(): StateView {
     this.flushBulk();
-    return new StateView(this.puts.clone(), this.tombstones.clone(), {
-      nextOffset: this.next,
-      memoryBytes: this.memoryBytes,
-      changesKnownSince: this.changesKnownSince,
-    });
+    const preImages = new ViewPreImages(this.next, this.store.slotCount);
+    const figures = { nextOffset: this.next, memoryBytes: this.memory, changesKnownSince: this.changesKnownSince, size: this.liveKeys };
+    const view = new StateView(this.index.clone(), this.store, preImages, figures, (released) => this.closeView(released));
+    this.openViews.push(preImages);
+    this.views.register(view, preImages, preImages);
+    return view;
   }
 
   /**
    * Says that a snapshot with wal offset `offset` is durable: later incrementals build on it, so
-   * the deletions before it are no longer needed and are dropped (O(1) when all are before it,
-   * else one pass over the remembered deletions).
+   * the deletions before it are no longer needed and their keys leave the state (one step per
+   * deletion since the last call; the index is rebuilt in one pass when many leave at once).
    */
   forgetChangesBefore(offset: number): void {
     if (offset <= this.changesKnownSince) return;
     this.changesKnownSince = Math.min(offset, this.next);
-    if (this.lastTombstoneOffset < this.changesKnownSince) {
-      this.tombstones = newByteStringTree();
-      this.tombstoneMemory = 0;
-      return;
-    }
-    const keys: string[] = [];
-    const kept: StoredTombstone[] = [];
-    let memory = 0;
-    for (const [key, tombstone] of this.tombstones.entries(undefined, [])) {
-      if (tombstone.offset < this.changesKnownSince) continue;
-      keys.push(key);
-      kept.push(tombstone);
-      memory += key.length + TOMBSTONE_OVERHEAD_BYTES;
-    }
-    this.tombstones = loadByteStringTree(keys, kept);
-    this.tombstoneMemory = memory;
+    this.forgetDeletionsBefore(this.changesKnownSince);
   }
 
   /**
    * Snapshot loading: sets a key as a snapshot entry says. Entries of a full snapshot, in key
-   * order into an empty state, are collected and loaded in bulk (O(n)).
+   * order into an empty state, are indexed in bulk (O(n)) when restoring ends. Throws `Error`
+   * while a view is open (a restored entry may be older than the view).
    */
   restorePut(entry: SnapshotEntry): void {
-    const text = entry.bytes.toString('latin1', entry.keyStart, entry.keyEnd);
-    const stored: StoredEntry = { value: entry.bytes.toString('latin1', entry.keyEnd, entry.valueEnd), offset: entry.offset, timestamp: entry.timestamp };
-    if (this.bulkKeys === undefined && this.puts.size === 0) this.bulkKeys = [];
-    const bulk = this.bulkKeys;
-    if (bulk !== undefined && (bulk.length === 0 || compareByteStrings(bulk[bulk.length - 1]!, text) < 0)) {
-      bulk.push(text);
-      this.bulkEntries.push(stored);
-      this.memory += text.length + stored.value.length + ENTRY_OVERHEAD_BYTES;
+    this.checkNoView('restorePut');
+    const bytes = entry.bytes;
+    const keyLength = entry.keyEnd - entry.keyStart;
+    if (this.bulkSlots === undefined && this.store.keyCount === 0) this.bulkSlots = [];
+    const bulk = this.bulkSlots;
+    if (bulk === undefined || (bulk.length > 0 && this.store.compareKey(bulk[bulk.length - 1]!, bytes, entry.keyStart, keyLength) >= 0)) {
+      this.flushBulk();
+      this.put(bytes, entry.keyStart, keyLength, bytes, entry.keyEnd, entry.valueEnd - entry.keyEnd, entry.offset, entry.timestamp);
       return;
     }
-    this.flushBulk();
-    this.setEntry(text, stored);
+    const store = this.store;
+    const valueLength = entry.valueEnd - entry.keyEnd;
+    bulk.push(store.add(bytes, entry.keyStart, keyLength, store.hash(bytes, entry.keyStart, keyLength), bytes, entry.keyEnd, valueLength, entry.offset, entry.timestamp, true));
+    this.liveKeys++;
+    this.memory += keyLength + valueLength + ENTRY_OVERHEAD_BYTES;
   }
 
-  /** Snapshot loading: removes a key as an incremental snapshot's tombstone says. */
+  /**
+   * Snapshot loading: makes room at once for `keyCount` more keys (the entry count of the snapshot
+   * about to be restored), sparing the hash table and columns their growth step by step. Capped
+   * at 2^24 keys ahead; the caller bounds the count by what the file can hold.
+   */
+  reserveForRestore(keyCount: number): void {
+    if (!Number.isSafeInteger(keyCount) || keyCount < 0) throw new RangeError(`keyCount must be a non-negative integer, got ${keyCount}`);
+    this.store.reserve(this.store.keyCount + Math.min(keyCount, 2 ** 24));
+  }
+
+  /** Snapshot loading: removes a key as an incremental snapshot's tombstone says. Throws `Error` while a view is open. */
   restoreTombstone(entry: SnapshotEntry): void {
+    this.checkNoView('restoreTombstone');
     this.flushBulk();
-    const text = entry.bytes.toString('latin1', entry.keyStart, entry.keyEnd);
-    const old = this.puts.get(text);
-    if (old === undefined) return;
-    this.puts.delete(text);
-    this.memory -= text.length + old.value.length + ENTRY_OVERHEAD_BYTES;
+    const store = this.store;
+    const keyLength = entry.keyEnd - entry.keyStart;
+    const slot = store.find(entry.bytes, entry.keyStart, keyLength, store.hash(entry.bytes, entry.keyStart, keyLength));
+    if (slot < 0) return;
+    const valueLength = store.valueLengthOf(slot);
+    if (valueLength === DELETED) this.memory -= keyLength + TOMBSTONE_OVERHEAD_BYTES;
+    else {
+      this.memory -= keyLength + valueLength + ENTRY_OVERHEAD_BYTES;
+      this.liveKeys--;
+    }
+    store.unlink(slot);
+    this.index.delete(slot);
+    store.free(slot);
   }
 
   /**
@@ -257,18 +337,15 @@ export class KeyState {
     this.flushBulk();
     this.advance(walOffset, 'walOffset');
     this.next = walOffset;
-    this.tombstones = newByteStringTree();
-    this.tombstoneMemory = 0;
-    this.lastTombstoneOffset = -1;
+    this.forgetDeletionsBefore(Number.POSITIVE_INFINITY);
     this.changesKnownSince = walOffset;
   }
 
   private flushBulk(): void {
-    const keys = this.bulkKeys;
-    if (keys === undefined) return;
-    this.bulkKeys = undefined;
-    if (keys.length > 0) this.puts = loadByteStringTree(keys, this.bulkEntries);
-    this.bulkEntries = [];
+    const slots = this.bulkSlots;
+    if (slots === undefined) return;
+    this.bulkSlots = undefined;
+    if (slots.length > 0) this.index = loadKeyIndex(slots, this.store.compare);
   }
 
   private advance(offset: number, name: string): void {
@@ -278,30 +355,85 @@ export class KeyState {
     this.next = offset + 1;
   }
 
-  private put(key: string, value: string, offset: number, timestamp: number): void {
+  private put(key: Uint8Array, keyStart: number, keyLength: number, value: Uint8Array, valueStart: number, valueLength: number, offset: number, timestamp: number): void {
+    const store = this.store;
+    const hash = store.hash(key, keyStart, keyLength);
+    const slot = store.find(key, keyStart, keyLength, hash);
+    if (slot < 0) {
+      this.flushBulk();
+      const added = store.add(key, keyStart, keyLength, hash, value, valueStart, valueLength, offset, timestamp);
+      this.index.set(added, undefined);
+      this.liveKeys++;
+      this.memory += keyLength + valueLength + ENTRY_OVERHEAD_BYTES;
+      return;
+    }
+    if (this.openViews.length > 0) this.preserve(slot);
+    const old = store.valueLengthOf(slot);
+    if (old === DELETED) {
+      this.liveKeys++;
+      this.memory += valueLength + ENTRY_OVERHEAD_BYTES - TOMBSTONE_OVERHEAD_BYTES;
+    } else {
+      this.memory += valueLength - old;
+    }
+    store.setValue(slot, value, valueStart, valueLength, offset, timestamp);
+  }
+
+  private remove(key: Uint8Array, offset: number, timestamp: number): void {
+    const store = this.store;
+    const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
+    if (slot < 0) return;
+    const old = store.valueLengthOf(slot);
+    if (old === DELETED) return;
+    if (this.openViews.length > 0) this.preserve(slot);
+    store.setDeleted(slot, offset, timestamp);
+    this.liveKeys--;
+    this.memory -= old + ENTRY_OVERHEAD_BYTES - TOMBSTONE_OVERHEAD_BYTES;
+    this.deletions.push(slot, offset, store.keyCount - this.liveKeys);
+  }
+
+  /** Saves what each open view sees at `slot` before it changes. */
+  private preserve(slot: number): void {
+    for (const preImages of this.openViews) preImages.preserve(this.store, slot);
+  }
+
+  /** Removes the keys whose deletion, still their latest change, is below `offset`. */
+  private forgetDeletionsBefore(offset: number): void {
+    const forgotten = this.deletions.takeBefore(offset);
+    if (forgotten.length === 0) return;
     this.flushBulk();
-    this.setEntry(key, { value, offset, timestamp });
-    if (this.tombstones.size > 0 && this.tombstones.delete(key)) this.tombstoneMemory -= key.length + TOMBSTONE_OVERHEAD_BYTES;
+    const store = this.store;
+    for (const slot of forgotten) {
+      store.unlink(slot);
+      this.memory -= store.keyLengthOf(slot) + TOMBSTONE_OVERHEAD_BYTES;
+    }
+    if (forgotten.length > REBUILD_INDEX_AFTER_DELETES && forgotten.length > this.index.size / 8) this.rebuildIndexWithout(forgotten);
+    else for (const slot of forgotten) this.index.delete(slot);
+    if (this.openViews.length === 0) for (const slot of forgotten) store.free(slot);
+    else for (const slot of forgotten) this.unlinkedSlots.push(slot);
   }
 
-  private setEntry(key: string, entry: StoredEntry): void {
-    const old = this.puts.get(key);
-    this.puts.set(key, entry);
-    this.memory += old === undefined ? key.length + entry.value.length + ENTRY_OVERHEAD_BYTES : entry.value.length - old.value.length;
+  /** Builds the index anew without `slots`, in one ordered pass over the old one. */
+  private rebuildIndexWithout(slots: readonly number[]): void {
+    const isGone = new Uint8Array(this.store.slotCount);
+    for (const slot of slots) isGone[slot] = 1;
+    const kept: number[] = [];
+    // The iterator walks the leaves without comparing keys (a range scan compares its bounds in every leaf).
+    for (const slot of this.index.keys()) if (isGone[slot] === 0) kept.push(slot);
+    this.index = loadKeyIndex(kept, this.store.compare);
   }
 
-  private remove(key: string, offset: number, timestamp: number): void {
-    this.flushBulk();
-    const old = this.puts.get(key);
-    if (old === undefined) return;
-    this.puts.delete(key);
-    this.memory -= key.length + old.value.length + ENTRY_OVERHEAD_BYTES;
-    this.tombstones.set(key, { value: undefined, offset, timestamp });
-    this.tombstoneMemory += key.length + TOMBSTONE_OVERHEAD_BYTES;
-    this.lastTombstoneOffset = offset;
+  private closeView(preImages: ViewPreImages): void {
+    this.views.unregister(preImages);
+    preImages.clear();
+    const at = this.openViews.indexOf(preImages);
+    if (at < 0) return;
+    this.openViews.splice(at, 1);
+    if (this.openViews.length > 0) return;
+    for (const slot of this.unlinkedSlots) this.store.free(slot);
+    this.unlinkedSlots = [];
   }
-}
 
-function toKeyEntry(key: string, entry: StoredEntry): KeyEntry {
-  return { key: fromByteString(key), value: fromByteString(entry.value), offset: entry.offset, timestamp: entry.timestamp };
+  private checkNoView(method: string): void {
+    if (this.openViews.length > 0) throw new Error(`KeyState.${method}: a view is open (restore a state before taking views of it)`);
+  }
 }

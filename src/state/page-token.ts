@@ -11,7 +11,15 @@ import { WalError } from '../errors.js';
 const TOKEN_VERSION = 1;
 const TOKEN_HEAD_BYTES = 5;
 
-/** Where a listing goes on: the prefix it lists and the last key it returned (byte strings). */
+/**
+ * `bytes` as a byte string: one char per byte (latin1), lossless, and ordered as the bytes are by
+ * `<`. What a cursor holds its keys as.
+ */
+export function toByteString(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+}
+
+/** Where a listing goes on: the prefix it lists and the last key it returned (byte strings, {@link toByteString}). */
 export interface PageCursor {
   readonly prefix: string;
   readonly lastKey: string;

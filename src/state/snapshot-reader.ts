@@ -6,6 +6,7 @@ import {
   decodeSnapshotHeader,
   decodeSnapshotTrailer,
   MAX_SNAPSHOT_ENTRY_BYTES,
+  SNAPSHOT_ENTRY_HEADER_BYTES,
   SNAPSHOT_HEADER_BYTES,
   SNAPSHOT_TEMP_SUFFIX,
   SNAPSHOT_TRAILER_BYTES,
@@ -149,6 +150,8 @@ export async function loadSnapshot(
   };
   const checksums: string[] = [];
   for (const info of chain.chain) {
+    // Room for the keys the file can hold (each entry is at least a header), whatever its header claims.
+    state.reserveForRestore(info.isCompressed ? Math.min(info.entryCount, 1 << 20) : Math.min(info.entryCount, Math.floor(info.sizeBytes / SNAPSHOT_ENTRY_HEADER_BYTES)));
     const checked = await readSnapshotEntries(storage, info.path, onEntry, options);
     if (!checked.ok) return checked;
     checksums.push(checked.checksum);
@@ -247,8 +250,11 @@ async function readSnapshotEntries(
     const hash = createHash('sha256').update(headerBytes);
     const body = new BodyDecoder(new SnapshotEntryDecoder(header.value, options.maxEntryBytes ?? MAX_SNAPSHOT_ENTRY_BYTES), header.value.isCompressed, onEntry);
     const bodyEnd = SNAPSHOT_HEADER_BYTES + trailer.value.bodyBytes;
+    // A plain body is decoded before the next read, so one buffer serves every read; gunzip may
+    // still hold a chunk it was given, so a compressed body gets a buffer per read.
+    const reused = header.value.isCompressed ? undefined : Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, trailer.value.bodyBytes));
     for (let position = SNAPSHOT_HEADER_BYTES; position < bodyEnd; ) {
-      const chunk = await readExactly(file, Math.min(READ_CHUNK_BYTES, bodyEnd - position), position);
+      const chunk = await readExactly(file, Math.min(READ_CHUNK_BYTES, bodyEnd - position), position, reused);
       hash.update(chunk);
       await body.push(chunk);
       position += chunk.length;
@@ -332,9 +338,9 @@ function drainedOrClosed(stream: ReturnType<typeof createGunzip>): Promise<void>
   });
 }
 
-/** Reads `length` bytes at `position`, or fewer at the end of the file. */
-async function readExactly(file: StorageFile, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+/** Reads `length` bytes at `position` (into `into` when given), or fewer at the end of the file. */
+async function readExactly(file: StorageFile, length: number, position: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.allocUnsafe(length);
   let filled = 0;
   while (filled < length) {
     const n = await file.read(buf.subarray(filled), length - filled, position + filled);

@@ -3,7 +3,7 @@ import type { AppendOptions, AppendRecord, AppendResult, TailEvent, WalRecord } 
 import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
-import { toByteString } from './byte-string.js';
+import { toByteString } from './page-token.js';
 import { keyInfoPage, type KeyInfoPage, type ListKeyInfoOptions } from './key-info-page.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
 import type { SnapshotInfo } from './snapshot-info.js';

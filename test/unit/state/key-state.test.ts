@@ -1,13 +1,17 @@
 /**
  * KeyState against a plain `Map` model: random PUT/DELETE sequences (with keyless records, offset
- * gaps, flushes, views and forgotten changes) must give the same `get`, `size`, memory estimate and
- * ordered, paged, prefixed listings; a view never changes after it is taken; and the changes a view
- * lists since an earlier point turn the state at that point into the view.
+ * gaps, flushes, views taken and released, and forgotten changes), on pages small enough that runs
+ * are relocated all the time as well as on default pages, must give the same `get`, `size`, memory
+ * estimate and ordered, paged, prefixed listings; a view never changes after it is taken, whatever
+ * follows (its pre-images); and the changes a view lists since an earlier point turn the state at
+ * that point into the view.
  *
  * Randomised: prints its seed; replay with `WALD_TEST_SEED=<seed>`.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import fc from 'fast-check';
 import { isWalError } from '../../../src/errors.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState, TOMBSTONE_OVERHEAD_BYTES, type StateRecord } from '../../../src/state/key-state.js';
@@ -30,18 +34,26 @@ type Op =
   | { readonly kind: 'gap'; readonly skip: number }
   | { readonly kind: 'clear' }
   | { readonly kind: 'view' }
+  | { readonly kind: 'release'; readonly which: number }
   | { readonly kind: 'forget' };
 
 /** Bytes chosen so that signed/unsigned and prefix ordering mistakes show. */
 const keyArb = fc.array(fc.constantFrom(0x00, 0x01, 0x61, 0x62, 0x7f, 0x80, 0xff), { maxLength: 3 }).map((bytes) => Uint8Array.from(bytes));
 
+/** Mostly short values; some longer than the smallest pages, so that they get pages of their own and outgrow their runs. */
+const valueArb = fc.oneof({ weight: 8, arbitrary: fc.uint8Array({ maxLength: 6 }) }, { weight: 1, arbitrary: fc.uint8Array({ minLength: 20, maxLength: 90 }) });
+
+/** Page sizes: tiny ones relocate runs on most writes; the default one almost never does. */
+const pageBytesArb = fc.constantFrom(64, 200, undefined);
+
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 10, arbitrary: fc.record({ kind: fc.constant('put' as const), key: keyArb, value: fc.uint8Array({ maxLength: 6 }) }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('put' as const), key: keyArb, value: valueArb }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('delete' as const), key: keyArb }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('keyless' as const), type: fc.constantFrom('put' as const, 'checkpoint' as const) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('gap' as const), skip: fc.integer({ min: 1, max: 5 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'clear' as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'view' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), which: fc.nat() }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'forget' as const }) },
 );
 
@@ -92,9 +104,9 @@ function assertViewEquals(view: StateView, model: Model): void {
   }
 }
 
-/** Runs `ops` on a state and the model; returns both and the views taken on the way. */
-function run(ops: readonly Op[]) {
-  const state = new KeyState();
+/** Runs `ops` on a state and the model; returns both and the views taken (and not released) on the way. */
+function run(ops: readonly Op[], pageBytes?: number) {
+  const state = new KeyState({ pageBytes });
   const model: Model = new Map();
   /** Deletions the state should remember: key hex -> delete offset. */
   const tombstones = new Map<string, number>();
@@ -143,6 +155,11 @@ function run(ops: readonly Op[]) {
       case 'view':
         views.push({ view: state.captureView(), model: new Map(model) });
         break;
+      case 'release': {
+        const [released] = views.splice(op.which % Math.max(views.length, 1), 1);
+        released?.view.release();
+        break;
+      }
       case 'forget': {
         // As after a snapshot of the last view became durable: records since the view stay tracked.
         const at = views[views.length - 1]?.view.nextOffset ?? state.nextOffset;
@@ -159,8 +176,8 @@ function run(ops: readonly Op[]) {
 describe('KeyState', () => {
   test('matches a Map model: get, size, memory and ordered listings by prefix and page', () => {
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 150, size: 'large' }), (ops) => {
-        const { state, model, tombstones } = run(ops);
+      fc.property(fc.array(opArb, { maxLength: 150, size: 'large' }), pageBytesArb, (ops, pageBytes) => {
+        const { state, model, tombstones } = run(ops, pageBytes);
         assert.equal(state.size, model.size);
         for (const key of ALL_KEYS) {
           const got = state.get(key);
@@ -183,9 +200,12 @@ describe('KeyState', () => {
 
   test('a view keeps the state as it was when taken, whatever follows', () => {
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 150, size: 'large' }), (ops) => {
-        const { views } = run(ops);
+      fc.property(fc.array(opArb, { maxLength: 150, size: 'large' }), pageBytesArb, (ops, pageBytes) => {
+        const { state, views } = run(ops, pageBytes);
         for (const { view, model } of views) assertViewEquals(view, model);
+        for (const { view } of views) view.release();
+        assert.equal(state.openViewCount, 0);
+        assert.equal(state.viewMemoryBytes, 0, 'released views hold no pre-images');
       }),
       { seed: testSeed('key state views'), numRuns: 200 },
     );
@@ -193,8 +213,8 @@ describe('KeyState', () => {
 
   test('the changes a view lists since an earlier view turn that view into it', () => {
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 150, size: 'large' }), (ops) => {
-        const { state, model, views, knownSince } = run(ops);
+      fc.property(fc.array(opArb, { maxLength: 150, size: 'large' }), pageBytesArb, (ops, pageBytes) => {
+        const { state, model, views, knownSince } = run(ops, pageBytes);
         const last = state.captureView();
         for (const { view: base, model: baseModel } of views) {
           const since = base.nextOffset;
@@ -255,11 +275,143 @@ describe('KeyState', () => {
     assert.throws(() => new KeyState({ maxStateBytes: 0 }), RangeError);
   });
 
-  test('a view is frozen', () => {
-    const state = new KeyState();
-    state.apply({ offset: 0, timestamp: 0, type: 'put', key: Buffer.from('a'), value: Buffer.from('x') });
+  test('a view keeps what it saw through overwrites, deletes, re-inserts, forgets and a flush; release drops its pre-images', () => {
+    const state = new KeyState({ pageBytes: 64 });
+    let offset = 0;
+    const put = (key: string, value: string): void => state.apply({ offset: offset++, timestamp: offset, type: 'put', key: Buffer.from(key), value: Buffer.from(value) });
+    const del = (key: string): void => state.apply({ offset: offset++, timestamp: offset, type: 'delete', key: Buffer.from(key), value: Buffer.alloc(0) });
+    put('a', '1');
+    put('b', '2');
+    put('c', '3');
+    del('c');
+    const seen = (view: StateView): string[] => {
+      const listed: string[] = [];
+      // The pair is reused from one step to the next.
+      for (const [k, e] of view.changesSince(view.changesKnownSince)) listed.push(`${k}=${e.value ?? '-'}@${e.offset}`);
+      return listed;
+    };
     const view = state.captureView();
-    const trees = view as unknown as { puts: { set(k: string, v: unknown): void } };
-    assert.throws(() => trees.puts.set('b', {}), /frozen/);
+    const atCapture = seen(view);
+    assert.deepEqual(atCapture, ['a=1@0', 'b=2@1', 'c=-@3']);
+    put('a', 'overwritten, and longer than its run'); // a new run; the view keeps the old value
+    del('b');
+    put('b', 'back');
+    put('c', 'back too');
+    put('d', 'new'); // not in the view
+    state.forgetChangesBefore(state.nextOffset); // nothing deleted to forget: b and c are back
+    del('d');
+    state.forgetChangesBefore(state.nextOffset); // d leaves the state; its slot waits for the view
+    put('d', 'again');
+    for (let i = 0; i < 50; i++) put(`k${i}`, `filler ${i}`); // relocations on 64-byte pages
+    assert.ok(state.viewMemoryBytes > 0);
+    assert.deepEqual(seen(view), atCapture);
+    assert.equal(view.get(Buffer.from('a'))?.value.toString(), '1');
+    assert.equal(view.get(Buffer.from('d')), undefined);
+    assert.equal(view.size, 2);
+    const second = state.captureView();
+    state.clear(offset++);
+    put('a', 'after the flush');
+    assert.deepEqual(seen(view), atCapture, 'a flush leaves views as they were');
+    assert.equal(second.get(Buffer.from('d'))?.value.toString(), 'again');
+    assert.equal(state.openViewCount, 0, 'a flush cuts views off: nothing writes their store any more');
+    const third = state.captureView();
+    put('a', 'changed under the third view');
+    assert.equal(state.openViewCount, 1);
+    assert.ok(state.viewMemoryBytes > 0);
+    third.release();
+    third.release();
+    assert.equal(state.openViewCount, 0);
+    assert.equal(state.viewMemoryBytes, 0);
+    assert.throws(() => third.get(Buffer.from('a')), /release/);
+    view.release();
+    second.release();
+    assert.equal(state.get(Buffer.from('a'))?.value.toString(), 'changed under the third view');
+  });
+
+  test('a view dropped without release is released once collected', async () => {
+    // A full collection on demand: the flag is set at run time, then `gc` is taken from a new context.
+    v8.setFlagsFromString('--expose-gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    const state = new KeyState();
+    state.apply({ offset: 0, timestamp: 0, type: 'put', key: Buffer.from('a'), value: Buffer.from('1') });
+    (() => {
+      state.captureView();
+    })();
+    assert.equal(state.openViewCount, 1);
+    // Finalizers run in a later task; a few rounds are plenty, and the loop is bounded.
+    for (let round = 0; round < 20 && state.openViewCount > 0; round++) {
+      collect();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(state.openViewCount, 0);
+    state.apply({ offset: 1, timestamp: 0, type: 'put', key: Buffer.from('a'), value: Buffer.from('2') });
+    assert.equal(state.viewMemoryBytes, 0, 'no pre-image kept for a collected view');
+  });
+
+  test('restoring refuses to run while a view is open', () => {
+    const state = new KeyState();
+    const view = state.captureView();
+    const entry = { kind: 'put' as const, bytes: Buffer.from('kv'), keyStart: 0, keyEnd: 1, valueEnd: 2, offset: 0, timestamp: 0 };
+    assert.throws(() => state.restorePut(entry), /view is open/);
+    view.release();
+    state.restorePut(entry);
+    state.finishRestore(1);
+    assert.equal(state.get(Buffer.from('k'))?.value.toString(), 'v');
+  });
+
+  test('overwrites and deletions do not grow the pages: dead runs are reclaimed', () => {
+    const state = new KeyState({ pageBytes: 4096 });
+    let offset = 0;
+    for (let round = 0; round < 200; round++) {
+      for (let k = 0; k < 100; k++) {
+        const key = Buffer.from(`key-${k}`);
+        if ((round + k) % 7 === 0) state.apply({ offset: offset++, timestamp: 0, type: 'delete', key, value: Buffer.alloc(0) });
+        else state.apply({ offset: offset++, timestamp: 0, type: 'put', key, value: Buffer.alloc(1 + ((round * 31 + k) % 60), round) });
+      }
+      if (round % 10 === 0) state.forgetChangesBefore(state.nextOffset);
+    }
+    // 100 keys of at most 6 + 60 bytes (plus 8 of header) is under 8 KiB live: at most about twice that in full pages, plus the one being filled.
+    assert.ok(state.pageMemoryBytes <= 5 * 4096, `${state.pageMemoryBytes} bytes of pages`);
+    for (let k = 0; k < 100; k++) {
+      const round = 199;
+      const got = state.get(Buffer.from(`key-${k}`));
+      if ((round + k) % 7 === 0) assert.equal(got, undefined);
+      else assert.deepEqual(got?.value, Buffer.alloc(1 + ((round * 31 + k) % 60), round));
+    }
+    // Values that shrink far below their runs move to smaller ones.
+    for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'put', key: Buffer.from(`key-${k}`), value: Buffer.alloc(3000) });
+    assert.ok(state.pageMemoryBytes >= 100 * 3000);
+    for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'put', key: Buffer.from(`key-${k}`), value: Buffer.from('small') });
+    assert.ok(state.pageMemoryBytes <= 5 * 4096, `${state.pageMemoryBytes} bytes of pages after shrinking`);
+    // So do deleted keys' runs: a remembered deletion keeps its key, not its value.
+    for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'put', key: Buffer.from(`key-${k}`), value: Buffer.alloc(3000) });
+    for (let k = 0; k < 100; k++) state.apply({ offset: offset++, timestamp: 0, type: 'delete', key: Buffer.from(`key-${k}`), value: Buffer.alloc(0) });
+    assert.ok(state.pageMemoryBytes <= 5 * 4096, `${state.pageMemoryBytes} bytes of pages after deleting`);
+    assert.equal(state.size, 0);
+  });
+
+  test('forgetting many deletions at once leaves the same state as forgetting them one by one', () => {
+    const states = [new KeyState(), new KeyState()];
+    let offset = 0;
+    const apply = (type: 'put' | 'delete', key: string): void => {
+      for (const state of states) state.apply({ offset, timestamp: offset, type, key: Buffer.from(key), value: Buffer.from(`v${offset}`) });
+      offset++;
+    };
+    for (let i = 0; i < 10_000; i++) apply('put', `key-${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < 10_000; i++) {
+      if (i % 3 === 0) continue;
+      apply('delete', `key-${String(i).padStart(5, '0')}`);
+      // The second state forgets after each deletion (edits of the index), the first once (a rebuild).
+      states[1]!.forgetChangesBefore(offset);
+    }
+    states[0]!.forgetChangesBefore(offset);
+    for (let i = 1; i < 10_000; i += 1000) apply('put', `key-${String(i).padStart(5, '0')}`);
+    const [once, stepwise] = states as [KeyState, KeyState];
+    assert.equal(once.size, 3334 + 7, "3334 kept, 7 of the 10 put again were deleted");
+    assert.equal(once.memoryBytes, stepwise.memoryBytes);
+    assert.deepEqual(once.list({ limit: 20_000 }), stepwise.list({ limit: 20_000 }));
+    assert.deepEqual(once.list({ prefix: Buffer.from('key-0'), limit: 7 }), stepwise.list({ prefix: Buffer.from('key-0'), limit: 7 }));
+    assert.equal(once.get(Buffer.from('key-00002')), undefined);
+    assert.equal(once.get(Buffer.from('key-01001'))?.value.toString(), `v${offset - 9}`);
   });
 });

@@ -142,6 +142,21 @@ describe('snapshot writer and reader', () => {
     assertStateEquals(reloaded.state, resumed.entries, resumed.nextOffset);
   });
 
+  test('a write releases its view, done or failed', async () => {
+    const storage = new MemDisk().mount();
+    const state = new KeyState();
+    const model = new StateModel(state);
+    model.put(Buffer.from('a'), Buffer.from('1'));
+    const view = state.captureView();
+    assert.equal(state.openViewCount, 1);
+    await writeSnapshot(storage, DIR, view, { type: 'full' });
+    assert.equal(state.openViewCount, 0);
+    assert.throws(() => view.get(Buffer.from('a')), /release/);
+    const refused = state.captureView();
+    await assert.rejects(writeSnapshot(storage, DIR, refused, { type: 'point', key: Buffer.from('zz') }), RangeError);
+    assert.equal(state.openViewCount, 0);
+  });
+
   test('a point snapshot holds one key and is not a state to load', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
