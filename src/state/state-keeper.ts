@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { HighWatermarkWaiters } from '../engine/high-watermark-waiters.js';
 import type { AppendOptions, AppendRecord, AppendResult, TailEvent, WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
@@ -8,6 +9,7 @@ import { keyInfoPage, type KeyInfoPage, type ListKeyInfoOptions } from './key-in
 import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
+import { writeSnapshot, type WrittenSnapshot } from './snapshot-writer.js';
 import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
 import type { StateView } from './state-view.js';
 
@@ -64,6 +66,19 @@ export interface FlushResult {
   readonly offset: number;
 }
 
+/** What {@link StateKeeper.createSnapshot} takes. */
+export interface CreateSnapshotOptions {
+  /** gzip-compress the entries. */
+  readonly compress?: boolean | undefined;
+  /** Only the keys put or deleted since the newest full or incremental snapshot, which becomes the base. */
+  readonly incremental?: boolean | undefined;
+}
+
+/** A snapshot the view just wrote: its listing row, its checksum, and the time the write took. */
+export interface CreatedSnapshot extends WrittenSnapshot {
+  readonly durationMs: number;
+}
+
 /** The snapshot directory at a glance, for stats. */
 export interface SnapshotSummary {
   /** Snapshot files with a readable header (every type). */
@@ -92,6 +107,8 @@ export class StateKeeper {
   private pending: { readonly lastOffset: number; readonly bytes: number }[] = [];
   private failure: WalError | undefined;
   private following: Promise<void> = Promise.resolve();
+  /** The snapshot being written, if any: snapshots are written one at a time, in the order asked. */
+  private snapshotting: Promise<unknown> = Promise.resolve();
   private isClosed = false;
 
   private constructor(
@@ -101,6 +118,7 @@ export class StateKeeper {
     /** Where the snapshots are, resolved against the data directory. */
     readonly snapshotDir: string,
     private readonly onFailure: ((error: WalError) => void) | undefined,
+    private readonly clock: () => number,
   ) {}
 
   /**
@@ -127,9 +145,10 @@ export class StateKeeper {
     if (replayedFrom < wal.firstOffset || (loaded === undefined && wal.firstOffset > 0)) {
       throw stateLost(wal, snapshotDir, loaded?.state.nextOffset, newest.failures);
     }
+    removeTempFiles(storage, snapshotDir, listSnapshots(storage, snapshotDir).tempFiles);
     const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
     const snapshotKeyCount = state.size;
-    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure);
+    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock);
     const recordsReplayed = await keeper.catchUp(replayedFrom);
     const head = loaded?.chain[loaded.chain.length - 1];
     return {
@@ -282,6 +301,67 @@ export class StateKeeper {
   }
 
   /**
+   * Writes a snapshot of the view once it has applied everything durable now (so it holds every
+   * acknowledged write), streamed while appends, reads and tails go on (`writeSnapshot`). A full
+   * snapshot holds every key; an incremental one (`options.incremental`) the keys put or deleted
+   * since the newest full or incremental snapshot, its base. Once the file is durable, the view
+   * forgets the deletions below its offset (later incrementals build on it). Snapshots are written
+   * one at a time, in the order asked.
+   *
+   * Rejects with `WalError` `WAL_SNAPSHOT_NO_BASE` for an incremental when the directory holds no
+   * full or incremental snapshot, or the view cannot list the changes since the newest one (it was
+   * taken before a flush, or of a state this view did not grow from); `WAL_NO_SPACE` /
+   * `WAL_IO_ERROR` when the disk fails; and as {@link get} does.
+   */
+  createSnapshot(options: CreateSnapshotOptions = {}): Promise<CreatedSnapshot> {
+    return this.oneSnapshotAtATime(async () => {
+      await this.caughtUpWithDurable();
+      const started = this.clock();
+      const view = this.state.captureView();
+      let written: WrittenSnapshot;
+      if (options.incremental === true) {
+        let base: SnapshotInfo | undefined;
+        try {
+          base = this.snapshotSummary().newest;
+        } catch (error) {
+          view.release();
+          throw error;
+        }
+        if (base === undefined || !view.canListChangesSince(base.walOffset)) {
+          view.release();
+          throw noBase(this.snapshotDir, base, view.changesKnownSince);
+        }
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress });
+      } else {
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress });
+      }
+      this.state.forgetChangesBefore(written.walOffset);
+      return { ...written, durationMs: this.clock() - started };
+    });
+  }
+
+  /**
+   * Writes a point snapshot of one key's current state (as {@link get} sees it). Resolves with
+   * undefined when the view holds no such key; rejects as {@link createSnapshot} does.
+   */
+  snapshotKey(key: Uint8Array): Promise<CreatedSnapshot | undefined> {
+    return this.oneSnapshotAtATime(async () => {
+      await this.caughtUpWithDurable();
+      if (this.state.get(key) === undefined) return undefined;
+      const started = this.clock();
+      // No await between the check and the capture: the key is in the view captured.
+      const written = await writeSnapshot(this.storage, this.snapshotDir, this.state.captureView(), { type: 'point', key });
+      return { ...written, durationMs: this.clock() - started };
+    });
+  }
+
+  private oneSnapshotAtATime<T>(write: () => Promise<T>): Promise<T> {
+    const run = this.snapshotting.then(write, write);
+    this.snapshotting = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
    * The snapshot directory at a glance: how many snapshot files it holds and the newest full or
    * incremental one, from their headers. Throws `WalError` `WAL_IO_ERROR` when it cannot be read.
    */
@@ -391,6 +471,30 @@ type KeyedPut = AppendRecord & { readonly key: Uint8Array };
 
 function isKeyedPut(record: AppendRecord): record is KeyedPut {
   return record.key !== undefined && (record.type === undefined || record.type === 'put');
+}
+
+/** Removes the `.snap.tmp` files a crash left in the snapshot directory; one that cannot be removed stays (readers ignore them). */
+function removeTempFiles(storage: Storage, dir: string, names: readonly string[]): void {
+  for (const name of names) {
+    try {
+      storage.unlink(join(dir, name));
+    } catch {
+      // Left for the next open: a temp file is never read.
+    }
+  }
+}
+
+function noBase(snapshotDir: string, base: SnapshotInfo | undefined, changesKnownSince: number): WalError {
+  const why =
+    base === undefined
+      ? `${snapshotDir} holds no full or incremental snapshot to build on`
+      : `the view cannot list the changes since the newest snapshot ${base.id} (offset ${base.walOffset}; it knows the changes since offset ${changesKnownSince})`;
+  return new WalError('WAL_SNAPSHOT_NO_BASE', `an incremental snapshot needs a base: ${why}; take a full snapshot first`, {
+    snapshotDir,
+    baseSnapshotId: base?.id,
+    baseOffset: base?.walOffset,
+    changesKnownSince,
+  });
 }
 
 function stateLost(wal: Wal, snapshotDir: string, snapshotOffset: number | undefined, failures: readonly SnapshotProblem[]): WalError {

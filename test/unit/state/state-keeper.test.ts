@@ -14,6 +14,7 @@ import type { AppendRecord } from '../../../src/engine/types.js';
 import { Wal } from '../../../src/engine/wal.js';
 import { isWalError } from '../../../src/errors.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState } from '../../../src/state/key-state.js';
+import { listSnapshots } from '../../../src/state/snapshot-reader.js';
 import { writeSnapshot } from '../../../src/state/snapshot-writer.js';
 import { KEY_INFO_FRAMING_BYTES } from '../../../src/state/key-info-page.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
@@ -83,14 +84,16 @@ type Op =
   | { readonly kind: 'delete'; readonly key: number }
   | { readonly kind: 'keyless' }
   | { readonly kind: 'flush' }
-  | { readonly kind: 'snapshot' };
+  | { readonly kind: 'snapshot'; readonly compress: boolean }
+  | { readonly kind: 'incremental'; readonly compress: boolean };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('put' as const), key: fc.integer({ min: 0, max: 7 }), value: fc.uint8Array({ maxLength: 5 }) }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 7 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'keyless' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'flush' as const }) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'snapshot' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('snapshot' as const), compress: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('incremental' as const), compress: fc.boolean() }) },
 );
 
 /** Key `n` of the property: a few bytes that make order and prefix mistakes show (0x00, 0xff, shared prefixes). */
@@ -99,7 +102,7 @@ function keyOf(n: number): Buffer {
 }
 
 /** Runs `ops` through the log (each put or delete a one-record append), keeping `model` as the view should be. */
-async function runOps(opened: Opened, storage: Storage, ops: readonly Op[], model: Model): Promise<void> {
+async function runOps(opened: Opened, ops: readonly Op[], model: Model): Promise<void> {
   for (const op of ops) {
     switch (op.kind) {
       case 'put': {
@@ -124,9 +127,13 @@ async function runOps(opened: Opened, storage: Storage, ops: readonly Op[], mode
         break;
       }
       case 'snapshot':
-        // What a snapshot RPC will do: the view as applied now, written while the log goes on.
-        await opened.keeper.get(Buffer.alloc(0));
-        await writeSnapshot(storage, SNAPSHOTS, opened.keeper.captureView(), { type: 'full' });
+        await opened.keeper.createSnapshot({ compress: op.compress });
+        break;
+      case 'incremental':
+        // Refused without a base it can build on (none yet, or one taken before a flush): then no snapshot is written.
+        await opened.keeper.createSnapshot({ compress: op.compress, incremental: true }).catch((error: unknown) => {
+          if (!isWalError(error, 'WAL_SNAPSHOT_NO_BASE')) throw error;
+        });
         break;
     }
   }
@@ -140,7 +147,7 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
         const storage = disk.mount();
         const model: Model = new Map();
         const first = await openKeeper(storage);
-        await runOps(first, storage, ops, model);
+        await runOps(first, ops, model);
         assert.deepEqual(await contents(first.keeper), modelContents(model));
         const records = first.wal.nextOffset;
         await first.close();
@@ -149,6 +156,7 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
           assert.deepEqual(await contents(second.keeper), modelContents(model));
           const snapshotOffset = second.report.snapshot?.walOffset ?? 0;
           assert.equal(second.report.snapshot !== undefined, ops.some((op) => op.kind === 'snapshot'));
+          if (second.report.snapshot !== undefined) assert.equal(second.report.snapshot.walOffset, listSnapshots(storage, SNAPSHOTS).snapshots.at(-1)?.walOffset);
           assert.equal(second.report.replayedFrom, snapshotOffset);
           assert.equal(second.report.recordsReplayed, records - snapshotOffset);
           assert.equal(second.report.keyCount, model.size);
@@ -326,6 +334,83 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
       assert.deepEqual((await contents(third.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b']);
     } finally {
       await third.close();
+    }
+  });
+
+  test('snapshots on demand: a full one, an incremental on it, a point one; an incremental without a base is refused', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const first = await openKeeper(storage);
+    try {
+      await first.wal.append([{ key: Buffer.from('a'), value: Buffer.from('1') }]);
+      await assert.rejects(first.keeper.createSnapshot({ incremental: true }), (error) => isWalError(error, 'WAL_SNAPSHOT_NO_BASE'));
+      await first.wal.append([{ key: Buffer.from('b'), value: Buffer.from('2') }]);
+      // No wait for the view: the snapshot holds every acknowledged write.
+      const full = await first.keeper.createSnapshot({ compress: true });
+      assert.deepEqual([full.type, full.walOffset, full.entryCount, full.isCompressed], ['full', 2, 2, true]);
+      assert.match(full.checksum, /^[0-9a-f]{64}$/);
+      await first.wal.append([
+        { key: Buffer.from('a'), value: Buffer.alloc(0), type: 'delete' },
+        { key: Buffer.from('c'), value: Buffer.from('3') },
+      ]);
+      const incremental = await first.keeper.createSnapshot({ incremental: true });
+      assert.deepEqual([incremental.type, incremental.baseId, incremental.walOffset, incremental.entryCount, incremental.tombstoneCount], ['incremental', full.id, 4, 1, 1]);
+      const point = await first.keeper.snapshotKey(Buffer.from('c'));
+      assert.deepEqual([point?.type, point?.walOffset, point?.entryCount], ['point', 4, 1]);
+      assert.equal(await first.keeper.snapshotKey(Buffer.from('a')), undefined);
+    } finally {
+      await first.close();
+    }
+    const second = await openKeeper(storage);
+    try {
+      assert.equal(second.report.snapshot?.type, 'incremental');
+      assert.equal(second.report.snapshot?.chainLength, 2);
+      assert.equal(second.report.recordsReplayed, 0);
+      assert.deepEqual((await contents(second.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b', 'c']);
+      // The view loaded from the chain lists the changes since its head: an incremental builds on it.
+      await second.wal.append([{ key: Buffer.from('b'), value: Buffer.from('4') }]);
+      const next = await second.keeper.createSnapshot({ incremental: true });
+      assert.deepEqual([next.walOffset, next.entryCount, next.tombstoneCount], [5, 1, 0]);
+      // After a flush the changes since the last snapshot are not known: a full snapshot is needed.
+      await second.keeper.flushAll();
+      await assert.rejects(second.keeper.createSnapshot({ incremental: true }), (error) => isWalError(error, 'WAL_SNAPSHOT_NO_BASE'));
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('a durable snapshot lets the view forget the deleted keys below it', async () => {
+    const storage = new MemDisk().mount();
+    const opened = await openKeeper(storage);
+    try {
+      for (let i = 0; i < 50; i++) await opened.wal.append([{ key: Buffer.from(`k${i}`), value: Buffer.alloc(100) }]);
+      for (let i = 0; i < 50; i++) await opened.wal.append([{ key: Buffer.from(`k${i}`), value: Buffer.alloc(0), type: 'delete' }]);
+      await opened.keeper.get(Buffer.alloc(0));
+      const held = opened.keeper.memoryBytes;
+      await opened.keeper.createSnapshot();
+      assert.ok(opened.keeper.memoryBytes < held, `memory ${opened.keeper.memoryBytes} after the snapshot, ${held} before`);
+      assert.equal(opened.keeper.keyCount, 0);
+    } finally {
+      await opened.close();
+    }
+  });
+
+  test('the .snap.tmp files a crash left are removed on open; snapshots stay', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const first = await openKeeper(storage);
+    await first.wal.append([{ key: Buffer.from('a'), value: Buffer.from('1') }]);
+    const kept = await first.keeper.createSnapshot();
+    await first.close();
+    const file = storage.open(`${SNAPSHOTS}/00000000000000000001-000000000000001-00000000.snap.tmp`, 'create-new');
+    file.writev([Buffer.from('half a snapshot')], 0);
+    file.close();
+    const second = await openKeeper(storage);
+    try {
+      assert.deepEqual(listSnapshots(storage, SNAPSHOTS).tempFiles, []);
+      assert.deepEqual(listSnapshots(storage, SNAPSHOTS).snapshots.map((info) => info.id), [kept.id]);
+    } finally {
+      await second.close();
     }
   });
 
