@@ -125,10 +125,26 @@ export function createNoopWalService(): WalServiceServer {
         stateMemoryBytes: 0n,
         snapshotCount: 0,
         lastSnapshotId: '',
+        reclaimableBytes: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
     listKeys: (_call, callback) => callback(null, { keys: [], nextPageToken: '' }),
     flushAll: (_call, callback) => callback(null, { keysRemoved: 0n, offset: 0n }),
+    compact: (_call, callback) =>
+      callback(null, {
+        snapshotsCreated: 0,
+        segmentsDeleted: 0,
+        bytesReclaimed: 0n,
+        totalSnapshots: 0,
+        walSegments: 1,
+        snapshotId: '',
+        firstOffset: 0n,
+        dryRun: false,
+        snapshotOffset: 0n,
+        snapshotsDeleted: 0,
+        durationMs: 0n,
+      }),
+    deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
   };
 }

@@ -1,6 +1,8 @@
 import type { WalServiceServer } from '../gen/wald/v1/wal_service.js';
 import { append } from './rpc/append.js';
 import { appendStream } from './rpc/append-stream.js';
+import { compact } from './rpc/compact.js';
+import { deleteSegmentsBefore } from './rpc/delete-segments-before.js';
 import { flushAll } from './rpc/flush-all.js';
 import { get } from './rpc/get.js';
 import { getStats } from './rpc/get-stats.js';
@@ -30,6 +32,8 @@ export const WAL_SERVICE_RPCS = {
   get: { name: 'Get', kind: 'unary', handle: get },
   listKeys: { name: 'ListKeys', kind: 'unary', handle: listKeys },
   flushAll: { name: 'FlushAll', kind: 'unary', handle: flushAll },
+  compact: { name: 'Compact', kind: 'unary', handle: compact },
+  deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', handle: deleteSegmentsBefore },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

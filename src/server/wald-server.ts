@@ -4,8 +4,12 @@ import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
 import { Wal } from '../engine/wal.js';
 import type { WalOptions } from '../engine/wal-options.js';
+import { CompactionScheduler } from '../state/compaction-scheduler.js';
+import { Compactor } from '../state/compactor.js';
 import { StateKeeper, type StateRecoveryReport } from '../state/state-keeper.js';
+import { resolveStateOptions } from '../state/state-options.js';
 import { NodeStorage } from '../storage/node-storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
@@ -36,6 +40,10 @@ export interface WaldServerInit {
   readonly options?: ServerOptions | undefined;
   /** JSON logger; default: pino at `info` on stdout. */
   readonly logger?: Logger | undefined;
+  /** The file-system port of `wal` and its snapshots (compaction deletes through it); default: the node one. */
+  readonly storage?: Storage | undefined;
+  /** Clock in ms for compaction (retention ages, the minimum interval): the log's own; tests inject one. */
+  readonly clock?: (() => number) | undefined;
 }
 
 /**
@@ -62,6 +70,10 @@ export class WaldServer {
   readonly wal: Wal;
   /** The key-value view of the log (Get, ListKeys, FlushAll); owned by the server, closed by {@link stop}. */
   readonly state: StateKeeper;
+  /** Compaction of the log (Compact, DeleteSegmentsBefore). */
+  readonly compactor: Compactor;
+  /** Automatic compaction (`compaction.enabled`): started by {@link start}, stopped by {@link stop}. */
+  readonly compactionScheduler: CompactionScheduler;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
@@ -101,7 +113,7 @@ export class WaldServer {
         log.warn({ file: skipped.file, reason: skipped.reason }, 'snapshot not used: recovery fell back to an older one or the log');
       }
       const appendLimits = { ...wal.limits, ...options.appendLimits };
-      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log });
+      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, storage, clock: walOptions.clock });
       return { server, report, stateReport: opened.report };
     } catch (error) {
       await state?.close();
@@ -119,11 +131,21 @@ export class WaldServer {
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
+    const compaction = resolveStateOptions(init.options?.state).compaction;
+    this.compactor = new Compactor({ wal: this.wal, state: this.state, storage: init.storage ?? new NodeStorage(), options: compaction, clock: init.clock });
+    this.compactionScheduler = new CompactionScheduler({ wal: this.wal, state: this.state, compactor: this.compactor, options: compaction, clock: init.clock });
+    this.compactionScheduler.on('compacted', ({ trigger, recordsSinceSnapshot, logBytes, result }) => {
+      this.logger.info({ trigger, recordsSinceSnapshot, logBytes, ...result }, 'automatic compaction');
+    });
+    this.compactionScheduler.on('failed', (error, trigger) => {
+      this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
+    });
     this.grpcServer = new Server(this.channelOptions());
     const admission = new RpcAdmission(
       {
         wal: this.wal,
         state: this.state,
+        compactor: this.compactor,
         options: this.options,
         logger: this.logger,
         tails: this.tails,
@@ -196,6 +218,7 @@ export class WaldServer {
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
+    this.compactionScheduler.start();
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(':'));
     this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir }, 'wald listening');
     return this.boundPort;
@@ -237,6 +260,7 @@ export class WaldServer {
     } else {
       this.grpcServer.forceShutdown();
     }
+    await this.compactionScheduler.stop();
     await this.state.close();
     try {
       await this.wal.sync();

@@ -16,7 +16,9 @@ import type { AppendStreamSession } from '../../../src/server/append-stream.js';
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
 import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
+import { Compactor } from '../../../src/state/compactor.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
+import { STATE_OPTIONS } from '../../../src/state/state-options.js';
 import { StreamRegistry } from '../../../src/server/stream-registry.js';
 import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
 import type { TailStream } from '../../../src/server/tail-stream.js';
@@ -49,6 +51,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
   const context: RpcContext = {
     wal,
     state,
+    compactor: new Compactor({ wal, state, storage, options: STATE_OPTIONS.defaults.compaction }),
     options: resolved,
     logger: silent,
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
@@ -130,6 +133,12 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   },
   flushAll: async (client) => {
     await client.flushAll();
+  },
+  compact: async (client) => {
+    await client.compact({ dryRun: true });
+  },
+  deleteSegmentsBefore: async (client) => {
+    await client.deleteSegmentsBefore({ offset: 0n });
   },
   tailWal: (client) => streamCall(OPEN_STREAM.tailWal(client)),
   appendStream: (client) => streamCall(OPEN_STREAM.appendStream(client)),

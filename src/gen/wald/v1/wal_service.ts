@@ -22,6 +22,12 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse } from "./append.js";
+import {
+  CompactRequest,
+  CompactResponse,
+  DeleteSegmentsBeforeRequest,
+  DeleteSegmentsBeforeResponse,
+} from "./compaction.js";
 import { ReadRequest, ReadResponse } from "./read.js";
 import {
   FlushAllRequest,
@@ -50,7 +56,7 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
- *   WAL_FLUSH_ALL_DISABLED                                          -> FAILED_PRECONDITION
+ *   WAL_FLUSH_ALL_DISABLED, WAL_NOT_COVERED                         -> FAILED_PRECONDITION
  *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND                                               -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
@@ -64,8 +70,7 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  * Planned RPCs of later versions, each with its own XxxRequest/XxxResponse in this package:
  * SnapshotKey (one key of the key-value view as a point snapshot); CreateSnapshot,
  * ListSnapshots, GetSnapshot (server streaming of the snapshot file in chunks) and VerifySnapshot;
- * Compact and DeleteSegmentsBefore (reclaim space; OUT_OF_RANGE reads then name the snapshot to
- * install in ErrorInfo metadata); replication adds the leader epoch and frame-level tailing for
+ * replication adds the leader epoch and frame-level tailing for
  * followers, and fields listing followers and their lag in GetStatsResponse. Follower servers
  * answer appends with FAILED_PRECONDITION, reason WAL_READ_ONLY, metadata `leader`.
  */
@@ -228,6 +233,43 @@ export const WalServiceService = {
     responseSerialize: (value: FlushAllResponse): Buffer => Buffer.from(FlushAllResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): FlushAllResponse => FlushAllResponse.decode(value),
   },
+  /**
+   * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
+   * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
+   * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
+   * asked for) waits for it. A crash at any step loses nothing; the next compaction finishes it.
+   * Errors: FAILED_PRECONDITION (WAL_READ_ONLY: the checkpoint cannot be appended; nothing was
+   * deleted); RESOURCE_EXHAUSTED (WAL_NO_SPACE: no room for the snapshot, nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR); DATA_LOSS (WAL_CORRUPTION: the snapshot written fails to verify,
+   * nothing was deleted; or a record read failed its checksum); as Get when the view stopped.
+   */
+  compact: {
+    path: "/wald.v1.WalService/Compact" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CompactRequest): Buffer => Buffer.from(CompactRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CompactRequest => CompactRequest.decode(value),
+    responseSerialize: (value: CompactResponse): Buffer => Buffer.from(CompactResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CompactResponse => CompactResponse.decode(value),
+  },
+  /**
+   * DeleteSegmentsBefore deletes the sealed segments whose records all lie below an offset, when a
+   * snapshot holds every record of them (or with `force`). It waits for a compaction in progress.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: offset above 2^53 - 1); FAILED_PRECONDITION
+   * (WAL_NOT_COVERED: no snapshot that verifies holds those records; nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR).
+   */
+  deleteSegmentsBefore: {
+    path: "/wald.v1.WalService/DeleteSegmentsBefore" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSegmentsBeforeRequest): Buffer =>
+      Buffer.from(DeleteSegmentsBeforeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSegmentsBeforeRequest => DeleteSegmentsBeforeRequest.decode(value),
+    responseSerialize: (value: DeleteSegmentsBeforeResponse): Buffer =>
+      Buffer.from(DeleteSegmentsBeforeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSegmentsBeforeResponse => DeleteSegmentsBeforeResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -309,6 +351,25 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * (WAL_IO_ERROR); as Get when the view stopped.
    */
   flushAll: handleUnaryCall<FlushAllRequest, FlushAllResponse>;
+  /**
+   * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
+   * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
+   * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
+   * asked for) waits for it. A crash at any step loses nothing; the next compaction finishes it.
+   * Errors: FAILED_PRECONDITION (WAL_READ_ONLY: the checkpoint cannot be appended; nothing was
+   * deleted); RESOURCE_EXHAUSTED (WAL_NO_SPACE: no room for the snapshot, nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR); DATA_LOSS (WAL_CORRUPTION: the snapshot written fails to verify,
+   * nothing was deleted; or a record read failed its checksum); as Get when the view stopped.
+   */
+  compact: handleUnaryCall<CompactRequest, CompactResponse>;
+  /**
+   * DeleteSegmentsBefore deletes the sealed segments whose records all lie below an offset, when a
+   * snapshot holds every record of them (or with `force`). It waits for a compaction in progress.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: offset above 2^53 - 1); FAILED_PRECONDITION
+   * (WAL_NOT_COVERED: no snapshot that verifies holds those records; nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR).
+   */
+  deleteSegmentsBefore: handleUnaryCall<DeleteSegmentsBeforeRequest, DeleteSegmentsBeforeResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -488,6 +549,53 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FlushAllResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
+   * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
+   * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
+   * asked for) waits for it. A crash at any step loses nothing; the next compaction finishes it.
+   * Errors: FAILED_PRECONDITION (WAL_READ_ONLY: the checkpoint cannot be appended; nothing was
+   * deleted); RESOURCE_EXHAUSTED (WAL_NO_SPACE: no room for the snapshot, nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR); DATA_LOSS (WAL_CORRUPTION: the snapshot written fails to verify,
+   * nothing was deleted; or a record read failed its checksum); as Get when the view stopped.
+   */
+  compact(
+    request: CompactRequest,
+    callback: (error: ServiceError | null, response: CompactResponse) => void,
+  ): ClientUnaryCall;
+  compact(
+    request: CompactRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CompactResponse) => void,
+  ): ClientUnaryCall;
+  compact(
+    request: CompactRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CompactResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteSegmentsBefore deletes the sealed segments whose records all lie below an offset, when a
+   * snapshot holds every record of them (or with `force`). It waits for a compaction in progress.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: offset above 2^53 - 1); FAILED_PRECONDITION
+   * (WAL_NOT_COVERED: no snapshot that verifies holds those records; nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR).
+   */
+  deleteSegmentsBefore(
+    request: DeleteSegmentsBeforeRequest,
+    callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
+  deleteSegmentsBefore(
+    request: DeleteSegmentsBeforeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
+  deleteSegmentsBefore(
+    request: DeleteSegmentsBeforeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
   ): ClientUnaryCall;
 }
 
