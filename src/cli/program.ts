@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
+import { registerCompactCommand, registerDeleteSegmentsBeforeCommand } from './compact-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
@@ -42,6 +43,8 @@ export function buildProgram(): Command {
   registerGetCommand(program);
   registerKeysCommand(program);
   registerFlushAllCommand(program);
+  registerCompactCommand(program);
+  registerDeleteSegmentsBeforeCommand(program);
   return program;
 }
 

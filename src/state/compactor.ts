@@ -168,13 +168,14 @@ export class Compactor {
   }
 
   /**
-   * Counts the records of the retained log (up to the view's offset now) that a snapshot makes
+   * Counts the records of the retained log (up to the high watermark now) that a snapshot makes
    * redundant: a keyed put at offset o is live when the view's entry for its key has offset o,
    * else superseded; every delete is redundant (its effect is in any later snapshot); keyless
    * records, checkpoints and flushes are plain log data and count as live. Reads the log in
    * bounded batches. Rejects with the errors of `Wal.read`.
    */
   async redundancy(): Promise<Redundancy> {
+    await this.state.caughtUp();
     const view = this.state.captureView();
     try {
       let next = this.wal.firstOffset;

@@ -293,6 +293,14 @@ export class StateKeeper {
   }
 
   /**
+   * Resolves once the view has applied every record durable now (what {@link get} waits for).
+   * Rejects with the error that stopped the view, or `WAL_CLOSED`.
+   */
+  caughtUp(): Promise<void> {
+    return this.caughtUpWithDurable();
+  }
+
+  /**
    * A consistent view of the state as applied now, in O(1) (see `KeyState.captureView`): what a
    * snapshot of the view is written from.
    */
