@@ -72,6 +72,8 @@ export interface CreateSnapshotOptions {
   readonly compress?: boolean | undefined;
   /** Only the keys put or deleted since the newest full or incremental snapshot, which becomes the base. */
   readonly incremental?: boolean | undefined;
+  /** Bytes encoded between turns of the event loop (`writeSnapshot`'s `chunkBytes`); smaller lets appends through more often. */
+  readonly chunkBytes?: number | undefined;
 }
 
 /** A snapshot the view just wrote: its listing row, its checksum, and the time the write took. */
@@ -339,9 +341,9 @@ export class StateKeeper {
           view.release();
           throw noBase(this.snapshotDir, base, view.changesKnownSince);
         }
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes });
       } else {
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes });
       }
       this.state.forgetChangesBefore(written.walOffset);
       return { ...written, durationMs: this.clock() - started };
