@@ -79,7 +79,7 @@ export const STATE_OPTION_DECLARATIONS = {
       default: 1000,
       unit: 'ms',
       doc: 'how often the server checks the automatic compaction thresholds',
-      why: 'A check reads counters only (no disk); a second is often enough for thresholds counted in millions of records or gigabytes.',
+      why: 'A check reads counters and the snapshot headers (no log data); a second is often enough for thresholds counted in millions of records or gigabytes.',
     }),
     retentionMs: integerOption(
       {
