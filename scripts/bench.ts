@@ -13,9 +13,10 @@ import { formatPart } from './bench/bench-table.js';
 import { describeMachine, isTmpfs, machineLoad } from './bench/machine.js';
 import { runEngineBench } from './bench-engine.js';
 import { runServiceBench } from './bench-service.js';
+import { runStateBench } from './bench-state.js';
 
 /** The parts, by name, in the order `all` runs them. */
-const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench, service: runServiceBench };
+const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench, service: runServiceBench, state: runStateBench };
 
 const USAGE = `usage: node dist/scripts/bench.js [${[...Object.keys(PARTS), 'all'].join('|')}] [--json]`;
 
