@@ -6,14 +6,17 @@
  * offset.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { ServerOptions } from '../../src/server/server-options.js';
 import { WaldServer } from '../../src/server/wald-server.js';
-import { runWald, type WaldRun } from '../support/cli-process.js';
+import { cleanEnv, runWald, WALD_MAIN, type WaldRun } from '../support/cli-process.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 interface Context {
@@ -232,6 +235,41 @@ describe('wald snapshot restore', () => {
       assert.equal(noDataDir.code, 2);
       const sha = createHash('sha256').update(readFileSync(incremental['path'] as string).subarray(0, -40)).digest('hex');
       assert.equal(sha, incremental['checksum']);
+    });
+  });
+});
+
+/** The body of the ```sh block of docs/cli.md whose first line is `# example: NAME`. */
+function docExample(name: string): string {
+  const doc = readFileSync(fileURLToPath(new URL('../../../docs/cli.md', import.meta.url)), 'utf8');
+  const found = doc.split('```sh\n').slice(1).map((rest) => rest.slice(0, rest.indexOf('```'))).filter((block) => block.startsWith(`# example: ${name}\n`));
+  assert.equal(found.length, 1, `docs/cli.md has exactly one example named ${name}`);
+  return found[0]!;
+}
+
+describe('docs/cli.md snapshot-backup', () => {
+  it('downloads, verifies and restores a snapshot into a directory a server opens with the same state', async () => {
+    await withServer({}, async ({ server, temp }) => {
+      await server.wal.append([put('a', '1'), put('b', '2'), put('a', '3')]);
+      writeFileSync(join(temp, 'wald'), `#!/bin/sh\nexec "${process.execPath}" "${WALD_MAIN}" "$@"\n`);
+      chmodSync(join(temp, 'wald'), 0o755);
+      const child = spawn('bash', ['-euo', 'pipefail', '-c', docExample('snapshot-backup')], {
+        cwd: temp,
+        env: cleanEnv({ PATH: `${temp}:${process.env.PATH ?? ''}`, WALD_SERVER: `127.0.0.1:${server.port!}` }),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      const [code] = (await once(child, 'close')) as [number | null];
+      assert.equal(code, 0, stderr);
+      assert.equal(readFileSync(join(temp, 'restored.offset'), 'utf8').trim(), '3');
+      const { server: restored } = await WaldServer.open({ dir: join(temp, 'restored'), preallocate: false }, { listen: '127.0.0.1:0' }, pino({ level: 'silent' }));
+      try {
+        assert.equal(Buffer.from((await restored.state.get(Buffer.from('a')))!.value).toString(), '3');
+        assert.equal(restored.wal.nextOffset, 3);
+      } finally {
+        await restored.stop();
+      }
     });
   });
 });
