@@ -106,9 +106,9 @@ export interface SnapshotInfo {
   /** The id of the snapshot an incremental one applies on; empty for the other types. */
   baseSnapshotId: string;
   /**
-   * The SHA-256 the file's trailer holds (see the top of this file). Where a message says it was
-   * verified (VerifySnapshotResponse.chain, CreateSnapshotResponse), it was recomputed; elsewhere
-   * it is what the file claims, for the client to check against the bytes.
+   * The SHA-256 of the file (see the top of this file), 64 lower-case hex digits. In
+   * VerifySnapshotResponse.chain it was recomputed from the bytes; elsewhere (ListSnapshots,
+   * GetSnapshot) it is what the file's trailer claims, for the client to check against the bytes.
    */
   checksum: string;
 }
