@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WalError } from '../errors.js';
@@ -20,7 +21,13 @@ export const GET_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
  * being sent while the next is read from disk. So a stream holds about two chunks however slow
  * its client (the call's own buffer would let it queue 16).
  */
-const MAX_QUEUED_MESSAGES = 2;
+export const MAX_QUEUED_MESSAGES = 2;
+
+/** Events of a {@link SnapshotSendStream}. */
+export interface SnapshotSendStreamEvents {
+  /** The stream stopped reading the file until the transport takes a queued message (flow control). */
+  blocked: [];
+}
 
 /** The call of one GetSnapshot. */
 export type SnapshotCall = ServerWritableStream<GetSnapshotRequest, GetSnapshotResponse>;
@@ -35,7 +42,7 @@ export type SnapshotCall = ServerWritableStream<GetSnapshotRequest, GetSnapshotR
  * `WAL_CORRUPTION` (an unreadable header or trailer), `WAL_IO_ERROR` (a failed read), and
  * `WAL_SHUTTING_DOWN` when the server stops meanwhile.
  */
-export class SnapshotSendStream implements RegisteredStream {
+export class SnapshotSendStream extends EventEmitter<SnapshotSendStreamEvents> implements RegisteredStream {
   private stopReason: 'cancelled' | 'shutdown' | undefined;
   private wake: (() => void) | undefined;
   private finished: Promise<void> | undefined;
@@ -50,6 +57,7 @@ export class SnapshotSendStream implements RegisteredStream {
     private readonly state: StateKeeper,
     private readonly logger: Logger,
   ) {
+    super();
     // grpc-js emits 'cancelled' once the call is over however it ends (client cancel, lost
     // connection, or the status sent after every message), as TailStream relies on too.
     this.callOver = new Promise<void>((resolve) => {
@@ -77,9 +85,9 @@ export class SnapshotSendStream implements RegisteredStream {
     await this.finished;
   }
 
-  /** Messages and file bytes sent, for the log line of a closed stream. */
-  counters(): object {
-    return { messagesSent: this.messagesSent, bytesSent: this.bytesSent };
+  /** Messages and file bytes written to the call, and messages the transport has not taken yet. */
+  counters(): { messagesSent: number; bytesSent: number; queuedMessages: number } {
+    return { messagesSent: this.messagesSent, bytesSent: this.bytesSent, queuedMessages: this.queuedMessages };
   }
 
   private async send(): Promise<void> {
@@ -117,6 +125,7 @@ export class SnapshotSendStream implements RegisteredStream {
     });
     this.messagesSent++;
     this.bytesSent += fileBytes;
+    if (this.stopReason === undefined && this.queuedMessages >= MAX_QUEUED_MESSAGES) this.emit('blocked');
     while (this.stopReason === undefined && this.queuedMessages >= MAX_QUEUED_MESSAGES) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
