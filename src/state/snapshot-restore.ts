@@ -175,14 +175,22 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
   }
 }
 
+/** Errors of `unlink` on a directory (Linux, macOS). */
+const IS_DIRECTORY_CODES: ReadonlySet<string> = new Set(['EISDIR', 'EPERM']);
+
 function removeFile(storage: Storage, path: string): void {
   try {
     storage.unlink(path);
   } catch (error) {
-    throw new WalError('WAL_INVALID_ARGUMENT', `dataDir: cannot remove ${path} (${(error as Error).message}): it is not a file of a wald data directory; remove it yourself`, {
-      field: 'dataDir',
-      path,
-    });
+    if (error instanceof StorageError && IS_DIRECTORY_CODES.has(error.code)) {
+      throw new WalError(
+        'WAL_INVALID_ARGUMENT',
+        `dataDir: cannot remove ${path} (${error.code}): it is not a file of a wald data directory; remove it yourself`,
+        { field: 'dataDir', path },
+        { cause: error },
+      );
+    }
+    throw walErrorFromStorage(error, `removing ${path}`, { dataDir: dirname(path) });
   }
 }
 
