@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -214,6 +215,24 @@ describe('GetSnapshot', () => {
         if (!compress) assert.ok(fetched.chunkCount >= 4, `${fetched.chunkCount} chunks`);
       }
     });
+  });
+});
+
+describe('GetSnapshot streams', () => {
+  test('an ended stream gives its place back: more GetSnapshot calls one after another than maxSnapshotStreams allows at once', async () => {
+    const h = await startServer({ server: { maxSnapshotStreams: 1 } });
+    try {
+      const snapshots = new SnapshotClient(h.client.raw);
+      await h.client.append({ records: [put('a', '1')] });
+      const { snapshotId, sizeBytes } = await snapshots.createSnapshot();
+      for (let i = 0; i < 4; i++) {
+        assert.equal(BigInt((await snapshots.getSnapshot(snapshotId)).bytes.length), sizeBytes, `call ${i}`);
+        // The client has the status; the server forgets the stream once the call is over.
+        if (h.server.snapshotStreams.size > 0) await once(h.server.snapshotStreams, 'close');
+      }
+    } finally {
+      await h.close();
+    }
   });
 });
 
