@@ -9,6 +9,7 @@ import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
 import { RpcError } from './rpc-error.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerStatsCommand } from './stats-command.js';
 import { registerSyncCommand } from './sync-command.js';
 import { registerTailCommand } from './tail-command.js';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerGetCommand(program);
   registerKeysCommand(program);
   registerFlushAllCommand(program);
+  registerSnapshotCommand(program);
   return program;
 }
 

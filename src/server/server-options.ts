@@ -91,6 +91,12 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'most AppendStream streams open at once',
     why: 'As tails; more get `RESOURCE_EXHAUSTED`.',
   }),
+  maxSnapshotStreams: integerOption({
+    default: 8,
+    unit: 'streams',
+    doc: 'most GetSnapshot streams open at once',
+    why: 'Each holds a snapshot file open and about two 256 KiB chunks; snapshots are fetched a few at a time (backups, installs). More get `RESOURCE_EXHAUSTED`.',
+  }),
   maxInFlightAppends: integerOption({
     default: 1024,
     unit: 'appends',

@@ -1,15 +1,20 @@
 import type { WalServiceServer } from '../gen/wald/v1/wal_service.js';
 import { append } from './rpc/append.js';
 import { appendStream } from './rpc/append-stream.js';
+import { createSnapshot } from './rpc/create-snapshot.js';
 import { flushAll } from './rpc/flush-all.js';
 import { get } from './rpc/get.js';
+import { getSnapshot } from './rpc/get-snapshot.js';
 import { getStats } from './rpc/get-stats.js';
 import { listKeys } from './rpc/list-keys.js';
+import { listSnapshots } from './rpc/list-snapshots.js';
 import { read } from './rpc/read.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
+import { snapshotKey } from './rpc/snapshot-key.js';
 import { sync } from './rpc/sync.js';
 import { tailWal } from './rpc/tail-wal.js';
+import { verifySnapshot } from './rpc/verify-snapshot.js';
 import type { walServiceDefinition } from './wal-service-definition.js';
 
 /**
@@ -30,6 +35,11 @@ export const WAL_SERVICE_RPCS = {
   get: { name: 'Get', kind: 'unary', handle: get },
   listKeys: { name: 'ListKeys', kind: 'unary', handle: listKeys },
   flushAll: { name: 'FlushAll', kind: 'unary', handle: flushAll },
+  snapshotKey: { name: 'SnapshotKey', kind: 'unary', handle: snapshotKey },
+  createSnapshot: { name: 'CreateSnapshot', kind: 'unary', handle: createSnapshot },
+  listSnapshots: { name: 'ListSnapshots', kind: 'unary', handle: listSnapshots },
+  verifySnapshot: { name: 'VerifySnapshot', kind: 'unary', handle: verifySnapshot },
+  getSnapshot: { name: 'GetSnapshot', kind: 'server-stream', open: getSnapshot, streams: (context) => context.snapshotStreams },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

@@ -9,6 +9,7 @@ import { NodeStorage } from '../storage/node-storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
+import type { SnapshotSendStream } from './snapshot-send-stream.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
@@ -56,6 +57,8 @@ export class WaldServer {
   readonly tailQueueBudget: TailQueueBudget;
   /** Open AppendStream streams (limit `maxAppendStreams`). */
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
+  /** Open GetSnapshot streams (limit `maxSnapshotStreams`), ended at shutdown. */
+  readonly snapshotStreams: StreamRegistry<SnapshotSendStream>;
   /** The resolved options. */
   readonly options: ResolvedServerOptions;
   /** The log served; owned by the server, closed by {@link stop}. */
@@ -119,6 +122,7 @@ export class WaldServer {
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
+    this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams);
     this.grpcServer = new Server(this.channelOptions());
     const admission = new RpcAdmission(
       {
@@ -129,6 +133,7 @@ export class WaldServer {
         tails: this.tails,
         tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
+        snapshotStreams: this.snapshotStreams,
       },
       { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped' },
     );
@@ -221,7 +226,7 @@ export class WaldServer {
     this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
     if (wasServing) {
       const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
-      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll()]);
+      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll(), this.snapshotStreams.shutdownAll()]);
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(resolve, this.options.shutdownGraceMs, 'timeout');
