@@ -30,7 +30,7 @@ export function keyFlagOptions<D extends OptionDeclarations>(schema: ConfigSchem
   return schema.keys.flatMap((key) => {
     const { spec } = key.option;
     const choices = spec.choices === undefined ? '' : `one of ${spec.choices.join(', ')}; `;
-    const description = `${spec.doc} (${choices}default: ${String(spec.default)}; env ${key.env})`;
+    const description = `${spec.doc} (${choices}default: ${spec.default === undefined ? 'none' : String(spec.default)}; env ${key.env})`;
     if (spec.textForm === 'boolean') {
       return [new Option(key.flag, description), new Option(`--no-${key.flag.slice(2)}`, `turn ${key.name} off`)];
     }

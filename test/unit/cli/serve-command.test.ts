@@ -21,7 +21,8 @@ describe('wald serve --help', () => {
       const { spec } = key.option;
       const flag = spec.textForm === 'boolean' ? key.flag : `${key.flag} <${spec.unit}>`;
       assert.ok(help.includes(`${flag} ${spec.doc}`), `${key.name}: "${flag} ${spec.doc}" missing`);
-      assert.ok(help.includes(`default: ${String(spec.default)}; env ${key.env})`), `${key.name}: default or env missing`);
+      const written = spec.default === undefined ? 'none' : String(spec.default);
+      assert.ok(help.includes(`default: ${written}; env ${key.env})`), `${key.name}: default or env missing`);
     }
     assert.ok(help.includes('--no-preallocate'));
     assert.ok(help.includes('--sync-policy <policy> when the log calls fdatasync (one of always, interval, none; default: always; env WALD_SYNC_POLICY)'));
