@@ -118,22 +118,33 @@ export class ReloadableCertificates implements experimental.CertificateProvider 
     return experimental.createCertificateProviderServerCredentials(this, this.isMutual ? this : null, this.isMutual);
   }
 
-  /** @inheritdoc Called at once with the CA in force, as grpc-js needs it before the first connection. */
+  /**
+   * Subscribes `listener` and hands it the CA in force on the next tick, before the server can
+   * accept a connection. Not at once: grpc-js subscribes to its providers before it registers the
+   * TLS server that the update is for, so an update given during the call would be lost and
+   * grpc-js would drop every connection as having no certificate.
+   */
   addCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
     this.caListeners.add(listener);
-    listener(this.loaded.ca);
+    process.nextTick(() => {
+      if (this.caListeners.has(listener)) listener(this.loaded.ca);
+    });
   }
 
+  /** Unsubscribes `listener`. */
   removeCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
     this.caListeners.delete(listener);
   }
 
-  /** @inheritdoc Called at once with the certificate and key in force. */
+  /** Subscribes `listener` and hands it the certificate and key in force on the next tick (see {@link addCaCertificateListener}). */
   addIdentityCertificateListener(listener: experimental.IdentityCertificateUpdateListener): void {
     this.identityListeners.add(listener);
-    listener(this.loaded.identity);
+    process.nextTick(() => {
+      if (this.identityListeners.has(listener)) listener(this.loaded.identity);
+    });
   }
 
+  /** Unsubscribes `listener`. */
   removeIdentityCertificateListener(listener: experimental.IdentityCertificateUpdateListener): void {
     this.identityListeners.delete(listener);
   }
