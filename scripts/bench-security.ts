@@ -9,17 +9,23 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { AppendRecord } from '../src/index.js';
-import { hashAccessToken } from '../src/server/auth/access-token.js';
+import { Metadata } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { bearerValueOf, hashAccessToken } from '../src/server/auth/access-token.js';
+import { parseAuthFile } from '../src/server/auth/auth-file.js';
+import { TokenAuthenticator } from '../src/server/auth/token-authenticator.js';
 import type { ServerOptions } from '../src/server/server-options.js';
 import { makeTestCa, signTestCertificate } from '../test/support/test-certificates.js';
 import type { BenchConfig } from './bench/bench-config.js';
 import { makeRow, type BenchPartResult, type BenchRow, type BenchTarget } from './bench/bench-part.js';
 import { RECORD_BYTES } from './bench/fs-baselines.js';
 import { fillLog } from './bench/open-workloads.js';
-import { measurePair, type Runner } from './bench/runner.js';
+import { processCpuMs } from './bench/cpu-share.js';
+import { measurePair, runSyncFor, type Measurement, type Runner } from './bench/runner.js';
 import { startServerProcess, type ServerProcess } from './bench/server-process.js';
 import { appendRequestOf, connectBenchClient, type BenchClientOptions } from './bench/service-client.js';
 import { streamedAppends, tailCatchUp, unaryAppends, type TailFacts } from './bench/service-workloads.js';
+import { summarize } from './bench/summary.js';
 
 /** Unary appends in flight, as service row 1b. */
 const UNARY_CONCURRENCY = 64;
@@ -33,6 +39,55 @@ const TAIL_CLIENT_WINDOW_BYTES = 4 * 1024 * 1024;
 const AUTH_FILE_TOKENS = 16;
 /** TLS may cost at most 15 % of durable AppendStream throughput (issue 11). */
 const TLS_STREAM_TARGET: BenchTarget = { kind: 'ratio-at-least', value: 0.85 };
+
+/**
+ * Wraps `runner` so that each run also records the CPU time the server process `serverPid` and
+ * this process spent per record, µs. On a machine shared with other work, the throughput of a run
+ * moves with the load; the CPU spent per record moves much less, so it says better what a feature
+ * costs.
+ */
+function cpuPerRecord(runner: Runner, serverPid: number, into: { server: number[]; client: number[] }): Runner {
+  return {
+    run: async (runMs): Promise<Measurement> => {
+      const server = processCpuMs(serverPid);
+      const client = process.cpuUsage();
+      const measurement = await runner.run(runMs);
+      const used = process.cpuUsage(client);
+      if (measurement.records > 0) {
+        into.server.push(((processCpuMs(serverPid) - server) * 1000) / measurement.records);
+        into.client.push((used.user + used.system) / measurement.records);
+      }
+      return measurement;
+    },
+    close: () => runner.close(),
+  };
+}
+
+/** Most token checks in one run of row s0. */
+const MAX_CHECKS_PER_RUN = 5_000_000;
+
+/**
+ * Row s0: the token check alone, in this process, as `admit()` runs it for each call (read the
+ * metadata, hash the token, compare with every entry, check the role): checks per second.
+ */
+function tokenChecks(authFileText: string, token: string): Runner {
+  const authenticator = new TokenAuthenticator(parseAuthFile(authFileText, 'bench'), pino({ level: 'silent' }));
+  const metadata = new Metadata();
+  metadata.set('authorization', bearerValueOf(token));
+  const rpc = { name: 'Append', role: 'write' } as const;
+  return {
+    run: async (runMs) =>
+      runSyncFor(
+        () => {
+          for (let i = 0; i < 1000; i++) authenticator.admit(rpc, metadata, 'bench');
+          return 1000;
+        },
+        runMs,
+        MAX_CHECKS_PER_RUN,
+      ),
+    close: async () => {},
+  };
+}
 
 /** A server variant: its options, and how its clients connect. */
 interface Variant {
@@ -53,7 +108,8 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
     const token = randomBytes(32).toString('hex');
     const authFile = join(dir, 'auth.yaml');
     const others = Array.from({ length: AUTH_FILE_TOKENS - 1 }, () => hashAccessToken(randomBytes(32).toString('hex')));
-    fs.writeFileSync(authFile, `tokens:\n${[...others, hashAccessToken(token)].map((hash) => `  - token_sha256: ${hash}\n    role: write\n`).join('')}`);
+    const authText = `tokens:\n${[...others, hashAccessToken(token)].map((hash) => `  - token_sha256: ${hash}\n    role: write\n`).join('')}`;
+    fs.writeFileSync(authFile, authText);
     const plain: Variant = { label: 'plaintext, no token', options: {}, client: {} };
     const tls: Variant = { label: 'TLS', options: { tlsCert: certificate.cert, tlsKey: certificate.key }, client: { tlsCa: caPem } };
     const auth: Variant = { label: 'auth file + bearer token', options: { authFile }, client: { token } };
@@ -69,11 +125,27 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
     const [plainServer, tlsServer, authServer] = [await start(plain, 'plain'), await start(tls, 'tls'), await start(auth, 'auth')];
     const value = randomBytes(RECORD_BYTES);
     const rows: BenchRow[] = [];
+    config.progress(`security: s0, the token check alone (${AUTH_FILE_TOKENS} entries)`);
+    const checks = await measurePair(config, tokenChecks(authText, token));
+    rows.push(makeRow({ id: 's0', name: `token check of one call in \`admit()\` (${AUTH_FILE_TOKENS} entries, in process)`, unit: 'records/s', wald: checks.wald, notes: ['records/s here: checks per second; 1e6 / figure = µs per call'] }));
     type RunnerOf = (address: string, client: BenchClientOptions) => Runner;
     const pairRow = async (id: string, name: string, variant: Variant, servers: { readonly with: ServerProcess; readonly without: ServerProcess }, runnerOf: RunnerOf, target?: BenchTarget): Promise<void> => {
       config.progress(`security: ${id}, ${name}, ${variant.label} vs plaintext`);
-      const pair = await measurePair(config, runnerOf(servers.with.address, variant.client), runnerOf(servers.without.address, plain.client));
-      rows.push(makeRow({ id, name: `${name}: ${variant.label}`, unit: 'records/s', wald: pair.wald, baseline: { name: 'the same wald server, plaintext, no token', summary: pair.baseline! }, target }));
+      const withCpu = { server: [] as number[], client: [] as number[] };
+      const withoutCpu = { server: [] as number[], client: [] as number[] };
+      const pair = await measurePair(
+        config,
+        cpuPerRecord(runnerOf(servers.with.address, variant.client), servers.with.pid, withCpu),
+        cpuPerRecord(runnerOf(servers.without.address, plain.client), servers.without.pid, withoutCpu),
+      );
+      // The warm-up run comes first; the measured runs are the last ones.
+      const median = (values: readonly number[]): number => summarize(values.slice(-config.runs)).median;
+      const cpu = (side: 'server' | 'client'): string => {
+        const [a, b] = [median(withCpu[side]), median(withoutCpu[side])];
+        return `${side} ${a.toFixed(2)} µs with, ${b.toFixed(2)} µs without (${a >= b ? '+' : ''}${(((a - b) / b) * 100).toFixed(0)} %)`;
+      };
+      const notes = [`CPU per record (median of runs): ${cpu('server')}; ${cpu('client')}`];
+      rows.push(makeRow({ id, name: `${name}: ${variant.label}`, unit: 'records/s', wald: pair.wald, baseline: { name: 'the same wald server, plaintext, no token', summary: pair.baseline! }, target, notes }));
     };
     const unary = (address: string, client: BenchClientOptions): Runner => unaryAppends(connectBenchClient(address, client), appendRequestOf(value, 1), UNARY_CONCURRENCY);
     const streamed = (address: string, client: BenchClientOptions): Runner =>

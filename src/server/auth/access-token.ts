@@ -23,7 +23,12 @@ export function isAccessToken(token: string): boolean {
  * the token, and what `wald auth hash-token` prints.
  */
 export function hashAccessToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return accessTokenDigest(token).toString('hex');
+}
+
+/** The SHA-256 of `token` (its UTF-8 bytes), 32 bytes: {@link hashAccessToken} before hex. */
+export function accessTokenDigest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
 }
 
 /**

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WalError } from '../../errors.js';
-import { AUTHORIZATION_METADATA_KEY, bearerTokenOf, hashAccessToken } from './access-token.js';
+import { accessTokenDigest, AUTHORIZATION_METADATA_KEY, bearerTokenOf } from './access-token.js';
 import type { AuthEntry } from './auth-file.js';
 import { roleGrants, type Role } from './role.js';
 
@@ -78,7 +78,7 @@ export class TokenAuthenticator {
     if (values.length === 0) throw this.unauthenticated(rpc, peer, 'no token');
     const token = values.length === 1 && typeof values[0] === 'string' ? bearerTokenOf(values[0]) : undefined;
     if (token === undefined) throw this.unauthenticated(rpc, peer, 'not a bearer token');
-    const entry = this.entryOf(Buffer.from(hashAccessToken(token), 'hex'));
+    const entry = this.entryOf(accessTokenDigest(token));
     if (entry === undefined) throw this.unauthenticated(rpc, peer, 'unknown token');
     if (!roleGrants(entry.role, rpc.role)) {
       this.permissionDenialCount += 1;
