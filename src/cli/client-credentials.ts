@@ -7,6 +7,9 @@ import { UsageError } from './exit-codes.js';
 /** Environment variable holding the bearer token itself, when `--token-file` is not given. */
 export const TOKEN_ENV = 'WALD_TOKEN';
 
+/** Environment variable that turns TLS on (`true`/`1`) when `--tls` is not given. */
+export const TLS_ENV = 'WALD_TLS';
+
 /** Largest token file read, bytes: a token is at most 4096 characters; more is a wrong file. */
 const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
@@ -29,7 +32,8 @@ export interface ClientSecurityOptions {
 /** Adds `--tls`, `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-server-name` and `--token-file` (and their `WALD_*` variables). */
 export function addClientSecurityOptions(command: Command): Command {
   return command
-    .addOption(new Option('--tls', 'connect with TLS (implied by --tls-ca, --tls-cert and --tls-key)').env('WALD_TLS'))
+    // Not commander's .env(): it turns a boolean flag on for any value of the variable, WALD_TLS=0 too.
+    .addOption(new Option('--tls', `connect with TLS (implied by --tls-ca, --tls-cert and --tls-key; env ${TLS_ENV}=true)`))
     .addOption(new Option('--tls-ca <file>', "PEM CA certificates that signed the server's certificate").env('WALD_TLS_CA'))
     .addOption(new Option('--tls-cert <file>', 'PEM client certificate, for a server with mutual TLS').env('WALD_TLS_CERT'))
     .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env('WALD_TLS_KEY'))
@@ -73,11 +77,14 @@ export function tokenOf(options: ClientSecurityOptions, env: Readonly<Record<str
  * The channel credentials of the options: TLS when `--tls` or a TLS file is given (mutual with
  * `--tls-cert` and `--tls-key`), else plaintext.
  *
- * @throws UsageError when a file cannot be read, or only one of `--tls-cert` and `--tls-key` is given.
+ * @throws UsageError when a file cannot be read, only one of `--tls-cert` and `--tls-key` is given,
+ *   or `WALD_TLS` is neither `true`/`1` nor `false`/`0`.
  */
-export function channelCredentialsOf(options: ClientSecurityOptions): ChannelCredentials {
+export function channelCredentialsOf(options: ClientSecurityOptions, env: Readonly<Record<string, string | undefined>>): ChannelCredentials {
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) throw new UsageError('give --tls-cert and --tls-key together');
-  const isTls = options.tls === true || options.tlsCa !== undefined || options.tlsCert !== undefined;
+  const tlsEnv = env[TLS_ENV] ?? '';
+  if (!['', 'true', '1', 'false', '0'].includes(tlsEnv)) throw new UsageError(`${TLS_ENV} must be true, 1, false or 0, got ${JSON.stringify(tlsEnv)}`);
+  const isTls = options.tls === true || tlsEnv === 'true' || tlsEnv === '1' || options.tlsCa !== undefined || options.tlsCert !== undefined;
   if (!isTls) return credentials.createInsecure();
   return credentials.createSsl(
     options.tlsCa === undefined ? null : readClientFile(options.tlsCa, 'CA file (--tls-ca)'),

@@ -59,7 +59,7 @@ export function connectClient(options: ClientCommandOptions, env: Readonly<Recor
     ...(options.tlsServerName === undefined ? {} : { 'grpc.ssl_target_name_override': options.tlsServerName }),
     ...(token === undefined ? {} : { interceptors: [bearerTokenInterceptor(token)] }),
   };
-  return new WalServiceClient(options.server, channelCredentialsOf(options), clientOptions);
+  return new WalServiceClient(options.server, channelCredentialsOf(options, env), clientOptions);
 }
 
 /** Call options with a deadline `timeoutMs` from now. */
