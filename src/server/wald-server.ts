@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Server, type ChannelOptions } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
@@ -7,18 +7,16 @@ import type { WalOptions } from '../engine/wal-options.js';
 import { StateKeeper, type StateRecoveryReport } from '../state/state-keeper.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import type { AppendStreamSession } from './append-stream.js';
-import { loadAuthFile } from './auth/auth-file.js';
-import { TokenAuthenticator } from './auth/token-authenticator.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
 import { TailQueueBudget } from './tail-queue-budget.js';
 import type { TailStream } from './tail-stream.js';
-import { ReloadableCertificates } from './tls/reloadable-certificates.js';
 import { createWalService } from './wal-service.js';
 
 /** The full name of wald's service, as health checks and reflection know it. */
@@ -26,15 +24,6 @@ export const WAL_SERVICE_NAME = 'wald.v1.WalService';
 
 /** The full name of the health service, as reflection lists it. */
 const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
-
-/** What became of one part of {@link WaldServer.reloadSecurity}: reloaded, not configured, or kept as it was because the new files failed. */
-export type SecurityReloadOutcome = { readonly status: 'reloaded' | 'off' } | { readonly status: 'kept'; readonly error: string };
-
-/** What {@link WaldServer.reloadSecurity} did with the TLS files and with the auth file. */
-export interface SecurityReloadReport {
-  readonly tls: SecurityReloadOutcome;
-  readonly authFile: SecurityReloadOutcome;
-}
 
 /** Lifecycle of a {@link WaldServer}. */
 export type WaldServerStatus = 'created' | 'starting' | 'serving' | 'stopping' | 'stopped';
@@ -76,10 +65,8 @@ export class WaldServer {
   readonly state: StateKeeper;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
-  /** The bearer-token check, when the server runs with an auth file (its tokens are read by `start()`). */
-  private readonly authenticator: TokenAuthenticator | undefined;
-  /** The TLS files in force, once `start()` has read them; undefined for plaintext. */
-  private certificates: ReloadableCertificates | undefined;
+  /** The TLS files and the auth file, read by `start()` and `reloadSecurity()`. */
+  private readonly security: ServerSecurity;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
@@ -136,7 +123,7 @@ export class WaldServer {
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
     this.grpcServer = new Server(this.channelOptions());
-    this.authenticator = this.options.authFile === undefined ? undefined : new TokenAuthenticator([], this.logger);
+    this.security = new ServerSecurity(this.options, this.logger);
     const admission = new RpcAdmission(
       {
         wal: this.wal,
@@ -147,7 +134,7 @@ export class WaldServer {
         tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
       },
-      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.authenticator },
+      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
     );
     this.grpcServer.addService(walServiceDefinition, createWalService(admission));
     // Health and reflection ask for no token: a load balancer probes health without one, and the
@@ -166,12 +153,12 @@ export class WaldServer {
    * the auth file); 0 without an auth file. A plain count, for metrics.
    */
   get authenticationFailures(): number {
-    return this.authenticator?.authenticationFailures ?? 0;
+    return this.security.authenticator?.authenticationFailures ?? 0;
   }
 
   /** Calls refused with `PERMISSION_DENIED` (a known token of too small a role) since the server was made; 0 without an auth file. */
   get permissionDenials(): number {
-    return this.authenticator?.permissionDenials ?? 0;
+    return this.security.authenticator?.permissionDenials ?? 0;
   }
 
   /** Lifecycle state. */
@@ -215,7 +202,7 @@ export class WaldServer {
     }
     this.statusValue = 'starting';
     try {
-      const credentials = await this.loadSecurity();
+      const credentials = await this.security.load();
       this.boundPort = await new Promise<number>((resolve, reject) => {
         this.grpcServer.bindAsync(this.options.listen, credentials, (error, port) => {
           if (error === null) {
@@ -234,65 +221,19 @@ export class WaldServer {
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(':'));
-    const tls = this.certificates === undefined ? 'off' : this.certificates.isMutual ? 'mutual' : 'on';
-    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir, tls, auth: this.authenticator !== undefined }, 'wald listening');
+    const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
+    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir, ...security }, 'wald listening');
     return this.boundPort;
   }
 
-  /** Reads the auth file and the TLS files, and returns the credentials to bind with. */
-  private async loadSecurity(): Promise<ServerCredentials> {
-    const { authFile, tlsCert, tlsKey, tlsClientCa } = this.options;
-    if (this.authenticator !== undefined && authFile !== undefined) {
-      this.authenticator.replace(await loadAuthFile(authFile, this.options.maxAuthFileBytes));
-      this.logger.info({ authFile, tokens: this.authenticator.entryCount }, 'auth file loaded');
-    }
-    if (tlsCert === undefined || tlsKey === undefined) {
-      return ServerCredentials.createInsecure();
-    }
-    this.certificates = await ReloadableCertificates.load({ certFile: tlsCert, keyFile: tlsKey, clientCaFile: tlsClientCa });
-    this.logger.info({ tlsCert, mutual: this.certificates.isMutual, ...this.certificates.summary }, 'TLS certificate loaded');
-    return this.certificates.credentials();
-  }
-
   /**
-   * Reads the TLS files and the auth file again (what `wald serve` does at SIGHUP). New
+   * Reads the TLS files and the auth file again (what `wald serve` does at SIGHUP): new
    * connections get the new certificate, open ones go on with theirs (tails are not interrupted);
    * calls from now on are checked against the new tokens. A part whose new files cannot be used
-   * keeps what it had, and the reason is logged and reported. Before `start()`, there is nothing
-   * loaded yet: both parts report `off`.
+   * keeps what it had; the reason is logged and reported. See `ServerSecurity.reload`.
    */
-  async reloadSecurity(): Promise<SecurityReloadReport> {
-    const reloadPart = async (what: string, reload: (() => Promise<void>) | undefined): Promise<SecurityReloadOutcome> => {
-      if (reload === undefined) return { status: 'off' };
-      try {
-        await reload();
-        return { status: 'reloaded' };
-      } catch (error) {
-        this.logger.error({ err: error }, `${what} not reloaded: the one loaded before stays in force`);
-        return { status: 'kept', error: (error as Error).message };
-      }
-    };
-    const { authenticator, certificates } = this;
-    const { authFile } = this.options;
-    const tls = await reloadPart(
-      'TLS certificate',
-      certificates === undefined
-        ? undefined
-        : async () => {
-            await certificates.reload();
-            this.logger.info({ tlsCert: certificates.files.certFile, ...certificates.summary }, 'TLS certificate reloaded');
-          },
-    );
-    const auth = await reloadPart(
-      'auth file',
-      authenticator === undefined || authFile === undefined || this.statusValue === 'created'
-        ? undefined
-        : async () => {
-            authenticator.replace(await loadAuthFile(authFile, this.options.maxAuthFileBytes));
-            this.logger.info({ authFile, tokens: authenticator.entryCount }, 'auth file reloaded');
-          },
-    );
-    return { tls, authFile: auth };
+  reloadSecurity(): Promise<SecurityReloadReport> {
+    return this.security.reload();
   }
 
   /**
