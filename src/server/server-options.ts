@@ -177,7 +177,7 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'serve gRPC server reflection (v1 and v1alpha), which lists the services and their messages',
     why:
       'On, `grpcurl` and `buf curl` work with no proto files; reflection asks for no token, as the schema is public ' +
-      '(proto/). Off (`--no-reflection`), it answers `UNIMPLEMENTED`.',
+      '(proto/). Off (`--no-reflection`, `--reflection=false`), it answers `UNIMPLEMENTED`.',
   }),
 } satisfies OptionDeclarations;
 
