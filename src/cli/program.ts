@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
+import { registerAuthCommand } from './auth-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   registerKeysCommand(program);
   registerFlushAllCommand(program);
   registerSnapshotCommand(program);
+  registerAuthCommand(program);
   return program;
 }
 

@@ -68,7 +68,7 @@ export function registerSnapshotCommand(program: Command): void {
     .option('--compress', 'gzip-compress the entries', false)
     .option('--incremental', 'only the changes since the newest snapshot', false);
   addUnaryClientOptions(create).action(async (options: CreateOptions) => {
-    const created = await withClient(options.server, (client) =>
+    const created = await withClient(options, (client) =>
       callUnary<CreateSnapshotResponse>((metadata, callback) =>
         client.createSnapshot({ compress: options.compress, incremental: options.incremental }, metadata, deadlineOptions(options.timeoutMs), callback),
       ),
@@ -111,7 +111,7 @@ export function registerSnapshotCommand(program: Command): void {
     .summary("list the server's snapshots")
     .description("List the server's snapshots in id order (by wal offset, then creation time), every page of ListSnapshots.");
   addUnaryClientOptions(list).action(async (options: UnaryCommandOptions) => {
-    const snapshots = await withClient(options.server, (client) => listAll(client, options.timeoutMs));
+    const snapshots = await withClient(options, (client) => listAll(client, options.timeoutMs));
     const rows = snapshots.map(rowOfMessage);
     if (options.json) {
       printJson({ snapshots: rows });
@@ -126,7 +126,7 @@ export function registerSnapshotCommand(program: Command): void {
     .description("Ask the server to record one key's current state as a point snapshot (SnapshotKey). A missing key exits 1 with NOT_FOUND (WAL_KEY_NOT_FOUND).")
     .argument('<key>', 'the key (UTF-8)');
   addUnaryClientOptions(key).action(async (keyText: string, options: UnaryCommandOptions) => {
-    const written = await withClient(options.server, (client) =>
+    const written = await withClient(options, (client) =>
       callUnary<SnapshotKeyResponse>((metadata, callback) =>
         client.snapshotKey({ key: Buffer.from(keyText, 'utf8') }, metadata, deadlineOptions(options.timeoutMs), callback),
       ),
@@ -164,7 +164,7 @@ export function registerSnapshotCommand(program: Command): void {
     .addOption(new Option('--out <file>', 'where to write the file').makeOptionMandatory());
   addUnaryClientOptions(get).action(async (id: string, options: GetOptions) => {
     if (!isSnapshotId(id)) throw new UsageError(`not a snapshot id: ${id}`);
-    const info = await withClient(options.server, (client) => download(client, id, options.out, options.timeoutMs));
+    const info = await withClient(options, (client) => download(client, id, options.out, options.timeoutMs));
     if (options.json) {
       printJson({ ...rowOfMessage(info), out: options.out });
       return;
@@ -192,7 +192,7 @@ async function listAll(client: WalServiceClient, timeoutMs: number): Promise<Sna
 
 /** Asks the server to verify snapshot `id`: the verdict as printed (rows of the chain when valid). */
 async function verifyOnServer(options: UnaryCommandOptions, id: string): Promise<{ valid: boolean; chain: SnapshotRow[]; failedPath: string; reason: string }> {
-  const verdict = await withClient(options.server, (client) =>
+  const verdict = await withClient(options, (client) =>
     callUnary<VerifySnapshotResponse>((metadata, callback) => client.verifySnapshot({ snapshotId: id }, metadata, deadlineOptions(options.timeoutMs), callback)),
   );
   return { valid: verdict.valid, chain: verdict.chain.map(rowOfMessage), failedPath: verdict.failedPath, reason: verdict.reason };

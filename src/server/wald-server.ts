@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Server, type ChannelOptions } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
@@ -12,6 +12,7 @@ import { addReflection, loadDescriptorSet } from './reflection.js';
 import type { SnapshotSendStream } from './snapshot-send-stream.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
@@ -67,6 +68,8 @@ export class WaldServer {
   readonly state: StateKeeper;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
+  /** The TLS files and the auth file, read by `start()` and `reloadSecurity()`. */
+  private readonly security: ServerSecurity;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
@@ -124,6 +127,7 @@ export class WaldServer {
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
     this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams);
     this.grpcServer = new Server(this.channelOptions());
+    this.security = new ServerSecurity(this.options, this.logger);
     const admission = new RpcAdmission(
       {
         wal: this.wal,
@@ -135,14 +139,31 @@ export class WaldServer {
         appendStreams: this.appendStreams,
         snapshotStreams: this.snapshotStreams,
       },
-      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped' },
+      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
     );
     this.grpcServer.addService(walServiceDefinition, createWalService(admission));
+    // Health and reflection ask for no token: a load balancer probes health without one, and the
+    // schema reflection serves is public (proto/); `reflection: false` turns reflection off.
     this.health.addToServer(this.grpcServer);
-    addReflection(this.grpcServer, {
-      descriptors: new DescriptorIndex(loadDescriptorSet()),
-      serviceNames: [WAL_SERVICE_NAME, HEALTH_SERVICE_NAME],
-    });
+    if (this.options.reflection) {
+      addReflection(this.grpcServer, {
+        descriptors: new DescriptorIndex(loadDescriptorSet()),
+        serviceNames: [WAL_SERVICE_NAME, HEALTH_SERVICE_NAME],
+      });
+    }
+  }
+
+  /**
+   * Calls refused with `UNAUTHENTICATED` since the server was made (no token, or one of no entry of
+   * the auth file); 0 without an auth file. A plain count, for metrics.
+   */
+  get authenticationFailures(): number {
+    return this.security.authenticator?.authenticationFailures ?? 0;
+  }
+
+  /** Calls refused with `PERMISSION_DENIED` (a known token of too small a role) since the server was made; 0 without an auth file. */
+  get permissionDenials(): number {
+    return this.security.authenticator?.permissionDenials ?? 0;
   }
 
   /** Lifecycle state. */
@@ -174,9 +195,11 @@ export class WaldServer {
   }
 
   /**
-   * Binds `options.listen` and starts serving; resolves with the bound port (useful with port 0).
+   * Reads the security files (`tlsCert`, `tlsKey`, `tlsClientCa`, `authFile`), binds
+   * `options.listen` and starts serving; resolves with the bound port (useful with port 0).
    *
-   * @throws Error when already started, or when the address cannot be bound.
+   * @throws Error when already started, or when the address cannot be bound; `TlsFilesError` /
+   *   `AuthFileError` when a security file cannot be used.
    */
   async start(): Promise<number> {
     if (this.statusValue !== 'created') {
@@ -184,8 +207,9 @@ export class WaldServer {
     }
     this.statusValue = 'starting';
     try {
+      const credentials = await this.security.load();
       this.boundPort = await new Promise<number>((resolve, reject) => {
-        this.grpcServer.bindAsync(this.options.listen, ServerCredentials.createInsecure(), (error, port) => {
+        this.grpcServer.bindAsync(this.options.listen, credentials, (error, port) => {
           if (error === null) {
             resolve(port);
           } else {
@@ -202,8 +226,19 @@ export class WaldServer {
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(':'));
-    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir }, 'wald listening');
+    const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
+    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir, ...security }, 'wald listening');
     return this.boundPort;
+  }
+
+  /**
+   * Reads the TLS files and the auth file again (what `wald serve` does at SIGHUP): new
+   * connections get the new certificate, open ones go on with theirs (tails are not interrupted);
+   * calls from now on are checked against the new tokens. A part whose new files cannot be used
+   * keeps what it had; the reason is logged and reported. See `ServerSecurity.reload`.
+   */
+  reloadSecurity(): Promise<SecurityReloadReport> {
+    return this.security.reload();
   }
 
   /**
