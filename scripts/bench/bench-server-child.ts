@@ -3,6 +3,8 @@
  *
  * ```sh
  * node dist/scripts/bench/bench-server-child.js wald DATA_DIR   # a WaldServer, `always` durability
+ * node dist/scripts/bench/bench-server-child.js wald DATA_DIR '{"tlsCert":...,"tlsKey":...,"authFile":...}'
+ *                                                              # the same with server options (TLS, tokens)
  * node dist/scripts/bench/bench-server-child.js noop            # the no-op WalService
  * ```
  *
@@ -13,7 +15,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { walServiceDefinition } from '../../src/server/wal-service-definition.js';
-import { SERVER_DEFAULTS } from '../../src/server/server-options.js';
+import { SERVER_DEFAULTS, type ServerOptions } from '../../src/server/server-options.js';
 import { WaldServer } from '../../src/server/wald-server.js';
 import { createNoopWalService } from './noop-wal-service.js';
 
@@ -26,9 +28,9 @@ interface Started {
   stop(): Promise<void>;
 }
 
-async function startWald(dir: string): Promise<Started> {
+async function startWald(dir: string, options: ServerOptions): Promise<Started> {
   const logger = pino({ name: 'wald-bench', level: 'warn' }, pino.destination({ dest: 2, sync: true }));
-  const { server } = await WaldServer.open({ dir, syncPolicy: 'always' }, { listen: LISTEN }, logger);
+  const { server } = await WaldServer.open({ dir, syncPolicy: 'always' }, { ...options, listen: LISTEN }, logger);
   const port = await server.start();
   return { port, stop: () => server.stop() };
 }
@@ -56,11 +58,11 @@ async function startNoop(): Promise<Started> {
 }
 
 async function main(): Promise<void> {
-  const [kind, dir] = process.argv.slice(2);
+  const [kind, dir, options] = process.argv.slice(2);
   let started: Started;
-  if (kind === 'wald' && dir !== undefined) started = await startWald(dir);
+  if (kind === 'wald' && dir !== undefined) started = await startWald(dir, options === undefined ? {} : (JSON.parse(options) as ServerOptions));
   else if (kind === 'noop') started = await startNoop();
-  else throw new RangeError('usage: bench-server-child.js wald DATA_DIR | noop');
+  else throw new RangeError('usage: bench-server-child.js wald DATA_DIR [OPTIONS_JSON] | noop');
   let stopping: Promise<void> | undefined;
   const stop = (): void => {
     stopping ??= started.stop().then(

@@ -2,7 +2,7 @@ import type { BenchPartResult, BenchRow, BenchTarget } from './bench-part.js';
 import type { Summary } from './summary.js';
 
 function figure(value: number, unit: BenchRow['unit']): string {
-  if (unit === 'ms') return value < 10 ? value.toFixed(2) : value.toFixed(1);
+  if (unit === 'ms' || unit === 'MB/s') return value < 10 ? value.toFixed(2) : value.toFixed(1);
   return Math.round(value).toLocaleString('en-US');
 }
 

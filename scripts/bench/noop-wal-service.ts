@@ -3,7 +3,7 @@
  * and touch no log, served by the same grpc-js version from the same generated service definition,
  * so that a row's ratio isolates what wald adds to the transport.
  */
-import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import { status, type ServerDuplexStream, type ServerErrorResponse, type ServerWritableStream } from '@grpc/grpc-js';
 import type { AppendRequest, AppendStreamRequest, AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import { RecordType, type Record as RecordMessage } from '../../src/gen/wald/v1/record.js';
 import { WriteState } from '../../src/gen/wald/v1/stats.js';
@@ -19,6 +19,11 @@ const DEFAULT_TAIL_BATCH_RECORDS = 1000;
 const MAX_FLOOD_MESSAGES = 10_000_000;
 
 type TailCall = ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>;
+
+/** What the no-op answers to the RPCs the service benchmark does not measure (snapshots). */
+function unimplemented(): ServerErrorResponse {
+  return Object.assign(new Error('not part of the no-op baseline'), { code: status.UNIMPLEMENTED });
+}
 
 /** An acknowledgement with fixed offsets: the no-op assigns nothing. */
 const APPENDED = Object.freeze({ firstOffset: 0n, lastOffset: 0n, timestamp: 0n, duplicate: false });
@@ -131,6 +136,11 @@ export function createNoopWalService(): WalServiceServer {
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
     listKeys: (_call, callback) => callback(null, { keys: [], nextPageToken: '' }),
     flushAll: (_call, callback) => callback(null, { keysRemoved: 0n, offset: 0n }),
+    snapshotKey: (_call, callback) => callback(unimplemented()),
+    createSnapshot: (_call, callback) => callback(unimplemented()),
+    listSnapshots: (_call, callback) => callback(unimplemented()),
+    verifySnapshot: (_call, callback) => callback(unimplemented()),
+    getSnapshot: (call) => call.emit('error', unimplemented()),
     compact: (_call, callback) =>
       callback(null, {
         snapshotsCreated: 0,

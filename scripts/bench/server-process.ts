@@ -6,9 +6,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { ServerOptions } from '../../src/server/server-options.js';
 
-/** What a server process serves: wald over a data directory, or the no-op baseline. */
-export type ServerKind = { readonly kind: 'wald'; readonly dir: string } | { readonly kind: 'noop' };
+/**
+ * What a server process serves: wald over a data directory (with server options such as TLS files
+ * or an auth file, which must survive JSON), or the no-op baseline.
+ */
+export type ServerKind = { readonly kind: 'wald'; readonly dir: string; readonly options?: ServerOptions } | { readonly kind: 'noop' };
 
 /** A running server process. */
 export interface ServerProcess {
@@ -80,7 +84,7 @@ async function readPort(child: ChildProcess): Promise<number> {
  */
 export async function startServerProcess(server: ServerKind, nodeArgs: readonly string[]): Promise<ServerProcess> {
   installExitHook();
-  const args = server.kind === 'wald' ? ['wald', server.dir] : ['noop'];
+  const args = server.kind === 'noop' ? ['noop'] : ['wald', server.dir, ...(server.options === undefined ? [] : [JSON.stringify(server.options)])];
   const child = spawn(process.execPath, [...nodeArgs, CHILD_SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   running.add(child);
   child.once('exit', () => running.delete(child));

@@ -121,7 +121,7 @@ export function registerAppendCommand(program: Command): void {
     checkOptions(options);
     const records = await recordValues(values, options);
     const request = buildRequest(records, options);
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<AppendResponse>((metadata, callback) => client.append(request, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     printAppended(response, records.length, options.json);

@@ -64,7 +64,7 @@ export function registerCompactCommand(program: Command): void {
     .option('--force-snapshot', 'write a new full snapshot even when the newest one could be reused');
   addUnaryClientOptions(command).action(async (options: CompactOptions) => {
     const request = { forceSnapshot: options.forceSnapshot === true, dryRun: options.dryRun === true };
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<CompactResponse>((metadata, callback) => client.compact(request, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     printCompaction(response, options.json);
@@ -89,7 +89,7 @@ export function registerDeleteSegmentsBeforeCommand(program: Command): void {
     .option('--force', 'delete even what no snapshot covers');
   addUnaryClientOptions(command).action(async (offset: number, options: DeleteSegmentsOptions) => {
     const request = { offset: BigInt(offset), force: options.force === true };
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<DeleteSegmentsBeforeResponse>((metadata, callback) =>
         client.deleteSegmentsBefore(request, metadata, deadlineOptions(options.timeoutMs), callback),
       ),

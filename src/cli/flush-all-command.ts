@@ -15,7 +15,7 @@ export function registerFlushAllCommand(program: Command): void {
         '(WAL_FLUSH_ALL_DISABLED) unless the server runs with allow_flush_all.',
     );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<FlushAllResponse>((metadata, callback) => client.flushAll({}, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     if (options.json) {

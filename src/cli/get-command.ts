@@ -38,7 +38,7 @@ export function registerGetCommand(program: Command): void {
     .argument('<key>', 'the key (UTF-8)');
   addUnaryClientOptions(command).action(async (keyText: string, options: UnaryCommandOptions) => {
     const key = Buffer.from(keyText, 'utf8');
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<GetResponse>((metadata, callback) => client.get({ key }, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     printEntry(key, response, options.json);

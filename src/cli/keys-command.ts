@@ -78,7 +78,7 @@ export function registerKeysCommand(program: Command): void {
     .option('--limit <n>', `most keys to print (1 to ${MAX_KEYS_LIMIT})`, parseLimit, DEFAULT_KEYS_LIMIT)
     .option('--page-token <token>', 'go on after the listing that printed this token (same --prefix)');
   addUnaryClientOptions(command).action(async (options: KeysCommandOptions) => {
-    const { keys, nextPageToken } = await withClient(options.server, (client) => listKeys(client, options));
+    const { keys, nextPageToken } = await withClient(options, (client) => listKeys(client, options));
     printKeys(keys, nextPageToken, options.json);
   });
 }

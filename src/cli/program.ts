@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
+import { registerAuthCommand } from './auth-command.js';
 import { registerCompactCommand, registerDeleteSegmentsBeforeCommand } from './compact-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
@@ -10,6 +11,7 @@ import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
 import { RpcError } from './rpc-error.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerStatsCommand } from './stats-command.js';
 import { registerSyncCommand } from './sync-command.js';
 import { registerTailCommand } from './tail-command.js';
@@ -43,6 +45,8 @@ export function buildProgram(): Command {
   registerGetCommand(program);
   registerKeysCommand(program);
   registerFlushAllCommand(program);
+  registerSnapshotCommand(program);
+  registerAuthCommand(program);
   registerCompactCommand(program);
   registerDeleteSegmentsBeforeCommand(program);
   return program;

@@ -42,7 +42,7 @@ export function registerReadCommand(program: Command): void {
     .option('--max-bytes <n>', 'most bytes of records to return (default: the server maximum)', parsePositiveUint32);
   addUnaryClientOptions(command).action(async (options: ReadCommandOptions) => {
     const request: ReadRequest = { fromOffset: BigInt(options.fromOffset), limit: options.limit, maxBytes: options.maxBytes ?? 0 };
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<ReadResponse>((metadata, callback) => client.read(request, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     printRead(response, options.json);

@@ -1,5 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { AuthFileError } from '../server/auth/auth-file.js';
+import { TlsFilesError } from '../server/tls/reloadable-certificates.js';
 import { WaldServer } from '../server/wald-server.js';
 import { CommandFailure, EXIT_CODES } from './exit-codes.js';
 
@@ -27,7 +29,27 @@ function stopSignalReceived(logger: Logger): { received: Promise<NodeJS.Signals>
 }
 
 /**
- * Opens the log, serves it until SIGINT or SIGTERM, then stops gracefully (new calls refused,
+ * Re-reads the server's TLS files and auth file at each SIGHUP (the server logs what it did).
+ * Listening from the start: Node's default for SIGHUP ends the process, which a rotation script
+ * signalling a server still recovering must not do.
+ */
+function reloadOnHangUp(logger: Logger, server: () => WaldServer | undefined): () => void {
+  const onHangUp = (): void => {
+    const serving = server();
+    if (serving === undefined) {
+      logger.warn('SIGHUP before the server started: nothing to reload (the files are read at start)');
+      return;
+    }
+    logger.info('SIGHUP received: reloading the TLS files and the auth file');
+    void serving.reloadSecurity();
+  };
+  process.on('SIGHUP', onHangUp);
+  return () => process.off('SIGHUP', onHangUp);
+}
+
+/**
+ * Opens the log, serves it until SIGINT or SIGTERM (re-reading the TLS files and auth file at
+ * SIGHUP), then stops gracefully (new calls refused,
  * tails ended with UNAVAILABLE, log synced and closed). Throws `CommandFailure` when the log cannot
  * be opened or the address cannot be bound.
  */
@@ -35,6 +57,8 @@ export async function runServer(config: ServeConfig): Promise<void> {
   const logger = pino({ name: 'wald', level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
   // Listening for signals before the log opens: a SIGTERM during recovery still stops cleanly.
   const signals = stopSignalReceived(logger);
+  let started: WaldServer | undefined;
+  const stopReloading = reloadOnHangUp(logger, () => started);
   try {
     logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
     let opened;
@@ -53,14 +77,19 @@ export async function runServer(config: ServeConfig): Promise<void> {
     try {
       await server.start();
     } catch (error) {
-      logger.fatal({ err: error, listen: config.listen }, 'cannot listen');
+      const isSecurityFile = error instanceof TlsFilesError || error instanceof AuthFileError;
+      if (isSecurityFile) logger.fatal({ err: error }, 'cannot start: a security file cannot be used');
+      else logger.fatal({ err: error, listen: config.listen }, 'cannot listen');
       await server.stop();
-      throw new CommandFailure(`cannot listen on ${config.listen}: ${(error as Error).message}`);
+      const message = (error as Error).message;
+      throw new CommandFailure(isSecurityFile ? `cannot start: ${message}` : `cannot listen on ${config.listen}: ${message}`);
     }
+    started = server;
     const signal = await signals.received;
     logger.info({ signal }, 'stop signal received');
     await server.stop();
   } finally {
+    stopReloading();
     signals.dispose();
   }
 }

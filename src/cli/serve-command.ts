@@ -9,6 +9,9 @@ import type { OptionDeclarations } from '../options/option-spec.js';
 import { UsageError } from './exit-codes.js';
 import { printText } from './output.js';
 
+/** The value a boolean flag may take (`--reflection=false`); without one it is `true`. */
+const BOOLEAN_FLAG_VALUE = 'true|false';
+
 /** The flags of `wald serve` besides the keys' own. */
 interface ServeFlags {
   readonly config?: string;
@@ -25,14 +28,17 @@ function readConfigFile(path: string): ConfigFile {
   return SERVE_CONFIG.parseFile(text, path);
 }
 
-/** The flags of `schema`'s keys for commander: `--name <unit>`, or `--name` and `--no-name` for a boolean. */
+/**
+ * The flags of `schema`'s keys for commander: `--name <unit>`, or for a boolean `--name` (also
+ * `--name=false`, `--name true`) and `--no-name`.
+ */
 export function keyFlagOptions<D extends OptionDeclarations>(schema: ConfigSchema<D>): Option[] {
   return schema.keys.flatMap((key) => {
     const { spec } = key.option;
     const choices = spec.choices === undefined ? '' : `one of ${spec.choices.join(', ')}; `;
-    const description = `${spec.doc} (${choices}default: ${String(spec.default)}; env ${key.env})`;
+    const description = `${spec.doc} (${choices}default: ${spec.default === undefined ? 'none' : String(spec.default)}; env ${key.env})`;
     if (spec.textForm === 'boolean') {
-      return [new Option(key.flag, description), new Option(`--no-${key.flag.slice(2)}`, `turn ${key.name} off`)];
+      return [new Option(`${key.flag} [${BOOLEAN_FLAG_VALUE}]`, description), new Option(`--no-${key.flag.slice(2)}`, `turn ${key.name} off`)];
     }
     return [new Option(`${key.flag} <${spec.unit}>`, description)];
   });

@@ -87,7 +87,7 @@ export function registerStatsCommand(program: Command): void {
         'the write state, and the key-value view: keys, memory estimate, snapshots and the newest one.',
     );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
-    const stats = await withClient(options.server, (client) =>
+    const stats = await withClient(options, (client) =>
       callUnary<GetStatsResponse>((metadata, callback) => client.getStats({}, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     printStats(stats, options.json);

@@ -11,7 +11,7 @@ export function registerSyncCommand(program: Command): void {
     .summary('make every written record durable now')
     .description('Force an fdatasync on the server and show the high watermark (the last durable offset) afterwards.');
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
-    const response = await withClient(options.server, (client) =>
+    const response = await withClient(options, (client) =>
       callUnary<SyncResponse>((metadata, callback) => client.sync({}, metadata, deadlineOptions(options.timeoutMs), callback)),
     );
     if (options.json) printJson({ high_watermark: jsonOptionalInteger(response.highWatermark) });

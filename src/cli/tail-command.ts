@@ -88,7 +88,7 @@ export function registerTailCommand(program: Command): void {
     .option('--max-bytes <n>', 'most record bytes per stream message (default: the server maximum)', parsePositiveUint32);
   addClientOptions(command).action(async (options: TailCommandOptions) => {
     const request: TailWalRequest = { start: startOf(options), maxRecords: options.maxRecords ?? 0, maxBytes: options.maxBytes ?? 0 };
-    const client = connectClient(options.server);
+    const client = connectClient(options);
     const call = client.tailWal(request);
     const cancel = { requested: false };
     const stop = (): void => {

@@ -1,7 +1,8 @@
-import { credentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type CallOptions, type ClientOptions, type ServiceError } from '@grpc/grpc-js';
 import { Option, type Command } from 'commander';
 import { WalServiceClient } from '../gen/wald/v1/wal_service.js';
 import { parsePositiveInteger } from './arg-parsers.js';
+import { addClientSecurityOptions, bearerTokenInterceptor, channelCredentialsOf, tokenOf, type ClientSecurityOptions } from './client-credentials.js';
 import { toRpcError } from './rpc-error.js';
 
 /** Default `--server`: the default listen address of `wald serve`. */
@@ -17,8 +18,8 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
  */
 export const CLIENT_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-/** The options every client command takes. */
-export interface ClientCommandOptions {
+/** The options every client command takes: where the server is, how to reach it (TLS, token), what to print. */
+export interface ClientCommandOptions extends ClientSecurityOptions {
   /** `host:port` of the server. */
   readonly server: string;
   /** Print JSON instead of text. */
@@ -30,25 +31,35 @@ export interface UnaryCommandOptions extends ClientCommandOptions {
   readonly timeoutMs: number;
 }
 
-/** Adds `--server` and `--json` to a client command. */
+/** Adds `--server`, `--json` and the TLS and token options (`client-credentials.ts`) to a client command. */
 export function addClientOptions(command: Command): Command {
-  return command
+  const withServer = command
     .addOption(new Option('--server <host:port>', 'address of the wald server').env('WALD_SERVER').default(DEFAULT_SERVER))
     .option('--json', 'print JSON instead of text', false);
+  return addClientSecurityOptions(withServer);
 }
 
-/** Adds `--server`, `--json` and `--timeout-ms` to a client command that makes one call. */
+/** Adds the options of {@link addClientOptions} and `--timeout-ms` to a client command that makes one call. */
 export function addUnaryClientOptions(command: Command): Command {
   return addClientOptions(command).addOption(
     new Option('--timeout-ms <ms>', 'deadline of the call').argParser(parsePositiveInteger).default(DEFAULT_TIMEOUT_MS),
   );
 }
 
-/** A client of `WalService` at `server`, over plaintext HTTP/2 (no TLS). Close it when done. */
-export function connectClient(server: string): WalServiceClient {
-  return new WalServiceClient(server, credentials.createInsecure(), {
+/**
+ * A client of `WalService` at `options.server`: over TLS when the options ask for it, sending the
+ * bearer token of `--token-file` or `WALD_TOKEN` with every call. Close it when done.
+ *
+ * @throws UsageError when a TLS or token file cannot be read or holds no token.
+ */
+export function connectClient(options: ClientCommandOptions, env: Readonly<Record<string, string | undefined>> = process.env): WalServiceClient {
+  const token = tokenOf(options, env);
+  const clientOptions: ClientOptions = {
     'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_MESSAGE_BYTES,
-  });
+    ...(options.tlsServerName === undefined ? {} : { 'grpc.ssl_target_name_override': options.tlsServerName }),
+    ...(token === undefined ? {} : { interceptors: [bearerTokenInterceptor(token)] }),
+  };
+  return new WalServiceClient(options.server, channelCredentialsOf(options, env), clientOptions);
 }
 
 /** Call options with a deadline `timeoutMs` from now. */
@@ -68,9 +79,9 @@ export function callUnary<Response>(
   });
 }
 
-/** Runs `work` with a client of `server` and closes the client afterwards, whatever happens. */
-export async function withClient<T>(server: string, work: (client: WalServiceClient) => Promise<T>): Promise<T> {
-  const client = connectClient(server);
+/** Runs `work` with a client made by {@link connectClient} and closes the client afterwards, whatever happens. */
+export async function withClient<T>(options: ClientCommandOptions, work: (client: WalServiceClient) => Promise<T>): Promise<T> {
+  const client = connectClient(options);
   try {
     return await work(client);
   } finally {

@@ -65,12 +65,15 @@ export class ConfigSchema<D extends OptionDeclarations> {
     return values;
   }
 
-  /** `values` as the config file writes them: snake_case keys, groups nested, in declaration order. */
+  /**
+   * `values` as the config file writes them: snake_case keys, groups nested, in declaration order;
+   * an unset optional key (a file not given) as `null`, which the file reads back as unset.
+   */
   fileForm(values: OptionValues<D>): Record<string, unknown> {
     const form: Record<string, unknown> = {};
     for (const key of this.keys) {
       const [first, member] = key.option.path;
-      const value = member === undefined ? values[first] : (values[first] as Readonly<Record<string, unknown>>)[member];
+      const value = (member === undefined ? values[first] : (values[first] as Readonly<Record<string, unknown>>)[member]) ?? null;
       if (key.filePath.length === 1) form[key.filePath[0]!] = value;
       else ((form[key.filePath[0]!] ??= {}) as Record<string, unknown>)[key.filePath[1]!] = value;
     }
@@ -91,7 +94,9 @@ function givenValue(key: ConfigKey, sources: ConfigSources): readonly [unknown, 
   const env = sources.env?.[key.env];
   if (env !== undefined && env !== '') return [env, `env ${key.env}`];
   const file = sources.file;
-  if (file !== undefined && file.values.has(key.name)) return [file.values.get(key.name), `${file.path} key ${key.name}`];
+  // `null` unsets an optional key (as --print-config writes one), and is a wrong value of any other.
+  const isUnset = file?.values.get(key.name) === null && key.option.spec.default === undefined;
+  if (file !== undefined && file.values.has(key.name) && !isUnset) return [file.values.get(key.name), `${file.path} key ${key.name}`];
   return [undefined, 'default'];
 }
 

@@ -23,6 +23,7 @@ const sentence = (text: string): string => `${text.charAt(0).toUpperCase()}${tex
 
 function defaultCell(key: ConfigKey): string {
   const value = key.option.spec.default;
+  if (value === undefined) return 'none';
   const written = code(String(value));
   if (key.option.spec.unit !== 'bytes' || typeof value !== 'number') return written;
   const size = SIZE_UNITS.find(([, bytes]) => value >= bytes && value % bytes === 0);

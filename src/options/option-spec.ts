@@ -139,6 +139,23 @@ export function textOption(doc: OptionDoc<string>, format?: TextFormat): OptionS
   };
 }
 
+/**
+ * A string option that is off unless given (a file to read, say): its default is `undefined`, and
+ * a given value must be a non-empty string that `format` accepts.
+ */
+export function optionalTextOption(doc: Omit<OptionDoc<string | undefined>, 'default'>, format?: TextFormat): OptionSpec<string | undefined> {
+  return {
+    kind: 'option',
+    ...doc,
+    default: undefined,
+    expected: format?.expected ?? 'a non-empty string',
+    textForm: 'string',
+    choices: undefined,
+    isValid: (value): value is string | undefined =>
+      value === undefined || (typeof value === 'string' && value !== '' && (format?.matches(value) ?? true)),
+  };
+}
+
 /** A group of options under one name; see {@link OptionGroup}. */
 export function optionGroup<const M extends OptionGroupMembers>(members: M): OptionGroup<M> {
   return { kind: 'group', members };

@@ -39,6 +39,9 @@ const EXPECTED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'WAL_SEQUENCE_STALE',
   'WAL_TOO_MANY_STREAMS',
   'WAL_SHUTTING_DOWN',
+  // Logged at warn by the authenticator, with the peer, once.
+  'WAL_UNAUTHENTICATED',
+  'WAL_PERMISSION_DENIED',
 ]);
 
 function stringMetadata(details: Readonly<Record<string, unknown>>): Record<string, string> {

@@ -6,7 +6,7 @@
  */
 import type { AppendLimits } from '../engine/types.js';
 import { WAL_OPTION_DECLARATIONS } from '../engine/wal-options.js';
-import { booleanOption, integerOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
+import { booleanOption, integerOption, optionalTextOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionRule, type OptionValues } from '../options/option-set.js';
 import type { StateOptions } from '../state/state-options.js';
 
@@ -91,6 +91,12 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'most AppendStream streams open at once',
     why: 'As tails; more get `RESOURCE_EXHAUSTED`.',
   }),
+  maxSnapshotStreams: integerOption({
+    default: 8,
+    unit: 'streams',
+    doc: 'most GetSnapshot streams open at once',
+    why: 'Each holds a snapshot file open and about two 256 KiB chunks; snapshots are fetched a few at a time (backups, installs). More get `RESOURCE_EXHAUSTED`.',
+  }),
   maxInFlightAppends: integerOption({
     default: 1024,
     unit: 'appends',
@@ -137,6 +143,48 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'how long shutdown waits for calls to finish before cancelling them',
     why: 'At SIGINT/SIGTERM (or `stop()`), in-flight calls get this long to finish.',
   }),
+  tlsCert: optionalTextOption({
+    unit: 'path',
+    doc: 'PEM certificate chain of the server; with tls_key, the server speaks TLS only',
+    why:
+      'Unset, the server speaks plaintext HTTP/2 (fine on loopback, not across a network). Re-read at SIGHUP ' +
+      '(`WaldServer.reloadSecurity()`): new connections get the new certificate, open ones (and their tails) go on. ' +
+      'A pair that cannot be read, or whose key does not match, is logged and the old one kept.',
+  }),
+  tlsKey: optionalTextOption({
+    unit: 'path',
+    doc: 'PEM private key of tls_cert',
+    why: 'Readable by the server only (mode 0600). Re-read with the certificate at SIGHUP.',
+  }),
+  tlsClientCa: optionalTextOption({
+    unit: 'path',
+    doc: 'PEM CA certificates that sign client certificates; set, clients must present one (mutual TLS)',
+    why:
+      'A client without a certificate signed by one of them fails the TLS handshake. Needs tls_cert. Re-read at ' +
+      'SIGHUP. Mutual TLS says who may connect; bearer tokens (auth_file) say what each caller may do.',
+  }),
+  authFile: optionalTextOption({
+    unit: 'path',
+    doc: 'YAML file of accepted bearer tokens (their SHA-256) and roles; set, every WalService call needs a token',
+    why:
+      'Unset, no token is asked for. Entries `{ token_sha256, role, name? }` under `tokens:` (docs/server.md, ' +
+      '"Security"); `wald auth hash-token` prints the hash of a token. Missing or unknown token: `UNAUTHENTICATED`; ' +
+      'a role below the RPC\'s: `PERMISSION_DENIED`. Health and reflection stay open. Re-read at SIGHUP; a file ' +
+      'that does not load is logged and the tokens before it kept.',
+  }),
+  maxAuthFileBytes: integerOption({
+    default: 1 * MiB,
+    unit: 'bytes',
+    doc: 'largest auth file the server reads',
+    why: 'Some ten thousand tokens; a path given by mistake (a log, a device) fails instead of filling memory.',
+  }),
+  reflection: booleanOption({
+    default: true,
+    doc: 'serve gRPC server reflection (v1 and v1alpha), which lists the services and their messages',
+    why:
+      'On, `grpcurl` and `buf curl` work with no proto files; reflection asks for no token, as the schema is public ' +
+      '(proto/). Off (`--no-reflection`, `--reflection=false`), it answers `UNIMPLEMENTED`.',
+  }),
 } satisfies OptionDeclarations;
 
 /** The server's declared options, every one present. */
@@ -157,8 +205,18 @@ export type ResolvedServerOptions = ServerOptionValues & { readonly appendLimits
 /** Protobuf framing allowed per message on top of its record bytes. */
 const FRAMING_BYTES = 256 * KiB;
 
-/** The rules that relate the server's message sizes to the log's limits. */
+/** The rules that relate the server's message sizes to the log's limits, and the TLS files to each other. */
 const SERVER_RULES: readonly OptionRule<ResolvedServerOptions>[] = [
+  {
+    key: 'tlsKey',
+    describe: (name) => `given when and only when ${name('tlsCert')} is`,
+    check: (options) => ((options.tlsCert === undefined) === (options.tlsKey === undefined) ? undefined : `tls_cert ${options.tlsCert === undefined ? 'unset' : 'set'}`),
+  },
+  {
+    key: 'tlsClientCa',
+    describe: (name) => `given only with ${name('tlsCert')}`,
+    check: (options) => (options.tlsClientCa !== undefined && options.tlsCert === undefined ? 'tls_cert unset' : undefined),
+  },
   {
     key: 'maxSendMessageBytes',
     describe: (name) => `at least max(${name('maxResponseBytes')}, ${name('maxRecordBytes')}) + 256 KiB of framing`,

@@ -9,7 +9,8 @@ import type { ErrorCode } from '../errors.js';
  * The choices follow the gRPC status code guide: `UNAVAILABLE` only where retrying the same call
  * can succeed and nothing was applied; `FAILED_PRECONDITION` where the system must change first;
  * `ABORTED` for the lost race of a conditional append; `OUT_OF_RANGE` for offsets past either end;
- * `NOT_FOUND` for a key the key-value view does not hold.
+ * `NOT_FOUND` for a key the key-value view does not hold; `UNAUTHENTICATED` for a call without a
+ * known token, `PERMISSION_DENIED` for a token whose role is too small.
  */
 export const STATUS_BY_CODE = {
   WAL_LOCKED: Status.FAILED_PRECONDITION,
@@ -33,6 +34,8 @@ export const STATUS_BY_CODE = {
   WAL_FLUSH_ALL_DISABLED: Status.FAILED_PRECONDITION,
   WAL_SNAPSHOT_NO_BASE: Status.FAILED_PRECONDITION,
   WAL_SNAPSHOT_NOT_FOUND: Status.NOT_FOUND,
+  WAL_UNAUTHENTICATED: Status.UNAUTHENTICATED,
+  WAL_PERMISSION_DENIED: Status.PERMISSION_DENIED,
   WAL_NOT_COVERED: Status.FAILED_PRECONDITION,
   WAL_INTERNAL: Status.INTERNAL,
 } as const satisfies Record<ErrorCode, Status>;

@@ -2,38 +2,50 @@ import type { WalServiceServer } from '../gen/wald/v1/wal_service.js';
 import { append } from './rpc/append.js';
 import { appendStream } from './rpc/append-stream.js';
 import { compact } from './rpc/compact.js';
+import { createSnapshot } from './rpc/create-snapshot.js';
 import { deleteSegmentsBefore } from './rpc/delete-segments-before.js';
 import { flushAll } from './rpc/flush-all.js';
 import { get } from './rpc/get.js';
+import { getSnapshot } from './rpc/get-snapshot.js';
 import { getStats } from './rpc/get-stats.js';
 import { listKeys } from './rpc/list-keys.js';
+import { listSnapshots } from './rpc/list-snapshots.js';
 import { read } from './rpc/read.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
+import { snapshotKey } from './rpc/snapshot-key.js';
 import { sync } from './rpc/sync.js';
 import { tailWal } from './rpc/tail-wal.js';
+import { verifySnapshot } from './rpc/verify-snapshot.js';
 import type { walServiceDefinition } from './wal-service-definition.js';
 
 /**
  * The RPC table of `wald.v1.WalService`: for each method of the generated definition (under its
- * key), its name, its kind and its handler (one module per RPC in `rpc/`), and for streams the
- * registry that counts them. Everything the admission decides per RPC (later: the required role,
- * whether a follower refuses it) is a column here, so an RPC has one line and nothing else to
- * register. A method without an entry does not compile, and `test/unit/server/wal-service.test.ts`
- * checks the table against the definition at run time.
+ * key), its name, its kind, the least role a bearer token must hold to call it (`auth/role.ts`:
+ * `read` reads, `write` appends and syncs, `admin` runs what changes or removes what others rely
+ * on), its handler (one module per RPC in `rpc/`), and for streams the registry that counts them.
+ * Everything the admission decides per RPC (later also whether a follower refuses it) is a column
+ * here, so an RPC has one line and nothing else to register. A method without an entry, or an
+ * entry without a role, does not compile, and `test/unit/server/wal-service.test.ts` checks the
+ * table (roles included) against the definition at run time.
  */
 export const WAL_SERVICE_RPCS = {
-  append: { name: 'Append', kind: 'unary', handle: append },
-  appendStream: { name: 'AppendStream', kind: 'bidi', open: appendStream, streams: (context) => context.appendStreams },
-  read: { name: 'Read', kind: 'unary', handle: read },
-  tailWal: { name: 'TailWal', kind: 'server-stream', open: tailWal, streams: (context) => context.tails },
-  getStats: { name: 'GetStats', kind: 'unary', handle: getStats },
-  sync: { name: 'Sync', kind: 'unary', handle: sync },
-  get: { name: 'Get', kind: 'unary', handle: get },
-  listKeys: { name: 'ListKeys', kind: 'unary', handle: listKeys },
-  flushAll: { name: 'FlushAll', kind: 'unary', handle: flushAll },
-  compact: { name: 'Compact', kind: 'unary', handle: compact },
-  deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', handle: deleteSegmentsBefore },
+  append: { name: 'Append', kind: 'unary', role: 'write', handle: append },
+  appendStream: { name: 'AppendStream', kind: 'bidi', role: 'write', open: appendStream, streams: (context) => context.appendStreams },
+  read: { name: 'Read', kind: 'unary', role: 'read', handle: read },
+  tailWal: { name: 'TailWal', kind: 'server-stream', role: 'read', open: tailWal, streams: (context) => context.tails },
+  getStats: { name: 'GetStats', kind: 'unary', role: 'read', handle: getStats },
+  sync: { name: 'Sync', kind: 'unary', role: 'write', handle: sync },
+  get: { name: 'Get', kind: 'unary', role: 'read', handle: get },
+  listKeys: { name: 'ListKeys', kind: 'unary', role: 'read', handle: listKeys },
+  flushAll: { name: 'FlushAll', kind: 'unary', role: 'admin', handle: flushAll },
+  snapshotKey: { name: 'SnapshotKey', kind: 'unary', role: 'admin', handle: snapshotKey },
+  createSnapshot: { name: 'CreateSnapshot', kind: 'unary', role: 'admin', handle: createSnapshot },
+  listSnapshots: { name: 'ListSnapshots', kind: 'unary', role: 'read', handle: listSnapshots },
+  verifySnapshot: { name: 'VerifySnapshot', kind: 'unary', role: 'admin', handle: verifySnapshot },
+  getSnapshot: { name: 'GetSnapshot', kind: 'server-stream', role: 'read', open: getSnapshot, streams: (context) => context.snapshotStreams },
+  compact: { name: 'Compact', kind: 'unary', role: 'admin', handle: compact },
+  deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', handle: deleteSegmentsBefore },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

@@ -1,4 +1,4 @@
-import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Server, type ChannelOptions } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
@@ -13,8 +13,10 @@ import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
+import type { SnapshotSendStream } from './snapshot-send-stream.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
@@ -64,6 +66,8 @@ export class WaldServer {
   readonly tailQueueBudget: TailQueueBudget;
   /** Open AppendStream streams (limit `maxAppendStreams`). */
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
+  /** Open GetSnapshot streams (limit `maxSnapshotStreams`), ended at shutdown. */
+  readonly snapshotStreams: StreamRegistry<SnapshotSendStream>;
   /** The resolved options. */
   readonly options: ResolvedServerOptions;
   /** The log served; owned by the server, closed by {@link stop}. */
@@ -76,6 +80,8 @@ export class WaldServer {
   readonly compactionScheduler: CompactionScheduler;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
+  /** The TLS files and the auth file, read by `start()` and `reloadSecurity()`. */
+  private readonly security: ServerSecurity;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
@@ -140,7 +146,9 @@ export class WaldServer {
     this.compactionScheduler.on('failed', (error, trigger) => {
       this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
     });
+    this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams);
     this.grpcServer = new Server(this.channelOptions());
+    this.security = new ServerSecurity(this.options, this.logger);
     const admission = new RpcAdmission(
       {
         wal: this.wal,
@@ -151,15 +159,33 @@ export class WaldServer {
         tails: this.tails,
         tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
+        snapshotStreams: this.snapshotStreams,
       },
-      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped' },
+      { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
     );
     this.grpcServer.addService(walServiceDefinition, createWalService(admission));
+    // Health and reflection ask for no token: a load balancer probes health without one, and the
+    // schema reflection serves is public (proto/); `reflection: false` turns reflection off.
     this.health.addToServer(this.grpcServer);
-    addReflection(this.grpcServer, {
-      descriptors: new DescriptorIndex(loadDescriptorSet()),
-      serviceNames: [WAL_SERVICE_NAME, HEALTH_SERVICE_NAME],
-    });
+    if (this.options.reflection) {
+      addReflection(this.grpcServer, {
+        descriptors: new DescriptorIndex(loadDescriptorSet()),
+        serviceNames: [WAL_SERVICE_NAME, HEALTH_SERVICE_NAME],
+      });
+    }
+  }
+
+  /**
+   * Calls refused with `UNAUTHENTICATED` since the server was made (no token, or one of no entry of
+   * the auth file); 0 without an auth file. A plain count, for metrics.
+   */
+  get authenticationFailures(): number {
+    return this.security.authenticator?.authenticationFailures ?? 0;
+  }
+
+  /** Calls refused with `PERMISSION_DENIED` (a known token of too small a role) since the server was made; 0 without an auth file. */
+  get permissionDenials(): number {
+    return this.security.authenticator?.permissionDenials ?? 0;
   }
 
   /** Lifecycle state. */
@@ -191,9 +217,11 @@ export class WaldServer {
   }
 
   /**
-   * Binds `options.listen` and starts serving; resolves with the bound port (useful with port 0).
+   * Reads the security files (`tlsCert`, `tlsKey`, `tlsClientCa`, `authFile`), binds
+   * `options.listen` and starts serving; resolves with the bound port (useful with port 0).
    *
-   * @throws Error when already started, or when the address cannot be bound.
+   * @throws Error when already started, or when the address cannot be bound; `TlsFilesError` /
+   *   `AuthFileError` when a security file cannot be used.
    */
   async start(): Promise<number> {
     if (this.statusValue !== 'created') {
@@ -201,8 +229,9 @@ export class WaldServer {
     }
     this.statusValue = 'starting';
     try {
+      const credentials = await this.security.load();
       this.boundPort = await new Promise<number>((resolve, reject) => {
-        this.grpcServer.bindAsync(this.options.listen, ServerCredentials.createInsecure(), (error, port) => {
+        this.grpcServer.bindAsync(this.options.listen, credentials, (error, port) => {
           if (error === null) {
             resolve(port);
           } else {
@@ -220,8 +249,19 @@ export class WaldServer {
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
     this.compactionScheduler.start();
     const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(':'));
-    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir }, 'wald listening');
+    const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
+    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir, ...security }, 'wald listening');
     return this.boundPort;
+  }
+
+  /**
+   * Reads the TLS files and the auth file again (what `wald serve` does at SIGHUP): new
+   * connections get the new certificate, open ones go on with theirs (tails are not interrupted);
+   * calls from now on are checked against the new tokens. A part whose new files cannot be used
+   * keeps what it had; the reason is logged and reported. See `ServerSecurity.reload`.
+   */
+  reloadSecurity(): Promise<SecurityReloadReport> {
+    return this.security.reload();
   }
 
   /**
@@ -244,7 +284,7 @@ export class WaldServer {
     this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
     if (wasServing) {
       const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
-      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll()]);
+      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll(), this.snapshotStreams.shutdownAll()]);
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(resolve, this.options.shutdownGraceMs, 'timeout');

@@ -201,9 +201,10 @@ export async function loadNewestSnapshot(storage: Storage, dir: string, options:
 
 /**
  * The chain of the snapshot at `path`, base first, from headers alone: each incremental's base is
- * `<base id>.snap` beside it, must hold that id, and sorts before it, so the walk ends.
+ * `<base id>.snap` beside it, must hold that id, and sorts before it, so the walk ends. Reports
+ * the file and the reason when a header cannot be read or a base is missing; nothing is verified.
  */
-function resolveChain(storage: Storage, path: string): { readonly ok: true; readonly chain: SnapshotInfo[] } | SnapshotProblem {
+export function resolveChain(storage: Storage, path: string): { readonly ok: true; readonly chain: SnapshotInfo[] } | SnapshotProblem {
   const chain: SnapshotInfo[] = [];
   let next: { path: string; id: string | undefined } | undefined = { path, id: undefined };
   while (next !== undefined) {

@@ -115,7 +115,8 @@ export class StateKeeper {
 
   private constructor(
     private readonly wal: Wal,
-    private readonly storage: Storage,
+    /** The file-system port of the snapshot files (the log's). */
+    readonly storage: Storage,
     private readonly state: KeyState,
     /** Where the snapshots are, resolved against the data directory. */
     readonly snapshotDir: string,

@@ -1,4 +1,5 @@
 import type {
+  Metadata,
   handleBidiStreamingCall,
   handleServerStreamingCall,
   handleUnaryCall,
@@ -8,6 +9,7 @@ import type {
   UntypedHandleCall,
 } from '@grpc/grpc-js';
 import { WalError } from '../../errors.js';
+import type { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { toRpcFailure, toServiceError } from '../rpc-failure.js';
 import type { RpcContext } from './rpc-context.js';
 import type { BidiRpc, RpcDescriptor, RpcStream, ServerStreamRpc, UnaryRpc } from './rpc-descriptor.js';
@@ -16,6 +18,17 @@ import type { BidiRpc, RpcDescriptor, RpcStream, ServerStreamRpc, UnaryRpc } fro
 export interface AdmissionState {
   /** True once the server has begun to stop: new calls get `UNAVAILABLE` (`WAL_SHUTTING_DOWN`). */
   readonly isStopping: () => boolean;
+  /**
+   * The bearer-token check of every call against the RPC's role (the server runs with an
+   * `auth_file`); undefined: no token is asked for.
+   */
+  readonly authenticator?: TokenAuthenticator | undefined;
+}
+
+/** What the admission reads of a call: its metadata (the token) and its peer (for log lines). */
+interface AdmittedCall {
+  readonly metadata: Metadata;
+  getPeer(): string;
 }
 
 /**
@@ -43,9 +56,10 @@ export interface AdmissionState {
  * Neither sees the statuses grpc-js sends on its own (an undecodable or oversized request, an
  * expired deadline): grpc-js sends those past every interceptor too.
  *
- * Hooks to come, each in one place here: the bearer token and the role of the table entry in
- * {@link admit} (`UNAUTHENTICATED`, `PERMISSION_DENIED`), a follower refusing writes there too,
- * and metrics per RPC and outcome where a unary call's response or failure is sent and where a
+ * The bearer token and the role of the table entry are checked in {@link admit}
+ * (`UNAUTHENTICATED`, `PERMISSION_DENIED`), so no RPC can be reached without them. Hooks to come,
+ * each in one place here: a follower refusing writes in {@link admit} too, and metrics per RPC
+ * and outcome where a unary call's response or failure is sent and where a
  * stream's `run()` settles.
  */
 export class RpcAdmission {
@@ -69,21 +83,23 @@ export class RpcAdmission {
   /**
    * The checks every call passes before its handler runs.
    *
-   * @throws WalError `WAL_SHUTTING_DOWN` once the server has begun to stop.
+   * @throws WalError `WAL_SHUTTING_DOWN` once the server has begun to stop; with an authenticator,
+   *   `WAL_UNAUTHENTICATED` / `WAL_PERMISSION_DENIED` (see `TokenAuthenticator.admit`).
    */
-  private admit(): void {
+  private admit(rpc: RpcDescriptor, call: AdmittedCall): void {
     if (this.state.isStopping()) {
       throw new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down', {});
     }
+    this.state.authenticator?.admit(rpc, call.metadata, call.getPeer());
   }
 
   private bindUnary(rpc: UnaryRpc<unknown, unknown>): handleUnaryCall<unknown, unknown> {
-    const serve = async (request: unknown): Promise<unknown> => {
-      this.admit();
-      return rpc.handle(request, this.context);
+    const serve = async (call: AdmittedCall & { readonly request: unknown }): Promise<unknown> => {
+      this.admit(rpc, call);
+      return rpc.handle(call.request, this.context);
     };
     return (call, callback) => {
-      serve(call.request).then(
+      serve(call).then(
         (response) => callback(null, response),
         (error: unknown) => callback(this.failure(rpc, error)),
       );
@@ -107,7 +123,7 @@ export class RpcAdmission {
     const registry = rpc.streams(this.context);
     let stream: RpcStream;
     try {
-      this.admit();
+      this.admit(rpc, call);
       stream = open();
       registry.add(stream);
     } catch (error) {

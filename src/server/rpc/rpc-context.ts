@@ -7,6 +7,7 @@ import type { ResolvedServerOptions } from '../server-options.js';
 import type { StreamRegistry } from '../stream-registry.js';
 import type { TailQueueBudget } from '../tail-queue-budget.js';
 import type { TailStream } from '../tail-stream.js';
+import type { SnapshotSendStream } from '../snapshot-send-stream.js';
 
 /**
  * What every RPC handler works with: the log and its key-value view, the server's options and
@@ -27,4 +28,6 @@ export interface RpcContext {
   readonly tailQueueBudget: TailQueueBudget;
   /** Open AppendStream streams (`maxAppendStreams`). */
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
+  /** Open GetSnapshot streams (`maxSnapshotStreams`). */
+  readonly snapshotStreams: StreamRegistry<SnapshotSendStream>;
 }

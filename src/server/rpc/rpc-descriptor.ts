@@ -1,4 +1,5 @@
 import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import type { Role } from '../auth/role.js';
 import type { RegisteredStream, StreamRegistry } from '../stream-registry.js';
 import type { RpcContext } from './rpc-context.js';
 
@@ -20,10 +21,15 @@ export interface RpcStream extends RegisteredStream {
   counters(): object;
 }
 
-/** A unary RPC: its full name's last part (`Append`) and the handler of one request. */
+/** A unary RPC: its full name's last part (`Append`), the role it needs, and the handler of one request. */
 export interface UnaryRpc<Req, Res> {
   readonly name: string;
   readonly kind: 'unary';
+  /**
+   * The least role a bearer token must hold to call the RPC, when the server runs with an auth
+   * file. Required, so that an RPC added to the table without one does not compile.
+   */
+  readonly role: Role;
   /**
    * Answers one request. A rejection fails the call: a `WalError` with its own status and
    * ErrorInfo, anything else as `INTERNAL` (see `rpc-failure.ts`).
@@ -35,6 +41,8 @@ export interface UnaryRpc<Req, Res> {
 export interface ServerStreamRpc<Req, Res> {
   readonly name: string;
   readonly kind: 'server-stream';
+  /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
+  readonly role: Role;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerWritableStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */
@@ -45,6 +53,8 @@ export interface ServerStreamRpc<Req, Res> {
 export interface BidiRpc<Req, Res> {
   readonly name: string;
   readonly kind: 'bidi';
+  /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
+  readonly role: Role;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerDuplexStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */

@@ -11,8 +11,10 @@ import { Server, ServerCredentials, status, type ClientDuplexStream, type Client
 import { pino } from 'pino';
 import { Wal } from '../../../src/engine/wal.js';
 import { AppendStreamRequest, type AppendStreamResponse } from '../../../src/gen/wald/v1/append.js';
+import type { GetSnapshotResponse } from '../../../src/gen/wald/v1/snapshot.js';
 import type { TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
 import type { AppendStreamSession } from '../../../src/server/append-stream.js';
+import type { SnapshotSendStream } from '../../../src/server/snapshot-send-stream.js';
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
 import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
@@ -36,6 +38,8 @@ type StreamingKey = {
 /** A WalService served through RpcAdmission over a log on a MemDisk, with a switch for `isStopping`. */
 interface Fixture {
   readonly wal: Wal;
+  /** A full snapshot taken at the start, for the RPCs that name one. */
+  readonly snapshotId: string;
   readonly context: RpcContext;
   readonly client: WalTestClient;
   /** Sets what the admission's `isStopping` answers from now on. */
@@ -57,7 +61,13 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
     tailQueueBudget: new TailQueueBudget(resolved.maxTotalTailQueueBytes),
     appendStreams: new StreamRegistry<AppendStreamSession>('AppendStream', resolved.maxAppendStreams),
+    snapshotStreams: new StreamRegistry<SnapshotSendStream>('GetSnapshot', resolved.maxSnapshotStreams),
   };
+  // Several MiB: a paused client holds a GetSnapshot stream open (flow control) for the limit test.
+  for (let i = 0; i < 4; i++) {
+    await wal.append(Array.from({ length: 1000 }, (_, j) => ({ key: Buffer.from(`big-${i}-${j}`), value: Buffer.alloc(1024, j) })));
+  }
+  const snapshotId = (await state.createSnapshot()).id;
   let isStopping = false;
   const server = new Server();
   server.addService(walServiceDefinition, createWalService(new RpcAdmission(context, { isStopping: () => isStopping })));
@@ -67,6 +77,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
   const client = new WalTestClient(`127.0.0.1:${port}`);
   return {
     wal,
+    snapshotId,
     context,
     client,
     setStopping(value) {
@@ -74,7 +85,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
     },
     async close() {
       client.close();
-      await Promise.all([context.tails.shutdownAll(), context.appendStreams.shutdownAll()]);
+      await Promise.all([context.tails.shutdownAll(), context.appendStreams.shutdownAll(), context.snapshotStreams.shutdownAll()]);
       server.forceShutdown();
       await state.close();
       await wal.close();
@@ -84,7 +95,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
 
 /** A streaming call and the outcome of its first response: resolves on it, rejects with the call's error. */
 interface OpenStream {
-  readonly call: ClientReadableStream<TailWalResponse> | ClientDuplexStream<AppendStreamRequest, AppendStreamResponse>;
+  readonly call: ClientReadableStream<TailWalResponse> | ClientReadableStream<GetSnapshotResponse> | ClientDuplexStream<AppendStreamRequest, AppendStreamResponse>;
   readonly firstResponse: Promise<void>;
 }
 
@@ -97,7 +108,7 @@ function firstResponseOf(call: OpenStream['call']): Promise<void> {
 }
 
 /** Opens a call of each streaming RPC; `tailWal` needs a record in the log to answer at once. */
-const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient) => OpenStream>> = {
+const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient, snapshotId: string) => OpenStream>> = {
   tailWal: (client) => {
     const call = client.tail({ start: { $case: 'fromOffset', value: 0n } });
     return { call, firstResponse: firstResponseOf(call) };
@@ -108,10 +119,17 @@ const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient) => Open
     call.write(AppendStreamRequest.fromPartial({ requestId: 1n, append: { records: [{ value: Buffer.from('s') }] } }));
     return { call, firstResponse };
   },
+  getSnapshot: (client, snapshotId) => {
+    const call = client.raw.getSnapshot({ snapshotId });
+    const firstResponse = firstResponseOf(call);
+    // Reads no more: the stream stays open, held by flow control, until cancelled.
+    call.once('data', () => call.pause());
+    return { call, firstResponse };
+  },
 };
 
 /** One call of each RPC of the table (a new RPC does not compile until it has one), resolving when it succeeds. */
-const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClient) => Promise<void>>> = {
+const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClient, snapshotId: string) => Promise<void>>> = {
   append: async (client) => {
     await client.append({ records: [{ value: Buffer.from('a') }] });
   },
@@ -134,15 +152,28 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   flushAll: async (client) => {
     await client.flushAll();
   },
+  tailWal: (client, snapshotId) => streamCall(OPEN_STREAM.tailWal(client, snapshotId)),
+  appendStream: (client, snapshotId) => streamCall(OPEN_STREAM.appendStream(client, snapshotId)),
+  snapshotKey: async (client) => {
+    await client.append({ records: [{ key: Buffer.from('k'), value: Buffer.from('v') }] });
+    await unary((done) => client.raw.snapshotKey({ key: Buffer.from('k') }, done));
+  },
+  createSnapshot: (client) => unary((done) => client.raw.createSnapshot({ compress: false, incremental: false }, done)),
+  listSnapshots: (client) => unary((done) => client.raw.listSnapshots({ pageSize: 0, pageToken: '' }, done)),
+  verifySnapshot: (client, snapshotId) => unary((done) => client.raw.verifySnapshot({ snapshotId }, done)),
+  getSnapshot: (client, snapshotId) => streamCall(OPEN_STREAM.getSnapshot(client, snapshotId)),
   compact: async (client) => {
     await client.compact({ dryRun: true });
   },
   deleteSegmentsBefore: async (client) => {
     await client.deleteSegmentsBefore({ offset: 0n });
   },
-  tailWal: (client) => streamCall(OPEN_STREAM.tailWal(client)),
-  appendStream: (client) => streamCall(OPEN_STREAM.appendStream(client)),
 };
+
+/** Runs a unary call of the raw client; resolves on success. */
+function unary(start: (done: (error: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => start((error) => (error === null ? resolve() : reject(error))));
+}
 
 async function streamCall(stream: OpenStream): Promise<void> {
   await stream.firstResponse;
@@ -155,16 +186,17 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
     try {
       await f.wal.append([{ value: Buffer.from('first') }]);
       for (const [key, call] of Object.entries(CALL)) {
-        await assert.doesNotReject(call(f.client), `${key} succeeds while the server runs`);
+        await assert.doesNotReject(call(f.client, f.snapshotId), `${key} succeeds while the server runs`);
       }
       let streamsOpened = 0;
       f.context.tails.on('open', () => streamsOpened++);
       f.context.appendStreams.on('open', () => streamsOpened++);
+      f.context.snapshotStreams.on('open', () => streamsOpened++);
       const nextOffset = f.wal.nextOffset;
 
       f.setStopping(true);
       for (const [key, call] of Object.entries(CALL)) {
-        const failure = await call(f.client).then(
+        const failure = await call(f.client, f.snapshotId).then(
           () => assert.fail(`${key} succeeded while the server stops`),
           (error: unknown) => rpcErrorOf(error),
         );
@@ -181,11 +213,11 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
 
   for (const key of Object.keys(OPEN_STREAM) as StreamingKey[]) {
     test(`a ${WAL_SERVICE_RPCS[key].name} stream over its limit gets RESOURCE_EXHAUSTED WAL_TOO_MANY_STREAMS; an ended stream gives its place back`, async () => {
-      const f = await startFixture({ maxTailStreams: 1, maxAppendStreams: 1 });
+      const f = await startFixture({ maxTailStreams: 1, maxAppendStreams: 1, maxSnapshotStreams: 1 });
       try {
         await f.wal.append([{ value: Buffer.from('first') }]);
         const registry = WAL_SERVICE_RPCS[key].streams(f.context);
-        const open = OPEN_STREAM[key];
+        const open = (client: WalTestClient): OpenStream => OPEN_STREAM[key](client, f.snapshotId);
         const first = open(f.client);
         await first.firstResponse;
         assert.equal(registry.size, 1);

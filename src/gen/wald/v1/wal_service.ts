@@ -30,6 +30,18 @@ import {
 } from "./compaction.js";
 import { ReadRequest, ReadResponse } from "./read.js";
 import {
+  CreateSnapshotRequest,
+  CreateSnapshotResponse,
+  GetSnapshotRequest,
+  GetSnapshotResponse,
+  ListSnapshotsRequest,
+  ListSnapshotsResponse,
+  SnapshotKeyRequest,
+  SnapshotKeyResponse,
+  VerifySnapshotRequest,
+  VerifySnapshotResponse,
+} from "./snapshot.js";
+import {
   FlushAllRequest,
   FlushAllResponse,
   GetRequest,
@@ -56,9 +68,9 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
- *   WAL_FLUSH_ALL_DISABLED, WAL_NOT_COVERED                         -> FAILED_PRECONDITION
+ *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED   -> FAILED_PRECONDITION
  *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
- *   WAL_KEY_NOT_FOUND                                               -> NOT_FOUND
+ *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
  *   WAL_CORRUPTION, WAL_STATE_LOST (at open only)                   -> DATA_LOSS
  *   WAL_INTERNAL (anything unexpected; details only in the log)     -> INTERNAL
@@ -68,10 +80,8 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  * Every RPC may also fail with UNAVAILABLE, reason WAL_SHUTTING_DOWN, while the server stops.
  *
  * Planned RPCs of later versions, each with its own XxxRequest/XxxResponse in this package:
- * SnapshotKey (one key of the key-value view as a point snapshot); CreateSnapshot,
- * ListSnapshots, GetSnapshot (server streaming of the snapshot file in chunks) and VerifySnapshot;
- * replication adds the leader epoch and frame-level tailing for
- * followers, and fields listing followers and their lag in GetStatsResponse. Follower servers
+ * replication adds the leader epoch and frame-level tailing for followers, and fields listing
+ * followers and their lag in GetStatsResponse. Follower servers
  * answer appends with FAILED_PRECONDITION, reason WAL_READ_ONLY, metadata `leader`.
  */
 
@@ -234,6 +244,96 @@ export const WalServiceService = {
     responseDeserialize: (value: Buffer): FlushAllResponse => FlushAllResponse.decode(value),
   },
   /**
+   * SnapshotKey records one key's current state (value, offset, timestamp) as a point snapshot
+   * file, once the view holds every record durable when the request arrived, and answers when the
+   * file is durable.
+   * Errors: NOT_FOUND (WAL_KEY_NOT_FOUND: the view holds no such key; metadata `keyBase64`);
+   * RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  snapshotKey: {
+    path: "/wald.v1.WalService/SnapshotKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotKeyRequest): Buffer => Buffer.from(SnapshotKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotKeyRequest => SnapshotKeyRequest.decode(value),
+    responseSerialize: (value: SnapshotKeyResponse): Buffer => Buffer.from(SnapshotKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotKeyResponse => SnapshotKeyResponse.decode(value),
+  },
+  /**
+   * CreateSnapshot writes a snapshot of the whole view (full, or incremental on the newest full or
+   * incremental one), once the view holds every record durable when the request arrived. It is
+   * streamed to the file while appends, reads and tails go on; snapshots are written one at a
+   * time, in the order asked. It answers when the file is durable.
+   * Errors: FAILED_PRECONDITION (WAL_SNAPSHOT_NO_BASE: incremental without a snapshot to build on;
+   * metadata `snapshotDir`, `baseSnapshotId`, `baseOffset`, `changesKnownSince`);
+   * RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  createSnapshot: {
+    path: "/wald.v1.WalService/CreateSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSnapshotRequest): Buffer =>
+      Buffer.from(CreateSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSnapshotRequest => CreateSnapshotRequest.decode(value),
+    responseSerialize: (value: CreateSnapshotResponse): Buffer =>
+      Buffer.from(CreateSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateSnapshotResponse => CreateSnapshotResponse.decode(value),
+  },
+  /**
+   * ListSnapshots returns a page of the snapshot directory's snapshots in id order (by offset,
+   * then creation time), from their headers and trailers (AIP-158 paging).
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a negative page_size, field `page_size`; a
+   * page_token this server did not issue, field `page_token`); UNAVAILABLE (WAL_IO_ERROR: the
+   * directory cannot be read).
+   */
+  listSnapshots: {
+    path: "/wald.v1.WalService/ListSnapshots" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSnapshotsRequest): Buffer => Buffer.from(ListSnapshotsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSnapshotsRequest => ListSnapshotsRequest.decode(value),
+    responseSerialize: (value: ListSnapshotsResponse): Buffer =>
+      Buffer.from(ListSnapshotsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSnapshotsResponse => ListSnapshotsResponse.decode(value),
+  },
+  /**
+   * VerifySnapshot reads a snapshot and, for an incremental, every file of its chain down to its
+   * full base, recomputing checksums and checking every entry. A damaged file is a verdict
+   * (valid = false, naming the file and the reason), not an error.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a malformed id, field `snapshot_id`);
+   * NOT_FOUND (WAL_SNAPSHOT_NOT_FOUND: no snapshot file of that id; metadata `snapshotId`,
+   * `snapshotDir`).
+   */
+  verifySnapshot: {
+    path: "/wald.v1.WalService/VerifySnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifySnapshotRequest): Buffer =>
+      Buffer.from(VerifySnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifySnapshotRequest => VerifySnapshotRequest.decode(value),
+    responseSerialize: (value: VerifySnapshotResponse): Buffer =>
+      Buffer.from(VerifySnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifySnapshotResponse => VerifySnapshotResponse.decode(value),
+  },
+  /**
+   * GetSnapshot streams a snapshot file: first its SnapshotInfo with the checksum its trailer
+   * holds, then the file's bytes in order, in chunks, honouring flow control (a slow client slows
+   * the stream; the server holds about one chunk per stream). The stream ends with OK after the
+   * last byte. At most max_snapshot_streams (default 8) GetSnapshot streams are open at once.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a malformed id, field `snapshot_id`);
+   * NOT_FOUND (WAL_SNAPSHOT_NOT_FOUND); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS); UNAVAILABLE
+   * (WAL_IO_ERROR: the file could not be read, or was removed while streamed; WAL_SHUTTING_DOWN).
+   */
+  getSnapshot: {
+    path: "/wald.v1.WalService/GetSnapshot" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: GetSnapshotRequest): Buffer => Buffer.from(GetSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSnapshotRequest => GetSnapshotRequest.decode(value),
+    responseSerialize: (value: GetSnapshotResponse): Buffer => Buffer.from(GetSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSnapshotResponse => GetSnapshotResponse.decode(value),
+  },
+  /**
    * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
    * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
    * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
@@ -351,6 +451,51 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * (WAL_IO_ERROR); as Get when the view stopped.
    */
   flushAll: handleUnaryCall<FlushAllRequest, FlushAllResponse>;
+  /**
+   * SnapshotKey records one key's current state (value, offset, timestamp) as a point snapshot
+   * file, once the view holds every record durable when the request arrived, and answers when the
+   * file is durable.
+   * Errors: NOT_FOUND (WAL_KEY_NOT_FOUND: the view holds no such key; metadata `keyBase64`);
+   * RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  snapshotKey: handleUnaryCall<SnapshotKeyRequest, SnapshotKeyResponse>;
+  /**
+   * CreateSnapshot writes a snapshot of the whole view (full, or incremental on the newest full or
+   * incremental one), once the view holds every record durable when the request arrived. It is
+   * streamed to the file while appends, reads and tails go on; snapshots are written one at a
+   * time, in the order asked. It answers when the file is durable.
+   * Errors: FAILED_PRECONDITION (WAL_SNAPSHOT_NO_BASE: incremental without a snapshot to build on;
+   * metadata `snapshotDir`, `baseSnapshotId`, `baseOffset`, `changesKnownSince`);
+   * RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  createSnapshot: handleUnaryCall<CreateSnapshotRequest, CreateSnapshotResponse>;
+  /**
+   * ListSnapshots returns a page of the snapshot directory's snapshots in id order (by offset,
+   * then creation time), from their headers and trailers (AIP-158 paging).
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a negative page_size, field `page_size`; a
+   * page_token this server did not issue, field `page_token`); UNAVAILABLE (WAL_IO_ERROR: the
+   * directory cannot be read).
+   */
+  listSnapshots: handleUnaryCall<ListSnapshotsRequest, ListSnapshotsResponse>;
+  /**
+   * VerifySnapshot reads a snapshot and, for an incremental, every file of its chain down to its
+   * full base, recomputing checksums and checking every entry. A damaged file is a verdict
+   * (valid = false, naming the file and the reason), not an error.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a malformed id, field `snapshot_id`);
+   * NOT_FOUND (WAL_SNAPSHOT_NOT_FOUND: no snapshot file of that id; metadata `snapshotId`,
+   * `snapshotDir`).
+   */
+  verifySnapshot: handleUnaryCall<VerifySnapshotRequest, VerifySnapshotResponse>;
+  /**
+   * GetSnapshot streams a snapshot file: first its SnapshotInfo with the checksum its trailer
+   * holds, then the file's bytes in order, in chunks, honouring flow control (a slow client slows
+   * the stream; the server holds about one chunk per stream). The stream ends with OK after the
+   * last byte. At most max_snapshot_streams (default 8) GetSnapshot streams are open at once.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a malformed id, field `snapshot_id`);
+   * NOT_FOUND (WAL_SNAPSHOT_NOT_FOUND); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS); UNAVAILABLE
+   * (WAL_IO_ERROR: the file could not be read, or was removed while streamed; WAL_SHUTTING_DOWN).
+   */
+  getSnapshot: handleServerStreamingCall<GetSnapshotRequest, GetSnapshotResponse>;
   /**
    * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
    * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
@@ -550,6 +695,112 @@ export interface WalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FlushAllResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * SnapshotKey records one key's current state (value, offset, timestamp) as a point snapshot
+   * file, once the view holds every record durable when the request arrived, and answers when the
+   * file is durable.
+   * Errors: NOT_FOUND (WAL_KEY_NOT_FOUND: the view holds no such key; metadata `keyBase64`);
+   * RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  snapshotKey(
+    request: SnapshotKeyRequest,
+    callback: (error: ServiceError | null, response: SnapshotKeyResponse) => void,
+  ): ClientUnaryCall;
+  snapshotKey(
+    request: SnapshotKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotKeyResponse) => void,
+  ): ClientUnaryCall;
+  snapshotKey(
+    request: SnapshotKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CreateSnapshot writes a snapshot of the whole view (full, or incremental on the newest full or
+   * incremental one), once the view holds every record durable when the request arrived. It is
+   * streamed to the file while appends, reads and tails go on; snapshots are written one at a
+   * time, in the order asked. It answers when the file is durable.
+   * Errors: FAILED_PRECONDITION (WAL_SNAPSHOT_NO_BASE: incremental without a snapshot to build on;
+   * metadata `snapshotDir`, `baseSnapshotId`, `baseOffset`, `changesKnownSince`);
+   * RESOURCE_EXHAUSTED (WAL_NO_SPACE); UNAVAILABLE (WAL_IO_ERROR); as Get when the view stopped.
+   */
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    callback: (error: ServiceError | null, response: CreateSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListSnapshots returns a page of the snapshot directory's snapshots in id order (by offset,
+   * then creation time), from their headers and trailers (AIP-158 paging).
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a negative page_size, field `page_size`; a
+   * page_token this server did not issue, field `page_token`); UNAVAILABLE (WAL_IO_ERROR: the
+   * directory cannot be read).
+   */
+  listSnapshots(
+    request: ListSnapshotsRequest,
+    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  listSnapshots(
+    request: ListSnapshotsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  listSnapshots(
+    request: ListSnapshotsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * VerifySnapshot reads a snapshot and, for an incremental, every file of its chain down to its
+   * full base, recomputing checksums and checking every entry. A damaged file is a verdict
+   * (valid = false, naming the file and the reason), not an error.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a malformed id, field `snapshot_id`);
+   * NOT_FOUND (WAL_SNAPSHOT_NOT_FOUND: no snapshot file of that id; metadata `snapshotId`,
+   * `snapshotDir`).
+   */
+  verifySnapshot(
+    request: VerifySnapshotRequest,
+    callback: (error: ServiceError | null, response: VerifySnapshotResponse) => void,
+  ): ClientUnaryCall;
+  verifySnapshot(
+    request: VerifySnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifySnapshotResponse) => void,
+  ): ClientUnaryCall;
+  verifySnapshot(
+    request: VerifySnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifySnapshotResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetSnapshot streams a snapshot file: first its SnapshotInfo with the checksum its trailer
+   * holds, then the file's bytes in order, in chunks, honouring flow control (a slow client slows
+   * the stream; the server holds about one chunk per stream). The stream ends with OK after the
+   * last byte. At most max_snapshot_streams (default 8) GetSnapshot streams are open at once.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: a malformed id, field `snapshot_id`);
+   * NOT_FOUND (WAL_SNAPSHOT_NOT_FOUND); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS); UNAVAILABLE
+   * (WAL_IO_ERROR: the file could not be read, or was removed while streamed; WAL_SHUTTING_DOWN).
+   */
+  getSnapshot(request: GetSnapshotRequest, options?: Partial<CallOptions>): ClientReadableStream<GetSnapshotResponse>;
+  getSnapshot(
+    request: GetSnapshotRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<GetSnapshotResponse>;
   /**
    * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
    * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
