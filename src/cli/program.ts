@@ -1,17 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
+import { registerDumpCommand } from './dump-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
+import { registerRepairCommand } from './repair-command.js';
 import { RpcError } from './rpc-error.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerStatsCommand } from './stats-command.js';
 import { registerSyncCommand } from './sync-command.js';
 import { registerTailCommand } from './tail-command.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 function packageVersion(): string {
   try {
@@ -42,6 +45,9 @@ export function buildProgram(): Command {
   registerGetCommand(program);
   registerKeysCommand(program);
   registerFlushAllCommand(program);
+  registerVerifyCommand(program);
+  registerDumpCommand(program);
+  registerRepairCommand(program);
   return program;
 }
 

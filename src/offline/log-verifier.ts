@@ -1,0 +1,170 @@
+import { join } from 'node:path';
+import { decodeCleanMarker } from '../codec/clean-marker.js';
+import { decodeIndexFile } from '../codec/index-file.js';
+import { decodeRecoveryPoint } from '../codec/recovery-point-file.js';
+import {
+  CLEAN_MARKER_FILE,
+  indexFileName,
+  parseSegmentFileName,
+  PREALLOCATED_FILE,
+  PRODUCERS_FILE,
+  RECOVERY_POINT_FILE,
+  TEMP_SUFFIX,
+} from '../engine/segment-name.js';
+import type { Storage } from '../storage/storage.js';
+import { checkIndex } from './index-check.js';
+import type { LogFault } from './log-fault.js';
+import { NO_PROGRESS, type Progress } from './progress.js';
+import { readWholeFile } from './read-whole-file.js';
+import { scanSegment } from './segment-scan.js';
+
+/** One segment as `wald verify` found it. */
+export interface SegmentSummary {
+  readonly name: string;
+  readonly baseOffset: number;
+  /** The offset after the last record of its last valid frame (damage before it is a fault). */
+  readonly nextOffset: number;
+  readonly recordCount: number;
+  readonly frameCount: number;
+  readonly fileSizeBytes: number;
+  /** Byte position just past its last whole frame (of that run). */
+  readonly dataEndBytes: number;
+  /** Segment format version (undefined: the header does not check out). */
+  readonly formatVersion: number | undefined;
+  /** Its index file: `checked` (and good), `damaged` (a fault), or `missing`. */
+  readonly index: 'checked' | 'damaged' | 'missing';
+}
+
+/** What {@link verifyLog} found. */
+export interface LogVerification {
+  readonly segments: SegmentSummary[];
+  /** Records in valid frames, in every segment. */
+  readonly recordCount: number;
+  /** The first retained offset (the first segment's base; 0 for a log without segments). */
+  readonly firstOffset: number;
+  /** The offset after the last record of the last valid frame of the log. */
+  readonly nextOffset: number;
+  readonly indexFilesChecked: number;
+  /** How far the recovery point says the log was durable, if a recovery point is there. */
+  readonly recoveryPoint: number | undefined;
+  /** A clean-shutdown marker is there and matches the last segment. */
+  readonly isCleanlyClosed: boolean;
+  readonly faults: LogFault[];
+  /** Things recovery handles itself: debris of a crash, side files of earlier cuts, missing indexes. */
+  readonly notes: string[];
+}
+
+
+/**
+ * Checks every segment of the log in `dir` frame by frame (with the codec, independently of
+ * recovery, so nothing is cut or rebuilt), every index file against its segment, the continuity of
+ * the segments, and the `CLEAN`, `PRODUCERS` and `RECOVERY` files. Damage is classified as
+ * recovery would classify it at open (torn tail or corruption). Throws `StorageError` only when a
+ * file cannot be read at all; reports the bytes read to `progress`.
+ */
+export async function verifyLog(storage: Storage, dir: string, progress: Progress = NO_PROGRESS): Promise<LogVerification> {
+  const names = storage.list(dir).sort();
+  const faults: LogFault[] = [];
+  const notes: string[] = [];
+  const recoveryBytes = names.includes(RECOVERY_POINT_FILE) ? storage.readFile(join(dir, RECOVERY_POINT_FILE)) : undefined;
+  const recoveryPoint = recoveryBytes === undefined ? undefined : decodeRecoveryPoint(recoveryBytes);
+  if (recoveryBytes !== undefined && recoveryPoint === undefined && recoveryBytes.some((b) => b !== 0)) {
+    faults.push({ kind: 'file', file: RECOVERY_POINT_FILE, position: 0, reason: 'no slot of the recovery point checks out' });
+  }
+  // Names sort in offset order (20 digits).
+  const segmentNames = names.filter((name) => parseSegmentFileName(name) !== undefined);
+  let totalBytes = 0;
+  for (const name of segmentNames) totalBytes += storage.size(join(dir, name));
+  progress.addTotal(totalBytes);
+
+  const segments: SegmentSummary[] = [];
+  let recordCount = 0;
+  let indexFilesChecked = 0;
+  let previous: SegmentSummary | undefined;
+  for (let i = 0; i < segmentNames.length; i++) {
+    const name = segmentNames[i]!;
+    const base = parseSegmentFileName(name)!;
+    const isLast = i === segmentNames.length - 1;
+    const buf = await readWholeFile(storage, join(dir, name), (bytes) => progress.advance(bytes));
+    const frames = new Map<number, { baseOffset: number; timestamp: number }>();
+    const scan = scanSegment(buf, name, base, { isLast, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined }, (frame) => {
+      frames.set(frame.position, { baseOffset: frame.header.baseOffset, timestamp: frame.header.timestamp });
+      return true;
+    });
+    if (previous !== undefined && previous.nextOffset !== base) {
+      faults.push({
+        kind: 'corruption',
+        file: name,
+        position: 0,
+        reason: `segment gap: ${previous.name} ends at offset ${previous.nextOffset}, ${name} starts at ${base}`,
+        lastGoodOffset: previous.nextOffset - 1,
+        nextGoodOffset: base,
+        nextGoodPosition: 64,
+      });
+    }
+    faults.push(...scan.faults);
+    const indexName = indexFileName(base);
+    let index: SegmentSummary['index'] = 'missing';
+    if (names.includes(indexName)) {
+      indexFilesChecked++;
+      const fault = checkIndex(storage.readFile(join(dir, indexName)), indexName, scan, frames, isLast);
+      index = fault === undefined ? 'checked' : 'damaged';
+      if (fault !== undefined) faults.push(fault);
+    } else if (!isLast) {
+      notes.push(`${name} has no index file: the next open scans it and writes one`);
+    }
+    const summary: SegmentSummary = {
+      name,
+      baseOffset: base,
+      nextOffset: scan.endOffset,
+      recordCount: scan.recordCount,
+      frameCount: scan.frameCount,
+      fileSizeBytes: scan.fileSize,
+      dataEndBytes: scan.dataEnd,
+      formatVersion: scan.header?.formatVersion,
+      index,
+    };
+    segments.push(summary);
+    recordCount += scan.recordCount;
+    previous = summary;
+  }
+
+  const last = segments.at(-1);
+  const nextOffset = last?.nextOffset ?? 0;
+  if (last !== undefined && recoveryPoint !== undefined && nextOffset < recoveryPoint.durableNext) {
+    faults.push({
+      kind: 'corruption',
+      file: last.name,
+      position: last.dataEndBytes,
+      reason: `the log ends at offset ${nextOffset}, below its recovery point ${recoveryPoint.durableNext}: durable records are missing`,
+      lastGoodOffset: nextOffset - 1,
+    });
+  }
+  let isCleanlyClosed = false;
+  if (names.includes(CLEAN_MARKER_FILE)) {
+    const marker = decodeCleanMarker(storage.readFile(join(dir, CLEAN_MARKER_FILE)));
+    if (marker === undefined) faults.push({ kind: 'file', file: CLEAN_MARKER_FILE, position: 0, reason: 'the clean-shutdown marker does not check out' });
+    else if (last !== undefined && marker.baseOffset === last.baseOffset && marker.dataEnd === last.dataEndBytes) isCleanlyClosed = true;
+    else notes.push(`${CLEAN_MARKER_FILE} does not match the last segment: the next open scans it`);
+  }
+  if (names.includes(PRODUCERS_FILE)) {
+    const decoded = decodeIndexFile(storage.readFile(join(dir, PRODUCERS_FILE)));
+    if (!decoded.ok) faults.push({ kind: 'file', file: PRODUCERS_FILE, position: undefined, reason: `the producer table: ${decoded.reason}` });
+  }
+  for (const name of names) {
+    if (name === PREALLOCATED_FILE) notes.push(`${name}: the next segment, zero-filled ahead (a server holds the log, or one stopped without closing it)`);
+    else if (name.endsWith(TEMP_SUFFIX)) notes.push(`${name}: debris of a crash, removed at the next open`);
+    else if (name.endsWith('.torn')) notes.push(`${name}: bytes an earlier recovery cut from a torn tail`);
+  }
+  return {
+    segments,
+    recordCount,
+    firstOffset: segments[0]?.baseOffset ?? 0,
+    nextOffset,
+    indexFilesChecked,
+    recoveryPoint: recoveryPoint?.durableNext,
+    isCleanlyClosed,
+    faults,
+    notes,
+  };
+}
