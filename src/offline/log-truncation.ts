@@ -1,4 +1,5 @@
 import { basename, dirname, join } from 'node:path';
+import { align8 } from '../codec/align.js';
 import { decodeIndexFile, encodeIndexFile } from '../codec/index-file.js';
 import { decodeRecoveryPoint, encodeRecoveryPoint, RECOVERY_POINT_FILE_BYTES, RECOVERY_POINT_SLOTS } from '../codec/recovery-point-file.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
@@ -22,7 +23,7 @@ export interface TruncationPlan {
   /** The segment that will be the last one, cut at `cutPosition` (a frame boundary). */
   readonly segment: string;
   readonly cutPosition: number;
-  /** Bytes of `segment` from `cutPosition` to its last non-zero byte: kept in the side directory. */
+  /** Bytes of `segment` from `cutPosition` to its last non-zero byte (rounded up to 8): kept in the side directory. */
   readonly cutBytes: number;
   /** Whole segments after it, removed into the side directory (oldest first). */
   readonly removedSegments: string[];
@@ -105,7 +106,9 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
     }
     throw new WalError('WAL_OFFSET_OUT_OF_RANGE', `offset ${offset} is beyond the end of the log (next offset ${scan.nextOffset})`, { truncateAt: offset, nextOffset: scan.nextOffset });
   }
-  const cutBytes = isZero(buf, cutPosition, buf.length) ? 0 : lastNonZero(buf, cutPosition, buf.length) - cutPosition;
+  // Whole 8-byte units up to the last non-zero byte: the frames cut with their padding, not the
+  // zeros of a preallocated end.
+  const cutBytes = isZero(buf, cutPosition, buf.length) ? 0 : Math.min(buf.length, align8(lastNonZero(buf, cutPosition, buf.length))) - cutPosition;
   const removedSegments = segments.slice(holder + 1);
   let logEnd = scan.nextOffset;
   if (removedSegments.length > 0) {
