@@ -92,7 +92,7 @@ export function registerVerifyCommand(program: Command): void {
     const report = await withOfflineDir(options, options.readOnly, true, async (dir) => {
       const bar = progressBar('verify', options.json);
       try {
-        return await verifyDataDir(dir.storage, dir.dir, { snapshotDir: options.snapshotDir, progress: bar });
+        return await verifyDataDir(dir.storage, dir.dir, { snapshotDir: options.snapshotDir, progress: bar, isLive: options.readOnly });
       } finally {
         bar.stop();
       }

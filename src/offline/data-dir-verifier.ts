@@ -29,6 +29,8 @@ export interface VerifyDataDirOptions {
   /** The `snapshot_dir` of the server (relative: inside `dir`); default `snapshots`. */
   readonly snapshotDir: string;
   readonly progress?: Progress | undefined;
+  /** The directory may be in use by a server (read without its lock): see `VerifyLogOptions.isLive`. */
+  readonly isLive?: boolean | undefined;
 }
 
 /**
@@ -39,7 +41,7 @@ export interface VerifyDataDirOptions {
  */
 export async function verifyDataDir(storage: Storage, dir: string, options: VerifyDataDirOptions): Promise<DataDirVerification> {
   const progress = options.progress ?? NO_PROGRESS;
-  const log = await verifyLog(storage, dir, progress);
+  const log = await verifyLog(storage, dir, { progress, isLive: options.isLive });
   const snapshotDir = snapshotDirOf(dir, options.snapshotDir);
   const listing = listSnapshots(storage, snapshotDir);
   const faults: LogFault[] = [...log.faults];

@@ -18,8 +18,10 @@ export function checkIndex(bytes: Buffer, name: string, scan: SegmentScan, frame
   const decoded = decodeIndexFile(bytes);
   if (!decoded.ok) return fault(decoded.reason);
   const index = decoded.index;
-  if (scan.header !== undefined && index.segmentId !== scan.header.segmentId) return fault('index belongs to another segment file (segment id differs)', 16);
-  if (index.baseOffset !== scan.header?.baseOffset) return fault(`index base offset ${index.baseOffset} differs from the segment's`, 8);
+  // A segment whose header does not check out is a fault of its own; nothing to compare with.
+  if (scan.header === undefined) return undefined;
+  if (index.segmentId !== scan.header.segmentId) return fault('index belongs to another segment file (segment id differs)', 16);
+  if (index.baseOffset !== scan.header.baseOffset) return fault(`index base offset ${index.baseOffset} differs from the segment's`, 8);
   if (scan.faults.length > 0) return undefined;
   const end = index.dataEnd === scan.dataEnd ? { baseOffset: scan.nextOffset } : frames.get(index.dataEnd);
   if (end === undefined || (!isLast && index.dataEnd !== scan.dataEnd)) {

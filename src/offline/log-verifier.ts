@@ -11,12 +11,12 @@ import {
   RECOVERY_POINT_FILE,
   TEMP_SUFFIX,
 } from '../engine/segment-name.js';
-import type { Storage } from '../storage/storage.js';
+import { StorageError, type Storage } from '../storage/storage.js';
 import { checkIndex } from './index-check.js';
 import type { LogFault } from './log-fault.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 import { readWholeFile } from './read-whole-file.js';
-import { scanSegment } from './segment-scan.js';
+import { scanSegment, type ScanContext, type SegmentScan } from './segment-scan.js';
 
 /** One segment as `wald verify` found it. */
 export interface SegmentSummary {
@@ -55,6 +55,45 @@ export interface LogVerification {
 }
 
 
+/** How {@link verifyLog} reads. */
+export interface VerifyLogOptions {
+  readonly progress?: Progress | undefined;
+  /**
+   * The log may be open in a server (read without its lock): a segment that vanishes was
+   * compacted away (a note), and the end of the last segment is read twice before it is called
+   * a torn tail, since a frame may have been half written when it was read.
+   */
+  readonly isLive?: boolean | undefined;
+}
+
+/** A segment file read and scanned, with where each of its frames starts. */
+interface ReadSegment {
+  readonly scan: SegmentScan;
+  readonly frames: Map<number, { baseOffset: number; timestamp: number }>;
+}
+
+/** Reads and scans one segment; undefined when `isLive` and the file is gone. */
+async function readAndScan(storage: Storage, path: string, name: string, base: number, context: ScanContext, progress: Progress, isLive: boolean): Promise<ReadSegment | undefined> {
+  let buf: Buffer;
+  try {
+    buf = await readWholeFile(storage, path, (bytes) => progress.advance(bytes));
+  } catch (error) {
+    if (isLive && error instanceof StorageError && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const frames = new Map<number, { baseOffset: number; timestamp: number }>();
+  const scan = scanSegment(buf, name, base, context, (frame) => {
+    frames.set(frame.position, { baseOffset: frame.header.baseOffset, timestamp: frame.header.timestamp });
+    return true;
+  });
+  return { scan, frames };
+}
+
+/** True when two scans of one file end alike: the same run of frames, the same damage. */
+function isSameEnd(a: SegmentScan, b: SegmentScan): boolean {
+  return a.dataEnd === b.dataEnd && a.endOffset === b.endOffset && JSON.stringify(a.faults) === JSON.stringify(b.faults);
+}
+
 /**
  * Checks every segment of the log in `dir` frame by frame (with the codec, independently of
  * recovery, so nothing is cut or rebuilt), every index file against its segment, the continuity of
@@ -62,7 +101,8 @@ export interface LogVerification {
  * recovery would classify it at open (torn tail or corruption). Throws `StorageError` only when a
  * file cannot be read at all; reports the bytes read to `progress`.
  */
-export async function verifyLog(storage: Storage, dir: string, progress: Progress = NO_PROGRESS): Promise<LogVerification> {
+export async function verifyLog(storage: Storage, dir: string, options: VerifyLogOptions = {}): Promise<LogVerification> {
+  const progress = options.progress ?? NO_PROGRESS;
   const names = storage.list(dir).sort();
   const faults: LogFault[] = [];
   const notes: string[] = [];
@@ -85,12 +125,22 @@ export async function verifyLog(storage: Storage, dir: string, progress: Progres
     const name = segmentNames[i]!;
     const base = parseSegmentFileName(name)!;
     const isLast = i === segmentNames.length - 1;
-    const buf = await readWholeFile(storage, join(dir, name), (bytes) => progress.advance(bytes));
-    const frames = new Map<number, { baseOffset: number; timestamp: number }>();
-    const scan = scanSegment(buf, name, base, { isLast, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined }, (frame) => {
-      frames.set(frame.position, { baseOffset: frame.header.baseOffset, timestamp: frame.header.timestamp });
-      return true;
-    });
+    const context = { isLast, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined };
+    let read = await readAndScan(storage, join(dir, name), name, base, context, progress, options.isLive === true);
+    if (read === undefined) {
+      notes.push(`${name} was removed while being read (compaction by the server that holds the log)`);
+      continue;
+    }
+    if (options.isLive === true && read.scan.faults.some((fault) => fault.kind === 'torn-tail')) {
+      // A live writer may have been in the middle of a frame: read it again. If the end moved,
+      // it was being written; only an end that stays as it was is a torn tail.
+      const again = await readAndScan(storage, join(dir, name), name, base, context, NO_PROGRESS, true);
+      if (again !== undefined && !isSameEnd(read.scan, again.scan)) {
+        notes.push(`${name}: its end is being written by the server that holds the log (checked as far as it was written)`);
+        read = { ...again, scan: { ...again.scan, faults: again.scan.faults.filter((fault) => fault.kind !== 'torn-tail') } };
+      }
+    }
+    const { scan, frames } = read;
     if (previous !== undefined && previous.nextOffset !== base) {
       faults.push({
         kind: 'corruption',

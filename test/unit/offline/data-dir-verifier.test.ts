@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { isWalError, Wal } from '../../../src/index.js';
 import { verifyDataDir, type DataDirVerification } from '../../../src/offline/data-dir-verifier.js';
 import { NodeStorage } from '../../../src/storage/node-storage.js';
+import type { OpenMode, StorageFile } from '../../../src/storage/storage.js';
 import { copyLogDir } from '../../support/copy-log-dir.js';
 import { flipByte, indexName, segmentName, testLogOptions, writeTestLog, writeTestSnapshot } from '../../support/offline-log.js';
 import { makeTempDir } from '../../support/temp-dir.js';
@@ -203,6 +204,71 @@ describe('verifyDataDir', () => {
       } finally {
         await log.wal!.close();
       }
+    } finally {
+      remove();
+    }
+  });
+});
+
+/**
+ * The real file system, except that the first open of `path` sees only its first `visibleBytes`:
+ * a reader that met a frame half written by a live server.
+ */
+class HalfWrittenOnce extends NodeStorage {
+  private isCut = true;
+
+  constructor(
+    private readonly path: string,
+    private readonly visibleBytes: number,
+  ) {
+    super();
+  }
+
+  override open(path: string, mode: OpenMode): StorageFile {
+    const file = super.open(path, mode);
+    if (path !== this.path || !this.isCut) return file;
+    this.isCut = false;
+    const visible = this.visibleBytes;
+    return Object.assign(Object.create(file) as StorageFile, {
+      size: () => Math.min(file.size(), visible),
+      read: (buffer: Uint8Array, length: number, position: number) => file.read(buffer, Math.max(0, Math.min(length, visible - position)), position),
+      close: () => file.close(),
+    });
+  }
+}
+
+describe('verifyDataDir on a live log (--read-only)', () => {
+  test('reads the end of the last segment again before calling it a torn tail: a frame that was being written is a note', async () => {
+    const { dir, remove } = makeTempDir('wald-verify-');
+    try {
+      const log = await writeTestLog(dir, 30);
+      const active = log.bases.at(-1)!;
+      const last = log.framesOf(active).at(-1)!;
+      const path = join(dir, segmentName(active));
+      const live = await verifyDataDir(new HalfWrittenOnce(path, last.position + 20), dir, { snapshotDir: 'snapshots', isLive: true });
+      assert.deepEqual(live.faults, []);
+      assert.equal(live.nextOffset, 60);
+      assert.ok(live.notes.some((note) => note.includes('being written')), live.notes.join('; '));
+      // Read once only (a directory no server holds), the same view is a torn tail.
+      const locked = await verifyDataDir(new HalfWrittenOnce(path, last.position + 20), dir, { snapshotDir: 'snapshots' });
+      assert.deepEqual(locked.faults.map((f) => [f.kind, f.position]), [['torn-tail', last.position]]);
+    } finally {
+      remove();
+    }
+  });
+
+  test('still reports a torn tail that is there on both reads', async () => {
+    const { dir: root, remove } = makeTempDir('wald-verify-');
+    try {
+      const live = join(root, 'live');
+      const log = await writeTestLog(live, 12, true);
+      const crashed = join(root, 'crashed');
+      copyLogDir(live, crashed);
+      await log.wal!.close();
+      const last = log.framesOf(log.bases.at(-1)!).at(-1)!;
+      truncateSync(join(crashed, segmentName(log.bases.at(-1)!)), last.position + 30);
+      const report = await verifyDataDir(new NodeStorage(), crashed, { snapshotDir: 'snapshots', isLive: true });
+      assert.deepEqual(report.faults.map((f) => [f.kind, f.position]), [['torn-tail', last.position]]);
     } finally {
       remove();
     }

@@ -5,7 +5,7 @@
  * are refused with nothing changed; snapshots above the offset and the recovery point follow.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { decodeRecoveryPoint } from '../../../src/codec/recovery-point-file.js';
@@ -14,7 +14,7 @@ import { verifyDataDir } from '../../../src/offline/data-dir-verifier.js';
 import { applyTruncation, planTruncation, type TruncationReport } from '../../../src/offline/log-truncation.js';
 import { NodeStorage } from '../../../src/storage/node-storage.js';
 import { assertRecordsEqual, readAllRecords } from '../../support/expect-records.js';
-import { flipByte, segmentName, testBatch, testLogOptions, writeTestLog, writeTestSnapshot } from '../../support/offline-log.js';
+import { flipByte, indexName, segmentName, testBatch, testLogOptions, writeTestLog, writeTestSnapshot } from '../../support/offline-log.js';
 import { makeTempDir } from '../../support/temp-dir.js';
 
 const storage = new NodeStorage();
@@ -164,6 +164,32 @@ describe('truncating a log offline', () => {
       assert.ok(!existsSync(moved));
       assert.ok(existsSync(join(dir, report.savedTo, 'snapshots', moved.slice(moved.lastIndexOf('/') + 1))));
       await assertReopensAt(dir, log.records, offset);
+    } finally {
+      remove();
+    }
+  });
+
+  test('forgets a producer whose last append is cut, so that its retry is written again rather than acknowledged at a cut offset', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40, true);
+      const wal = log.wal!;
+      assert.deepEqual(log.bases, [0, 64]);
+      // Without the sealed index, compaction saves the producer table as of the log's end in PRODUCERS.
+      rmSync(join(dir, indexName(0)));
+      assert.equal(await wal.deleteSegmentsBefore(64), 1);
+      await wal.close();
+      assert.ok(existsSync(join(dir, 'PRODUCERS')));
+      // Batch 35 (offsets 70-71) is producer-1's last append, sequence 35.
+      await truncate(dir, 70);
+      const reopened = await Wal.open(testLogOptions(dir));
+      try {
+        const retry = await reopened.wal.append(testBatch(35), { producerId: 'producer-1', sequence: 35 });
+        assert.equal(retry.duplicate ?? false, false);
+        assert.equal(retry.firstOffset, 70);
+      } finally {
+        await reopened.wal.close();
+      }
     } finally {
       remove();
     }
