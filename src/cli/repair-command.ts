@@ -34,7 +34,7 @@ function reportToJson(dataDir: string, report: TruncationReport | undefined, pla
     removed_segments: plan.removedSegments,
     moved_snapshots: plan.snapshots,
     saved_to: report?.savedTo ?? null,
-    is_changed: report !== undefined,
+    changed: report !== undefined,
   };
 }
 

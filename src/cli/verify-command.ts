@@ -16,7 +16,7 @@ interface VerifyCommandOptions extends OfflineCommandOptions {
 function verificationToJson(dataDir: string, report: DataDirVerification): Record<string, unknown> {
   return {
     data_dir: dataDir,
-    is_ok: report.faults.length === 0,
+    ok: report.faults.length === 0,
     segment_count: report.segments.length,
     record_count: report.recordCount,
     first_offset: report.segments.length === 0 ? null : report.firstOffset,

@@ -27,7 +27,7 @@ export interface SegmentSummary {
   readonly recordCount: number;
   readonly frameCount: number;
   readonly fileSizeBytes: number;
-  /** Byte position just past its last whole frame (of that run). */
+  /** Byte position just past the last whole frame of the unbroken run of frames from its start. */
   readonly dataEndBytes: number;
   /** Segment format version (undefined: the header does not check out). */
   readonly formatVersion: number | undefined;
@@ -53,7 +53,6 @@ export interface LogVerification {
   /** Things recovery handles itself: debris of a crash, side files of earlier cuts, missing indexes. */
   readonly notes: string[];
 }
-
 
 /** How {@link verifyLog} reads. */
 export interface VerifyLogOptions {
@@ -89,6 +88,16 @@ async function readAndScan(storage: Storage, path: string, name: string, base: n
   return { scan, frames };
 }
 
+/** Bytes of a file; 0 when it is gone (compacted away under a reader of a live log). */
+function sizeOf(storage: Storage, path: string): number {
+  try {
+    return storage.size(path);
+  } catch (error) {
+    if (error instanceof StorageError && error.code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
 /** True when two scans of one file end alike: the same run of frames, the same damage. */
 function isSameEnd(a: SegmentScan, b: SegmentScan): boolean {
   return a.dataEnd === b.dataEnd && a.endOffset === b.endOffset && JSON.stringify(a.faults) === JSON.stringify(b.faults);
@@ -114,7 +123,7 @@ export async function verifyLog(storage: Storage, dir: string, options: VerifyLo
   // Names sort in offset order (20 digits).
   const segmentNames = names.filter((name) => parseSegmentFileName(name) !== undefined);
   let totalBytes = 0;
-  for (const name of segmentNames) totalBytes += storage.size(join(dir, name));
+  for (const name of segmentNames) totalBytes += sizeOf(storage, join(dir, name));
   progress.addTotal(totalBytes);
 
   const segments: SegmentSummary[] = [];

@@ -54,7 +54,7 @@ describe('wald verify', () => {
       const json = await runWald(['verify', '--data-dir', log.dir, '--json']);
       assertExit(json, 0);
       const doc = JSON.parse(json.stdout) as Record<string, unknown>;
-      assert.equal(doc['is_ok'], true);
+      assert.equal(doc['ok'], true);
       assert.equal(doc['segment_count'], log.bases.length);
       assert.equal(doc['record_count'], 80);
       assert.equal(doc['first_offset'], 0);
@@ -86,8 +86,8 @@ describe('wald verify', () => {
 
       const json = await runWald(['verify', '--data-dir', log.dir, '--json']);
       assertExit(json, 1);
-      const doc = JSON.parse(json.stdout) as { is_ok: boolean; faults: Record<string, unknown>[] };
-      assert.equal(doc.is_ok, false);
+      const doc = JSON.parse(json.stdout) as { ok: boolean; faults: Record<string, unknown>[] };
+      assert.equal(doc.ok, false);
       assert.deepEqual(doc.faults.map((f) => [f['kind'], f['file']]), [['index', indexName(log.bases[0]!)], ['corruption', segmentName(sealed)], ['snapshot', snapshot]]);
       assert.deepEqual(doc.faults[1], {
         kind: 'corruption',
@@ -239,8 +239,9 @@ describe('the offline commands and a live server', () => {
 
         const verify = await runWald(['verify', '--data-dir', dir, '--read-only', '--json']);
         assertExit(verify, 0);
-        const report = JSON.parse(verify.stdout) as { record_count: number; is_ok: boolean };
+        const report = JSON.parse(verify.stdout) as { record_count: number; ok: boolean };
         assert.equal(report.record_count, 80);
+        assert.equal(report.ok, true);
         const dump = await runWald(['dump', '--data-dir', dir, '--read-only', '--json', '--from-offset', '78']);
         assertExit(dump, 0);
         assert.deepEqual(jsonLines(dump.stdout).map((r) => r['offset']), [78, 79]);
