@@ -6,7 +6,8 @@ import { parseNonNegativeInteger, parsePositiveInteger } from './arg-parsers.js'
 import { CommandFailure } from './exit-codes.js';
 import { describeFault, faultToJson } from './fault-view.js';
 import { addOfflineOptions, addReadOnlyOption, withOfflineDir, type OfflineCommandOptions } from './offline-options.js';
-import { printJson, printText } from './output.js';
+import { BufferedOutput } from './buffered-output.js';
+import { printText } from './output.js';
 import { progressBar } from './progress-bar.js';
 import { bytesAsText, jsonBytes } from './record-view.js';
 
@@ -43,8 +44,16 @@ function line(cells: readonly string[], widths: readonly number[]): string {
   return cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd() + '\n';
 }
 
+let lastTimestampMs = Number.NaN;
+let lastIsoTime = '';
+
+/** The ISO 8601 form of a timestamp, remembered for the next call: the records of a frame share one. */
 function isoTime(timestampMs: number): string {
-  return Number.isFinite(timestampMs) && timestampMs <= 8.64e15 ? new Date(timestampMs).toISOString() : String(timestampMs);
+  if (timestampMs !== lastTimestampMs) {
+    lastTimestampMs = timestampMs;
+    lastIsoTime = Number.isFinite(timestampMs) && timestampMs <= 8.64e15 ? new Date(timestampMs).toISOString() : String(timestampMs);
+  }
+  return lastIsoTime;
 }
 
 function recordCells(record: WalRecord): string[] {
@@ -113,7 +122,9 @@ function frameToJson(frame: DumpedFrame): Record<string, unknown> {
   };
 }
 
-function printFault(fault: LogFault, json: boolean): void {
+function printFault(fault: LogFault, json: boolean, out: BufferedOutput): void {
+  // What came before the damage first, so that a terminal shows the fault where it was met.
+  out.flush();
   process.stderr.write(json ? `${JSON.stringify({ fault: faultToJson(fault) })}\n` : `wald: fault: ${describeFault(fault)}\n`);
 }
 
@@ -136,35 +147,35 @@ export function registerDumpCommand(program: Command): void {
     const summary = await withOfflineDir(options, options.readOnly, true, async (dir) => {
       // Records printed to the terminal would tear the bar: it shows only while they go elsewhere.
       const bar = progressBar('dump', options.json || process.stdout.isTTY === true);
+      const out = new BufferedOutput();
       let isHeaderPrinted = false;
       const header = (columns: readonly string[], widths: readonly number[]): void => {
         if (isHeaderPrinted || options.json) return;
         isHeaderPrinted = true;
-        printText(line(columns, widths));
+        out.write(line(columns, widths));
       };
       try {
         return await dumpLog(dir.storage, dir.dir, {
           fromOffset: options.fromOffset,
           limit: options.limit ?? Number.POSITIVE_INFINITY,
           progress: bar,
-          onFault: (fault) => printFault(fault, options.json),
+          onFault: (fault) => printFault(fault, options.json, out),
           ...(options.frames
             ? {
                 onFrame: (frame: DumpedFrame) => {
                   header(FRAME_COLUMNS, FRAME_WIDTHS);
-                  if (options.json) printJson(frameToJson(frame));
-                  else printText(line(frameCells(frame), FRAME_WIDTHS));
+                  out.write(options.json ? `${JSON.stringify(frameToJson(frame))}\n` : line(frameCells(frame), FRAME_WIDTHS));
                 },
               }
             : {
                 onRecord: (record: WalRecord, frame: DumpedFrame) => {
                   header(RECORD_COLUMNS, RECORD_WIDTHS);
-                  if (options.json) printJson(recordToJson(record, frame));
-                  else printText(line(recordCells(record), RECORD_WIDTHS));
+                  out.write(options.json ? `${JSON.stringify(recordToJson(record, frame))}\n` : line(recordCells(record), RECORD_WIDTHS));
                 },
               }),
         });
       } finally {
+        out.flush();
         bar.stop();
       }
     });
