@@ -34,7 +34,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 server error (status and reason are printed), 2 usage error.\nSee docs/cli.md for examples.',
+      '\nExit codes: 0 ok, 1 server error (status and reason are printed) or a fault found by verify or dump, 2 usage error.\nSee docs/cli.md for examples.',
     );
   registerServeCommand(program);
   registerAppendCommand(program);
