@@ -160,6 +160,7 @@ export function registerDumpCommand(program: Command): void {
           limit: options.limit ?? Number.POSITIVE_INFINITY,
           progress: bar,
           onFault: (fault) => printFault(fault, options.json, out),
+          onNote: (note) => process.stderr.write(options.json ? `${JSON.stringify({ note })}\n` : `wald: note: ${note}\n`),
           ...(options.frames
             ? {
                 onFrame: (frame: DumpedFrame) => {

@@ -3,10 +3,10 @@ import { decodeProducer, decodeRecords, type ProducerStamp } from '../codec/fram
 import type { WalRecord } from '../codec/record.js';
 import { decodeRecoveryPoint } from '../codec/recovery-point-file.js';
 import { parseSegmentFileName, RECOVERY_POINT_FILE } from '../engine/segment-name.js';
-import type { Storage } from '../storage/storage.js';
+import { StorageError, type Storage } from '../storage/storage.js';
 import type { LogFault } from './log-fault.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
-import { readWholeFile } from './read-whole-file.js';
+import { readWholeFile, sizeOrZero } from './read-whole-file.js';
 import { scanSegment, type ScannedFrame } from './segment-scan.js';
 
 /** A frame as `wald dump --frames` shows it: where it lies and its header fields. */
@@ -40,6 +40,8 @@ export interface DumpOptions {
   readonly onFrame?: ((frame: DumpedFrame) => void) | undefined;
   /** Receives damage as it is met; the dump goes on at the next valid frame. */
   readonly onFault: (fault: LogFault) => void;
+  /** Receives what is not damage but worth saying (a segment compacted away under a live dump). */
+  readonly onNote?: ((note: string) => void) | undefined;
   readonly progress?: Progress | undefined;
 }
 
@@ -84,14 +86,22 @@ export async function dumpLog(storage: Storage, dir: string, options: DumpOption
   // `fromOffset` are skipped unread.
   const first = Math.max(0, all.findLastIndex((name) => parseSegmentFileName(name)! <= options.fromOffset));
   const segments = all.slice(first);
-  for (const name of segments) progress.addTotal(storage.size(join(dir, name)));
+  for (const name of segments) progress.addTotal(sizeOrZero(storage, join(dir, name)));
   let records = 0;
   let frames = 0;
   let faults = 0;
   const out: WalRecord[] = [];
   for (let i = 0; i < segments.length && records + frames < options.limit; i++) {
     const name = segments[i]!;
-    const buf = await readWholeFile(storage, join(dir, name), (bytes) => progress.advance(bytes));
+    let buf: Buffer;
+    try {
+      buf = await readWholeFile(storage, join(dir, name), (bytes) => progress.advance(bytes));
+    } catch (error) {
+      // Only a live server (a dump without the lock) deletes segments under the dump.
+      if (!(error instanceof StorageError && error.code === 'ENOENT')) throw error;
+      options.onNote?.(`${name} was removed while the dump ran (compaction by the server that holds the log)`);
+      continue;
+    }
     const context = { isLast: first + i === all.length - 1, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined };
     const scan = scanSegment(buf, name, parseSegmentFileName(name)!, context, (frame) => {
       const { header } = frame;

@@ -15,7 +15,7 @@ import { StorageError, type Storage } from '../storage/storage.js';
 import { checkIndex } from './index-check.js';
 import type { LogFault } from './log-fault.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
-import { readWholeFile } from './read-whole-file.js';
+import { readWholeFile, sizeOrZero } from './read-whole-file.js';
 import { scanSegment, type ScanContext, type SegmentScan } from './segment-scan.js';
 
 /** One segment as `wald verify` found it. */
@@ -88,16 +88,6 @@ async function readAndScan(storage: Storage, path: string, name: string, base: n
   return { scan, frames };
 }
 
-/** Bytes of a file; 0 when it is gone (compacted away under a reader of a live log). */
-function sizeOf(storage: Storage, path: string): number {
-  try {
-    return storage.size(path);
-  } catch (error) {
-    if (error instanceof StorageError && error.code === 'ENOENT') return 0;
-    throw error;
-  }
-}
-
 /** True when two scans of one file end alike: the same run of frames, the same damage. */
 function isSameEnd(a: SegmentScan, b: SegmentScan): boolean {
   return a.dataEnd === b.dataEnd && a.endOffset === b.endOffset && JSON.stringify(a.faults) === JSON.stringify(b.faults);
@@ -123,7 +113,7 @@ export async function verifyLog(storage: Storage, dir: string, options: VerifyLo
   // Names sort in offset order (20 digits).
   const segmentNames = names.filter((name) => parseSegmentFileName(name) !== undefined);
   let totalBytes = 0;
-  for (const name of segmentNames) totalBytes += sizeOf(storage, join(dir, name));
+  for (const name of segmentNames) totalBytes += sizeOrZero(storage, join(dir, name));
   progress.addTotal(totalBytes);
 
   const segments: SegmentSummary[] = [];

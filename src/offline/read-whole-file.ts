@@ -1,4 +1,4 @@
-import type { Storage } from '../storage/storage.js';
+import { StorageError, type Storage } from '../storage/storage.js';
 
 /** Bytes read at a time, so that progress moves and the event loop turns on large segments. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
@@ -23,5 +23,15 @@ export async function readWholeFile(storage: Storage, path: string, onBytes: (by
     return got === size ? buf : buf.subarray(0, got);
   } finally {
     file.close();
+  }
+}
+
+/** Bytes of a file; 0 when it is gone (a segment compacted away under a reader of a live log). */
+export function sizeOrZero(storage: Storage, path: string): number {
+  try {
+    return storage.size(path);
+  } catch (error) {
+    if (error instanceof StorageError && error.code === 'ENOENT') return 0;
+    throw error;
   }
 }
