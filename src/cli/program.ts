@@ -2,18 +2,21 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
 import { registerAuthCommand } from './auth-command.js';
+import { registerDumpCommand } from './dump-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
+import { registerRepairCommand } from './repair-command.js';
 import { RpcError } from './rpc-error.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerStatsCommand } from './stats-command.js';
 import { registerSyncCommand } from './sync-command.js';
 import { registerTailCommand } from './tail-command.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 function packageVersion(): string {
   try {
@@ -33,7 +36,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 server error (status and reason are printed), 2 usage error.\nSee docs/cli.md for examples.',
+      '\nExit codes: 0 ok, 1 server error (status and reason are printed) or a fault found by verify or dump, 2 usage error.\nSee docs/cli.md for examples.',
     );
   registerServeCommand(program);
   registerAppendCommand(program);
@@ -46,6 +49,9 @@ export function buildProgram(): Command {
   registerFlushAllCommand(program);
   registerSnapshotCommand(program);
   registerAuthCommand(program);
+  registerVerifyCommand(program);
+  registerDumpCommand(program);
+  registerRepairCommand(program);
   return program;
 }
 
