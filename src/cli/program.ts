@@ -3,18 +3,21 @@ import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
 import { registerAuthCommand } from './auth-command.js';
 import { registerCompactCommand, registerDeleteSegmentsBeforeCommand } from './compact-command.js';
+import { registerDumpCommand } from './dump-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
+import { registerRepairCommand } from './repair-command.js';
 import { RpcError } from './rpc-error.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerStatsCommand } from './stats-command.js';
 import { registerSyncCommand } from './sync-command.js';
 import { registerTailCommand } from './tail-command.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 function packageVersion(): string {
   try {
@@ -34,7 +37,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok, 1 server error (status and reason are printed), 2 usage error.\nSee docs/cli.md for examples.',
+      '\nExit codes: 0 ok, 1 server error (status and reason are printed) or a fault found by verify or dump, 2 usage error.\nSee docs/cli.md for examples.',
     );
   registerServeCommand(program);
   registerAppendCommand(program);
@@ -49,6 +52,9 @@ export function buildProgram(): Command {
   registerAuthCommand(program);
   registerCompactCommand(program);
   registerDeleteSegmentsBeforeCommand(program);
+  registerVerifyCommand(program);
+  registerDumpCommand(program);
+  registerRepairCommand(program);
   return program;
 }
 

@@ -289,14 +289,17 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
 }
 
 /** What the valid frames after a damaged one say: the first of them, and the furthest durability claim. */
-interface Ahead {
+export interface Ahead {
   readonly first: { readonly position: number; readonly baseOffset: number } | undefined;
   /** Every offset below this was durable when some frame after the damage was written (-1: no claim). */
   readonly durableBefore: number;
 }
 
-/** Scans `buf[from..end)` at every 8-aligned position for whole valid frames. */
-function scanAhead(buf: Buffer, from: number, end: number, base: number, seed: number): Ahead {
+/**
+ * Scans `buf[from..end)` at every 8-aligned position for whole valid frames (positions reported as
+ * `base + rel`): what recovery, and `wald verify` offline, weigh a damaged frame against.
+ */
+export function scanAhead(buf: Buffer, from: number, end: number, base: number, seed: number): Ahead {
   let first: Ahead['first'];
   let claimed = -1;
   let rel = from;
@@ -324,7 +327,7 @@ function scanAhead(buf: Buffer, from: number, end: number, base: number, seed: n
 const ZEROS = Buffer.alloc(64 * 1024);
 
 /** True when `buf[from..end)` is all zeros (compared a 64 KiB slice at a time, natively). */
-function isZero(buf: Buffer, from: number, end: number): boolean {
+export function isZero(buf: Buffer, from: number, end: number): boolean {
   for (let p = from; p < end; p += ZEROS.length) {
     const n = Math.min(ZEROS.length, end - p);
     if (!buf.subarray(p, p + n).equals(ZEROS.subarray(0, n))) return false;
@@ -332,7 +335,8 @@ function isZero(buf: Buffer, from: number, end: number): boolean {
   return true;
 }
 
-function lastNonZero(buf: Buffer, from: number, end: number): number {
+/** One past the last non-zero byte of `buf[from..end)`, at least `from + 1`: the end of what a cut keeps. */
+export function lastNonZero(buf: Buffer, from: number, end: number): number {
   let last = end;
   while (last > from && buf[last - 1] === 0) last--;
   return Math.max(last, from + 1);

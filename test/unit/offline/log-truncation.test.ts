@@ -1,0 +1,197 @@
+/**
+ * `planTruncation` + `applyTruncation` (`wald repair --truncate-at`) on real directories: the log
+ * ends before the offset, what is cut is kept byte for byte in the side directory, the log
+ * reopens and appends go on at the offset; offsets inside a batch, past damage or outside the log
+ * are refused with nothing changed; snapshots above the offset and the recovery point follow.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { decodeRecoveryPoint } from '../../../src/codec/recovery-point-file.js';
+import { isWalError, Wal, type AppendRecord } from '../../../src/index.js';
+import { verifyDataDir } from '../../../src/offline/data-dir-verifier.js';
+import { applyTruncation, planTruncation, type TruncationReport } from '../../../src/offline/log-truncation.js';
+import { NodeStorage } from '../../../src/storage/node-storage.js';
+import { assertRecordsEqual, readAllRecords } from '../../support/expect-records.js';
+import { flipByte, indexName, segmentName, testBatch, testLogOptions, writeTestLog, writeTestSnapshot } from '../../support/offline-log.js';
+import { makeTempDir } from '../../support/temp-dir.js';
+
+const storage = new NodeStorage();
+const NOW_MS = Date.UTC(2026, 11, 1, 15, 0, 0);
+
+async function truncate(dir: string, offset: number): Promise<TruncationReport> {
+  const plan = await planTruncation(storage, dir, offset, 'snapshots');
+  return applyTruncation(storage, dir, plan, NOW_MS);
+}
+
+/** Every file of a directory tree with its bytes, to show that nothing changed. */
+function snapshotOfDir(dir: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && entry.name !== 'LOCK') files.set(join(entry.parentPath, entry.name), readFileSync(join(entry.parentPath, entry.name)));
+  }
+  return files;
+}
+
+/** Opens the log, checks its records are the first `offset` written, appends one batch and checks where it lands. */
+async function assertReopensAt(dir: string, records: readonly AppendRecord[], offset: number): Promise<void> {
+  const { wal } = await Wal.open(testLogOptions(dir));
+  try {
+    assert.equal(wal.nextOffset, offset);
+    assertRecordsEqual(await readAllRecords(wal), records.slice(0, offset));
+    assert.equal((await wal.append(testBatch(1000))).firstOffset, offset);
+  } finally {
+    await wal.close();
+  }
+  assert.deepEqual((await verifyDataDir(storage, dir, { snapshotDir: 'snapshots' })).faults, []);
+}
+
+describe('truncating a log offline', () => {
+  test('cuts inside a sealed segment at a frame, removes the later segments, keeps every cut byte, and the log goes on at the offset', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 80);
+      // Reopened once: the recovery point now says the whole log is durable.
+      await (await Wal.open(testLogOptions(dir))).wal.close();
+      assert.equal(decodeRecoveryPoint(readFileSync(join(dir, 'RECOVERY')))?.durableNext, 160);
+      const holder = log.bases[1]!;
+      const frames = log.framesOf(holder);
+      const cut = frames[3]!;
+      const holderBytes = readFileSync(join(dir, segmentName(holder)));
+      const later = log.bases.slice(2).map((base) => [segmentName(base), readFileSync(join(dir, segmentName(base)))] as const);
+      assert.ok(later.length > 0);
+
+      const report = await truncate(dir, cut.baseOffset);
+      assert.equal(report.segment, segmentName(holder));
+      assert.equal(report.cutPosition, cut.position);
+      assert.equal(report.logEnd, 160);
+      assert.deepEqual(report.removedSegments, later.map(([name]) => name));
+      assert.equal(report.savedTo, 'repair-20261201T150000000Z');
+      const side = join(dir, report.savedTo);
+      assert.deepEqual(readFileSync(join(side, `${segmentName(holder)}.${cut.position}.cut`)), holderBytes.subarray(cut.position));
+      for (const [name, bytes] of later) {
+        assert.deepEqual(readFileSync(join(side, name)), bytes, `${name} kept whole`);
+        assert.ok(!existsSync(join(dir, name)), `${name} gone from the log`);
+      }
+      assert.equal(readFileSync(join(dir, segmentName(holder))).length, cut.position);
+      assert.equal((JSON.parse(readFileSync(join(side, 'REPAIR.json'), 'utf8')) as { offset: number }).offset, cut.baseOffset);
+      assert.equal(decodeRecoveryPoint(readFileSync(join(dir, 'RECOVERY')))?.durableNext, cut.baseOffset, 'recovery point lowered');
+      await assertReopensAt(dir, log.records, cut.baseOffset);
+    } finally {
+      remove();
+    }
+  });
+
+  test('at the first offset of a segment, removes it whole and cuts nothing of the one before', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 80);
+      const offset = log.bases[2]!;
+      const report = await truncate(dir, offset);
+      assert.equal(report.segment, segmentName(log.bases[1]!));
+      assert.equal(report.cutBytes, 0);
+      assert.deepEqual(report.removedSegments, log.bases.slice(2).map(segmentName));
+      await assertReopensAt(dir, log.records, offset);
+    } finally {
+      remove();
+    }
+  });
+
+  test('at the first offset of the log, keeps the first segment with its header only', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 20);
+      await truncate(dir, 0);
+      assert.equal(readFileSync(join(dir, segmentName(0))).length, 64);
+      await assertReopensAt(dir, log.records, 0);
+    } finally {
+      remove();
+    }
+  });
+
+  test('refuses an offset inside a batch, past the end, or below the first offset, and changes nothing', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40);
+      const before = snapshotOfDir(dir);
+      const frame = log.framesOf(log.bases[1]!)[2]!;
+      await assert.rejects(planTruncation(storage, dir, frame.baseOffset + 1, 'snapshots'), (error) => {
+        assert.ok(isWalError(error, 'WAL_INVALID_ARGUMENT'), String(error));
+        assert.equal(error.details['field'], 'truncateAt');
+        assert.equal(error.details['batchFirstOffset'], frame.baseOffset);
+        assert.equal(error.details['batchNextOffset'], frame.baseOffset + frame.recordCount);
+        return true;
+      });
+      await assert.rejects(planTruncation(storage, dir, 81, 'snapshots'), (error) => isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'));
+      assert.deepEqual(snapshotOfDir(dir), before);
+    } finally {
+      remove();
+    }
+  });
+
+  test('refuses an offset past damage, naming the furthest cut; cutting there makes a corrupt log open', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40);
+      const active = log.bases.at(-1)!;
+      const frames = log.framesOf(active);
+      const damaged = frames[1]!;
+      flipByte(join(dir, segmentName(active)), damaged.position + 20);
+      await assert.rejects(planTruncation(storage, dir, frames[2]!.baseOffset, 'snapshots'), (error) => {
+        assert.ok(isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'), String(error));
+        assert.equal(error.details['maxTruncateAt'], damaged.baseOffset);
+        assert.equal(error.details['position'], damaged.position);
+        return true;
+      });
+      await truncate(dir, damaged.baseOffset);
+      await assertReopensAt(dir, log.records, damaged.baseOffset);
+    } finally {
+      remove();
+    }
+  });
+
+  test('moves the snapshots above the offset into the side directory and keeps those at or below it', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40);
+      const offset = log.framesOf(log.bases[1]!)[1]!.baseOffset;
+      const kept = await writeTestSnapshot(join(dir, 'snapshots'), offset);
+      const moved = await writeTestSnapshot(join(dir, 'snapshots'), offset + 2);
+      const report = await truncate(dir, offset);
+      assert.deepEqual(report.snapshots, [moved]);
+      assert.ok(existsSync(kept));
+      assert.ok(!existsSync(moved));
+      assert.ok(existsSync(join(dir, report.savedTo, 'snapshots', moved.slice(moved.lastIndexOf('/') + 1))));
+      await assertReopensAt(dir, log.records, offset);
+    } finally {
+      remove();
+    }
+  });
+
+  test('forgets a producer whose last append is cut, so that its retry is written again rather than acknowledged at a cut offset', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40, true);
+      const wal = log.wal!;
+      assert.deepEqual(log.bases, [0, 64]);
+      // Without the sealed index, compaction saves the producer table as of the log's end in PRODUCERS.
+      rmSync(join(dir, indexName(0)));
+      assert.equal(await wal.deleteSegmentsBefore(64), 1);
+      await wal.close();
+      assert.ok(existsSync(join(dir, 'PRODUCERS')));
+      // Batch 35 (offsets 70-71) is producer-1's last append, sequence 35.
+      await truncate(dir, 70);
+      const reopened = await Wal.open(testLogOptions(dir));
+      try {
+        const retry = await reopened.wal.append(testBatch(35), { producerId: 'producer-1', sequence: 35 });
+        assert.equal(retry.duplicate ?? false, false);
+        assert.equal(retry.firstOffset, 70);
+      } finally {
+        await reopened.wal.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+});
