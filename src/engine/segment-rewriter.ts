@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { align8 } from '../codec/align.js';
-import { checkFrame, decodeRecords, encodedRecordBytes, encodeFrame, FRAME_HEADER_BYTES, stampFrame, type FrameHeader } from '../codec/frame.js';
+import { checkFrame, decodeRecords, encodeFrameOfRecordBytes, FRAME_HEADER_BYTES, recordBounds, stampFrame, type FrameHeader } from '../codec/frame.js';
 import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { encodeSegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
@@ -114,7 +114,8 @@ interface Judgement {
  *
  * Each segment is read twice, in chunks, while appends, reads and tails go on: once to judge its
  * records, then, when enough are judged out, to write the kept ones into `<segment>.compact.tmp`
- * (one frame per run of consecutive kept records of a batch, with the batch's timestamp), which
+ * (one frame per run of consecutive kept records of a batch, their bytes copied as they are,
+ * with the batch's timestamp), which
  * is synced; then, in one synchronous step, the new index is written (temp -> fdatasync -> rename
  * -> directory fsync), the new file renamed over the segment, the segment list pointed at it, and
  * the directory synced. Reads that started in the old file finish on its open descriptor.
@@ -169,27 +170,29 @@ async function judge(context: RewriteContext, segment: Segment, plan: SegmentRew
   let redundant = 0;
   let rewrittenSizeBytes = SEGMENT_HEADER_BYTES;
   const decoded: WalRecord[] = [];
+  const bounds: number[] = [];
   const isRead = await scanFrames(context, segment, (buf, rel, header) => {
     decoded.length = 0;
     decodeFrame(segment, buf, rel, header, decoded);
+    boundsOf(segment, buf, rel, header, bounds);
     if (records + decoded.length > keeps.length) {
       const grown = new Uint8Array(Math.max(keeps.length * 2, records + decoded.length));
       grown.set(keeps);
       keeps = grown;
     }
-    let runBytes = 0;
-    for (const record of decoded) {
-      const isKept = plan.keep(record);
+    let runStart = -1;
+    for (let i = 0; i < decoded.length; i++) {
+      const isKept = plan.keep(decoded[i]!);
       keeps[records++] = isKept ? 1 : 0;
       if (isKept) {
-        runBytes += encodedRecordBytes(record);
+        if (runStart < 0) runStart = i;
         continue;
       }
       redundant++;
-      if (runBytes > 0) rewrittenSizeBytes += align8(FRAME_HEADER_BYTES + runBytes);
-      runBytes = 0;
+      if (runStart >= 0) rewrittenSizeBytes += align8(FRAME_HEADER_BYTES + bounds[i]! - bounds[runStart]!);
+      runStart = -1;
     }
-    if (runBytes > 0) rewrittenSizeBytes += align8(FRAME_HEADER_BYTES + runBytes);
+    if (runStart >= 0) rewrittenSizeBytes += align8(FRAME_HEADER_BYTES + bounds[decoded.length]! - bounds[runStart]!);
   });
   return isRead ? { keeps, records, redundant, rewrittenSizeBytes } : undefined;
 }
@@ -237,33 +240,31 @@ async function rewrite(context: RewriteContext, segment: Segment, judgement: Jud
       pendingBytes = 0;
     };
     let ordinal = 0;
-    const decoded: WalRecord[] = [];
+    const bounds: number[] = [];
     const isRead = await scanFrames(context, segment, (buf, rel, frameHeader) => {
-      decoded.length = 0;
-      decodeFrame(segment, buf, rel, frameHeader, decoded);
-      let run: WalRecord[] = [];
-      let runBytes = 0;
-      const flushRun = (): void => {
-        if (run.length === 0) return;
-        const frame = encodeFrame(run, runBytes);
-        // Sync lag 0: no durability claim (a sealed segment needs none; recovery reads claims only
-        // in the active segment). The batch's timestamp and leader epoch stay.
-        stampFrame(frame, run[0]!.offset, frameHeader.timestamp, frameHeader.leaderEpoch, 0, seed);
-        replacement.noteFrame(position + pendingBytes, frame.length, run[0]!.offset, run.length, frameHeader.timestamp, indexIntervalBytes);
+      boundsOf(segment, buf, rel, frameHeader, bounds);
+      const count = frameHeader.recordCount;
+      // Each run of consecutive kept records becomes one frame: its records' bytes copied as they
+      // are, the batch's timestamp and leader epoch, sync lag 0 (no durability claim: a sealed
+      // segment needs none, recovery reads claims only in the active segment).
+      const flushRun = (from: number, to: number): void => {
+        const frame = encodeFrameOfRecordBytes(buf.subarray(bounds[from]!, bounds[to]!), to - from);
+        const baseOffset = frameHeader.baseOffset + from;
+        stampFrame(frame, baseOffset, frameHeader.timestamp, frameHeader.leaderEpoch, 0, seed);
+        replacement.noteFrame(position + pendingBytes, frame.length, baseOffset, to - from, frameHeader.timestamp, indexIntervalBytes);
         pending.push(frame);
         pendingBytes += frame.length;
-        run = [];
-        runBytes = 0;
       };
-      for (const record of decoded) {
+      let runStart = -1;
+      for (let i = 0; i < count; i++) {
         if (judgement.keeps[ordinal++] === 1) {
-          run.push(record);
-          runBytes += encodedRecordBytes(record);
-        } else {
-          flushRun();
+          if (runStart < 0) runStart = i;
+        } else if (runStart >= 0) {
+          flushRun(runStart, i);
+          runStart = -1;
         }
       }
-      flushRun();
+      if (runStart >= 0) flushRun(runStart, count);
       if (pendingBytes >= CHUNK_BYTES) writePending();
     });
     writePending();
@@ -357,6 +358,14 @@ async function scanFrames(context: RewriteContext, segment: Segment, onFrame: (b
     return true;
   } finally {
     segment.release();
+  }
+}
+
+/** Sets `out` to the byte bounds of the records of a checked frame (`recordBounds`); a payload that does not parse is corruption. */
+function boundsOf(segment: Segment, buf: Buffer, rel: number, header: FrameHeader, out: number[]): void {
+  const defect = recordBounds(buf, rel, header, out);
+  if (defect !== undefined) {
+    throw new WalError('WAL_CORRUPTION', `undecodable frame in segment ${segment.name} (${defect})`, { segment: segment.name, reason: defect, offset: header.baseOffset });
   }
 }
 

@@ -6,7 +6,6 @@
 import type { SegmentRewritePlan, JudgedSegment } from '../engine/segment-rewriter.js';
 import type { WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
-import { toByteString } from './page-token.js';
 import type { StateKeeper } from './state-keeper.js';
 
 /** Default of {@link KeyCompactionOptions.thresholdPercent} (`--threshold`). */
@@ -130,14 +129,15 @@ interface TombstoneRule {
 /** The judge of one key compaction: the `keep` of a {@link SegmentRewritePlan}, and what it remembers between segments. */
 class KeyCompactionPlan {
   /**
-   * Keys of a `PUT` that stays in the log below the record being judged: every `PUT` of a segment
-   * not rewritten, and those kept in one rewritten. Only while the log starts at 0 (a rebuild from
-   * the log alone is possible); byte strings of the keys.
+   * Hashes of the keys of the `PUT`s that stay in the log below the record being judged: every
+   * superseded `PUT` of a segment not rewritten. (A kept, live `PUT` is the latest record of its
+   * key, so no tombstone of that key lies above it in what is judged.) Only while the log starts at
+   * 0 (a rebuild from the log alone is possible). Hashes, not keys, to cost a number per record: a
+   * collision only keeps a tombstone that could have gone.
    */
-  private readonly keysPutBelow = new Set<string>();
-  /** The current segment's keyed PUTs (all, and the kept ones), until it is judged. */
-  private segmentPuts: string[] = [];
-  private segmentKeptPuts: string[] = [];
+  private readonly keysPutBelow = new Set<number>();
+  /** Key hashes of the current segment's superseded PUTs, until it is judged. */
+  private segmentSuperseded: number[] = [];
 
   constructor(
     private readonly keeper: StateKeeper,
@@ -149,11 +149,7 @@ class KeyCompactionPlan {
     if (key === undefined || record.type === 'checkpoint' || record.type === 'flush_all') return true;
     if (record.type === 'put') {
       const isLive = this.keeper.latestOffsetOf(key) === record.offset;
-      if (this.rule.isLogFromStart) {
-        const text = toByteString(key);
-        this.segmentPuts.push(text);
-        if (isLive) this.segmentKeptPuts.push(text);
-      }
+      if (!isLive && this.rule.isLogFromStart) this.segmentSuperseded.push(keyHash(key));
       return isLive;
     }
     return !this.canDropTombstone(record, key);
@@ -161,9 +157,8 @@ class KeyCompactionPlan {
 
   segmentJudged(segment: JudgedSegment): void {
     // In a segment kept as it is, every PUT stays, superseded ones too.
-    for (const key of segment.isRewritten ? this.segmentKeptPuts : this.segmentPuts) this.keysPutBelow.add(key);
-    this.segmentPuts = [];
-    this.segmentKeptPuts = [];
+    if (!segment.isRewritten) for (const hash of this.segmentSuperseded) this.keysPutBelow.add(hash);
+    this.segmentSuperseded = [];
   }
 
   /**
@@ -175,6 +170,13 @@ class KeyCompactionPlan {
     const { now, retentionMs, snapshotFloor, isLogFromStart } = this.rule;
     if (now - record.timestamp < retentionMs) return false;
     if (snapshotFloor !== undefined ? record.offset >= snapshotFloor : !isLogFromStart) return false;
-    return !isLogFromStart || !this.keysPutBelow.has(toByteString(key));
+    return !isLogFromStart || !this.keysPutBelow.has(keyHash(key));
   }
+}
+
+/** FNV-1a of a key's bytes (32 bits). */
+function keyHash(key: Uint8Array): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key[i]!, 0x01000193);
+  return hash >>> 0;
 }
