@@ -268,16 +268,22 @@ async function rewrite(context: RewriteContext, segment: Segment, judgement: Jud
       if (pendingBytes >= CHUNK_BYTES) writePending();
     });
     writePending();
-    if (!isRead) return undefined;
+    if (!isRead) {
+      file = undefined;
+      return discard(context, out, tempPath);
+    }
     if (ordinal !== judgement.records) throw new Error(`segment ${segment.name} changed while it was compacted (${ordinal} records, judged ${judgement.records})`);
     replacement.nextOffset = segment.nextOffset;
     replacement.fileSize = replacement.dataEnd;
     await out.datasyncAsync();
     context.io.fsyncs++;
+    checkOpen(context);
+    if (!context.segments.includes(segment)) {
+      file = undefined;
+      return discard(context, out, tempPath);
+    }
     out.close();
     file = undefined;
-    checkOpen(context);
-    if (!context.segments.includes(segment)) return undefined;
     // From here on synchronous: no append, read, deletion or close comes in between. The index
     // first, so that a crash before the segment's rename leaves the old segment with an index of
     // another segment id, which recovery detects and rebuilds from the old segment, never a new
@@ -305,6 +311,13 @@ async function rewrite(context: RewriteContext, segment: Segment, judgement: Jud
     if (error instanceof WalError) throw error;
     throw walErrorFromStorage(error, `compacting ${segment.name} failed; the log goes on with the segment as it was`, { segment: segment.name });
   }
+}
+
+/** Gives up a rewrite whose segment left the log meanwhile: closes and removes its file. */
+function discard(context: RewriteContext, file: StorageFile, tempPath: string): undefined {
+  file.close();
+  context.options.storage.unlink(tempPath);
+  return undefined;
 }
 
 /** The producer table of `segment`'s index file as it is on disk, if it is the segment's own. */

@@ -299,6 +299,28 @@ describe('rewriteSegments', () => {
     await reopened.close();
   });
 
+  test('a segment deleted (compaction by snapshot) while it is rewritten stays deleted; the rewrite removes its file', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await filledLog(disk, clock);
+    const firstEnd = [...(wal as unknown as { segments: Iterable<{ nextOffset: number }> }).segments][0]!.nextOffset;
+    // Just after the first segment's new file is synced, before the swap.
+    void disk.whenSynced(/\.compact\.tmp$/).then(() => wal.deleteSegmentsBefore(firstEnd));
+    const result = await wal.rewriteSegments({ keep: (record) => record.offset % 2 === 0, thresholdPercent: 0 });
+    assert.equal(wal.firstOffset, firstEnd, 'the deletion happened');
+    assert.ok(result.segments.length > 1);
+    const storage = disk.mount();
+    assert.deepEqual(storage.list(DIR).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
+    assert.equal(storage.exists(`${DIR}/00000000000000000000.seg`), false, 'the deleted segment is not brought back');
+    const offsets = (await readAll(wal)).map((r) => r.offset);
+    assert.equal(offsets[0], firstEnd + (firstEnd % 2), "the next segment was compacted: its first even offset");
+    await wal.close();
+    const { wal: reopened } = await Wal.open(options(disk.mount(), clock));
+    assert.equal(reopened.firstOffset, firstEnd);
+    assert.deepEqual((await readAll(reopened)).map((r) => r.offset), offsets);
+    await reopened.close();
+  });
+
   test('refuses a malformed plan', async () => {
     const disk = new MemDisk();
     const wal = await filledLog(disk, new FakeClock(), 5);
