@@ -126,7 +126,7 @@ export class LogReader {
     return segment.nextOffset;
   }
 
-  /** Reads records of `segment` into `out`; true when it read to the segment's end (nothing more there). */
+  /** Reads records of `segment` into `out`; true when nothing more below `endOffset` is there (it read to the segment's end). */
   private async readSegment(
     segment: Segment,
     file: StorageFile,
@@ -168,7 +168,8 @@ export class LogReader {
         if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
         if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, offset - 1);
         const header = check.header;
-        if (header.baseOffset >= endOffset) return false;
+        // Nothing below the end is left here; in a compacted segment that is as good as its end.
+        if (header.baseOffset >= endOffset) return segment.hasGaps;
         if (header.baseOffset + header.recordCount > offset) {
           const start = out.length;
           const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);

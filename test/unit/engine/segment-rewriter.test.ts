@@ -159,6 +159,64 @@ describe('rewriteSegments', () => {
     await wal2.close();
   });
 
+  test('a tail in a gap that runs up to the high watermark signals idle, then follows, without spinning on empty reads', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    // Under `interval` the records of a new active segment are written but not yet durable: the
+    // high watermark stays at the end of the sealed segments until the next sync.
+    const wal = await filledLog(disk, clock, 60, { syncPolicy: 'interval', syncIntervalMs: 3_600_000 });
+    const active = activeBase(wal);
+    await wal.sync();
+    for (let i = 0; wal.highWatermark >= activeBase(wal) - 1 && activeBase(wal) === active && i < 100; i++) {
+      await wal.append([{ value: valueOf(wal.nextOffset) }]);
+    }
+    const sealedEnd = activeBase(wal);
+    assert.equal(wal.highWatermark, sealedEnd - 1, 'the new active segment is not durable yet');
+    // Drop the last 10 offsets of the sealed segments: a gap from there to the high watermark.
+    await wal.rewriteSegments({ keep: (record) => record.offset < sealedEnd - 10, thresholdPercent: 0 });
+    let reads = 0;
+    const source = (wal as unknown as { tailSource: { readBatch: (...args: number[]) => Promise<unknown> } }).tailSource;
+    const readBatch = source.readBatch;
+    source.readBatch = (...args: number[]) => {
+      // A tail that spins on empty reads fails here instead of hanging the test.
+      if (++reads > 50) throw new Error(`the tail read ${reads} times without moving`);
+      return readBatch(...args);
+    };
+    const tail = wal.openTail(sealedEnd - 5);
+    const first = await tail.next();
+    assert.deepEqual(first.value, { kind: 'idle', nextOffset: sealedEnd }, 'caught up, past the gap');
+    assert.ok(reads <= 2, `a read or two, not a loop of them (${reads})`);
+    const arriving = tail.next();
+    await wal.sync();
+    const next = await arriving;
+    assert.ok(next.value?.kind === 'records');
+    assert.equal(next.value.records[0]!.offset, sealedEnd);
+    await tail.return();
+    await wal.close();
+  });
+
+  test('a read stopped by its limit inside a frame of a compacted segment goes on inside that frame', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const wal = await filledLog(disk, clock);
+    // Keeps whole batches: runs of several records, the last frame of each segment among them.
+    await wal.rewriteSegments({ keep: (record) => record.offset % 15 >= 5, thresholdPercent: 0 });
+    const retained = (await readAll(wal)).map((r) => r.offset);
+    const reader = (wal as unknown as { reader: { read: (from: number, end: number, limit: number, maxBytes: number) => Promise<{ records: WalRecord[]; nextOffset: number }> } }).reader;
+    const end = wal.highWatermark + 1;
+    for (let from = 0; from < end; from++) {
+      for (const limit of [1, 2, 3]) {
+        const batch = await reader.read(from, end, limit, Number.MAX_SAFE_INTEGER);
+        const last = batch.records.at(-1)?.offset;
+        const following = retained.find((o) => o > (last ?? from - 1));
+        // nextOffset is where the next record is looked for: past no record the read did not return.
+        assert.ok(following === undefined || batch.nextOffset <= following, `from ${from}, limit ${limit}: next offset ${batch.nextOffset} skips ${following}`);
+        if (last !== undefined) assert.ok(batch.nextOffset > last);
+      }
+    }
+    await wal.close();
+  });
+
   test('offsetForTimestamp finds the first retained record at or after a time', async () => {
     const disk = new MemDisk();
     const clock = new FakeClock(1000);
@@ -284,12 +342,15 @@ describe('rewriteSegments', () => {
     const clock = new FakeClock();
     const wal = await filledLog(disk, clock);
     const expected = await readAll(wal);
-    const rewriting = wal.rewriteSegments({ keep: () => false, thresholdPercent: 0 });
-    await new Promise((resolve) => setImmediate(resolve));
+    let isSettled = false;
+    const rewriting = wal.rewriteSegments({ keep: () => false, thresholdPercent: 0 }).finally(() => (isSettled = true));
+    // Under way: the first segment's new file is being written.
+    await disk.whenSynced(/\.compact\.tmp$/);
     await wal.close();
+    assert.equal(isSettled, true, 'close waited for the rewrite to stop');
+    assert.deepEqual(disk.mount().list(DIR).filter((n) => n.endsWith('.tmp')), [], 'its file removed before close resolved');
     await assert.rejects(rewriting, (error) => isWalError(error) && error.code === 'WAL_CLOSED');
     const storage = disk.mount();
-    assert.deepEqual(storage.list(DIR).filter((n) => n.endsWith('.tmp')), []);
     const { wal: reopened } = await Wal.open(options(storage, clock));
     const after = await readAll(reopened);
     // Either untouched or with some leading segments compacted: never a record of the active
@@ -321,6 +382,26 @@ describe('rewriteSegments', () => {
     await reopened.close();
   });
 
+  test('close waits for a rewrite held in its fdatasync: when it resolves, the rewrite has stopped and removed its file', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const gate = new ReadGate(disk.mount());
+    const { wal } = await Wal.open(options(gate, clock));
+    for (let o = 0; o < 100; o++) await wal.append([{ key: Buffer.from(`k${o % 3}`), value: valueOf(o) }]);
+    gate.arm(/\.compact\.tmp$/, 'datasyncAsync');
+    const rewriting = wal.rewriteSegments({ keep: () => false, thresholdPercent: 0 });
+    rewriting.catch(() => undefined);
+    await gate.held;
+    let tempsWhenClosed: string[] | undefined;
+    const closing = wal.close().then(() => {
+      tempsWhenClosed = gate.list(DIR).filter((n) => n.endsWith('.tmp'));
+    });
+    gate.openGate();
+    await closing;
+    assert.deepEqual(tempsWhenClosed, [], 'nothing of the rewrite left once close resolved');
+    await assert.rejects(rewriting, (error) => isWalError(error) && error.code === 'WAL_CLOSED');
+  });
+
   test('refuses a malformed plan', async () => {
     const disk = new MemDisk();
     const wal = await filledLog(disk, new FakeClock(), 5);
@@ -331,9 +412,10 @@ describe('rewriteSegments', () => {
   });
 });
 
-/** A storage whose next read of a file matching a pattern waits until the test opens the gate. */
+/** A storage whose next read (or `datasyncAsync`) of a file matching a pattern waits until the test opens the gate. */
 class ReadGate implements Storage {
   private pattern: RegExp | undefined;
+  private op: 'read' | 'datasyncAsync' = 'read';
   private release: (() => void) | undefined;
   private readonly opened = new Promise<void>((resolve) => (this.release = resolve));
   private holding: (() => void) | undefined;
@@ -342,8 +424,17 @@ class ReadGate implements Storage {
 
   constructor(private readonly inner: Storage) {}
 
-  arm(pattern: RegExp): void {
+  arm(pattern: RegExp, op: 'read' | 'datasyncAsync' = 'read'): void {
     this.pattern = pattern;
+    this.op = op;
+  }
+
+  /** Holds the call if it is the one armed for. */
+  private async pass(op: 'read' | 'datasyncAsync', path: string): Promise<void> {
+    if (this.op !== op || this.pattern?.test(path) !== true) return;
+    this.pattern = undefined;
+    this.holding?.();
+    await this.opened;
   }
 
   open(path: string, mode: Parameters<Storage['open']>[1]): StorageFile {
@@ -353,18 +444,17 @@ class ReadGate implements Storage {
       path: file.path,
       writev: (buffers, position) => file.writev(buffers, position),
       readSync: (buffer, length, position) => file.readSync(buffer, length, position),
+      // The file's name now: a segment is written under a temp name, then renamed.
       read: async (buffer, length, position) => {
-        // The file's name now: a segment is written under a temp name, then renamed.
-        if (gate.pattern?.test(file.path) === true) {
-          gate.pattern = undefined;
-          gate.holding?.();
-          await gate.opened;
-        }
+        await gate.pass('read', file.path);
         return file.read(buffer, length, position);
       },
       fillZeros: (position, end) => file.fillZeros(position, end),
       datasync: () => file.datasync(),
-      datasyncAsync: () => file.datasyncAsync(),
+      datasyncAsync: async () => {
+        await gate.pass('datasyncAsync', file.path);
+        return file.datasyncAsync();
+      },
       sync: () => file.sync(),
       truncate: (length) => file.truncate(length),
       size: () => file.size(),
