@@ -3,13 +3,13 @@
  * segments are still needed, the engine (`Wal.rewriteSegments`) rewrites the segments without the
  * others, keeping every offset. The rule for each record is in docs/state.md, "Key compaction".
  */
-import type { SegmentRewritePlan, JudgedSegment } from '../engine/segment-rewriter.js';
+import { DEFAULT_REWRITE_THRESHOLD_PERCENT, type JudgedSegment, type SegmentRewritePlan } from '../engine/segment-rewriter.js';
 import type { WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
 import type { StateKeeper } from './state-keeper.js';
 
-/** Default of {@link KeyCompactionOptions.thresholdPercent} (`--threshold`). */
-export const DEFAULT_KEY_COMPACTION_THRESHOLD_PERCENT = 20;
+/** Default of {@link KeyCompactionOptions.thresholdPercent} (`--threshold`): the engine's, 20. */
+export const DEFAULT_KEY_COMPACTION_THRESHOLD_PERCENT = DEFAULT_REWRITE_THRESHOLD_PERCENT;
 
 /** How to compact. */
 export interface KeyCompactionOptions {
@@ -77,8 +77,8 @@ export interface KeyCompactionResult {
  * never the active segment. Appends, reads, tails and the view go on meanwhile.
  *
  * Rejects with the errors of `Wal.rewriteSegments` (`WAL_CLOSED`, `WAL_CORRUPTION`,
- * `WAL_NO_SPACE`, `WAL_IO_ERROR`) and of listing snapshots (`WAL_IO_ERROR`); throws `RangeError`
- * for an option out of range.
+ * `WAL_NO_SPACE`, `WAL_IO_ERROR`) and of listing snapshots (`WAL_IO_ERROR`), and with `RangeError`
+ * for an option out of range (`thresholdPercent` outside 0..100, a negative retention).
  */
 export async function compactKeys(keeper: StateKeeper, wal: Wal, options: KeyCompactionOptions = {}): Promise<KeyCompactionResult> {
   const clock = options.clock ?? Date.now;
