@@ -1,11 +1,13 @@
-import type {
-  handleBidiStreamingCall,
-  handleServerStreamingCall,
-  handleUnaryCall,
-  ServerDuplexStream,
-  ServerErrorResponse,
-  ServerWritableStream,
-  UntypedHandleCall,
+import { performance } from 'node:perf_hooks';
+import {
+  status as Status,
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type ServerDuplexStream,
+  type ServerErrorResponse,
+  type ServerWritableStream,
+  type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import { WalError } from '../../errors.js';
 import { toRpcFailure, toServiceError } from '../rpc-failure.js';
@@ -43,10 +45,12 @@ export interface AdmissionState {
  * Neither sees the statuses grpc-js sends on its own (an undecodable or oversized request, an
  * expired deadline): grpc-js sends those past every interceptor too.
  *
+ * Metrics per RPC and outcome (`wald_rpcs_total`, and `wald_rpc_duration_seconds` of unary calls)
+ * are counted here, refusals included: where a unary call's response or failure is sent, and where
+ * a stream's `run()` settles, with the status the stream was ended with (see {@link streamOutcome}).
+ *
  * Hooks to come, each in one place here: the bearer token and the role of the table entry in
- * {@link admit} (`UNAUTHENTICATED`, `PERMISSION_DENIED`), a follower refusing writes there too,
- * and metrics per RPC and outcome where a unary call's response or failure is sent and where a
- * stream's `run()` settles.
+ * {@link admit} (`UNAUTHENTICATED`, `PERMISSION_DENIED`), a follower refusing writes there too.
  */
 export class RpcAdmission {
   constructor(
@@ -82,10 +86,19 @@ export class RpcAdmission {
       this.admit();
       return rpc.handle(request, this.context);
     };
+    const { metrics } = this.context;
     return (call, callback) => {
+      const started = metrics === undefined ? 0 : performance.now();
       serve(call.request).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(this.failure(rpc, error)),
+        (response) => {
+          callback(null, response);
+          metrics?.rpcFinished(rpc.name, Status.OK, performance.now() - started);
+        },
+        (error: unknown) => {
+          const failure = this.failure(rpc, error);
+          callback(failure);
+          metrics?.rpcFinished(rpc.name, failure.code ?? Status.UNKNOWN, performance.now() - started);
+        },
       );
     };
   }
@@ -105,19 +118,23 @@ export class RpcAdmission {
     open: () => RpcStream,
   ): void {
     const registry = rpc.streams(this.context);
+    const { logger, metrics } = this.context;
     let stream: RpcStream;
     try {
       this.admit();
       stream = open();
       registry.add(stream);
     } catch (error) {
-      call.emit('error', this.failure(rpc, error));
+      const failure = this.failure(rpc, error);
+      call.emit('error', failure);
+      metrics?.rpcFinished(rpc.name, failure.code ?? Status.UNKNOWN);
       return;
     }
-    const { logger } = this.context;
+    const outcome = metrics === undefined ? undefined : streamOutcome(call);
     logger.debug({ rpc: rpc.name, peer: call.getPeer() }, 'stream opened');
     void stream.run().finally(() => {
       registry.delete(stream);
+      if (outcome !== undefined) metrics?.rpcFinished(rpc.name, outcome());
       logger.debug({ rpc: rpc.name, peer: call.getPeer(), ...stream.counters() }, 'stream closed');
     });
   }
@@ -125,4 +142,17 @@ export class RpcAdmission {
   private failure(rpc: RpcDescriptor, error: unknown): ServerErrorResponse {
     return toServiceError(toRpcFailure(error, this.context.logger, { rpc: rpc.name }));
   }
+}
+
+/**
+ * The status a streaming call ends with, once its session's `run()` has settled: the code of the
+ * failure the session emitted (`'error'` is how a grpc-js server stream is given its status), else
+ * `OK` when the session ended the call, else `CANCELLED` (the client went away first).
+ */
+function streamOutcome(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>): () => Status {
+  let failed: Status | undefined;
+  call.on('error', (error: Partial<ServerErrorResponse>) => {
+    failed ??= error.code ?? Status.UNKNOWN;
+  });
+  return () => failed ?? (call.writableEnded ? Status.OK : Status.CANCELLED);
 }

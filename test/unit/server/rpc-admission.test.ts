@@ -18,6 +18,7 @@ import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { StreamRegistry } from '../../../src/server/stream-registry.js';
+import { ServerEvents } from '../../../src/server/metrics/server-events.js';
 import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
 import type { TailStream } from '../../../src/server/tail-stream.js';
 import { walServiceDefinition } from '../../../src/server/wal-service-definition.js';
@@ -54,6 +55,8 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
     tailQueueBudget: new TailQueueBudget(resolved.maxTotalTailQueueBytes),
     appendStreams: new StreamRegistry<AppendStreamSession>('AppendStream', resolved.maxAppendStreams),
+    metrics: undefined,
+    events: new ServerEvents(silent, undefined),
   };
   let isStopping = false;
   const server = new Server();
