@@ -4,17 +4,21 @@
  * JSON lines of a `wald serve` child.
  */
 import assert from 'node:assert/strict';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { AppendStreamRequest, type AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
-import type { WaldServer } from '../../src/server/wald-server.js';
+import { pino } from 'pino';
+import { WaldServer } from '../../src/server/wald-server.js';
 import { ChildOutput, cleanEnv, parseLog, spawnWald, type LogLine } from '../support/cli-process.js';
 import { MemDisk } from '../support/mem-disk.js';
 import { parseExposition, sampleValue, type Sample } from '../support/prometheus-text.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { failureOf, rpcErrorOf, startServer, StreamReader, values, type Harness } from './support/harness.js';
+
+const silent = pino({ level: 'silent' });
 
 const METRICS_ON = { metricsListen: '127.0.0.1:0' } as const;
 
@@ -176,6 +180,30 @@ describe('metrics', () => {
     }
   });
 
+  it('keeps the figures of the recovery at the open', async () => {
+    const temp = makeTempDir('wald-metrics-recovery-');
+    try {
+      const first = await WaldServer.open({ dir: temp.dir, preallocate: false }, { listen: '127.0.0.1:0' }, silent);
+      await first.server.wal.append([{ key: Buffer.from('a'), value: Buffer.from('1') }, { key: Buffer.from('b'), value: Buffer.from('2') }]);
+      await first.server.wal.append([{ key: Buffer.from('c'), value: Buffer.from('3') }]);
+      await first.server.stop();
+      const { server, report } = await WaldServer.open({ dir: temp.dir, preallocate: false }, { listen: '127.0.0.1:0', ...METRICS_ON }, silent);
+      try {
+        await server.start();
+        const samples = await scrape(server);
+        assert.equal(sampleValue(samples, 'wald_recovery_records'), 3);
+        assert.equal(sampleValue(samples, 'wald_recovery_segments'), report.segments);
+        assert.equal(sampleValue(samples, 'wald_recovery_duration_seconds'), report.durationMs / 1000);
+        assert.equal(sampleValue(samples, 'wald_state_recovery_replayed_records'), 3);
+        assert.equal(sampleValue(samples, 'wald_state_keys'), 3);
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      temp.remove();
+    }
+  });
+
   it('serves no listener when metrics_listen is off', async () => {
     const harness = await startServer();
     try {
@@ -234,11 +262,16 @@ describe('probes', () => {
 describe('wald serve --metrics-listen', () => {
   it('logs start (address, configuration) and recovery as JSON lines, and serves /metrics on its own port', async () => {
     const temp = makeTempDir('wald-metrics-');
+    let child: ChildProcessWithoutNullStreams | undefined;
+    let guard: NodeJS.Timeout | undefined;
     try {
       const dataDir = join(temp.dir, 'data');
-      const child = spawnWald(['serve', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', dataDir], { env: cleanEnv() });
+      child = spawnWald(['serve', '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--data-dir', dataDir], { env: cleanEnv() });
       const output = new ChildOutput(child);
       child.stdin.end();
+      // Bounds the waits below: a child that never logs its address is killed, which ends them.
+      const running = child;
+      guard = setTimeout(() => running.kill('SIGKILL'), 30_000);
       const listening = parseLog(await output.waitForLine((line) => parseLog(line)?.msg === 'wald listening'))!;
       const metricsLine = output.lines.map(parseLog).find((line) => line?.msg === 'metrics listening');
       const recovered = output.lines.map(parseLog).find((line) => line?.msg === 'log recovered');
@@ -261,6 +294,8 @@ describe('wald serve --metrics-listen', () => {
       assert.equal(run.code, 0);
       assert.ok(output.lines.map(parseLog).some((line) => line?.msg === 'wald stopped'));
     } finally {
+      clearTimeout(guard);
+      if (child?.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       temp.remove();
     }
   });
