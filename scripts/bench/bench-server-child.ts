@@ -2,18 +2,19 @@
  * The server process of the service benchmark, started by `server-process.ts`:
  *
  * ```sh
- * node dist/scripts/bench/bench-server-child.js wald DATA_DIR   # a WaldServer, `always` durability
+ * node dist/scripts/bench/bench-server-child.js wald DATA_DIR [--metrics]  # a WaldServer, `always` durability
  * node dist/scripts/bench/bench-server-child.js noop            # the no-op WalService
  * ```
  *
- * It listens on 127.0.0.1 (a free port), prints one line `{"port":N}` on stdout, and stops
+ * It listens on 127.0.0.1 (a free port), prints one line `{"port":N}` on stdout (with
+ * `"metricsPort":M` when `--metrics` turned its metrics listener on, on a free port too), and stops
  * gracefully on SIGTERM or when its stdin closes (so that it never outlives the benchmark that
  * started it); SIGINT ends it at once. Logs (warnings and errors only) go to stderr.
  */
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { walServiceDefinition } from '../../src/server/wal-service-definition.js';
-import { SERVER_DEFAULTS } from '../../src/server/server-options.js';
+import { METRICS_OFF, SERVER_DEFAULTS } from '../../src/server/server-options.js';
 import { WaldServer } from '../../src/server/wald-server.js';
 import { createNoopWalService } from './noop-wal-service.js';
 
@@ -23,14 +24,16 @@ const NOOP_SHUTDOWN_GRACE_MS = 2000;
 
 interface Started {
   readonly port: number;
+  readonly metricsPort?: number | undefined;
   stop(): Promise<void>;
 }
 
-async function startWald(dir: string): Promise<Started> {
+async function startWald(dir: string, isMetricsOn: boolean): Promise<Started> {
   const logger = pino({ name: 'wald-bench', level: 'warn' }, pino.destination({ dest: 2, sync: true }));
-  const { server } = await WaldServer.open({ dir, syncPolicy: 'always' }, { listen: LISTEN }, logger);
+  const metricsListen = isMetricsOn ? LISTEN : METRICS_OFF;
+  const { server } = await WaldServer.open({ dir, syncPolicy: 'always' }, { listen: LISTEN, metricsListen }, logger);
   const port = await server.start();
-  return { port, stop: () => server.stop() };
+  return { port, metricsPort: server.metricsPort, stop: () => server.stop() };
 }
 
 async function startNoop(): Promise<Started> {
@@ -56,11 +59,11 @@ async function startNoop(): Promise<Started> {
 }
 
 async function main(): Promise<void> {
-  const [kind, dir] = process.argv.slice(2);
+  const [kind, dir, flag] = process.argv.slice(2);
   let started: Started;
-  if (kind === 'wald' && dir !== undefined) started = await startWald(dir);
+  if (kind === 'wald' && dir !== undefined && (flag === undefined || flag === '--metrics')) started = await startWald(dir, flag === '--metrics');
   else if (kind === 'noop') started = await startNoop();
-  else throw new RangeError('usage: bench-server-child.js wald DATA_DIR | noop');
+  else throw new RangeError('usage: bench-server-child.js wald DATA_DIR [--metrics] | noop');
   let stopping: Promise<void> | undefined;
   const stop = (): void => {
     stopping ??= started.stop().then(
@@ -78,7 +81,7 @@ async function main(): Promise<void> {
   process.stdin.on('end', stop);
   process.stdin.on('error', stop);
   process.stdin.resume();
-  process.stdout.write(JSON.stringify({ port: started.port }) + '\n');
+  process.stdout.write(JSON.stringify({ port: started.port, metricsPort: started.metricsPort }) + '\n');
 }
 
 main().catch((error: unknown) => {
