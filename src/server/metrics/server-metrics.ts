@@ -4,6 +4,7 @@ import type { RecoveryReport, WriteState } from '../../engine/types.js';
 import type { Wal } from '../../engine/wal.js';
 import type { StateKeeper, StateRecoveryReport } from '../../state/state-keeper.js';
 import type { TailQueueBudget } from '../tail-queue-budget.js';
+import { CounterCells, HistogramCells, type CounterCell, type HistogramCell } from './metric-cells.js';
 
 /** What the gauges of {@link ServerMetrics} read at scrape time. */
 export interface MetricSources {
@@ -42,24 +43,33 @@ const GROUP_COMMIT_BYTE_BUCKETS = [1024, 4096, 16_384, 65_536, 262_144, 1_048_57
 /** Buckets of durations of snapshots and compactions, seconds: 10 ms to 10 min. */
 const JOB_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600];
 
-/**
- * The label children of one metric, made on first use and kept: prom-client hashes a label set on
- * every call made with one, a child skips that.
- */
+/** The cells of one metric by RPC and status, looked up by a string key made of both. */
 class LabelChildren<C> {
-  private readonly byKey = new Map<string, C>();
+  /** By RPC name, then by status code (a small dense array: codes are 0 to 16). */
+  private readonly byRpc = new Map<string, (C | undefined)[]>();
 
   constructor(private readonly make: (rpc: string, code: Status) => C) {}
 
   get(rpc: string, code: Status = Status.OK): C {
-    const key = `${rpc}:${code}`;
-    let child = this.byKey.get(key);
-    if (child === undefined) {
-      child = this.make(rpc, code);
-      this.byKey.set(key, child);
+    let byCode = this.byRpc.get(rpc);
+    if (byCode === undefined) {
+      byCode = [];
+      this.byRpc.set(rpc, byCode);
     }
-    return child;
+    let cell = byCode[code];
+    if (cell === undefined) {
+      cell = this.make(rpc, code);
+      byCode[code] = cell;
+    }
+    return cell;
   }
+}
+
+/** The cells an answered append adds to, for one RPC and status. */
+interface AppendCells {
+  readonly appends: CounterCell;
+  readonly records: CounterCell;
+  readonly duration: HistogramCell;
 }
 
 /** The name of a gRPC status code (`OK`, `INVALID_ARGUMENT`), the `outcome` label of wald's metrics. */
@@ -78,21 +88,19 @@ export function statusName(code: Status): string {
  * `_bytes`). docs/server.md lists them.
  *
  * What the server holds is read when the registry is scraped (gauges' `collect`), never updated on
- * the path of an append; what happens is counted as it happens, through label children cached
- * here, so a count costs a map lookup and an addition.
+ * the path of an append; what happens on that path is counted as it happens, in plain cells
+ * (`metric-cells.ts`) found by a map lookup, so a count costs that lookup and an addition.
  */
 export class ServerMetrics {
   /** The registry to scrape (`await registry.metrics()`); holds these metrics only. */
   readonly registry = new Registry();
   private sources: MetricSources | undefined;
-  private readonly rpcs: LabelChildren<Counter.Internal>;
-  private readonly rpcDuration: LabelChildren<Histogram.Internal<string>>;
-  private readonly appends: LabelChildren<Counter.Internal>;
-  private readonly appendRecords: LabelChildren<Counter.Internal>;
-  private readonly appendDuration: LabelChildren<Histogram.Internal<string>>;
-  private readonly fsyncDuration: Histogram;
-  private readonly groupCommitAppends: Histogram;
-  private readonly groupCommitBytes: Histogram;
+  private readonly rpcs: LabelChildren<CounterCell>;
+  private readonly rpcDuration: LabelChildren<HistogramCell>;
+  private readonly appendCells: LabelChildren<AppendCells>;
+  private readonly fsyncDuration: HistogramCell;
+  private readonly groupCommitAppends: HistogramCell;
+  private readonly groupCommitBytes: HistogramCell;
   private readonly segmentRolls: Counter;
   private readonly writeStateChanges: Counter<'state'>;
   private readonly snapshots: Counter;
@@ -107,14 +115,16 @@ export class ServerMetrics {
 
   constructor() {
     const registers = [this.registry];
-    const byOutcome = (name: string, help: string): LabelChildren<Counter.Internal> => {
-      const counter = new Counter({ name, help, labelNames: ['rpc', 'outcome'], registers });
-      return new LabelChildren((rpc, code) => counter.labels({ rpc, outcome: statusName(code) }));
+    const byOutcome = (name: string, help: string): LabelChildren<CounterCell> => {
+      const counter = new CounterCells({ name, help, labelNames: ['rpc', 'outcome'], registers });
+      return new LabelChildren((rpc, code) => counter.cell({ rpc, outcome: statusName(code) }));
     };
-    const latencyByRpc = (name: string, help: string): LabelChildren<Histogram.Internal<string>> => {
-      const histogram = new Histogram({ name, help, labelNames: ['rpc'], buckets: LATENCY_BUCKETS_SECONDS, registers });
-      return new LabelChildren((rpc) => histogram.labels({ rpc }));
+    const latencyByRpc = (name: string, help: string): LabelChildren<HistogramCell> => {
+      const histogram = new HistogramCells({ name, help, labelNames: ['rpc'], registers }, LATENCY_BUCKETS_SECONDS);
+      return new LabelChildren((rpc) => histogram.cell({ rpc }));
     };
+    const unlabelled = (name: string, help: string, buckets: readonly number[]): HistogramCell =>
+      new HistogramCells({ name, help, labelNames: [], registers }, buckets).cell({});
     this.rpcs = byOutcome(
       'wald_rpcs_total',
       'WalService calls finished, by RPC and outcome (the gRPC status name); a stream counts once, when it ends',
@@ -123,33 +133,27 @@ export class ServerMetrics {
       'wald_rpc_duration_seconds',
       'time from a unary call reaching its handler to its response or failure being sent, by RPC',
     );
-    this.appends = byOutcome('wald_appends_total', 'appends (batches) answered, by RPC (Append, AppendStream) and outcome');
-    this.appendRecords = byOutcome(
+    const appends = byOutcome('wald_appends_total', 'appends (batches) answered, by RPC (Append, AppendStream) and outcome');
+    const appendRecords = byOutcome(
       'wald_append_records_total',
       'records in the appends answered, by RPC and outcome (for a failed append, the records it asked for)',
     );
-    this.appendDuration = latencyByRpc(
+    const appendDuration = latencyByRpc(
       'wald_append_duration_seconds',
       'time from an append reaching the server to its answer, by RPC (includes waiting for the group commit and its fsync)',
     );
-    this.fsyncDuration = new Histogram({
-      name: 'wald_fsync_duration_seconds',
-      help: 'time of each fdatasync of the active segment',
-      buckets: LATENCY_BUCKETS_SECONDS,
-      registers,
-    });
-    this.groupCommitAppends = new Histogram({
-      name: 'wald_group_commit_appends',
-      help: 'appends written (and synced) together in one group commit',
-      buckets: GROUP_COMMIT_APPEND_BUCKETS,
-      registers,
-    });
-    this.groupCommitBytes = new Histogram({
-      name: 'wald_group_commit_bytes',
-      help: 'frame bytes written in one group commit',
-      buckets: GROUP_COMMIT_BYTE_BUCKETS,
-      registers,
-    });
+    this.appendCells = new LabelChildren((rpc, code) => ({
+      appends: appends.get(rpc, code),
+      records: appendRecords.get(rpc, code),
+      duration: appendDuration.get(rpc),
+    }));
+    this.fsyncDuration = unlabelled('wald_fsync_duration_seconds', 'time of each fdatasync of the active segment', LATENCY_BUCKETS_SECONDS);
+    this.groupCommitAppends = unlabelled(
+      'wald_group_commit_appends',
+      'appends written (and synced) together in one group commit',
+      GROUP_COMMIT_APPEND_BUCKETS,
+    );
+    this.groupCommitBytes = unlabelled('wald_group_commit_bytes', 'frame bytes written in one group commit', GROUP_COMMIT_BYTE_BUCKETS);
     this.segmentRolls = new Counter({ name: 'wald_segment_rolls_total', help: 'active segments sealed and replaced by a new one', registers });
     this.writeStateChanges = new Counter({
       name: 'wald_write_state_changes_total',
@@ -284,15 +288,16 @@ export class ServerMetrics {
 
   /** Counts a finished call of `rpc` with status `code`; a unary call's `durationMs` goes to its histogram. */
   rpcFinished(rpc: string, code: Status, durationMs?: number): void {
-    this.rpcs.get(rpc, code).inc();
+    this.rpcs.get(rpc, code).value++;
     if (durationMs !== undefined) this.rpcDuration.get(rpc).observe(durationMs / 1000);
   }
 
   /** Counts an answered append of `records` records through `rpc`, with status `code`, after `durationMs`. */
   appendAnswered(rpc: string, records: number, code: Status, durationMs: number): void {
-    this.appends.get(rpc, code).inc();
-    this.appendRecords.get(rpc, code).inc(records);
-    this.appendDuration.get(rpc).observe(durationMs / 1000);
+    const cells = this.appendCells.get(rpc, code);
+    cells.appends.value++;
+    cells.records.value += records;
+    cells.duration.observe(durationMs / 1000);
   }
 
   /** Records a group commit of `appends` appends in `bytes` bytes of frames. */
