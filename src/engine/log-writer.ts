@@ -1,8 +1,8 @@
+import { performance } from 'node:perf_hooks';
 import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
-import { performance } from 'node:perf_hooks';
 import { DiskFullProbe } from './disk-full-probe.js';
 import { IndexWriter } from './index-writer.js';
 import type { ProducerTable, ProducerUndo } from './producer-table.js';
