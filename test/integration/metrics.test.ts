@@ -13,6 +13,7 @@ import { AppendStreamRequest, type AppendStreamResponse } from '../../src/gen/wa
 import { pino } from 'pino';
 import { WaldServer } from '../../src/server/wald-server.js';
 import { ChildOutput, cleanEnv, parseLog, spawnWald, type LogLine } from '../support/cli-process.js';
+import { FakeClock } from '../support/fake-clock.js';
 import { MemDisk } from '../support/mem-disk.js';
 import { parseExposition, sampleValue, type Sample } from '../support/prometheus-text.js';
 import { makeTempDir } from '../support/temp-dir.js';
@@ -242,6 +243,37 @@ describe('probes', () => {
       assert.equal(line?.level, 50, 'entering read-only is logged as an error');
       assert.equal(line?.previous, 'writable');
       assert.equal((await get(port, '/nowhere')).status, 404);
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it('/readyz is 503 while the disk is full and 200 again once space returns; both changes are logged and counted', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const harness = await startServer({ server: METRICS_ON, wal: { storage: disk.mount(), clock: clock.now, diskFullProbeIntervalMs: 60_000 } });
+    const { server, client } = harness;
+    try {
+      const port = server.metricsPort!;
+      await client.append({ records: values(1) });
+      disk.capacityBytes = disk.usedBytes() + 10;
+      assert.equal((await failureOf(client.append({ records: values(1, 'full-') }))).reason, 'WAL_NO_SPACE');
+      const full = await get(port, '/readyz');
+      assert.deepEqual([full.status, full.body], [503, 'not ready: the disk is full\n']);
+      assert.equal(sampleValue(await scrape(server), 'wald_write_state', { state: 'disk-full' }), 1);
+      disk.capacityBytes = Number.POSITIVE_INFINITY;
+      clock.advance(60_000); // the next append probes for space at once
+      await client.append({ records: values(1, 'after-') });
+      assert.equal((await get(port, '/readyz')).status, 200);
+      const samples = await scrape(server);
+      assert.equal(sampleValue(samples, 'wald_write_state', { state: 'writable' }), 1);
+      assert.equal(sampleValue(samples, 'wald_write_state_changes_total', { state: 'disk-full' }), 1);
+      assert.equal(sampleValue(samples, 'wald_write_state_changes_total', { state: 'writable' }), 1);
+      const lines = harness.logLines.filter((line) => line.writeState !== undefined).map((line) => [line.level, line.writeState, line.previous]);
+      assert.deepEqual(lines, [
+        [40, 'disk-full', 'writable'],
+        [30, 'writable', 'disk-full'],
+      ]);
     } finally {
       await harness.close();
     }
