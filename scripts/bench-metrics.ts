@@ -122,13 +122,16 @@ async function measureRow(
 
 /** Calls per figure of {@link hotPathCost}. */
 const HOT_PATH_CALLS = 1_000_000;
+/** Renderings of the exposition timed by {@link hotPathCost}. */
+const SCRAPES_TIMED = 100;
 
 /**
  * What the counting itself costs, in this process: ns per counted append (`appendAnswered`, what
  * an AppendStream append adds) and per counted unary call (`rpcFinished` with its duration), and
- * per group commit (`committed` + `synced`, what the engine's observer adds).
+ * per group commit (`committed` + `synced`, what the engine's observer adds); and ms per scrape
+ * (rendering the exposition, Node's process metrics included).
  */
-function hotPathCost(): { appendNs: number; callNs: number; commitNs: number } {
+async function hotPathCost(): Promise<{ appendNs: number; callNs: number; commitNs: number; scrapeMs: number }> {
   const metrics = new ServerMetrics();
   const time = (step: (i: number) => void): number => {
     for (let i = 0; i < HOT_PATH_CALLS / 10; i++) step(i);
@@ -136,14 +139,17 @@ function hotPathCost(): { appendNs: number; callNs: number; commitNs: number } {
     for (let i = 0; i < HOT_PATH_CALLS; i++) step(i);
     return ((performance.now() - start) * 1e6) / HOT_PATH_CALLS;
   };
-  return {
-    appendNs: time((i) => metrics.appendAnswered('AppendStream', 64, status.OK, (i & 7) * 0.3)),
-    callNs: time((i) => metrics.rpcFinished('Append', status.OK, (i & 7) * 0.3)),
-    commitNs: time((i) => {
-      metrics.committed(1 + (i & 63), 7000);
-      metrics.synced((i & 7) * 0.4);
-    }),
-  };
+  const appendNs = time((i) => metrics.appendAnswered('AppendStream', 64, status.OK, (i & 7) * 0.3));
+  const callNs = time((i) => metrics.rpcFinished('Append', status.OK, (i & 7) * 0.3));
+  const commitNs = time((i) => {
+    metrics.committed(1 + (i & 63), 7000);
+    metrics.synced((i & 7) * 0.4);
+  });
+  // A scrape renders everything, Node's process metrics included (no log is watched here).
+  await metrics.exposition();
+  const start = performance.now();
+  for (let i = 0; i < SCRAPES_TIMED; i++) await metrics.exposition();
+  return { appendNs, callNs, commitNs, scrapeMs: (performance.now() - start) / SCRAPES_TIMED };
 }
 
 /** Runs the metrics part (two wald server processes on 127.0.0.1, data under `config.scratchDir`). */
@@ -186,7 +192,7 @@ export async function runMetricsBench(config: BenchConfig): Promise<BenchPartRes
         name: `\`Append\` unary, 1 record, \`always\`, ${UNARY_CONCURRENCY} in flight on one channel, metrics on`,
       }),
     );
-    const cost = hotPathCost();
+    const cost = await hotPathCost();
     return {
       part: 'metrics',
       rows,
@@ -194,7 +200,7 @@ export async function runMetricsBench(config: BenchConfig): Promise<BenchPartRes
         `records: ${RECORD_BYTES}-byte value, no key, no headers; two wald server processes with default options and \`always\` durability (64 MiB preallocated segments), data under ./bench-tmp/, one with \`metrics_listen 127.0.0.1:0\`, one without`,
         `the server with metrics is scraped by this process every ${SCRAPE_INTERVAL_MS} ms while it is measured (Prometheus's default is 15 s)`,
         `every figure: median (min–max) of ${config.runs} runs of ${config.runMs} ms, metrics off and on alternating, after ${config.warmupMs} ms of warm-up of both servers and one warm-up run per row`,
-        `the counting itself, in this process (${HOT_PATH_CALLS.toLocaleString('en-US')} calls each): ${cost.appendNs.toFixed(0)} ns per counted append, ${cost.callNs.toFixed(0)} ns per counted unary call, ${cost.commitNs.toFixed(0)} ns per group commit (its size and fsync latency)`,
+        `the counting itself, in this process (${HOT_PATH_CALLS.toLocaleString('en-US')} calls each): ${cost.appendNs.toFixed(0)} ns per counted append, ${cost.callNs.toFixed(0)} ns per counted unary call, ${cost.commitNs.toFixed(0)} ns per group commit (its size and fsync latency); rendering the exposition: ${cost.scrapeMs.toFixed(2)} ms per scrape`,
       ],
     };
   } finally {

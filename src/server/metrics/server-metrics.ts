@@ -43,8 +43,8 @@ const GROUP_COMMIT_BYTE_BUCKETS = [1024, 4096, 16_384, 65_536, 262_144, 1_048_57
 /** Buckets of durations of snapshots and compactions, seconds: 10 ms to 10 min. */
 const JOB_BUCKETS_SECONDS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600];
 
-/** The cells of one metric by RPC and status, looked up by a string key made of both. */
-class LabelChildren<C> {
+/** The cells of one metric (or of a few together), by RPC and status code, made at the first use of each pair and kept. */
+class CellsByRpc<C> {
   /** By RPC name, then by status code (a small dense array: codes are 0 to 16). */
   private readonly byRpc = new Map<string, (C | undefined)[]>();
 
@@ -95,9 +95,9 @@ export class ServerMetrics {
   /** The registry to scrape (`await registry.metrics()`); holds these metrics only. */
   readonly registry = new Registry();
   private sources: MetricSources | undefined;
-  private readonly rpcs: LabelChildren<CounterCell>;
-  private readonly rpcDuration: LabelChildren<HistogramCell>;
-  private readonly appendCells: LabelChildren<AppendCells>;
+  private readonly rpcs: CellsByRpc<CounterCell>;
+  private readonly rpcDuration: CellsByRpc<HistogramCell>;
+  private readonly appendCells: CellsByRpc<AppendCells>;
   private readonly fsyncDuration: HistogramCell;
   private readonly groupCommitAppends: HistogramCell;
   private readonly groupCommitBytes: HistogramCell;
@@ -115,13 +115,13 @@ export class ServerMetrics {
 
   constructor() {
     const registers = [this.registry];
-    const byOutcome = (name: string, help: string): LabelChildren<CounterCell> => {
+    const byOutcome = (name: string, help: string): CellsByRpc<CounterCell> => {
       const counter = new CounterCells({ name, help, labelNames: ['rpc', 'outcome'], registers });
-      return new LabelChildren((rpc, code) => counter.cell({ rpc, outcome: statusName(code) }));
+      return new CellsByRpc((rpc, code) => counter.cell({ rpc, outcome: statusName(code) }));
     };
-    const latencyByRpc = (name: string, help: string): LabelChildren<HistogramCell> => {
+    const latencyByRpc = (name: string, help: string): CellsByRpc<HistogramCell> => {
       const histogram = new HistogramCells({ name, help, labelNames: ['rpc'], registers }, LATENCY_BUCKETS_SECONDS);
-      return new LabelChildren((rpc) => histogram.cell({ rpc }));
+      return new CellsByRpc((rpc) => histogram.cell({ rpc }));
     };
     const unlabelled = (name: string, help: string, buckets: readonly number[]): HistogramCell =>
       new HistogramCells({ name, help, labelNames: [], registers }, buckets).cell({});
@@ -142,7 +142,7 @@ export class ServerMetrics {
       'wald_append_duration_seconds',
       'time from an append reaching the server to its answer, by RPC (includes waiting for the group commit and its fsync)',
     );
-    this.appendCells = new LabelChildren((rpc, code) => ({
+    this.appendCells = new CellsByRpc((rpc, code) => ({
       appends: appends.get(rpc, code),
       records: appendRecords.get(rpc, code),
       duration: appendDuration.get(rpc),
