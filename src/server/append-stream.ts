@@ -1,10 +1,12 @@
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WalError } from '../errors.js';
 import type { AppendResponse, AppendStreamRequest, AppendStreamResponse } from '../gen/wald/v1/append.js';
 import type { AppendResult } from '../engine/types.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { parseAppendRequest } from './append-request.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
 import { toRpcFailure, toRpcStatus, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
 
@@ -56,6 +58,8 @@ export class AppendStreamSession implements RegisteredStream {
     private readonly state: StateKeeper,
     private readonly maxInFlight: number,
     private readonly logger: Logger,
+    /** Where each append is counted and timed (as the Append RPC's); undefined when metrics are off. */
+    private readonly metrics?: ServerMetrics | undefined,
   ) {}
 
   /** A snapshot of the session's counters. */
@@ -113,12 +117,15 @@ export class AppendStreamSession implements RegisteredStream {
   }
 
   private async appendOne(request: AppendStreamRequest): Promise<AppendStreamResponse> {
+    const started = this.metrics === undefined ? 0 : performance.now();
     try {
       const { records, options } = parseAppendRequest(request.append);
       const result = await this.state.append(records, options);
+      this.metrics?.appendAnswered('AppendStream', records.length, Status.OK, performance.now() - started);
       return { requestId: request.requestId, result: { $case: 'appended', value: toAppendResponse(result) } };
     } catch (error) {
       const failure = toRpcFailure(error, this.logger, { rpc: 'AppendStream' });
+      this.metrics?.appendAnswered('AppendStream', request.append?.records.length ?? 0, failure.code, performance.now() - started);
       return { requestId: request.requestId, result: { $case: 'error', value: toRpcStatus(failure) } };
     }
   }

@@ -8,5 +8,5 @@ import type { RpcContext } from './rpc-context.js';
  * most `maxInFlightAppends` unanswered appends.
  */
 export function appendStream(call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>, context: RpcContext): AppendStreamSession {
-  return new AppendStreamSession(call, context.state, context.options.maxInFlightAppends, context.logger);
+  return new AppendStreamSession(call, context.state, context.options.maxInFlightAppends, context.logger, context.metrics);
 }
