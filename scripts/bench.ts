@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- engine|service|all] [--json]`: runs the named parts of the benchmark (default
+ * `npm run bench [-- engine|service|compare|all] [--json]`: runs the named parts of the benchmark (default
  * all) and prints each as a Markdown table. With `--json` the tables go to stderr and stdout gets
  * one JSON document with every figure. Settings come from `WALD_BENCH_*` variables (see
  * `scripts/bench/bench-config.ts`). Files go to `./bench-tmp/`, which is removed at the end.
@@ -11,11 +11,12 @@ import { resolveBenchConfig } from './bench/bench-config.js';
 import type { BenchPart, BenchPartResult } from './bench/bench-part.js';
 import { formatPart } from './bench/bench-table.js';
 import { describeMachine, isTmpfs, machineLoad } from './bench/machine.js';
+import { runCompareBench } from './bench-compare.js';
 import { runEngineBench } from './bench-engine.js';
 import { runServiceBench } from './bench-service.js';
 
 /** The parts, by name, in the order `all` runs them. */
-const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench, service: runServiceBench };
+const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench, service: runServiceBench, compare: runCompareBench };
 
 const USAGE = `usage: node dist/scripts/bench.js [${[...Object.keys(PARTS), 'all'].join('|')}] [--json]`;
 
