@@ -3,8 +3,8 @@
  * `WalClient` (wald/client), against wald through the generated grpc-js stubs, and against Redis
  * Streams through ioredis (Redis 7, `appendonly yes`, `appendfsync always`), in one run, each server
  * in its own process on 127.0.0.1, 100-byte records. `redis-server` is installed with apt-get when
- * absent (as root); when that is not possible the Redis rows are left out and the stub rows are the
- * baseline. docs/benchmarks.md holds the figures.
+ * absent (as root); when that is not possible, or with `WALD_BENCH_COMPARE_REDIS=0`, the Redis rows
+ * are left out and the stub rows are the baseline. docs/benchmarks.md holds the figures.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -236,7 +236,8 @@ interface Peer {
 export async function runCompareBench(config: BenchConfig): Promise<BenchPartResult> {
   const value = randomBytes(RECORD_BYTES);
   const setup: string[] = [`${RECORD_BYTES}-byte records; wald with sync policy \`always\`; each server in its own process on 127.0.0.1`];
-  const redisMissing = ensureRedisServer(config.progress);
+  // WALD_BENCH_COMPARE_REDIS=0: WalClient against the stubs only, alternated with each other.
+  const redisMissing = process.env['WALD_BENCH_COMPARE_REDIS'] === '0' ? 'WALD_BENCH_COMPARE_REDIS=0' : ensureRedisServer(config.progress);
   if (redisMissing !== undefined) setup.push(`Redis rows left out: ${redisMissing}`);
   else setup.push('Redis: redis-server with appendonly yes, appendfsync always, no RDB saves; ioredis, one connection per client');
   const servers: ServerProcess[] = [];
