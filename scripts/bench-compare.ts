@@ -118,7 +118,12 @@ function workerRunner(workers: number, op: (worker: number) => Promise<number>, 
       let records = 0;
       await Promise.all(
         Array.from({ length: workers }, async (_, w) => {
-          for (let i = 0; i < MAX_OPS && performance.now() < deadline; i++) records += await op(w);
+          for (let i = 0; i < MAX_OPS && performance.now() < deadline; i++) {
+            // Not `records += await op(w)`: that reads `records` before the await, and concurrent
+            // workers would then overwrite each other's counts.
+            const done = await op(w);
+            records += done;
+          }
         }),
       );
       return { value: records / ((performance.now() - start) / 1000), records };
@@ -243,6 +248,8 @@ export async function runCompareBench(config: BenchConfig): Promise<BenchPartRes
   const servers: ServerProcess[] = [];
   const redisServers: RedisServer[] = [];
   const rows: BenchRow[] = [];
+  /** What the WalClient runners counted, printed under the table. */
+  const clientNotes: string[] = [];
   const startWald = async (label: string): Promise<ServerProcess> => {
     const dir = join(config.scratchDir, `compare-${label}`);
     fs.mkdirSync(dir, { recursive: true });
@@ -288,7 +295,11 @@ export async function runCompareBench(config: BenchConfig): Promise<BenchPartRes
   const walAppender = (address: string, workers: number, records: number): Runner => {
     const client = new WalClient(address);
     const batch = Array.from({ length: records }, () => ({ value }));
-    return workerRunner(workers, async () => (await client.append(batch), records), () => client.close());
+    return workerRunner(workers, async () => (await client.append(batch), records), async () => {
+      const { sentMessages, sentAppends, maxInFlightMessagesSeen } = client.appendCounters();
+      clientNotes.push(`WalClient, ${workers} x ${records}: ${sentAppends} appends in ${sentMessages} messages, at most ${maxInFlightMessagesSeen} in flight`);
+      await client.close();
+    });
   };
   try {
     config.progress('compare: starting the servers');
@@ -445,7 +456,7 @@ export async function runCompareBench(config: BenchConfig): Promise<BenchPartRes
       }),
     );
     setup.push(`latency: ${config.latencyAppends} appends per run, one at a time, each waited for at the subscriber`);
-    return { part: 'compare', rows, setup };
+    return { part: 'compare', rows, setup: [...setup, ...clientNotes] };
   } finally {
     for (const server of servers) await server.stop();
     for (const server of redisServers) await server.stop();
