@@ -119,6 +119,14 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'most unanswered appends read ahead on one AppendStream',
     why: 'Enough to fill a group commit, bounded in memory; the server stops reading the stream beyond it.',
   }),
+  maxAppendsPerMessage: integerOption({
+    default: 1024,
+    unit: 'appends',
+    doc: 'most appends one AppendStream message may carry (`AppendStreamRequest.appends`)',
+    why:
+      'Bounds the results one message makes the server hold and answer at once; a message with more is refused whole ' +
+      '(`INVALID_ARGUMENT`, field `appends`). The message bytes are bounded by `max_receive_message_bytes` anyway.',
+  }),
   allowFlushAll: booleanOption({
     default: false,
     doc: 'accept FlushAll, which removes every key of the key-value view',
