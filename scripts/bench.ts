@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- engine|service|state|security|compaction|all] [--json]`: runs the named parts of the benchmark (default
+ * `npm run bench [-- engine|service|state|security|keys|metrics|compare|compaction|all] [--json]`: runs the named parts of the benchmark (default
  * all) and prints each as a Markdown table. With `--json` the tables go to stderr and stdout gets
  * one JSON document with every figure. Settings come from `WALD_BENCH_*` variables (see
  * `scripts/bench/bench-config.ts`). Files go to `./bench-tmp/`, which is removed at the end.
@@ -12,13 +12,25 @@ import type { BenchPart, BenchPartResult } from './bench/bench-part.js';
 import { formatPart } from './bench/bench-table.js';
 import { describeMachine, isTmpfs, machineLoad } from './bench/machine.js';
 import { runCompactionBench } from './bench-compaction.js';
+import { runCompareBench } from './bench-compare.js';
 import { runEngineBench } from './bench-engine.js';
 import { runSecurityBench } from './bench-security.js';
+import { runKeyCompactionBench } from './bench-key-compaction.js';
+import { runMetricsBench } from './bench-metrics.js';
 import { runServiceBench } from './bench-service.js';
 import { runStateBench } from './bench-state.js';
 
 /** The parts, by name, in the order `all` runs them. */
-const PARTS: Readonly<Record<string, BenchPart>> = { engine: runEngineBench, service: runServiceBench, state: runStateBench, security: runSecurityBench, compaction: runCompactionBench };
+const PARTS: Readonly<Record<string, BenchPart>> = {
+  engine: runEngineBench,
+  service: runServiceBench,
+  state: runStateBench,
+  security: runSecurityBench,
+  keys: runKeyCompactionBench,
+  metrics: runMetricsBench,
+  compare: runCompareBench,
+  compaction: runCompactionBench,
+};
 
 const USAGE = `usage: node dist/scripts/bench.js [${[...Object.keys(PARTS), 'all'].join('|')}] [--json]`;
 

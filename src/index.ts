@@ -7,7 +7,9 @@
  */
 export { Wal } from './engine/wal.js';
 export type { LogTail } from './engine/log-tail.js';
+export type { JudgedSegment, SegmentRewritePlan, SegmentRewriteResult } from './engine/segment-rewriter.js';
 export { WAL_DEFAULTS, type WalOptions } from './engine/wal-options.js';
+export type { WalObserver } from './engine/wal-observer.js';
 export type * from './engine/types.js';
 export { WalError, isWalError, ERROR_CODES, type ErrorCode, type ErrorDetails } from './errors.js';
 export type { Storage, StorageFile, StorageLock, OpenMode } from './storage/storage.js';

@@ -3,12 +3,13 @@
  *
  * ```sh
  * node dist/scripts/bench/bench-server-child.js wald DATA_DIR   # a WaldServer, `always` durability
- * node dist/scripts/bench/bench-server-child.js wald DATA_DIR '{"tlsCert":...,"tlsKey":...,"authFile":...}'
- *                                                              # the same with server options (TLS, tokens)
+ * node dist/scripts/bench/bench-server-child.js wald DATA_DIR '{"tlsCert":...,"tlsKey":...,"authFile":...,"metricsListen":...}'
+ *                                                              # the same with server options (TLS, tokens, metrics)
  * node dist/scripts/bench/bench-server-child.js noop            # the no-op WalService
  * ```
  *
- * It listens on 127.0.0.1 (a free port), prints one line `{"port":N}` on stdout, and stops
+ * It listens on 127.0.0.1 (a free port), prints one line `{"port":N}` on stdout (with
+ * `"metricsPort":M` when the options turned its metrics listener on, on a free port too), and stops
  * gracefully on SIGTERM or when its stdin closes (so that it never outlives the benchmark that
  * started it); SIGINT ends it at once. Logs (warnings and errors only) go to stderr.
  */
@@ -25,6 +26,7 @@ const NOOP_SHUTDOWN_GRACE_MS = 2000;
 
 interface Started {
   readonly port: number;
+  readonly metricsPort?: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -32,7 +34,7 @@ async function startWald(dir: string, options: ServerOptions): Promise<Started> 
   const logger = pino({ name: 'wald-bench', level: 'warn' }, pino.destination({ dest: 2, sync: true }));
   const { server } = await WaldServer.open({ dir, syncPolicy: 'always' }, { ...options, listen: LISTEN }, logger);
   const port = await server.start();
-  return { port, stop: () => server.stop() };
+  return { port, metricsPort: server.metricsPort, stop: () => server.stop() };
 }
 
 async function startNoop(): Promise<Started> {
@@ -80,7 +82,7 @@ async function main(): Promise<void> {
   process.stdin.on('end', stop);
   process.stdin.on('error', stop);
   process.stdin.resume();
-  process.stdout.write(JSON.stringify({ port: started.port }) + '\n');
+  process.stdout.write(JSON.stringify({ port: started.port, metricsPort: started.metricsPort }) + '\n');
 }
 
 main().catch((error: unknown) => {

@@ -109,7 +109,7 @@ export function createNoopWalService(): WalServiceServer {
     },
     appendStream: (call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>) => {
       call.on('data', (request: AppendStreamRequest) => {
-        call.write({ requestId: request.requestId, result: { $case: 'appended', value: APPENDED } });
+        call.write({ requestId: request.requestId, result: { $case: 'appended', value: APPENDED }, results: [] });
       });
       call.on('end', () => call.end());
     },

@@ -18,6 +18,8 @@ export type ServerKind = { readonly kind: 'wald'; readonly dir: string; readonly
 export interface ServerProcess {
   /** `127.0.0.1:port`. */
   readonly address: string;
+  /** The port of its metrics listener, when it has one. */
+  readonly metricsPort: number | undefined;
   /** The child's process id (for its CPU time). */
   readonly pid: number;
   /** Stops it gracefully (SIGTERM), or kills it after {@link STOP_TIMEOUT_MS}; idempotent. */
@@ -57,16 +59,16 @@ async function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> 
   }
 }
 
-async function readPort(child: ChildProcess): Promise<number> {
+async function readPort(child: ChildProcess): Promise<{ port: number; metricsPort: number | undefined }> {
   const lines = createInterface({ input: child.stdout! });
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await new Promise<number>((resolve, reject) => {
+    return await new Promise<{ port: number; metricsPort: number | undefined }>((resolve, reject) => {
       timer = setTimeout(() => reject(new Error(`the server process did not report its port within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
       child.once('exit', (code, signal) => reject(new Error(`the server process exited before listening (code ${code}, signal ${signal})`)));
       lines.once('line', (line) => {
-        const port = (JSON.parse(line) as { port?: unknown }).port;
-        if (typeof port === 'number') resolve(port);
+        const { port, metricsPort } = JSON.parse(line) as { port?: unknown; metricsPort?: unknown };
+        if (typeof port === 'number') resolve({ port, metricsPort: typeof metricsPort === 'number' ? metricsPort : undefined });
         else reject(new Error(`unexpected first line from the server process: ${line}`));
       });
     });
@@ -97,11 +99,12 @@ export async function startServerProcess(server: ServerKind, nodeArgs: readonly 
     }
   };
   try {
-    const port = await readPort(child);
+    const { port, metricsPort } = await readPort(child);
     // The child's later output (none is expected) must not fill the pipe and block it.
     child.stdout!.resume();
     return {
       address: `127.0.0.1:${port}`,
+      metricsPort,
       pid: child.pid!,
       stop: () => (stopped ??= stop()),
     };

@@ -82,7 +82,7 @@ export function streamedAppends(client: WalServiceClient, request: AppendRequest
               call.end();
               return;
             }
-            const hasRoom = call.write({ requestId: BigInt(sent), append: request });
+            const hasRoom = call.write({ requestId: BigInt(sent), append: request, appends: [] });
             sent++;
             if (!hasRoom) {
               isWaitingForDrain = true;

@@ -1,8 +1,10 @@
 import { pino, type Logger } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
 import { AuthFileError } from '../server/auth/auth-file.js';
 import { TlsFilesError } from '../server/tls/reloadable-certificates.js';
 import { WaldServer } from '../server/wald-server.js';
+import type { LogLevel } from '../config/serve-config.js';
 import { CommandFailure, EXIT_CODES } from './exit-codes.js';
 
 /** The signals that stop `wald serve` gracefully. */
@@ -26,6 +28,18 @@ function stopSignalReceived(logger: Logger): { received: Promise<NodeJS.Signals>
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   return { received, dispose: () => STOP_SIGNALS.forEach((signal) => process.off(signal, onSignal)) };
+}
+
+/**
+ * The logger of `wald serve` at `level`: JSON lines on stdout, or, when stdout is a terminal, the
+ * same lines made readable by pino-pretty. pino-pretty runs as a stream in this thread (not as a
+ * worker-thread transport), written synchronously, so the last lines before an exit are not lost.
+ */
+export function serveLogger(level: LogLevel, isTerminal = process.stdout.isTTY === true): Logger {
+  const destination = isTerminal
+    ? PinoPretty({ destination: 1, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : pino.destination({ dest: 1, sync: true });
+  return pino({ name: 'wald', level }, destination);
 }
 
 /**
@@ -54,7 +68,7 @@ function reloadOnHangUp(logger: Logger, server: () => WaldServer | undefined): (
  * be opened or the address cannot be bound.
  */
 export async function runServer(config: ServeConfig): Promise<void> {
-  const logger = pino({ name: 'wald', level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
+  const logger = serveLogger(config.logLevel);
   // Listening for signals before the log opens: a SIGTERM during recovery still stops cleanly.
   const signals = stopSignalReceived(logger);
   let started: WaldServer | undefined;

@@ -128,6 +128,26 @@ export function encodeFrame(records: readonly AppendRecord[], payloadBytes: numb
   return buf;
 }
 
+/**
+ * Encodes a frame of `count` records from their bytes as a payload holds them (`payload`, no
+ * producer section), such as a run of records copied out of another frame; offset, timestamp,
+ * epoch and checksum are still blank, filled by {@link stampFrame}.
+ */
+export function encodeFrameOfRecordBytes(payload: Uint8Array, count: number): Buffer {
+  const length = FRAME_HEADER_BYTES + payload.length;
+  const buf = Buffer.allocUnsafe(align8(length));
+  buf.writeUInt32LE(length, 0);
+  buf.writeUInt32LE(0, 4);
+  buf[8] = FRAME_TYPE_RECORDS;
+  buf[9] = 0;
+  buf[10] = 0;
+  buf[11] = 0;
+  buf.writeUInt32LE(count, 12);
+  buf.set(payload, FRAME_HEADER_BYTES);
+  buf.fill(0, length);
+  return buf;
+}
+
 /** Largest `sync lag` a frame can carry; a longer lag is written as 0 (no claim). */
 export const MAX_SYNC_LAG = 0xffff_ffff;
 
@@ -250,6 +270,32 @@ export function decodeProducer(buf: Buffer, position: number, header: FrameHeade
   const p = position + FRAME_HEADER_BYTES;
   const idBytes = buf.readUInt16LE(p + 8);
   return { sequence: readU64(buf, p), producerId: buf.toString('utf8', p + 10, p + 10 + idBytes) };
+}
+
+/**
+ * Where each record of a checked frame at `position` lies in `buf`: sets `out` to the
+ * `recordCount + 1` byte positions of the records' starts and the payload's end, so that records
+ * `i..j` are `buf[out[i]..out[j])`, without decoding them. Returns a reason string when the
+ * payload does not parse (a format defect), else undefined.
+ */
+export function recordBounds(buf: Buffer, position: number, header: FrameHeader, out: number[]): string | undefined {
+  const end = position + header.length;
+  let p = position + FRAME_HEADER_BYTES;
+  if (header.hasProducer) p += 10 + buf.readUInt16LE(p + 8);
+  out.length = 0;
+  for (let i = 0; i < header.recordCount; i++) {
+    out.push(p);
+    if (p + RECORD_HEADER_BYTES > end) return 'record header past the frame end';
+    const headerCount = buf.readUInt16LE(p + 2);
+    p += RECORD_HEADER_BYTES + buf.readUInt32LE(p + 4) + buf.readUInt32LE(p + 8);
+    for (let h = 0; h < headerCount; h++) {
+      if (p + 6 > end) return 'record header entry past the frame end';
+      p += 6 + buf.readUInt16LE(p) + buf.readUInt32LE(p + 2);
+    }
+    if (p > end) return 'record body past the frame end';
+  }
+  out.push(p);
+  return undefined;
 }
 
 /**

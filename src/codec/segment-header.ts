@@ -6,11 +6,18 @@
  *  +-------+-------+-------+---------------+-------------------------------+
  *  | magic |version| flags |  base offset  |     segment id (16 random)    |
  *  +-------+-------+-------+---------------+-------------------------------+
- *  32              40      44                              60      64
- *  +---------------+-------+-------------------------------+-------+
- *  |  created (ms) | seed  |         reserved (zero)       |  crc  |
- *  +---------------+-------+-------------------------------+-------+
+ *  32              40      44              52              60      64
+ *  +---------------+-------+---------------+---------------+-------+
+ *  |  created (ms) | seed  |  next offset  | reserved (0)  |  crc  |
+ *  +---------------+-------+---------------+---------------+-------+
  * ```
+ *
+ * `flags` bit 0 (`compacted`): the segment was rewritten by key compaction (segment-rewriter.ts),
+ * so its frames may skip offsets (a gap is a run of records compaction dropped), and `next offset`
+ * (u64) is the offset after the last record the segment ever held, which its last frame no longer
+ * shows when compaction dropped the records at its end. Without the flag `next offset` is zero
+ * and frames are dense. Other flag bits are refused: an engine that knows no such bit must not
+ * read a segment that may rely on it.
  *
  * `seed` (u32, version 2; zero in version 1) is where every frame checksum of the segment starts
  * (see frame.ts): random per log, never sent to clients, so bytes that merely look like a frame
@@ -31,6 +38,8 @@ export const SEGMENT_FORMAT_VERSION = 2;
 /** Versions this code reads. */
 const READABLE_VERSIONS: readonly number[] = [1, 2];
 export const SEGMENT_HEADER_BYTES = 64;
+/** Header flag: the segment was rewritten by key compaction (offsets may have gaps; see the file comment). */
+const FLAG_COMPACTED = 1;
 
 /** The decoded segment header. */
 export interface SegmentHeader {
@@ -41,6 +50,11 @@ export interface SegmentHeader {
   readonly createdAtMs: number;
   /** The frame checksum seed of the segment (0 in version 1). */
   readonly frameSeed: number;
+  /**
+   * Set only on a segment rewritten by key compaction (header flag `compacted`): the offset after
+   * the last record it held before compaction. Its frames may skip offsets below it.
+   */
+  readonly compactedNextOffset?: number;
 }
 
 /** Encodes a segment header into a fresh 64-byte buffer. */
@@ -48,6 +62,10 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
   const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
   buf.writeUInt32LE(SEGMENT_MAGIC, 0);
   buf.writeUInt16LE(header.formatVersion, 4);
+  if (header.compactedNextOffset !== undefined) {
+    buf.writeUInt16LE(FLAG_COMPACTED, 6);
+    buf.writeBigUInt64LE(BigInt(header.compactedNextOffset), 44);
+  }
   buf.writeBigUInt64LE(BigInt(header.baseOffset), 8);
   Buffer.from(header.segmentId, 'hex').copy(buf, 16, 0, 16);
   buf.writeBigUInt64LE(BigInt(header.createdAtMs), 32);
@@ -71,14 +89,17 @@ export function decodeSegmentHeader(buf: Uint8Array): SegmentHeaderResult {
   if (!READABLE_VERSIONS.includes(formatVersion)) {
     return { ok: false, reason: `unsupported format version ${formatVersion}` };
   }
-  return {
-    ok: true,
-    header: {
-      formatVersion,
-      baseOffset: Number(b.readBigUInt64LE(8)),
-      segmentId: b.subarray(16, 32).toString('hex'),
-      createdAtMs: Number(b.readBigUInt64LE(32)),
-      frameSeed: formatVersion === 1 ? 0 : b.readUInt32LE(40),
-    },
+  const flags = b.readUInt16LE(6);
+  if ((flags & ~FLAG_COMPACTED) !== 0 || (formatVersion === 1 && flags !== 0)) return { ok: false, reason: `unknown segment flags 0x${flags.toString(16)}` };
+  const header: SegmentHeader = {
+    formatVersion,
+    baseOffset: Number(b.readBigUInt64LE(8)),
+    segmentId: b.subarray(16, 32).toString('hex'),
+    createdAtMs: Number(b.readBigUInt64LE(32)),
+    frameSeed: formatVersion === 1 ? 0 : b.readUInt32LE(40),
   };
+  if ((flags & FLAG_COMPACTED) === 0) return { ok: true, header };
+  const compactedNextOffset = Number(b.readBigUInt64LE(44));
+  if (compactedNextOffset < header.baseOffset) return { ok: false, reason: `compacted next offset ${compactedNextOffset} below the base offset` };
+  return { ok: true, header: { ...header, compactedNextOffset } };
 }

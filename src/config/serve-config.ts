@@ -48,8 +48,10 @@ export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
       unit: 'level',
       doc: 'level of the JSON log written to stdout',
       why:
-        '`info` logs startup, recovery, listening address, shutdown and warnings; `debug` adds the resolved ' +
-        'configuration and per-stream events.',
+        '`info` logs startup, recovery, listening addresses, segment rolls, disk-full and read-only changes, ' +
+        'snapshots, compactions, shutdown and warnings (docs/server.md lists every line); `debug` adds the resolved ' +
+        'configuration, per-stream events and the failures of calls refused for their request. On a terminal the ' +
+        'lines are printed readably (pino-pretty) instead of as JSON.',
     }),
   },
 );

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { encodeCleanMarker } from '../codec/clean-marker.js';
-import { encodeIndexFile } from '../codec/index-file.js';
+import { encodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { ProducerTable } from './producer-table.js';
 import type { Segment } from './segment.js';
@@ -23,23 +23,7 @@ export class IndexWriter {
 
   /** The index of `segment`, with the producer table as it stands (the log's state at its end). */
   writeIndex(segment: Segment): void {
-    const arrays = segment.index.toArrays();
-    this.write(
-      segment.indexPath,
-      encodeIndexFile({
-        baseOffset: segment.baseOffset,
-        segmentId: segment.segmentId,
-        nextOffset: segment.nextOffset,
-        dataEnd: segment.dataEnd,
-        firstTimestamp: Math.max(segment.firstTimestamp, 0),
-        lastTimestamp: Math.max(segment.lastTimestamp, 0),
-        offsets: arrays.offsets,
-        positions: arrays.positions,
-        timestamps: arrays.timestamps,
-        entryCount: arrays.count,
-        producers: this.producers.snapshot(),
-      }),
-    );
+    this.write(segment.indexPath, encodeSegmentIndex(segment, this.producers.snapshot()));
   }
 
   /**
@@ -74,4 +58,22 @@ export class IndexWriter {
     writeFileDurably(this.options.storage, path, path + TEMP_SUFFIX, bytes);
     this.io.fsyncs++;
   }
+}
+
+/** The index file of `segment` as it is in memory, holding `producers` (the producer table as of its end). */
+export function encodeSegmentIndex(segment: Segment, producers: readonly ProducerState[]): Buffer {
+  const arrays = segment.index.toArrays();
+  return encodeIndexFile({
+    baseOffset: segment.baseOffset,
+    segmentId: segment.segmentId,
+    nextOffset: segment.nextOffset,
+    dataEnd: segment.dataEnd,
+    firstTimestamp: Math.max(segment.firstTimestamp, 0),
+    lastTimestamp: Math.max(segment.lastTimestamp, 0),
+    offsets: arrays.offsets,
+    positions: arrays.positions,
+    timestamps: arrays.timestamps,
+    entryCount: arrays.count,
+    producers,
+  });
 }

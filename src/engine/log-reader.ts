@@ -17,6 +17,11 @@ export interface ReadBatch {
   readonly records: WalRecord[];
   /** The sum of {@link recordSizeBytes} over `records`. */
   readonly sizeBytes: number;
+  /**
+   * Where the read stopped: the offset after its last record, or further when it stepped over a
+   * gap of a compacted segment after it (no record lies between). The start when it found nothing.
+   */
+  readonly nextOffset: number;
 }
 
 /** How far a read has come: the size of what it holds, and whether that reached the limit. */
@@ -35,7 +40,8 @@ export class LogReader {
   /**
    * Records from `fromOffset` below `endOffset`: at most `limit` of them, and at most `maxBytes` by
    * {@link recordSizeBytes}, except that one record larger than that is returned alone (a read
-   * returns at least one record when one is available).
+   * returns at least one record when one is available). Gaps of compacted segments are stepped
+   * over: a read from an offset inside one starts at the next record after it.
    *
    * Throws `WAL_OFFSET_COMPACTED` when a segment it needs was deleted, `WAL_CORRUPTION` when a
    * frame does not check out, `WAL_IO_ERROR` when a file cannot be opened or read.
@@ -50,14 +56,17 @@ export class LogReader {
       if (segment === undefined || file === undefined) throw compacted(offset, this.segments.first.baseOffset);
       try {
         const before = out.length;
-        await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, progress, out);
-        if (out.length === before) break;
-        offset = out[out.length - 1]!.offset + 1;
+        const isExhausted = await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, progress, out);
+        if (out.length > before) offset = out[out.length - 1]!.offset + 1;
+        // Past the last frame of a compacted (sealed) segment only a gap is left: go on after it.
+        // The active segment has no gaps, and its end may move: there the read ends.
+        if (isExhausted && segment.hasGaps) offset = Math.max(offset, Math.min(segment.nextOffset, endOffset));
+        else if (out.length === before) break;
       } finally {
         segment.release();
       }
     }
-    return { records: out, sizeBytes: progress.bytes };
+    return { records: out, sizeBytes: progress.bytes, nextOffset: offset };
   }
 
   /**
@@ -117,6 +126,7 @@ export class LogReader {
     return segment.nextOffset;
   }
 
+  /** Reads records of `segment` into `out`; true when nothing more below `endOffset` is there (it read to the segment's end). */
   private async readSegment(
     segment: Segment,
     file: StorageFile,
@@ -126,7 +136,7 @@ export class LogReader {
     maxBytes: number,
     progress: ReadProgress,
     out: WalRecord[],
-  ): Promise<void> {
+  ): Promise<boolean> {
     const stop = segment.dataEnd;
     let position = segment.index.positionFor(fromOffset);
     if (position < 0) position = SEGMENT_HEADER_BYTES;
@@ -158,7 +168,8 @@ export class LogReader {
         if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
         if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, offset - 1);
         const header = check.header;
-        if (header.baseOffset >= endOffset) return;
+        // Nothing below the end is left here; in a compacted segment that is as good as its end.
+        if (header.baseOffset >= endOffset) return segment.hasGaps;
         if (header.baseOffset + header.recordCount > offset) {
           const start = out.length;
           const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
@@ -175,22 +186,25 @@ export class LogReader {
             if (progress.bytes + size > maxBytes && k > 0) {
               out.length = k;
               progress.isFull = true;
-              return;
+              return false;
             }
             progress.bytes += size;
             if (progress.bytes >= maxBytes) {
               out.length = k + 1;
               progress.isFull = true;
-              return;
+              return false;
             }
           }
           offset = out[out.length - 1]!.offset + 1;
+          // Stopped inside the frame by `limit`: its other records are still to be read.
+          if (offset < header.baseOffset + header.recordCount) return false;
         }
         rel += align8(header.length);
       }
       if (rel === 0) chunkBytes = Math.max(chunkBytes * 2, align8(buf.readUInt32LE(0)));
       position += rel;
     }
+    return position >= stop;
   }
 }
 

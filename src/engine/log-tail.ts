@@ -107,6 +107,7 @@ export class LogTail<A extends TailAdmission = TailAdmission> implements AsyncIt
       while (!signal.aborted) {
         if (this.nextOffsetValue <= this.source.highWatermark()) {
           arrival = undefined;
+          const before = this.nextOffsetValue;
           const batch = await this.read(signal);
           if (batch === 'stop') return undefined;
           if (batch !== 'none') {
@@ -114,6 +115,8 @@ export class LogTail<A extends TailAdmission = TailAdmission> implements AsyncIt
             yield batch;
             continue;
           }
+          // Stepped over a gap of a compacted segment that holds no record: read on from after it.
+          if (this.nextOffsetValue > before) continue;
         } else if (!hasCaughtUp) {
           // At once rather than after a period: a consumer learns it has everything durable so far.
           hasCaughtUp = true;
@@ -138,7 +141,8 @@ export class LogTail<A extends TailAdmission = TailAdmission> implements AsyncIt
 
   /**
    * Reads the next batch, admitted by `admit` when there is one: `'stop'` when the tail is to end
-   * (aborted, or `admit` said so), `'none'` when the read found nothing. A single record larger
+   * (aborted, or `admit` said so), `'none'` when the read found nothing (having moved the tail's
+   * position past a gap of a compacted segment when it stepped over one). A single record larger
    * than what `admit` granted is dropped and read again under a grant of its size: at most two
    * reads, since the second asks for exactly that record's size.
    */
@@ -150,9 +154,12 @@ export class LogTail<A extends TailAdmission = TailAdmission> implements AsyncIt
       let isHandedOver = false;
       try {
         if (signal.aborted) return 'stop';
-        const { records, sizeBytes } = await this.source.readBatch(this.nextOffsetValue, this.maxRecords, bytes);
+        const { records, sizeBytes, nextOffset } = await this.source.readBatch(this.nextOffsetValue, this.maxRecords, bytes);
         if (signal.aborted) return 'stop';
-        if (records.length === 0) return 'none';
+        if (records.length === 0) {
+          this.nextOffsetValue = Math.max(this.nextOffsetValue, nextOffset);
+          return 'none';
+        }
         if (sizeBytes > bytes && admission !== undefined && attempt === 0) {
           bytes = sizeBytes;
           continue;

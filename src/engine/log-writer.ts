@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
@@ -55,7 +56,7 @@ export interface WriterEvents {
  * acknowledged is ever taken back (nor its offsets handed out again).
  */
 export class LogWriter {
-  writeState: WriteState = 'writable';
+  private state: WriteState = 'writable';
   /** Offset after the last frame queued. */
   private assignedNext: number;
   /** Offset after the last frame known to be on stable storage. */
@@ -98,6 +99,19 @@ export class LogWriter {
       // Referenced on purpose: unsynced appends must not be abandoned by an exiting process.
       this.syncTimer = setInterval(() => this.syncTick(), options.syncIntervalMs);
     }
+  }
+
+  /** Whether the log takes appends (`writable`), waits for space (`disk-full`) or refuses them for good (`read-only`). */
+  get writeState(): WriteState {
+    return this.state;
+  }
+
+  /** Changes the write state and tells the observer (disk-full entered or left, read-only entered). */
+  private enterWriteState(state: WriteState): void {
+    const previous = this.state;
+    if (state === previous) return;
+    this.state = state;
+    this.options.observer?.onWriteStateChange?.(state, previous);
   }
 
   /** Offset after the last frame written to the file (the active segment ends the log). */
@@ -203,10 +217,22 @@ export class LogWriter {
       for (let k = settled; k < batch.length && !mustSync; k++) mustSync = batch[k]!.sync;
       if (mustSync) this.datasync();
       this.resolve(batch, settled, batch.length);
+      if (this.options.observer?.onCommit !== undefined) this.reportCommit(batch);
       this.events.visibleAdvanced();
     } catch (error) {
       this.fail(batch, settled, error);
     }
+  }
+
+  /** Tells the observer about a group commit: its appends, records and frame bytes. */
+  private reportCommit(batch: readonly PendingAppend[]): void {
+    let records = 0;
+    let bytes = 0;
+    for (const pending of batch) {
+      records += pending.count;
+      bytes += pending.frame.length;
+    }
+    this.options.observer?.onCommit?.(batch.length, records, bytes);
   }
 
   private resolve(batch: readonly PendingAppend[], from: number, to: number): number {
@@ -253,16 +279,18 @@ export class LogWriter {
       this.activeFile.truncate(position);
       this.active.fileSize = position;
     } catch (error) {
-      this.writeState = 'read-only';
+      this.enterWriteState('read-only');
       this.events.warn('rolling back a failed write failed; the log is read-only', error);
     }
   }
 
   private datasync(): void {
+    const observer = this.options.observer;
+    const started = observer?.onSync === undefined ? 0 : performance.now();
     try {
       this.activeFile.datasync();
     } catch (error) {
-      this.writeState = 'read-only';
+      this.enterWriteState('read-only');
       // Cut what no one was told is in the log (the batches that waited on this sync), never what
       // was acknowledged: under `interval` and `none` that is already ahead of the durable end,
       // and readers (under `none`) or the caller may hold it. The rejected batches' frames may be
@@ -274,6 +302,7 @@ export class LogWriter {
       }, { cause: error });
     }
     this.io.fsyncs++;
+    if (observer?.onSync !== undefined) observer.onSync(performance.now() - started);
     this.durableNext = this.writtenNext;
     this.durableEnd = this.active.dataEnd;
     this.events.synced(this.durableNext);
@@ -324,6 +353,7 @@ export class LogWriter {
     const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io, seed);
     this.segments.add(segment);
     this.activeFile = file;
+    this.options.observer?.onSegmentRoll?.(old.name, segment.name, segment.baseOffset);
     this.durableEnd = SEGMENT_HEADER_BYTES;
     this.acked = { end: SEGMENT_HEADER_BYTES, next: segment.baseOffset, timestamp: -1 };
     try {
@@ -385,13 +415,13 @@ export class LogWriter {
   }
 
   private enterDiskFull(): void {
-    if (this.writeState !== 'writable') return;
-    this.writeState = 'disk-full';
+    if (this.state !== 'writable') return;
+    this.enterWriteState('disk-full');
     this.probe.start();
   }
 
   private spaceReturned(): void {
-    if (this.writeState === 'disk-full') this.writeState = 'writable';
+    if (this.state === 'disk-full') this.enterWriteState('writable');
     void this.prepareNext();
   }
 

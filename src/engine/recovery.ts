@@ -174,12 +174,20 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
       const reason = decoded.ok ? `header says base offset ${decoded.header.baseOffset}` : decoded.reason;
       throw corruption(probe.name, 0, reason, baseOffset - 1, undefined);
     }
-    const segmentId = decoded.header.segmentId;
-    const indexed = loadIndex(context, probe, segmentId, fileSize, isLast);
+    const { segmentId, compactedNextOffset } = decoded.header;
+    const indexed = loadIndex(context, probe, segmentId, fileSize, isLast, compactedNextOffset);
     const segment = indexed ?? new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, fileSize);
     segment.frameSeed = decoded.header.frameSeed;
+    segment.hasGaps = compactedNextOffset !== undefined;
     const trusted = indexed !== undefined && (!isLast || (clean?.baseOffset === baseOffset && clean.dataEnd === indexed.dataEnd));
     if (!trusted) scanSegment(context, segment, file, isLast, decoded.header.formatVersion);
+    if (compactedNextOffset !== undefined) {
+      // Compaction may have dropped the records at the end: the header keeps where they ended.
+      if (!isLast && segment.nextOffset > compactedNextOffset) {
+        throw corruption(segment.name, segment.dataEnd, `frames run to offset ${segment.nextOffset}, past the compacted segment's end ${compactedNextOffset}`, compactedNextOffset - 1, undefined);
+      }
+      segment.nextOffset = Math.max(segment.nextOffset, compactedNextOffset);
+    }
     if (indexed === undefined && !isLast) context.rebuilt.push(segment);
     return segment;
   } finally {
@@ -188,7 +196,14 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
 }
 
 /** The segment as its index file describes it, or undefined when there is no usable index. */
-function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, fileSize: number, isLast: boolean): Segment | undefined {
+function loadIndex(
+  context: RecoveryContext,
+  probe: Segment,
+  segmentId: string,
+  fileSize: number,
+  isLast: boolean,
+  compactedNextOffset: number | undefined,
+): Segment | undefined {
   const { storage } = context;
   if (!storage.exists(probe.indexPath)) {
     if (!isLast) context.faults.push({ kind: 'index-rebuilt', segment: probe.name, reason: 'index file missing' });
@@ -200,6 +215,7 @@ function loadIndex(context: RecoveryContext, probe: Segment, segmentId: string, 
   else if (decoded.index.segmentId !== segmentId) reason = 'index belongs to another segment file';
   else if (decoded.index.baseOffset !== probe.baseOffset) reason = 'index base offset differs';
   else if (decoded.index.dataEnd < SEGMENT_HEADER_BYTES) reason = 'index data end inside the header';
+  else if (compactedNextOffset !== undefined && decoded.index.nextOffset !== compactedNextOffset) reason = 'index next offset differs from the compacted segment';
   else if (decoded.index.dataEnd > fileSize) {
     // Segments never shrink below an indexed end (cuts and roll-backs happen past it): records
     // that were durable are gone.
@@ -249,7 +265,8 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
   let rel = 0;
   for (;;) {
     const check = checkFrame(buf, rel, got, segment.frameSeed);
-    if (check.kind === 'ok' && check.header.baseOffset === segment.nextOffset) {
+    // A compacted segment's frames may skip offsets (never go back); any other's follow each other.
+    if (check.kind === 'ok' && (check.header.baseOffset === segment.nextOffset || (segment.hasGaps && check.header.baseOffset > segment.nextOffset))) {
       const { header } = check;
       segment.noteFrame(start + rel, align8(header.length), header.baseOffset, header.recordCount, header.timestamp, context.indexIntervalBytes);
       const producer = decodeProducer(buf, rel, header);

@@ -80,6 +80,18 @@ export class SegmentList {
     return segment;
   }
 
+  /**
+   * Puts `replacement` in the place of the sealed segment `old` (key compaction renamed its
+   * rewritten file over the old one): reads from now on get the new file; reads in flight in `old`
+   * finish on its open file, which closes after the last of them. Never the active segment.
+   */
+  replace(old: Segment, replacement: Segment): void {
+    const i = this.segments.indexOf(old);
+    if (i < 0 || i === this.segments.length - 1) throw new RangeError(`segment ${old.name} is not a sealed segment of the log`);
+    this.segments[i] = replacement;
+    this.files.delete(old);
+  }
+
   /** Bytes of segment files on disk (preallocated space included). */
   bytesOnDisk(): number {
     let bytes = 0;

@@ -24,6 +24,12 @@ export class Segment {
   lastTimestamp = -1;
   /** Where the checksum of every frame of this segment starts (from its header; 0 in version 1). */
   frameSeed = 0;
+  /**
+   * True for a segment rewritten by key compaction (its header's `compacted` flag): its frames may
+   * skip offsets, so readers step over the gaps, and `nextOffset` comes from the header, not from
+   * the last frame. Only sealed segments are ever rewritten.
+   */
+  hasGaps = false;
   /** Bytes the file occupies (more than `dataEnd` while preallocated). */
   fileSize: number;
   private file: StorageFile | undefined;
@@ -48,7 +54,7 @@ export class Segment {
     this.fileSize = fileSize;
   }
 
-  /** Number of records. */
+  /** Offsets the segment spans (its records, and for a compacted segment the gaps among them). */
   get recordCount(): number {
     return this.nextOffset - this.baseOffset;
   }

@@ -8,6 +8,7 @@ import { booleanOption, choiceOption, integerOption, type OptionDeclarations } f
 import { OptionSet, type OptionInput, type OptionValues } from '../options/option-set.js';
 import type { Storage } from '../storage/storage.js';
 import type { SyncPolicy } from './types.js';
+import type { WalObserver } from './wal-observer.js';
 
 /** The sync policies of the log; see `SyncPolicy`. */
 export const SYNC_POLICIES = ['always', 'interval', 'none'] as const satisfies readonly SyncPolicy[];
@@ -139,6 +140,8 @@ export interface WalOptions extends OptionInput<typeof WAL_OPTION_DECLARATIONS> 
    * sync, an index that could not be written). Default: `process.emitWarning` (code `WALD_WARNING`).
    */
   readonly onWarning?: ((message: string, error: unknown) => void) | undefined;
+  /** Hears about group commits, syncs, segment rolls and write-state changes (metrics, logs); default: none. */
+  readonly observer?: WalObserver | undefined;
 }
 
 /** `WalOptions` with every default filled in. */
@@ -147,6 +150,7 @@ export type ResolvedWalOptions = WalOptionValues & {
   readonly storage: Storage;
   readonly clock: () => number;
   readonly onWarning: (message: string, error: unknown) => void;
+  readonly observer: WalObserver | undefined;
 };
 
 /**
@@ -164,6 +168,7 @@ export function resolveWalOptions(options: WalOptions, defaultStorage: () => Sto
     storage: options.storage ?? defaultStorage(),
     clock: options.clock ?? Date.now,
     onWarning: options.onWarning ?? emitWarning,
+    observer: options.observer,
   };
 }
 

@@ -15,6 +15,7 @@ import { RecoveryPointWriter } from './recovery-point.js';
 import type { Segment } from './segment.js';
 import { createSegmentFile, prepareSegmentFile, newFrameSeed } from './segment-file.js';
 import { SegmentList } from './segment-list.js';
+import { rewriteSegments, type SegmentRewritePlan, type SegmentRewriteResult } from './segment-rewriter.js';
 import { PRODUCERS_FILE } from './segment-name.js';
 import type {
   AppendLimits,
@@ -55,6 +56,8 @@ const RANGE_READ_RECORDS = 1000;
 export class Wal {
   private statusValue: WalStatus = 'open';
   private closing: Promise<void> | undefined;
+  /** The segment rewrite running or last run (key compaction): one at a time, awaited by `close`. */
+  private rewriting: Promise<unknown> = Promise.resolve();
   private readonly reader: LogReader;
   private readonly tailSource: TailSource;
 
@@ -407,6 +410,41 @@ export class Wal {
   }
 
   /**
+   * Key compaction's engine half: rewrites sealed segments keeping only the records `plan.keep`
+   * keeps, offsets unchanged, so that a rewritten segment has gaps that reads, tails and
+   * `offsetForTimestamp` step over (see {@link SegmentRewritePlan}; docs/engine.md, "Key
+   * compaction"). A segment is rewritten only when at least `plan.thresholdPercent` (default 20) of
+   * its records are judged out; the active segment never is. Runs online: appends, reads and tails
+   * go on; a read that started in a segment's old file finishes there. Crash-safe at every step:
+   * the log reopens with the old segment or the new one. One rewrite runs at a time (a second
+   * call waits for the first); `close` waits for the running one, which stops at its next chunk.
+   *
+   * Rejects with `WAL_CLOSED`, `WAL_CORRUPTION` (a frame that does not check out in a segment it
+   * reads), `WAL_NO_SPACE` / `WAL_IO_ERROR` (the log goes on with the segment as it was), and
+   * throws `TypeError` / `RangeError` for a malformed plan.
+   */
+  rewriteSegments(plan: SegmentRewritePlan): Promise<SegmentRewriteResult> {
+    if (typeof plan !== 'object' || plan === null || typeof plan.keep !== 'function') throw new TypeError('plan.keep must be a function');
+    if (plan.onSegmentJudged !== undefined && typeof plan.onSegmentJudged !== 'function') throw new TypeError('plan.onSegmentJudged must be a function');
+    const threshold = plan.thresholdPercent;
+    if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 100)) {
+      throw new RangeError(`plan.thresholdPercent must be a number in 0..100, got ${String(threshold)}`);
+    }
+    if (plan.belowOffset !== undefined) checkOffset(plan.belowOffset, 'plan.belowOffset');
+    this.checkOpen();
+    const context = {
+      options: this.options,
+      segments: this.segments,
+      producers: this.producers,
+      io: this.io,
+      isOpen: () => this.statusValue === 'open',
+    };
+    const run = this.rewriting.catch(() => undefined).then(() => rewriteSegments(context, plan));
+    this.rewriting = run;
+    return run;
+  }
+
+  /**
    * Writes and syncs what is queued, persists the active index, releases the directory. Idempotent:
    * every call resolves once the log is closed (so the directory can be opened again at once).
    */
@@ -417,6 +455,8 @@ export class Wal {
 
   private async closeOnce(): Promise<void> {
     this.statusValue = 'closing';
+    // A segment rewrite stops at its next step (it sees the status) and removes its file first.
+    await this.rewriting.catch(() => undefined);
     try {
       await this.writer.close();
       await this.recoveryPoint?.close();

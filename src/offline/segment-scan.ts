@@ -72,6 +72,9 @@ export function scanSegment(
   }
   const header = decoded.header;
   const seed = header.frameSeed;
+  // A segment rewritten by key compaction has gaps between its frames (offsets only move forward)
+  // and says in its header where it ends (docs/format.md, "Segment header").
+  const compactedEnd = header.compactedNextOffset;
   let rel = SEGMENT_HEADER_BYTES;
   let expected = baseOffset;
   let endOffset = baseOffset;
@@ -82,7 +85,7 @@ export function scanSegment(
   let recordCount = 0;
   for (;;) {
     const check = checkFrame(buf, rel, end, seed);
-    if (check.kind === 'ok' && check.header.baseOffset === expected) {
+    if (check.kind === 'ok' && (check.header.baseOffset === expected || (compactedEnd !== undefined && check.header.baseOffset > expected))) {
       const frame = check.header;
       frameCount++;
       recordCount += frame.recordCount;
@@ -120,6 +123,14 @@ export function scanSegment(
     if (context.stopAtDamage === true || ahead.first === undefined) break;
     rel = ahead.first.position;
     expected = ahead.first.baseOffset;
+  }
+  if (compactedEnd !== undefined) {
+    if (endOffset > compactedEnd) {
+      faults.push({ kind: 'corruption', file: name, position: dataEnd, reason: `frames run to offset ${endOffset}, past the compacted segment's end ${compactedEnd}`, lastGoodOffset: compactedEnd - 1 });
+    } else {
+      endOffset = compactedEnd;
+      if (isUnbroken) nextOffset = compactedEnd;
+    }
   }
   return { name, header, fileSize: end, dataEnd, nextOffset, endOffset, frameCount, recordCount, faults };
 }

@@ -1,10 +1,13 @@
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
+import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WalError } from '../errors.js';
-import type { AppendResponse, AppendStreamRequest, AppendStreamResponse } from '../gen/wald/v1/append.js';
+import type { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse, AppendStreamResult } from '../gen/wald/v1/append.js';
 import type { AppendResult } from '../engine/types.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { parseAppendRequest } from './append-request.js';
+import type { ServerMetrics } from './metrics/server-metrics.js';
+import { invalidArgument } from './request-fields.js';
 import { toRpcFailure, toRpcStatus, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
 
@@ -12,12 +15,17 @@ type AppendCall = ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>;
 
 /** Counters of one AppendStream, for stats and tests. */
 export interface AppendStreamCounters {
-  /** Appends read and answered so far. */
+  /** Appends read and answered so far (each element of a message's `appends` counts). */
   readonly answered: number;
   /** Appends read but not yet answered, now. */
   readonly inFlight: number;
-  /** The most appends ever unanswered at once (never above the session's limit). */
+  /**
+   * The most appends ever unanswered at once: never above the session's limit plus the appends of
+   * one message less one (the session stops reading once the limit is reached, and a message is read whole).
+   */
   readonly maxInFlightSeen: number;
+  /** Messages read and answered so far. */
+  readonly answeredMessages: number;
 }
 
 /** The wire form of an acknowledged append. */
@@ -32,9 +40,12 @@ export function toAppendResponse(result: AppendResult): AppendResponse {
 
 /**
  * One AppendStream call: pipelined appends, each handed to the log as soon as it arrives (so
- * they share group commits and are written in arrival order) and answered in arrival order.
+ * they share group commits and are written in arrival order) and answered in arrival order. A
+ * message carries one append (`append`) or several independent ones (`appends`, at most
+ * `maxAppendsPerMessage`): those are handed to the log together, in order, each through
+ * `StateKeeper.append` on its own, and answered together by one response with one result each.
  *
- * Memory is bounded: at most `maxInFlight` appends are unanswered; at that point the session stops
+ * Memory is bounded: once `maxInFlight` appends are unanswered the session stops
  * reading (the call is paused, so HTTP/2 flow control pushes back on the client), and answers wait
  * for `'drain'` when the client does not read them.
  */
@@ -42,6 +53,7 @@ export class AppendStreamSession implements RegisteredStream {
   private inFlight = 0;
   private maxInFlightSeen = 0;
   private answeredCount = 0;
+  private answeredMessages = 0;
   private answered: Promise<void> = Promise.resolve();
   private isPaused = false;
   private isCancelled = false;
@@ -55,12 +67,21 @@ export class AppendStreamSession implements RegisteredStream {
     /** Appends each within the cap of the key-value view, as the Append RPC does. */
     private readonly state: StateKeeper,
     private readonly maxInFlight: number,
+    /** Most elements of `appends` one message may carry. */
+    private readonly maxAppendsPerMessage: number,
     private readonly logger: Logger,
+    /** Where each append is counted and timed (as the Append RPC's); undefined when metrics are off. */
+    private readonly metrics?: ServerMetrics | undefined,
   ) {}
 
   /** A snapshot of the session's counters. */
   counters(): AppendStreamCounters {
-    return { answered: this.answeredCount, inFlight: this.inFlight, maxInFlightSeen: this.maxInFlightSeen };
+    return {
+      answered: this.answeredCount,
+      inFlight: this.inFlight,
+      maxInFlightSeen: this.maxInFlightSeen,
+      answeredMessages: this.answeredMessages,
+    };
   }
 
   /** Starts reading the call; resolves when the stream is over. Never rejects. */
@@ -91,20 +112,22 @@ export class AppendStreamSession implements RegisteredStream {
     if (this.isStopping || this.isCancelled) {
       return;
     }
-    this.inFlight++;
+    const appendCount = Math.max(1, request.appends.length);
+    this.inFlight += appendCount;
     this.maxInFlightSeen = Math.max(this.maxInFlightSeen, this.inFlight);
     if (this.inFlight >= this.maxInFlight && !this.isPaused) {
       this.isPaused = true;
       this.call.pause();
     }
     // Started now, in arrival order, so that the log receives the appends in the order sent.
-    const outcome = this.appendOne(request);
+    const outcome = request.appends.length === 0 ? this.appendOne(request) : this.appendMany(request);
     this.answered = this.answered
       .then(() => outcome)
       .then((response) => this.send(response))
       .then(() => {
-        this.inFlight--;
-        this.answeredCount++;
+        this.inFlight -= appendCount;
+        this.answeredCount += appendCount;
+        this.answeredMessages++;
         if (this.isPaused && this.inFlight < this.maxInFlight && !this.isStopping) {
           this.isPaused = false;
           this.call.resume();
@@ -113,13 +136,51 @@ export class AppendStreamSession implements RegisteredStream {
   }
 
   private async appendOne(request: AppendStreamRequest): Promise<AppendStreamResponse> {
+    const result = await this.appendRequest(request.append);
+    return result.result?.$case === 'appended'
+      ? { requestId: request.requestId, result: { $case: 'appended', value: result.result.value }, results: [] }
+      : { requestId: request.requestId, result: result.result, results: [] };
+  }
+
+  /** Hands every element of `appends` to the log now, in order, and answers them together. */
+  private async appendMany(request: AppendStreamRequest): Promise<AppendStreamResponse> {
+    const refusal = this.refuseMany(request);
+    if (refusal !== undefined) {
+      const failure = toRpcFailure(refusal, this.logger, { rpc: 'AppendStream' });
+      return { requestId: request.requestId, result: { $case: 'error', value: toRpcStatus(failure) }, results: [] };
+    }
+    // Each started before the next, so the log receives them in message order (and one group
+    // commit usually takes them all); each settles on its own.
+    const outcomes = request.appends.map((append) => this.appendRequest(append));
+    return { requestId: request.requestId, result: undefined, results: await Promise.all(outcomes) };
+  }
+
+  /** Why a message of several appends is refused whole, if it is. */
+  private refuseMany(request: AppendStreamRequest): WalError | undefined {
+    if (request.append !== undefined) {
+      return invalidArgument('appends', 'a message carries either `append` or `appends`, not both');
+    }
+    if (request.appends.length > this.maxAppendsPerMessage) {
+      return invalidArgument('appends', `${request.appends.length} appends in one message; at most ${this.maxAppendsPerMessage} (max_appends_per_message)`, {
+        limit: this.maxAppendsPerMessage,
+        count: request.appends.length,
+      });
+    }
+    return undefined;
+  }
+
+  /** One append through `StateKeeper.append`: its result, or its failure as a status. Never rejects. */
+  private async appendRequest(append: AppendRequest | undefined): Promise<AppendStreamResult> {
+    const started = this.metrics === undefined ? 0 : performance.now();
     try {
-      const { records, options } = parseAppendRequest(request.append);
+      const { records, options } = parseAppendRequest(append);
       const result = await this.state.append(records, options);
-      return { requestId: request.requestId, result: { $case: 'appended', value: toAppendResponse(result) } };
+      this.metrics?.appendAnswered('AppendStream', records.length, Status.OK, performance.now() - started);
+      return { result: { $case: 'appended', value: toAppendResponse(result) } };
     } catch (error) {
       const failure = toRpcFailure(error, this.logger, { rpc: 'AppendStream' });
-      return { requestId: request.requestId, result: { $case: 'error', value: toRpcStatus(failure) } };
+      this.metrics?.appendAnswered('AppendStream', append?.records.length ?? 0, failure.code, performance.now() - started);
+      return { result: { $case: 'error', value: toRpcStatus(failure) } };
     }
   }
 

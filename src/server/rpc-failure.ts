@@ -55,6 +55,14 @@ function stringMetadata(details: Readonly<Record<string, unknown>>): Record<stri
 }
 
 /**
+ * The gRPC status `thrown` is sent with: a `WalError`'s own (but `WAL_INTERNAL`), `INTERNAL` for
+ * anything else. The same choice as {@link toRpcFailure}, without its log line or message.
+ */
+export function statusOf(thrown: unknown): Status {
+  return isWalError(thrown) && thrown.code !== 'WAL_INTERNAL' ? STATUS_BY_CODE[thrown.code] : Status.INTERNAL;
+}
+
+/**
  * Turns anything a handler threw into the failure to send.
  *
  * A `WalError` keeps its code (mapped through {@link STATUS_BY_CODE}), message and details, with the

@@ -19,6 +19,9 @@ function isListenAddress(value: string): boolean {
   return match !== null && Number(match[2]) <= 65535;
 }
 
+/** The value of `metrics_listen` that turns the metrics listener off. */
+export const METRICS_OFF = 'off';
+
 /** Every option of the server, in the order of `--help` and docs/configuration.md. */
 export const SERVER_OPTION_DECLARATIONS = {
   listen: textOption(
@@ -31,6 +34,19 @@ export const SERVER_OPTION_DECLARATIONS = {
         '`wald listening` shows the port taken. IPv6 as `[::1]:7070`.',
     },
     { expected: 'host:port with a port from 0 to 65535', matches: isListenAddress },
+  ),
+  metricsListen: textOption(
+    {
+      default: METRICS_OFF,
+      unit: 'host:port',
+      doc: 'address of the HTTP listener of /metrics, /healthz and /readyz; off: none',
+      why:
+        'Off by default: no port is opened unless asked for. When on, Prometheus metrics (docs/server.md lists them) ' +
+        'and the liveness and readiness probes are served over plain HTTP on their own port, never on the gRPC one; ' +
+        'port 0 picks a free port (the log line `metrics listening` shows it). Bind it to an address only the ' +
+        'monitoring can reach.',
+    },
+    { expected: `host:port with a port from 0 to 65535, or ${METRICS_OFF}`, matches: (value) => value === METRICS_OFF || isListenAddress(value) },
   ),
   maxReceiveMessageBytes: integerOption({
     default: 5 * MiB,
@@ -102,6 +118,14 @@ export const SERVER_OPTION_DECLARATIONS = {
     unit: 'appends',
     doc: 'most unanswered appends read ahead on one AppendStream',
     why: 'Enough to fill a group commit, bounded in memory; the server stops reading the stream beyond it.',
+  }),
+  maxAppendsPerMessage: integerOption({
+    default: 1024,
+    unit: 'appends',
+    doc: 'most appends one AppendStream message may carry (`AppendStreamRequest.appends`)',
+    why:
+      'Bounds the results one message makes the server hold and answer at once; a message with more is refused whole ' +
+      '(`INVALID_ARGUMENT`, field `appends`). The message bytes are bounded by `max_receive_message_bytes` anyway.',
   }),
   allowFlushAll: booleanOption({
     default: false,

@@ -35,8 +35,10 @@ export class ServerSecurity {
   constructor(
     private readonly options: SecurityOptions,
     private readonly logger: Logger,
+    /** Hears each call the token check refuses, with the code sent (for the server's metrics). */
+    onRefused?: (reason: 'WAL_UNAUTHENTICATED' | 'WAL_PERMISSION_DENIED') => void,
   ) {
-    this.authenticator = options.authFile === undefined ? undefined : new TokenAuthenticator([], logger);
+    this.authenticator = options.authFile === undefined ? undefined : new TokenAuthenticator([], logger, onRefused);
   }
 
   /** Plaintext, TLS or mutual TLS, once {@link load} has read the files; `off` before. */

@@ -12,10 +12,13 @@ import { NodeStorage } from '../storage/node-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
+import { MetricsListener } from './metrics/metrics-listener.js';
+import { ServerEvents } from './metrics/server-events.js';
+import { ServerMetrics } from './metrics/server-metrics.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import type { SnapshotSendStream } from './snapshot-send-stream.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
-import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
+import { METRICS_OFF, SERVER_DEFAULTS, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
@@ -46,6 +49,13 @@ export interface WaldServerInit {
   readonly storage?: Storage | undefined;
   /** Clock in ms for compaction (retention ages, the minimum interval): the log's own; tests inject one. */
   readonly clock?: (() => number) | undefined;
+  /**
+   * The events the log was opened to report to (its `WalOptions.observer` is their
+   * `walObserver()`), with the metrics they count in. `WaldServer.open` makes them; without them the
+   * server makes its own, and the engine's figures (group commits, fsyncs, segment rolls, write
+   * states) are missing from the metrics and logs.
+   */
+  readonly events?: ServerEvents | undefined;
 }
 
 /**
@@ -78,10 +88,16 @@ export class WaldServer {
   readonly compactor: Compactor;
   /** Automatic compaction (`compaction.enabled`): started by {@link start}, stopped by {@link stop}. */
   readonly compactionScheduler: CompactionScheduler;
+  /** The server's notable events, logged and (with `metricsListen` on) counted; snapshots and compactions report here. */
+  readonly events: ServerEvents;
+  /** The server's Prometheus metrics; undefined when `metricsListen` is `off`. */
+  readonly metrics: ServerMetrics | undefined;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
   /** The TLS files and the auth file, read by `start()` and `reloadSecurity()`. */
   private readonly security: ServerSecurity;
+  private metricsListener: MetricsListener | undefined;
+  private boundMetricsPort: number | undefined;
   private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
@@ -92,7 +108,10 @@ export class WaldServer {
    * Opens the log at `walOptions.dir` (recovering it), rebuilds its key-value view (the newest
    * snapshot that verifies in `options.state.snapshotDir`, then the log after it), and makes a
    * server for both, with the log's size limits passed on to the server's checks. Snapshots that
-   * could not be used are logged as warnings; both recovery reports are returned.
+   * could not be used are logged as warnings; both recovery reports are returned (and, with
+   * `metricsListen` on, kept in the metrics). The log is opened with the server's own observer
+   * (`walOptions.observer` is replaced), which logs segment rolls and write-state changes and
+   * feeds the metrics.
    *
    * Rejects with the errors of `Wal.open` (`WAL_LOCKED`, `WAL_CORRUPTION`, ...), of
    * `StateKeeper.open` (`WAL_STATE_LOST`, ...) and `TypeError` / `RangeError` for bad options (the
@@ -105,7 +124,13 @@ export class WaldServer {
   ): Promise<{ server: WaldServer; report: RecoveryReport; stateReport: StateRecoveryReport }> {
     const log = logger ?? pino({ name: 'wald' });
     const storage = walOptions.storage ?? new NodeStorage();
-    const { wal, report } = await Wal.open({ onWarning: (message, error) => log.warn({ err: error }, message), ...walOptions, storage });
+    const events = new ServerEvents(log, metricsOf(options.metricsListen ?? SERVER_DEFAULTS.metricsListen));
+    const { wal, report } = await Wal.open({
+      onWarning: (message, error) => log.warn({ err: error }, message),
+      ...walOptions,
+      storage,
+      observer: events.walObserver(),
+    });
     let state: StateKeeper | undefined;
     try {
       const opened = await StateKeeper.open({
@@ -119,7 +144,8 @@ export class WaldServer {
         log.warn({ file: skipped.file, reason: skipped.reason }, 'snapshot not used: recovery fell back to an older one or the log');
       }
       const appendLimits = { ...wal.limits, ...options.appendLimits };
-      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, storage, clock: walOptions.clock });
+      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, events, storage, clock: walOptions.clock });
+      events.recovered(report, opened.report);
       return { server, report, stateReport: opened.report };
     } catch (error) {
       await state?.close();
@@ -134,6 +160,8 @@ export class WaldServer {
     this.state = init.state;
     this.options = resolveServerOptions(init.options);
     this.logger = init.logger ?? pino({ name: 'wald' });
+    this.events = init.events ?? new ServerEvents(this.logger, metricsOf(this.options.metricsListen));
+    this.metrics = this.events.metrics;
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
@@ -142,13 +170,14 @@ export class WaldServer {
     this.compactionScheduler = new CompactionScheduler({ wal: this.wal, state: this.state, compactor: this.compactor, options: compaction, clock: init.clock });
     this.compactionScheduler.on('compacted', ({ trigger, recordsSinceSnapshot, logBytes, result }) => {
       this.logger.info({ trigger, recordsSinceSnapshot, logBytes, ...result }, 'automatic compaction');
+      this.events.compactionRun(result);
     });
     this.compactionScheduler.on('failed', (error, trigger) => {
       this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
     });
     this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams);
     this.grpcServer = new Server(this.channelOptions());
-    this.security = new ServerSecurity(this.options, this.logger);
+    this.security = new ServerSecurity(this.options, this.logger, (reason) => this.metrics?.authenticationFailed(reason));
     const admission = new RpcAdmission(
       {
         wal: this.wal,
@@ -160,9 +189,12 @@ export class WaldServer {
         tailQueueBudget: this.tailQueueBudget,
         appendStreams: this.appendStreams,
         snapshotStreams: this.snapshotStreams,
+        metrics: this.metrics,
+        events: this.events,
       },
       { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
     );
+    this.metrics?.watch(this);
     this.grpcServer.addService(walServiceDefinition, createWalService(admission));
     // Health and reflection ask for no token: a load balancer probes health without one, and the
     // schema reflection serves is public (proto/); `reflection: false` turns reflection off.
@@ -198,6 +230,24 @@ export class WaldServer {
     return this.boundPort;
   }
 
+  /** The port of the metrics listener, once started with `metricsListen` on. */
+  get metricsPort(): number | undefined {
+    return this.boundMetricsPort;
+  }
+
+  /**
+   * Why the server would not take an append now, or undefined when it would: what `/readyz`
+   * answers (503 with the reason, else 200).
+   */
+  notReadyReason(): string | undefined {
+    if (this.statusValue !== 'serving') return `the server is ${this.statusValue}`;
+    if (this.wal.status !== 'open') return `the log is ${this.wal.status}`;
+    const { writeState } = this.wal.stats();
+    if (writeState === 'read-only') return 'the log is read-only after a failed write or fsync';
+    if (writeState === 'disk-full') return 'the disk is full';
+    return undefined;
+  }
+
   /**
    * Whether the HTTP/2 receive window (`receiveWindowBytes`) is applied to new connections, and to
    * how many it was; undefined before `start()`.
@@ -218,9 +268,10 @@ export class WaldServer {
 
   /**
    * Reads the security files (`tlsCert`, `tlsKey`, `tlsClientCa`, `authFile`), binds
-   * `options.listen` and starts serving; resolves with the bound port (useful with port 0).
+   * `options.listen` (and `options.metricsListen` unless it is `off`) and starts serving; resolves
+   * with the bound gRPC port (useful with port 0; see {@link metricsPort} for the other).
    *
-   * @throws Error when already started, or when the address cannot be bound; `TlsFilesError` /
+   * @throws Error when already started, or when an address cannot be bound; `TlsFilesError` /
    *   `AuthFileError` when a security file cannot be used.
    */
   async start(): Promise<number> {
@@ -230,6 +281,7 @@ export class WaldServer {
     this.statusValue = 'starting';
     try {
       const credentials = await this.security.load();
+      await this.startMetrics();
       this.boundPort = await new Promise<number>((resolve, reject) => {
         this.grpcServer.bindAsync(this.options.listen, credentials, (error, port) => {
           if (error === null) {
@@ -240,6 +292,9 @@ export class WaldServer {
         });
       });
     } catch (error) {
+      await this.metricsListener?.close();
+      this.metricsListener = undefined;
+      this.boundMetricsPort = undefined;
       this.statusValue = 'created';
       throw error;
     }
@@ -248,10 +303,31 @@ export class WaldServer {
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
     this.compactionScheduler.start();
-    const host = this.options.listen.slice(0, this.options.listen.lastIndexOf(':'));
     const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
-    this.logger.info({ address: `${host}:${this.boundPort}`, dir: this.wal.dir, ...security }, 'wald listening');
+    this.logger.info({ address: withPort(this.options.listen, this.boundPort), dir: this.wal.dir, ...security, config: this.configSummary() }, 'wald listening');
     return this.boundPort;
+  }
+
+  /** Binds the metrics listener when `metricsListen` is on. */
+  private async startMetrics(): Promise<void> {
+    if (this.metrics === undefined) return;
+    const listener = new MetricsListener(this.metrics, () => this.notReadyReason(), this.logger);
+    this.boundMetricsPort = await listener.listen(this.options.metricsListen);
+    this.metricsListener = listener;
+    this.logger.info({ address: withPort(this.options.metricsListen, this.boundMetricsPort) }, 'metrics listening');
+  }
+
+  /** The options an operator checks first in the start line. */
+  private configSummary(): object {
+    const o = this.options;
+    return {
+      metricsListen: o.metricsListen,
+      maxTailStreams: o.maxTailStreams,
+      maxAppendStreams: o.maxAppendStreams,
+      maxReceiveMessageBytes: o.maxReceiveMessageBytes,
+      allowFlushAll: o.allowFlushAll,
+      ...o.appendLimits,
+    };
   }
 
   /**
@@ -308,7 +384,19 @@ export class WaldServer {
       this.logger.error({ err: error }, 'final sync failed');
     }
     await this.wal.close();
+    // Last: probes see `/readyz` fail and scrapers get the final figures while the server stops.
+    await this.metricsListener?.close();
     this.statusValue = 'stopped';
     this.logger.info('wald stopped');
   }
+}
+
+/** The metrics of a server whose `metricsListen` is `metricsListen`: undefined when it is off. */
+function metricsOf(metricsListen: string): ServerMetrics | undefined {
+  return metricsListen === METRICS_OFF ? undefined : new ServerMetrics();
+}
+
+/** `address` (`host:port`) with the port actually bound in place of its own (which may be 0). */
+function withPort(address: string, port: number): string {
+  return `${address.slice(0, address.lastIndexOf(':'))}:${port}`;
 }

@@ -173,6 +173,13 @@ export class KeyState {
     else if (record.type === 'delete') this.remove(key, record.offset, record.timestamp);
   }
 
+  /** The offset of the `PUT` that set `key`, or -1 when it has none (no copy: for lookups by the million). */
+  offsetOf(key: Uint8Array): number {
+    const store = this.store;
+    const slot = store.find(key, 0, key.length, store.hash(key, 0, key.length));
+    return slot < 0 || store.valueLengthOf(slot) === DELETED ? -1 : store.offsetOf(slot);
+  }
+
   /** The state of `key`, or undefined when it has none. */
   get(key: Uint8Array): KeyEntry | undefined {
     const store = this.store;

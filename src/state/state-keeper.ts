@@ -87,6 +87,12 @@ export interface SnapshotSummary {
   readonly count: number;
   /** The newest full or incremental snapshot by id, unverified; undefined when there is none. */
   readonly newest: SnapshotInfo | undefined;
+  /**
+   * The oldest full or incremental snapshot by id, unverified; undefined when there is none. A
+   * rebuild of the view may start at any of them (an older one when newer ones fail), so key
+   * compaction keeps every tombstone at or above its wal offset (key-compaction.ts).
+   */
+  readonly oldest: SnapshotInfo | undefined;
 }
 
 /**
@@ -122,6 +128,8 @@ export class StateKeeper {
     readonly snapshotDir: string,
     private readonly onFailure: ((error: WalError) => void) | undefined,
     private readonly clock: () => number,
+    /** `tombstone_retention_ms`: how long key compaction keeps a `DELETE` at least (key-compaction.ts). */
+    readonly tombstoneRetentionMs: number,
   ) {}
 
   /**
@@ -151,7 +159,7 @@ export class StateKeeper {
     removeTempFiles(storage, snapshotDir, listSnapshots(storage, snapshotDir).tempFiles);
     const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
     const snapshotKeyCount = state.size;
-    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock);
+    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs);
     const recordsReplayed = await keeper.catchUp(replayedFrom);
     const head = loaded?.chain[loaded.chain.length - 1];
     return {
@@ -199,6 +207,14 @@ export class StateKeeper {
   async get(key: Uint8Array): Promise<KeyEntry | undefined> {
     await this.caughtUpWithDurable();
     return this.state.get(key);
+  }
+
+  /**
+   * The offset of the record that set `key` as the view has applied it now (no wait, no copy), or
+   * -1 when the view holds no such key: what key compaction asks of every keyed `PUT`.
+   */
+  latestOffsetOf(key: Uint8Array): number {
+    return this.state.offsetOf(key);
   }
 
   /**
@@ -378,7 +394,8 @@ export class StateKeeper {
    */
   snapshotSummary(): SnapshotSummary {
     const { snapshots } = listSnapshots(this.storage, this.snapshotDir);
-    return { count: snapshots.length, newest: snapshots.filter((info) => info.type !== 'point').at(-1) };
+    const replayable = snapshots.filter((info) => info.type !== 'point');
+    return { count: snapshots.length, newest: replayable.at(-1), oldest: replayable[0] };
   }
 
   /** Stops following the log; calls still waiting fail with `WAL_CLOSED`. Idempotent. */

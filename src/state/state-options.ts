@@ -36,6 +36,19 @@ export const STATE_OPTION_DECLARATIONS = {
       'Relative paths are taken from the data directory (not the working directory), so the default keeps ' +
       'snapshots next to the log they belong to. The log\'s own recovery never touches this directory.',
   }),
+  tombstoneRetentionMs: integerOption(
+    {
+      default: 24 * 60 * 60 * 1000,
+      unit: 'ms',
+      doc: 'how long key compaction (compact --aggressive) keeps a DELETE record (tombstone) at least',
+      why:
+        'Key compaction drops records superseded by a later write to the same key; a tombstone is superseded by nothing, ' +
+        'and a reader or follower catching up must still see it to delete the key. Past this age it is dropped, and ' +
+        'only then if no snapshot a rebuild could start from lies at or below it (docs/state.md, "Key compaction"). 0: ' +
+        'tombstones are kept only as long as that rule needs.',
+    },
+    { min: 0 },
+  ),
   compaction: optionGroup({
     enabled: booleanOption({
       default: false,

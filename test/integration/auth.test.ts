@@ -20,6 +20,7 @@ import { ROLES, roleGrants, type Role } from '../../src/server/auth/role.js';
 import type { ServerOptions } from '../../src/server/server-options.js';
 import { WAL_SERVICE_RPCS } from '../../src/server/wal-service.js';
 import { WaldServer } from '../../src/server/wald-server.js';
+import { parseExposition, sampleValue } from '../support/prometheus-text.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { startServer } from './support/harness.js';
 
@@ -128,7 +129,7 @@ describe('bearer tokens and roles', { timeout: 120_000 }, () => {
     const temp = makeTempDir('wald-auth-');
     const authFile = join(temp.dir, 'auth.yaml');
     writeFileSync(authFile, authFileText(TOKENS));
-    const h = await startServer({ server: { authFile } });
+    const h = await startServer({ server: { authFile, metricsListen: '127.0.0.1:0' } });
     const client = new Client(h.address, credentials.createInsecure());
     try {
       // TailWal from the first offset answers at once once the log holds a record.
@@ -166,6 +167,9 @@ describe('bearer tokens and roles', { timeout: 120_000 }, () => {
       }
       assert.equal(h.server.authenticationFailures, unauthenticated, 'every failed authentication is counted');
       assert.equal(h.server.permissionDenials, denied, 'every denial is counted');
+      const scraped = parseExposition(await (await fetch(`http://127.0.0.1:${h.server.metricsPort}/metrics`)).text());
+      assert.equal(sampleValue(scraped, 'wald_authentication_failures_total', { reason: 'WAL_UNAUTHENTICATED' }), unauthenticated, 'the metric of failed authentications');
+      assert.equal(sampleValue(scraped, 'wald_authentication_failures_total', { reason: 'WAL_PERMISSION_DENIED' }), denied, 'the metric of denials');
       const failures = h.logLines.filter((line) => line['msg'] === 'authentication failed' || line['msg'] === 'permission denied');
       assert.equal(failures.length, unauthenticated + denied, 'every refusal is logged once');
       const logged = JSON.stringify(h.logLines);

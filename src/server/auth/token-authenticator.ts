@@ -40,6 +40,8 @@ export class TokenAuthenticator {
   constructor(
     entries: readonly AuthEntry[],
     private readonly logger: Logger,
+    /** Hears each refusal with the code sent (the server's metrics count them); the line is logged here already. */
+    private readonly onRefused: (reason: 'WAL_UNAUTHENTICATED' | 'WAL_PERMISSION_DENIED') => void = () => {},
   ) {
     this.entries = entries;
   }
@@ -82,6 +84,7 @@ export class TokenAuthenticator {
     if (entry === undefined) throw this.unauthenticated(rpc, peer, 'unknown token');
     if (!roleGrants(entry.role, rpc.role)) {
       this.permissionDenialCount += 1;
+      this.onRefused('WAL_PERMISSION_DENIED');
       this.logger.warn({ rpc: rpc.name, peer, tokenName: entry.name, role: entry.role, requiredRole: rpc.role }, 'permission denied');
       throw new WalError('WAL_PERMISSION_DENIED', `${rpc.name} needs the role ${rpc.role}; the token has the role ${entry.role}`, {
         rpc: rpc.name,
@@ -103,6 +106,7 @@ export class TokenAuthenticator {
 
   private unauthenticated(rpc: RpcAccess, peer: string, problem: AuthenticationProblem): WalError {
     this.authenticationFailureCount += 1;
+    this.onRefused('WAL_UNAUTHENTICATED');
     this.logger.warn({ rpc: rpc.name, peer, problem }, 'authentication failed');
     return new WalError('WAL_UNAUTHENTICATED', `${rpc.name} needs a valid bearer token (authorization: Bearer <token>): ${problem}`, {
       rpc: rpc.name,

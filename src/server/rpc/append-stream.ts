@@ -5,8 +5,8 @@ import type { RpcContext } from './rpc-context.js';
 
 /**
  * The AppendStream RPC: the {@link AppendStreamSession} that serves one call, reading ahead at
- * most `maxInFlightAppends` unanswered appends.
+ * most `maxInFlightAppends` unanswered appends and taking at most `maxAppendsPerMessage` appends per message.
  */
 export function appendStream(call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>, context: RpcContext): AppendStreamSession {
-  return new AppendStreamSession(call, context.state, context.options.maxInFlightAppends, context.logger);
+  return new AppendStreamSession(call, context.state, context.options.maxInFlightAppends, context.options.maxAppendsPerMessage, context.logger, context.metrics);
 }

@@ -3,10 +3,12 @@ import type { RpcContext } from './rpc-context.js';
 
 /**
  * The Compact RPC: a compaction (or dry run) by the server's {@link Compactor}, its result in
- * proto terms. Rejects with the errors of `Compactor.compact`.
+ * proto terms; a compaction (not a dry run) is logged and counted (`ServerEvents.compactionRun`).
+ * Rejects with the errors of `Compactor.compact`.
  */
 export async function compact(request: CompactRequest, context: RpcContext): Promise<CompactResponse> {
   const result = await context.compactor.compact({ forceSnapshot: request.forceSnapshot, dryRun: request.dryRun });
+  if (!result.isDryRun) context.events.compactionRun(result);
   return {
     snapshotsCreated: result.snapshotsCreated,
     segmentsDeleted: result.segmentsDeleted,

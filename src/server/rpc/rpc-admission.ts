@@ -1,12 +1,14 @@
-import type {
-  Metadata,
-  handleBidiStreamingCall,
-  handleServerStreamingCall,
-  handleUnaryCall,
-  ServerDuplexStream,
-  ServerErrorResponse,
-  ServerWritableStream,
-  UntypedHandleCall,
+import { performance } from 'node:perf_hooks';
+import {
+  status as Status,
+  type Metadata,
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type ServerDuplexStream,
+  type ServerErrorResponse,
+  type ServerWritableStream,
+  type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import { WalError } from '../../errors.js';
 import type { TokenAuthenticator } from '../auth/token-authenticator.js';
@@ -57,10 +59,13 @@ interface AdmittedCall {
  * expired deadline): grpc-js sends those past every interceptor too.
  *
  * The bearer token and the role of the table entry are checked in {@link admit}
- * (`UNAUTHENTICATED`, `PERMISSION_DENIED`), so no RPC can be reached without them. Hooks to come,
- * each in one place here: a follower refusing writes in {@link admit} too, and metrics per RPC
- * and outcome where a unary call's response or failure is sent and where a
- * stream's `run()` settles.
+ * (`UNAUTHENTICATED`, `PERMISSION_DENIED`), so no RPC can be reached without them.
+ *
+ * Metrics per RPC and outcome (`wald_rpcs_total`, and `wald_rpc_duration_seconds` of unary calls)
+ * are counted here, refusals included: where a unary call's response or failure is sent, and where
+ * a stream's `run()` settles, with the status the stream was ended with (see {@link streamOutcome}).
+ *
+ * A hook to come, in one place here: a follower refusing writes in {@link admit}.
  */
 export class RpcAdmission {
   constructor(
@@ -98,10 +103,19 @@ export class RpcAdmission {
       this.admit(rpc, call);
       return rpc.handle(call.request, this.context);
     };
+    const { metrics } = this.context;
     return (call, callback) => {
+      const started = metrics === undefined ? 0 : performance.now();
       serve(call).then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(this.failure(rpc, error)),
+        (response) => {
+          callback(null, response);
+          metrics?.rpcFinished(rpc.name, Status.OK, performance.now() - started);
+        },
+        (error: unknown) => {
+          const failure = this.failure(rpc, error);
+          callback(failure);
+          metrics?.rpcFinished(rpc.name, failure.code ?? Status.UNKNOWN, performance.now() - started);
+        },
       );
     };
   }
@@ -121,19 +135,23 @@ export class RpcAdmission {
     open: () => RpcStream,
   ): void {
     const registry = rpc.streams(this.context);
+    const { logger, metrics } = this.context;
     let stream: RpcStream;
     try {
       this.admit(rpc, call);
       stream = open();
       registry.add(stream);
     } catch (error) {
-      call.emit('error', this.failure(rpc, error));
+      const failure = this.failure(rpc, error);
+      call.emit('error', failure);
+      metrics?.rpcFinished(rpc.name, failure.code ?? Status.UNKNOWN);
       return;
     }
-    const { logger } = this.context;
+    const outcome = metrics === undefined ? undefined : streamOutcome(call);
     logger.debug({ rpc: rpc.name, peer: call.getPeer() }, 'stream opened');
     void stream.run().finally(() => {
       registry.delete(stream);
+      if (outcome !== undefined) metrics?.rpcFinished(rpc.name, outcome());
       logger.debug({ rpc: rpc.name, peer: call.getPeer(), ...stream.counters() }, 'stream closed');
     });
   }
@@ -141,4 +159,17 @@ export class RpcAdmission {
   private failure(rpc: RpcDescriptor, error: unknown): ServerErrorResponse {
     return toServiceError(toRpcFailure(error, this.context.logger, { rpc: rpc.name }));
   }
+}
+
+/**
+ * The status a streaming call ends with, once its session's `run()` has settled: the code of the
+ * failure the session emitted (`'error'` is how a grpc-js server stream is given its status), else
+ * `OK` when the session ended the call, else `CANCELLED` (the client went away first).
+ */
+function streamOutcome(call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>): () => Status {
+  let failed: Status | undefined;
+  call.on('error', (error: Partial<ServerErrorResponse>) => {
+    failed ??= error.code ?? Status.UNKNOWN;
+  });
+  return () => failed ?? (call.writableEnded ? Status.OK : Status.CANCELLED);
 }

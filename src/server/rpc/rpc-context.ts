@@ -3,6 +3,8 @@ import type { Wal } from '../../engine/wal.js';
 import type { Compactor } from '../../state/compactor.js';
 import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
+import type { ServerEvents } from '../metrics/server-events.js';
+import type { ServerMetrics } from '../metrics/server-metrics.js';
 import type { ResolvedServerOptions } from '../server-options.js';
 import type { StreamRegistry } from '../stream-registry.js';
 import type { TailQueueBudget } from '../tail-queue-budget.js';
@@ -30,4 +32,8 @@ export interface RpcContext {
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** Open GetSnapshot streams (`maxSnapshotStreams`). */
   readonly snapshotStreams: StreamRegistry<SnapshotSendStream>;
+  /** The server's metrics, counted per call and per append; undefined when `metrics_listen` is off. */
+  readonly metrics: ServerMetrics | undefined;
+  /** The server's notable events (logged, and counted when metrics are on). */
+  readonly events: ServerEvents;
 }

@@ -9,7 +9,9 @@ import {
   decodeRecords,
   encodedRecordBytes,
   encodeFrame,
+  encodeFrameOfRecordBytes,
   FRAME_HEADER_BYTES,
+  recordBounds,
   stampFrame,
   type ProducerStamp,
 } from '../../../src/codec/frame.js';
@@ -264,6 +266,34 @@ describe('frame codec', () => {
         }
       }),
       { seed: testSeed('decodeRecords robustness'), numRuns: 1000 },
+    );
+  });
+
+  test('recordBounds gives each record\'s bytes: any run of them copied into a frame of its own decodes to those records', () => {
+    fc.assert(
+      fc.property(batchArb, fc.nat(), fc.nat(), (batch, a, b) => {
+        const frame = stampedFrame(batch);
+        const check = checkFrame(frame, 0, frame.length);
+        assert.equal(check.kind, 'ok');
+        if (check.kind !== 'ok') return;
+        const bounds: number[] = [];
+        assert.equal(recordBounds(frame, 0, check.header, bounds), undefined);
+        assert.equal(bounds.length, batch.records.length + 1);
+        assert.equal(bounds[bounds.length - 1], check.header.length, 'the last bound is the payload end');
+        const from = a % batch.records.length;
+        const to = from + 1 + (b % (batch.records.length - from));
+        const run = encodeFrameOfRecordBytes(frame.subarray(bounds[from]!, bounds[to]!), to - from);
+        assert.equal(run.length % 8, 0);
+        stampFrame(run, batch.baseOffset + from, batch.timestamp, batch.leaderEpoch, 0, 7);
+        const runCheck = checkFrame(run, 0, run.length, 7);
+        assert.equal(runCheck.kind, 'ok');
+        if (runCheck.kind !== 'ok') return;
+        assert.equal(runCheck.header.hasProducer, false);
+        const out: WalRecord[] = [];
+        assert.equal(decodeRecords(run, 0, runCheck.header, 0, Infinity, out), to - from);
+        assert.ok(isDeepStrictEqual(out, expectedRecords(batch.records.slice(from, to), batch.baseOffset + from, batch.timestamp)));
+      }),
+      { seed: testSeed('record bounds and run frames') },
     );
   });
 

@@ -58,6 +58,23 @@ describe('segment header codec', () => {
     assert.equal(encoded.readUInt32LE(60), crc32c(encoded.subarray(0, 60)));
   });
 
+  test('a compacted segment carries the flag and its next offset; unknown flags are refused', () => {
+    const compacted: SegmentHeader = { ...sample, compactedNextOffset: 1042 };
+    const encoded = encodeSegmentHeader(compacted);
+    assert.equal(encoded.readUInt16LE(6), 1, 'flag bit 0: compacted');
+    assert.equal(encoded.readBigUInt64LE(44), 1042n, 'the next offset at byte 44');
+    assert.ok(encoded.subarray(52, 60).every((b) => b === 0), 'reserved bytes are zero');
+    assert.deepEqual(decodeSegmentHeader(encoded), { ok: true, header: compacted });
+    const unknown = encodeSegmentHeader(sample);
+    unknown.writeUInt16LE(2, 6);
+    unknown.writeUInt32LE(crc32c(unknown.subarray(0, 60)), 60);
+    const refused = decodeSegmentHeader(unknown);
+    assert.equal(refused.ok, false);
+    if (!refused.ok) assert.match(refused.reason, /flags/);
+    const below = encodeSegmentHeader({ ...sample, compactedNextOffset: 41 });
+    assert.equal(decodeSegmentHeader(below).ok, false, 'a next offset below the base offset');
+  });
+
   test('reports bad magic', () => {
     for (let i = 0; i < 4; i++) {
       const encoded = encodeSegmentHeader(sample);

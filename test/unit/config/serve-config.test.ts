@@ -18,7 +18,7 @@ function otherValue(option: OptionKey): unknown {
   if (spec.choices !== undefined) return spec.choices.find((choice) => choice !== spec.default);
   if (typeof spec.default === 'boolean') return !spec.default;
   if (typeof spec.default === 'number') return spec.isValid(spec.default + 4096) ? spec.default + 4096 : spec.default - 1;
-  if (option.name === 'listen') return '127.0.0.1:0';
+  if (option.name === 'listen' || option.name === 'metricsListen') return '127.0.0.1:0';
   return `${String(spec.default)}-other`;
 }
 

@@ -56,7 +56,8 @@ function countingSource(wal: Wal): { source: TailSource; waits: () => number } {
     highWatermark: () => wal.highWatermark,
     readBatch: async (fromOffset, limit, maxBytes) => {
       const records = await wal.read(fromOffset, { limit, maxBytes });
-      return { records, sizeBytes: records.reduce((sum, r) => sum + recordSizeBytes(r), 0) };
+      const last = records[records.length - 1];
+      return { records, sizeBytes: records.reduce((sum, r) => sum + recordSizeBytes(r), 0), nextOffset: last === undefined ? fromOffset : last.offset + 1 };
     },
     waitForHighWatermark: (offset, signal) => {
       waits++;

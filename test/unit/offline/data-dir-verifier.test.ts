@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isWalError, Wal } from '../../../src/index.js';
 import { verifyDataDir, type DataDirVerification } from '../../../src/offline/data-dir-verifier.js';
+import { compactKeys } from '../../../src/state/key-compaction.js';
+import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { NodeStorage } from '../../../src/storage/node-storage.js';
 import type { OpenMode, StorageFile } from '../../../src/storage/storage.js';
 import { copyLogDir } from '../../support/copy-log-dir.js';
@@ -41,6 +43,32 @@ describe('verifyDataDir', () => {
       assert.equal(report.isCleanlyClosed, true);
       assert.equal(report.snapshotsVerified, 1);
       assert.equal(report.snapshots[0]?.walOffset, 40);
+    } finally {
+      remove();
+    }
+  });
+
+  test('reads segments rewritten by key compaction, with their gaps and their stated ends, as healthy', async () => {
+    const { dir, remove } = makeTempDir('wald-verify-');
+    try {
+      const storage = new NodeStorage();
+      const { wal } = await Wal.open({ dir, storage, segmentSizeBytes: 16 * 1024, preallocate: false });
+      const { keeper } = await StateKeeper.open({ wal, storage });
+      // Every tenth record's key is written once (kept), the others over 20 keys (mostly superseded).
+      for (let i = 0; i < 1200; i++) {
+        const key = i % 10 === 0 ? `once-${i}` : `hot-${i % 20}`;
+        await keeper.append([{ key: Buffer.from(key), value: Buffer.alloc(60, 0x61) }]);
+      }
+      const compaction = await compactKeys(keeper, wal, { thresholdPercent: 20 });
+      assert.ok(compaction.segmentsRewritten >= 2, `${compaction.segmentsRewritten} segments rewritten`);
+      const kept = (await wal.read(0, { limit: 2000 })).length;
+      await keeper.close();
+      await wal.close();
+      const report = await verify(dir);
+      assert.deepEqual(report.faults, []);
+      assert.equal(report.nextOffset, 1200);
+      assert.equal(report.recordCount, kept);
+      assert.ok(report.segments.every((s) => s.index === 'checked'));
     } finally {
       remove();
     }

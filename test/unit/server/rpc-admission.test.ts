@@ -22,6 +22,7 @@ import { Compactor } from '../../../src/state/compactor.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { STATE_OPTIONS } from '../../../src/state/state-options.js';
 import { StreamRegistry } from '../../../src/server/stream-registry.js';
+import { ServerEvents } from '../../../src/server/metrics/server-events.js';
 import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
 import type { TailStream } from '../../../src/server/tail-stream.js';
 import { walServiceDefinition } from '../../../src/server/wal-service-definition.js';
@@ -62,6 +63,8 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
     tailQueueBudget: new TailQueueBudget(resolved.maxTotalTailQueueBytes),
     appendStreams: new StreamRegistry<AppendStreamSession>('AppendStream', resolved.maxAppendStreams),
     snapshotStreams: new StreamRegistry<SnapshotSendStream>('GetSnapshot', resolved.maxSnapshotStreams),
+    metrics: undefined,
+    events: new ServerEvents(silent, undefined),
   };
   // Several MiB: a paused client holds a GetSnapshot stream open (flow control) for the limit test.
   for (let i = 0; i < 4; i++) {

@@ -27,6 +27,15 @@ describe('resolveServerOptions', () => {
     assert.throws(() => resolveServerOptions({ keepaliveTimeMs: '1' as unknown as number }), { name: 'TypeError' });
   });
 
+  it('takes metricsListen as host:port or off (the default), and names it otherwise', () => {
+    assert.equal(SERVER_DEFAULTS.metricsListen, 'off');
+    assert.equal(resolveServerOptions({ metricsListen: '[::1]:9464' }).metricsListen, '[::1]:9464');
+    assert.equal(resolveServerOptions({ metricsListen: '0.0.0.0:0' }).metricsListen, '0.0.0.0:0');
+    for (const bad of ['on', '9464', 'localhost:99999', '']) {
+      assert.throws(() => resolveServerOptions({ metricsListen: bad }), { name: 'RangeError', message: /^server option metricsListen must be host:port with a port from 0 to 65535, or off/ });
+    }
+  });
+
   it('reports message sizes too small for the log limits on the message size, naming the limits', () => {
     assert.throws(() => resolveServerOptions({ maxSendMessageBytes: 1024 }), {
       name: 'RangeError',

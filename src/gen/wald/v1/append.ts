@@ -77,7 +77,12 @@ export interface AppendResponse {
   duplicate: boolean;
 }
 
-/** AppendStreamRequest is one append pipelined on an AppendStream. */
+/**
+ * AppendStreamRequest is one message of an AppendStream: one append (`append`, as sent by clients
+ * before `appends` existed) or several independent appends (`appends`). Exactly one of the two is
+ * used: setting both is answered with an INVALID_ARGUMENT `error` (reason WAL_INVALID_ARGUMENT,
+ * field `appends`) and writes nothing; setting neither is an empty batch (below).
+ */
 export interface AppendStreamRequest {
   /**
    * A client-chosen identifier echoed in the matching AppendStreamResponse. The server does not
@@ -86,19 +91,29 @@ export interface AppendStreamRequest {
   requestId: bigint;
   /**
    * The append, with the same meaning and validation as the Append RPC; field names in errors are
-   * relative to it (`records[0].type`). Unset means an empty batch: answered with an
-   * INVALID_ARGUMENT `error` (field `records`).
+   * relative to it (`records[0].type`). Unset (and `appends` empty) means an empty batch: answered
+   * with an INVALID_ARGUMENT `error` (field `records`). Answered in the response's `result`.
    */
-  append: AppendRequest | undefined;
+  append:
+    | AppendRequest
+    | undefined;
+  /**
+   * Several independent appends carried by one message, so that a client sends what accumulated
+   * with one message instead of one message per append. Each element has the meaning and
+   * validation of the Append RPC on its own: it is atomic on its own, succeeds or fails on its own
+   * (a failed element does not fail its neighbours), and is answered by the element of the same
+   * index in the response's `results`; field names in its errors are relative to it. The elements
+   * are handed to the log in order, so they get increasing offsets in that order (and usually share
+   * one group commit). At most max_appends_per_message (server limit, default 1,024) elements;
+   * more: the response's `error` is INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT, field `appends`
+   * (metadata `limit`), and nothing of the message is written. The whole message is bounded by the
+   * server's max_receive_message_bytes. Empty: `append` is used.
+   */
+  appends: AppendRequest[];
 }
 
-/**
- * AppendStreamResponse answers one AppendStreamRequest, in the order the requests were sent.
- * Per-append failures arrive here as `error` and do not end the stream.
- */
-export interface AppendStreamResponse {
-  /** The request_id of the AppendStreamRequest this answers. */
-  requestId: bigint;
+/** The outcome of one element of AppendStreamRequest.appends. */
+export interface AppendStreamResult {
   /** The outcome of the append: exactly one is set. */
   result:
     | //
@@ -111,6 +126,36 @@ export interface AppendStreamResponse {
      */
     { $case: "error"; value: Status }
     | undefined;
+}
+
+/**
+ * AppendStreamResponse answers one AppendStreamRequest, in the order the requests were sent.
+ * Per-append failures arrive here as `error` (or in `results`) and do not end the stream.
+ */
+export interface AppendStreamResponse {
+  /** The request_id of the AppendStreamRequest this answers. */
+  requestId: bigint;
+  /**
+   * The outcome of the request's `append`, or the failure of the whole request (a request with both
+   * `append` and `appends`, or too many `appends`). Unset when `results` answers the request.
+   */
+  result:
+    | //
+    /** The append succeeded: where its records landed. */
+    { $case: "appended"; value: AppendResponse }
+    | //
+    /**
+     * The append (or the whole request) failed and wrote nothing: the status the Append RPC would
+     * have ended with (code, message, and a google.rpc.ErrorInfo detail whose reason is the WAL_*
+     * code).
+     */
+    { $case: "error"; value: Status }
+    | undefined;
+  /**
+   * One outcome per element of the request's `appends`, in the same order (the i-th answers the
+   * i-th). Empty when the request used `append`, or when `error` refused the whole request.
+   */
+  results: AppendStreamResult[];
 }
 
 function createBaseAppendRequest(): AppendRequest {
@@ -403,7 +448,7 @@ export const AppendResponse: MessageFns<AppendResponse> = {
 };
 
 function createBaseAppendStreamRequest(): AppendStreamRequest {
-  return { requestId: 0n, append: undefined };
+  return { requestId: 0n, append: undefined, appends: [] };
 }
 
 export const AppendStreamRequest: MessageFns<AppendStreamRequest> = {
@@ -416,6 +461,9 @@ export const AppendStreamRequest: MessageFns<AppendStreamRequest> = {
     }
     if (message.append !== undefined) {
       AppendRequest.encode(message.append, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.appends) {
+      AppendRequest.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -449,6 +497,14 @@ export const AppendStreamRequest: MessageFns<AppendStreamRequest> = {
             message.append = AppendRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.appends.push(AppendRequest.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -469,6 +525,9 @@ export const AppendStreamRequest: MessageFns<AppendStreamRequest> = {
         ? BigInt(object.request_id)
         : 0n,
       append: isSet(object.append) ? AppendRequest.fromJSON(object.append) : undefined,
+      appends: globalThis.Array.isArray(object?.appends)
+        ? object.appends.map((e: any) => AppendRequest.fromJSON(e))
+        : [],
     };
   },
 
@@ -479,6 +538,9 @@ export const AppendStreamRequest: MessageFns<AppendStreamRequest> = {
     }
     if (message.append !== undefined) {
       obj.append = AppendRequest.toJSON(message.append);
+    }
+    if (message.appends?.length) {
+      obj.appends = message.appends.map((e) => AppendRequest.toJSON(e));
     }
     return obj;
   },
@@ -492,12 +554,114 @@ export const AppendStreamRequest: MessageFns<AppendStreamRequest> = {
     message.append = (object.append !== undefined && object.append !== null)
       ? AppendRequest.fromPartial(object.append)
       : undefined;
+    message.appends = object.appends?.map((e) => AppendRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAppendStreamResult(): AppendStreamResult {
+  return { result: undefined };
+}
+
+export const AppendStreamResult: MessageFns<AppendStreamResult> = {
+  encode(message: AppendStreamResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "appended":
+        AppendResponse.encode(message.result.value, writer.uint32(10).fork()).join();
+        break;
+      case "error":
+        Status.encode(message.result.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AppendStreamResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAppendStreamResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "appended", value: AppendResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "error", value: Status.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AppendStreamResult {
+    return {
+      result: isSet(object.appended)
+        ? { $case: "appended", value: AppendResponse.fromJSON(object.appended) }
+        : isSet(object.error)
+        ? { $case: "error", value: Status.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: AppendStreamResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "appended") {
+      obj.appended = AppendResponse.toJSON(message.result.value);
+    } else if (message.result?.$case === "error") {
+      obj.error = Status.toJSON(message.result.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AppendStreamResult>): AppendStreamResult {
+    return AppendStreamResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AppendStreamResult>): AppendStreamResult {
+    const message = createBaseAppendStreamResult();
+    switch (object.result?.$case) {
+      case "appended": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "appended", value: AppendResponse.fromPartial(object.result.value) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.result?.value !== undefined && object.result?.value !== null) {
+          message.result = { $case: "error", value: Status.fromPartial(object.result.value) };
+        }
+        break;
+      }
+    }
     return message;
   },
 };
 
 function createBaseAppendStreamResponse(): AppendStreamResponse {
-  return { requestId: 0n, result: undefined };
+  return { requestId: 0n, result: undefined, results: [] };
 }
 
 export const AppendStreamResponse: MessageFns<AppendStreamResponse> = {
@@ -515,6 +679,9 @@ export const AppendStreamResponse: MessageFns<AppendStreamResponse> = {
       case "error":
         Status.encode(message.result.value, writer.uint32(26).fork()).join();
         break;
+    }
+    for (const v of message.results) {
+      AppendStreamResult.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -556,6 +723,14 @@ export const AppendStreamResponse: MessageFns<AppendStreamResponse> = {
             message.result = { $case: "error", value: Status.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.results.push(AppendStreamResult.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -580,6 +755,9 @@ export const AppendStreamResponse: MessageFns<AppendStreamResponse> = {
         : isSet(object.error)
         ? { $case: "error", value: Status.fromJSON(object.error) }
         : undefined,
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => AppendStreamResult.fromJSON(e))
+        : [],
     };
   },
 
@@ -592,6 +770,9 @@ export const AppendStreamResponse: MessageFns<AppendStreamResponse> = {
       obj.appended = AppendResponse.toJSON(message.result.value);
     } else if (message.result?.$case === "error") {
       obj.error = Status.toJSON(message.result.value);
+    }
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => AppendStreamResult.toJSON(e));
     }
     return obj;
   },
@@ -616,6 +797,7 @@ export const AppendStreamResponse: MessageFns<AppendStreamResponse> = {
         break;
       }
     }
+    message.results = object.results?.map((e) => AppendStreamResult.fromPartial(e)) || [];
     return message;
   },
 };

@@ -1,0 +1,223 @@
+import { credentials as grpcCredentials, Client, Metadata, status as Status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import type { AppendRecord } from '../codec/record.js';
+import { GetRequest, GetResponse } from '../gen/wald/v1/state.js';
+import { ReadRequest } from '../gen/wald/v1/read.js';
+import { GetStatsRequest, GetStatsResponse } from '../gen/wald/v1/stats.js';
+import { TailWalRequest } from '../gen/wald/v1/tail.js';
+import { WalServiceService } from '../gen/wald/v1/wal_service.js';
+import { decodeReadResponse, type ReadPage } from '../wire/read-response-decoder.js';
+import type { TailBatch } from '../wire/tail-response-decoder.js';
+import { AppendPipeline, type AppendCallOptions, type AppendPipelineCounters, type AppendResult } from './append-pipeline.js';
+import { backoffDelayMs } from './backoff.js';
+import { openTailWal } from './open-tail-wal.js';
+import { resumingTail, type TailEvent, type TailOptions } from './resuming-tail.js';
+import { isServiceError } from './rpc-error-info.js';
+import { WalClientError } from './wal-client-error.js';
+import { resolveWalClientOptions, walChannelOptions, type ResolvedWalClientOptions, type WalClientOptions } from './wal-client-options.js';
+
+export type { AppendCallOptions, AppendPipelineCounters, AppendResult } from './append-pipeline.js';
+export type { ReadPage } from '../wire/read-response-decoder.js';
+export type { TailEvent, TailOptions } from './resuming-tail.js';
+export type { WalRecord, AppendRecord } from '../codec/record.js';
+export { WalClientError } from './wal-client-error.js';
+export { WAL_CLIENT_DEFAULTS, walChannelOptions, type WalClientOptions } from './wal-client-options.js';
+
+/** `T` with every `bigint` as a `number`, nested (offsets and counts stay below 2^53). */
+export type Numbered<T> = T extends bigint ? number : T extends Uint8Array ? T : T extends object ? { readonly [K in keyof T]: Numbered<T[K]> } : T;
+
+/** What `GetStats` reports, with `number`s for its uint64 fields. */
+export type WalStats = Numbered<GetStatsResponse>;
+
+/** A key's latest PUT, from the key-value view. */
+export interface KeyValue {
+  readonly value: Buffer;
+  /** Offset of the PUT that wrote the value. */
+  readonly offset: number;
+  /** Its timestamp: milliseconds since the Unix epoch. */
+  readonly timestamp: number;
+}
+
+/** Options of {@link WalClient.read}. */
+export interface ReadOptions {
+  /** Most records (0 or unset: the server's `max_read_records`). */
+  readonly limit?: number | undefined;
+  /** Most record bytes (0 or unset: the server's `max_response_bytes`). */
+  readonly maxBytes?: number | undefined;
+}
+
+function numbered<T>(value: T): Numbered<T> {
+  if (typeof value === 'bigint') return Number(value) as Numbered<T>;
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value as Numbered<T>;
+  const out: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(value)) out[name] = numbered(field);
+  return out as Numbered<T>;
+}
+
+function checkOffset(value: number, name: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative safe integer, got ${String(value)}`);
+}
+
+/**
+ * A client of a wald server for Node (`import { WalClient } from 'wald/client'`), shaped for speed:
+ * concurrent appends ride one AppendStream, several per message (see {@link AppendPipeline}),
+ * idempotent and retried across disconnects by default; reads and tails decode with the
+ * hand-written codecs of `src/wire/` (records with `number` offsets, byte fields that are views
+ * into the message). Offsets are `number`s: exact below 2^53, which bounds every offset wald has.
+ *
+ * Every method rejects with {@link WalClientError} (status code, `ErrorInfo` reason). Unary calls
+ * (read, get, stats) are retried after `UNAVAILABLE` with backoff until `retryDeadlineMs`.
+ * docs/client.md describes the semantics.
+ */
+export class WalClient {
+  readonly options: ResolvedWalClientOptions;
+  private readonly grpc: Client;
+  private readonly appends: AppendPipeline;
+  private isClosed = false;
+
+  /**
+   * Connects lazily to `address` (`host:port`).
+   *
+   * @throws TypeError or RangeError naming a bad option.
+   */
+  constructor(
+    readonly address: string,
+    options: WalClientOptions = {},
+  ) {
+    this.options = resolveWalClientOptions(options);
+    this.grpc = new Client(address, this.options.credentials ?? grpcCredentials.createInsecure(), walChannelOptions(this.options.channelOptions));
+    this.appends = new AppendPipeline(this.grpc, this.options, () => this.callMetadata());
+  }
+
+  /**
+   * Appends `records` atomically (all or none, consecutive offsets, one timestamp). Concurrent
+   * calls share AppendStream messages; each resolves with its own result or rejects with its own
+   * error.
+   *
+   * @throws TypeError for records that are not records; RangeError for a bad `expectedOffset`.
+   *   Rejects with {@link WalClientError}: the server's reason (`WAL_INVALID_ARGUMENT`,
+   *   `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH`, `WAL_STATE_FULL`, ...), `DEADLINE_EXCEEDED`
+   *   when retries ran out of `retryDeadlineMs`, `CANCELLED` after {@link close}.
+   */
+  append(records: readonly AppendRecord[], options: AppendCallOptions = {}): Promise<AppendResult> {
+    return this.appends.append(records, options);
+  }
+
+  /** Counters of the append pipeline (messages in flight, retries, producer ids), for tests and monitoring. */
+  appendCounters(): AppendPipelineCounters {
+    return this.appends.counters();
+  }
+
+  /**
+   * Reads up to `limit` durable records from `fromOffset` (one Read call).
+   *
+   * @throws RangeError for a bad `fromOffset`. Rejects with {@link WalClientError}: `OUT_OF_RANGE`
+   *   (`WAL_OFFSET_COMPACTED`, `WAL_OFFSET_OUT_OF_RANGE`), ...
+   */
+  read(fromOffset: number, options: ReadOptions = {}): Promise<ReadPage> {
+    checkOffset(fromOffset, 'fromOffset');
+    const request = ReadRequest.encode({ fromOffset: BigInt(fromOffset), limit: options.limit ?? 0, maxBytes: options.maxBytes ?? 0 }).finish();
+    return this.unary(WalServiceService.read.path, Buffer.from(request), decodeReadResponse);
+  }
+
+  /**
+   * The records from `fromOffset` up to `toOffset` (exclusive; unset: up to the high watermark as
+   * of each page), one page per Read call. Stops early at the end of the log.
+   *
+   * @throws RangeError for bad offsets. Rejects as {@link read}.
+   */
+  async *range(fromOffset: number, toOffset?: number, options: ReadOptions = {}): AsyncGenerator<ReadPage, void, undefined> {
+    checkOffset(fromOffset, 'fromOffset');
+    if (toOffset !== undefined) checkOffset(toOffset, 'toOffset');
+    let position = fromOffset;
+    // Bounded: each page moves `position` forward, and an empty page ends the range.
+    while (toOffset === undefined || position < toOffset) {
+      const limit = toOffset === undefined ? options.limit : Math.min(options.limit ?? Number.MAX_SAFE_INTEGER, toOffset - position, 2 ** 32 - 1);
+      const page = await this.read(position, { ...options, limit });
+      if (page.records.length === 0 || page.nextOffset <= position) return;
+      position = page.nextOffset;
+      yield page;
+    }
+  }
+
+  /**
+   * A tail from `fromOffset`: the durable records, catching up then following live, resumed from
+   * where it was after a disconnect (no gap, no duplicate), with heartbeats that report the lag.
+   * See {@link resumingTail}.
+   *
+   * @throws RangeError for a bad `fromOffset`.
+   */
+  tail(fromOffset: number, options: TailOptions = {}): AsyncGenerator<TailEvent, void, undefined> {
+    checkOffset(fromOffset, 'fromOffset');
+    const open = async (from: number): Promise<ClientReadableStream<TailBatch>> => {
+      const request = TailWalRequest.fromPartial({
+        start: { $case: 'fromOffset', value: BigInt(from) },
+        maxRecords: options.maxRecords ?? 0,
+        maxBytes: options.maxBytes ?? 0,
+      });
+      return openTailWal(this.grpc, request, await this.callMetadata());
+    };
+    const { initialBackoffMs, maxBackoffMs, retryDeadlineMs } = this.options;
+    return resumingTail({ open, initialBackoffMs, maxBackoffMs, retryDeadlineMs }, fromOffset, options);
+  }
+
+  /** The value of `key` in the key-value view, or undefined when the view holds no such key. */
+  async get(key: Uint8Array): Promise<KeyValue | undefined> {
+    if (!(key instanceof Uint8Array)) throw new TypeError('key must be a Uint8Array');
+    try {
+      const response = await this.unary(WalServiceService.get.path, Buffer.from(GetRequest.encode({ key: Buffer.from(key) }).finish()), (bytes) =>
+        GetResponse.decode(bytes),
+      );
+      return { value: response.value, offset: Number(response.offset), timestamp: Number(response.timestamp) };
+    } catch (error) {
+      if (error instanceof WalClientError && error.reason === 'WAL_KEY_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /** The server's GetStats, with `number`s. */
+  async stats(): Promise<WalStats> {
+    const response = await this.unary(WalServiceService.getStats.path, Buffer.from(GetStatsRequest.encode({}).finish()), (bytes) => GetStatsResponse.decode(bytes));
+    return numbered(response);
+  }
+
+  /** Waits for every append made to settle, then closes the connection. Later calls fail with `CANCELLED`. */
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    await this.appends.close();
+    this.grpc.close();
+  }
+
+  private async callMetadata(): Promise<Metadata> {
+    const metadata = this.options.metadata === undefined ? new Metadata() : (await this.options.metadata()).clone();
+    if (this.options.token !== undefined) metadata.set('authorization', `Bearer ${await this.options.token()}`);
+    return metadata;
+  }
+
+  /** One unary call, retried after `UNAVAILABLE` with backoff until `retryDeadlineMs`. */
+  private async unary<T>(path: string, request: Buffer, decode: (bytes: Buffer) => T): Promise<T> {
+    if (this.isClosed) throw new WalClientError(Status.CANCELLED, 'the client is closed');
+    const deadline = Date.now() + this.options.retryDeadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      const metadata = await this.callMetadata();
+      try {
+        return await new Promise<T>((resolve, reject) => {
+          this.grpc.makeUnaryRequest(
+            path,
+            (bytes: Buffer) => bytes,
+            decode,
+            request,
+            metadata,
+            { deadline: Date.now() + this.options.callTimeoutMs },
+            (error: ServiceError | null, response?: T) => (error === null ? resolve(response as T) : reject(error)),
+          );
+        });
+      } catch (error) {
+        const failure = isServiceError(error) ? WalClientError.fromServiceError(error) : new WalClientError(Status.INTERNAL, String(error), { cause: error });
+        const delay = backoffDelayMs(attempt, this.options.initialBackoffMs, this.options.maxBackoffMs);
+        if (!failure.isRetryable || Date.now() + delay >= deadline) throw failure;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+}

@@ -1,0 +1,215 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { WalClient, WalClientError, type AppendResult } from '../../src/client/wal-client.js';
+import { startServer } from './support/harness.js';
+
+function records(count: number, prefix: string): { value: Buffer }[] {
+  return Array.from({ length: count }, (_, i) => ({ value: Buffer.from(`${prefix}-${i}`) }));
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<WalClientError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof WalClientError, `a WalClientError, got ${String(error)}`);
+    return error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('WalClient', { timeout: 120_000 }, () => {
+  test('concurrent appends share messages, and each keeps its own atomic batch and result', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address);
+    try {
+      const calls = 300;
+      const sizes = Array.from({ length: calls }, (_, i) => 1 + (i % 5));
+      const results = await Promise.all(sizes.map((size, i) => client.append(records(size, `c${i}`))));
+      const counters = client.appendCounters();
+      assert.ok(counters.sentMessages < calls / 4, `${counters.sentMessages} messages carried ${calls} appends`);
+      assert.equal(counters.sentAppends, calls);
+      const covered = new Set<number>();
+      for (let i = 0; i < calls; i++) {
+        const result = results[i]!;
+        assert.equal(result.lastOffset - result.firstOffset + 1, sizes[i], `call ${i} got one offset per record`);
+        for (let offset = result.firstOffset; offset <= result.lastOffset; offset++) {
+          assert.ok(!covered.has(offset), `offset ${offset} given twice`);
+          covered.add(offset);
+        }
+      }
+      const total = sizes.reduce((a, b) => a + b, 0);
+      assert.equal(covered.size, total);
+      const page = await client.read(0, { limit: total });
+      assert.equal(page.records.length, total);
+      for (let i = 0; i < calls; i++) {
+        const { firstOffset, lastOffset, timestamp } = results[i]!;
+        const own = page.records.slice(firstOffset, lastOffset + 1);
+        assert.deepEqual(
+          own.map((r) => r.value.toString()),
+          records(sizes[i]!, `c${i}`).map((r) => r.value.toString()),
+          `call ${i}'s records are its own, consecutive, in order`,
+        );
+        assert.ok(own.every((r) => r.timestamp === timestamp));
+      }
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test("each caller's appends are written in the order it made them", async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address, { maxAppendsPerMessage: 7, maxInFlightMessages: 3 });
+    try {
+      const callers = 5;
+      const perCaller = 60;
+      const byCaller: Promise<AppendResult>[][] = Array.from({ length: callers }, () => []);
+      for (let i = 0; i < perCaller; i++) {
+        for (let c = 0; c < callers; c++) byCaller[c]!.push(client.append(records(1 + ((i + c) % 3), `p${c}-${i}`)));
+      }
+      for (let c = 0; c < callers; c++) {
+        const offsets = (await Promise.all(byCaller[c]!)).map((r) => r.firstOffset);
+        for (let i = 1; i < offsets.length; i++) assert.ok(offsets[i]! > offsets[i - 1]!, `caller ${c}: append ${i} after ${i - 1}`);
+      }
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('a failed append does not fail the others of its message', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address);
+    try {
+      const first = client.append(records(2, 'a'));
+      const empty = client.append([]);
+      const mismatch = client.append(records(1, 'b'), { expectedOffset: 1000 });
+      const server = client.append([{ value: Buffer.from('x'), type: 'checkpoint' }]);
+      const last = client.append(records(3, 'c'), { sync: true });
+      const emptyError = await rejectionOf(empty);
+      assert.equal(emptyError.code, status.INVALID_ARGUMENT);
+      assert.equal(emptyError.reason, 'WAL_INVALID_ARGUMENT');
+      assert.equal(emptyError.metadata['field'], 'records');
+      const mismatchError = await rejectionOf(mismatch);
+      assert.equal(mismatchError.code, status.ABORTED);
+      assert.equal(mismatchError.reason, 'WAL_OFFSET_MISMATCH');
+      assert.equal((await rejectionOf(server)).reason, 'WAL_INVALID_ARGUMENT');
+      assert.deepEqual(await first, { firstOffset: 0, lastOffset: 1, timestamp: (await first).timestamp, duplicate: false });
+      const lastResult = await last;
+      assert.equal(lastResult.firstOffset, 2);
+      assert.equal(lastResult.lastOffset, 4);
+      assert.equal(client.appendCounters().sentMessages, 1, 'the five appends went in one message');
+      const conditional = await client.append(records(1, 'd'), { expectedOffset: 5 });
+      assert.equal(conditional.firstOffset, 5);
+      assert.equal((await client.stats()).nextOffset, 6);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('messages in flight never exceed maxInFlightMessages, and every append is still answered', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address, { maxInFlightMessages: 2, maxAppendsPerMessage: 4, maxQueuedAppends: 50 });
+    try {
+      const calls = 400;
+      const results = await Promise.all(Array.from({ length: calls }, (_, i) => client.append(records(1, `b${i}`))));
+      const counters = client.appendCounters();
+      assert.equal(results.length, calls);
+      assert.ok(counters.sentMessages >= calls / 4);
+      assert.equal(counters.maxInFlightMessagesSeen, 2, 'the window filled up and was never exceeded');
+      assert.equal(counters.inFlightMessages, 0);
+      assert.equal(counters.queuedAppends, 0);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('lingerMs gathers appends made over several event-loop turns into one message', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address, { lingerMs: 200 });
+    try {
+      const first = client.append(records(1, 'l0'));
+      await new Promise((resolve) => setImmediate(resolve));
+      const second = client.append(records(1, 'l1'));
+      await Promise.all([first, second]);
+      assert.equal(client.appendCounters().sentMessages, 1);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('read, range, get and stats decode what was appended', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address);
+    try {
+      await client.append([{ key: Buffer.from('k'), value: Buffer.from('v1'), headers: { h: Buffer.from('x') } }]);
+      await client.append(records(20, 'r'));
+      await client.append([{ key: Buffer.from('k'), value: Buffer.from('v2') }]);
+      const page = await client.read(0, { limit: 2 });
+      assert.equal(page.records.length, 2);
+      assert.equal(page.nextOffset, 2);
+      assert.equal(page.highWatermark, 21);
+      assert.deepEqual(page.records[0]!.headers, { h: Buffer.from('x') });
+      assert.deepEqual(page.records[0]!.key, Buffer.from('k'));
+      const pages = [];
+      for await (const p of client.range(1, 15, { limit: 4 })) pages.push(p);
+      assert.deepEqual(
+        pages.map((p) => p.records.map((r) => r.offset)),
+        [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14]],
+      );
+      let all = 0;
+      for await (const p of client.range(0)) all += p.records.length;
+      assert.equal(all, 22, 'range without an end stops at the end of the log');
+      const value = await client.get(Buffer.from('k'));
+      assert.deepEqual(value?.value, Buffer.from('v2'));
+      assert.equal(value?.offset, 21);
+      assert.equal(await client.get(Buffer.from('missing')), undefined);
+      const stats = await client.stats();
+      assert.equal(stats.entryCount, 22);
+      assert.equal(stats.highWatermark, 21);
+      const compacted = await rejectionOf(client.read(100));
+      assert.equal(compacted.code, status.OUT_OF_RANGE);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('tail catches up, follows live appends, reports lag, and ends when its signal aborts', async () => {
+    const h = await startServer({ server: { tailHeartbeatIntervalMs: 50 } });
+    const client = new WalClient(h.address);
+    try {
+      await client.append(records(5, 't'));
+      const abort = new AbortController();
+      const seen: number[] = [];
+      let heartbeatLag: number | undefined;
+      for await (const event of client.tail(2, { signal: abort.signal })) {
+        seen.push(...event.records.map((r) => r.offset));
+        if (event.records.length === 0) heartbeatLag = event.lagRecords;
+        if (seen.length === 3 && heartbeatLag !== undefined) void client.append(records(2, 'live'));
+        if (seen.length === 5) abort.abort();
+      }
+      assert.deepEqual(seen, [2, 3, 4, 5, 6]);
+      assert.equal(heartbeatLag, 0, 'a caught-up tail has no lag');
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('appends after close are refused with CANCELLED', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address);
+    try {
+      await client.append(records(1, 'x'));
+      await client.close();
+      assert.equal((await rejectionOf(client.append(records(1, 'y')))).code, status.CANCELLED);
+    } finally {
+      await h.close();
+    }
+  });
+});
