@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- engine|service|state|security|keys|metrics|compare|all] [--json]`: runs the named parts of the benchmark (default
+ * `npm run bench [-- engine|service|state|security|keys|metrics|compare|compaction|all] [--json]`: runs the named parts of the benchmark (default
  * all) and prints each as a Markdown table. With `--json` the tables go to stderr and stdout gets
  * one JSON document with every figure. Settings come from `WALD_BENCH_*` variables (see
  * `scripts/bench/bench-config.ts`). Files go to `./bench-tmp/`, which is removed at the end.
@@ -11,6 +11,7 @@ import { resolveBenchConfig } from './bench/bench-config.js';
 import type { BenchPart, BenchPartResult } from './bench/bench-part.js';
 import { formatPart } from './bench/bench-table.js';
 import { describeMachine, isTmpfs, machineLoad } from './bench/machine.js';
+import { runCompactionBench } from './bench-compaction.js';
 import { runCompareBench } from './bench-compare.js';
 import { runEngineBench } from './bench-engine.js';
 import { runSecurityBench } from './bench-security.js';
@@ -28,6 +29,7 @@ const PARTS: Readonly<Record<string, BenchPart>> = {
   keys: runKeyCompactionBench,
   metrics: runMetricsBench,
   compare: runCompareBench,
+  compaction: runCompactionBench,
 };
 
 const USAGE = `usage: node dist/scripts/bench.js [${[...Object.keys(PARTS), 'all'].join('|')}] [--json]`;

@@ -130,6 +130,7 @@ export function createNoopWalService(): WalServiceServer {
         stateMemoryBytes: 0n,
         snapshotCount: 0,
         lastSnapshotId: '',
+        reclaimableBytes: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
@@ -140,5 +141,20 @@ export function createNoopWalService(): WalServiceServer {
     listSnapshots: (_call, callback) => callback(unimplemented()),
     verifySnapshot: (_call, callback) => callback(unimplemented()),
     getSnapshot: (call) => call.emit('error', unimplemented()),
+    compact: (_call, callback) =>
+      callback(null, {
+        snapshotsCreated: 0,
+        segmentsDeleted: 0,
+        bytesReclaimed: 0n,
+        totalSnapshots: 0,
+        walSegments: 1,
+        snapshotId: '',
+        firstOffset: 0n,
+        dryRun: false,
+        snapshotOffset: 0n,
+        snapshotsDeleted: 0,
+        durationMs: 0n,
+      }),
+    deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
   };
 }

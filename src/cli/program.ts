@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAppendCommand } from './append-command.js';
 import { registerAuthCommand } from './auth-command.js';
+import { registerCompactCommand, registerDeleteSegmentsBeforeCommand } from './compact-command.js';
 import { registerDumpCommand } from './dump-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
@@ -49,6 +50,8 @@ export function buildProgram(): Command {
   registerFlushAllCommand(program);
   registerSnapshotCommand(program);
   registerAuthCommand(program);
+  registerCompactCommand(program);
+  registerDeleteSegmentsBeforeCommand(program);
   registerVerifyCommand(program);
   registerDumpCommand(program);
   registerRepairCommand(program);

@@ -39,6 +39,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       snapshot_count: stats.snapshotCount,
       last_snapshot_id: stats.lastSnapshotId,
       last_snapshot_offset: jsonOptionalInteger(stats.lastSnapshotOffset),
+      reclaimable_bytes: jsonInteger(stats.reclaimableBytes),
       io_stats: {
         bytes_written: jsonInteger(io?.bytesWritten ?? 0n),
         bytes_read: jsonInteger(io?.bytesRead ?? 0n),
@@ -65,6 +66,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['state memory', `${stats.stateMemoryBytes} bytes`],
       ['snapshots', String(stats.snapshotCount)],
       ['last snapshot', stats.lastSnapshotId === '' ? 'none' : `${stats.lastSnapshotId} (offset ${optionalText(stats.lastSnapshotOffset)})`],
+      ['reclaimable', `${stats.reclaimableBytes} bytes`],
       ['bytes written', (io?.bytesWritten ?? 0n).toString()],
       ['bytes read', (io?.bytesRead ?? 0n).toString()],
       ['writes', (io?.writes ?? 0n).toString()],

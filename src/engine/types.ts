@@ -148,6 +148,20 @@ export interface WalStats {
   readonly writeState: WriteState;
 }
 
+/** One segment of the log as `Wal.listSegments()` lists it: what compaction and retention decide on. */
+export interface SegmentInfo {
+  /** The offset of the segment's first record (its file name). */
+  readonly baseOffset: number;
+  /** The offset after its last record (equal to `baseOffset` when it holds none). */
+  readonly nextOffset: number;
+  /** Bytes its file occupies (preallocated space included). */
+  readonly sizeBytes: number;
+  /** The timestamp of its newest record, ms; -1 when it holds none. */
+  readonly lastTimestamp: number;
+  /** True for the segment being written (never deleted). */
+  readonly isActive: boolean;
+}
+
 /** Lifecycle of a `Wal`. */
 export type WalStatus = 'opening' | 'open' | 'closing' | 'closed';
 

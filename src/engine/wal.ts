@@ -25,6 +25,7 @@ import type {
   IoStats,
   ReadOptions,
   RecoveryReport,
+  SegmentInfo,
   TailAdmission,
   TailLoopOptions,
   TailOptions,
@@ -355,6 +356,18 @@ export class Wal {
       status: this.statusValue,
       writeState: this.writer.writeState,
     };
+  }
+
+  /** The log's segments now, oldest first; the last is the active one. */
+  listSegments(): SegmentInfo[] {
+    const active = this.segments.active;
+    return [...this.segments].map((segment) => ({
+      baseOffset: segment.baseOffset,
+      nextOffset: segment.nextOffset,
+      sizeBytes: segment.fileSize,
+      lastTimestamp: segment.lastTimestamp,
+      isActive: segment === active,
+    }));
   }
 
   /**

@@ -119,6 +119,8 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     readonly settings: TailSettings,
     private readonly budget: TailQueueBudget,
     private readonly logger: Logger,
+    /** Adds what the server knows to a failure before it is sent (the snapshot to install below the first offset). */
+    private readonly explainFailure: (error: unknown) => unknown = (error) => error,
   ) {
     super();
     // grpc-js emits 'cancelled' when the call is over however it ends (client cancel, lost
@@ -226,7 +228,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     if (this.abortReason === 'cancelled') {
       return;
     }
-    this.call.emit('error', toServiceError(toRpcFailure(error, this.logger, { rpc: 'TailWal' })));
+    this.call.emit('error', toServiceError(toRpcFailure(this.explainFailure(error), this.logger, { rpc: 'TailWal' })));
   }
 
   private async startOffset(): Promise<number> {

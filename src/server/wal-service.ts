@@ -1,7 +1,9 @@
 import type { WalServiceServer } from '../gen/wald/v1/wal_service.js';
 import { append } from './rpc/append.js';
 import { appendStream } from './rpc/append-stream.js';
+import { compact } from './rpc/compact.js';
 import { createSnapshot } from './rpc/create-snapshot.js';
+import { deleteSegmentsBefore } from './rpc/delete-segments-before.js';
 import { flushAll } from './rpc/flush-all.js';
 import { get } from './rpc/get.js';
 import { getSnapshot } from './rpc/get-snapshot.js';
@@ -42,6 +44,8 @@ export const WAL_SERVICE_RPCS = {
   listSnapshots: { name: 'ListSnapshots', kind: 'unary', role: 'read', handle: listSnapshots },
   verifySnapshot: { name: 'VerifySnapshot', kind: 'unary', role: 'admin', handle: verifySnapshot },
   getSnapshot: { name: 'GetSnapshot', kind: 'server-stream', role: 'read', open: getSnapshot, streams: (context) => context.snapshotStreams },
+  compact: { name: 'Compact', kind: 'unary', role: 'admin', handle: compact },
+  deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', handle: deleteSegmentsBefore },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

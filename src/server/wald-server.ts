@@ -4,8 +4,12 @@ import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
 import { Wal } from '../engine/wal.js';
 import type { WalOptions } from '../engine/wal-options.js';
+import { CompactionScheduler } from '../state/compaction-scheduler.js';
+import { Compactor } from '../state/compactor.js';
 import { StateKeeper, type StateRecoveryReport } from '../state/state-keeper.js';
+import { resolveStateOptions } from '../state/state-options.js';
 import { NodeStorage } from '../storage/node-storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { MetricsListener } from './metrics/metrics-listener.js';
@@ -41,6 +45,10 @@ export interface WaldServerInit {
   readonly options?: ServerOptions | undefined;
   /** JSON logger; default: pino at `info` on stdout. */
   readonly logger?: Logger | undefined;
+  /** The file-system port of `wal` and its snapshots (compaction deletes through it); default: the node one. */
+  readonly storage?: Storage | undefined;
+  /** Clock in ms for compaction (retention ages, the minimum interval): the log's own; tests inject one. */
+  readonly clock?: (() => number) | undefined;
   /**
    * The events the log was opened to report to (its `WalOptions.observer` is their
    * `walObserver()`), with the metrics they count in. `WaldServer.open` makes them; without them the
@@ -76,6 +84,10 @@ export class WaldServer {
   readonly wal: Wal;
   /** The key-value view of the log (Get, ListKeys, FlushAll); owned by the server, closed by {@link stop}. */
   readonly state: StateKeeper;
+  /** Compaction of the log (Compact, DeleteSegmentsBefore). */
+  readonly compactor: Compactor;
+  /** Automatic compaction (`compaction.enabled`): started by {@link start}, stopped by {@link stop}. */
+  readonly compactionScheduler: CompactionScheduler;
   /** The server's notable events, logged and (with `metricsListen` on) counted; snapshots and compactions report here. */
   readonly events: ServerEvents;
   /** The server's Prometheus metrics; undefined when `metricsListen` is `off`. */
@@ -132,7 +144,7 @@ export class WaldServer {
         log.warn({ file: skipped.file, reason: skipped.reason }, 'snapshot not used: recovery fell back to an older one or the log');
       }
       const appendLimits = { ...wal.limits, ...options.appendLimits };
-      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, events });
+      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, events, storage, clock: walOptions.clock });
       events.recovered(report, opened.report);
       return { server, report, stateReport: opened.report };
     } catch (error) {
@@ -153,6 +165,16 @@ export class WaldServer {
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
+    const compaction = resolveStateOptions(init.options?.state).compaction;
+    this.compactor = new Compactor({ wal: this.wal, state: this.state, storage: init.storage ?? new NodeStorage(), options: compaction, clock: init.clock });
+    this.compactionScheduler = new CompactionScheduler({ wal: this.wal, state: this.state, compactor: this.compactor, options: compaction, clock: init.clock });
+    this.compactionScheduler.on('compacted', ({ trigger, recordsSinceSnapshot, logBytes, result }) => {
+      this.logger.info({ trigger, recordsSinceSnapshot, logBytes, ...result }, 'automatic compaction');
+      this.events.compactionRun(result);
+    });
+    this.compactionScheduler.on('failed', (error, trigger) => {
+      this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
+    });
     this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams);
     this.grpcServer = new Server(this.channelOptions());
     this.security = new ServerSecurity(this.options, this.logger, (reason) => this.metrics?.authenticationFailed(reason));
@@ -160,6 +182,7 @@ export class WaldServer {
       {
         wal: this.wal,
         state: this.state,
+        compactor: this.compactor,
         options: this.options,
         logger: this.logger,
         tails: this.tails,
@@ -279,6 +302,7 @@ export class WaldServer {
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
+    this.compactionScheduler.start();
     const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
     this.logger.info({ address: withPort(this.options.listen, this.boundPort), dir: this.wal.dir, ...security, config: this.configSummary() }, 'wald listening');
     return this.boundPort;
@@ -352,6 +376,7 @@ export class WaldServer {
     } else {
       this.grpcServer.forceShutdown();
     }
+    await this.compactionScheduler.stop();
     await this.state.close();
     try {
       await this.wal.sync();

@@ -72,6 +72,8 @@ export interface CreateSnapshotOptions {
   readonly compress?: boolean | undefined;
   /** Only the keys put or deleted since the newest full or incremental snapshot, which becomes the base. */
   readonly incremental?: boolean | undefined;
+  /** Bytes encoded between turns of the event loop (`writeSnapshot`'s `chunkBytes`); smaller lets appends through more often. */
+  readonly chunkBytes?: number | undefined;
 }
 
 /** A snapshot the view just wrote: its listing row, its checksum, and the time the write took. */
@@ -310,6 +312,14 @@ export class StateKeeper {
   }
 
   /**
+   * Resolves once the view has applied every record durable now (what {@link get} waits for).
+   * Rejects with the error that stopped the view, or `WAL_CLOSED`.
+   */
+  caughtUp(): Promise<void> {
+    return this.caughtUpWithDurable();
+  }
+
+  /**
    * A consistent view of the state as applied now, in O(1) (see `KeyState.captureView`): what a
    * snapshot of the view is written from.
    */
@@ -348,9 +358,9 @@ export class StateKeeper {
           view.release();
           throw noBase(this.snapshotDir, base, view.changesKnownSince);
         }
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes });
       } else {
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes });
       }
       this.state.forgetChangesBefore(written.walOffset);
       return { ...written, durationMs: this.clock() - started };

@@ -5,12 +5,15 @@
  * snake_case (`maxStateBytes` is `max_state_bytes`, `--max-state-bytes`, `WALD_MAX_STATE_BYTES`).
  */
 import { isAbsolute, join } from 'node:path';
-import { integerOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
+import { booleanOption, integerOption, optionGroup, textOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionValues } from '../options/option-set.js';
 import { DEFAULT_MAX_STATE_BYTES } from './key-state.js';
 
 /** Default of `snapshot_dir`: a directory of that name inside the data directory. */
 export const DEFAULT_SNAPSHOT_DIR = 'snapshots';
+
+/** Default of `compaction.retention_ms`: a day. */
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /** Every option of the key-value view, in the order of `--help` and docs/configuration.md. */
 export const STATE_OPTION_DECLARATIONS = {
@@ -46,6 +49,82 @@ export const STATE_OPTION_DECLARATIONS = {
     },
     { min: 0 },
   ),
+  compaction: optionGroup({
+    enabled: booleanOption({
+      default: false,
+      doc: 'run compaction by itself when a threshold below is reached',
+      why:
+        'Off by default: compaction deletes segments, and an operator should choose when that starts. `Compact` ' +
+        '(`wald compact`) works either way, and retention and the byte cap below apply to it too.',
+    }),
+    eventsThreshold: integerOption(
+      {
+        default: 1_000_000,
+        unit: 'records',
+        doc: 'automatic compaction runs once this many records came after the newest snapshot; 0: never for this reason',
+        why:
+          'Bounds the log a restart replays on top of the newest snapshot (rebuilding runs at about 1M records/s, ' +
+          'docs/benchmarks.md), so a million keeps a restart near a second.',
+      },
+      { min: 0 },
+    ),
+    sizeThresholdBytes: integerOption(
+      {
+        default: 1024 * 1024 * 1024,
+        unit: 'bytes',
+        doc: 'automatic compaction runs once the log\'s segment files hold this many bytes and some could be deleted; 0: never for this reason',
+        why:
+          'Only when a compaction would reclaim something (segments older than retention_ms, or above max_log_bytes): ' +
+          'a log kept whole by retention is not snapshotted again and again for nothing.',
+      },
+      { min: 0 },
+    ),
+    minIntervalMs: integerOption(
+      {
+        default: 60_000,
+        unit: 'ms',
+        doc: 'least time between the starts of two automatic compactions',
+        why: 'Each run writes a full snapshot of the view: a burst of appends must not turn into a snapshot per check.',
+      },
+      { min: 0 },
+    ),
+    checkIntervalMs: integerOption({
+      default: 1000,
+      unit: 'ms',
+      doc: 'how often the server checks the automatic compaction thresholds',
+      why: 'A check reads counters and the snapshot headers (no log data); a second is often enough for thresholds counted in millions of records or gigabytes.',
+    }),
+    retentionMs: integerOption(
+      {
+        default: DEFAULT_RETENTION_MS,
+        unit: 'ms',
+        doc: 'compaction keeps the segments whose newest record is younger than this, even when a snapshot covers them',
+        why:
+          'Tailers and followers that fell behind can catch up from the log for a day instead of installing a snapshot. ' +
+          'max_log_bytes wins over it. 0 keeps nothing for age.',
+      },
+      { min: 0 },
+    ),
+    maxLogBytes: integerOption(
+      {
+        default: 0,
+        unit: 'bytes',
+        doc: 'hard cap on the bytes of segment files: compaction deletes the oldest covered segments beyond it, whatever their age; 0: no cap',
+        why:
+          'Wins over retention_ms so that a burst cannot fill the disk; still only segments a durable snapshot covers ' +
+          'are deleted, so the log may stay above the cap until the next snapshot.',
+      },
+      { min: 0 },
+    ),
+    keepSnapshots: integerOption({
+      default: 2,
+      unit: 'snapshots',
+      doc: 'full and incremental snapshots a compaction keeps; older ones below the first retained offset are deleted',
+      why:
+        'Recovery falls back to an older snapshot when the newest fails to verify, but only to one at or above the ' +
+        'first retained offset (the log after it must still be there); two keep one fallback across a compaction.',
+    }),
+  }),
 } satisfies OptionDeclarations;
 
 /** The view's options and their checks. */

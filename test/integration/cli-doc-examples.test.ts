@@ -26,12 +26,12 @@ function docExample(name: string): string {
 }
 
 /** Runs `script` with bash in `cwd`, `wald` on the PATH talking to `server`; resolves its exit code and output. */
-async function runScript(script: string, cwd: string, server: string): Promise<{ code: number | null; stderr: string }> {
+async function runScript(script: string, cwd: string, server: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
   writeFileSync(join(cwd, 'wald'), `#!/bin/sh\nexec "${process.execPath}" "${WALD_MAIN}" "$@"\n`);
   chmodSync(join(cwd, 'wald'), 0o755);
   const child = spawn('bash', ['-euo', 'pipefail', '-c', script], {
     cwd,
-    env: cleanEnv({ PATH: `${cwd}:${process.env.PATH ?? ''}`, WALD_SERVER: server }),
+    env: cleanEnv({ ...env, PATH: `${cwd}:${process.env.PATH ?? ''}`, WALD_SERVER: server }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -68,6 +68,39 @@ describe('docs/cli.md scripts', () => {
         records.map((r) => [r.offset, r.value]),
         Array.from({ length: 2502 }, (_, i) => [i, `record-${i}`]),
       );
+    } finally {
+      await server.stop();
+      temp.remove();
+    }
+  });
+
+  it('the growth monitor compacts a log past its limit, logging the figures, and leaves a log below it alone', async () => {
+    const temp = makeTempDir('wald-doc-examples-');
+    const { server } = await WaldServer.open(
+      { dir: join(temp.dir, 'data'), preallocate: false, segmentSizeBytes: 8192 },
+      { listen: '127.0.0.1:0', state: { compaction: { retentionMs: 0 } } },
+      pino({ level: 'silent' }),
+    );
+    try {
+      const address = `127.0.0.1:${await server.start()}`;
+      for (let i = 0; i < 300; i += 10) {
+        await server.wal.append(Array.from({ length: 10 }, (_, j) => ({ key: Buffer.from(`k${(i + j) % 7}`), value: Buffer.alloc(200, 'v') })));
+      }
+      const sizeBefore = server.wal.stats().bytesOnDisk;
+      const script = docExample('growth-monitor');
+
+      const below = await runScript(script, temp.dir, address, { LIMIT_BYTES: String(sizeBefore) });
+      assert.equal(below.code, 0, below.stderr);
+      assert.equal(server.wal.firstOffset, 0, 'not past the limit: no compaction');
+
+      const past = await runScript(script, temp.dir, address, { LIMIT_BYTES: String(sizeBefore - 1) });
+      assert.equal(past.code, 0, past.stderr);
+      const lines = readFileSync(join(temp.dir, 'compactions.jsonl'), 'utf8').trimEnd().split('\n');
+      assert.equal(lines.length, 1);
+      const figures = JSON.parse(lines[0]!) as { snapshot_id: string; segments_deleted: number; bytes_reclaimed: number; first_offset: number };
+      assert.ok(figures.segments_deleted > 0 && figures.bytes_reclaimed > 0);
+      assert.equal(figures.first_offset, server.wal.firstOffset);
+      assert.ok(server.wal.stats().bytesOnDisk < sizeBefore);
     } finally {
       await server.stop();
       temp.remove();

@@ -11,7 +11,8 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
 
 /**
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
- * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest).
+ * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
+ * the bytes a compaction now would reclaim.
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
@@ -41,5 +42,6 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     snapshotCount: snapshots.count,
     lastSnapshotId: snapshots.newest?.id ?? '',
     lastSnapshotOffset: snapshots.newest === undefined ? undefined : BigInt(snapshots.newest.walOffset),
+    reclaimableBytes: BigInt(context.compactor.reclaimableBytes()),
   };
 }

@@ -1,4 +1,5 @@
 import type { ReadRequest, ReadResponse } from '../../gen/wald/v1/read.js';
+import { withSnapshotToInstall } from '../compacted-offset.js';
 import { optionalOffset, toRecordMessage } from '../record-message.js';
 import { cappedLimit, invalidArgument, safeIntegerField } from '../request-fields.js';
 import type { RpcContext } from './rpc-context.js';
@@ -15,7 +16,8 @@ export const READ_LIMIT_MAX = 1000;
  * records go out as they come.
  *
  * Rejects with `WAL_INVALID_ARGUMENT` (`from_offset`, `limit`) and the errors of `Wal.read`
- * (`WAL_OFFSET_COMPACTED`, `WAL_OFFSET_OUT_OF_RANGE`, `WAL_CORRUPTION`, ...).
+ * (`WAL_OFFSET_COMPACTED`, naming the snapshot to install, `WAL_OFFSET_OUT_OF_RANGE`,
+ * `WAL_CORRUPTION`, ...).
  */
 export async function read(request: ReadRequest, context: RpcContext): Promise<ReadResponse> {
   const { wal } = context;
@@ -25,7 +27,9 @@ export async function read(request: ReadRequest, context: RpcContext): Promise<R
     throw invalidArgument('limit', `must be at most ${READ_LIMIT_MAX}, got ${limit}`, { value: limit, limit: READ_LIMIT_MAX });
   }
   const maxBytes = cappedLimit(request.maxBytes, context.options.maxResponseBytes);
-  const records = await wal.read(fromOffset, { limit, maxBytes });
+  const records = await wal.read(fromOffset, { limit, maxBytes }).catch((error: unknown) => {
+    throw withSnapshotToInstall(error, context.state);
+  });
   const last = records[records.length - 1];
   return {
     records: records.map(toRecordMessage),

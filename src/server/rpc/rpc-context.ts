@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Wal } from '../../engine/wal.js';
+import type { Compactor } from '../../state/compactor.js';
 import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
 import type { ServerEvents } from '../metrics/server-events.js';
@@ -19,6 +20,8 @@ export interface RpcContext {
   readonly wal: Wal;
   /** The key-value view kept over the log (Get, ListKeys, FlushAll, the cap on new keys). */
   readonly state: StateKeeper;
+  /** Compaction of the log below a snapshot (Compact, DeleteSegmentsBefore, the automatic runs). */
+  readonly compactor: Compactor;
   readonly options: ResolvedServerOptions;
   readonly logger: Logger;
   /** Open TailWal streams (`maxTailStreams`). */

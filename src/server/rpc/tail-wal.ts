@@ -1,12 +1,14 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { TailWalRequest, TailWalResponse } from '../../gen/wald/v1/tail.js';
+import { withSnapshotToInstall } from '../compacted-offset.js';
 import { cappedLimit } from '../request-fields.js';
 import { TailStream } from '../tail-stream.js';
 import type { RpcContext } from './rpc-context.js';
 
 /**
  * The TailWal RPC: the {@link TailStream} that serves one call, with the request's batch bounds
- * capped at the server's (`maxTailBatchRecords`, `maxResponseBytes`). Responses may be written
+ * capped at the server's (`maxTailBatchRecords`, `maxResponseBytes`); a tail below the first
+ * retained offset ends naming the snapshot to install. Responses may be written
  * already encoded (see `wal-service-definition.ts`).
  */
 export function tailWal(call: ServerWritableStream<TailWalRequest, TailWalResponse | Buffer>, context: RpcContext): TailStream {
@@ -23,5 +25,6 @@ export function tailWal(call: ServerWritableStream<TailWalRequest, TailWalRespon
     },
     context.tailQueueBudget,
     context.logger,
+    (error) => withSnapshotToInstall(error, context.state),
   );
 }

@@ -11,6 +11,12 @@ import { pino, type Logger } from 'pino';
 import { isServiceError, rpcErrorInfoOf, type RpcErrorInfo } from '../../../src/client/rpc-error-info.js';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { AppendRequest, type AppendResponse, type AppendStreamRequest, type AppendStreamResponse } from '../../../src/gen/wald/v1/append.js';
+import {
+  CompactRequest,
+  DeleteSegmentsBeforeRequest,
+  type CompactResponse,
+  type DeleteSegmentsBeforeResponse,
+} from '../../../src/gen/wald/v1/compaction.js';
 import { ReadRequest, type ReadResponse } from '../../../src/gen/wald/v1/read.js';
 import { GetRequest, ListKeysRequest, type FlushAllResponse, type GetResponse, type ListKeysResponse } from '../../../src/gen/wald/v1/state.js';
 import type { GetStatsResponse, SyncResponse } from '../../../src/gen/wald/v1/stats.js';
@@ -79,6 +85,18 @@ export class WalTestClient {
 
   appendStream(): ClientDuplexStream<AppendStreamRequest, AppendStreamResponse> {
     return this.raw.appendStream();
+  }
+
+  compact(request: Parameters<typeof CompactRequest.fromPartial>[0] = {}): Promise<CompactResponse> {
+    return new Promise((resolve, reject) => {
+      this.raw.compact(CompactRequest.fromPartial(request), (error, response) => (error ? reject(error) : resolve(response)));
+    });
+  }
+
+  deleteSegmentsBefore(request: Parameters<typeof DeleteSegmentsBeforeRequest.fromPartial>[0]): Promise<DeleteSegmentsBeforeResponse> {
+    return new Promise((resolve, reject) => {
+      this.raw.deleteSegmentsBefore(DeleteSegmentsBeforeRequest.fromPartial(request), (error, response) => (error ? reject(error) : resolve(response)));
+    });
   }
 
   close(): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../../../src/config/serve-config.js';
+import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, stateOptionsOf } from '../../../src/config/serve-config.js';
 import { resolveWalOptions, WAL_DEFAULTS, WAL_OPTIONS } from '../../../src/engine/wal-options.js';
 import type { OptionKey } from '../../../src/options/option-set.js';
 import { resolveServerOptions, SERVER_DEFAULTS, SERVER_OPTIONS } from '../../../src/server/server-options.js';
@@ -20,6 +20,18 @@ function otherValue(option: OptionKey): unknown {
   if (typeof spec.default === 'number') return spec.isValid(spec.default + 4096) ? spec.default + 4096 : spec.default - 1;
   if (option.name === 'listen' || option.name === 'metricsListen') return '127.0.0.1:0';
   return `${String(spec.default)}-other`;
+}
+
+/** The value of the option named `name` (`a`, or `group.a` for an option of a group) in `values`. */
+function valueAt(values: object, name: string): unknown {
+  return name.split('.').reduce<unknown>((value, part) => (value as Readonly<Record<string, unknown>> | undefined)?.[part], values);
+}
+
+/** The key names of `values`, groups flattened (`compaction.enabled`). */
+function flatNames(values: object, prefix = ''): string[] {
+  return Object.entries(values).flatMap(([name, value]) =>
+    typeof value === 'object' && value !== null && !Array.isArray(value) ? flatNames(value as object, `${prefix}${name}.`) : [`${prefix}${name}`],
+  );
 }
 
 describe('the keys of wald serve', () => {
@@ -78,7 +90,7 @@ describe('resolving the configuration of wald serve', () => {
     const values = new Map(SERVE_CONFIG.keys.map((key) => [key, otherValue(key.option)]));
     const env = Object.fromEntries([...values].map(([key, value]) => [key.env, String(value)]));
     const config = resolveConfig({ env });
-    for (const [key, value] of values) assert.equal(config[key.option.name as keyof ServeConfig], value, key.env);
+    for (const [key, value] of values) assert.equal(valueAt(config, key.option.name), value, key.env);
   });
 
   it('ignores empty environment variables', () => {
@@ -163,12 +175,11 @@ describe('engineOptionsOf, stateOptionsOf and serverOptionsOf', () => {
 
   it('hands every option of the key-value view to the view, from its key', () => {
     const options = stateOptionsOf(config);
-    assert.deepEqual(Object.keys(options), STATE_OPTIONS.keys.map((key) => key.name));
+    assert.deepEqual(flatNames(options), STATE_OPTIONS.keys.map((key) => key.name));
     const resolved = resolveStateOptions(options);
     for (const key of STATE_OPTIONS.keys) {
-      const name = key.name as keyof typeof options;
-      assert.notEqual(resolved[name], STATE_OPTIONS.defaults[name], `${key.name} is still its default`);
-      assert.equal(resolved[name], config[name], key.name);
+      assert.notEqual(valueAt(resolved, key.name), valueAt(STATE_OPTIONS.defaults, key.name), `${key.name} is still its default`);
+      assert.equal(valueAt(resolved, key.name), valueAt(config, key.name), key.name);
     }
   });
 
@@ -224,6 +235,6 @@ describe('printing the configuration', () => {
 
   it('prints JSON with every key', () => {
     const parsed = JSON.parse(SERVE_CONFIG.format(resolveConfig(), 'json')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(parsed), keyNames);
+    assert.deepEqual(flatNames(parsed), keyNames);
   });
 });

@@ -18,7 +18,9 @@ import type { SnapshotSendStream } from '../../../src/server/snapshot-send-strea
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
 import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
+import { Compactor } from '../../../src/state/compactor.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
+import { STATE_OPTIONS } from '../../../src/state/state-options.js';
 import { StreamRegistry } from '../../../src/server/stream-registry.js';
 import { ServerEvents } from '../../../src/server/metrics/server-events.js';
 import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
@@ -54,6 +56,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
   const context: RpcContext = {
     wal,
     state,
+    compactor: new Compactor({ wal, state, storage, options: STATE_OPTIONS.defaults.compaction }),
     options: resolved,
     logger: silent,
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
@@ -162,6 +165,12 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   listSnapshots: (client) => unary((done) => client.raw.listSnapshots({ pageSize: 0, pageToken: '' }, done)),
   verifySnapshot: (client, snapshotId) => unary((done) => client.raw.verifySnapshot({ snapshotId }, done)),
   getSnapshot: (client, snapshotId) => streamCall(OPEN_STREAM.getSnapshot(client, snapshotId)),
+  compact: async (client) => {
+    await client.compact({ dryRun: true });
+  },
+  deleteSegmentsBefore: async (client) => {
+    await client.deleteSegmentsBefore({ offset: 0n });
+  },
 };
 
 /** Runs a unary call of the raw client; resolves on success. */

@@ -17,7 +17,9 @@ import { ENTRY_OVERHEAD_BYTES, KeyState } from '../../../src/state/key-state.js'
 import { listSnapshots } from '../../../src/state/snapshot-reader.js';
 import { writeSnapshot } from '../../../src/state/snapshot-writer.js';
 import { KEY_INFO_FRAMING_BYTES } from '../../../src/state/key-info-page.js';
+import { Compactor } from '../../../src/state/compactor.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
+import { STATE_OPTIONS } from '../../../src/state/state-options.js';
 import type { Storage } from '../../../src/storage/storage.js';
 import { MemDisk } from '../../support/mem-disk.js';
 import { testSeed } from '../../support/seed.js';
@@ -37,6 +39,8 @@ type Model = Map<string, ModelEntry>;
 interface Opened {
   readonly wal: Wal;
   readonly keeper: StateKeeper;
+  /** Compacts with no retention (every covered sealed segment goes), keeping one snapshot. */
+  readonly compactor: Compactor;
   readonly report: Awaited<ReturnType<typeof StateKeeper.open>>['report'];
   close(): Promise<void>;
 }
@@ -45,9 +49,11 @@ async function openKeeper(storage: Storage, options: { maxStateBytes?: number; s
   const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: options.segmentSizeBytes });
   try {
     const { keeper, report } = await StateKeeper.open({ wal, storage, options: { maxStateBytes: options.maxStateBytes } });
+    const compactor = new Compactor({ wal, state: keeper, storage, options: { ...STATE_OPTIONS.defaults.compaction, retentionMs: 0, keepSnapshots: 1 } });
     return {
       wal,
       keeper,
+      compactor,
       report,
       async close() {
         await keeper.close();
@@ -85,7 +91,9 @@ type Op =
   | { readonly kind: 'keyless' }
   | { readonly kind: 'flush' }
   | { readonly kind: 'snapshot'; readonly compress: boolean }
-  | { readonly kind: 'incremental'; readonly compress: boolean };
+  | { readonly kind: 'incremental'; readonly compress: boolean }
+  | { readonly kind: 'bulk' }
+  | { readonly kind: 'compact'; readonly forceSnapshot: boolean };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('put' as const), key: fc.integer({ min: 0, max: 7 }), value: fc.uint8Array({ maxLength: 5 }) }) },
@@ -96,10 +104,20 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('incremental' as const), compress: fc.boolean() }) },
 );
 
+/** The ops of {@link opArb} plus compactions, and large keyless records so that segments fill and compactions delete them. */
+const opWithCompactionArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 16, arbitrary: opArb },
+  { weight: 3, arbitrary: fc.constant({ kind: 'bulk' as const }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('compact' as const), forceSnapshot: fc.boolean() }) },
+);
+
 /** Key `n` of the property: a few bytes that make order and prefix mistakes show (0x00, 0xff, shared prefixes). */
 function keyOf(n: number): Buffer {
   return Buffer.from([0x61, 0xff, 0x00, 0x61, 0x80, 0x61, 0x7f, 0x00].slice(0, 1 + (n % 4)).map((byte, i) => (i === 0 ? byte + (n >> 2) : byte)));
 }
+
+/** Segments the compactions of the property tests deleted, to check that they delete some. */
+let compactedSegments = 0;
 
 /** Runs `ops` through the log (each put or delete a one-record append), keeping `model` as the view should be. */
 async function runOps(opened: Opened, ops: readonly Op[], model: Model): Promise<void> {
@@ -119,6 +137,12 @@ async function runOps(opened: Opened, ops: readonly Op[], model: Model): Promise
       }
       case 'keyless':
         await opened.wal.append([{ value: Buffer.from('plain') }]);
+        break;
+      case 'bulk':
+        await opened.wal.append([{ value: Buffer.alloc(1500, 'bulk') }]);
+        break;
+      case 'compact':
+        compactedSegments += (await opened.compactor.compact({ forceSnapshot: op.forceSnapshot })).segmentsDeleted;
         break;
       case 'flush': {
         const { keysRemoved } = await opened.keeper.flushAll();
@@ -166,6 +190,39 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
       }),
       { seed: testSeed('state keeper model'), numRuns: 40 },
     );
+  });
+
+  test('equals a Map model while running and after a reopen, with compactions deleting the log below their snapshots', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opWithCompactionArb, { minLength: 20, maxLength: 80 }), async (ops) => {
+        const disk = new MemDisk();
+        const storage = disk.mount();
+        const model: Model = new Map();
+        const first = await openKeeper(storage, { segmentSizeBytes: 4096 });
+        await runOps(first, ops, model);
+        assert.deepEqual(await contents(first.keeper), modelContents(model));
+        const nextOffset = first.wal.nextOffset;
+        await first.close();
+        const second = await openKeeper(storage, { segmentSizeBytes: 4096 });
+        try {
+          assert.deepEqual(await contents(second.keeper), modelContents(model));
+          assert.equal(second.wal.nextOffset, nextOffset, 'no offset lost or reused');
+          assert.ok(second.report.replayedFrom >= second.wal.firstOffset);
+          // Compact once more, reopen: the same again.
+          await second.compactor.compact();
+        } finally {
+          await second.close();
+        }
+        const third = await openKeeper(storage, { segmentSizeBytes: 4096 });
+        try {
+          assert.deepEqual(await contents(third.keeper), modelContents(model));
+        } finally {
+          await third.close();
+        }
+      }),
+      { seed: testSeed('state keeper model with compaction'), numRuns: 30 },
+    );
+    assert.ok(compactedSegments > 10, `compactions deleted ${compactedSegments} segments`);
   });
 
   test('a read sees every append acknowledged before it, without waiting for the tail', async () => {

@@ -20,7 +20,9 @@ export interface ReadRequest {
    * The first offset wanted. Required in meaning: unset is 0, the start of the log. Must be
    * between the first retained offset and high_watermark + 1 (reading at high_watermark + 1
    * returns no records). Below the first retained offset: OUT_OF_RANGE, reason
-   * WAL_OFFSET_COMPACTED (metadata `fromOffset`, `firstOffset`). Beyond high_watermark + 1:
+   * WAL_OFFSET_COMPACTED (metadata `fromOffset`, `firstOffset`, and `snapshotId`,
+   * `snapshotOffset` of the snapshot to install instead, when one reaches the first offset).
+   * Beyond high_watermark + 1:
    * OUT_OF_RANGE, reason WAL_OFFSET_OUT_OF_RANGE. Above 2^53 - 1: INVALID_ARGUMENT, reason
    * WAL_INVALID_ARGUMENT, field `from_offset`.
    */

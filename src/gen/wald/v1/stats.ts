@@ -150,7 +150,16 @@ export interface GetStatsResponse {
    * The wal offset of that snapshot: its state holds every record below it. Unset when there is
    * no snapshot (0 is a real offset: a snapshot of the empty log).
    */
-  lastSnapshotOffset?: bigint | undefined;
+  lastSnapshotOffset?:
+    | bigint
+    | undefined;
+  /**
+   * Bytes of segment files a Compact now would delete: the sealed segments that retention
+   * (compaction.retention_ms, compaction.max_log_bytes) does not keep; a Compact snapshots at the
+   * high watermark, so every sealed segment is covered. 0 when nothing could be reclaimed. (The
+   * first retained offset is first_offset above.)
+   */
+  reclaimableBytes: bigint;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -394,6 +403,7 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     snapshotCount: 0,
     lastSnapshotId: "",
     lastSnapshotOffset: undefined,
+    reclaimableBytes: 0n,
   };
 }
 
@@ -479,6 +489,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         throw new globalThis.Error("value provided for field message.lastSnapshotOffset of type uint64 too large");
       }
       writer.uint32(144).uint64(message.lastSnapshotOffset);
+    }
+    if (message.reclaimableBytes !== 0n) {
+      if (BigInt.asUintN(64, message.reclaimableBytes) !== message.reclaimableBytes) {
+        throw new globalThis.Error("value provided for field message.reclaimableBytes of type uint64 too large");
+      }
+      writer.uint32(152).uint64(message.reclaimableBytes);
     }
     return writer;
   },
@@ -624,6 +640,14 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.lastSnapshotOffset = reader.uint64() as bigint;
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.reclaimableBytes = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -718,6 +742,11 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         : isSet(object.last_snapshot_offset)
         ? BigInt(object.last_snapshot_offset)
         : undefined,
+      reclaimableBytes: isSet(object.reclaimableBytes)
+        ? BigInt(object.reclaimableBytes)
+        : isSet(object.reclaimable_bytes)
+        ? BigInt(object.reclaimable_bytes)
+        : 0n,
     };
   },
 
@@ -771,6 +800,9 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.lastSnapshotOffset !== undefined) {
       obj.lastSnapshotOffset = message.lastSnapshotOffset.toString();
     }
+    if (message.reclaimableBytes !== 0n) {
+      obj.reclaimableBytes = message.reclaimableBytes.toString();
+    }
     return obj;
   },
 
@@ -817,6 +849,9 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.lastSnapshotOffset = (object.lastSnapshotOffset !== undefined && object.lastSnapshotOffset !== null)
       ? BigInt(object.lastSnapshotOffset)
       : undefined;
+    message.reclaimableBytes = (object.reclaimableBytes !== undefined && object.reclaimableBytes !== null)
+      ? BigInt(object.reclaimableBytes)
+      : 0n;
     return message;
   },
 };

@@ -24,7 +24,8 @@ export interface TailWalRequest {
     | //
     /**
      * Start at this offset. Below the first retained offset: the stream ends with OUT_OF_RANGE,
-     * reason WAL_OFFSET_COMPACTED (metadata `fromOffset`, `firstOffset`). Beyond
+     * reason WAL_OFFSET_COMPACTED (metadata `fromOffset`, `firstOffset`, and `snapshotId`,
+     * `snapshotOffset` of the snapshot to install instead, when one reaches the first offset). Beyond
      * high_watermark + 1: OUT_OF_RANGE, reason WAL_OFFSET_OUT_OF_RANGE (metadata `fromOffset`,
      * `highWatermark`). Above 2^53 - 1: INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT, field
      * `from_offset`. 0 is the start of the log.
@@ -61,7 +62,9 @@ export interface TailWalRequest {
  * TailWalResponse is one message of a tail: a batch of consecutive records, or a heartbeat.
  *
  * The stream ends only with a non-OK status: CANCELLED/DEADLINE_EXCEEDED (client side),
- * OUT_OF_RANGE (bad start, see TailWalRequest), RESOURCE_EXHAUSTED with reason
+ * OUT_OF_RANGE (bad start, see TailWalRequest; or, reason WAL_OFFSET_COMPACTED, a compaction
+ * deleted records the tail had yet to send: metadata as for a start below the first offset),
+ * RESOURCE_EXHAUSTED with reason
  * WAL_TOO_MANY_STREAMS (the server's max_tail_streams are open), UNAVAILABLE with reason
  * WAL_SHUTTING_DOWN (the server is stopping: resume elsewhere or later from next_offset),
  * DATA_LOSS with reason WAL_CORRUPTION (a damaged record on disk).

@@ -22,6 +22,12 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse } from "./append.js";
+import {
+  CompactRequest,
+  CompactResponse,
+  DeleteSegmentsBeforeRequest,
+  DeleteSegmentsBeforeResponse,
+} from "./compaction.js";
 import { ReadRequest, ReadResponse } from "./read.js";
 import {
   CreateSnapshotRequest,
@@ -62,7 +68,7 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
- *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE                    -> FAILED_PRECONDITION
+ *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED   -> FAILED_PRECONDITION
  *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
@@ -74,9 +80,8 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  * Every RPC may also fail with UNAVAILABLE, reason WAL_SHUTTING_DOWN, while the server stops.
  *
  * Planned RPCs of later versions, each with its own XxxRequest/XxxResponse in this package:
- * Compact and DeleteSegmentsBefore (reclaim space; OUT_OF_RANGE reads then name the snapshot to
- * install in ErrorInfo metadata); replication adds the leader epoch and frame-level tailing for
- * followers, and fields listing followers and their lag in GetStatsResponse. Follower servers
+ * replication adds the leader epoch and frame-level tailing for followers, and fields listing
+ * followers and their lag in GetStatsResponse. Follower servers
  * answer appends with FAILED_PRECONDITION, reason WAL_READ_ONLY, metadata `leader`.
  */
 
@@ -328,6 +333,43 @@ export const WalServiceService = {
     responseSerialize: (value: GetSnapshotResponse): Buffer => Buffer.from(GetSnapshotResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetSnapshotResponse => GetSnapshotResponse.decode(value),
   },
+  /**
+   * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
+   * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
+   * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
+   * asked for) waits for it. A crash at any step loses nothing; the next compaction finishes it.
+   * Errors: FAILED_PRECONDITION (WAL_READ_ONLY: the checkpoint cannot be appended; nothing was
+   * deleted); RESOURCE_EXHAUSTED (WAL_NO_SPACE: no room for the snapshot, nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR); DATA_LOSS (WAL_CORRUPTION: the snapshot written fails to verify,
+   * nothing was deleted; or a record read failed its checksum); as Get when the view stopped.
+   */
+  compact: {
+    path: "/wald.v1.WalService/Compact" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CompactRequest): Buffer => Buffer.from(CompactRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CompactRequest => CompactRequest.decode(value),
+    responseSerialize: (value: CompactResponse): Buffer => Buffer.from(CompactResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CompactResponse => CompactResponse.decode(value),
+  },
+  /**
+   * DeleteSegmentsBefore deletes the sealed segments whose records all lie below an offset, when a
+   * snapshot holds every record of them (or with `force`). It waits for a compaction in progress.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: offset above 2^53 - 1); FAILED_PRECONDITION
+   * (WAL_NOT_COVERED: no snapshot that verifies holds those records; nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR).
+   */
+  deleteSegmentsBefore: {
+    path: "/wald.v1.WalService/DeleteSegmentsBefore" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSegmentsBeforeRequest): Buffer =>
+      Buffer.from(DeleteSegmentsBeforeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSegmentsBeforeRequest => DeleteSegmentsBeforeRequest.decode(value),
+    responseSerialize: (value: DeleteSegmentsBeforeResponse): Buffer =>
+      Buffer.from(DeleteSegmentsBeforeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSegmentsBeforeResponse => DeleteSegmentsBeforeResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -454,6 +496,25 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * (WAL_IO_ERROR: the file could not be read, or was removed while streamed; WAL_SHUTTING_DOWN).
    */
   getSnapshot: handleServerStreamingCall<GetSnapshotRequest, GetSnapshotResponse>;
+  /**
+   * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
+   * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
+   * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
+   * asked for) waits for it. A crash at any step loses nothing; the next compaction finishes it.
+   * Errors: FAILED_PRECONDITION (WAL_READ_ONLY: the checkpoint cannot be appended; nothing was
+   * deleted); RESOURCE_EXHAUSTED (WAL_NO_SPACE: no room for the snapshot, nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR); DATA_LOSS (WAL_CORRUPTION: the snapshot written fails to verify,
+   * nothing was deleted; or a record read failed its checksum); as Get when the view stopped.
+   */
+  compact: handleUnaryCall<CompactRequest, CompactResponse>;
+  /**
+   * DeleteSegmentsBefore deletes the sealed segments whose records all lie below an offset, when a
+   * snapshot holds every record of them (or with `force`). It waits for a compaction in progress.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: offset above 2^53 - 1); FAILED_PRECONDITION
+   * (WAL_NOT_COVERED: no snapshot that verifies holds those records; nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR).
+   */
+  deleteSegmentsBefore: handleUnaryCall<DeleteSegmentsBeforeRequest, DeleteSegmentsBeforeResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -740,6 +801,53 @@ export interface WalServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<GetSnapshotResponse>;
+  /**
+   * Compact reclaims disk (see CompactRequest): snapshot at the high watermark (or reuse one),
+   * checkpoint record, delete the sealed segments below the snapshot that retention does not keep,
+   * prune old snapshots. One compaction runs at a time: a call made while one runs (automatic or
+   * asked for) waits for it. A crash at any step loses nothing; the next compaction finishes it.
+   * Errors: FAILED_PRECONDITION (WAL_READ_ONLY: the checkpoint cannot be appended; nothing was
+   * deleted); RESOURCE_EXHAUSTED (WAL_NO_SPACE: no room for the snapshot, nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR); DATA_LOSS (WAL_CORRUPTION: the snapshot written fails to verify,
+   * nothing was deleted; or a record read failed its checksum); as Get when the view stopped.
+   */
+  compact(
+    request: CompactRequest,
+    callback: (error: ServiceError | null, response: CompactResponse) => void,
+  ): ClientUnaryCall;
+  compact(
+    request: CompactRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CompactResponse) => void,
+  ): ClientUnaryCall;
+  compact(
+    request: CompactRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CompactResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * DeleteSegmentsBefore deletes the sealed segments whose records all lie below an offset, when a
+   * snapshot holds every record of them (or with `force`). It waits for a compaction in progress.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: offset above 2^53 - 1); FAILED_PRECONDITION
+   * (WAL_NOT_COVERED: no snapshot that verifies holds those records; nothing was deleted);
+   * UNAVAILABLE (WAL_IO_ERROR).
+   */
+  deleteSegmentsBefore(
+    request: DeleteSegmentsBeforeRequest,
+    callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
+  deleteSegmentsBefore(
+    request: DeleteSegmentsBeforeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
+  deleteSegmentsBefore(
+    request: DeleteSegmentsBeforeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const WalServiceClient = makeGenericClientConstructor(WalServiceService, "wald.v1.WalService") as unknown as {

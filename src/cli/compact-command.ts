@@ -1,0 +1,108 @@
+import type { Command } from 'commander';
+import type { CompactResponse, DeleteSegmentsBeforeResponse } from '../gen/wald/v1/compaction.js';
+import { parseNonNegativeInteger } from './arg-parsers.js';
+import { printJson, printText } from './output.js';
+import { jsonInteger, jsonOptionalInteger } from './record-view.js';
+import { formatFields } from './table.js';
+import { addUnaryClientOptions, callUnary, deadlineOptions, withClient, type UnaryCommandOptions } from './wal-client.js';
+
+interface CompactOptions extends UnaryCommandOptions {
+  readonly dryRun?: boolean;
+  readonly forceSnapshot?: boolean;
+}
+
+function printCompaction(response: CompactResponse, json: boolean): void {
+  if (json) {
+    printJson({
+      dry_run: response.dryRun,
+      snapshots_created: response.snapshotsCreated,
+      segments_deleted: response.segmentsDeleted,
+      bytes_reclaimed: jsonInteger(response.bytesReclaimed),
+      snapshots_deleted: response.snapshotsDeleted,
+      total_snapshots: response.totalSnapshots,
+      wal_segments: response.walSegments,
+      snapshot_id: response.snapshotId,
+      snapshot_offset: jsonInteger(response.snapshotOffset),
+      checkpoint_offset: jsonOptionalInteger(response.checkpointOffset),
+      first_offset: jsonInteger(response.firstOffset),
+      redundancy_ratio: response.redundancyRatio ?? null,
+      duration_ms: jsonInteger(response.durationMs),
+    });
+    return;
+  }
+  const would = response.dryRun ? ' (would be)' : '';
+  const fields: [string, string][] = [
+    ['dry run', response.dryRun ? 'yes: nothing was changed' : 'no'],
+    [`snapshots created${would}`, String(response.snapshotsCreated)],
+    ['snapshot', response.snapshotId === '' ? `a new one at offset ${response.snapshotOffset}` : `${response.snapshotId} (offset ${response.snapshotOffset})`],
+    ['checkpoint offset', response.checkpointOffset === undefined ? 'none' : response.checkpointOffset.toString()],
+    [`segments deleted${would}`, String(response.segmentsDeleted)],
+    [`bytes reclaimed${would}`, response.bytesReclaimed.toString()],
+    [`snapshots deleted${would}`, String(response.snapshotsDeleted)],
+    ['total snapshots', String(response.totalSnapshots)],
+    ['wal segments', String(response.walSegments)],
+    ['first offset', response.firstOffset.toString()],
+  ];
+  if (response.redundancyRatio !== undefined) fields.push(['redundancy', `${(response.redundancyRatio * 100).toFixed(1)}% of the retained records`]);
+  fields.push(['duration', `${response.durationMs} ms`]);
+  printText(formatFields(fields));
+}
+
+/** Registers `wald compact`: reclaim disk below a snapshot (or report what would be reclaimed). */
+export function registerCompactCommand(program: Command): void {
+  const command = program
+    .command('compact')
+    .summary('delete the log below a snapshot to reclaim disk')
+    .description(
+      'Snapshot the key-value view at the high watermark (or reuse the newest snapshot when it is still there and ' +
+        'verifies), append a checkpoint record naming it, delete the sealed segments below it that retention ' +
+        '(compaction.retention_ms, compaction.max_log_bytes) does not keep, and delete old snapshots beyond ' +
+        'compaction.keep_snapshots. With --dry-run, report what would be reclaimed and the share of retained ' +
+        'records that are redundant, changing nothing.',
+    )
+    .option('--dry-run', 'report what would be reclaimed; change nothing')
+    .option('--force-snapshot', 'write a new full snapshot even when the newest one could be reused');
+  addUnaryClientOptions(command).action(async (options: CompactOptions) => {
+    const request = { forceSnapshot: options.forceSnapshot === true, dryRun: options.dryRun === true };
+    const response = await withClient(options, (client) =>
+      callUnary<CompactResponse>((metadata, callback) => client.compact(request, metadata, deadlineOptions(options.timeoutMs), callback)),
+    );
+    printCompaction(response, options.json);
+  });
+}
+
+interface DeleteSegmentsOptions extends UnaryCommandOptions {
+  readonly force?: boolean;
+}
+
+/** Registers `wald delete-segments-before OFFSET`: delete the sealed segments below an offset that a snapshot covers. */
+export function registerDeleteSegmentsBeforeCommand(program: Command): void {
+  const command = program
+    .command('delete-segments-before')
+    .summary('delete the sealed segments below an offset')
+    .description(
+      'Delete the sealed segments whose records all lie below OFFSET (no retention applies). Refused with ' +
+        'FAILED_PRECONDITION (WAL_NOT_COVERED) when no snapshot holds those records, unless --force: the server ' +
+        'then cannot rebuild its key-value view at its next start until such a snapshot is restored.',
+    )
+    .argument('<offset>', 'segments holding only records below this offset are deleted', parseNonNegativeInteger)
+    .option('--force', 'delete even what no snapshot covers');
+  addUnaryClientOptions(command).action(async (offset: number, options: DeleteSegmentsOptions) => {
+    const request = { offset: BigInt(offset), force: options.force === true };
+    const response = await withClient(options, (client) =>
+      callUnary<DeleteSegmentsBeforeResponse>((metadata, callback) =>
+        client.deleteSegmentsBefore(request, metadata, deadlineOptions(options.timeoutMs), callback),
+      ),
+    );
+    if (options.json) {
+      printJson({
+        segments_deleted: response.segmentsDeleted,
+        bytes_reclaimed: jsonInteger(response.bytesReclaimed),
+        first_offset: jsonInteger(response.firstOffset),
+      });
+      return;
+    }
+    const count = response.segmentsDeleted;
+    printText(`deleted ${count} segment${count === 1 ? '' : 's'} (${response.bytesReclaimed} bytes); the log starts at offset ${response.firstOffset}\n`);
+  });
+}
