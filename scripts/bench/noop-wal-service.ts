@@ -154,6 +154,7 @@ export function createNoopWalService(): WalServiceServer {
         snapshotOffset: 0n,
         snapshotsDeleted: 0,
         durationMs: 0n,
+        keyCompaction: undefined,
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
   };

@@ -19,6 +19,13 @@ export function parsePositiveInteger(value: string): number {
   return parsed;
 }
 
+/** A decimal integer from 0 to 100 (a percentage). */
+export function parsePercent(value: string): number {
+  const parsed = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed) || parsed > 100) throw new InvalidArgumentError('expected an integer from 0 to 100.');
+  return parsed;
+}
+
 /**
  * A point in time: milliseconds since the Unix epoch, or an ISO 8601 date-time
  * (`2024-05-01T12:00:00Z`).

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { CompactResponse, DeleteSegmentsBeforeResponse } from '../gen/wald/v1/compaction.js';
-import { parseNonNegativeInteger } from './arg-parsers.js';
+import type { CompactResponse, DeleteSegmentsBeforeResponse, KeyCompactionReport } from '../gen/wald/v1/compaction.js';
+import { parseNonNegativeInteger, parsePercent } from './arg-parsers.js';
 import { printJson, printText } from './output.js';
 import { jsonInteger, jsonOptionalInteger } from './record-view.js';
 import { formatFields } from './table.js';
@@ -9,6 +9,26 @@ import { addUnaryClientOptions, callUnary, deadlineOptions, withClient, type Una
 interface CompactOptions extends UnaryCommandOptions {
   readonly dryRun?: boolean;
   readonly forceSnapshot?: boolean;
+  readonly aggressive?: boolean;
+  readonly threshold?: number;
+}
+
+/** `--threshold`'s default: the server's default `threshold_percent`. */
+const DEFAULT_THRESHOLD_PERCENT = 20;
+
+function keyCompactionJson(report: KeyCompactionReport): Record<string, unknown> {
+  return {
+    segments_considered: report.segmentsConsidered,
+    segments_rewritten: report.segmentsRewritten,
+    records_considered: jsonInteger(report.recordsConsidered),
+    records_dropped: jsonInteger(report.recordsDropped),
+    redundancy_percent: report.redundancyPercent,
+    before_size_bytes: jsonInteger(report.beforeSizeBytes),
+    after_size_bytes: jsonInteger(report.afterSizeBytes),
+    freed_bytes: jsonInteger(report.freedBytes),
+    reduction_percent: report.reductionPercent,
+    duration_ms: jsonInteger(report.durationMs),
+  };
 }
 
 function printCompaction(response: CompactResponse, json: boolean): void {
@@ -27,6 +47,7 @@ function printCompaction(response: CompactResponse, json: boolean): void {
       first_offset: jsonInteger(response.firstOffset),
       redundancy_ratio: response.redundancyRatio ?? null,
       duration_ms: jsonInteger(response.durationMs),
+      ...(response.keyCompaction === undefined ? {} : { key_compaction: keyCompactionJson(response.keyCompaction) }),
     });
     return;
   }
@@ -44,6 +65,14 @@ function printCompaction(response: CompactResponse, json: boolean): void {
     ['first offset', response.firstOffset.toString()],
   ];
   if (response.redundancyRatio !== undefined) fields.push(['redundancy', `${(response.redundancyRatio * 100).toFixed(1)}% of the retained records`]);
+  const keys = response.keyCompaction;
+  if (keys !== undefined) {
+    fields.push(
+      [`key compaction: segments rewritten${would}`, `${keys.segmentsRewritten} of ${keys.segmentsConsidered} sealed`],
+      [`key compaction: records dropped${would}`, `${keys.recordsDropped} of ${keys.recordsConsidered} (${keys.redundancyPercent.toFixed(1)}% redundant)`],
+      [`key compaction: bytes${would}`, `${keys.beforeSizeBytes} -> ${keys.afterSizeBytes}, ${keys.freedBytes} freed (${keys.reductionPercent.toFixed(1)}%)`],
+    );
+  }
   fields.push(['duration', `${response.durationMs} ms`]);
   printText(formatFields(fields));
 }
@@ -61,9 +90,17 @@ export function registerCompactCommand(program: Command): void {
         'records that are redundant, changing nothing.',
     )
     .option('--dry-run', 'report what would be reclaimed; change nothing')
-    .option('--force-snapshot', 'write a new full snapshot even when the newest one could be reused');
+    .option('--force-snapshot', 'write a new full snapshot even when the newest one could be reused')
+    .option('--aggressive', 'then rewrite the sealed segments kept, keeping only the latest record per key (offsets stay; reads skip the gaps)')
+    .option('--threshold <percent>', 'with --aggressive: rewrite only segments at least this redundant (0-100)', parsePercent, DEFAULT_THRESHOLD_PERCENT);
   addUnaryClientOptions(command).action(async (options: CompactOptions) => {
-    const request = { forceSnapshot: options.forceSnapshot === true, dryRun: options.dryRun === true };
+    const aggressive = options.aggressive === true;
+    const request = {
+      forceSnapshot: options.forceSnapshot === true,
+      dryRun: options.dryRun === true,
+      aggressive,
+      thresholdPercent: aggressive ? options.threshold : undefined,
+    };
     const response = await withClient(options, (client) =>
       callUnary<CompactResponse>((metadata, callback) => client.compact(request, metadata, deadlineOptions(options.timeoutMs), callback)),
     );

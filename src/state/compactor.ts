@@ -3,6 +3,7 @@ import { walErrorFromStorage } from '../engine/storage-errors.js';
 import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
+import { compactKeys, type KeyCompactionResult } from './key-compaction.js';
 import { planSegmentDeletion, segmentsBelow, type SegmentDeletionPlan } from './segment-retention.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { prunableSnapshots } from './snapshot-pruning.js';
@@ -30,6 +31,13 @@ export interface CompactRequest {
   readonly forceSnapshot?: boolean | undefined;
   /** Report what would be done and change nothing. */
   readonly dryRun?: boolean | undefined;
+  /**
+   * Then also rewrite the sealed segments that remain (those retention keeps) keeping only the
+   * latest record per key (`compactKeys`, key-compaction.ts): offsets stay, the segments get gaps.
+   */
+  readonly aggressive?: boolean | undefined;
+  /** With `aggressive`: only segments at least this share (percent, 0..100) redundant are rewritten. Default 20. */
+  readonly thresholdPercent?: number | undefined;
 }
 
 /** What a compaction did, or for a dry run would do. */
@@ -57,6 +65,8 @@ export interface CompactionResult {
   readonly firstOffset: number;
   /** Dry runs only: the share of retained records superseded by a later write to the same key or deleted (see {@link Compactor.redundancy}). */
   readonly redundancyRatio: number | undefined;
+  /** With `aggressive`: what the key compaction of the remaining sealed segments did (a dry run: would do). */
+  readonly keyCompaction: KeyCompactionResult | undefined;
   readonly durationMs: number;
 }
 
@@ -131,10 +141,18 @@ export class Compactor {
    * Rejects with the errors of writing a snapshot (`WAL_NO_SPACE`, `WAL_IO_ERROR`, the view's
    * failure), of appending the checkpoint (`WAL_READ_ONLY`, `WAL_NO_SPACE`, ...), of deleting
    * segments (`WAL_IO_ERROR`), `WAL_CORRUPTION` when the snapshot just written fails to verify
-   * (nothing is deleted then), and `WAL_CLOSED`.
+   * (nothing is deleted then), and `WAL_CLOSED`; with `aggressive`, also with those of
+   * `compactKeys` (`RangeError` for a threshold outside 0..100).
    */
   compact(request: CompactRequest = {}): Promise<CompactionResult> {
-    return this.oneAtATime(() => (request.dryRun === true ? this.dryRun(request) : this.compactNow(request)));
+    return this.oneAtATime(async () => {
+      const started = this.clock();
+      const result = request.dryRun === true ? await this.dryRun(request) : await this.compactNow(request);
+      if (request.aggressive !== true) return result;
+      // After the deletion, so that only the segments the log keeps are rewritten.
+      const keyCompaction = await compactKeys(this.state, this.wal, { thresholdPercent: request.thresholdPercent, dryRun: request.dryRun, clock: this.clock });
+      return { ...result, keyCompaction, durationMs: this.clock() - started };
+    });
   }
 
   /**
@@ -235,6 +253,7 @@ export class Compactor {
       checkpointOffset: undefined,
       firstOffset: plan.segmentCount > 0 ? plan.trimOffset : this.wal.firstOffset,
       redundancyRatio: ratio,
+      keyCompaction: undefined,
       durationMs: this.clock() - started,
     };
   }
@@ -273,6 +292,7 @@ export class Compactor {
       checkpointOffset,
       firstOffset: this.wal.firstOffset,
       redundancyRatio: undefined,
+      keyCompaction: undefined,
       durationMs: this.clock() - started,
     };
   }

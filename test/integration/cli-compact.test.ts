@@ -12,11 +12,14 @@ import { runWald, type WaldRun } from '../support/cli-process.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
 /** Runs `body` with `wald ARGS... --server ADDRESS` against a fresh server holding several segments of records. */
-async function withServer(body: (wald: (args: readonly string[]) => Promise<WaldRun>, server: WaldServer) => Promise<void>): Promise<void> {
+async function withServer(
+  body: (wald: (args: readonly string[]) => Promise<WaldRun>, server: WaldServer) => Promise<void>,
+  retentionMs = 0,
+): Promise<void> {
   const temp = makeTempDir('wald-cli-compact-');
   const { server } = await WaldServer.open(
     { dir: join(temp.dir, 'data'), preallocate: false, segmentSizeBytes: 8192 },
-    { listen: '127.0.0.1:0', state: { compaction: { retentionMs: 0 } } },
+    { listen: '127.0.0.1:0', state: { compaction: { retentionMs } } },
     pino({ level: 'silent' }),
   );
   try {
@@ -83,6 +86,38 @@ describe('wald compact', () => {
       assert.equal(stats['reclaimable_bytes'], 0);
       assert.equal(stats['first_offset'], server.wal.firstOffset);
     });
+  });
+
+  it('--aggressive rewrites the segments retention keeps and reports it as text and JSON; --threshold outside 0..100 exits 2', async () => {
+    await withServer(async (wald) => {
+      const text = await wald(['compact', '--aggressive', '--dry-run']);
+      assertOk(text);
+      assert.match(text.stdout, /\nkey compaction: segments rewritten \(would be\) +\d+ of \d+ sealed\n/);
+      assert.match(text.stdout, /\nkey compaction: bytes \(would be\) +\d+ -> \d+, \d+ freed \(\d+\.\d%\)\n/);
+      const json = await wald(['compact', '--aggressive', '--threshold', '10', '--json']);
+      assertOk(json);
+      const done = JSON.parse(json.stdout) as { segments_deleted: number; key_compaction: Record<string, number> };
+      assert.equal(done.segments_deleted, 0, 'retention kept the segments');
+      assert.deepEqual(Object.keys(done.key_compaction), [
+        'segments_considered',
+        'segments_rewritten',
+        'records_considered',
+        'records_dropped',
+        'redundancy_percent',
+        'before_size_bytes',
+        'after_size_bytes',
+        'freed_bytes',
+        'reduction_percent',
+        'duration_ms',
+      ]);
+      assert.ok(done.key_compaction['segments_rewritten']! > 0);
+      assert.equal(done.key_compaction['freed_bytes'], done.key_compaction['before_size_bytes']! - done.key_compaction['after_size_bytes']!);
+      assert.ok(done.key_compaction['freed_bytes']! > 0);
+      const plain = JSON.parse((await wald(['compact', '--json'])).stdout) as Record<string, unknown>;
+      assert.equal(plain['key_compaction'], undefined, 'no key compaction without --aggressive');
+      const bad = await wald(['compact', '--aggressive', '--threshold', '101']);
+      assert.equal(bad.code, 2);
+    }, 24 * 60 * 60 * 1000);
   });
 
   it('delete-segments-before exits 1 with FAILED_PRECONDITION without a covering snapshot, deletes with --force, and exits 2 on a bad offset', async () => {

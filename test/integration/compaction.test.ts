@@ -176,6 +176,66 @@ describe('Compact', { timeout: 120_000 }, () => {
   });
 });
 
+describe('Compact with aggressive (key compaction)', { timeout: 120_000 }, () => {
+  test('rewrites the sealed segments retention keeps to the latest record per key: offsets stay, reads and tails skip the gaps, Get answers the same', async () => {
+    // Retention (24 h by default) keeps every segment: only the key compaction frees anything.
+    const h = await startServer({ wal: { segmentSizeBytes: 8192 } });
+    try {
+      for (let i = 0; i < 20; i++) await h.client.append({ records: [{ key: Buffer.from(`once-${i}`), value: Buffer.from(`only-${i}`) }] });
+      await appendMany(h, 400);
+      const keys = [...Array.from({ length: 20 }, (_, i) => `once-${i}`), ...Array.from({ length: 10 }, (_, i) => `key-${i}`)];
+      const answers = async (): Promise<string[]> =>
+        Promise.all(keys.map(async (key) => {
+          const entry = await h.client.get({ key: Buffer.from(key) });
+          return `${key}=${entry.value.toString()}@${entry.offset}`;
+        }));
+      const before = await answers();
+      const beforeStats = await h.client.getStats();
+
+      const dry = await h.client.compact({ dryRun: true, aggressive: true });
+      assert.ok(dry.keyCompaction !== undefined && dry.keyCompaction.segmentsRewritten >= 2, `dry run: ${JSON.stringify(dry.keyCompaction, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+      assert.ok(dry.keyCompaction.freedBytes > 0n);
+      assert.equal((await h.client.getStats()).totalSizeBytes, beforeStats.totalSizeBytes, 'the dry run rewrote nothing');
+
+      const done = await h.client.compact({ aggressive: true, thresholdPercent: 20 });
+      const report = done.keyCompaction!;
+      assert.equal(done.segmentsDeleted, 0, 'retention kept every segment');
+      assert.equal(report.segmentsRewritten, dry.keyCompaction.segmentsRewritten);
+      assert.equal(report.freedBytes, dry.keyCompaction.freedBytes);
+      assert.equal(report.freedBytes, report.beforeSizeBytes - report.afterSizeBytes);
+      assert.ok(report.reductionPercent > 50, `reduction ${report.reductionPercent}%`);
+      assert.deepEqual(await answers(), before, 'Get answers the same for every key');
+
+      const read = await h.client.read({ fromOffset: 0n, limit: 1000 });
+      const offsets = read.records.map((record) => Number(record.offset));
+      assert.ok(offsets.length < 420, `${offsets.length} records left`);
+      assert.ok(offsets.every((offset, i) => i === 0 || offset > offsets[i - 1]!), 'offsets only increase');
+      for (let i = 0; i < 20; i++) assert.ok(read.records.some((record) => record.key?.toString() === `once-${i}`), `once-${i} kept`);
+      assert.equal(read.nextOffset, beforeStats.nextOffset + 1n, 'next_offset past the checkpoint');
+      const tail = await drainTail(h.client.tail({ start: { $case: 'fromOffset', value: 0n } }), offsets.at(-1));
+      assert.deepEqual(tail.offsets, offsets, 'a tail from 0 delivers the same records, across the gaps');
+
+      const appended = await h.client.append({ records: [{ key: Buffer.from('after'), value: Buffer.from('x') }] });
+      assert.equal(appended.firstOffset, read.nextOffset, 'the next append gets the next offset');
+    } finally {
+      await h.close();
+    }
+  });
+
+  test('threshold_percent above 100, or without aggressive, is INVALID_ARGUMENT naming the field', async () => {
+    const h = await startServer();
+    try {
+      for (const request of [{ aggressive: true, thresholdPercent: 101 }, { thresholdPercent: 10 }]) {
+        const failure = await failureOf(h.client.compact(request));
+        assert.equal(failure.statusCode, status.INVALID_ARGUMENT);
+        assert.equal(failure.metadata['field'], 'threshold_percent');
+      }
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('automatic compaction', { timeout: 120_000 }, () => {
   test('runs when records since the snapshot reach events_threshold, not again within min_interval_ms, and logs each run', async () => {
     const clock = new FakeClock();

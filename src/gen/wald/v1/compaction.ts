@@ -32,6 +32,48 @@ export interface CompactRequest {
    * nothing. False (the default): compact.
    */
   dryRun: boolean;
+  /**
+   * Key compaction: after the deletion, also rewrite the sealed segments the log keeps (those
+   * retention keeps), keeping only the latest record of each key; keyless records and server
+   * markers stay, and DELETE tombstones stay for tombstone_retention_ms and while a retained
+   * snapshot could hold their key. Offsets do not change: a rewritten segment has gaps, which
+   * Read and TailWal step over. The active segment is never rewritten. With dry_run: report what
+   * it would free. False (the default): no key compaction.
+   */
+  aggressive: boolean;
+  /**
+   * With aggressive: only segments at least this share (percent) of whose records are redundant
+   * are rewritten. Unset: 20. Above 100: INVALID_ARGUMENT, field `threshold_percent`; set without
+   * aggressive: INVALID_ARGUMENT, field `threshold_percent`.
+   */
+  thresholdPercent?: number | undefined;
+}
+
+/**
+ * KeyCompactionReport says what a key compaction did or, in a dry run, would do. Sizes count the
+ * segment files rewritten only, not the whole log.
+ */
+export interface KeyCompactionReport {
+  /** Sealed segments looked at (those wholly below the key-value view's applied offset). */
+  segmentsConsidered: number;
+  /** Segments rewritten (in a dry run: that would be), at least threshold_percent redundant. */
+  segmentsRewritten: number;
+  /** Records of the segments looked at. */
+  recordsConsidered: bigint;
+  /** Records dropped from the segments rewritten (in a dry run: that would be). */
+  recordsDropped: bigint;
+  /** Share of the records looked at that are redundant, percent (0 to 100). */
+  redundancyPercent: number;
+  /** Bytes of the rewritten segments' files before. */
+  beforeSizeBytes: bigint;
+  /** Bytes of the rewritten segments' files after. */
+  afterSizeBytes: bigint;
+  /** before_size_bytes - after_size_bytes. */
+  freedBytes: bigint;
+  /** freed_bytes as a percentage of before_size_bytes (0 when nothing was rewritten). */
+  reductionPercent: number;
+  /** Milliseconds the key compaction took. */
+  durationMs: bigint;
 }
 
 /** CompactResponse says what a compaction did or, for a dry run, would do. */
@@ -86,8 +128,10 @@ export interface CompactResponse {
    * compaction.keep_snapshots, and no base of a kept incremental). In a dry run: that would be.
    */
   snapshotsDeleted: number;
-  /** Milliseconds the compaction (or dry run) took. */
+  /** Milliseconds the compaction (or dry run) took, key compaction included. */
   durationMs: bigint;
+  /** What the key compaction did (or would do); unset without aggressive. */
+  keyCompaction: KeyCompactionReport | undefined;
 }
 
 /**
@@ -122,7 +166,7 @@ export interface DeleteSegmentsBeforeResponse {
 }
 
 function createBaseCompactRequest(): CompactRequest {
-  return { forceSnapshot: false, dryRun: false };
+  return { forceSnapshot: false, dryRun: false, aggressive: false, thresholdPercent: undefined };
 }
 
 export const CompactRequest: MessageFns<CompactRequest> = {
@@ -132,6 +176,12 @@ export const CompactRequest: MessageFns<CompactRequest> = {
     }
     if (message.dryRun !== false) {
       writer.uint32(16).bool(message.dryRun);
+    }
+    if (message.aggressive !== false) {
+      writer.uint32(24).bool(message.aggressive);
+    }
+    if (message.thresholdPercent !== undefined) {
+      writer.uint32(32).uint32(message.thresholdPercent);
     }
     return writer;
   },
@@ -165,6 +215,22 @@ export const CompactRequest: MessageFns<CompactRequest> = {
             message.dryRun = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.aggressive = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.thresholdPercent = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -189,6 +255,12 @@ export const CompactRequest: MessageFns<CompactRequest> = {
         : isSet(object.dry_run)
         ? globalThis.Boolean(object.dry_run)
         : false,
+      aggressive: isSet(object.aggressive) ? globalThis.Boolean(object.aggressive) : false,
+      thresholdPercent: isSet(object.thresholdPercent)
+        ? globalThis.Number(object.thresholdPercent)
+        : isSet(object.threshold_percent)
+        ? globalThis.Number(object.threshold_percent)
+        : undefined,
     };
   },
 
@@ -200,6 +272,12 @@ export const CompactRequest: MessageFns<CompactRequest> = {
     if (message.dryRun !== false) {
       obj.dryRun = message.dryRun;
     }
+    if (message.aggressive !== false) {
+      obj.aggressive = message.aggressive;
+    }
+    if (message.thresholdPercent !== undefined) {
+      obj.thresholdPercent = Math.round(message.thresholdPercent);
+    }
     return obj;
   },
 
@@ -210,6 +288,302 @@ export const CompactRequest: MessageFns<CompactRequest> = {
     const message = createBaseCompactRequest();
     message.forceSnapshot = object.forceSnapshot ?? false;
     message.dryRun = object.dryRun ?? false;
+    message.aggressive = object.aggressive ?? false;
+    message.thresholdPercent = object.thresholdPercent ?? undefined;
+    return message;
+  },
+};
+
+function createBaseKeyCompactionReport(): KeyCompactionReport {
+  return {
+    segmentsConsidered: 0,
+    segmentsRewritten: 0,
+    recordsConsidered: 0n,
+    recordsDropped: 0n,
+    redundancyPercent: 0,
+    beforeSizeBytes: 0n,
+    afterSizeBytes: 0n,
+    freedBytes: 0n,
+    reductionPercent: 0,
+    durationMs: 0n,
+  };
+}
+
+export const KeyCompactionReport: MessageFns<KeyCompactionReport> = {
+  encode(message: KeyCompactionReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.segmentsConsidered !== 0) {
+      writer.uint32(8).uint32(message.segmentsConsidered);
+    }
+    if (message.segmentsRewritten !== 0) {
+      writer.uint32(16).uint32(message.segmentsRewritten);
+    }
+    if (message.recordsConsidered !== 0n) {
+      if (BigInt.asUintN(64, message.recordsConsidered) !== message.recordsConsidered) {
+        throw new globalThis.Error("value provided for field message.recordsConsidered of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.recordsConsidered);
+    }
+    if (message.recordsDropped !== 0n) {
+      if (BigInt.asUintN(64, message.recordsDropped) !== message.recordsDropped) {
+        throw new globalThis.Error("value provided for field message.recordsDropped of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.recordsDropped);
+    }
+    if (message.redundancyPercent !== 0) {
+      writer.uint32(41).double(message.redundancyPercent);
+    }
+    if (message.beforeSizeBytes !== 0n) {
+      if (BigInt.asUintN(64, message.beforeSizeBytes) !== message.beforeSizeBytes) {
+        throw new globalThis.Error("value provided for field message.beforeSizeBytes of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.beforeSizeBytes);
+    }
+    if (message.afterSizeBytes !== 0n) {
+      if (BigInt.asUintN(64, message.afterSizeBytes) !== message.afterSizeBytes) {
+        throw new globalThis.Error("value provided for field message.afterSizeBytes of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.afterSizeBytes);
+    }
+    if (message.freedBytes !== 0n) {
+      if (BigInt.asUintN(64, message.freedBytes) !== message.freedBytes) {
+        throw new globalThis.Error("value provided for field message.freedBytes of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.freedBytes);
+    }
+    if (message.reductionPercent !== 0) {
+      writer.uint32(73).double(message.reductionPercent);
+    }
+    if (message.durationMs !== 0n) {
+      if (BigInt.asUintN(64, message.durationMs) !== message.durationMs) {
+        throw new globalThis.Error("value provided for field message.durationMs of type uint64 too large");
+      }
+      writer.uint32(80).uint64(message.durationMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyCompactionReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyCompactionReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.segmentsConsidered = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.segmentsRewritten = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.recordsConsidered = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.recordsDropped = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.redundancyPercent = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.beforeSizeBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.afterSizeBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.freedBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.reductionPercent = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.durationMs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyCompactionReport {
+    return {
+      segmentsConsidered: isSet(object.segmentsConsidered)
+        ? globalThis.Number(object.segmentsConsidered)
+        : isSet(object.segments_considered)
+        ? globalThis.Number(object.segments_considered)
+        : 0,
+      segmentsRewritten: isSet(object.segmentsRewritten)
+        ? globalThis.Number(object.segmentsRewritten)
+        : isSet(object.segments_rewritten)
+        ? globalThis.Number(object.segments_rewritten)
+        : 0,
+      recordsConsidered: isSet(object.recordsConsidered)
+        ? BigInt(object.recordsConsidered)
+        : isSet(object.records_considered)
+        ? BigInt(object.records_considered)
+        : 0n,
+      recordsDropped: isSet(object.recordsDropped)
+        ? BigInt(object.recordsDropped)
+        : isSet(object.records_dropped)
+        ? BigInt(object.records_dropped)
+        : 0n,
+      redundancyPercent: isSet(object.redundancyPercent)
+        ? globalThis.Number(object.redundancyPercent)
+        : isSet(object.redundancy_percent)
+        ? globalThis.Number(object.redundancy_percent)
+        : 0,
+      beforeSizeBytes: isSet(object.beforeSizeBytes)
+        ? BigInt(object.beforeSizeBytes)
+        : isSet(object.before_size_bytes)
+        ? BigInt(object.before_size_bytes)
+        : 0n,
+      afterSizeBytes: isSet(object.afterSizeBytes)
+        ? BigInt(object.afterSizeBytes)
+        : isSet(object.after_size_bytes)
+        ? BigInt(object.after_size_bytes)
+        : 0n,
+      freedBytes: isSet(object.freedBytes)
+        ? BigInt(object.freedBytes)
+        : isSet(object.freed_bytes)
+        ? BigInt(object.freed_bytes)
+        : 0n,
+      reductionPercent: isSet(object.reductionPercent)
+        ? globalThis.Number(object.reductionPercent)
+        : isSet(object.reduction_percent)
+        ? globalThis.Number(object.reduction_percent)
+        : 0,
+      durationMs: isSet(object.durationMs)
+        ? BigInt(object.durationMs)
+        : isSet(object.duration_ms)
+        ? BigInt(object.duration_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: KeyCompactionReport): unknown {
+    const obj: any = {};
+    if (message.segmentsConsidered !== 0) {
+      obj.segmentsConsidered = Math.round(message.segmentsConsidered);
+    }
+    if (message.segmentsRewritten !== 0) {
+      obj.segmentsRewritten = Math.round(message.segmentsRewritten);
+    }
+    if (message.recordsConsidered !== 0n) {
+      obj.recordsConsidered = message.recordsConsidered.toString();
+    }
+    if (message.recordsDropped !== 0n) {
+      obj.recordsDropped = message.recordsDropped.toString();
+    }
+    if (message.redundancyPercent !== 0) {
+      obj.redundancyPercent = floatToJson(message.redundancyPercent);
+    }
+    if (message.beforeSizeBytes !== 0n) {
+      obj.beforeSizeBytes = message.beforeSizeBytes.toString();
+    }
+    if (message.afterSizeBytes !== 0n) {
+      obj.afterSizeBytes = message.afterSizeBytes.toString();
+    }
+    if (message.freedBytes !== 0n) {
+      obj.freedBytes = message.freedBytes.toString();
+    }
+    if (message.reductionPercent !== 0) {
+      obj.reductionPercent = floatToJson(message.reductionPercent);
+    }
+    if (message.durationMs !== 0n) {
+      obj.durationMs = message.durationMs.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<KeyCompactionReport>): KeyCompactionReport {
+    return KeyCompactionReport.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KeyCompactionReport>): KeyCompactionReport {
+    const message = createBaseKeyCompactionReport();
+    message.segmentsConsidered = object.segmentsConsidered ?? 0;
+    message.segmentsRewritten = object.segmentsRewritten ?? 0;
+    message.recordsConsidered = (object.recordsConsidered !== undefined && object.recordsConsidered !== null)
+      ? BigInt(object.recordsConsidered)
+      : 0n;
+    message.recordsDropped = (object.recordsDropped !== undefined && object.recordsDropped !== null)
+      ? BigInt(object.recordsDropped)
+      : 0n;
+    message.redundancyPercent = object.redundancyPercent ?? 0;
+    message.beforeSizeBytes = (object.beforeSizeBytes !== undefined && object.beforeSizeBytes !== null)
+      ? BigInt(object.beforeSizeBytes)
+      : 0n;
+    message.afterSizeBytes = (object.afterSizeBytes !== undefined && object.afterSizeBytes !== null)
+      ? BigInt(object.afterSizeBytes)
+      : 0n;
+    message.freedBytes = (object.freedBytes !== undefined && object.freedBytes !== null)
+      ? BigInt(object.freedBytes)
+      : 0n;
+    message.reductionPercent = object.reductionPercent ?? 0;
+    message.durationMs = (object.durationMs !== undefined && object.durationMs !== null)
+      ? BigInt(object.durationMs)
+      : 0n;
     return message;
   },
 };
@@ -229,6 +603,7 @@ function createBaseCompactResponse(): CompactResponse {
     checkpointOffset: undefined,
     snapshotsDeleted: 0,
     durationMs: 0n,
+    keyCompaction: undefined,
   };
 }
 
@@ -287,6 +662,9 @@ export const CompactResponse: MessageFns<CompactResponse> = {
         throw new globalThis.Error("value provided for field message.durationMs of type uint64 too large");
       }
       writer.uint32(104).uint64(message.durationMs);
+    }
+    if (message.keyCompaction !== undefined) {
+      KeyCompactionReport.encode(message.keyCompaction, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -408,6 +786,14 @@ export const CompactResponse: MessageFns<CompactResponse> = {
             message.durationMs = reader.uint64() as bigint;
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.keyCompaction = KeyCompactionReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -487,6 +873,11 @@ export const CompactResponse: MessageFns<CompactResponse> = {
         : isSet(object.duration_ms)
         ? BigInt(object.duration_ms)
         : 0n,
+      keyCompaction: isSet(object.keyCompaction)
+        ? KeyCompactionReport.fromJSON(object.keyCompaction)
+        : isSet(object.key_compaction)
+        ? KeyCompactionReport.fromJSON(object.key_compaction)
+        : undefined,
     };
   },
 
@@ -531,6 +922,9 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     if (message.durationMs !== 0n) {
       obj.durationMs = message.durationMs.toString();
     }
+    if (message.keyCompaction !== undefined) {
+      obj.keyCompaction = KeyCompactionReport.toJSON(message.keyCompaction);
+    }
     return obj;
   },
 
@@ -562,6 +956,9 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     message.durationMs = (object.durationMs !== undefined && object.durationMs !== null)
       ? BigInt(object.durationMs)
       : 0n;
+    message.keyCompaction = (object.keyCompaction !== undefined && object.keyCompaction !== null)
+      ? KeyCompactionReport.fromPartial(object.keyCompaction)
+      : undefined;
     return message;
   },
 };
