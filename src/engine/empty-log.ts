@@ -1,7 +1,6 @@
-import { dirname, resolve as resolvePath } from 'node:path';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
-import { StorageError, type StorageLock } from '../storage/storage.js';
+import { createAndLockDataDir } from './data-dir-lock.js';
 import { createSegmentFile, newFrameSeed } from './segment-file.js';
 import { parseSegmentFileName } from './segment-name.js';
 import { walErrorFromStorage } from './storage-errors.js';
@@ -38,18 +37,7 @@ export function createEmptyLog(options: EmptyLogOptions): void {
   if (!Number.isSafeInteger(baseOffset) || baseOffset < 0) throw new RangeError(`options.baseOffset must be a non-negative safe integer, got ${String(baseOffset)}`);
   const resolved = resolveWalOptions({ dir: options.dir, storage: options.storage, clock: options.clock, preallocate: false }, () => new NodeStorage());
   const { storage, dir } = resolved;
-  let lock: StorageLock;
-  try {
-    const isNew = !storage.exists(dir);
-    storage.mkdirp(dir);
-    if (isNew) storage.syncDir(dirname(resolvePath(dir)));
-    lock = storage.lock(dir);
-  } catch (error) {
-    if (error instanceof StorageError && error.code === 'ELOCKED') {
-      throw new WalError('WAL_LOCKED', `the data directory ${dir} is in use by ${error.holder ?? 'another process'}`, { dir, holder: error.holder });
-    }
-    throw walErrorFromStorage(error, `cannot create a log in ${dir}`, { dir });
-  }
+  const lock = createAndLockDataDir(storage, dir, `cannot create a log in ${dir}`);
   try {
     const existing = storage.list(dir).find((name) => parseSegmentFileName(name) !== undefined);
     if (existing !== undefined) {

@@ -1,10 +1,11 @@
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { join } from 'node:path';
 import { encodeFrame } from '../codec/frame.js';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
-import { StorageError, type StorageFile, type StorageLock } from '../storage/storage.js';
+import type { StorageFile, StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
+import { createAndLockDataDir } from './data-dir-lock.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { LogReader, type ReadBatch } from './log-reader.js';
 import { LogTail, type TailSource } from './log-tail.js';
@@ -92,19 +93,7 @@ export class Wal {
   static async open(options: WalOptions): Promise<{ wal: Wal; report: RecoveryReport }> {
     const resolved = resolveWalOptions(options, () => new NodeStorage());
     const { storage, dir } = resolved;
-    let lock: StorageLock;
-    try {
-      const isNew = !storage.exists(dir);
-      storage.mkdirp(dir);
-      // A new data directory's own entry must survive a power cut as well as the files in it.
-      if (isNew) storage.syncDir(dirname(resolvePath(dir)));
-      lock = storage.lock(dir);
-    } catch (error) {
-      if (error instanceof StorageError && error.code === 'ELOCKED') {
-        throw new WalError('WAL_LOCKED', `the data directory ${dir} is in use by ${error.holder ?? 'another process'}`, { dir, holder: error.holder });
-      }
-      throw storageFailure(error, `cannot open ${dir}`);
-    }
+    const lock = createAndLockDataDir(storage, dir, `cannot open ${dir}`);
     const opened: Segment[] = [];
     let recoveryPoint: RecoveryPointWriter | undefined;
     try {

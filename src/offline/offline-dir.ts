@@ -1,7 +1,7 @@
 import { NodeStorage } from '../storage/node-storage.js';
-import { StorageError, type Storage, type StorageLock } from '../storage/storage.js';
-import { invalidArgument, WalError } from '../errors.js';
-import { walErrorFromStorage } from '../engine/storage-errors.js';
+import type { Storage, StorageLock } from '../storage/storage.js';
+import { invalidArgument } from '../errors.js';
+import { lockDataDir } from '../engine/data-dir-lock.js';
 
 /** How an offline tool opens a data directory. */
 export interface OfflineDirOptions {
@@ -37,14 +37,7 @@ export class OfflineDir {
     const storage = options.storage ?? new NodeStorage();
     if (!storage.exists(dir)) throw invalidArgument('dataDir', `no data directory at ${dir}`, { dir });
     if (options.readOnly === true) return new OfflineDir(dir, storage, undefined);
-    try {
-      return new OfflineDir(dir, storage, storage.lock(dir));
-    } catch (error) {
-      if (error instanceof StorageError && error.code === 'ELOCKED') {
-        throw new WalError('WAL_LOCKED', `the data directory ${dir} is in use by ${error.holder ?? 'another process'}`, { dir, holder: error.holder });
-      }
-      throw walErrorFromStorage(error, `cannot lock ${dir}`, { dir });
-    }
+    return new OfflineDir(dir, storage, lockDataDir(storage, dir, `cannot lock ${dir}`));
   }
 
   /** True when the directory was opened without its lock. */

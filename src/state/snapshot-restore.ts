@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve as resolvePath, isAbsolute } from 'node:path';
 import { SNAPSHOT_TEMP_SUFFIX, SNAPSHOT_TRAILER_BYTES, decodeSnapshotTrailer } from '../codec/snapshot-file.js';
 import { snapshotFileName } from '../codec/snapshot-id.js';
+import { lockDataDir } from '../engine/data-dir-lock.js';
 import { createEmptyLog } from '../engine/empty-log.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import { WalError } from '../errors.js';
-import { StorageError, type Storage, type StorageFile, type StorageLock } from '../storage/storage.js';
+import { StorageError, type Storage, type StorageFile } from '../storage/storage.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { resolveChain, verifySnapshot } from './snapshot-reader.js';
 import { DEFAULT_SNAPSHOT_DIR } from './state-options.js';
@@ -135,15 +136,7 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
   } catch (error) {
     throw walErrorFromStorage(error, `cannot create ${dataDir}`, { dataDir });
   }
-  let lock: StorageLock;
-  try {
-    lock = storage.lock(dataDir);
-  } catch (error) {
-    if (error instanceof StorageError && error.code === 'ELOCKED') {
-      throw new WalError('WAL_LOCKED', `the data directory ${dataDir} is in use by ${error.holder ?? 'another process'}`, { dir: dataDir, holder: error.holder });
-    }
-    throw walErrorFromStorage(error, `cannot lock ${dataDir}`, { dataDir });
-  }
+  const lock = lockDataDir(storage, dataDir, `cannot lock ${dataDir}`);
   try {
     const names = storage.list(dataDir).filter((name) => name !== LOCK_FILE);
     if (names.length === 0) return 0;
