@@ -161,6 +161,53 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'how long a PING may go unanswered before the connection is dropped',
     why: 'Ten seconds to answer, on a slow link too.',
   }),
+  maxConcurrentStreamsPerConnection: integerOption({
+    default: 2048,
+    unit: 'streams',
+    doc: 'most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)',
+    why:
+      'Sent to each client in the HTTP/2 SETTINGS; a client that opens more has them wait in its own queue until a ' +
+      'call ends (grpc-js and other conforming clients), and a stream opened over it anyway is refused by HTTP/2 ' +
+      '(`REFUSED_STREAM`, which grpc-js reports as `UNAVAILABLE`). Without it Node allows about 4 billion. The default ' +
+      'is `max_tail_streams` + `max_append_streams`: the grpc-js clients of one process share one connection per ' +
+      'server, and a tail held up in the client queue would wait for good, so one process may hold every stream the ' +
+      'server admits.',
+  }),
+  maxConnectionAgeMs: integerOption(
+    {
+      default: 0,
+      unit: 'ms',
+      doc: 'age after which a connection is told to go away (GOAWAY); 0: never (grpc.max_connection_age_ms)',
+      why:
+        'Off by default: TailWal streams live as long as their follower, and a connection cut under them would end ' +
+        'them. Set it behind a layer-4 load balancer to spread reconnecting clients: new calls go to a new connection, ' +
+        'open ones go on for `max_connection_age_grace_ms`.',
+    },
+    { min: 0 },
+  ),
+  maxConnectionAgeGraceMs: integerOption(
+    {
+      default: 0,
+      unit: 'ms',
+      doc: 'how long calls open at max_connection_age_ms may go on before the connection is closed; 0: until they end',
+      why:
+        'Unlimited by default, so that an aged connection never cuts a tail; set, the calls still open after it are ' +
+        'cancelled with the connection (a `WalClient` tail resumes from its next offset).',
+    },
+    { min: 0 },
+  ),
+  maxConnectionIdleMs: integerOption(
+    {
+      default: 300_000,
+      unit: 'ms',
+      doc: 'how long a connection with no call open is kept; 0: for good (grpc.max_connection_idle_ms)',
+      why:
+        'Frees the socket of a client that went quiet, or never sent a request (a half-open HTTP/2 preface): after it ' +
+        'the server sends GOAWAY and closes the connection. A connection with a call open (a tail) is never idle; a ' +
+        'grpc-js client reconnects at its next call. Five minutes: well above any pause between calls of a live client.',
+    },
+    { min: 0 },
+  ),
   shutdownGraceMs: integerOption({
     default: 5000,
     unit: 'ms',

@@ -263,6 +263,11 @@ export class WaldServer {
       'grpc.max_send_message_length': o.maxSendMessageBytes,
       'grpc.keepalive_time_ms': o.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': o.keepaliveTimeoutMs,
+      'grpc.max_concurrent_streams': o.maxConcurrentStreamsPerConnection,
+      // grpc-js reads an absent key as "no limit"; 0 is ours for it.
+      ...(o.maxConnectionAgeMs > 0 ? { 'grpc.max_connection_age_ms': o.maxConnectionAgeMs } : {}),
+      ...(o.maxConnectionAgeGraceMs > 0 ? { 'grpc.max_connection_age_grace_ms': o.maxConnectionAgeGraceMs } : {}),
+      ...(o.maxConnectionIdleMs > 0 ? { 'grpc.max_connection_idle_ms': o.maxConnectionIdleMs } : {}),
     };
   }
 
