@@ -39,10 +39,11 @@ export function validateBatch(records: readonly AppendRecord[], limits: AppendLi
   if (!Array.isArray(records)) throw new TypeError('records must be an array');
   if (records.length === 0) throw invalidArgument('records', 'an append needs at least one record');
   if (records.length > limits.maxBatchRecords) {
-    throw new WalError('WAL_BATCH_TOO_LARGE', `a batch holds at most ${limits.maxBatchRecords} records, got ${records.length}`, {
+    throw new WalError('WAL_BATCH_TOO_LARGE', `a batch holds at most ${limits.maxBatchRecords} records (max_batch_records), got ${records.length}`, {
       field: 'records',
       records: records.length,
       limit: limits.maxBatchRecords,
+      configKey: 'max_batch_records',
     });
   }
   let payload = 0;
@@ -52,19 +53,21 @@ export function validateBatch(records: readonly AppendRecord[], limits: AppendLi
     validateRecord(record, i);
     const size = encodedRecordBytes(record);
     if (size > limits.maxRecordBytes) {
-      throw new WalError('WAL_RECORD_TOO_LARGE', `records[${i}] takes ${size} bytes, more than the limit of ${limits.maxRecordBytes}`, {
+      throw new WalError('WAL_RECORD_TOO_LARGE', `records[${i}] takes ${size} bytes, more than the limit of ${limits.maxRecordBytes} (max_record_bytes)`, {
         field: `records[${i}]`,
         bytes: size,
         limit: limits.maxRecordBytes,
+        configKey: 'max_record_bytes',
       });
     }
     payload += size;
   }
   if (payload + FRAME_HEADER_BYTES > limits.maxBatchBytes) {
-    throw new WalError('WAL_BATCH_TOO_LARGE', `the batch takes ${payload + FRAME_HEADER_BYTES} bytes, more than the limit of ${limits.maxBatchBytes}`, {
+    throw new WalError('WAL_BATCH_TOO_LARGE', `the batch takes ${payload + FRAME_HEADER_BYTES} bytes, more than the limit of ${limits.maxBatchBytes} (max_batch_bytes)`, {
       field: 'records',
       bytes: payload + FRAME_HEADER_BYTES,
       limit: limits.maxBatchBytes,
+      configKey: 'max_batch_bytes',
     });
   }
   return payload;

@@ -232,18 +232,21 @@ describe('Append validation', { timeout: 120_000 }, () => {
       assert.equal(record.reason, 'WAL_RECORD_TOO_LARGE');
       assert.equal(record.metadata['field'], 'records[1]');
       assert.equal(record.metadata['limit'], '1024');
+      assert.equal(record.metadata['configKey'], 'max_record_bytes');
 
       const count = await failureOf(h.client.append({ records: values(21) }));
       assert.equal(count.code, status.INVALID_ARGUMENT);
       assert.equal(count.reason, 'WAL_BATCH_TOO_LARGE');
       assert.equal(count.metadata['field'], 'records');
       assert.equal(count.metadata['limit'], '20');
+      assert.equal(count.metadata['configKey'], 'max_batch_records');
 
       const bytes = await failureOf(h.client.append({ records: Array.from({ length: 10 }, () => ({ value: Buffer.alloc(1000) })) }));
       assert.equal(bytes.code, status.INVALID_ARGUMENT);
       assert.equal(bytes.reason, 'WAL_BATCH_TOO_LARGE');
       assert.equal(bytes.metadata['field'], 'records');
       assert.equal(bytes.metadata['limit'], String(8 * 1024));
+      assert.equal(bytes.metadata['configKey'], 'max_batch_bytes');
 
       assert.equal((await h.client.getStats()).entryCount, 0n, 'nothing was written');
     } finally {

@@ -159,6 +159,8 @@ describe('connection limits of a wald serve child', { timeout: 120_000 }, () => 
       assert.equal(huge.reason, 'WAL_BATCH_TOO_LARGE');
       assert.equal(huge.metadata['limit'], '10');
       assert.equal(huge.metadata['field'], 'records');
+      assert.equal(huge.metadata['configKey'], 'max_batch_records', 'the error names the config key');
+      assert.match(huge.message, /max_batch_records/);
       // Refused by grpc-js before any handler of ours: no ErrorInfo, the limit in its message.
       const oversize = (await append([{ value: Buffer.alloc(600 * 1024) }]).then(() => assert.fail('accepted'), (e: unknown) => e)) as ServiceError;
       assert.equal(oversize.code, status.RESOURCE_EXHAUSTED);
