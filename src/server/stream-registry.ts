@@ -24,10 +24,12 @@ export class StreamRegistry<T extends RegisteredStream> extends EventEmitter<Str
   /**
    * @param kind what the streams are, for error messages (`TailWal`, `AppendStream`).
    * @param limit most streams open at once.
+   * @param configKey the config key that sets `limit` (`max_tail_streams`), named in the error.
    */
   constructor(
     readonly kind: string,
     readonly limit: number,
+    readonly configKey: string,
   ) {
     super();
   }
@@ -45,7 +47,7 @@ export class StreamRegistry<T extends RegisteredStream> extends EventEmitter<Str
   /**
    * Admits a stream.
    *
-   * @throws WalError `WAL_TOO_MANY_STREAMS` (details `kind`, `limit`) when `limit` streams are
+   * @throws WalError `WAL_TOO_MANY_STREAMS` (details `kind`, `limit`, `configKey`) when `limit` streams are
    *   open; `WAL_SHUTTING_DOWN` once {@link shutdownAll} has begun.
    */
   add(stream: T): void {
@@ -53,9 +55,10 @@ export class StreamRegistry<T extends RegisteredStream> extends EventEmitter<Str
       throw new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down', {});
     }
     if (this.streams.size >= this.limit) {
-      throw new WalError('WAL_TOO_MANY_STREAMS', `${this.limit} ${this.kind} streams are open already`, {
+      throw new WalError('WAL_TOO_MANY_STREAMS', `${this.limit} ${this.kind} streams are open already (${this.configKey})`, {
         kind: this.kind,
         limit: this.limit,
+        configKey: this.configKey,
       });
     }
     this.streams.add(stream);

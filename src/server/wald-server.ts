@@ -162,9 +162,9 @@ export class WaldServer {
     this.logger = init.logger ?? pino({ name: 'wald' });
     this.events = init.events ?? new ServerEvents(this.logger, metricsOf(this.options.metricsListen));
     this.metrics = this.events.metrics;
-    this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams);
+    this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams, 'max_tail_streams');
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
-    this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams);
+    this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams, 'max_append_streams');
     const compaction = resolveStateOptions(init.options?.state).compaction;
     this.compactor = new Compactor({ wal: this.wal, state: this.state, storage: init.storage ?? new NodeStorage(), options: compaction, clock: init.clock });
     this.compactionScheduler = new CompactionScheduler({ wal: this.wal, state: this.state, compactor: this.compactor, options: compaction, clock: init.clock });
@@ -175,7 +175,7 @@ export class WaldServer {
     this.compactionScheduler.on('failed', (error, trigger) => {
       this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
     });
-    this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams);
+    this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams, 'max_snapshot_streams');
     this.grpcServer = new Server(this.channelOptions());
     this.security = new ServerSecurity(this.options, this.logger, (reason) => this.metrics?.authenticationFailed(reason));
     const admission = new RpcAdmission(

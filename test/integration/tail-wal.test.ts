@@ -191,6 +191,7 @@ describe('TailWal', { timeout: 120_000 }, () => {
       assert.equal(second.code, status.RESOURCE_EXHAUSTED);
       assert.equal(second.reason, 'WAL_TOO_MANY_STREAMS');
       assert.equal(second.metadata['limit'], '1');
+      assert.equal(second.metadata['configKey'], 'max_tail_streams');
       await h.client.append({ records: values(1) });
       assert.deepEqual((await nextBatch(first)).records.map((r) => r.offset), [0n], 'the first tail is unaffected');
     } finally {

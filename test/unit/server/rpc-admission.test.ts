@@ -59,10 +59,10 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
     compactor: new Compactor({ wal, state, storage, options: STATE_OPTIONS.defaults.compaction }),
     options: resolved,
     logger: silent,
-    tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams),
+    tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams, 'max_tail_streams'),
     tailQueueBudget: new TailQueueBudget(resolved.maxTotalTailQueueBytes),
-    appendStreams: new StreamRegistry<AppendStreamSession>('AppendStream', resolved.maxAppendStreams),
-    snapshotStreams: new StreamRegistry<SnapshotSendStream>('GetSnapshot', resolved.maxSnapshotStreams),
+    appendStreams: new StreamRegistry<AppendStreamSession>('AppendStream', resolved.maxAppendStreams, 'max_append_streams'),
+    snapshotStreams: new StreamRegistry<SnapshotSendStream>('GetSnapshot', resolved.maxSnapshotStreams, 'max_snapshot_streams'),
     metrics: undefined,
     events: new ServerEvents(silent, undefined),
   };
@@ -232,6 +232,8 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
         assert.equal(refused.code, status.RESOURCE_EXHAUSTED);
         assert.equal(refused.reason, 'WAL_TOO_MANY_STREAMS');
         assert.equal(refused.metadata['limit'], '1');
+        assert.equal(refused.metadata['configKey'], registry.configKey);
+        assert.match(refused.metadata['configKey'] ?? '', /^max_(tail|append|snapshot)_streams$/);
 
         const closed = once(registry, 'close');
         first.call.cancel();
