@@ -97,6 +97,13 @@ export interface RewriteContext {
   readonly io: IoStats;
   /** False once the log is closing: the rewrite stops at its next step and removes its file. */
   isOpen(): boolean;
+  /**
+   * Makes every record written so far durable (`fdatasync` of the log when anything is unsynced).
+   * Called before a swap: the judge may have dropped a record because of a later one that, under
+   * `none` or `interval`, was still only in the page cache; a power cut after the swap must not
+   * lose both.
+   */
+  syncLog(): void;
 }
 
 /** The judgements of one segment's records, in frame order (1: keep). */
@@ -284,11 +291,15 @@ async function rewrite(context: RewriteContext, segment: Segment, judgement: Jud
     }
     out.close();
     file = undefined;
+    context.syncLog();
     // From here on synchronous: no append, read, deletion or close comes in between. The index
     // first, so that a crash before the segment's rename leaves the old segment with an index of
     // another segment id, which recovery detects and rebuilds from the old segment, never a new
     // segment with an index that does not hold its producer table.
-    producers = savedProducers(context, segment) ?? context.producers.snapshot();
+    // Without the old index, no table as of this segment's end is known: none is saved (a retry of
+    // an append of this segment may then be written again) rather than the head's, whose entries
+    // may name appends a torn tail later cuts.
+    producers = savedProducers(context, segment) ?? [];
     writeFileDurably(storage, segment.indexPath, segment.indexPath + TEMP_SUFFIX, encodeSegmentIndex(replacement, producers));
     isIndexWritten = true;
     context.io.fsyncs++;

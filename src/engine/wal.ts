@@ -427,6 +427,9 @@ export class Wal {
       producers: this.producers,
       io: this.io,
       isOpen: () => this.statusValue === 'open',
+      syncLog: () => {
+        this.writer.syncNow();
+      },
     };
     const run = this.rewriting.catch(() => undefined).then(() => rewriteSegments(context, plan));
     this.rewriting = run;
