@@ -13,9 +13,9 @@ export const READ_LIMIT_MAX = 1000;
  * The Read RPC: up to `limit` records from `from_offset`, within `max_bytes` (capped at
  * `maxResponseBytes`; one larger record still comes alone), with the offset to read next. The
  * engine counts `max_bytes` as the wire does (`recordSizeBytes` bounds a record's encoding), so its
- * records go out as they come. The response is encoded here, by hand (`src/wire/read-response-encoder.ts`,
- * the generated encoder's bytes at a fraction of its cost), and its serializer passes the bytes through
- * (`wal-service-definition.ts`).
+ * records go out as they come. The response is encoded here, by hand
+ * (`src/wire/read-response-encoder.ts`: the generated encoder's bytes at a fraction of its cost),
+ * and Read's serializer passes the bytes through (`wal-service-definition.ts`).
  *
  * Rejects with `WAL_INVALID_ARGUMENT` (`from_offset`, `limit`) and the errors of `Wal.read`
  * (`WAL_OFFSET_COMPACTED`, naming the snapshot to install, `WAL_OFFSET_OUT_OF_RANGE`,

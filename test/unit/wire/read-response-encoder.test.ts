@@ -10,7 +10,7 @@ import { testSeed } from '../../support/seed.js';
 
 const bytes = (maxLength: number): fc.Arbitrary<Buffer> => fc.uint8Array({ maxLength }).map((b) => Buffer.from(b));
 const offset = fc.oneof(fc.constant(0), fc.nat({ max: 1000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constant(Number.MAX_SAFE_INTEGER));
-// Header names of several UTF-8 lengths, the empty name included; values up to past one length byte.
+// Header names of one- and multi-byte UTF-8 characters, the empty name included.
 const headerName = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ maxLength: 4, unit: 'grapheme' }), fc.constant(''));
 
 const recordArb: fc.Arbitrary<WalRecord> = fc.record({
@@ -18,6 +18,7 @@ const recordArb: fc.Arbitrary<WalRecord> = fc.record({
   timestamp: offset,
   type: fc.constantFrom(...RECORD_TYPE_NAMES),
   key: fc.option(bytes(20), { nil: undefined }),
+  // Values past 127 bytes too (lengths of two varint bytes).
   value: fc.oneof(bytes(200), bytes(300).map((b) => Buffer.concat([b, Buffer.alloc(200)]))),
   headers: fc.dictionary(headerName, bytes(10), { maxKeys: 3 }).map((h) => h as Record<string, Buffer>),
 });
