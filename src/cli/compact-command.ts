@@ -13,7 +13,7 @@ interface CompactOptions extends UnaryCommandOptions {
   readonly threshold?: number;
 }
 
-/** `--threshold`'s default: the server's default `threshold_percent`. */
+/** The server's default `threshold_percent`, for `--help`. */
 const DEFAULT_THRESHOLD_PERCENT = 20;
 
 function keyCompactionJson(report: KeyCompactionReport): Record<string, unknown> {
@@ -92,14 +92,15 @@ export function registerCompactCommand(program: Command): void {
     .option('--dry-run', 'report what would be reclaimed; change nothing')
     .option('--force-snapshot', 'write a new full snapshot even when the newest one could be reused')
     .option('--aggressive', 'then rewrite the sealed segments kept, keeping only the latest record per key (offsets stay; reads skip the gaps)')
-    .option('--threshold <percent>', 'with --aggressive: rewrite only segments at least this redundant (0-100)', parsePercent, DEFAULT_THRESHOLD_PERCENT);
+    .option('--threshold <percent>', `with --aggressive: rewrite only segments at least this redundant (0-100; default ${DEFAULT_THRESHOLD_PERCENT})`, parsePercent);
   addUnaryClientOptions(command).action(async (options: CompactOptions) => {
     const aggressive = options.aggressive === true;
     const request = {
       forceSnapshot: options.forceSnapshot === true,
       dryRun: options.dryRun === true,
       aggressive,
-      thresholdPercent: aggressive ? options.threshold : undefined,
+      // Sent as given: the server refuses a threshold without --aggressive (INVALID_ARGUMENT, exit 1).
+      thresholdPercent: options.threshold,
     };
     const response = await withClient(options, (client) =>
       callUnary<CompactResponse>((metadata, callback) => client.compact(request, metadata, deadlineOptions(options.timeoutMs), callback)),

@@ -136,10 +136,8 @@ export class AppendStreamSession implements RegisteredStream {
   }
 
   private async appendOne(request: AppendStreamRequest): Promise<AppendStreamResponse> {
-    const result = await this.appendRequest(request.append);
-    return result.result?.$case === 'appended'
-      ? { requestId: request.requestId, result: { $case: 'appended', value: result.result.value }, results: [] }
-      : { requestId: request.requestId, result: result.result, results: [] };
+    const { result } = await this.appendRequest(request.append);
+    return { requestId: request.requestId, result, results: [] };
   }
 
   /** Hands every element of `appends` to the log now, in order, and answers them together. */

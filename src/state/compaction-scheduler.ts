@@ -115,7 +115,11 @@ export class CompactionScheduler extends EventEmitter<CompactionSchedulerEvents>
       this.emit('compacted', run);
       return run;
     } catch (error) {
-      if (this.listenerCount('failed') > 0) this.emit('failed', error, trigger ?? 'events');
+      try {
+        if (this.listenerCount('failed') > 0) this.emit('failed', error, trigger ?? 'events');
+      } catch {
+        // A listener that throws must not turn a failed run into an unhandled rejection of the timer.
+      }
       return undefined;
     }
   }

@@ -145,6 +145,11 @@ export class Compactor {
    * `compactKeys` (`RangeError` for a threshold outside 0..100).
    */
   compact(request: CompactRequest = {}): Promise<CompactionResult> {
+    const threshold = request.thresholdPercent;
+    if (threshold !== undefined && !(Number.isFinite(threshold) && threshold >= 0 && threshold <= 100)) {
+      // Checked before anything runs: compactKeys would refuse it only after the segments were deleted.
+      return Promise.reject(new RangeError(`request.thresholdPercent must be a number in 0..100, got ${String(threshold)}`));
+    }
     return this.oneAtATime(async () => {
       const started = this.clock();
       const result = request.dryRun === true ? await this.dryRun(request) : await this.compactNow(request);

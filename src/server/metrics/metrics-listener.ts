@@ -29,7 +29,15 @@ export class MetricsListener {
     private readonly logger: Logger,
   ) {
     this.http = createServer((request, response) => {
-      void this.serve(request, response);
+      this.serve(request, response).catch((error: unknown) => {
+        this.logger.error({ err: error, url: request.url }, 'metrics request failed');
+        if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end('internal error\n');
+      });
+    });
+    // After the bind, an accept failure (too many open files...) is logged, never an uncaught 'error'.
+    this.http.on('error', (error) => {
+      if (this.http.listening) this.logger.error({ err: error }, 'metrics listener error');
     });
   }
 

@@ -128,6 +128,21 @@ describe('Compactor', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a key compaction threshold outside 0..100 is refused before anything is snapshotted or deleted', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const opened = await open(disk.mount(), clock);
+    try {
+      await putMany(opened.wal, 100, 10);
+      const segments = opened.wal.listSegments().length;
+      await assert.rejects(opened.compactor.compact({ aggressive: true, thresholdPercent: 150 }), RangeError);
+      assert.equal(opened.wal.listSegments().length, segments, 'no segment deleted');
+      assert.equal(opened.keeper.snapshotSummary().count, 0, 'no snapshot written');
+    } finally {
+      await opened.close();
+    }
+  });
+
   test('a dry run reports what a compaction would reclaim and the redundancy, and changes nothing', async () => {
     const disk = new MemDisk();
     const clock = new FakeClock();
