@@ -54,7 +54,7 @@ export function repairDirName(nowMs: number): string {
  *
  * Throws `WalError`: `WAL_OFFSET_COMPACTED` below the first retained offset,
  * `WAL_OFFSET_OUT_OF_RANGE` beyond the end of the log or past damage (the message names the
- * furthest offset that can be cut at), `WAL_INVALID_ARGUMENT` (field `truncateAt`) inside a batch,
+ * furthest offset that can be cut at), `WAL_INVALID_ARGUMENT` (field `truncateAt`) inside a batch or inside a segment key compaction rewrote,
  * `WAL_CORRUPTION` for a gap between segments before `offset` or a bad segment header.
  */
 export async function planTruncation(storage: Storage, dir: string, offset: number, snapshotDir: string): Promise<TruncationPlan> {
@@ -87,6 +87,17 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
     });
   }
   if (scan.header === undefined) throw new WalError('WAL_CORRUPTION', `segment ${name}: ${scan.faults[0]?.reason ?? 'bad header'}`, { segment: name, position: 0 });
+  const compactedEnd = scan.header.compactedNextOffset;
+  if (compactedEnd !== undefined && offset !== compactedEnd) {
+    // Its header says where it ends: a cut inside would leave that end (and its gaps) behind, and
+    // the log would go on at the old end rather than at `offset`.
+    throw invalidArgument('truncateAt', `offset ${offset} is inside ${name}, which key compaction rewrote: cut at its start ${bases[holder]} or its end ${compactedEnd}`, {
+      truncateAt: offset,
+      segment: name,
+      segmentFirstOffset: bases[holder],
+      segmentNextOffset: compactedEnd,
+    });
+  }
   if (cutPosition === undefined && scan.nextOffset === offset) cutPosition = scan.dataEnd;
   if (cutPosition === undefined) {
     const damage = scan.faults[0];

@@ -12,6 +12,8 @@ import { decodeRecoveryPoint } from '../../../src/codec/recovery-point-file.js';
 import { isWalError, Wal, type AppendRecord } from '../../../src/index.js';
 import { verifyDataDir } from '../../../src/offline/data-dir-verifier.js';
 import { applyTruncation, planTruncation, type TruncationReport } from '../../../src/offline/log-truncation.js';
+import { compactKeys } from '../../../src/state/key-compaction.js';
+import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { NodeStorage } from '../../../src/storage/node-storage.js';
 import { assertRecordsEqual, readAllRecords } from '../../support/expect-records.js';
 import { flipByte, indexName, segmentName, testBatch, testLogOptions, writeTestLog, writeTestSnapshot } from '../../support/offline-log.js';
@@ -125,6 +127,36 @@ describe('truncating a log offline', () => {
       });
       await assert.rejects(planTruncation(storage, dir, 81, 'snapshots'), (error) => isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'));
       assert.deepEqual(snapshotOfDir(dir), before);
+    } finally {
+      remove();
+    }
+  });
+
+  test('refuses a cut inside a segment key compaction rewrote; at its end it cuts what follows', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const { wal } = await Wal.open({ dir, storage, segmentSizeBytes: 16 * 1024, preallocate: false });
+      const { keeper } = await StateKeeper.open({ wal, storage });
+      for (let i = 0; i < 1200; i++) await keeper.append([{ key: Buffer.from(i % 10 === 0 ? `once-${i}` : `hot-${i % 20}`), value: Buffer.alloc(60, 0x61) }]);
+      await compactKeys(keeper, wal, { thresholdPercent: 0 });
+      const compacted = wal.listSegments()[1]!;
+      await keeper.close();
+      await wal.close();
+      const before = snapshotOfDir(dir);
+      await assert.rejects(planTruncation(storage, dir, compacted.baseOffset + 1, 'snapshots'), (error) => {
+        assert.ok(isWalError(error, 'WAL_INVALID_ARGUMENT'), String(error));
+        assert.equal(error.details['segmentNextOffset'], compacted.nextOffset);
+        return true;
+      });
+      assert.deepEqual(snapshotOfDir(dir), before, 'nothing changed');
+      const report = await truncate(dir, compacted.nextOffset);
+      assert.equal(report.offset, compacted.nextOffset);
+      const { wal: reopened } = await Wal.open({ dir, storage });
+      try {
+        assert.equal(reopened.nextOffset, compacted.nextOffset, 'the log goes on at the cut');
+      } finally {
+        await reopened.close();
+      }
     } finally {
       remove();
     }
