@@ -382,6 +382,8 @@ export class WaldServer {
       this.grpcServer.forceShutdown();
     }
     await this.compactionScheduler.stop();
+    // A Compact or DeleteSegmentsBefore a client asked for may still run after its call ended.
+    await this.compactor.idle();
     await this.state.close();
     try {
       await this.wal.sync();

@@ -226,6 +226,11 @@ export class Compactor {
     }
   }
 
+  /** Resolves once no compaction or segment deletion runs or waits (whatever their outcome). */
+  idle(): Promise<void> {
+    return this.running.then(() => undefined);
+  }
+
   private oneAtATime<T>(run: () => Promise<T>): Promise<T> {
     const result = this.running.then(run, run);
     this.running = result.catch(() => undefined);
