@@ -33,11 +33,15 @@ async function readPem(path: string, what: string): Promise<Buffer> {
 }
 
 async function loadCertificates(files: TlsFiles): Promise<LoadedCertificates> {
-  const [certificate, privateKey, caCertificate] = await Promise.all([
+  // Read together, reported in a fixed order (certificate, key, CA): the first failure in that
+  // order, not whichever read failed first.
+  const reads = await Promise.allSettled([
     readPem(files.certFile, 'TLS certificate (tls_cert)'),
     readPem(files.keyFile, 'TLS key (tls_key)'),
-    files.clientCaFile === undefined ? undefined : readPem(files.clientCaFile, 'client CA (tls_client_ca)'),
+    files.clientCaFile === undefined ? Promise.resolve(undefined) : readPem(files.clientCaFile, 'client CA (tls_client_ca)'),
   ]);
+  for (const read of reads) if (read.status === 'rejected') throw read.reason;
+  const [certificate, privateKey, caCertificate] = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined)) as [Buffer, Buffer, Buffer | undefined];
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(certificate);
