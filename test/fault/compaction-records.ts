@@ -53,6 +53,8 @@ const CHILD = fileURLToPath(new URL('./compaction-child.js', import.meta.url));
 export interface CompactionChildRun {
   readonly acks: CompactionAck[];
   compactions: number;
+  /** Segments the compactions deleted, all together. */
+  segmentsDeleted: number;
   nextOffsetAtStart: number;
   signal: NodeJS.Signals | null;
   code: number | null;
@@ -63,15 +65,18 @@ export async function runCompactionChild(dir: string, round: number, shouldKill:
   const env = { ...process.env, WALD_COMPACTION_DIR: dir, WALD_COMPACTION_ROUND: String(round) };
   const child = spawn(process.execPath, [CHILD], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-  const run: CompactionChildRun = { acks: [], compactions: 0, nextOffsetAtStart: -1, signal: null, code: null };
+  const run: CompactionChildRun = { acks: [], compactions: 0, segmentsDeleted: 0, nextOffsetAtStart: -1, signal: null, code: null };
   const kill = (): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
   try {
     for await (const line of createInterface({ input: child.stdout })) {
-      const message = JSON.parse(line) as Partial<CompactionAck> & { ready?: boolean; nextOffset?: number; compacted?: boolean };
+      const message = JSON.parse(line) as Partial<CompactionAck> & { ready?: boolean; nextOffset?: number; compacted?: boolean; segmentsDeleted?: number };
       if (message.ready === true) run.nextOffsetAtStart = message.nextOffset ?? -1;
-      else if (message.compacted === true) run.compactions++;
+      else if (message.compacted === true) {
+        run.compactions++;
+        run.segmentsDeleted += message.segmentsDeleted ?? 0;
+      }
       else if (message.offset !== undefined) run.acks.push(message as CompactionAck);
       if (run.nextOffsetAtStart >= 0 && shouldKill(run)) kill();
     }
