@@ -7,6 +7,7 @@ import type { Storage } from '../storage/storage.js';
 import { toByteString } from './page-token.js';
 import { keyInfoPage, type KeyInfoPage, type ListKeyInfoOptions } from './key-info-page.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
+import { RecordApplier } from './record-applier.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
 import { writeSnapshot, type WrittenSnapshot } from './snapshot-writer.js';
@@ -118,6 +119,7 @@ export class StateKeeper {
   /** The snapshot being written, if any: snapshots are written one at a time, in the order asked. */
   private snapshotting: Promise<unknown> = Promise.resolve();
   private isClosed = false;
+  private readonly applier: RecordApplier;
 
   private constructor(
     private readonly wal: Wal,
@@ -130,7 +132,12 @@ export class StateKeeper {
     private readonly clock: () => number,
     /** `tombstone_retention_ms`: how long key compaction keeps a `DELETE` at least (key-compaction.ts). */
     readonly tombstoneRetentionMs: number,
-  ) {}
+  ) {
+    this.applier = new RecordApplier(state, (offset, keysRemoved) => {
+      this.flushes.set(offset, keysRemoved);
+      if (this.flushes.size > MAX_UNCLAIMED_FLUSHES) this.flushes.delete(this.flushes.keys().next().value!);
+    });
+  }
 
   /**
    * Rebuilds the view of `init.wal` and starts following it. The newest snapshot in the snapshot
@@ -446,24 +453,13 @@ export class StateKeeper {
   }
 
   private applyBatch(records: readonly WalRecord[]): void {
-    this.applyRecords(records);
+    this.applier.applyAll(records);
     let released = 0;
     while (released < this.pending.length && this.pending[released]!.lastOffset < this.state.nextOffset) {
       this.pendingBytes -= this.pending[released]!.bytes;
       released++;
     }
     if (released > 0) this.pending = this.pending.slice(released);
-  }
-
-  private applyRecords(records: readonly WalRecord[]): void {
-    for (const record of records) {
-      if (record.type !== 'flush_all') {
-        this.state.apply(record);
-        continue;
-      }
-      this.flushes.set(record.offset, this.state.clear(record.offset));
-      if (this.flushes.size > MAX_UNCLAIMED_FLUSHES) this.flushes.delete(this.flushes.keys().next().value!);
-    }
   }
 
   private fail(error: unknown): void {
