@@ -6,7 +6,7 @@
 import { status, type ServerDuplexStream, type ServerErrorResponse, type ServerWritableStream } from '@grpc/grpc-js';
 import type { AppendRequest, AppendStreamRequest, AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import { RecordType, type Record as RecordMessage } from '../../src/gen/wald/v1/record.js';
-import { WriteState } from '../../src/gen/wald/v1/stats.js';
+import { ReplicationRole, WriteState } from '../../src/gen/wald/v1/stats.js';
 import type { TailWalRequest, TailWalResponse } from '../../src/gen/wald/v1/tail.js';
 import type { WalRecord } from '../../src/engine/types.js';
 import { encodeTailWalResponse } from '../../src/wire/tail-response-encoder.js';
@@ -62,7 +62,7 @@ export function createNoopWalService(): WalServiceServer {
   function relay(call: TailCall): void {
     relays.add(call);
     call.on('cancelled', () => relays.delete(call));
-    call.write({ records: [], firstOffset: 0n, nextOffset: 0n });
+    call.write({ records: [], firstOffset: 0n, nextOffset: 0n, frames: [], segmentHeader: Buffer.alloc(0), epoch: 0n });
   }
 
   function flood(call: TailCall): void {
@@ -102,7 +102,7 @@ export function createNoopWalService(): WalServiceServer {
   return {
     append: (call, callback) => {
       if (relays.size > 0) {
-        const response: TailWalResponse = { records: toRelayed(call.request), highWatermark: 0n, firstOffset: 0n, nextOffset: 0n };
+        const response: TailWalResponse = { records: toRelayed(call.request), highWatermark: 0n, firstOffset: 0n, nextOffset: 0n, frames: [], segmentHeader: Buffer.alloc(0), epoch: 0n };
         for (const tail of relays) tail.write(response);
       }
       callback(null, APPENDED);
@@ -131,6 +131,11 @@ export function createNoopWalService(): WalServiceServer {
         snapshotCount: 0,
         lastSnapshotId: '',
         reclaimableBytes: 0n,
+        role: ReplicationRole.REPLICATION_ROLE_UNSPECIFIED,
+        leaderAddress: '',
+        epoch: 0n,
+        epochHistory: [],
+        followers: [],
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),

@@ -78,6 +78,7 @@ function buildRequest(values: readonly Buffer[], options: AppendCommandOptions):
     records,
     expectedOffset: options.expectedOffset === undefined ? undefined : BigInt(options.expectedOffset),
     producerId: options.producerId ?? '',
+    minReplicas: 0,
     sequence: BigInt(options.sequence ?? 0),
     sync: options.sync,
   };

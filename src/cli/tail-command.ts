@@ -87,7 +87,7 @@ export function registerTailCommand(program: Command): void {
     .option('--max-records <n>', 'most records per stream message (default: the server maximum)', parsePositiveUint32)
     .option('--max-bytes <n>', 'most record bytes per stream message (default: the server maximum)', parsePositiveUint32);
   addClientOptions(command).action(async (options: TailCommandOptions) => {
-    const request: TailWalRequest = { start: startOf(options), maxRecords: options.maxRecords ?? 0, maxBytes: options.maxBytes ?? 0 };
+    const request: TailWalRequest = { start: startOf(options), maxRecords: options.maxRecords ?? 0, maxBytes: options.maxBytes ?? 0, frames: false, followerId: '' };
     const client = connectClient(options);
     const call = client.tailWal(request);
     const cancel = { requested: false };

@@ -177,7 +177,7 @@ describe('Append validation', { timeout: 120_000 }, () => {
       // Built by hand: fromPartial would assign the name and so change the object's prototype.
       const headers: { [name: string]: Buffer } = { plain: Buffer.from('p') };
       Object.defineProperty(headers, '__proto__', { value: Buffer.from('proto-value'), enumerable: true });
-      const request: AppendRequest = { records: [{ value: Buffer.from('v'), headers, type: RecordType.RECORD_TYPE_UNSPECIFIED }], producerId: '', sequence: 0n, sync: false };
+      const request: AppendRequest = { records: [{ value: Buffer.from('v'), headers, type: RecordType.RECORD_TYPE_UNSPECIFIED }], producerId: '', sequence: 0n, sync: false, minReplicas: 0 };
       await new Promise<void>((resolve, reject) => h.client.raw.append(request, (error) => (error ? reject(error) : resolve())));
       const [record] = (await h.client.read({ fromOffset: 0n })).records;
       assert.deepEqual(Object.keys(record!.headers), ['plain']);

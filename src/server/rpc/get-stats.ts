@@ -1,5 +1,5 @@
 import type { WriteState as EngineWriteState } from '../../engine/types.js';
-import { WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
+import { ReplicationRole, WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
 import { optionalOffset } from '../record-message.js';
 import type { RpcContext } from './rpc-context.js';
 
@@ -43,5 +43,10 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     lastSnapshotId: snapshots.newest?.id ?? '',
     lastSnapshotOffset: snapshots.newest === undefined ? undefined : BigInt(snapshots.newest.walOffset),
     reclaimableBytes: BigInt(context.compactor.reclaimableBytes()),
+    role: ReplicationRole.REPLICATION_ROLE_LEADER,
+    leaderAddress: '',
+    epoch: 0n,
+    epochHistory: [],
+    followers: [],
   };
 }

@@ -5,7 +5,7 @@ import type { AppendRequest } from '../../../src/gen/wald/v1/append.js';
 import { RecordType } from '../../../src/gen/wald/v1/record.js';
 import { parseAppendRequest } from '../../../src/server/append-request.js';
 
-const request = (extra: Partial<AppendRequest>): AppendRequest => ({ records: [], producerId: '', sequence: 0n, sync: false, ...extra });
+const request = (extra: Partial<AppendRequest>): AppendRequest => ({ records: [], producerId: '', sequence: 0n, sync: false, minReplicas: 0, ...extra });
 const record = (type: RecordType, key?: Buffer) => ({ value: Buffer.from('v'), headers: {}, type, key });
 
 test('record types: UNSPECIFIED is a put, each client type maps to the log type, server-only and unknown values are refused', () => {

@@ -107,7 +107,7 @@ async function openWal(disk: MemDisk, records: number, valueBytes = 100): Promis
 }
 
 function startTail(wal: Wal, budget: TailQueueBudget, settings: Partial<TailSettings> = {}) {
-  const call = new FakeCall({ start: { $case: 'fromOffset', value: 0n }, maxRecords: 0, maxBytes: 0 });
+  const call = new FakeCall({ start: { $case: 'fromOffset', value: 0n }, maxRecords: 0, maxBytes: 0, frames: false, followerId: '' });
   const stream = new TailStream(call as unknown as TailCall, wal, { ...SETTINGS, ...settings }, budget, silent);
   const done = stream.run();
   return { call, stream, done };
@@ -184,7 +184,7 @@ describe('TailStream and the server-wide budget', () => {
     const disk = new MemDisk();
     const wal = await openWal(disk, 6);
     const budget = new TailQueueBudget(16 * 1024 * 1024);
-    const call = new FakeCall({ start: { $case: 'fromOffset', value: 0n }, maxRecords: 0, maxBytes: 0 });
+    const call = new FakeCall({ start: { $case: 'fromOffset', value: 0n }, maxRecords: 0, maxBytes: 0, frames: false, followerId: '' });
     const stream = new TailStream(call as unknown as TailCall, wal, SETTINGS, budget, silent);
     // After the first message, the next read of the log fails.
     stream.once('message', () => disk.inject({ op: 'read', code: 'EIO', path: /\.seg$/, times: 1000 }));

@@ -35,6 +35,9 @@ function generatedMessage(records: readonly WalRecord[], at: TailResponsePositio
     highWatermark: optionalOffset(at.highWatermark),
     firstOffset: BigInt(at.firstOffset),
     nextOffset: BigInt(at.nextOffset),
+    frames: [],
+    segmentHeader: Buffer.alloc(0),
+    epoch: 0n,
   };
 }
 

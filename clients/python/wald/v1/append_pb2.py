@@ -15,7 +15,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from wald.v1 import record_pb2 as wald_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14wald/v1/append.proto\x12\x07wald.v1\x1a\x17google/rpc/status.proto\x1a\x14wald/v1/record.proto\"\xa4\x01\n\rAppendRequest\x12&\n\x07records\x18\x01 \x03(\x0b\x32\x15.wald.v1.AppendRecord\x12\x1c\n\x0f\x65xpected_offset\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x0bproducer_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x0c\n\x04sync\x18\x05 \x01(\x08\x42\x12\n\x10_expected_offsetJ\x04\x08\x02\x10\x03\"a\n\x0e\x41ppendResponse\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\x13\n\x0blast_offset\x18\x02 \x01(\x04\x12\x11\n\ttimestamp\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"z\n\x13\x41ppendStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x06\x61ppend\x18\x02 \x01(\x0b\x32\x16.wald.v1.AppendRequest\x12\'\n\x07\x61ppends\x18\x03 \x03(\x0b\x32\x16.wald.v1.AppendRequest\"p\n\x12\x41ppendStreamResult\x12+\n\x08\x61ppended\x18\x01 \x01(\x0b\x32\x17.wald.v1.AppendResponseH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"\xb4\x01\n\x14\x41ppendStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x08\x61ppended\x18\x02 \x01(\x0b\x32\x17.wald.v1.AppendResponseH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12,\n\x07results\x18\x04 \x03(\x0b\x32\x1b.wald.v1.AppendStreamResultB\x08\n\x06resultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14wald/v1/append.proto\x12\x07wald.v1\x1a\x17google/rpc/status.proto\x1a\x14wald/v1/record.proto\"\xea\x01\n\rAppendRequest\x12&\n\x07records\x18\x01 \x03(\x0b\x32\x15.wald.v1.AppendRecord\x12\x1c\n\x0f\x65xpected_offset\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x13\n\x0bproducer_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x0c\n\x04sync\x18\x05 \x01(\x08\x12\x1b\n\x0e\x65xpected_epoch\x18\x07 \x01(\x04H\x01\x88\x01\x01\x12\x14\n\x0cmin_replicas\x18\x08 \x01(\rB\x12\n\x10_expected_offsetB\x11\n\x0f_expected_epochJ\x04\x08\x02\x10\x03\"a\n\x0e\x41ppendResponse\x12\x14\n\x0c\x66irst_offset\x18\x01 \x01(\x04\x12\x13\n\x0blast_offset\x18\x02 \x01(\x04\x12\x11\n\ttimestamp\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"z\n\x13\x41ppendStreamRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x06\x61ppend\x18\x02 \x01(\x0b\x32\x16.wald.v1.AppendRequest\x12\'\n\x07\x61ppends\x18\x03 \x03(\x0b\x32\x16.wald.v1.AppendRequest\"p\n\x12\x41ppendStreamResult\x12+\n\x08\x61ppended\x18\x01 \x01(\x0b\x32\x17.wald.v1.AppendResponseH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"\xb4\x01\n\x14\x41ppendStreamResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x08\x61ppended\x18\x02 \x01(\x0b\x32\x17.wald.v1.AppendResponseH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12,\n\x07results\x18\x04 \x03(\x0b\x32\x1b.wald.v1.AppendStreamResultB\x08\n\x06resultb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wald.v1.append_pb2', globals())
@@ -23,13 +23,13 @@ if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
   _APPENDREQUEST._serialized_start=81
-  _APPENDREQUEST._serialized_end=245
-  _APPENDRESPONSE._serialized_start=247
-  _APPENDRESPONSE._serialized_end=344
-  _APPENDSTREAMREQUEST._serialized_start=346
-  _APPENDSTREAMREQUEST._serialized_end=468
-  _APPENDSTREAMRESULT._serialized_start=470
-  _APPENDSTREAMRESULT._serialized_end=582
-  _APPENDSTREAMRESPONSE._serialized_start=585
-  _APPENDSTREAMRESPONSE._serialized_end=765
+  _APPENDREQUEST._serialized_end=315
+  _APPENDRESPONSE._serialized_start=317
+  _APPENDRESPONSE._serialized_end=414
+  _APPENDSTREAMREQUEST._serialized_start=416
+  _APPENDSTREAMREQUEST._serialized_end=538
+  _APPENDSTREAMRESULT._serialized_start=540
+  _APPENDSTREAMRESULT._serialized_end=652
+  _APPENDSTREAMRESPONSE._serialized_start=655
+  _APPENDSTREAMRESPONSE._serialized_end=835
 # @@protoc_insertion_point(module_scope)

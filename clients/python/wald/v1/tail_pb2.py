@@ -12,17 +12,18 @@ _sym_db = _symbol_database.Default()
 
 
 from wald.v1 import record_pb2 as wald_dot_v1_dot_record__pb2
+from wald.v1 import replication_pb2 as wald_dot_v1_dot_replication__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12wald/v1/tail.proto\x12\x07wald.v1\x1a\x14wald/v1/record.proto\"\x86\x01\n\x0eTailWalRequest\x12\x15\n\x0b\x66rom_offset\x18\x01 \x01(\x04H\x00\x12\x18\n\x0e\x66rom_timestamp\x18\x02 \x01(\x04H\x00\x12\x12\n\x08\x66rom_end\x18\x03 \x01(\x08H\x00\x12\x13\n\x0bmax_records\x18\x04 \x01(\r\x12\x11\n\tmax_bytes\x18\x05 \x01(\rB\x07\n\x05start\"\x94\x01\n\x0fTailWalResponse\x12 \n\x07records\x18\x01 \x03(\x0b\x32\x0f.wald.v1.Record\x12\x1b\n\x0ehigh_watermark\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x14\n\x0c\x66irst_offset\x18\x03 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x04 \x01(\x04\x42\x11\n\x0f_high_watermarkJ\x04\x08\x02\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12wald/v1/tail.proto\x12\x07wald.v1\x1a\x14wald/v1/record.proto\x1a\x19wald/v1/replication.proto\"\xab\x01\n\x0eTailWalRequest\x12\x15\n\x0b\x66rom_offset\x18\x01 \x01(\x04H\x00\x12\x18\n\x0e\x66rom_timestamp\x18\x02 \x01(\x04H\x00\x12\x12\n\x08\x66rom_end\x18\x03 \x01(\x08H\x00\x12\x13\n\x0bmax_records\x18\x04 \x01(\r\x12\x11\n\tmax_bytes\x18\x05 \x01(\r\x12\x0e\n\x06\x66rames\x18\x06 \x01(\x08\x12\x13\n\x0b\x66ollower_id\x18\x07 \x01(\tB\x07\n\x05start\"\xa2\x02\n\x0fTailWalResponse\x12 \n\x07records\x18\x01 \x03(\x0b\x32\x0f.wald.v1.Record\x12\x1b\n\x0ehigh_watermark\x18\x05 \x01(\x04H\x00\x88\x01\x01\x12\x14\n\x0c\x66irst_offset\x18\x03 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x04 \x01(\x04\x12!\n\x06\x66rames\x18\x06 \x03(\x0b\x32\x11.wald.v1.RawFrame\x12\x16\n\x0esegment_header\x18\x07 \x01(\x0c\x12\r\n\x05\x65poch\x18\x08 \x01(\x04\x12%\n\x18high_watermark_timestamp\x18\t \x01(\x04H\x01\x88\x01\x01\x42\x11\n\x0f_high_watermarkB\x1b\n\x19_high_watermark_timestampJ\x04\x08\x02\x10\x03\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wald.v1.tail_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _TAILWALREQUEST._serialized_start=54
-  _TAILWALREQUEST._serialized_end=188
-  _TAILWALRESPONSE._serialized_start=191
-  _TAILWALRESPONSE._serialized_end=339
+  _TAILWALREQUEST._serialized_start=81
+  _TAILWALREQUEST._serialized_end=252
+  _TAILWALRESPONSE._serialized_start=255
+  _TAILWALRESPONSE._serialized_end=545
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,23 @@ export interface AppendRequest {
    * server's policy decides (under `always` every acknowledged append is already synced).
    */
   sync: boolean;
+  /**
+   * Fencing token (docs/replication.md): when set, the batch is written only if the log's current
+   * leader epoch equals it; otherwise nothing is written and the call fails with
+   * FAILED_PRECONDITION, reason WAL_EPOCH_MISMATCH, metadata `expectedEpoch` and `epoch`. Unset:
+   * no condition.
+   */
+  expectedEpoch?:
+    | bigint
+    | undefined;
+  /**
+   * Synchronous replication: when above 0, the append is acknowledged only once this many
+   * followers report the batch durable (ReportFollower). If that does not happen before the call's
+   * deadline, the call fails with DEADLINE_EXCEEDED, reason WAL_REPLICAS_TIMEOUT, metadata
+   * `minReplicas`, `replicas` (how many had it) and `lastOffset`: the records stay in the log.
+   * Above max_min_replicas (server limit): INVALID_ARGUMENT, field `min_replicas`.
+   */
+  minReplicas: number;
 }
 
 /** AppendResponse acknowledges an append: where the batch landed. */
@@ -159,7 +176,15 @@ export interface AppendStreamResponse {
 }
 
 function createBaseAppendRequest(): AppendRequest {
-  return { records: [], expectedOffset: undefined, producerId: "", sequence: 0n, sync: false };
+  return {
+    records: [],
+    expectedOffset: undefined,
+    producerId: "",
+    sequence: 0n,
+    sync: false,
+    expectedEpoch: undefined,
+    minReplicas: 0,
+  };
 }
 
 export const AppendRequest: MessageFns<AppendRequest> = {
@@ -184,6 +209,15 @@ export const AppendRequest: MessageFns<AppendRequest> = {
     }
     if (message.sync !== false) {
       writer.uint32(40).bool(message.sync);
+    }
+    if (message.expectedEpoch !== undefined) {
+      if (BigInt.asUintN(64, message.expectedEpoch) !== message.expectedEpoch) {
+        throw new globalThis.Error("value provided for field message.expectedEpoch of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.expectedEpoch);
+    }
+    if (message.minReplicas !== 0) {
+      writer.uint32(64).uint32(message.minReplicas);
     }
     return writer;
   },
@@ -241,6 +275,22 @@ export const AppendRequest: MessageFns<AppendRequest> = {
             message.sync = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.expectedEpoch = reader.uint64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.minReplicas = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -270,6 +320,16 @@ export const AppendRequest: MessageFns<AppendRequest> = {
         : "",
       sequence: isSet(object.sequence) ? BigInt(object.sequence) : 0n,
       sync: isSet(object.sync) ? globalThis.Boolean(object.sync) : false,
+      expectedEpoch: isSet(object.expectedEpoch)
+        ? BigInt(object.expectedEpoch)
+        : isSet(object.expected_epoch)
+        ? BigInt(object.expected_epoch)
+        : undefined,
+      minReplicas: isSet(object.minReplicas)
+        ? globalThis.Number(object.minReplicas)
+        : isSet(object.min_replicas)
+        ? globalThis.Number(object.min_replicas)
+        : 0,
     };
   },
 
@@ -290,6 +350,12 @@ export const AppendRequest: MessageFns<AppendRequest> = {
     if (message.sync !== false) {
       obj.sync = message.sync;
     }
+    if (message.expectedEpoch !== undefined) {
+      obj.expectedEpoch = message.expectedEpoch.toString();
+    }
+    if (message.minReplicas !== 0) {
+      obj.minReplicas = Math.round(message.minReplicas);
+    }
     return obj;
   },
 
@@ -305,6 +371,10 @@ export const AppendRequest: MessageFns<AppendRequest> = {
     message.producerId = object.producerId ?? "";
     message.sequence = (object.sequence !== undefined && object.sequence !== null) ? BigInt(object.sequence) : 0n;
     message.sync = object.sync ?? false;
+    message.expectedEpoch = (object.expectedEpoch !== undefined && object.expectedEpoch !== null)
+      ? BigInt(object.expectedEpoch)
+      : undefined;
+    message.minReplicas = object.minReplicas ?? 0;
     return message;
   },
 };

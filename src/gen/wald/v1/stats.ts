@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { EpochStart, FollowerInfo } from "./replication.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -64,6 +65,49 @@ export function writeStateToJSON(object: WriteState): string {
     case WriteState.WRITE_STATE_READ_ONLY:
       return "WRITE_STATE_READ_ONLY";
     case WriteState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ReplicationRole is what a server does in replication. */
+export enum ReplicationRole {
+  /** REPLICATION_ROLE_UNSPECIFIED - Not set; never sent by the server. */
+  REPLICATION_ROLE_UNSPECIFIED = 0,
+  /** REPLICATION_ROLE_LEADER - The server accepts appends (the default for every server not started with --follow). */
+  REPLICATION_ROLE_LEADER = 1,
+  /** REPLICATION_ROLE_FOLLOWER - The server copies another's log and refuses writes (FAILED_PRECONDITION, WAL_NOT_LEADER). */
+  REPLICATION_ROLE_FOLLOWER = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function replicationRoleFromJSON(object: any): ReplicationRole {
+  switch (object) {
+    case 0:
+    case "REPLICATION_ROLE_UNSPECIFIED":
+      return ReplicationRole.REPLICATION_ROLE_UNSPECIFIED;
+    case 1:
+    case "REPLICATION_ROLE_LEADER":
+      return ReplicationRole.REPLICATION_ROLE_LEADER;
+    case 2:
+    case "REPLICATION_ROLE_FOLLOWER":
+      return ReplicationRole.REPLICATION_ROLE_FOLLOWER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ReplicationRole.UNRECOGNIZED;
+  }
+}
+
+export function replicationRoleToJSON(object: ReplicationRole): string {
+  switch (object) {
+    case ReplicationRole.REPLICATION_ROLE_UNSPECIFIED:
+      return "REPLICATION_ROLE_UNSPECIFIED";
+    case ReplicationRole.REPLICATION_ROLE_LEADER:
+      return "REPLICATION_ROLE_LEADER";
+    case ReplicationRole.REPLICATION_ROLE_FOLLOWER:
+      return "REPLICATION_ROLE_FOLLOWER";
+    case ReplicationRole.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -160,6 +204,19 @@ export interface GetStatsResponse {
    * first retained offset is first_offset above.)
    */
   reclaimableBytes: bigint;
+  /** Whether this server leads (accepts appends) or follows another (docs/replication.md). */
+  role: ReplicationRole;
+  /** On a follower, the address (HOST:PORT) of the server it follows; empty on a leader. */
+  leaderAddress: string;
+  /**
+   * The leader epoch the log is in now: the newest entry of epoch_history (0 for a log never
+   * promoted).
+   */
+  epoch: bigint;
+  /** The log's epoch history, oldest first. */
+  epochHistory: EpochStart[];
+  /** On a leader, the followers it knows, by follower_id. */
+  followers: FollowerInfo[];
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -404,6 +461,11 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     lastSnapshotId: "",
     lastSnapshotOffset: undefined,
     reclaimableBytes: 0n,
+    role: 0,
+    leaderAddress: "",
+    epoch: 0n,
+    epochHistory: [],
+    followers: [],
   };
 }
 
@@ -495,6 +557,24 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         throw new globalThis.Error("value provided for field message.reclaimableBytes of type uint64 too large");
       }
       writer.uint32(152).uint64(message.reclaimableBytes);
+    }
+    if (message.role !== 0) {
+      writer.uint32(160).int32(message.role);
+    }
+    if (message.leaderAddress !== "") {
+      writer.uint32(170).string(message.leaderAddress);
+    }
+    if (message.epoch !== 0n) {
+      if (BigInt.asUintN(64, message.epoch) !== message.epoch) {
+        throw new globalThis.Error("value provided for field message.epoch of type uint64 too large");
+      }
+      writer.uint32(176).uint64(message.epoch);
+    }
+    for (const v of message.epochHistory) {
+      EpochStart.encode(v!, writer.uint32(186).fork()).join();
+    }
+    for (const v of message.followers) {
+      FollowerInfo.encode(v!, writer.uint32(194).fork()).join();
     }
     return writer;
   },
@@ -648,6 +728,46 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.reclaimableBytes = reader.uint64() as bigint;
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.role = reader.int32() as any;
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.leaderAddress = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.epoch = reader.uint64() as bigint;
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.epochHistory.push(EpochStart.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.followers.push(FollowerInfo.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -747,6 +867,21 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         : isSet(object.reclaimable_bytes)
         ? BigInt(object.reclaimable_bytes)
         : 0n,
+      role: isSet(object.role) ? replicationRoleFromJSON(object.role) : 0,
+      leaderAddress: isSet(object.leaderAddress)
+        ? globalThis.String(object.leaderAddress)
+        : isSet(object.leader_address)
+        ? globalThis.String(object.leader_address)
+        : "",
+      epoch: isSet(object.epoch) ? BigInt(object.epoch) : 0n,
+      epochHistory: globalThis.Array.isArray(object?.epochHistory)
+        ? object.epochHistory.map((e: any) => EpochStart.fromJSON(e))
+        : globalThis.Array.isArray(object?.epoch_history)
+        ? object.epoch_history.map((e: any) => EpochStart.fromJSON(e))
+        : [],
+      followers: globalThis.Array.isArray(object?.followers)
+        ? object.followers.map((e: any) => FollowerInfo.fromJSON(e))
+        : [],
     };
   },
 
@@ -803,6 +938,21 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.reclaimableBytes !== 0n) {
       obj.reclaimableBytes = message.reclaimableBytes.toString();
     }
+    if (message.role !== 0) {
+      obj.role = replicationRoleToJSON(message.role);
+    }
+    if (message.leaderAddress !== "") {
+      obj.leaderAddress = message.leaderAddress;
+    }
+    if (message.epoch !== 0n) {
+      obj.epoch = message.epoch.toString();
+    }
+    if (message.epochHistory?.length) {
+      obj.epochHistory = message.epochHistory.map((e) => EpochStart.toJSON(e));
+    }
+    if (message.followers?.length) {
+      obj.followers = message.followers.map((e) => FollowerInfo.toJSON(e));
+    }
     return obj;
   },
 
@@ -852,6 +1002,11 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.reclaimableBytes = (object.reclaimableBytes !== undefined && object.reclaimableBytes !== null)
       ? BigInt(object.reclaimableBytes)
       : 0n;
+    message.role = object.role ?? 0;
+    message.leaderAddress = object.leaderAddress ?? "";
+    message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
+    message.epochHistory = object.epochHistory?.map((e) => EpochStart.fromPartial(e)) || [];
+    message.followers = object.followers?.map((e) => FollowerInfo.fromPartial(e)) || [];
     return message;
   },
 };

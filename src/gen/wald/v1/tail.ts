@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Record } from "./record.js";
+import { RawFrame } from "./replication.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -56,6 +57,19 @@ export interface TailWalRequest {
    * single record larger than this is still sent, alone.
    */
   maxBytes: number;
+  /**
+   * Frames mode, for followers (docs/replication.md): responses carry the log's frames as stored
+   * (`frames`, and `segment_header` at segment starts) instead of decoded `records`. The start
+   * must then be `from_offset` at a frame boundary (the next offset of a follower always is; inside
+   * a frame: INVALID_ARGUMENT, reason WAL_INVALID_ARGUMENT, field `from_offset`); `max_records`
+   * is ignored and `max_bytes` bounds the frame bytes per response.
+   */
+  frames: boolean;
+  /**
+   * In frames mode, the follower's identity (as in ReportFollowerRequest), so that the leader
+   * lists the tail under it. Ignored outside frames mode.
+   */
+  followerId: string;
 }
 
 /**
@@ -93,10 +107,29 @@ export interface TailWalResponse {
    * the stream's position for a heartbeat. A client that reconnects resumes from here.
    */
   nextOffset: bigint;
+  /**
+   * Frames mode: whole consecutive frames as stored, continuing exactly where the previous
+   * response stopped (records stay empty). Empty in a heartbeat.
+   */
+  frames: RawFrame[];
+  /**
+   * Frames mode: the 64-byte header of the leader's segment that the first frame of `frames`
+   * belongs to, sent in the first response of a stream and in the first response after the leader
+   * started a new segment; empty otherwise. A follower starts a segment with this header when it
+   * holds none with the same segment id.
+   */
+  segmentHeader: Buffer;
+  /** The leader epoch the server writes in now (0 for a log never promoted). */
+  epoch: bigint;
+  /**
+   * The timestamp (ms since the Unix epoch) of the record at high_watermark, so that a follower
+   * knows its lag in time even when no records flow. Unset while no record is durable.
+   */
+  highWatermarkTimestamp?: bigint | undefined;
 }
 
 function createBaseTailWalRequest(): TailWalRequest {
-  return { start: undefined, maxRecords: 0, maxBytes: 0 };
+  return { start: undefined, maxRecords: 0, maxBytes: 0, frames: false, followerId: "" };
 }
 
 export const TailWalRequest: MessageFns<TailWalRequest> = {
@@ -123,6 +156,12 @@ export const TailWalRequest: MessageFns<TailWalRequest> = {
     }
     if (message.maxBytes !== 0) {
       writer.uint32(40).uint32(message.maxBytes);
+    }
+    if (message.frames !== false) {
+      writer.uint32(48).bool(message.frames);
+    }
+    if (message.followerId !== "") {
+      writer.uint32(58).string(message.followerId);
     }
     return writer;
   },
@@ -180,6 +219,22 @@ export const TailWalRequest: MessageFns<TailWalRequest> = {
             message.maxBytes = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.frames = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.followerId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -217,6 +272,12 @@ export const TailWalRequest: MessageFns<TailWalRequest> = {
         : isSet(object.max_bytes)
         ? globalThis.Number(object.max_bytes)
         : 0,
+      frames: isSet(object.frames) ? globalThis.Boolean(object.frames) : false,
+      followerId: isSet(object.followerId)
+        ? globalThis.String(object.followerId)
+        : isSet(object.follower_id)
+        ? globalThis.String(object.follower_id)
+        : "",
     };
   },
 
@@ -234,6 +295,12 @@ export const TailWalRequest: MessageFns<TailWalRequest> = {
     }
     if (message.maxBytes !== 0) {
       obj.maxBytes = Math.round(message.maxBytes);
+    }
+    if (message.frames !== false) {
+      obj.frames = message.frames;
+    }
+    if (message.followerId !== "") {
+      obj.followerId = message.followerId;
     }
     return obj;
   },
@@ -265,12 +332,23 @@ export const TailWalRequest: MessageFns<TailWalRequest> = {
     }
     message.maxRecords = object.maxRecords ?? 0;
     message.maxBytes = object.maxBytes ?? 0;
+    message.frames = object.frames ?? false;
+    message.followerId = object.followerId ?? "";
     return message;
   },
 };
 
 function createBaseTailWalResponse(): TailWalResponse {
-  return { records: [], highWatermark: undefined, firstOffset: 0n, nextOffset: 0n };
+  return {
+    records: [],
+    highWatermark: undefined,
+    firstOffset: 0n,
+    nextOffset: 0n,
+    frames: [],
+    segmentHeader: Buffer.alloc(0),
+    epoch: 0n,
+    highWatermarkTimestamp: undefined,
+  };
 }
 
 export const TailWalResponse: MessageFns<TailWalResponse> = {
@@ -295,6 +373,24 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
         throw new globalThis.Error("value provided for field message.nextOffset of type uint64 too large");
       }
       writer.uint32(32).uint64(message.nextOffset);
+    }
+    for (const v of message.frames) {
+      RawFrame.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.segmentHeader.length !== 0) {
+      writer.uint32(58).bytes(message.segmentHeader);
+    }
+    if (message.epoch !== 0n) {
+      if (BigInt.asUintN(64, message.epoch) !== message.epoch) {
+        throw new globalThis.Error("value provided for field message.epoch of type uint64 too large");
+      }
+      writer.uint32(64).uint64(message.epoch);
+    }
+    if (message.highWatermarkTimestamp !== undefined) {
+      if (BigInt.asUintN(64, message.highWatermarkTimestamp) !== message.highWatermarkTimestamp) {
+        throw new globalThis.Error("value provided for field message.highWatermarkTimestamp of type uint64 too large");
+      }
+      writer.uint32(72).uint64(message.highWatermarkTimestamp);
     }
     return writer;
   },
@@ -344,6 +440,38 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
             message.nextOffset = reader.uint64() as bigint;
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.frames.push(RawFrame.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.segmentHeader = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.epoch = reader.uint64() as bigint;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.highWatermarkTimestamp = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -374,6 +502,18 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
         : isSet(object.next_offset)
         ? BigInt(object.next_offset)
         : 0n,
+      frames: globalThis.Array.isArray(object?.frames) ? object.frames.map((e: any) => RawFrame.fromJSON(e)) : [],
+      segmentHeader: isSet(object.segmentHeader)
+        ? Buffer.from(bytesFromBase64(object.segmentHeader))
+        : isSet(object.segment_header)
+        ? Buffer.from(bytesFromBase64(object.segment_header))
+        : Buffer.alloc(0),
+      epoch: isSet(object.epoch) ? BigInt(object.epoch) : 0n,
+      highWatermarkTimestamp: isSet(object.highWatermarkTimestamp)
+        ? BigInt(object.highWatermarkTimestamp)
+        : isSet(object.high_watermark_timestamp)
+        ? BigInt(object.high_watermark_timestamp)
+        : undefined,
     };
   },
 
@@ -390,6 +530,18 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
     }
     if (message.nextOffset !== 0n) {
       obj.nextOffset = message.nextOffset.toString();
+    }
+    if (message.frames?.length) {
+      obj.frames = message.frames.map((e) => RawFrame.toJSON(e));
+    }
+    if (message.segmentHeader.length !== 0) {
+      obj.segmentHeader = base64FromBytes(message.segmentHeader);
+    }
+    if (message.epoch !== 0n) {
+      obj.epoch = message.epoch.toString();
+    }
+    if (message.highWatermarkTimestamp !== undefined) {
+      obj.highWatermarkTimestamp = message.highWatermarkTimestamp.toString();
     }
     return obj;
   },
@@ -409,9 +561,24 @@ export const TailWalResponse: MessageFns<TailWalResponse> = {
     message.nextOffset = (object.nextOffset !== undefined && object.nextOffset !== null)
       ? BigInt(object.nextOffset)
       : 0n;
+    message.frames = object.frames?.map((e) => RawFrame.fromPartial(e)) || [];
+    message.segmentHeader = object.segmentHeader ?? Buffer.alloc(0);
+    message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
+    message.highWatermarkTimestamp =
+      (object.highWatermarkTimestamp !== undefined && object.highWatermarkTimestamp !== null)
+        ? BigInt(object.highWatermarkTimestamp)
+        : undefined;
     return message;
   },
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
