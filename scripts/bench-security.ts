@@ -71,7 +71,7 @@ const MAX_CHECKS_PER_RUN = 5_000_000;
  * metadata, hash the token, compare with every entry, check the role): checks per second.
  */
 function tokenChecks(authFileText: string, token: string): Runner {
-  const authenticator = new TokenAuthenticator(parseAuthFile(authFileText, 'bench'), pino({ level: 'silent' }));
+  const authenticator = new TokenAuthenticator(parseAuthFile(authFileText, 'bench'), pino({ level: 'silent' }), () => {}, 10);
   const metadata = new Metadata();
   metadata.set('authorization', bearerValueOf(token));
   const rpc = { name: 'Append', role: 'write' } as const;

@@ -249,6 +249,17 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'largest auth file the server reads',
     why: 'Some ten thousand tokens; a path given by mistake (a log, a device) fails instead of filling memory.',
   }),
+  authRefusalLogPerSecond: integerOption(
+    {
+      default: 10,
+      unit: 'lines',
+      doc: 'most log lines a second about refused calls (UNAUTHENTICATED, PERMISSION_DENIED); 0 logs none',
+      why:
+        'A client retrying with a bad token, or a scan, would otherwise write a line per call. Lines past the budget ' +
+        'are counted and the next line written says how many were left out (`suppressed`); the metrics count every refusal.',
+    },
+    { min: 0 },
+  ),
   reflection: booleanOption({
     default: true,
     doc: 'serve gRPC server reflection (v1 and v1alpha), which lists the services and their messages',

@@ -15,7 +15,7 @@ export interface SecurityReloadReport {
 }
 
 /** The options the security of a server is made of. */
-export type SecurityOptions = Pick<ResolvedServerOptions, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'maxAuthFileBytes'>;
+export type SecurityOptions = Pick<ResolvedServerOptions, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'authFile' | 'maxAuthFileBytes' | 'authRefusalLogPerSecond'>;
 
 /** How a server's connections are secured, for log lines: plaintext, TLS, or TLS with client certificates. */
 export type TlsMode = 'off' | 'on' | 'mutual';
@@ -38,7 +38,7 @@ export class ServerSecurity {
     /** Hears each call the token check refuses, with the code sent (for the server's metrics). */
     onRefused?: (reason: 'WAL_UNAUTHENTICATED' | 'WAL_PERMISSION_DENIED') => void,
   ) {
-    this.authenticator = options.authFile === undefined ? undefined : new TokenAuthenticator([], logger, onRefused);
+    this.authenticator = options.authFile === undefined ? undefined : new TokenAuthenticator([], logger, onRefused ?? (() => {}), options.authRefusalLogPerSecond);
   }
 
   /** Plaintext, TLS or mutual TLS, once {@link load} has read the files; `off` before. */

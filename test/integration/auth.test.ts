@@ -129,7 +129,7 @@ describe('bearer tokens and roles', { timeout: 120_000 }, () => {
     const temp = makeTempDir('wald-auth-');
     const authFile = join(temp.dir, 'auth.yaml');
     writeFileSync(authFile, authFileText(TOKENS));
-    const h = await startServer({ server: { authFile, metricsListen: '127.0.0.1:0' } });
+    const h = await startServer({ server: { authFile, metricsListen: '127.0.0.1:0', authRefusalLogPerSecond: 1000 } });
     const client = new Client(h.address, credentials.createInsecure());
     try {
       // TailWal from the first offset answers at once once the log holds a record.

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { WalError } from '../../errors.js';
 import { accessTokenDigest, AUTHORIZATION_METADATA_KEY, bearerTokenOf } from './access-token.js';
 import type { AuthEntry } from './auth-file.js';
+import { RefusalLog } from './refusal-log.js';
 import { roleGrants, type Role } from './role.js';
 
 /** Who made a call: the role and the name of the token it presented. */
@@ -27,7 +28,8 @@ type AuthenticationProblem = 'no token' | 'not a bearer token' | 'unknown token'
  * Checks the bearer token of each call against the entries of the auth file: the token's SHA-256
  * compared in constant time with every entry's (`timingSafeEqual`, no early exit, so the time
  * taken tells nothing of which entry or byte differed), then the role the entry grants against
- * the role the RPC needs. Failures are logged without the token and counted.
+ * the role the RPC needs. Failures are counted, and logged without the token at most
+ * `auth_refusal_log_per_second` lines a second ({@link RefusalLog}).
  *
  * The entries can be replaced while calls go on (`replace`, at SIGHUP): a call is checked against
  * the entries in force when it arrives.
@@ -36,14 +38,19 @@ export class TokenAuthenticator {
   private entries: readonly AuthEntry[];
   private authenticationFailureCount = 0;
   private permissionDenialCount = 0;
+  private readonly refusals: RefusalLog;
 
   constructor(
     entries: readonly AuthEntry[],
-    private readonly logger: Logger,
+    logger: Logger,
     /** Hears each refusal with the code sent (the server's metrics count them); the line is logged here already. */
-    private readonly onRefused: (reason: 'WAL_UNAUTHENTICATED' | 'WAL_PERMISSION_DENIED') => void = () => {},
+    private readonly onRefused: (reason: 'WAL_UNAUTHENTICATED' | 'WAL_PERMISSION_DENIED') => void,
+    /** `auth_refusal_log_per_second`: refusal lines logged per second at most. */
+    refusalLinesPerSecond: number,
+    clock: () => number = Date.now,
   ) {
     this.entries = entries;
+    this.refusals = new RefusalLog(logger, refusalLinesPerSecond, clock);
   }
 
   /** Calls refused with `UNAUTHENTICATED` (no token, not a bearer token, or a token of no entry) since the start. */
@@ -85,7 +92,7 @@ export class TokenAuthenticator {
     if (!roleGrants(entry.role, rpc.role)) {
       this.permissionDenialCount += 1;
       this.onRefused('WAL_PERMISSION_DENIED');
-      this.logger.warn({ rpc: rpc.name, peer, tokenName: entry.name, role: entry.role, requiredRole: rpc.role }, 'permission denied');
+      this.refusals.warn({ rpc: rpc.name, peer, tokenName: entry.name, role: entry.role, requiredRole: rpc.role }, 'permission denied');
       throw new WalError('WAL_PERMISSION_DENIED', `${rpc.name} needs the role ${rpc.role}; the token has the role ${entry.role}`, {
         rpc: rpc.name,
         requiredRole: rpc.role,
@@ -107,7 +114,7 @@ export class TokenAuthenticator {
   private unauthenticated(rpc: RpcAccess, peer: string, problem: AuthenticationProblem): WalError {
     this.authenticationFailureCount += 1;
     this.onRefused('WAL_UNAUTHENTICATED');
-    this.logger.warn({ rpc: rpc.name, peer, problem }, 'authentication failed');
+    this.refusals.warn({ rpc: rpc.name, peer, problem }, 'authentication failed');
     return new WalError('WAL_UNAUTHENTICATED', `${rpc.name} needs a valid bearer token (authorization: Bearer <token>): ${problem}`, {
       rpc: rpc.name,
       problem,
