@@ -181,6 +181,8 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
     segment.hasGaps = compactedNextOffset !== undefined;
     const trusted = indexed !== undefined && (!isLast || (clean?.baseOffset === baseOffset && clean.dataEnd === indexed.dataEnd));
     if (!trusted) scanSegment(context, segment, file, isLast, decoded.header.formatVersion);
+    // noteFrame counts a frame's padding in the segment's size: compare with the file's own.
+    if (segment.dataEnd > fileSize) restorePadding(context, segment, fileSize);
     if (compactedNextOffset !== undefined) {
       // Compaction may have dropped the records at the end: the header keeps where they ended.
       if (!isLast && segment.nextOffset > compactedNextOffset) {
@@ -386,6 +388,25 @@ function cutTornTail(context: RecoveryContext, segment: Segment, cut: Buffer, po
   segment.dataEnd = position;
   context.bytesCut += cut.length;
   context.faults.push({ kind: 'torn-tail', segment: segment.name, position, bytesCut: cut.length, savedTo: sideName });
+}
+
+/**
+ * Extends a segment whose file ends inside its last frame's padding up to the end of that frame,
+ * with zeros, durably. The frame checked out (its `length` bytes are all there); only padding is
+ * missing, and a file shorter than its data would make the index written at the next seal or
+ * clean close claim bytes the file lacks, which the open after it refuses as lost data.
+ */
+function restorePadding(context: RecoveryContext, segment: Segment, position: number): void {
+  const { storage } = context;
+  const file = storage.open(segment.path, 'read-write');
+  try {
+    file.truncate(segment.dataEnd);
+    file.sync();
+  } finally {
+    file.close();
+  }
+  segment.fileSize = segment.dataEnd;
+  context.faults.push({ kind: 'padding-restored', segment: segment.name, position, bytesAdded: segment.dataEnd - position });
 }
 
 function corruption(

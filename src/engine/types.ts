@@ -179,6 +179,12 @@ export type RecoveryFault =
       readonly savedTo: string;
     }
   | { readonly kind: 'index-rebuilt'; readonly segment: string; readonly reason: string }
+  /**
+   * The file ended inside the zero padding of its last frame (a power cut kept the frame's bytes
+   * and not all of the padding written with them): the padding was written again, so that the
+   * file reaches the end of its data.
+   */
+  | { readonly kind: 'padding-restored'; readonly segment: string; readonly position: number; readonly bytesAdded: number }
   | { readonly kind: 'temp-file-removed'; readonly file: string };
 
 /** What `Wal.open` found and did. */

@@ -205,6 +205,33 @@ describe('recovery report', () => {
     }
   });
 
+  test('a power cut that kept the last frame but not all of its padding: the padding is written again, and the log reopens after a clean close', async () => {
+    const { dir, remove } = makeTempDir('wald-recovery-');
+    try {
+      const { wal } = await Wal.open(options(dir, false));
+      // 40 + 12 + 3 + 5 = 60 bytes: 4 bytes of padding to 64.
+      const record = { key: Buffer.from('abc'), value: Buffer.from('vwxyz') };
+      await wal.append([record]);
+      await wal.close();
+      const active = join(dir, segmentName(0));
+      const dataEnd = statSync(active).size;
+      assert.equal(dataEnd, SEGMENT_HEADER_BYTES + 64);
+      // What a crash leaves: no clean marker, no index of the active segment, the file cut inside the padding.
+      for (const name of readdirSync(dir)) if (name === 'CLEAN' || name === indexName(0)) rmSync(join(dir, name));
+      writeFileSync(active, readFileSync(active).subarray(0, dataEnd - 3));
+      const reopened = await Wal.open(options(dir, false));
+      assert.deepEqual(reopened.report.faults, [{ kind: 'padding-restored', segment: segmentName(0), position: dataEnd - 3, bytesAdded: 3 }]);
+      assert.equal(statSync(active).size, dataEnd, 'the file reaches the end of its data again');
+      await reopened.wal.close();
+      const again = await Wal.open(options(dir, false));
+      assertRecordsEqual(await readAllRecords(again.wal), [record]);
+      assert.deepEqual(again.report.faults, []);
+      await again.wal.close();
+    } finally {
+      remove();
+    }
+  });
+
   test('rebuilds an index that is damaged or belongs to another segment file, and the log reads back', async () => {
     const { dir, remove } = makeTempDir('wald-recovery-');
     try {
