@@ -28,6 +28,7 @@ import {
   DeleteSegmentsBeforeRequest,
   DeleteSegmentsBeforeResponse,
 } from "./compaction.js";
+import { StateAtRequest, StateAtResponse } from "./point_in_time.js";
 import { ReadRequest, ReadResponse } from "./read.js";
 import {
   CreateSnapshotRequest,
@@ -370,6 +371,28 @@ export const WalServiceService = {
       Buffer.from(DeleteSegmentsBeforeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSegmentsBeforeResponse => DeleteSegmentsBeforeResponse.decode(value),
   },
+  /**
+   * StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+   * instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+   * from the live view; with create_snapshot it also writes a full snapshot of that state (role
+   * admin; lookups need the role read).
+   * Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+   * point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+   * `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+   * RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+   * `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+   * INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+   * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+   */
+  stateAt: {
+    path: "/wald.v1.WalService/StateAt" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StateAtRequest): Buffer => Buffer.from(StateAtRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StateAtRequest => StateAtRequest.decode(value),
+    responseSerialize: (value: StateAtResponse): Buffer => Buffer.from(StateAtResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StateAtResponse => StateAtResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -515,6 +538,20 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * UNAVAILABLE (WAL_IO_ERROR).
    */
   deleteSegmentsBefore: handleUnaryCall<DeleteSegmentsBeforeRequest, DeleteSegmentsBeforeResponse>;
+  /**
+   * StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+   * instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+   * from the live view; with create_snapshot it also writes a full snapshot of that state (role
+   * admin; lookups need the role read).
+   * Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+   * point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+   * `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+   * RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+   * `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+   * INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+   * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+   */
+  stateAt: handleUnaryCall<StateAtRequest, StateAtResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -847,6 +884,34 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+   * instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+   * from the live view; with create_snapshot it also writes a full snapshot of that state (role
+   * admin; lookups need the role read).
+   * Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+   * point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+   * `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+   * RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+   * `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+   * INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+   * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+   */
+  stateAt(
+    request: StateAtRequest,
+    callback: (error: ServiceError | null, response: StateAtResponse) => void,
+  ): ClientUnaryCall;
+  stateAt(
+    request: StateAtRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StateAtResponse) => void,
+  ): ClientUnaryCall;
+  stateAt(
+    request: StateAtRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StateAtResponse) => void,
   ): ClientUnaryCall;
 }
 
