@@ -55,8 +55,3 @@ export function parseInstant(text: string, field = 'at'): number {
   if (ms < 0 || ms > MAX_INSTANT_MS) throw invalidArgument(field, `${JSON.stringify(text)} is before 1970 or out of range`, { value: text });
   return ms;
 }
-
-/** The RFC 3339 form (UTC, milliseconds) of an instant in ms since the epoch, as reports print it. */
-export function formatInstant(ms: number): string {
-  return Number.isFinite(ms) && ms >= 0 && ms <= MAX_INSTANT_MS ? new Date(ms).toISOString() : String(ms);
-}
