@@ -34,7 +34,8 @@ interface ReplayLog {
 
 /**
  * A log of 300 batches (a PUT or DELETE over 20 keys, and a keyless record), 10 ms apart, compacted
- * after batch 200 (segments below the snapshot deleted), then 100 more batches, closed cleanly.
+ * after batch 200 (segments below the snapshot deleted), a snapshot after batch 250, 300 batches in
+ * all, closed cleanly.
  */
 async function writeReplayLog(dir: string): Promise<ReplayLog> {
   const storage = new NodeStorage();
@@ -56,6 +57,8 @@ async function writeReplayLog(dir: string): Promise<ReplayLog> {
       const [checkpoint] = await wal.read(compacted.checkpointOffset!, { limit: 1 });
       records.push({ offset: checkpoint!.offset, timestamp: checkpoint!.timestamp, key: undefined });
     }
+    // A newer snapshot: the default replay still starts from the earliest state (the compaction's snapshot).
+    if (b === 250) await keeper.createSnapshot();
   }
   const firstOffset = wal.firstOffset;
   await compactor.idle();

@@ -244,6 +244,36 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
     }
   });
 
+  test('a snapshot exactly at the first retained offset serves that offset, not an instant before its record, nor an older snapshot below it', async () => {
+    const f = await openFixture();
+    try {
+      for (let b = 0; f.wal.listSegments().length < 4 && b < 1000; b++) {
+        f.clock.advance(1);
+        await appendBatch(f, [{ kind: 'put', key: b % 7, size: 60 }, { kind: b % 3 === 0 ? 'delete' : 'put', key: (b + 3) % 7, size: 30 }]);
+      }
+      const base = f.wal.listSegments().at(-1)!.baseOffset;
+      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, maxBuilds: 2, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
+      await replays.snapshotAt({ offset: base - 5 });
+      await replays.snapshotAt({ offset: base });
+      // The newest snapshot by offset (at `base`) covers the segments below it.
+      await f.compactor.deleteSegmentsBefore(base);
+      assert.equal(f.wal.firstOffset, base, 'the log starts at the snapshot');
+      const log = walPointInTimeLog(f.wal);
+      const exact = await buildAt(f, log, { offset: base });
+      assert.ok(!(exact instanceof WalError), 'the state at the first retained offset is the snapshot');
+      assertStateEquals(exact.state, modelAt(f.records, base), base);
+      for (const point of [{ offset: base - 1 }, { offset: base - 5 + 1 }, { timestampMs: f.records[base - 1]!.timestamp - 1 }]) {
+        const refused = await buildAt(f, log, point);
+        assert.ok(refused instanceof WalError, `the state at ${JSON.stringify(point)} is refused: the log below ${base} is gone`);
+        assert.equal(refused.details['earliestOffset'], base);
+      }
+      const later = { offset: f.wal.nextOffset };
+      checkPoint(f, await buildAt(f, log, later), later, base, 'live');
+    } finally {
+      await f.close();
+    }
+  });
+
   test('a snapshot written at an earlier point holds that state, and recovery still starts from the newest snapshot', async () => {
     const f = await openFixture();
     try {
