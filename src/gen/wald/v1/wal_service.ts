@@ -66,11 +66,13 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  * as strings (for bad input, `field` names the request field, e.g. `records[2].type`). The codes
  * and their statuses (see docs/api.md):
  *   WAL_INVALID_ARGUMENT, WAL_RECORD_TOO_LARGE, WAL_BATCH_TOO_LARGE -> INVALID_ARGUMENT
- *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
+ *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED,
+ *   WAL_POINT_IN_TIME_UNAVAILABLE                                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
  *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED   -> FAILED_PRECONDITION
- *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
+ *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL,
+ *   WAL_TOO_MANY_BUILDS                                             -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
  *   WAL_CORRUPTION, WAL_STATE_LOST (at open only)                   -> DATA_LOSS
