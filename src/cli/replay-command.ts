@@ -84,11 +84,11 @@ export function registerReplayCommand(program: Command): void {
         'up to --to (default: the end of the log) are replayed and counted. Writes nothing: two runs give the same ' +
         'figures (but the duration). Times are ms since the epoch or RFC 3339 (a point in time holds every record stamped ' +
         'at or before it). --verify first checks every frame and every snapshot chain, as wald verify, and replays ' +
-        'nothing on a fault (exit 1). A point no snapshot and retained log reach exits 1 with OUT_OF_RANGE ' +
-        '(WAL_POINT_IN_TIME_UNAVAILABLE), naming the earliest state available. Takes the directory lock.',
+        'nothing on a fault (exit 1). A point no snapshot and retained log reach exits 1 with ' +
+        'WAL_POINT_IN_TIME_UNAVAILABLE, naming the earliest state available. Takes the directory lock.',
     )
-    .addOption(new Option('--from <time>', 'count the records from this instant').argParser(parseTimestamp).conflicts('fromOffset'))
-    .addOption(new Option('--from-offset <n>', 'count the records from this offset').argParser(parseNonNegativeInteger))
+    .addOption(new Option('--from <time>', 'count the records stamped after this instant (the state at it is built first)').argParser(parseTimestamp).conflicts('fromOffset'))
+    .addOption(new Option('--from-offset <n>', 'count the records from this offset on (the state below it is built first)').argParser(parseNonNegativeInteger))
     .addOption(new Option('--to <time>', 'replay up to this instant (every record stamped at or before it)').argParser(parseTimestamp).conflicts('toOffset'))
     .addOption(new Option('--to-offset <n>', 'replay the records below this offset').argParser(parseNonNegativeInteger))
     .option('--verify', 'first check every frame of the log and every snapshot chain; replay nothing on a fault', false)
