@@ -162,5 +162,7 @@ export function createNoopWalService(): WalServiceServer {
         keyCompaction: undefined,
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
+    stateAt: (_call, callback) =>
+      callback(null, { nextOffset: 0n, snapshot: undefined, recordsReplayed: 0n, absentOffsets: 0n, keyCount: 0n, lookups: [], keys: [], nextPageToken: '', createdSnapshot: undefined, durationMs: 0n }),
   };
 }

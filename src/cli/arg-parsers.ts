@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander';
+import { isWalError } from '../errors.js';
+import { parseInstant } from '../state/instant.js';
 
 /**
  * Parsers of option values for commander. Each throws commander's `InvalidArgumentError`, which
@@ -27,16 +29,16 @@ export function parsePercent(value: string): number {
 }
 
 /**
- * A point in time: milliseconds since the Unix epoch, or an ISO 8601 date-time
- * (`2024-05-01T12:00:00Z`).
+ * A point in time: milliseconds since the Unix epoch, or an RFC 3339 date-time
+ * (`2024-05-01T12:00:00Z`), by the one parser of instants (src/state/instant.ts).
  */
 export function parseTimestamp(value: string): number {
-  if (/^\d+$/.test(value)) return parseNonNegativeInteger(value);
-  const parsed = Date.parse(value);
-  if (Number.isNaN(parsed) || parsed < 0) {
-    throw new InvalidArgumentError('expected milliseconds since the epoch or an ISO 8601 date-time.');
+  try {
+    return parseInstant(value, 'timestamp');
+  } catch (error) {
+    if (isWalError(error, 'WAL_INVALID_ARGUMENT')) throw new InvalidArgumentError('expected milliseconds since the epoch or an RFC 3339 date-time (2024-05-01T12:00:00Z).');
+    throw error;
   }
-  return parsed;
 }
 
 /** One `name=value` header; collected into a list by repeated options. */

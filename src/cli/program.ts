@@ -11,6 +11,7 @@ import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
 import { registerReadCommand } from './read-command.js';
 import { registerRepairCommand } from './repair-command.js';
+import { registerReplayCommand } from './replay-command.js';
 import { RpcError } from './rpc-error.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSnapshotCommand } from './snapshot-command.js';
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerVerifyCommand(program);
   registerDumpCommand(program);
   registerRepairCommand(program);
+  registerReplayCommand(program);
   return program;
 }
 

@@ -10,11 +10,13 @@ import type {
   SnapshotKeyResponse,
   VerifySnapshotResponse,
 } from '../gen/wald/v1/snapshot.js';
+import type { StateAtResponse } from '../gen/wald/v1/point_in_time.js';
 import type { WalServiceClient } from '../gen/wald/v1/wal_service.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import type { StorageFile } from '../storage/storage.js';
 import { CommandFailure, UsageError } from './exit-codes.js';
 import { printJson, printText } from './output.js';
+import { addPointInTimeOptions, hasPointInTime, stateAtPoint, type PointInTimeCommandOptions } from './point-in-time-options.js';
 import { jsonInteger } from './record-view.js';
 import { toRpcError } from './rpc-error.js';
 import { registerOfflineSnapshotCommands } from './snapshot-command-offline.js';
@@ -29,9 +31,35 @@ const MAX_LIST_PAGES = 1000;
 /** Bytes of the SHA-256 trailer at the end of a snapshot file that the checksum does not cover. */
 const TRAILER_BYTES = 40;
 
-interface CreateOptions extends UnaryCommandOptions {
+interface CreateOptions extends UnaryCommandOptions, PointInTimeCommandOptions {
   readonly compress: boolean;
   readonly incremental: boolean;
+}
+
+/**
+ * A full snapshot of the state at the point of `options` (StateAt with `create_snapshot`), as
+ * CreateSnapshot would answer for it, with the figures of the replay that built the state.
+ */
+async function createSnapshotAt(client: WalServiceClient, options: CreateOptions): Promise<{ created: CreateSnapshotResponse; recordsReplayed: bigint }> {
+  const response = await callUnary<StateAtResponse>((metadata, callback) =>
+    client.stateAt({ at: stateAtPoint(options), keys: [], list: undefined, createSnapshot: true, compress: options.compress }, metadata, deadlineOptions(options.timeoutMs), callback),
+  );
+  const info = response.createdSnapshot;
+  if (info === undefined) throw new CommandFailure('the server answered StateAt without the snapshot it was asked to write');
+  const created: CreateSnapshotResponse = {
+    snapshotId: info.snapshotId,
+    type: info.type,
+    walOffset: info.walOffset,
+    entryCount: info.entryCount,
+    tombstoneCount: info.tombstoneCount,
+    sizeBytes: info.sizeBytes,
+    compressed: info.compressed,
+    path: info.path,
+    durationMs: response.durationMs,
+    checksum: info.checksum,
+    baseSnapshotId: info.baseSnapshotId,
+  };
+  return { created, recordsReplayed: response.recordsReplayed };
 }
 
 interface GetOptions extends UnaryCommandOptions {
@@ -66,15 +94,20 @@ export function registerSnapshotCommand(program: Command): void {
         'WAL_SNAPSHOT_NO_BASE, exit 1). The server keeps serving meanwhile.',
     )
     .option('--compress', 'gzip-compress the entries', false)
-    .option('--incremental', 'only the changes since the newest snapshot', false);
+    .addOption(new Option('--incremental', 'only the changes since the newest snapshot').default(false).conflicts(['at', 'atOffset']));
+  addPointInTimeOptions(create, 'a full snapshot of the state');
+  create.addHelpText('after', '\nWith --at or --at-offset the server builds the state as it was then (StateAt, role admin) and writes a full snapshot of it; see docs/point-in-time.md.');
   addUnaryClientOptions(create).action(async (options: CreateOptions) => {
-    const created = await withClient(options, (client) =>
-      callUnary<CreateSnapshotResponse>((metadata, callback) =>
+    const { created, recordsReplayed } = await withClient(options, async (client) => {
+      if (hasPointInTime(options)) return createSnapshotAt(client, options);
+      const made = await callUnary<CreateSnapshotResponse>((metadata, callback) =>
         client.createSnapshot({ compress: options.compress, incremental: options.incremental }, metadata, deadlineOptions(options.timeoutMs), callback),
-      ),
-    );
+      );
+      return { created: made, recordsReplayed: undefined };
+    });
     if (options.json) {
       printJson({
+        ...(recordsReplayed === undefined ? {} : { records_replayed: jsonInteger(recordsReplayed) }),
         snapshot_id: created.snapshotId,
         type: snapshotTypeName(created.type),
         wal_offset: jsonInteger(created.walOffset),
@@ -102,6 +135,7 @@ export function registerSnapshotCommand(program: Command): void {
         ['path', created.path],
         ['duration', `${created.durationMs} ms`],
         ['checksum', created.checksum],
+        ...(recordsReplayed === undefined ? [] : [['records replayed', recordsReplayed.toString()] as [string, string]]),
       ]),
     );
   });

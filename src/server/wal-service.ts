@@ -14,6 +14,7 @@ import { read } from './rpc/read.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
 import { snapshotKey } from './rpc/snapshot-key.js';
+import { stateAt, stateAtRole } from './rpc/state-at.js';
 import { sync } from './rpc/sync.js';
 import { tailWal } from './rpc/tail-wal.js';
 import { verifySnapshot } from './rpc/verify-snapshot.js';
@@ -46,6 +47,7 @@ export const WAL_SERVICE_RPCS = {
   getSnapshot: { name: 'GetSnapshot', kind: 'server-stream', role: 'read', open: getSnapshot, streams: (context) => context.snapshotStreams },
   compact: { name: 'Compact', kind: 'unary', role: 'admin', handle: compact },
   deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', handle: deleteSegmentsBefore },
+  stateAt: { name: 'StateAt', kind: 'unary', role: 'read', roleOf: stateAtRole, handle: stateAt },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

@@ -6,6 +6,7 @@ import { Wal } from '../engine/wal.js';
 import type { WalOptions } from '../engine/wal-options.js';
 import { CompactionScheduler } from '../state/compaction-scheduler.js';
 import { Compactor } from '../state/compactor.js';
+import { PointInTimeReplays } from '../state/point-in-time-replays.js';
 import { StateKeeper, type StateRecoveryReport } from '../state/state-keeper.js';
 import { resolveStateOptions } from '../state/state-options.js';
 import { NodeStorage } from '../storage/node-storage.js';
@@ -86,6 +87,8 @@ export class WaldServer {
   readonly state: StateKeeper;
   /** Compaction of the log (Compact, DeleteSegmentsBefore). */
   readonly compactor: Compactor;
+  /** States at points in time (StateAt), built apart from the live view. */
+  readonly pointInTime: PointInTimeReplays;
   /** Automatic compaction (`compaction.enabled`): started by {@link start}, stopped by {@link stop}. */
   readonly compactionScheduler: CompactionScheduler;
   /** The server's notable events, logged and (with `metricsListen` on) counted; snapshots and compactions report here. */
@@ -165,8 +168,18 @@ export class WaldServer {
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams, 'max_tail_streams');
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams, 'max_append_streams');
-    const compaction = resolveStateOptions(init.options?.state).compaction;
+    const stateOptions = resolveStateOptions(init.options?.state);
+    const compaction = stateOptions.compaction;
     this.compactor = new Compactor({ wal: this.wal, state: this.state, storage: init.storage ?? new NodeStorage(), options: compaction, clock: init.clock });
+    this.pointInTime = new PointInTimeReplays({
+      wal: this.wal,
+      storage: this.state.storage,
+      snapshotDir: this.state.snapshotDir,
+      maxStateBytes: this.state.maxStateBytes,
+      maxBuilds: stateOptions.maxPointInTimeBuilds,
+      exclusive: (run) => this.compactor.exclusive(run),
+      clock: init.clock,
+    });
     this.compactionScheduler = new CompactionScheduler({ wal: this.wal, state: this.state, compactor: this.compactor, options: compaction, clock: init.clock });
     this.compactionScheduler.on('compacted', ({ trigger, recordsSinceSnapshot, logBytes, result }) => {
       this.logger.info({ trigger, recordsSinceSnapshot, logBytes, ...result }, 'automatic compaction');
@@ -183,6 +196,7 @@ export class WaldServer {
         wal: this.wal,
         state: this.state,
         compactor: this.compactor,
+        pointInTime: this.pointInTime,
         options: this.options,
         logger: this.logger,
         tails: this.tails,

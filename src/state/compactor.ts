@@ -231,6 +231,16 @@ export class Compactor {
     return this.running.then(() => undefined);
   }
 
+  /**
+   * Runs `run` in the queue of compactions and segment deletions: none runs meanwhile. A snapshot
+   * of the state at an earlier point (point-in-time-replays.ts) is written so: key compaction reads
+   * the oldest snapshot's offset when it starts and drops tombstones below it, and a snapshot
+   * older than that, written during it, could be a rebuild's start the compaction did not allow for.
+   */
+  exclusive<T>(run: () => Promise<T>): Promise<T> {
+    return this.oneAtATime(run);
+  }
+
   private oneAtATime<T>(run: () => Promise<T>): Promise<T> {
     const result = this.running.then(run, run);
     this.running = result.catch(() => undefined);

@@ -27,6 +27,15 @@ export const STATE_OPTION_DECLARATIONS = {
       '(docs/state.md); `GetStats` `state_memory_bytes` shows it. Keep it well below the heap Node is given ' +
       '(`--max-old-space-size`): writing a snapshot may briefly copy tree nodes on top of it.',
   }),
+  maxPointInTimeBuilds: integerOption({
+    default: 2,
+    unit: 'builds',
+    doc: 'states at a point in time (StateAt) built at once at most; more are refused',
+    why:
+      'Each build is a state of its own, up to max_state_bytes, beside the live view: the limit bounds their memory ' +
+      '(at most this many times max_state_bytes more). A request beyond it gets `RESOURCE_EXHAUSTED`, reason ' +
+      '`WAL_TOO_MANY_BUILDS`, at once rather than waiting (docs/point-in-time.md).',
+  }),
   snapshotDir: textOption({
     default: DEFAULT_SNAPSHOT_DIR,
     unit: 'path',

@@ -37,6 +37,8 @@ const EXPECTED_ROLES: Readonly<Record<string, Role>> = {
   ListSnapshots: 'read',
   GetSnapshot: 'read',
   HashRange: 'read',
+  // Lookups need read; a request with create_snapshot needs admin (test/integration/state-at.test.ts).
+  StateAt: 'read',
   Append: 'write',
   AppendStream: 'write',
   Sync: 'write',

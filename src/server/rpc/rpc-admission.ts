@@ -91,16 +91,16 @@ export class RpcAdmission {
    * @throws WalError `WAL_SHUTTING_DOWN` once the server has begun to stop; with an authenticator,
    *   `WAL_UNAUTHENTICATED` / `WAL_PERMISSION_DENIED` (see `TokenAuthenticator.admit`).
    */
-  private admit(rpc: RpcDescriptor, call: AdmittedCall): void {
+  private admit(rpc: RpcDescriptor, call: AdmittedCall, role = rpc.role): void {
     if (this.state.isStopping()) {
       throw new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down', {});
     }
-    this.state.authenticator?.admit(rpc, call.metadata, call.getPeer());
+    this.state.authenticator?.admit({ name: rpc.name, role }, call.metadata, call.getPeer());
   }
 
   private bindUnary(rpc: UnaryRpc<unknown, unknown>): handleUnaryCall<unknown, unknown> {
     const serve = async (call: AdmittedCall & { readonly request: unknown }): Promise<unknown> => {
-      this.admit(rpc, call);
+      this.admit(rpc, call, rpc.roleOf?.(call.request));
       return rpc.handle(call.request, this.context);
     };
     const { metrics } = this.context;

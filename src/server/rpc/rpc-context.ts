@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Wal } from '../../engine/wal.js';
 import type { Compactor } from '../../state/compactor.js';
+import type { PointInTimeReplays } from '../../state/point-in-time-replays.js';
 import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
 import type { ServerEvents } from '../metrics/server-events.js';
@@ -22,6 +23,8 @@ export interface RpcContext {
   readonly state: StateKeeper;
   /** Compaction of the log below a snapshot (Compact, DeleteSegmentsBefore, the automatic runs). */
   readonly compactor: Compactor;
+  /** States at points in time (StateAt), built apart from the live view, at most `max_point_in_time_builds` at once. */
+  readonly pointInTime: PointInTimeReplays;
   readonly options: ResolvedServerOptions;
   readonly logger: Logger;
   /** Open TailWal streams (`maxTailStreams`). */

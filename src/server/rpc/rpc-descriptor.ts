@@ -31,6 +31,11 @@ export interface UnaryRpc<Req, Res> {
    */
   readonly role: Role;
   /**
+   * The role a request needs when it depends on the request (StateAt: `admin` to write a
+   * snapshot, else `read`); checked instead of {@link role} when given. Absent: {@link role}.
+   */
+  roleOf?(request: Req): Role;
+  /**
    * Answers one request. A rejection fails the call: a `WalError` with its own status and
    * ErrorInfo, anything else as `INTERNAL` (see `rpc-failure.ts`).
    */

@@ -18,6 +18,7 @@ import type { SnapshotSendStream } from '../../../src/server/snapshot-send-strea
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
 import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
+import { PointInTimeReplays } from '../../../src/state/point-in-time-replays.js';
 import { Compactor } from '../../../src/state/compactor.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { STATE_OPTIONS } from '../../../src/state/state-options.js';
@@ -53,10 +54,12 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
   const { wal } = await Wal.open({ dir: '/data', storage, preallocate: false });
   const { keeper: state } = await StateKeeper.open({ wal, storage });
   const resolved = resolveServerOptions({ allowFlushAll: true, ...options });
+  const compactor = new Compactor({ wal, state, storage, options: STATE_OPTIONS.defaults.compaction });
   const context: RpcContext = {
     wal,
     state,
-    compactor: new Compactor({ wal, state, storage, options: STATE_OPTIONS.defaults.compaction }),
+    compactor,
+    pointInTime: new PointInTimeReplays({ wal, storage, snapshotDir: state.snapshotDir, maxStateBytes: state.maxStateBytes, maxBuilds: 2, exclusive: (run) => compactor.exclusive(run) }),
     options: resolved,
     logger: silent,
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams, 'max_tail_streams'),
@@ -171,6 +174,7 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   deleteSegmentsBefore: async (client) => {
     await client.deleteSegmentsBefore({ offset: 0n });
   },
+  stateAt: (client) => unary((done) => client.raw.stateAt({ at: undefined, keys: [Buffer.from('k')], list: undefined, createSnapshot: false, compress: false }, done)),
 };
 
 /** Runs a unary call of the raw client; resolves on success. */

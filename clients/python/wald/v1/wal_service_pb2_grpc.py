@@ -4,6 +4,7 @@ import grpc
 
 from wald.v1 import append_pb2 as wald_dot_v1_dot_append__pb2
 from wald.v1 import compaction_pb2 as wald_dot_v1_dot_compaction__pb2
+from wald.v1 import point_in_time_pb2 as wald_dot_v1_dot_point__in__time__pb2
 from wald.v1 import read_pb2 as wald_dot_v1_dot_read__pb2
 from wald.v1 import snapshot_pb2 as wald_dot_v1_dot_snapshot__pb2
 from wald.v1 import state_pb2 as wald_dot_v1_dot_state__pb2
@@ -102,6 +103,11 @@ class WalServiceStub(object):
                 '/wald.v1.WalService/DeleteSegmentsBefore',
                 request_serializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeRequest.SerializeToString,
                 response_deserializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeResponse.FromString,
+                )
+        self.StateAt = channel.unary_unary(
+                '/wald.v1.WalService/StateAt',
+                request_serializer=wald_dot_v1_dot_point__in__time__pb2.StateAtRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_point__in__time__pb2.StateAtResponse.FromString,
                 )
 
 
@@ -301,6 +307,23 @@ class WalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StateAt(self, request, context):
+        """StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+        instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+        from the live view; with create_snapshot it also writes a full snapshot of that state (role
+        admin; lookups need the role read).
+        Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+        point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+        `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+        RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+        `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+        INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+        DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -383,6 +406,11 @@ def add_WalServiceServicer_to_server(servicer, server):
                     servicer.DeleteSegmentsBefore,
                     request_deserializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeRequest.FromString,
                     response_serializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeResponse.SerializeToString,
+            ),
+            'StateAt': grpc.unary_unary_rpc_method_handler(
+                    servicer.StateAt,
+                    request_deserializer=wald_dot_v1_dot_point__in__time__pb2.StateAtRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_point__in__time__pb2.StateAtResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -666,5 +694,22 @@ class WalService(object):
         return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/DeleteSegmentsBefore',
             wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeRequest.SerializeToString,
             wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def StateAt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/StateAt',
+            wald_dot_v1_dot_point__in__time__pb2.StateAtRequest.SerializeToString,
+            wald_dot_v1_dot_point__in__time__pb2.StateAtResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

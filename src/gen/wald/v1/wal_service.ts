@@ -28,6 +28,7 @@ import {
   DeleteSegmentsBeforeRequest,
   DeleteSegmentsBeforeResponse,
 } from "./compaction.js";
+import { StateAtRequest, StateAtResponse } from "./point_in_time.js";
 import { ReadRequest, ReadResponse } from "./read.js";
 import {
   CreateSnapshotRequest,
@@ -65,11 +66,13 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  * as strings (for bad input, `field` names the request field, e.g. `records[2].type`). The codes
  * and their statuses (see docs/api.md):
  *   WAL_INVALID_ARGUMENT, WAL_RECORD_TOO_LARGE, WAL_BATCH_TOO_LARGE -> INVALID_ARGUMENT
- *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
+ *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED,
+ *   WAL_POINT_IN_TIME_UNAVAILABLE                                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
  *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED   -> FAILED_PRECONDITION
- *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
+ *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL,
+ *   WAL_TOO_MANY_BUILDS                                             -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
  *   WAL_CORRUPTION, WAL_STATE_LOST (at open only)                   -> DATA_LOSS
@@ -370,6 +373,28 @@ export const WalServiceService = {
       Buffer.from(DeleteSegmentsBeforeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSegmentsBeforeResponse => DeleteSegmentsBeforeResponse.decode(value),
   },
+  /**
+   * StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+   * instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+   * from the live view; with create_snapshot it also writes a full snapshot of that state (role
+   * admin; lookups need the role read).
+   * Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+   * point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+   * `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+   * RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+   * `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+   * INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+   * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+   */
+  stateAt: {
+    path: "/wald.v1.WalService/StateAt" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StateAtRequest): Buffer => Buffer.from(StateAtRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StateAtRequest => StateAtRequest.decode(value),
+    responseSerialize: (value: StateAtResponse): Buffer => Buffer.from(StateAtResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StateAtResponse => StateAtResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -515,6 +540,20 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * UNAVAILABLE (WAL_IO_ERROR).
    */
   deleteSegmentsBefore: handleUnaryCall<DeleteSegmentsBeforeRequest, DeleteSegmentsBeforeResponse>;
+  /**
+   * StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+   * instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+   * from the live view; with create_snapshot it also writes a full snapshot of that state (role
+   * admin; lookups need the role read).
+   * Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+   * point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+   * `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+   * RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+   * `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+   * INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+   * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+   */
+  stateAt: handleUnaryCall<StateAtRequest, StateAtResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -847,6 +886,34 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * StateAt answers lookups of keys (and a page of keys) in the state as it was at an offset or
+   * instant, built from the newest usable snapshot at or below it plus the log up to it, apart
+   * from the live view; with create_snapshot it also writes a full snapshot of that state (role
+   * admin; lookups need the role read).
+   * Errors: OUT_OF_RANGE (WAL_POINT_IN_TIME_UNAVAILABLE: no snapshot and retained log reach the
+   * point, metadata `atOffset`, `atTimestampMs`, `firstOffset`, `earliestOffset`,
+   * `earliestTimestampMs`; WAL_OFFSET_OUT_OF_RANGE: an offset beyond the log's end);
+   * RESOURCE_EXHAUSTED (WAL_TOO_MANY_BUILDS: max_point_in_time_builds builds run, metadata
+   * `configKey`, `limit`; WAL_STATE_FULL: the state passes max_state_bytes; WAL_NO_SPACE);
+   * INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: more than 1000 keys, a bad page_size or page_token);
+   * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
+   */
+  stateAt(
+    request: StateAtRequest,
+    callback: (error: ServiceError | null, response: StateAtResponse) => void,
+  ): ClientUnaryCall;
+  stateAt(
+    request: StateAtRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StateAtResponse) => void,
+  ): ClientUnaryCall;
+  stateAt(
+    request: StateAtRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StateAtResponse) => void,
   ): ClientUnaryCall;
 }
 
