@@ -57,6 +57,8 @@ export interface WriterEvents {
  */
 export class LogWriter {
   private state: WriteState = 'writable';
+  /** The leader epoch new batches are stamped with (the newest of the log's epoch history). */
+  epoch = 0;
   /** Offset after the last frame queued. */
   private assignedNext: number;
   /** Offset after the last frame known to be on stable storage. */
@@ -143,8 +145,8 @@ export class LogWriter {
   }
 
   /**
-   * Stamps an encoded batch with the next offsets, a timestamp and what is durable so far (the
-   * frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
+   * Stamps an encoded batch with the next offsets, a timestamp, the writer's epoch and what is
+   * durable so far (the frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
    * append's `producer` is entered in the producer table as the frame is written.
    */
   enqueue(frame: Buffer, count: number, sync: boolean, producer: ProducerStamp | undefined): Promise<AppendResult> {
@@ -152,7 +154,7 @@ export class LogWriter {
     const timestamp = Math.max(this.options.clock(), this.lastTimestamp);
     this.lastTimestamp = timestamp;
     const seed = this.active.frameSeed;
-    stampFrame(frame, firstOffset, timestamp, 0, syncLag(firstOffset, this.durableNext), seed);
+    stampFrame(frame, firstOffset, timestamp, this.epoch, syncLag(firstOffset, this.durableNext), seed);
     this.assignedNext += count;
     const result = new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({ frame, seed, firstOffset, count, timestamp, sync, producer, end: -1, producerUndo: undefined, resolve, reject });

@@ -1,11 +1,13 @@
 import { join } from 'node:path';
-import { encodeFrame } from '../codec/frame.js';
-import { WalError } from '../errors.js';
+import type { EpochStart } from '../codec/epoch-history-file.js';
+import { encodeFrame, MAX_EPOCH } from '../codec/frame.js';
+import { invalidArgument, WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import type { StorageFile, StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { createAndLockDataDir } from './data-dir-lock.js';
+import { EpochHistory, type EpochEnd } from './epoch-history.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { LogReader, type ReadBatch } from './log-reader.js';
 import { LogTail, type TailSource } from './log-tail.js';
@@ -71,6 +73,7 @@ export class Wal {
     private readonly waiters: HighWatermarkWaiters,
     private readonly recoveryPoint: RecoveryPointWriter | undefined,
     private readonly io: IoStats,
+    private readonly epochs: EpochHistory,
   ) {
     this.reader = new LogReader(segments, io);
     this.tailSource = {
@@ -115,6 +118,8 @@ export class Wal {
         synced: (durableNext) => points?.note(durableNext),
         warn: resolved.onWarning,
       }, io, recovered.lastTimestamp);
+      const epochs = EpochHistory.open(storage, dir, recovered.epochs, active.nextOffset);
+      writer.epoch = epochs.epoch;
       for (const segment of recovered.rebuilt) {
         try {
           writer.writeIndex(segment);
@@ -123,7 +128,7 @@ export class Wal {
         }
       }
       void writer.prepareNext();
-      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io), report: recovered.report };
+      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io, epochs), report: recovered.report };
     } catch (error) {
       for (const segment of opened) segment.closeFile();
       await recoveryPoint?.close();
@@ -163,12 +168,70 @@ export class Wal {
     return this.writer.nextOffset;
   }
 
+  /** The leader epoch new frames are stamped with: the newest of the epoch history (0 for a log never promoted). */
+  get epoch(): number {
+    return this.writer.epoch;
+  }
+
+  /** The epoch history, oldest first: from each entry's start offset on, frames carry its epoch (before the first, epoch 0). */
+  epochHistory(): readonly EpochStart[] {
+    return this.epochs.entries;
+  }
+
+  /**
+   * Where `epoch` ends in this log (GetEpochEnd, Kafka's OffsetForLeaderEpoch): the greatest epoch
+   * of the history at or below it, and the offset after its last record (the next entry's start,
+   * or the next offset for the newest). When every entry's epoch is greater, the asked epoch and
+   * the first entry's start.
+   *
+   * Throws `RangeError` for an epoch that is not a non-negative safe integer, `WAL_CLOSED`.
+   */
+  epochEnd(epoch: number): EpochEnd {
+    checkOffset(epoch, 'epoch');
+    this.checkOpen();
+    return this.epochs.end(epoch, this.writer.nextOffset);
+  }
+
+  /**
+   * Makes `epoch` the log's epoch (a leader taking over, or promotion): syncs everything written
+   * and queued so far (it keeps its older epoch), persists the history entry `epoch -> nextOffset`
+   * durably, and only then stamps later appends with `epoch`. All of it happens before any other
+   * append is queued, so a batch queued after the call carries `epoch` and one queued before the
+   * older epoch, and an `expectedEpoch` check is ordered with it.
+   *
+   * Throws `WalError` `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) unless `epoch` is
+   * greater than {@link epoch}, `WAL_INVALID_ARGUMENT` (field `epoch`) above 2^48 - 1,
+   * `WAL_READ_ONLY` / `WAL_IO_ERROR` / `WAL_NO_SPACE` when the sync or the history write fails
+   * (the epoch is unchanged then), `WAL_CLOSED`; `RangeError` for a non-integer.
+   */
+  async beginEpoch(epoch: number): Promise<EpochStart> {
+    checkOffset(epoch, 'epoch');
+    if (epoch > MAX_EPOCH) throw invalidArgument('epoch', `must be at most ${MAX_EPOCH}, got ${epoch}`, { value: epoch, limit: MAX_EPOCH });
+    this.checkOpen();
+    if (epoch <= this.writer.epoch) {
+      throw new WalError('WAL_EPOCH_MISMATCH', `epoch ${epoch} is not above the log's epoch ${this.writer.epoch}`, { epoch, currentEpoch: this.writer.epoch });
+    }
+    this.writer.checkWritable();
+    // Synchronous from here on: no append is queued in between, so every frame below the entry's
+    // start carries an older epoch, and the start is durable before the entry exists.
+    const startOffset = this.writer.syncNow();
+    const entry = { epoch, startOffset };
+    try {
+      this.epochs.add([entry], false);
+    } catch (error) {
+      throw storageFailure(error, 'writing the epoch history failed');
+    }
+    this.writer.epoch = epoch;
+    return entry;
+  }
+
   /**
    * Appends one batch atomically and resolves once it is acknowledged per the sync policy.
    *
    * Throws `WalError` `WAL_INVALID_ARGUMENT` naming the field for bad data (append-validation.ts:
    * no records, an unknown type, a delete without a key, a bad header, producer or offset option),
-   * `WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH` (expectedOffset),
+   * `WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`, `WAL_EPOCH_MISMATCH` (expectedEpoch, details
+   * `expectedEpoch`, `epoch`), `WAL_OFFSET_MISMATCH` (expectedOffset),
    * `WAL_SEQUENCE_STALE` (a producer sequence below its last), `WAL_NO_SPACE` (disk-full mode),
    * `WAL_READ_ONLY` (after a failed fsync), `WAL_IO_ERROR` (write failed and rolled back), `WAL_CLOSED`;
    * `TypeError` only when `records` is not an array of objects or `options` not an object.
@@ -177,7 +240,14 @@ export class Wal {
     const payloadBytes = validateBatch(records, this.options);
     validateAppendOptions(options);
     this.checkOpen();
-    const { producerId, sequence, expectedOffset } = options;
+    const { producerId, sequence, expectedOffset, expectedEpoch } = options;
+    // Before the producer check: a fenced-off leader's retry gets no acknowledgement either.
+    if (expectedEpoch !== undefined && expectedEpoch !== this.writer.epoch) {
+      throw new WalError('WAL_EPOCH_MISMATCH', `expected the log's epoch to be ${expectedEpoch}, but it is ${this.writer.epoch}`, {
+        expectedEpoch,
+        epoch: this.writer.epoch,
+      });
+    }
     if (producerId !== undefined && sequence !== undefined) {
       const known = this.producers.check(producerId, sequence);
       if (known.kind === 'duplicate') return known.result;
