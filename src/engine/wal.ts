@@ -8,6 +8,8 @@ import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { createAndLockDataDir } from './data-dir-lock.js';
 import { EpochHistory, type EpochEnd } from './epoch-history.js';
+import { FrameReader, type FrameRun, type RangeHash } from './frame-reader.js';
+import { checkFrameRun } from './frame-run-check.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { LogReader, type ReadBatch } from './log-reader.js';
 import { LogTail, type TailSource } from './log-tail.js';
@@ -62,6 +64,7 @@ export class Wal {
   /** The segment rewrite running or last run (key compaction): one at a time, awaited by `close`. */
   private rewriting: Promise<unknown> = Promise.resolve();
   private readonly reader: LogReader;
+  private readonly frameReader: FrameReader;
   private readonly tailSource: TailSource;
 
   private constructor(
@@ -76,6 +79,7 @@ export class Wal {
     private readonly epochs: EpochHistory,
   ) {
     this.reader = new LogReader(segments, io);
+    this.frameReader = new FrameReader(segments, io);
     this.tailSource = {
       highWatermark: () => this.highWatermark,
       readBatch: (fromOffset, limit, maxBytes) => {
@@ -223,6 +227,111 @@ export class Wal {
     }
     this.writer.epoch = epoch;
     return entry;
+  }
+
+  /**
+   * The checksum seed of the log's frames (of its active segment; every segment header names its
+   * own). A follower bootstrapping from a snapshot adopts its leader's (`createEmptyLog`).
+   */
+  get frameSeed(): number {
+    return this.segments.active.frameSeed;
+  }
+
+  /**
+   * Whole frames as stored, from `fromOffset`, for a follower: consecutive frames of one segment
+   * (frames of the next segment start the next run, so `segmentHeader` always belongs to
+   * `frames[0]`), only durable ones (up to the high watermark), at most `maxBytes` of them (one
+   * larger frame comes alone), at least one when any is durable at `fromOffset`. Nothing is decoded;
+   * every checksum is verified. The bytes belong to the caller (see {@link FrameReader}). A segment
+   * rewritten by key compaction is shipped as stored: its header says `compacted`, its frames skip
+   * offsets, and a start in one of its gaps begins at the next frame (a follower refuses such a
+   * segment, docs/engine.md).
+   *
+   * Throws `WalError` `WAL_INVALID_ARGUMENT` (field `fromOffset`) for an offset inside a frame,
+   * `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE` beyond
+   * `highWatermark + 1`, `WAL_CORRUPTION`, `WAL_IO_ERROR`, `WAL_CLOSED`; `RangeError` for malformed
+   * numbers.
+   */
+  async readFrames(fromOffset: number, maxBytes: number): Promise<FrameRun> {
+    checkOffset(fromOffset, 'fromOffset');
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`maxBytes must be a positive integer, got ${String(maxBytes)}`);
+    this.checkOpen();
+    const end = this.highWatermark + 1;
+    this.checkStart(fromOffset, end);
+    if (fromOffset === end) return { frames: [], nextOffset: fromOffset };
+    try {
+      return await this.frameReader.readRun(fromOffset, end, maxBytes);
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
+    }
+  }
+
+  /**
+   * Appends frames another log stamped (a follower's copy of its leader's frames), byte for byte:
+   * offsets, timestamps, epochs, sync lags and checksums stay the other log's. Every frame of the
+   * call is checked before any is written (frame-run-check.ts): whole and 8-byte aligned, its
+   * CRC-32C with the seed of the segment it lands in, the first at {@link nextOffset} and each
+   * after the one before, epochs never below {@link epoch}. An epoch above it adds an epoch
+   * history entry at that frame's base offset, persisted durably before the frame is queued (and
+   * marks the log `replicated`, so that recovery no longer believes frame sync lags, which are the
+   * other log's). `segmentHeader`: the other log started a segment at `frames[0]`; the active
+   * segment is sealed and one with exactly this header is started (or, when the active segment is
+   * empty at the same base offset, replaced by it), unless the active segment is that one already.
+   * The other log's segments decide where this log's segments end (never `segmentSizeBytes`).
+   *
+   * The frames go through the group commit of appends: acknowledged per the sync policy, the
+   * high watermark moving only after this log's own sync (under `always` and `interval`); a failed
+   * sync makes the log read-only as for appends. On a rejection after the checks a prefix of the
+   * frames may be in the log (as with separate appends): `nextOffset` says where to go on. The
+   * buffers must not change until the call settles.
+   *
+   * Throws `WalError` `WAL_FRAME_REJECTED` (nothing written; details `reason`: `length`,
+   * `checksum`, `gap`, `overlap`, `epoch`, `header`, `compacted`; `index`, `offset`), and what an
+   * append throws: `WAL_NO_SPACE`, `WAL_READ_ONLY`, `WAL_IO_ERROR`, `WAL_CLOSED`; `TypeError` /
+   * `RangeError` for malformed arguments.
+   */
+  async appendFrames(frames: readonly Buffer[], options: { readonly segmentHeader?: Buffer | undefined } = {}): Promise<{ firstOffset: number; lastOffset: number; nextOffset: number }> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    this.checkOpen();
+    this.writer.checkWritable();
+    const run = checkFrameRun(frames, options.segmentHeader, { nextOffset: this.writer.nextOffset, epoch: this.writer.epoch, segment: this.writer.landingSegment() });
+    try {
+      this.epochs.add(run.epochs, true);
+    } catch (error) {
+      throw storageFailure(error, 'writing the epoch history failed');
+    }
+    const newest = run.epochs.at(-1);
+    if (newest !== undefined) this.writer.epoch = newest.epoch;
+    const first = run.frames[0]!.header;
+    const last = run.frames.at(-1)!.header;
+    await this.writer.enqueueFrames(run.frames, run.target);
+    return { firstOffset: first.baseOffset, lastOffset: last.baseOffset + last.recordCount - 1, nextOffset: last.baseOffset + last.recordCount };
+  }
+
+  /**
+   * SHA-256 over the stored bytes of the frames whose base offset is in `[fromOffset, toOffset)`
+   * (default: up to the high watermark + 1; never past it), in offset order, with the range it
+   * covered and its counts (HashRange, as etcd's HashKV): two logs holding the same frames give the
+   * same hash, whatever their segment boundaries.
+   *
+   * Throws `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE`
+   * beyond `highWatermark + 1`, `WAL_INVALID_ARGUMENT` (field `toOffset`) below `fromOffset`,
+   * `WAL_CORRUPTION`, `WAL_IO_ERROR`, `WAL_CLOSED`; `RangeError` for malformed numbers.
+   */
+  async hashRange(fromOffset: number, toOffset?: number): Promise<RangeHash> {
+    checkOffset(fromOffset, 'fromOffset');
+    if (toOffset !== undefined) checkOffset(toOffset, 'toOffset');
+    this.checkOpen();
+    const end = this.highWatermark + 1;
+    this.checkStart(fromOffset, end);
+    if (toOffset !== undefined && toOffset < fromOffset) throw invalidArgument('toOffset', `${toOffset} is below fromOffset ${fromOffset}`, { value: toOffset, fromOffset });
+    try {
+      return await this.frameReader.hash(fromOffset, Math.min(toOffset ?? end, end));
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
+    }
   }
 
   /**
