@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
-import type { CheckedFrame } from './frame-run-check.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
 import { DiskFullProbe } from './disk-full-probe.js';
+import type { CheckedFrame } from './frame-run-check.js';
 import { IndexWriter } from './index-writer.js';
 import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
@@ -154,8 +154,8 @@ export class LogWriter {
 
   /**
    * Stamps an encoded batch with the next offsets, a timestamp, the writer's epoch and what is
-   * durable so far (the frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
-   * append's `producer` is entered in the producer table as the frame is written.
+   * durable so far (the frame's sync lag, which recovery reads), and queues it for the next flush.
+   * An idempotent append's `producer` is entered in the producer table as the frame is written.
    */
   enqueue(frame: Buffer, count: number, sync: boolean, producer: ProducerStamp | undefined): Promise<AppendResult> {
     const firstOffset = this.assignedNext;
