@@ -136,6 +136,7 @@ export function createNoopWalService(): WalServiceServer {
         epoch: 0n,
         epochHistory: [],
         followers: [],
+        inDoubtTransactionCount: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
@@ -146,6 +147,10 @@ export function createNoopWalService(): WalServiceServer {
     listSnapshots: (_call, callback) => callback(unimplemented()),
     verifySnapshot: (_call, callback) => callback(unimplemented()),
     getSnapshot: (call) => call.emit('error', unimplemented()),
+    prepare: (_call, callback) => callback(unimplemented()),
+    commit: (_call, callback) => callback(unimplemented()),
+    abort: (_call, callback) => callback(unimplemented()),
+    listTransactions: (_call, callback) => callback(unimplemented()),
     compact: (_call, callback) =>
       callback(null, {
         snapshotsCreated: 0,

@@ -4,6 +4,7 @@
  */
 import type { WalRecord } from '../codec/record.js';
 import type { SnapshotEntry } from '../codec/snapshot-file.js';
+import type { TxnWrite } from '../codec/txn-writes.js';
 import { DeletionQueue } from './deletion-queue.js';
 import { DEFAULT_PAGE_BYTES, DELETED, EntryStore, PROBE_SLOT } from './entry-store.js';
 import { loadKeyIndex, newKeyIndex, type KeyIndex } from './key-index.js';
@@ -171,6 +172,22 @@ export class KeyState {
     if (key === undefined) return;
     if (record.type === 'put') this.put(key, 0, key.length, record.value, 0, record.value.length, record.offset, record.timestamp);
     else if (record.type === 'delete') this.remove(key, record.offset, record.timestamp);
+  }
+
+  /**
+   * Applies the writes of a committed transaction, all at `offset` (its `commit` record's) and
+   * `timestamp`: each key written ends with that offset, several keys at one offset. Puts and
+   * deletes apply in order (a key written twice ends as the last write says). Moves
+   * {@link nextOffset} past `offset` once. The bytes are copied. Throws `RangeError` for an
+   * offset below {@link nextOffset}.
+   */
+  applyWrites(offset: number, timestamp: number, writes: readonly TxnWrite[]): void {
+    this.advance(offset, 'offset');
+    for (const write of writes) {
+      const { key, value } = write;
+      if (write.op === 'put') this.put(key, 0, key.length, value, 0, value.length, offset, timestamp);
+      else this.remove(key, offset, timestamp);
+    }
   }
 
   /** The offset of the `PUT` that set `key`, or -1 when it has none (no copy: for lookups by the million). */

@@ -3,6 +3,10 @@ import { ReplicationRole, WriteState, type GetStatsRequest, type GetStatsRespons
 import { optionalOffset } from '../record-message.js';
 import type { RpcContext } from './rpc-context.js';
 
+function optionalCount(value: number | undefined): bigint | undefined {
+  return value === undefined ? undefined : BigInt(value);
+}
+
 const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
   writable: WriteState.WRITE_STATE_WRITABLE,
   'disk-full': WriteState.WRITE_STATE_DISK_FULL,
@@ -48,5 +52,7 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     epoch: 0n,
     epochHistory: [],
     followers: [],
+    inDoubtTransactionCount: BigInt(context.state.inDoubtCount),
+    oldestInDoubtAgeMs: optionalCount(context.state.oldestInDoubtAgeMs()),
   };
 }

@@ -217,6 +217,13 @@ export interface GetStatsResponse {
   epochHistory: EpochStart[];
   /** On a leader, the followers it knows, by follower_id. */
   followers: FollowerInfo[];
+  /**
+   * Transactions prepared and neither committed nor aborted, in the key-value view now
+   * (ListTransactions lists them).
+   */
+  inDoubtTransactionCount: bigint;
+  /** Ms since the PREPARE of the oldest in-doubt transaction; unset when there is none. */
+  oldestInDoubtAgeMs?: bigint | undefined;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -466,6 +473,8 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     epoch: 0n,
     epochHistory: [],
     followers: [],
+    inDoubtTransactionCount: 0n,
+    oldestInDoubtAgeMs: undefined,
   };
 }
 
@@ -575,6 +584,18 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     }
     for (const v of message.followers) {
       FollowerInfo.encode(v!, writer.uint32(194).fork()).join();
+    }
+    if (message.inDoubtTransactionCount !== 0n) {
+      if (BigInt.asUintN(64, message.inDoubtTransactionCount) !== message.inDoubtTransactionCount) {
+        throw new globalThis.Error("value provided for field message.inDoubtTransactionCount of type uint64 too large");
+      }
+      writer.uint32(240).uint64(message.inDoubtTransactionCount);
+    }
+    if (message.oldestInDoubtAgeMs !== undefined) {
+      if (BigInt.asUintN(64, message.oldestInDoubtAgeMs) !== message.oldestInDoubtAgeMs) {
+        throw new globalThis.Error("value provided for field message.oldestInDoubtAgeMs of type uint64 too large");
+      }
+      writer.uint32(248).uint64(message.oldestInDoubtAgeMs);
     }
     return writer;
   },
@@ -768,6 +789,22 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.followers.push(FollowerInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.inDoubtTransactionCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.oldestInDoubtAgeMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -882,6 +919,16 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       followers: globalThis.Array.isArray(object?.followers)
         ? object.followers.map((e: any) => FollowerInfo.fromJSON(e))
         : [],
+      inDoubtTransactionCount: isSet(object.inDoubtTransactionCount)
+        ? BigInt(object.inDoubtTransactionCount)
+        : isSet(object.in_doubt_transaction_count)
+        ? BigInt(object.in_doubt_transaction_count)
+        : 0n,
+      oldestInDoubtAgeMs: isSet(object.oldestInDoubtAgeMs)
+        ? BigInt(object.oldestInDoubtAgeMs)
+        : isSet(object.oldest_in_doubt_age_ms)
+        ? BigInt(object.oldest_in_doubt_age_ms)
+        : undefined,
     };
   },
 
@@ -953,6 +1000,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.followers?.length) {
       obj.followers = message.followers.map((e) => FollowerInfo.toJSON(e));
     }
+    if (message.inDoubtTransactionCount !== 0n) {
+      obj.inDoubtTransactionCount = message.inDoubtTransactionCount.toString();
+    }
+    if (message.oldestInDoubtAgeMs !== undefined) {
+      obj.oldestInDoubtAgeMs = message.oldestInDoubtAgeMs.toString();
+    }
     return obj;
   },
 
@@ -1007,6 +1060,13 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
     message.epochHistory = object.epochHistory?.map((e) => EpochStart.fromPartial(e)) || [];
     message.followers = object.followers?.map((e) => FollowerInfo.fromPartial(e)) || [];
+    message.inDoubtTransactionCount =
+      (object.inDoubtTransactionCount !== undefined && object.inDoubtTransactionCount !== null)
+        ? BigInt(object.inDoubtTransactionCount)
+        : 0n;
+    message.oldestInDoubtAgeMs = (object.oldestInDoubtAgeMs !== undefined && object.oldestInDoubtAgeMs !== null)
+      ? BigInt(object.oldestInDoubtAgeMs)
+      : undefined;
     return message;
   },
 };
