@@ -3,10 +3,12 @@
  * segments are still needed, the engine (`Wal.rewriteSegments`) rewrites the segments without the
  * others, keeping every offset. The rule for each record is in docs/state.md, "Key compaction".
  */
+import { decodeTxnWrites } from '../codec/txn-writes.js';
 import { DEFAULT_REWRITE_THRESHOLD_PERCENT, type JudgedSegment, type SegmentRewritePlan } from '../engine/segment-rewriter.js';
 import type { WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
 import type { StateKeeper } from './state-keeper.js';
+import { judgePrepare } from './txn-redundancy.js';
 
 /** Default of {@link KeyCompactionOptions.thresholdPercent} (`--threshold`): the engine's, 20. */
 export const DEFAULT_KEY_COMPACTION_THRESHOLD_PERCENT = DEFAULT_REWRITE_THRESHOLD_PERCENT;
@@ -147,12 +149,27 @@ class KeyCompactionPlan {
   keep(record: WalRecord): boolean {
     const key = record.key;
     if (key === undefined || record.type === 'checkpoint' || record.type === 'flush_all') return true;
+    // Transaction ends are markers every replay needs (the outcome, and the refusal rules).
+    if (record.type === 'commit' || record.type === 'abort') return true;
+    if (record.type === 'prepare') return this.keepPrepare(record);
     if (record.type === 'put') {
       const isLive = this.keeper.latestOffsetOf(key) === record.offset;
       if (!isLive && this.rule.isLogFromStart) this.segmentSuperseded.push(keyHash(key));
       return isLive;
     }
     return !this.canDropTombstone(record, key);
+  }
+
+  /**
+   * A PREPARE goes when `judgePrepare` finds it redundant. One that stays puts its superseded PUT
+   * writes in the log below what follows, as a superseded PUT in a segment kept whole does: the
+   * tombstones of those keys then stay while the log starts at 0.
+   */
+  private keepPrepare(record: WalRecord): boolean {
+    const verdict = judgePrepare(this.keeper, record);
+    if (!verdict.isRedundant && this.rule.isLogFromStart) for (const key of verdict.supersededPutKeys) this.keysPutBelow.add(keyHash(key));
+    else if (verdict.isRedundant && this.rule.isLogFromStart) this.segmentSuperseded.push(...superseded(record));
+    return !verdict.isRedundant;
   }
 
   segmentJudged(segment: JudgedSegment): void {
@@ -172,6 +189,12 @@ class KeyCompactionPlan {
     if (snapshotFloor !== undefined ? record.offset >= snapshotFloor : !isLogFromStart) return false;
     return !isLogFromStart || !this.keysPutBelow.has(keyHash(key));
   }
+}
+
+/** Hashes of the keys of the PUT writes of a PREPARE (those that stay in the log when its segment is not rewritten). */
+function superseded(record: WalRecord): number[] {
+  const decoded = decodeTxnWrites(record.value);
+  return decoded.ok ? decoded.writes.filter((write) => write.op === 'put').map((write) => keyHash(write.key)) : [];
 }
 
 /** FNV-1a of a key's bytes (32 bits). */

@@ -201,7 +201,7 @@ export class StateKeeper {
     const options = resolveStateOptions(init.options);
     const snapshotDir = snapshotDirOf(wal.dir, options.snapshotDir);
     const logEnd = wal.highWatermark + 1;
-    const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd });
+    const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd, txnMaxEnded: options.txnMaxEnded });
     const loaded = newest.loaded;
     const replayedFrom = loaded?.state.nextOffset ?? wal.firstOffset;
     if (replayedFrom < wal.firstOffset || (loaded === undefined && wal.firstOffset > 0)) {
@@ -210,7 +210,7 @@ export class StateKeeper {
     removeTempFiles(storage, snapshotDir, listSnapshots(storage, snapshotDir).tempFiles);
     const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
     const snapshotKeyCount = state.size;
-    const txns = new TxnTable(options.txnMaxEnded);
+    const txns = loaded?.txns ?? new TxnTable(options.txnMaxEnded);
     const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs, txns, options.txnTimeoutMs, init.onTxnTimeout);
     const recordsReplayed = await keeper.catchUp(replayedFrom);
     keeper.startTxnTimeout();
@@ -411,7 +411,9 @@ export class StateKeeper {
     return this.oneSnapshotAtATime(async () => {
       await this.caughtUpWithDurable();
       const started = this.clock();
+      // In the same turn: the table as of the view's offset.
       const view = this.state.captureView();
+      const txns = this.txns.capture();
       let written: WrittenSnapshot;
       if (options.incremental === true) {
         let base: SnapshotInfo | undefined;
@@ -425,9 +427,9 @@ export class StateKeeper {
           view.release();
           throw noBase(this.snapshotDir, base, view.changesKnownSince);
         }
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
       } else {
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
       }
       this.state.forgetChangesBefore(written.walOffset);
       return { ...written, durationMs: this.clock() - started };
@@ -483,6 +485,18 @@ export class StateKeeper {
   /** Appends the ABORT record of in-doubt transaction `txnId`, carrying `reason` (UTF-8). Rejects as {@link commit} does. */
   abort(txnId: Uint8Array, reason: string, options: AppendOptions = {}): Promise<AppendResult> {
     return this.append([{ type: 'abort', key: txnId, value: Buffer.from(reason, 'utf8') }], options);
+  }
+
+  /**
+   * The transaction `txnId` as the view has applied the log now (no appends in flight counted):
+   * its state, its PREPARE's offset (-1 when the view never saw it) and its end's (-1 while in
+   * doubt); undefined when unknown. What key compaction asks of every PREPARE (txn-redundancy.ts).
+   */
+  appliedTxn(txnId: Uint8Array): { readonly state: 'in_doubt' | 'committed' | 'aborted'; readonly prepareOffset: number; readonly endOffset: number } | undefined {
+    const inDoubt = this.txns.inDoubt(txnId);
+    if (inDoubt !== undefined) return { state: 'in_doubt', prepareOffset: inDoubt.prepareOffset, endOffset: -1 };
+    const ended = this.txns.ended(txnId);
+    return ended === undefined ? undefined : { state: ended.outcome, prepareOffset: ended.prepareOffset, endOffset: ended.endOffset };
   }
 
   /** Where transaction `txnId` stands for the next append (appends admitted and not yet applied included). */

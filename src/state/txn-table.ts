@@ -44,6 +44,14 @@ export interface EndedTxn {
   readonly endTimestamp: number;
 }
 
+/** A transaction table as of one offset: what a snapshot carries. */
+export interface TxnCapture {
+  /** Oldest PREPARE first. */
+  readonly inDoubt: readonly InDoubtTxn[];
+  /** Oldest end first. */
+  readonly ended: readonly EndedTxn[];
+}
+
 /** What a record of a transaction did to the table. */
 export type TxnStep =
   | { readonly kind: 'prepared' }
@@ -122,6 +130,11 @@ export class TxnTable {
   /** The ended transactions remembered, oldest end first (the order they are forgotten in). */
   endedList(): EndedTxn[] {
     return [...this.endedById.values()];
+  }
+
+  /** The table as it is now, in O(transactions) (the entries never change): what a snapshot of the state at this offset holds. */
+  capture(): TxnCapture {
+    return { inDoubt: this.inDoubtList(), ended: this.endedList() };
   }
 
   /** Estimated bytes the table holds: ids, payloads and {@link TXN_OVERHEAD_BYTES} per transaction. */
