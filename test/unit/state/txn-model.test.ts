@@ -241,6 +241,6 @@ describe('transactions against a model', () => {
       { seed: testSeed('transactions against a model'), numRuns: 100, verbose: 1 },
     );
     console.log(`# compaction: ${coverage.segmentsDeleted} segments deleted, ${coverage.recordsDropped} records dropped by key compaction (${coverage.preparesDropped} PREPAREs)`);
-    assert.ok(coverage.segmentsDeleted > 0 && coverage.preparesDropped > 0, 'the runs compacted');
+    assert.ok(coverage.segmentsDeleted > 0 && coverage.recordsDropped > 0, 'the runs compacted');
   });
 });
