@@ -137,6 +137,8 @@ export function createNoopWalService(): WalServiceServer {
         epochHistory: [],
         followers: [],
         inDoubtTransactionCount: 0n,
+        recordCounts: undefined,
+        recordCountsScannedMs: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
@@ -165,6 +167,7 @@ export function createNoopWalService(): WalServiceServer {
         snapshotsDeleted: 0,
         durationMs: 0n,
         keyCompaction: undefined,
+        recordCounts: undefined,
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
   };

@@ -170,4 +170,34 @@ describe('transactions over gRPC', () => {
       temp.remove();
     }
   });
+
+  test('a dry run counts records by type and the redundancy with aborted transactions; GetStats reports that scan', async () => {
+    const temp = makeTempDir('wald-txn-');
+    const served = await serve(join(temp.dir, 'data'));
+    try {
+      const before = await served.client.getStats();
+      assert.equal(before.recordCounts, undefined);
+      assert.equal(before.redundancyRatio, undefined);
+      await served.client.append({ records: [{ key: id('a'), value: id('1') }] });
+      await served.client.append({ records: [{ key: id('a'), value: id('2') }] });
+      await served.prepare({ txnId: id('t1'), writes: [{ key: id('b'), value: id('1') }] });
+      await served.abort({ txnId: id('t1'), reason: 'no' });
+      await served.prepare({ txnId: id('t2'), writes: [{ key: id('c'), value: id('1') }] });
+      await served.commit({ txnId: id('t2') });
+      await served.prepare({ txnId: id('t3'), writes: [{ key: id('d'), value: id('1') }] });
+      await served.client.append({ records: [{ type: RecordType.RECORD_TYPE_DELETE, key: id('a'), value: Buffer.alloc(0) }] });
+      const dryRun = await served.client.compact({ dryRun: true });
+      const counts = { put: 2n, delete: 1n, prepare: 3n, commit: 1n, abort: 1n, checkpoint: 0n, flushAll: 0n };
+      assert.deepEqual(dryRun.recordCounts, counts);
+      // Both PUTs of a (deleted since), the DELETE, t1's PREPARE and its ABORT: 5 of 8.
+      assert.equal(dryRun.redundancyRatio, 5 / 8);
+      const stats = await served.client.getStats();
+      assert.deepEqual(stats.recordCounts, counts);
+      assert.equal(stats.redundancyRatio, 5 / 8);
+      assert.ok(stats.recordCountsScannedMs > 0n);
+    } finally {
+      await served.stop();
+      temp.remove();
+    }
+  });
 });

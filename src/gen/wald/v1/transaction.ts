@@ -174,6 +174,27 @@ export interface ListTransactionsResponse {
   inDoubtCount: bigint;
 }
 
+/**
+ * RecordTypeCounts counts records by type (RecordType): what a scan of the retained log found
+ * (Compact with dry_run, and GetStats from the last such scan).
+ */
+export interface RecordTypeCounts {
+  /** RECORD_TYPE_PUT records, keyless ones included. */
+  put: bigint;
+  /** RECORD_TYPE_DELETE records. */
+  delete: bigint;
+  /** RECORD_TYPE_PREPARE records. */
+  prepare: bigint;
+  /** RECORD_TYPE_COMMIT records. */
+  commit: bigint;
+  /** RECORD_TYPE_ABORT records. */
+  abort: bigint;
+  /** RECORD_TYPE_CHECKPOINT records. */
+  checkpoint: bigint;
+  /** RECORD_TYPE_FLUSH_ALL records. */
+  flushAll: bigint;
+}
+
 function createBaseTxnWrite(): TxnWrite {
   return { op: 0, key: Buffer.alloc(0), value: Buffer.alloc(0) };
 }
@@ -1214,6 +1235,198 @@ export const ListTransactionsResponse: MessageFns<ListTransactionsResponse> = {
     message.inDoubtCount = (object.inDoubtCount !== undefined && object.inDoubtCount !== null)
       ? BigInt(object.inDoubtCount)
       : 0n;
+    return message;
+  },
+};
+
+function createBaseRecordTypeCounts(): RecordTypeCounts {
+  return { put: 0n, delete: 0n, prepare: 0n, commit: 0n, abort: 0n, checkpoint: 0n, flushAll: 0n };
+}
+
+export const RecordTypeCounts: MessageFns<RecordTypeCounts> = {
+  encode(message: RecordTypeCounts, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.put !== 0n) {
+      if (BigInt.asUintN(64, message.put) !== message.put) {
+        throw new globalThis.Error("value provided for field message.put of type uint64 too large");
+      }
+      writer.uint32(8).uint64(message.put);
+    }
+    if (message.delete !== 0n) {
+      if (BigInt.asUintN(64, message.delete) !== message.delete) {
+        throw new globalThis.Error("value provided for field message.delete of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.delete);
+    }
+    if (message.prepare !== 0n) {
+      if (BigInt.asUintN(64, message.prepare) !== message.prepare) {
+        throw new globalThis.Error("value provided for field message.prepare of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.prepare);
+    }
+    if (message.commit !== 0n) {
+      if (BigInt.asUintN(64, message.commit) !== message.commit) {
+        throw new globalThis.Error("value provided for field message.commit of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.commit);
+    }
+    if (message.abort !== 0n) {
+      if (BigInt.asUintN(64, message.abort) !== message.abort) {
+        throw new globalThis.Error("value provided for field message.abort of type uint64 too large");
+      }
+      writer.uint32(40).uint64(message.abort);
+    }
+    if (message.checkpoint !== 0n) {
+      if (BigInt.asUintN(64, message.checkpoint) !== message.checkpoint) {
+        throw new globalThis.Error("value provided for field message.checkpoint of type uint64 too large");
+      }
+      writer.uint32(48).uint64(message.checkpoint);
+    }
+    if (message.flushAll !== 0n) {
+      if (BigInt.asUintN(64, message.flushAll) !== message.flushAll) {
+        throw new globalThis.Error("value provided for field message.flushAll of type uint64 too large");
+      }
+      writer.uint32(56).uint64(message.flushAll);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordTypeCounts {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordTypeCounts();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.put = reader.uint64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.delete = reader.uint64() as bigint;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.prepare = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.commit = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.abort = reader.uint64() as bigint;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.checkpoint = reader.uint64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.flushAll = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RecordTypeCounts {
+    return {
+      put: isSet(object.put) ? BigInt(object.put) : 0n,
+      delete: isSet(object.delete) ? BigInt(object.delete) : 0n,
+      prepare: isSet(object.prepare) ? BigInt(object.prepare) : 0n,
+      commit: isSet(object.commit) ? BigInt(object.commit) : 0n,
+      abort: isSet(object.abort) ? BigInt(object.abort) : 0n,
+      checkpoint: isSet(object.checkpoint) ? BigInt(object.checkpoint) : 0n,
+      flushAll: isSet(object.flushAll)
+        ? BigInt(object.flushAll)
+        : isSet(object.flush_all)
+        ? BigInt(object.flush_all)
+        : 0n,
+    };
+  },
+
+  toJSON(message: RecordTypeCounts): unknown {
+    const obj: any = {};
+    if (message.put !== 0n) {
+      obj.put = message.put.toString();
+    }
+    if (message.delete !== 0n) {
+      obj.delete = message.delete.toString();
+    }
+    if (message.prepare !== 0n) {
+      obj.prepare = message.prepare.toString();
+    }
+    if (message.commit !== 0n) {
+      obj.commit = message.commit.toString();
+    }
+    if (message.abort !== 0n) {
+      obj.abort = message.abort.toString();
+    }
+    if (message.checkpoint !== 0n) {
+      obj.checkpoint = message.checkpoint.toString();
+    }
+    if (message.flushAll !== 0n) {
+      obj.flushAll = message.flushAll.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RecordTypeCounts>): RecordTypeCounts {
+    return RecordTypeCounts.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RecordTypeCounts>): RecordTypeCounts {
+    const message = createBaseRecordTypeCounts();
+    message.put = (object.put !== undefined && object.put !== null) ? BigInt(object.put) : 0n;
+    message.delete = (object.delete !== undefined && object.delete !== null) ? BigInt(object.delete) : 0n;
+    message.prepare = (object.prepare !== undefined && object.prepare !== null) ? BigInt(object.prepare) : 0n;
+    message.commit = (object.commit !== undefined && object.commit !== null) ? BigInt(object.commit) : 0n;
+    message.abort = (object.abort !== undefined && object.abort !== null) ? BigInt(object.abort) : 0n;
+    message.checkpoint = (object.checkpoint !== undefined && object.checkpoint !== null)
+      ? BigInt(object.checkpoint)
+      : 0n;
+    message.flushAll = (object.flushAll !== undefined && object.flushAll !== null) ? BigInt(object.flushAll) : 0n;
     return message;
   },
 };

@@ -78,7 +78,8 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_OFFSET_OUT_OF_RANGE, WAL_OFFSET_COMPACTED                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
- *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED   -> FAILED_PRECONDITION
+ *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED,
+ *   WAL_TXN_STATE                                                   -> FAILED_PRECONDITION
  *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL              -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
  *   WAL_SHUTTING_DOWN, WAL_CLOSED, WAL_IO_ERROR                     -> UNAVAILABLE
