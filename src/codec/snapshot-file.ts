@@ -59,7 +59,7 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { crc32c } from './crc32c.js';
-import { decodeTxnWrites } from './txn-writes.js';
+import { checkTxnWrites } from './txn-writes.js';
 import { checkIdParts, formatSnapshotId, MAX_CREATED_MS, type SnapshotIdParts } from './snapshot-id.js';
 import { readU64, writeU64 } from './u64.js';
 
@@ -459,8 +459,8 @@ export class SnapshotEntryDecoder {
     else this.lastEndedOffset = offset;
     const valueStart = position + SNAPSHOT_ENTRY_HEADER_BYTES + keyBytes;
     if (kindCode === KIND_TXN_IN_DOUBT) {
-      const writes = decodeTxnWrites(buf.subarray(valueStart, valueStart + valueBytes));
-      if (!writes.ok) return `entry ${index}: an in-doubt transaction whose writes do not decode: ${writes.reason}`;
+      const problem = checkTxnWrites(buf.subarray(valueStart, valueStart + valueBytes));
+      if (problem !== undefined) return `entry ${index}: an in-doubt transaction whose writes do not decode: ${problem}`;
       this.inDoubtTxns++;
       return undefined;
     }

@@ -78,27 +78,47 @@ export function encodeTxnWrites(writes: readonly TxnWrite[]): Buffer {
 
 /** Decodes and checks the value of a `prepare` record (see the format above). */
 export function decodeTxnWrites(payload: Uint8Array): TxnWritesDecodeResult {
+  const writes: DecodedTxnWrite[] = [];
+  const reason = scanTxnWrites(payload, (op, key, value) => writes.push({ op, key, value }));
+  return reason === undefined ? { ok: true, writes } : { ok: false, reason };
+}
+
+/**
+ * Checks the value of a `prepare` record without decoding it into objects: the reason it is not a
+ * writes payload, or undefined. What the transaction rules check of every PREPARE appended (and
+ * the table of every PREPARE applied), so that a transaction's writes are made into objects once,
+ * at its COMMIT.
+ */
+export function checkTxnWrites(payload: Uint8Array): string | undefined {
+  return scanTxnWrites(payload, undefined);
+}
+
+/** The number of writes a payload that {@link checkTxnWrites} accepted holds. */
+export function txnWriteCount(payload: Uint8Array): number {
+  return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).readUInt32LE(1);
+}
+
+function scanTxnWrites(payload: Uint8Array, onWrite: ((op: 'put' | 'delete', key: Buffer, value: Buffer) => void) | undefined): string | undefined {
   const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  if (buf.length < TXN_WRITES_HEADER_BYTES) return { ok: false, reason: `${buf.length} bytes, shorter than the ${TXN_WRITES_HEADER_BYTES}-byte header` };
-  if (buf[0] !== TXN_WRITES_VERSION) return { ok: false, reason: `unsupported version ${buf[0]}` };
+  if (buf.length < TXN_WRITES_HEADER_BYTES) return `${buf.length} bytes, shorter than the ${TXN_WRITES_HEADER_BYTES}-byte header`;
+  if (buf[0] !== TXN_WRITES_VERSION) return `unsupported version ${buf[0]}`;
   const count = buf.readUInt32LE(1);
   // Every write takes at least its header: a count beyond that is damage, not a reason to allocate.
-  if (count > (buf.length - TXN_WRITES_HEADER_BYTES) / TXN_WRITE_HEADER_BYTES) return { ok: false, reason: `${count} writes cannot fit in ${buf.length} bytes` };
-  const writes: DecodedTxnWrite[] = [];
+  if (count > (buf.length - TXN_WRITES_HEADER_BYTES) / TXN_WRITE_HEADER_BYTES) return `${count} writes cannot fit in ${buf.length} bytes`;
   let position = TXN_WRITES_HEADER_BYTES;
   for (let i = 0; i < count; i++) {
-    if (buf.length - position < TXN_WRITE_HEADER_BYTES) return { ok: false, reason: `write ${i} is cut off` };
+    if (buf.length - position < TXN_WRITE_HEADER_BYTES) return `write ${i} is cut off`;
     const opCode = buf[position]!;
     const keyBytes = buf.readUInt32LE(position + 1);
     const valueBytes = buf.readUInt32LE(position + 5);
-    if (opCode !== OP_PUT && opCode !== OP_DELETE) return { ok: false, reason: `write ${i}: unknown op ${opCode}` };
-    if (opCode === OP_DELETE && valueBytes !== 0) return { ok: false, reason: `write ${i}: a delete with a value` };
+    if (opCode !== OP_PUT && opCode !== OP_DELETE) return `write ${i}: unknown op ${opCode}`;
+    if (opCode === OP_DELETE && valueBytes !== 0) return `write ${i}: a delete with a value`;
     const keyStart = position + TXN_WRITE_HEADER_BYTES;
     const end = keyStart + keyBytes + valueBytes;
-    if (end > buf.length) return { ok: false, reason: `write ${i} is cut off` };
-    writes.push({ op: opCode === OP_PUT ? 'put' : 'delete', key: buf.subarray(keyStart, keyStart + keyBytes), value: buf.subarray(keyStart + keyBytes, end) });
+    if (end > buf.length) return `write ${i} is cut off`;
+    onWrite?.(opCode === OP_PUT ? 'put' : 'delete', buf.subarray(keyStart, keyStart + keyBytes), buf.subarray(keyStart + keyBytes, end));
     position = end;
   }
-  if (position !== buf.length) return { ok: false, reason: `${buf.length - position} bytes after the last write` };
-  return { ok: true, writes };
+  if (position !== buf.length) return `${buf.length - position} bytes after the last write`;
+  return undefined;
 }

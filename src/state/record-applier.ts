@@ -1,3 +1,4 @@
+import { decodeTxnWrites, type TxnWrite } from '../codec/txn-writes.js';
 import type { KeyState, StateRecord } from './key-state.js';
 import { TxnTable } from './txn-table.js';
 
@@ -52,7 +53,13 @@ export class RecordApplier {
     if (record.offset < this.state.nextOffset) this.state.apply(record);
     const txnRecord = { offset: record.offset, timestamp: record.timestamp, key, value: record.value };
     const step = record.type === 'prepare' ? this.txns.prepare(txnRecord) : this.txns.end(txnRecord, record.type === 'commit' ? 'committed' : 'aborted');
-    if (step.kind === 'committed') this.state.applyWrites(record.offset, record.timestamp, step.txn.writes);
+    if (step.kind === 'committed') this.state.applyWrites(record.offset, record.timestamp, committedWrites(step.txn.payload));
     else this.state.apply(record);
   }
+}
+
+/** The writes of a committed transaction's payload (checked when it was prepared). */
+function committedWrites(payload: Buffer): readonly TxnWrite[] {
+  const decoded = decodeTxnWrites(payload);
+  return decoded.ok ? decoded.writes : [];
 }

@@ -682,7 +682,7 @@ function summary(txn: InDoubtTxn, now: number): InDoubtSummary {
     prepareOffset: txn.prepareOffset,
     prepareTimestamp: txn.prepareTimestamp,
     ageMs: Math.max(0, now - txn.prepareTimestamp),
-    writeCount: txn.writes.length,
+    writeCount: txn.writeCount,
   };
 }
 

@@ -4,7 +4,7 @@
  * over what the view has applied (txn-table.ts).
  */
 import type { AppendRecord } from '../codec/record.js';
-import { decodeTxnWrites } from '../codec/txn-writes.js';
+import { checkTxnWrites } from '../codec/txn-writes.js';
 import { invalidArgument as invalid, WalError } from '../errors.js';
 import type { TxnState, TxnTable } from './txn-table.js';
 
@@ -120,8 +120,8 @@ export class TxnGate {
 
 function checkValue(type: 'prepare' | 'commit' | 'abort', value: Uint8Array, index: number): void {
   if (type === 'prepare') {
-    const decoded = decodeTxnWrites(value);
-    if (!decoded.ok) throw invalid(`records[${index}].value`, `a prepare record's value must hold the transaction's writes (docs/format.md): ${decoded.reason}`);
+    const problem = checkTxnWrites(value);
+    if (problem !== undefined) throw invalid(`records[${index}].value`, `a prepare record's value must hold the transaction's writes (docs/format.md): ${problem}`);
   } else if (type === 'commit') {
     if (value.length !== 0) throw invalid(`records[${index}].value`, 'a commit record has an empty value');
   } else {

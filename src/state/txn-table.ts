@@ -4,7 +4,7 @@
  * function of the log alone (RecordApplier feeds it), so every replay of the same records builds
  * the same table, and a snapshot carries it (snapshot-file.ts, version 2).
  */
-import { decodeTxnWrites, type DecodedTxnWrite } from '../codec/txn-writes.js';
+import { checkTxnWrites, txnWriteCount } from '../codec/txn-writes.js';
 
 /** Where a transaction stands. `unknown`: never prepared, or ended and forgotten. */
 export type TxnState = 'in_doubt' | 'committed' | 'aborted' | 'unknown';
@@ -27,10 +27,9 @@ export interface InDoubtTxn {
   readonly id: Buffer;
   readonly prepareOffset: number;
   readonly prepareTimestamp: number;
-  /** The PREPARE's value, copied: the writes (src/codec/txn-writes.ts). */
+  /** The PREPARE's value, copied and checked: the writes (src/codec/txn-writes.ts), decoded at the COMMIT. */
   readonly payload: Buffer;
-  /** The writes, views into {@link payload}. */
-  readonly writes: readonly DecodedTxnWrite[];
+  readonly writeCount: number;
 }
 
 /** A transaction the table remembers as ended. */
@@ -55,7 +54,7 @@ export interface TxnCapture {
 /** What a record of a transaction did to the table. */
 export type TxnStep =
   | { readonly kind: 'prepared' }
-  /** A COMMIT of an in-doubt transaction: apply `txn.writes` at the COMMIT's offset. */
+  /** A COMMIT of an in-doubt transaction: apply its writes (`txn.payload`) at the COMMIT's offset. */
   | { readonly kind: 'committed'; readonly txn: InDoubtTxn }
   | { readonly kind: 'aborted'; readonly txn: InDoubtTxn }
   /** Nothing to apply: a second PREPARE, an end of an ended transaction, or an end with no PREPARE seen (recorded as ended). */
@@ -146,10 +145,9 @@ export class TxnTable {
   prepare(record: TxnRecord): TxnStep {
     const name = idName(record.key);
     if (this.inDoubtById.has(name) || this.endedById.has(name)) return { kind: 'ignored' };
+    if (checkTxnWrites(record.value) !== undefined) return { kind: 'ignored' };
     const payload = Buffer.from(record.value);
-    const decoded = decodeTxnWrites(payload);
-    if (!decoded.ok) return { kind: 'ignored' };
-    this.addInDoubt({ id: Buffer.from(record.key), prepareOffset: record.offset, prepareTimestamp: record.timestamp, payload, writes: decoded.writes });
+    this.addInDoubt({ id: Buffer.from(record.key), prepareOffset: record.offset, prepareTimestamp: record.timestamp, payload, writeCount: txnWriteCount(payload) });
     return { kind: 'prepared' };
   }
 
@@ -169,10 +167,9 @@ export class TxnTable {
 
   /** Snapshot loading: an in-doubt transaction as the snapshot holds it (in prepare order). Returns false for a payload that does not decode. */
   restoreInDoubt(id: Uint8Array, prepareOffset: number, prepareTimestamp: number, payload: Uint8Array): boolean {
+    if (checkTxnWrites(payload) !== undefined) return false;
     const copy = Buffer.from(payload);
-    const decoded = decodeTxnWrites(copy);
-    if (!decoded.ok) return false;
-    this.addInDoubt({ id: Buffer.from(id), prepareOffset, prepareTimestamp, payload: copy, writes: decoded.writes });
+    this.addInDoubt({ id: Buffer.from(id), prepareOffset, prepareTimestamp, payload: copy, writeCount: txnWriteCount(copy) });
     return true;
   }
 
