@@ -41,6 +41,9 @@ describe('transaction writes codec', () => {
     const badOp = Buffer.from(good);
     badOp[5] = 9;
     assert.match(checkTxnWrites(badOp) ?? '', /unknown op 9/);
+    const deleteWithValue = Buffer.from(good);
+    deleteWithValue[5] = 2;
+    assert.match(checkTxnWrites(deleteWithValue) ?? '', /a delete with a value/);
     const hugeCount = Buffer.from(good);
     hugeCount.writeUInt32LE(0xffff_ffff, 1);
     assert.match(checkTxnWrites(hugeCount) ?? '', /cannot fit/);
