@@ -93,6 +93,25 @@ export function checkTxnWrites(payload: Uint8Array): string | undefined {
   return scanTxnWrites(payload, undefined);
 }
 
+/**
+ * Calls `onWrite` for each write of a payload that {@link checkTxnWrites} accepted, in order, with
+ * where its key and value lie in `bytes` (the payload as a `Buffer`): `bytes[keyStart..keyEnd)` and
+ * `bytes[keyEnd..valueEnd)`. No object per write: for the loops that run once per write of
+ * every transaction (applying a COMMIT, judging a PREPARE).
+ */
+export function forEachTxnWrite(payload: Uint8Array, onWrite: (op: 'put' | 'delete', bytes: Buffer, keyStart: number, keyEnd: number, valueEnd: number) => void): void {
+  const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const count = buf.readUInt32LE(1);
+  let position = TXN_WRITES_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const keyStart = position + TXN_WRITE_HEADER_BYTES;
+    const keyEnd = keyStart + buf.readUInt32LE(position + 1);
+    const valueEnd = keyEnd + buf.readUInt32LE(position + 5);
+    onWrite(buf[position] === OP_PUT ? 'put' : 'delete', buf, keyStart, keyEnd, valueEnd);
+    position = valueEnd;
+  }
+}
+
 /** The number of writes a payload that {@link checkTxnWrites} accepted holds. */
 export function txnWriteCount(payload: Uint8Array): number {
   return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).readUInt32LE(1);

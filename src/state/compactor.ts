@@ -228,7 +228,10 @@ export class Compactor {
       const counts = Object.fromEntries(RECORD_TYPE_NAMES.map((name) => [name, 0])) as Record<RecordType, number>;
       // Transactions are judged against the view's table as it is when each PREPARE is reached
       // (as key compaction does): one that ends during the scan may count either way.
-      const judge = { appliedTxn: (id: Uint8Array) => this.state.appliedTxn(id), latestOffsetOf: (key: Uint8Array) => view.get(key)?.offset ?? -1 };
+      const judge = {
+        appliedTxn: (id: Uint8Array) => this.state.appliedTxn(id),
+        latestOffsetOfRange: (bytes: Uint8Array, start: number, end: number) => view.get(bytes.subarray(start, end))?.offset ?? -1,
+      };
       while (next < view.nextOffset) {
         const records = await this.wal.read(next, { limit: Math.min(REDUNDANCY_READ_RECORDS, view.nextOffset - next) });
         if (records.length === 0) break;

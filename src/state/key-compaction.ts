@@ -3,7 +3,6 @@
  * segments are still needed, the engine (`Wal.rewriteSegments`) rewrites the segments without the
  * others, keeping every offset. The rule for each record is in docs/state.md, "Key compaction".
  */
-import { decodeTxnWrites } from '../codec/txn-writes.js';
 import { DEFAULT_REWRITE_THRESHOLD_PERCENT, type JudgedSegment, type SegmentRewritePlan } from '../engine/segment-rewriter.js';
 import type { WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
@@ -167,8 +166,11 @@ class KeyCompactionPlan {
    */
   private keepPrepare(record: WalRecord): boolean {
     const verdict = judgePrepare(this.keeper, record);
-    if (!verdict.isRedundant && this.rule.isLogFromStart) for (const key of verdict.supersededPutKeys) this.keysPutBelow.add(keyHash(key));
-    else if (verdict.isRedundant && this.rule.isLogFromStart) this.segmentSuperseded.push(...superseded(record));
+    if (this.rule.isLogFromStart) {
+      // Kept: its superseded writes stay below what follows. Dropped: only if its segment is not rewritten.
+      if (verdict.isRedundant) for (const key of verdict.supersededPutKeys) this.segmentSuperseded.push(keyHash(key));
+      else for (const key of verdict.supersededPutKeys) this.keysPutBelow.add(keyHash(key));
+    }
     return !verdict.isRedundant;
   }
 
@@ -189,12 +191,6 @@ class KeyCompactionPlan {
     if (snapshotFloor !== undefined ? record.offset >= snapshotFloor : !isLogFromStart) return false;
     return !isLogFromStart || !this.keysPutBelow.has(keyHash(key));
   }
-}
-
-/** Hashes of the keys of the PUT writes of a PREPARE (those that stay in the log when its segment is not rewritten). */
-function superseded(record: WalRecord): number[] {
-  const decoded = decodeTxnWrites(record.value);
-  return decoded.ok ? decoded.writes.filter((write) => write.op === 'put').map((write) => keyHash(write.key)) : [];
 }
 
 /** FNV-1a of a key's bytes (32 bits). */

@@ -1,4 +1,3 @@
-import { decodeTxnWrites, type TxnWrite } from '../codec/txn-writes.js';
 import type { KeyState, StateRecord } from './key-state.js';
 import { TxnTable } from './txn-table.js';
 
@@ -7,7 +6,7 @@ import { TxnTable } from './txn-table.js';
  * ({@link StateKeeper}) and for every replay of the log into a state (a rebuild, a state as of a
  * point in time). A `PUT` or `DELETE` with a key changes that key (`KeyState.apply`), a
  * `flush_all` clears the state, a `prepare` holds a transaction's writes in the transaction table
- * and changes no key, its `commit` applies them all at the commit's offset (`KeyState.applyWrites`),
+ * and changes no key, its `commit` applies them all at the commit's offset (`KeyState.applyTxnPayload`),
  * its `abort` drops them (txn-table.ts says what happens to records out of turn); every other
  * record only moves the state's next offset.
  */
@@ -53,13 +52,8 @@ export class RecordApplier {
     if (record.offset < this.state.nextOffset) this.state.apply(record);
     const txnRecord = { offset: record.offset, timestamp: record.timestamp, key, value: record.value };
     const step = record.type === 'prepare' ? this.txns.prepare(txnRecord) : this.txns.end(txnRecord, record.type === 'commit' ? 'committed' : 'aborted');
-    if (step.kind === 'committed') this.state.applyWrites(record.offset, record.timestamp, committedWrites(step.txn.payload));
+    if (step.kind === 'committed') this.state.applyTxnPayload(record.offset, record.timestamp, step.txn.payload);
     else this.state.apply(record);
   }
 }
 
-/** The writes of a committed transaction's payload (checked when it was prepared). */
-function committedWrites(payload: Buffer): readonly TxnWrite[] {
-  const decoded = decodeTxnWrites(payload);
-  return decoded.ok ? decoded.writes : [];
-}

@@ -273,6 +273,11 @@ export class StateKeeper {
     return this.state.offsetOf(key);
   }
 
+  /** {@link latestOffsetOf} of the key `bytes[start..end)`, read where it lies (key compaction's judge of a PREPARE's writes). */
+  latestOffsetOfRange(bytes: Uint8Array, start: number, end: number): number {
+    return this.state.offsetOfRange(bytes, start, end);
+  }
+
   /**
    * One page of keys in key order with their offsets, timestamps and value sizes (see
    * {@link keyInfoPage}), once the view has applied everything durable now. Rejects as {@link get}

@@ -2,7 +2,7 @@
  * Which PREPARE records the key-value view no longer needs: what key compaction drops and what
  * the dry run's redundancy counts (docs/transactions.md, "Compaction").
  */
-import { decodeTxnWrites } from '../codec/txn-writes.js';
+import { checkTxnWrites, forEachTxnWrite } from '../codec/txn-writes.js';
 import type { WalRecord } from '../engine/types.js';
 import type { TxnState } from './txn-table.js';
 
@@ -10,8 +10,8 @@ import type { TxnState } from './txn-table.js';
 export interface TxnJudgeView {
   /** The applied table's entry for a transaction id: its state, its PREPARE's offset (-1: not seen), its end's offset (-1: in doubt); undefined when unknown. */
   appliedTxn(id: Uint8Array): { readonly state: Exclude<TxnState, 'unknown'>; readonly prepareOffset: number; readonly endOffset: number } | undefined;
-  /** The offset of the record that set `key` as the view holds it, or -1. */
-  latestOffsetOf(key: Uint8Array): number;
+  /** The offset of the record that set the key `bytes[start..end)` as the view holds it, or -1. */
+  latestOffsetOfRange(bytes: Uint8Array, start: number, end: number): number;
 }
 
 /** The verdict on one PREPARE. */
@@ -19,9 +19,10 @@ export interface PrepareVerdict {
   /** True when no replay from anything retained needs it (see {@link judgePrepare}). */
   readonly isRedundant: boolean;
   /**
-   * Keys of the transaction's PUT writes that a later record superseded, while the PREPARE stays
-   * in the log (not redundant): a rebuild from the log alone replays them, so tombstones of these
-   * keys above them must stay (key-compaction.ts).
+   * Keys of the transaction's PUT writes that a later record superseded, for a committed
+   * transaction's PREPARE: while the PREPARE stays in the log (kept, or in a segment not
+   * rewritten), a rebuild from the log alone replays them, so tombstones of these keys above it
+   * must stay (key-compaction.ts). Empty for the others (their writes are never applied).
    */
   readonly supersededPutKeys: readonly Uint8Array[];
 }
@@ -50,13 +51,12 @@ export function judgePrepare(view: TxnJudgeView, record: WalRecord): PrepareVerd
   if (txn.prepareOffset < record.offset) return DROP;
   if (txn.state === 'in_doubt') return KEEP;
   if (txn.state === 'aborted') return DROP;
-  const decoded = decodeTxnWrites(record.value);
-  if (!decoded.ok) return DROP;
+  if (checkTxnWrites(record.value) !== undefined) return DROP;
   let isNeeded = false;
   const superseded: Uint8Array[] = [];
-  for (const write of decoded.writes) {
-    if (write.op === 'delete' || view.latestOffsetOf(write.key) === txn.endOffset) isNeeded = true;
-    else superseded.push(write.key);
-  }
-  return isNeeded ? { isRedundant: false, supersededPutKeys: superseded } : DROP;
+  forEachTxnWrite(record.value, (op, bytes, keyStart, keyEnd) => {
+    if (op === 'delete' || view.latestOffsetOfRange(bytes, keyStart, keyEnd) === txn.endOffset) isNeeded = true;
+    else superseded.push(bytes.subarray(keyStart, keyEnd));
+  });
+  return { isRedundant: !isNeeded, supersededPutKeys: superseded };
 }
