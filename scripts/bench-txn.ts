@@ -167,12 +167,12 @@ async function writeCompactionLog(dir: string): Promise<void> {
   }
 }
 
-async function compactCopy(template: string, dir: string): Promise<KeyCompactionResult> {
+async function compactCopy(template: string, dir: string, dryRun = false): Promise<KeyCompactionResult> {
   fs.cpSync(template, dir, { recursive: true });
   const opened = await open(dir, 'always');
   try {
     await opened.keeper.caughtUp();
-    return await compactKeys(opened.keeper, opened.wal, { tombstoneRetentionMs: 0 });
+    return await compactKeys(opened.keeper, opened.wal, { tombstoneRetentionMs: 0, dryRun });
   } finally {
     await opened.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -187,9 +187,11 @@ export async function runTxnBench(config: BenchConfig): Promise<BenchPartResult>
   config.progress(`txn: writing ${COMPACTION_TXNS} transactions`);
   await writeCompactionLog(template);
   const compactions: KeyCompactionResult[] = [];
+  const dryRuns: KeyCompactionResult[] = [];
   for (let run = 0; run < config.runs; run++) {
     config.progress(`txn: key compaction ${run + 1}/${config.runs}`);
     compactions.push(await compactCopy(template, join(config.scratchDir, `txn-compaction-${run}`)));
+    dryRuns.push(await compactCopy(template, join(config.scratchDir, `txn-compaction-dry-${run}`), true));
   }
   fs.rmSync(template, { recursive: true, force: true });
   const last = compactions[compactions.length - 1]!;
@@ -215,6 +217,13 @@ export async function runTxnBench(config: BenchConfig): Promise<BenchPartResult>
           `before ${mb(last.beforeSizeBytes)}, after ${mb(last.afterSizeBytes)}, freed ${mb(last.freedBytes)} (${last.reductionPercent.toFixed(1)}%)`,
           `${last.segmentsRewritten} of ${last.segmentsConsidered} segments rewritten, ${last.recordsDropped.toLocaleString('en-US')} of ${last.recordsConsidered.toLocaleString('en-US')} records dropped`,
         ],
+      }),
+      makeRow({
+        id: 't4',
+        name: `key compaction dry run of ${COMPACTION_TXNS.toLocaleString('en-US')} transactions (reading and judging only)`,
+        unit: 'ms',
+        wald: summarize(dryRuns.map((r) => r.durationMs)),
+        notes: ['the same judging as t3 without the rewrite: what t3 costs beyond writing and syncing the new segments'],
       }),
     ],
   };
