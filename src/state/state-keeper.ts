@@ -310,9 +310,14 @@ export class StateKeeper {
    * (Append, and each append of an AppendStream). {@link checkCapacity} first, then `Wal.append`
    * (called before this returns, so appends keep the order of the calls); the bytes the batch may
    * add stay counted as pending until the view has applied it, so that appends in flight, or
-   * acknowledged and not yet applied, cannot together pass the cap.
+   * acknowledged and not yet applied, cannot together pass the cap. Transaction records are
+   * admitted by the rules (`TxnGate.admit`) in the same synchronous section, so the order of
+   * admission is the order of offsets (docs/transactions.md); a failed append gives back what it
+   * took.
    *
-   * Rejects with `WAL_STATE_FULL` and the errors of `Wal.append`. Once the view has stopped (a
+   * Rejects with `WAL_STATE_FULL`, `WAL_TXN_STATE` (a transaction record its state forbids),
+   * `WAL_INVALID_ARGUMENT` (an empty transaction id, a value that does not fit its transaction
+   * record) and the errors of `Wal.append`. Once the view has stopped (a
    * failed read), appends are not checked: the view holds no more.
    */
   async append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
@@ -349,8 +354,11 @@ export class StateKeeper {
    * pass, so a client at the cap can still overwrite and delete. Counts the bytes of appends not
    * yet applied (see {@link append}); near the cap, keys of those appends count as new.
    *
-   * Returns the bytes the batch may add: every keyed put when that is far from the cap (no key is
-   * looked up), else only the keys the view does not hold yet, each once.
+   * A PREPARE counts as a whole (its id and writes stay in memory until the transaction ends) and is
+   * refused near the cap like a new key; its COMMIT never is.
+   *
+   * Returns the bytes the batch may add: every keyed put and PREPARE when that is far from the cap
+   * (no key is looked up), else the PREPAREs and only the keys the view does not hold yet, each once.
    */
   checkCapacity(records: readonly AppendRecord[]): number {
     const { state } = this;
