@@ -34,6 +34,7 @@ export const ERROR_CODES = [
   'WAL_TOO_MANY_BUILDS',
   'WAL_EPOCH_MISMATCH',
   'WAL_FRAME_REJECTED',
+  'WAL_TXN_STATE',
   'WAL_INTERNAL',
 ] as const;
 

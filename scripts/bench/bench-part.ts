@@ -2,7 +2,7 @@ import type { BenchConfig } from './bench-config.js';
 import type { Summary } from './summary.js';
 
 /** What a row's figure means: higher is better for rates, lower for durations. */
-export type BenchUnit = 'records/s' | 'MB/s' | 'ms';
+export type BenchUnit = 'records/s' | 'transactions/s' | 'MB/s' | 'ms';
 
 /** A target a row is held to: a ratio to its baseline, or an absolute figure. */
 export type BenchTarget =

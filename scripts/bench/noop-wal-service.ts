@@ -136,6 +136,9 @@ export function createNoopWalService(): WalServiceServer {
         epoch: 0n,
         epochHistory: [],
         followers: [],
+        inDoubtTransactionCount: 0n,
+        recordCounts: undefined,
+        recordCountsScannedMs: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),
@@ -146,6 +149,10 @@ export function createNoopWalService(): WalServiceServer {
     listSnapshots: (_call, callback) => callback(unimplemented()),
     verifySnapshot: (_call, callback) => callback(unimplemented()),
     getSnapshot: (call) => call.emit('error', unimplemented()),
+    prepare: (_call, callback) => callback(unimplemented()),
+    commit: (_call, callback) => callback(unimplemented()),
+    abort: (_call, callback) => callback(unimplemented()),
+    listTransactions: (_call, callback) => callback(unimplemented()),
     compact: (_call, callback) =>
       callback(null, {
         snapshotsCreated: 0,
@@ -160,6 +167,7 @@ export function createNoopWalService(): WalServiceServer {
         snapshotsDeleted: 0,
         durationMs: 0n,
         keyCompaction: undefined,
+        recordCounts: undefined,
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
     stateAt: (_call, callback) =>

@@ -3,6 +3,7 @@ import type { CompactResponse, DeleteSegmentsBeforeResponse, KeyCompactionReport
 import { parseNonNegativeInteger, parsePercent } from './arg-parsers.js';
 import { printJson, printText } from './output.js';
 import { jsonInteger, jsonOptionalInteger } from './record-view.js';
+import { recordCountsJson, recordCountsText } from './record-counts-view.js';
 import { formatFields } from './table.js';
 import { addUnaryClientOptions, callUnary, deadlineOptions, withClient, type UnaryCommandOptions } from './wal-client.js';
 
@@ -46,6 +47,7 @@ function printCompaction(response: CompactResponse, json: boolean): void {
       checkpoint_offset: jsonOptionalInteger(response.checkpointOffset),
       first_offset: jsonInteger(response.firstOffset),
       redundancy_ratio: response.redundancyRatio ?? null,
+      record_counts: response.recordCounts === undefined ? null : recordCountsJson(response.recordCounts),
       duration_ms: jsonInteger(response.durationMs),
       ...(response.keyCompaction === undefined ? {} : { key_compaction: keyCompactionJson(response.keyCompaction) }),
     });
@@ -65,6 +67,7 @@ function printCompaction(response: CompactResponse, json: boolean): void {
     ['first offset', response.firstOffset.toString()],
   ];
   if (response.redundancyRatio !== undefined) fields.push(['redundancy', `${(response.redundancyRatio * 100).toFixed(1)}% of the retained records`]);
+  if (response.recordCounts !== undefined) fields.push(['records by type', recordCountsText(response.recordCounts)]);
   const keys = response.keyCompaction;
   if (keys !== undefined) {
     fields.push(

@@ -18,6 +18,7 @@ import { registerSnapshotCommand } from './snapshot-command.js';
 import { registerStatsCommand } from './stats-command.js';
 import { registerSyncCommand } from './sync-command.js';
 import { registerTailCommand } from './tail-command.js';
+import { registerTxnCommand } from './txn-command.js';
 import { registerVerifyCommand } from './verify-command.js';
 
 function packageVersion(): string {
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   registerGetCommand(program);
   registerKeysCommand(program);
   registerFlushAllCommand(program);
+  registerTxnCommand(program);
   registerSnapshotCommand(program);
   registerAuthCommand(program);
   registerCompactCommand(program);

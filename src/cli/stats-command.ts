@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { WriteState, type GetStatsResponse } from '../gen/wald/v1/stats.js';
 import { printJson, printText } from './output.js';
+import { recordCountsJson, recordCountsText } from './record-counts-view.js';
 import { jsonInteger, jsonOptionalInteger } from './record-view.js';
 import { formatFields } from './table.js';
 import { addUnaryClientOptions, callUnary, deadlineOptions, withClient, type UnaryCommandOptions } from './wal-client.js';
@@ -40,6 +41,11 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       last_snapshot_id: stats.lastSnapshotId,
       last_snapshot_offset: jsonOptionalInteger(stats.lastSnapshotOffset),
       reclaimable_bytes: jsonInteger(stats.reclaimableBytes),
+      in_doubt_transaction_count: jsonInteger(stats.inDoubtTransactionCount),
+      oldest_in_doubt_age_ms: jsonOptionalInteger(stats.oldestInDoubtAgeMs),
+      record_counts: stats.recordCounts === undefined ? null : recordCountsJson(stats.recordCounts),
+      redundancy_ratio: stats.redundancyRatio ?? null,
+      record_counts_scanned_ms: jsonInteger(stats.recordCountsScannedMs),
       io_stats: {
         bytes_written: jsonInteger(io?.bytesWritten ?? 0n),
         bytes_read: jsonInteger(io?.bytesRead ?? 0n),
@@ -67,6 +73,9 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['snapshots', String(stats.snapshotCount)],
       ['last snapshot', stats.lastSnapshotId === '' ? 'none' : `${stats.lastSnapshotId} (offset ${optionalText(stats.lastSnapshotOffset)})`],
       ['reclaimable', `${stats.reclaimableBytes} bytes`],
+      ['in-doubt transactions', stats.oldestInDoubtAgeMs === undefined ? '0' : `${stats.inDoubtTransactionCount} (oldest ${stats.oldestInDoubtAgeMs} ms)`],
+      ['records by type', stats.recordCounts === undefined ? 'not counted yet (wald compact --dry-run counts them)' : `${recordCountsText(stats.recordCounts)} (at the last dry run)`],
+      ['redundancy', stats.redundancyRatio === undefined ? '-' : `${(stats.redundancyRatio * 100).toFixed(1)}% (at the last dry run)`],
       ['bytes written', (io?.bytesWritten ?? 0n).toString()],
       ['bytes read', (io?.bytesRead ?? 0n).toString()],
       ['writes', (io?.writes ?? 0n).toString()],

@@ -32,6 +32,15 @@ export const RECORD_TYPES = {
   checkpoint: { typeByte: 3, isKeyRequired: false, isServerOnly: true },
   /** A marker the server writes for FlushAll: the key-value view drops every key at this record. */
   flush_all: { typeByte: 4, isKeyRequired: false, isServerOnly: true },
+  /**
+   * The first phase of a transaction: `key` is the transaction id, `value` its writes
+   * (src/codec/txn-writes.ts). The key-value view applies nothing here (docs/transactions.md).
+   */
+  prepare: { typeByte: 5, isKeyRequired: true, isServerOnly: false },
+  /** Commits the transaction `key` names: the view applies its prepared writes here, at once. The value is empty. */
+  commit: { typeByte: 6, isKeyRequired: true, isServerOnly: false },
+  /** Aborts the transaction `key` names: its prepared writes are discarded. The value is the reason, UTF-8 (may be empty). */
+  abort: { typeByte: 7, isKeyRequired: true, isServerOnly: false },
 } as const satisfies Readonly<Record<string, RecordTypeSpec>>;
 
 /** What a record is: a name of {@link RECORD_TYPES}. */

@@ -11,10 +11,11 @@
  *  +-------+-------+----+----+---------------+---------------+---------------+
  *  32              40      44      48              56              64      68      72
  *  +---------------+-------+-------+---------------+---------------+-------+-------+
- *  |  created (ms) | nonce | base  |  base offset  | base created  | zero  |  crc  |
- *  |               |       | nonce |               |     (ms)      |       |       |
+ *  |  created (ms) | nonce | base  |  base offset  | base created  |  txn  |  crc  |
+ *  |               |       | nonce |               |     (ms)      | count |       |
  *  +---------------+-------+-------+---------------+---------------+-------+-------+
- *  72: body: entry, entry, ... (the stored bytes are a gzip stream of them when flag bit 0 is set)
+ *  72: body: key entries sorted by key, then transaction entries (the stored bytes are a gzip
+ *      stream of them when flag bit 0 is set)
  *  entry (25 bytes + key + value):
  *  0    1               5               9               17              25
  *  +----+---------------+---------------+---------------+---------------+-----+-------+
@@ -27,7 +28,18 @@
  *  +---------------+---------------------------------------------------------------+
  * ```
  *
- * - `magic` = ASCII `WSNP`; `crc` = CRC-32C of header bytes 0..68; bytes 64..68 are zero.
+ * - `magic` = ASCII `WSNP`; `crc` = CRC-32C of header bytes 0..68.
+ * - `version`: 2 (written); 1 is still read: a version 1 file has no transaction entries and bytes
+ *   64..68 are zero.
+ * - `txn count` (u32, version 2): the transaction entries after the key entries: the key-value
+ *   view's transaction table as of `wal offset` (src/state/txn-table.ts), whole in every full and
+ *   incremental snapshot (an incremental's replaces its base's), none in a point snapshot.
+ *   - kind 3, an in-doubt transaction (prepared, neither committed nor aborted): key = the
+ *     transaction id, value = its PREPARE's value (the writes, txn-writes.ts), offset and timestamp
+ *     = the PREPARE's. In prepare order.
+ *   - kind 4, an ended transaction the table remembers: key = the id, value (9 bytes) = outcome
+ *     (u8: 1 committed, 2 aborted) | u64 prepare offset + 1 (0: not known), offset and timestamp =
+ *     the COMMIT's or ABORT's. In end order (the order they are forgotten in), after every kind 3.
  * - `type`: 1 full (every key), 2 incremental (the keys put or deleted since its base), 3 point
  *   (one key). `flags` bit 0: the body is gzip-compressed; other bits are zero.
  * - `wal offset`: the state includes every record below it (the log's next offset when the state
@@ -47,11 +59,17 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { crc32c } from './crc32c.js';
+import { checkTxnWrites } from './txn-writes.js';
 import { checkIdParts, formatSnapshotId, MAX_CREATED_MS, type SnapshotIdParts } from './snapshot-id.js';
 import { readU64, writeU64 } from './u64.js';
 
 export const SNAPSHOT_MAGIC = 0x504e5357; // "WSNP" read as a little-endian u32
-export const SNAPSHOT_FORMAT_VERSION = 1;
+/** The format version written. */
+export const SNAPSHOT_FORMAT_VERSION = 2;
+/** The oldest format version still read (no transaction entries). */
+export const SNAPSHOT_OLDEST_FORMAT_VERSION = 1;
+/** Bytes of an ended transaction entry's value. */
+export const SNAPSHOT_ENDED_TXN_VALUE_BYTES = 9;
 /** Bytes of the header. */
 export const SNAPSHOT_HEADER_BYTES = 72;
 /** Bytes of the trailer. */
@@ -74,6 +92,8 @@ const TYPE_NAMES: readonly (SnapshotType | undefined)[] = [undefined, 'full', 'i
 const FLAG_GZIP = 1;
 const KIND_PUT = 1;
 const KIND_TOMBSTONE = 2;
+const KIND_TXN_IN_DOUBT = 3;
+const KIND_TXN_ENDED = 4;
 /** Largest high half of a u64 that is still a safe integer. */
 const MAX_SAFE_HIGH = 0x1f_ffff;
 const EMPTY = Buffer.alloc(0);
@@ -87,6 +107,8 @@ export interface SnapshotHeader extends SnapshotIdParts {
   readonly isCompressed: boolean;
   readonly putCount: number;
   readonly tombstoneCount: number;
+  /** Transaction entries (kinds 3 and 4) after the key entries; 0 in a version 1 file and in a point snapshot. */
+  readonly txnCount: number;
   /** The snapshot an incremental applies on; undefined for other types. */
   readonly base: SnapshotIdParts | undefined;
 }
@@ -97,7 +119,8 @@ export interface SnapshotHeader extends SnapshotIdParts {
  * during the callback only (copy what you keep; {@link entryKey} and {@link entryValue} give views).
  */
 export interface SnapshotEntry {
-  readonly kind: 'put' | 'tombstone';
+  /** `txn_in_doubt` and `txn_ended` are the transaction entries (kinds 3 and 4, see the format). */
+  readonly kind: 'put' | 'tombstone' | 'txn_in_doubt' | 'txn_ended';
   readonly bytes: Buffer;
   readonly keyStart: number;
   readonly keyEnd: number;
@@ -140,6 +163,7 @@ export function encodeSnapshotHeader(header: SnapshotHeader): Buffer {
     writeU64(buf, header.base.walOffset, 48);
     writeU64(buf, header.base.createdMs, 56);
   }
+  buf.writeUInt32LE(header.txnCount, 64);
   buf.writeUInt32LE(crc32c(buf.subarray(0, 68)), 68);
   return buf;
 }
@@ -148,6 +172,8 @@ export function encodeSnapshotHeader(header: SnapshotHeader): Buffer {
 function headerRuleBroken(header: SnapshotHeader): string | undefined {
   if (!Number.isSafeInteger(header.putCount) || header.putCount < 0) return `bad put count ${header.putCount}`;
   if (!Number.isSafeInteger(header.tombstoneCount) || header.tombstoneCount < 0) return `bad tombstone count ${header.tombstoneCount}`;
+  if (!Number.isInteger(header.txnCount) || header.txnCount < 0 || header.txnCount > 0xffff_ffff) return `bad transaction count ${header.txnCount}`;
+  if (header.type === 'point' && header.txnCount !== 0) return 'a point snapshot holds no transactions';
   if (header.type !== 'incremental' && header.tombstoneCount !== 0) return `a ${header.type} snapshot holds no tombstones`;
   if (header.type === 'point' && header.putCount !== 1) return 'a point snapshot holds exactly one entry';
   if ((header.type === 'incremental') !== (header.base !== undefined)) return 'an incremental snapshot, and only it, names a base';
@@ -162,11 +188,11 @@ export function decodeSnapshotHeader(buf: Uint8Array): SnapshotDecodeResult<Snap
   if (b.readUInt32LE(0) !== SNAPSHOT_MAGIC) return { ok: false, reason: 'bad magic' };
   if (b.readUInt32LE(68) !== crc32c(b.subarray(0, 68))) return { ok: false, reason: 'header checksum mismatch' };
   const version = b.readUInt16LE(4);
-  if (version !== SNAPSHOT_FORMAT_VERSION) return { ok: false, reason: `unsupported format version ${version}` };
+  if (version < SNAPSHOT_OLDEST_FORMAT_VERSION || version > SNAPSHOT_FORMAT_VERSION) return { ok: false, reason: `unsupported format version ${version}` };
   const type = TYPE_NAMES[b[6]!];
   if (type === undefined) return { ok: false, reason: `unknown snapshot type ${b[6]}` };
   if ((b[7]! & ~FLAG_GZIP) !== 0) return { ok: false, reason: `unknown flags ${b[7]}` };
-  if (b.readUInt32LE(64) !== 0) return { ok: false, reason: 'reserved header bytes are not zero' };
+  if (version === 1 && b.readUInt32LE(64) !== 0) return { ok: false, reason: 'reserved header bytes are not zero' };
   for (const position of [8, 16, 24, 32, 48, 56]) {
     if (b.readUInt32LE(position + 4) > MAX_SAFE_HIGH) return { ok: false, reason: `header field at byte ${position} is not a safe integer` };
   }
@@ -181,6 +207,7 @@ export function decodeSnapshotHeader(buf: Uint8Array): SnapshotDecodeResult<Snap
     walOffset: readU64(b, 8),
     putCount: readU64(b, 16),
     tombstoneCount: readU64(b, 24),
+    txnCount: b.readUInt32LE(64),
     createdMs,
     nonce: b.readUInt32LE(40),
     base: type === 'incremental' || hasBase ? baseParts : undefined,
@@ -209,12 +236,29 @@ export function encodeSnapshotEntryHeader(
 ): number {
   // Byte stores rather than writeUInt32LE: this runs once per key of a snapshot, and the checked
   // Buffer methods cost more than the stores (the caller sized the buffer).
-  buf[position] = kind === 'put' ? KIND_PUT : KIND_TOMBSTONE;
+  buf[position] = KIND_CODES[kind];
   putU32(buf, position + 1, keyBytes);
   putU32(buf, position + 5, valueBytes);
   putU64(buf, position + 9, offset);
   putU64(buf, position + 17, timestamp);
   return position + SNAPSHOT_ENTRY_HEADER_BYTES;
+}
+
+const KIND_CODES = { put: KIND_PUT, tombstone: KIND_TOMBSTONE, txn_in_doubt: KIND_TXN_IN_DOUBT, txn_ended: KIND_TXN_ENDED } as const;
+const KIND_NAMES = [undefined, 'put', 'tombstone', 'txn_in_doubt', 'txn_ended'] as const;
+
+/** The value of an ended transaction entry (kind 4): its outcome and its PREPARE's offset (-1: not known). */
+export function encodeEndedTxnValue(outcome: 'committed' | 'aborted', prepareOffset: number): Buffer {
+  const buf = Buffer.alloc(SNAPSHOT_ENDED_TXN_VALUE_BYTES);
+  buf[0] = outcome === 'committed' ? 1 : 2;
+  writeU64(buf, prepareOffset + 1, 1);
+  return buf;
+}
+
+/** Reads the value of an ended transaction entry (checked by the decoder). */
+export function decodeEndedTxnValue(value: Uint8Array): { readonly outcome: 'committed' | 'aborted'; readonly prepareOffset: number } {
+  const b = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return { outcome: b[0] === 1 ? 'committed' : 'aborted', prepareOffset: readU64(b, 1) - 1 };
 }
 
 function putU32(buf: Buffer, position: number, value: number): void {
@@ -278,6 +322,10 @@ export class SnapshotEntryDecoder {
   private previousKeyBytes = -1;
   private puts = 0;
   private tombstones = 0;
+  private inDoubtTxns = 0;
+  private endedTxns = 0;
+  private lastInDoubtOffset = -1;
+  private lastEndedOffset = -1;
   private failure: string | undefined;
   private readonly cursor: { -readonly [K in keyof SnapshotEntry]: SnapshotEntry[K] } = { kind: 'put', bytes: EMPTY, keyStart: 0, keyEnd: 0, valueEnd: 0, offset: 0, timestamp: 0 };
 
@@ -338,7 +386,7 @@ export class SnapshotEntryDecoder {
         this.fail(problem);
         break;
       }
-      cursor.kind = kindCode === KIND_PUT ? 'put' : 'tombstone';
+      cursor.kind = KIND_NAMES[kindCode]!;
       cursor.keyStart = position + SNAPSHOT_ENTRY_HEADER_BYTES;
       cursor.keyEnd = cursor.keyStart + keyBytes;
       cursor.valueEnd = entryEnd;
@@ -387,15 +435,48 @@ export class SnapshotEntryDecoder {
     if (this.puts !== this.header.putCount || this.tombstones !== this.header.tombstoneCount) {
       return this.fail(`the body holds ${this.puts} puts and ${this.tombstones} tombstones, the header says ${this.header.putCount} and ${this.header.tombstoneCount}`);
     }
+    if (this.inDoubtTxns + this.endedTxns !== this.header.txnCount) {
+      return this.fail(`the body holds ${this.inDoubtTxns + this.endedTxns} transactions, the header says ${this.header.txnCount}`);
+    }
     return undefined;
   }
 
   private count(): number {
-    return this.puts + this.tombstones;
+    return this.puts + this.tombstones + this.inDoubtTxns + this.endedTxns;
+  }
+
+  /** Checks a transaction entry (kinds 3 and 4): after every key entry, in-doubt ones first, each kind in offset order. */
+  private checkTxn(buf: Buffer, position: number, kindCode: number, keyBytes: number, valueBytes: number): string | undefined {
+    const index = this.count();
+    if (this.inDoubtTxns + this.endedTxns >= this.header.txnCount) return `more transactions than the header's ${this.header.txnCount}`;
+    if (kindCode === KIND_TXN_IN_DOUBT && this.endedTxns > 0) return `entry ${index}: an in-doubt transaction after an ended one`;
+    if (getU32(buf, position + 13) > MAX_SAFE_HIGH || getU32(buf, position + 21) > MAX_SAFE_HIGH) return `entry ${index}: offset or timestamp is not a safe integer`;
+    const offset = getU32(buf, position + 9) + getU32(buf, position + 13) * 0x1_0000_0000;
+    if (offset >= this.header.walOffset) return `entry ${index}: offset ${offset} is not below the snapshot's wal offset ${this.header.walOffset}`;
+    const last = kindCode === KIND_TXN_IN_DOUBT ? this.lastInDoubtOffset : this.lastEndedOffset;
+    if (offset <= last) return `entry ${index}: transactions out of order`;
+    if (kindCode === KIND_TXN_IN_DOUBT) this.lastInDoubtOffset = offset;
+    else this.lastEndedOffset = offset;
+    const valueStart = position + SNAPSHOT_ENTRY_HEADER_BYTES + keyBytes;
+    if (kindCode === KIND_TXN_IN_DOUBT) {
+      const problem = checkTxnWrites(buf.subarray(valueStart, valueStart + valueBytes));
+      if (problem !== undefined) return `entry ${index}: an in-doubt transaction whose writes do not decode: ${problem}`;
+      this.inDoubtTxns++;
+      return undefined;
+    }
+    if (valueBytes !== SNAPSHOT_ENDED_TXN_VALUE_BYTES || (buf[valueStart] !== 1 && buf[valueStart] !== 2) || getU32(buf, valueStart + 5) > MAX_SAFE_HIGH) {
+      return `entry ${index}: a malformed ended transaction`;
+    }
+    const prepareOffset = getU32(buf, valueStart + 1) + getU32(buf, valueStart + 5) * 0x1_0000_0000 - 1;
+    if (prepareOffset >= offset) return `entry ${index}: an ended transaction prepared at ${prepareOffset}, not before its end at ${offset}`;
+    this.endedTxns++;
+    return undefined;
   }
 
   private check(buf: Buffer, position: number, kindCode: number, keyBytes: number, valueBytes: number): string | undefined {
     const index = this.count();
+    if (kindCode === KIND_TXN_IN_DOUBT || kindCode === KIND_TXN_ENDED) return this.checkTxn(buf, position, kindCode, keyBytes, valueBytes);
+    if (this.inDoubtTxns + this.endedTxns > 0 && (kindCode === KIND_PUT || kindCode === KIND_TOMBSTONE)) return `entry ${index}: a key entry after the transactions`;
     if (kindCode === KIND_PUT) {
       if (++this.puts > this.header.putCount) return `more puts than the header's ${this.header.putCount}`;
     } else if (kindCode === KIND_TOMBSTONE) {

@@ -335,6 +335,15 @@ export class Wal {
   }
 
   /**
+   * True when an append by `producerId` with `sequence` would be answered as a retry of one already
+   * taken (in flight or written), writing nothing: callers that check a batch against what the
+   * log already holds (the transaction rules of the key-value view) let such a retry through.
+   */
+  isDuplicateAppend(producerId: string, sequence: number): boolean {
+    return this.producers.check(producerId, sequence).kind === 'duplicate';
+  }
+
+  /**
    * Appends one batch atomically and resolves once it is acknowledged per the sync policy.
    *
    * Throws `WalError` `WAL_INVALID_ARGUMENT` naming the field for bad data (append-validation.ts:

@@ -1,6 +1,8 @@
 import type { WalServiceServer } from '../gen/wald/v1/wal_service.js';
+import { abort } from './rpc/abort.js';
 import { append } from './rpc/append.js';
 import { appendStream } from './rpc/append-stream.js';
+import { commit } from './rpc/commit.js';
 import { compact } from './rpc/compact.js';
 import { createSnapshot } from './rpc/create-snapshot.js';
 import { deleteSegmentsBefore } from './rpc/delete-segments-before.js';
@@ -10,6 +12,8 @@ import { getSnapshot } from './rpc/get-snapshot.js';
 import { getStats } from './rpc/get-stats.js';
 import { listKeys } from './rpc/list-keys.js';
 import { listSnapshots } from './rpc/list-snapshots.js';
+import { listTransactions } from './rpc/list-transactions.js';
+import { prepare } from './rpc/prepare.js';
 import { read } from './rpc/read.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
@@ -48,6 +52,10 @@ export const WAL_SERVICE_RPCS = {
   compact: { name: 'Compact', kind: 'unary', role: 'admin', handle: compact },
   deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', handle: deleteSegmentsBefore },
   stateAt: { name: 'StateAt', kind: 'unary', role: 'read', roleOf: stateAtRole, handle: stateAt },
+  prepare: { name: 'Prepare', kind: 'unary', role: 'write', handle: prepare },
+  commit: { name: 'Commit', kind: 'unary', role: 'write', handle: commit },
+  abort: { name: 'Abort', kind: 'unary', role: 'write', handle: abort },
+  listTransactions: { name: 'ListTransactions', kind: 'unary', role: 'read', handle: listTransactions },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

@@ -141,8 +141,12 @@ export class WaldServer {
         storage,
         options: options.state,
         onFailure: (error) => log.error({ err: error }, 'the key-value view stopped following the log: Get, ListKeys and FlushAll fail until a restart'),
+        onTxnTimeout: (aborted) => log.warn({ transaction: aborted }, 'transaction aborted: txn_timeout_ms passed since its PREPARE'),
       });
       state = opened.keeper;
+      if (opened.report.inDoubtCount > 0) {
+        log.warn({ inDoubtCount: opened.report.inDoubtCount, transactions: opened.report.inDoubtTransactions }, 'in-doubt transactions at recovery: prepared, neither committed nor aborted');
+      }
       for (const skipped of opened.report.skippedSnapshots) {
         log.warn({ file: skipped.file, reason: skipped.reason }, 'snapshot not used: recovery fell back to an older one or the log');
       }

@@ -1,4 +1,5 @@
 import { decodeCheckpointValue, encodeCheckpointValue } from '../codec/checkpoint-value.js';
+import { RECORD_TYPE_NAMES, type RecordType } from '../codec/record.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
@@ -10,6 +11,7 @@ import { prunableSnapshots } from './snapshot-pruning.js';
 import { listSnapshots, snapshotPath, verifySnapshot } from './snapshot-reader.js';
 import type { StateKeeper } from './state-keeper.js';
 import type { StateOptionValues } from './state-options.js';
+import { judgePrepare } from './txn-redundancy.js';
 
 /** The `compaction` options (state-options.ts), resolved. */
 export type CompactionOptionValues = StateOptionValues['compaction'];
@@ -63,8 +65,10 @@ export interface CompactionResult {
   readonly checkpointOffset: number | undefined;
   /** The first retained offset afterwards. */
   readonly firstOffset: number;
-  /** Dry runs only: the share of retained records superseded by a later write to the same key or deleted (see {@link Compactor.redundancy}). */
+  /** Dry runs only: the share of retained records superseded by a later write to the same key, deleted or aborted (see {@link Compactor.redundancy}). */
   readonly redundancyRatio: number | undefined;
+  /** Dry runs only: the retained records by type, from the same scan. */
+  readonly recordCounts: RecordTypeCounts | undefined;
   /** With `aggressive`: what the key compaction of the remaining sealed segments did (a dry run: would do). */
   readonly keyCompaction: KeyCompactionResult | undefined;
   readonly durationMs: number;
@@ -77,14 +81,25 @@ export interface SegmentDeletionResult {
   readonly firstOffset: number;
 }
 
+/** Records by type. */
+export type RecordTypeCounts = Readonly<Record<RecordType, number>>;
+
 /** The share of a log's records that a snapshot makes redundant. */
 export interface Redundancy {
   /** Records counted (the retained log up to the view's offset). */
   readonly recordCount: number;
-  /** Keyed puts superseded by a later write to their key (or a flush), and deletes. */
+  /**
+   * Keyed puts superseded by a later write to their key (or a flush), deletes, aborts, and the
+   * PREPAREs that `judgePrepare` finds redundant (of aborted transactions, duplicates, of committed
+   * transactions whose every write was superseded).
+   */
   readonly redundantCount: number;
   /** `redundantCount / recordCount`, 0 for an empty log. */
   readonly ratio: number;
+  /** The records counted, by type. */
+  readonly countsByType: RecordTypeCounts;
+  /** When the scan ended, by the compactor's clock (ms). */
+  readonly scannedMs: number;
 }
 
 /** What {@link Compactor} works with. */
@@ -120,6 +135,7 @@ export class Compactor {
   private readonly clock: () => number;
   private running: Promise<unknown> = Promise.resolve();
   private lastStart: number | undefined;
+  private lastScan: Redundancy | undefined;
 
   constructor(init: CompactorInit) {
     this.wal = init.wal;
@@ -209,21 +225,40 @@ export class Compactor {
       let next = this.wal.firstOffset;
       let recordCount = 0;
       let redundantCount = 0;
+      const counts = Object.fromEntries(RECORD_TYPE_NAMES.map((name) => [name, 0])) as Record<RecordType, number>;
+      // Transactions are judged against the view's table as it is when each PREPARE is reached
+      // (as key compaction does): one that ends during the scan may count either way.
+      const judge = {
+        appliedTxn: (id: Uint8Array) => this.state.appliedTxn(id),
+        latestOffsetOfRange: (bytes: Uint8Array, start: number, end: number) => view.get(bytes.subarray(start, end))?.offset ?? -1,
+      };
       while (next < view.nextOffset) {
         const records = await this.wal.read(next, { limit: Math.min(REDUNDANCY_READ_RECORDS, view.nextOffset - next) });
         if (records.length === 0) break;
         for (const record of records) {
           recordCount++;
+          counts[record.type]++;
           if (record.key === undefined) continue;
-          if (record.type === 'delete') redundantCount++;
+          if (record.type === 'delete' || record.type === 'abort') redundantCount++;
           else if (record.type === 'put' && view.get(record.key)?.offset !== record.offset) redundantCount++;
+          else if (record.type === 'prepare' && judgePrepare(judge, record).isRedundant) redundantCount++;
         }
         next = records[records.length - 1]!.offset + 1;
       }
-      return { recordCount, redundantCount, ratio: recordCount === 0 ? 0 : redundantCount / recordCount };
+      const scan = { recordCount, redundantCount, ratio: recordCount === 0 ? 0 : redundantCount / recordCount, countsByType: counts, scannedMs: this.clock() };
+      this.lastScan = scan;
+      return scan;
     } finally {
       view.release();
     }
+  }
+
+  /**
+   * The last {@link redundancy} scan (a dry run's), undefined before the first: what GetStats
+   * reports of the record counts, so that it never reads the log itself.
+   */
+  get lastRedundancyScan(): Redundancy | undefined {
+    return this.lastScan;
   }
 
   /** Resolves once no compaction or segment deletion runs or waits (whatever their outcome). */
@@ -256,7 +291,7 @@ export class Compactor {
     const head = await this.reusableSnapshot(request);
     const coverOffset = head?.walOffset ?? this.wal.highWatermark + 1;
     const plan = this.plan(coverOffset);
-    const { ratio } = await this.redundancy();
+    const { ratio, countsByType } = await this.redundancy();
     const snapshots = listSnapshots(this.storage, this.state.snapshotDir).snapshots;
     const created = head === undefined ? 1 : 0;
     const pruned = prunableSnapshots(snapshots, plan.segmentCount > 0 ? plan.trimOffset : this.wal.firstOffset, this.options.keepSnapshots).length;
@@ -273,6 +308,7 @@ export class Compactor {
       checkpointOffset: undefined,
       firstOffset: plan.segmentCount > 0 ? plan.trimOffset : this.wal.firstOffset,
       redundancyRatio: ratio,
+      recordCounts: countsByType,
       keyCompaction: undefined,
       durationMs: this.clock() - started,
     };
@@ -312,6 +348,7 @@ export class Compactor {
       checkpointOffset,
       firstOffset: this.wal.firstOffset,
       redundancyRatio: undefined,
+      recordCounts: undefined,
       keyCompaction: undefined,
       durationMs: this.clock() - started,
     };

@@ -7,6 +7,7 @@ import { DEFAULT_REWRITE_THRESHOLD_PERCENT, type JudgedSegment, type SegmentRewr
 import type { WalRecord } from '../engine/types.js';
 import type { Wal } from '../engine/wal.js';
 import type { StateKeeper } from './state-keeper.js';
+import { judgePrepare } from './txn-redundancy.js';
 
 /** Default of {@link KeyCompactionOptions.thresholdPercent} (`--threshold`): the engine's, 20. */
 export const DEFAULT_KEY_COMPACTION_THRESHOLD_PERCENT = DEFAULT_REWRITE_THRESHOLD_PERCENT;
@@ -147,12 +148,30 @@ class KeyCompactionPlan {
   keep(record: WalRecord): boolean {
     const key = record.key;
     if (key === undefined || record.type === 'checkpoint' || record.type === 'flush_all') return true;
+    // Transaction ends are markers every replay needs (the outcome, and the refusal rules).
+    if (record.type === 'commit' || record.type === 'abort') return true;
+    if (record.type === 'prepare') return this.keepPrepare(record);
     if (record.type === 'put') {
       const isLive = this.keeper.latestOffsetOf(key) === record.offset;
       if (!isLive && this.rule.isLogFromStart) this.segmentSuperseded.push(keyHash(key));
       return isLive;
     }
     return !this.canDropTombstone(record, key);
+  }
+
+  /**
+   * A PREPARE goes when `judgePrepare` finds it redundant. One that stays puts its superseded PUT
+   * writes in the log below what follows, as a superseded PUT in a segment kept whole does: the
+   * tombstones of those keys then stay while the log starts at 0.
+   */
+  private keepPrepare(record: WalRecord): boolean {
+    const verdict = judgePrepare(this.keeper, record);
+    if (this.rule.isLogFromStart) {
+      // Kept: its superseded writes stay below what follows. Dropped: only if its segment is not rewritten.
+      if (verdict.isRedundant) for (const key of verdict.supersededPutKeys) this.segmentSuperseded.push(keyHash(key));
+      else for (const key of verdict.supersededPutKeys) this.keysPutBelow.add(keyHash(key));
+    }
+    return !verdict.isRedundant;
   }
 
   segmentJudged(segment: JudgedSegment): void {

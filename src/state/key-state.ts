@@ -4,6 +4,7 @@
  */
 import type { WalRecord } from '../codec/record.js';
 import type { SnapshotEntry } from '../codec/snapshot-file.js';
+import { forEachTxnWrite } from '../codec/txn-writes.js';
 import { DeletionQueue } from './deletion-queue.js';
 import { DEFAULT_PAGE_BYTES, DELETED, EntryStore, PROBE_SLOT } from './entry-store.js';
 import { loadKeyIndex, newKeyIndex, type KeyIndex } from './key-index.js';
@@ -171,6 +172,29 @@ export class KeyState {
     if (key === undefined) return;
     if (record.type === 'put') this.put(key, 0, key.length, record.value, 0, record.value.length, record.offset, record.timestamp);
     else if (record.type === 'delete') this.remove(key, record.offset, record.timestamp);
+  }
+
+  /**
+   * Applies the writes of a committed transaction, all at `offset` (its `commit` record's) and
+   * `timestamp`: each key written ends with that offset, several keys at one offset. `payload` is
+   * the transaction's checked writes (src/codec/txn-writes.ts), read where it lies (no object per
+   * write); puts and deletes apply in order (a key written twice ends as the last write says).
+   * Moves {@link nextOffset} past `offset` once. The bytes are copied. Throws `RangeError` for an
+   * offset below {@link nextOffset}.
+   */
+  applyTxnPayload(offset: number, timestamp: number, payload: Uint8Array): void {
+    this.advance(offset, 'offset');
+    forEachTxnWrite(payload, (op, bytes, keyStart, keyEnd, valueEnd) => {
+      if (op === 'put') this.put(bytes, keyStart, keyEnd - keyStart, bytes, keyEnd, valueEnd - keyEnd, offset, timestamp);
+      else this.remove(bytes.subarray(keyStart, keyEnd), offset, timestamp);
+    });
+  }
+
+  /** The offset of the `PUT` that set `bytes[start..end)` (a key where it lies), or -1. */
+  offsetOfRange(bytes: Uint8Array, start: number, end: number): number {
+    const store = this.store;
+    const slot = store.find(bytes, start, end - start, store.hash(bytes, start, end - start));
+    return slot < 0 || store.valueLengthOf(slot) === DELETED ? -1 : store.offsetOf(slot);
   }
 
   /** The offset of the `PUT` that set `key`, or -1 when it has none (no copy: for lookups by the million). */

@@ -77,7 +77,7 @@ export class PointInTimeReplays {
     return this.oneBuild(() =>
       this.init.exclusive(async () => {
         const built = await this.build(point);
-        const written = await writeSnapshot(this.init.storage, this.init.snapshotDir, built.state.captureView(), { type: 'full' }, { compress: options.compress, now: this.init.clock });
+        const written = await writeSnapshot(this.init.storage, this.init.snapshotDir, built.state.captureView(), { type: 'full' }, { compress: options.compress, now: this.init.clock, txns: built.txns.capture() });
         return { built, written };
       }),
     );

@@ -11,6 +11,7 @@ import type { Storage } from '../storage/storage.js';
 import { EntryCursor } from './entry-cursor.js';
 import { KeyState } from './key-state.js';
 import { RecordApplier } from './record-applier.js';
+import { TxnTable } from './txn-table.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots, loadSnapshot, type SnapshotProblem } from './snapshot-reader.js';
 
@@ -101,6 +102,8 @@ export interface ReplayRequest {
 export interface PointInTimeState {
   /** The state, as of {@link nextOffset}: the caller's (no view is open on it). */
   readonly state: KeyState;
+  /** The transactions as of {@link nextOffset} (in doubt there, and the ended ones remembered): what a snapshot of the state carries. */
+  readonly txns: TxnTable;
   /** The state holds every record below this offset and none at or above it. */
   readonly nextOffset: number;
   /** For an instant: the instant asked (the state holds every record stamped at or before it). */
@@ -173,6 +176,7 @@ async function replayOnce(source: PointInTimeSource, request: ReplayRequest): Pr
   if (to.isUnknowable || start.isUnknowable) throw await unavailable(source, start.isUnknowable ? start : to, replayable, failures);
   const plan = startPlan(replayable, start.offset, firstOffset, request.from === 'earliest');
   let state: KeyState | undefined;
+  let txns: TxnTable | undefined;
   let snapshot: SnapshotInfo | undefined;
   let chainLength = 0;
   for (const candidate of plan.candidates) {
@@ -182,6 +186,7 @@ async function replayOnce(source: PointInTimeSource, request: ReplayRequest): Pr
       continue;
     }
     state = loaded.state;
+    txns = loaded.txns;
     snapshot = candidate;
     chainLength = loaded.chain.length;
     break;
@@ -195,11 +200,16 @@ async function replayOnce(source: PointInTimeSource, request: ReplayRequest): Pr
   let keysRemovedByFlushes = 0;
   let lastFlushOffset = -1;
   let isCounting = false;
-  const applier = new RecordApplier(built, (offset, keysRemoved) => {
-    if (!isCounting) return;
-    keysRemovedByFlushes += keysRemoved;
-    lastFlushOffset = offset;
-  });
+  // The snapshot's transactions, so that one in doubt there commits or aborts in the replay.
+  const applier = new RecordApplier(
+    built,
+    (offset, keysRemoved) => {
+      if (!isCounting) return;
+      keysRemovedByFlushes += keysRemoved;
+      lastFlushOffset = offset;
+    },
+    txns ?? new TxnTable(),
+  );
   let applied = 0;
   const replay = async (fromOffset: number, toOffset: number): Promise<number> => {
     let count = 0;
@@ -226,6 +236,7 @@ async function replayOnce(source: PointInTimeSource, request: ReplayRequest): Pr
   built.finishRestore(to.offset);
   return {
     state: built,
+    txns: applier.txns,
     nextOffset: to.offset,
     timestampMs: to.timestampMs,
     snapshot,

@@ -3,7 +3,10 @@ import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import {
+  decodeEndedTxnValue,
   decodeSnapshotHeader,
+  entryKey,
+  entryValue,
   decodeSnapshotTrailer,
   MAX_SNAPSHOT_ENTRY_BYTES,
   SNAPSHOT_ENTRY_HEADER_BYTES,
@@ -19,6 +22,7 @@ import { walErrorFromStorage } from '../engine/storage-errors.js';
 import type { Storage, StorageFile } from '../storage/storage.js';
 import { KeyState, type KeyStateOptions } from './key-state.js';
 import { snapshotInfoOf, type SnapshotInfo } from './snapshot-info.js';
+import { TxnTable } from './txn-table.js';
 
 /** Bytes read from a snapshot file at a time. */
 const READ_CHUNK_BYTES = 1024 * 1024;
@@ -61,6 +65,14 @@ export interface VerifiedSnapshot {
 /** A snapshot chain loaded into a new state. */
 export interface LoadedSnapshot extends VerifiedSnapshot {
   readonly state: KeyState;
+  /** The transaction table as of the state's offset: the chain's last file's (empty for a version 1 file). */
+  readonly txns: TxnTable;
+}
+
+/** How to load a snapshot into a state. */
+export interface SnapshotLoadOptions extends SnapshotReadOptions, KeyStateOptions {
+  /** `txn_max_ended` of the transaction table loaded (default that of `TxnTable`). */
+  readonly txnMaxEnded?: number | undefined;
 }
 
 /** The path of snapshot `id` in `dir`. */
@@ -137,19 +149,27 @@ export async function verifySnapshot(storage: Storage, path: string, options: Sn
 export async function loadSnapshot(
   storage: Storage,
   path: string,
-  options: SnapshotReadOptions & KeyStateOptions = {},
+  options: SnapshotLoadOptions = {},
 ): Promise<LoadedSnapshot | SnapshotProblem> {
   const chain = resolveChain(storage, path);
   if (!chain.ok) return chain;
   const head = chain.chain[chain.chain.length - 1]!;
   if (head.type === 'point') return { ok: false, file: head.path, reason: 'a point snapshot holds one key, not a state' };
   const state = new KeyState(options);
+  // Each full or incremental file carries the whole table as of its offset: the last file's is the chain's.
+  let txns = new TxnTable(options.txnMaxEnded);
   const onEntry = (entry: SnapshotEntry): void => {
     if (entry.kind === 'put') state.restorePut(entry);
-    else state.restoreTombstone(entry);
+    else if (entry.kind === 'tombstone') state.restoreTombstone(entry);
+    else if (entry.kind === 'txn_in_doubt') txns.restoreInDoubt(entryKey(entry), entry.offset, entry.timestamp, entryValue(entry));
+    else {
+      const { outcome, prepareOffset } = decodeEndedTxnValue(entryValue(entry));
+      txns.restoreEnded({ id: entryKey(entry), outcome, prepareOffset, endOffset: entry.offset, endTimestamp: entry.timestamp });
+    }
   };
   const checksums: string[] = [];
   for (const info of chain.chain) {
+    txns = new TxnTable(options.txnMaxEnded);
     // Room for the keys the file can hold (each entry is at least a header), whatever its header claims.
     state.reserveForRestore(info.isCompressed ? Math.min(info.entryCount, 1 << 20) : Math.min(info.entryCount, Math.floor(info.sizeBytes / SNAPSHOT_ENTRY_HEADER_BYTES)));
     const checked = await readSnapshotEntries(storage, info.path, onEntry, options);
@@ -157,7 +177,7 @@ export async function loadSnapshot(
     checksums.push(checked.checksum);
   }
   state.finishRestore(head.walOffset);
-  return { ok: true, chain: chain.chain, checksums, state };
+  return { ok: true, chain: chain.chain, checksums, state, txns };
 }
 
 /** What {@link loadNewestSnapshot} found. */
@@ -169,7 +189,7 @@ export interface NewestSnapshot {
 }
 
 /** How {@link loadNewestSnapshot} chooses. */
-export interface NewestSnapshotOptions extends SnapshotReadOptions, KeyStateOptions {
+export interface NewestSnapshotOptions extends SnapshotLoadOptions {
   /**
    * Snapshots whose wal offset is above this are skipped, reported as failures: they hold records
    * the log no longer has (a power cut under a lax sync policy lost them), and new records would

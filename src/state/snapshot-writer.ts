@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import {
+  encodeEndedTxnValue,
   encodeSnapshotEntryHeader,
   encodeSnapshotHeader,
   encodeSnapshotTrailer,
@@ -18,6 +19,7 @@ import { DELETED } from './entry-store.js';
 import { snapshotInfoOf, type SnapshotInfo } from './snapshot-info.js';
 import { EntryCursor, type CursorFilter } from './entry-cursor.js';
 import type { KeyEntry, StateView } from './state-view.js';
+import type { TxnCapture } from './txn-table.js';
 
 /**
  * Default of {@link SnapshotWriteOptions.chunkBytes}: 256 KiB. Measured on 1M keys: the same write
@@ -47,6 +49,11 @@ export interface SnapshotWriteOptions {
   readonly chunkBytes?: number | undefined;
   /** Clock for the creation time (ms since the epoch). Default `Date.now`. */
   readonly now?: (() => number) | undefined;
+  /**
+   * The transaction table as of the view's offset (`TxnTable.capture()` in the same turn as the
+   * view), written whole after the key entries of a full or incremental snapshot. Default: none.
+   */
+  readonly txns?: TxnCapture | undefined;
 }
 
 /** A snapshot just written: its listing row and its checksum. */
@@ -92,12 +99,14 @@ async function writeViewSnapshot(storage: Storage, dir: string, view: StateView,
   const level = options.compressionLevel ?? 1;
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`options.compressionLevel must be an integer in 0..9, got ${level}`);
   const body = await planBody(view, request);
+  const txns = request.type === 'point' ? undefined : options.txns;
   const header: SnapshotHeader = {
     type: request.type,
     isCompressed: options.compress === true,
     walOffset: view.nextOffset,
     putCount: body.putCount,
     tombstoneCount: body.tombstoneCount,
+    txnCount: txns === undefined ? 0 : txns.inDoubt.length + txns.ended.length,
     createdMs: createdMsAfter(request, (options.now ?? Date.now)(), view.nextOffset),
     nonce: randomInt(0x1_0000_0000),
     base: request.type === 'incremental' ? baseParts(request.base) : undefined,
@@ -112,7 +121,7 @@ async function writeViewSnapshot(storage: Storage, dir: string, view: StateView,
     file = storage.open(tempPath, 'create-new');
     const sink = new HashingSink(file);
     sink.write(headerBytes);
-    const chunks = encodeBody(body.entries, chunkBytes);
+    const chunks = withTxns(encodeBody(body.entries, chunkBytes), txns, chunkBytes);
     if (header.isCompressed) await writeCompressed(chunks, level, sink);
     else for await (const chunk of chunks) sink.write(chunk);
     const checksum = sink.digest();
@@ -238,6 +247,36 @@ async function* encodeBody(entries: BodyEntries, chunkBytes: number): AsyncGener
     await nextTurn();
   }
   if (position > 0) yield chunk.subarray(0, position);
+}
+
+/** The chunks of `keyChunks`, then the transaction entries of `txns` in chunks of about `chunkBytes`. */
+async function* withTxns(keyChunks: AsyncGenerator<Buffer>, txns: TxnCapture | undefined, chunkBytes: number): AsyncGenerator<Buffer> {
+  yield* keyChunks;
+  if (txns === undefined) return;
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  const add = (kind: 'txn_in_doubt' | 'txn_ended', id: Buffer, value: Buffer, offset: number, timestamp: number): Buffer | undefined => {
+    const entry = Buffer.allocUnsafe(SNAPSHOT_ENTRY_HEADER_BYTES + id.length + value.length);
+    const at = encodeSnapshotEntryHeader(entry, 0, kind, id.length, value.length, offset, timestamp);
+    entry.set(id, at);
+    entry.set(value, at + id.length);
+    parts.push(entry);
+    bytes += entry.length;
+    if (bytes < chunkBytes) return undefined;
+    const chunk = Buffer.concat(parts, bytes);
+    parts = [];
+    bytes = 0;
+    return chunk;
+  };
+  for (const txn of txns.inDoubt) {
+    const chunk = add('txn_in_doubt', txn.id, txn.payload, txn.prepareOffset, txn.prepareTimestamp);
+    if (chunk !== undefined) yield chunk;
+  }
+  for (const txn of txns.ended) {
+    const chunk = add('txn_ended', txn.id, encodeEndedTxnValue(txn.outcome, txn.prepareOffset), txn.endOffset, txn.endTimestamp);
+    if (chunk !== undefined) yield chunk;
+  }
+  if (bytes > 0) yield Buffer.concat(parts, bytes);
 }
 
 /** Encodes the entries `cursor` holds into `buf` at `position` (which has room); returns the position after them. */

@@ -4,6 +4,7 @@ import type { AppendOptions, AppendRecord, AppendResult, TailEvent, WalRecord } 
 import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
+import { encodeTxnWrites, type TxnWrite } from '../codec/txn-writes.js';
 import { toByteString } from './page-token.js';
 import { keyInfoPage, type KeyInfoPage, type ListKeyInfoOptions } from './key-info-page.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
@@ -13,6 +14,9 @@ import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snaps
 import { writeSnapshot, type WrittenSnapshot } from './snapshot-writer.js';
 import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
 import type { StateView } from './state-view.js';
+import { TxnGate, type TxnTicket } from './txn-gate.js';
+import { txnPage } from './txn-page.js';
+import { TxnTable, TXN_OVERHEAD_BYTES, type InDoubtTxn, type TxnState } from './txn-table.js';
 
 /** Flush results kept for {@link StateKeeper.flushAll} to claim: flushes written by others are never claimed. */
 const MAX_UNCLAIMED_FLUSHES = 1024;
@@ -26,9 +30,33 @@ export interface StateKeeperInit {
   readonly options?: StateOptions | undefined;
   /** Hears that the view stopped following the log (a failed read); the view then refuses every call with that error. */
   readonly onFailure?: ((error: WalError) => void) | undefined;
-  /** Clock in ms for the report's duration; tests inject one. */
+  /** Clock in ms for the report's duration and transaction ages; tests inject one. */
   readonly clock?: (() => number) | undefined;
+  /** Hears each transaction aborted because `txn_timeout_ms` passed (the server logs it). */
+  readonly onTxnTimeout?: ((aborted: TimedOutTxn) => void) | undefined;
 }
+
+/** An in-doubt transaction as reported: at recovery, in stats and listings. */
+export interface InDoubtSummary {
+  /** The transaction id, base64. */
+  readonly txnIdBase64: string;
+  readonly prepareOffset: number;
+  readonly prepareTimestamp: number;
+  /** Ms from the PREPARE's timestamp to the keeper's clock when reported. */
+  readonly ageMs: number;
+  readonly writeCount: number;
+}
+
+/** A transaction `txn_timeout_ms` aborted. */
+export interface TimedOutTxn extends InDoubtSummary {
+  /** The offset of the ABORT record the keeper appended. */
+  readonly abortOffset: number;
+  /** The reason it carries. */
+  readonly reason: string;
+}
+
+/** In-doubt transactions a recovery report names at most (the oldest); `inDoubtCount` counts them all. */
+export const MAX_REPORTED_IN_DOUBT = 100;
 
 /** The snapshot the view was rebuilt from. */
 export interface UsedSnapshot {
@@ -57,6 +85,10 @@ export interface StateRecoveryReport {
   /** Keys in the view once caught up. */
   readonly keyCount: number;
   readonly memoryBytes: number;
+  /** Transactions in doubt once caught up (prepared, neither committed nor aborted). */
+  readonly inDoubtCount: number;
+  /** The oldest of them, at most {@link MAX_REPORTED_IN_DOUBT}, oldest PREPARE first. */
+  readonly inDoubtTransactions: readonly InDoubtSummary[];
   readonly durationMs: number;
 }
 
@@ -120,6 +152,8 @@ export class StateKeeper {
   private snapshotting: Promise<unknown> = Promise.resolve();
   private isClosed = false;
   private readonly applier: RecordApplier;
+  private readonly txnGate: TxnGate;
+  private txnTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly wal: Wal,
@@ -132,11 +166,21 @@ export class StateKeeper {
     private readonly clock: () => number,
     /** `tombstone_retention_ms`: how long key compaction keeps a `DELETE` at least (key-compaction.ts). */
     readonly tombstoneRetentionMs: number,
+    /** The transactions as the view has applied them. */
+    private readonly txns: TxnTable,
+    /** `txn_timeout_ms`: in-doubt transactions older than this are aborted; 0: never. */
+    readonly txnTimeoutMs: number,
+    private readonly onTxnTimeout: ((aborted: TimedOutTxn) => void) | undefined,
   ) {
-    this.applier = new RecordApplier(state, (offset, keysRemoved) => {
-      this.flushes.set(offset, keysRemoved);
-      if (this.flushes.size > MAX_UNCLAIMED_FLUSHES) this.flushes.delete(this.flushes.keys().next().value!);
-    });
+    this.applier = new RecordApplier(
+      state,
+      (offset, keysRemoved) => {
+        this.flushes.set(offset, keysRemoved);
+        if (this.flushes.size > MAX_UNCLAIMED_FLUSHES) this.flushes.delete(this.flushes.keys().next().value!);
+      },
+      txns,
+    );
+    this.txnGate = new TxnGate(txns);
   }
 
   /**
@@ -157,7 +201,7 @@ export class StateKeeper {
     const options = resolveStateOptions(init.options);
     const snapshotDir = snapshotDirOf(wal.dir, options.snapshotDir);
     const logEnd = wal.highWatermark + 1;
-    const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd });
+    const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd, txnMaxEnded: options.txnMaxEnded });
     const loaded = newest.loaded;
     const replayedFrom = loaded?.state.nextOffset ?? wal.firstOffset;
     if (replayedFrom < wal.firstOffset || (loaded === undefined && wal.firstOffset > 0)) {
@@ -166,8 +210,11 @@ export class StateKeeper {
     removeTempFiles(storage, snapshotDir, listSnapshots(storage, snapshotDir).tempFiles);
     const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
     const snapshotKeyCount = state.size;
-    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs);
+    const txns = loaded?.txns ?? new TxnTable(options.txnMaxEnded);
+    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs, txns, options.txnTimeoutMs, init.onTxnTimeout);
     const recordsReplayed = await keeper.catchUp(replayedFrom);
+    keeper.startTxnTimeout();
+    const inDoubt = keeper.inDoubtTransactions();
     const head = loaded?.chain[loaded.chain.length - 1];
     return {
       keeper,
@@ -182,6 +229,8 @@ export class StateKeeper {
         recordsReplayed,
         keyCount: state.size,
         memoryBytes: state.memoryBytes,
+        inDoubtCount: inDoubt.length,
+        inDoubtTransactions: inDoubt.slice(0, MAX_REPORTED_IN_DOUBT),
         durationMs: clock() - started,
       },
     };
@@ -224,6 +273,11 @@ export class StateKeeper {
     return this.state.offsetOf(key);
   }
 
+  /** {@link latestOffsetOf} of the key `bytes[start..end)`, read where it lies (key compaction's judge of a PREPARE's writes). */
+  latestOffsetOfRange(bytes: Uint8Array, start: number, end: number): number {
+    return this.state.offsetOfRange(bytes, start, end);
+  }
+
   /**
    * One page of keys in key order with their offsets, timestamps and value sizes (see
    * {@link keyInfoPage}), once the view has applied everything durable now. Rejects as {@link get}
@@ -256,21 +310,37 @@ export class StateKeeper {
    * (Append, and each append of an AppendStream). {@link checkCapacity} first, then `Wal.append`
    * (called before this returns, so appends keep the order of the calls); the bytes the batch may
    * add stay counted as pending until the view has applied it, so that appends in flight, or
-   * acknowledged and not yet applied, cannot together pass the cap.
+   * acknowledged and not yet applied, cannot together pass the cap. Transaction records are
+   * admitted by the rules (`TxnGate.admit`) in the same synchronous section, so the order of
+   * admission is the order of offsets (docs/transactions.md); a failed append gives back what it
+   * took.
    *
-   * Rejects with `WAL_STATE_FULL` and the errors of `Wal.append`. Once the view has stopped (a
+   * Rejects with `WAL_STATE_FULL`, `WAL_TXN_STATE` (a transaction record its state forbids),
+   * `WAL_INVALID_ARGUMENT` (an empty transaction id, a value that does not fit its transaction
+   * record) and the errors of `Wal.append`. Once the view has stopped (a
    * failed read), appends are not checked: the view holds no more.
    */
   async append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
     if (this.failure !== undefined) return this.wal.append(records, options);
     const reserved = this.checkCapacity(records);
+    // A retry of an append the log already took is answered with the original's outcome: its
+    // transaction records were admitted then, and would be refused now.
+    const { producerId, sequence } = options;
+    const isRetry = producerId !== undefined && sequence !== undefined && this.wal.isDuplicateAppend(producerId, sequence);
+    // No await from here to Wal.append: admission order is offset order.
+    const ticket: TxnTicket | undefined = isRetry ? undefined : this.txnGate.admit(records);
     this.pendingBytes += reserved;
     let result: AppendResult;
     try {
       result = await this.wal.append(records, options);
     } catch (error) {
       this.pendingBytes -= reserved;
+      if (ticket !== undefined) this.txnGate.undo(ticket);
       throw error;
+    }
+    if (ticket !== undefined) {
+      if (result.duplicate) this.txnGate.undo(ticket);
+      else this.txnGate.settle(ticket, result.lastOffset, this.state.nextOffset);
     }
     if (result.duplicate || this.state.nextOffset > result.lastOffset) this.pendingBytes -= reserved;
     else if (reserved > 0) this.pending.push({ lastOffset: result.lastOffset, bytes: reserved });
@@ -284,17 +354,27 @@ export class StateKeeper {
    * pass, so a client at the cap can still overwrite and delete. Counts the bytes of appends not
    * yet applied (see {@link append}); near the cap, keys of those appends count as new.
    *
-   * Returns the bytes the batch may add: every keyed put when that is far from the cap (no key is
-   * looked up), else only the keys the view does not hold yet, each once.
+   * A PREPARE counts as a whole (its id and writes stay in memory until the transaction ends) and is
+   * refused near the cap like a new key; its COMMIT never is.
+   *
+   * Returns the bytes the batch may add: every keyed put and PREPARE when that is far from the cap
+   * (no key is looked up), else the PREPAREs and only the keys the view does not hold yet, each once.
    */
   checkCapacity(records: readonly AppendRecord[]): number {
     const { state } = this;
-    const held = state.memoryBytes + this.pendingBytes;
+    const held = state.memoryBytes + this.txns.memoryBytes + this.pendingBytes;
     let added = 0;
-    for (const record of records) {
+    let prepareBytes = 0;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i]!;
       if (isKeyedPut(record)) added += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
+      else if (record.type === 'prepare' && record.key !== undefined) {
+        // An in-doubt transaction holds its writes in memory until it ends; near the cap, it is refused as a whole.
+        prepareBytes += 2 * record.key.length + record.value.length + TXN_OVERHEAD_BYTES;
+        if (held + prepareBytes > state.maxStateBytes) throw stateFull(i, state.maxStateBytes, held);
+      }
     }
-    if (added === 0 || held + added <= state.maxStateBytes) return added;
+    if (added === 0 || held + prepareBytes + added <= state.maxStateBytes) return added + prepareBytes;
     // Near the cap: only keys the view does not hold yet count (each once per batch).
     const seen = new Set<string>();
     let newBytes = 0;
@@ -306,16 +386,9 @@ export class StateKeeper {
       seen.add(key);
       if (state.get(record.key) !== undefined) continue;
       newBytes += record.key.length + record.value.length + ENTRY_OVERHEAD_BYTES;
-      if (held + newBytes > state.maxStateBytes) {
-        throw new WalError(
-          'WAL_STATE_FULL',
-          `records[${i}]: the key-value view would pass max_state_bytes (${state.maxStateBytes} bytes; it holds about ${held}): ` +
-            'new keys are refused, overwrites and deletes are accepted',
-          { field: `records[${i}]`, configKey: 'max_state_bytes', limit: state.maxStateBytes, stateBytes: held },
-        );
-      }
+      if (held + prepareBytes + newBytes > state.maxStateBytes) throw stateFull(i, state.maxStateBytes, held);
     }
-    return newBytes;
+    return newBytes + prepareBytes;
   }
 
   /**
@@ -351,7 +424,9 @@ export class StateKeeper {
     return this.oneSnapshotAtATime(async () => {
       await this.caughtUpWithDurable();
       const started = this.clock();
+      // In the same turn: the table as of the view's offset.
       const view = this.state.captureView();
+      const txns = this.txns.capture();
       let written: WrittenSnapshot;
       if (options.incremental === true) {
         let base: SnapshotInfo | undefined;
@@ -365,9 +440,9 @@ export class StateKeeper {
           view.release();
           throw noBase(this.snapshotDir, base, view.changesKnownSince);
         }
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
       } else {
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
       }
       this.state.forgetChangesBefore(written.walOffset);
       return { ...written, durationMs: this.clock() - started };
@@ -405,10 +480,123 @@ export class StateKeeper {
     return { count: snapshots.length, newest: replayable.at(-1), oldest: replayable[0] };
   }
 
+  /**
+   * Appends the PREPARE record of transaction `txnId` with `writes` (see {@link append}): nothing
+   * changes in the view until its COMMIT. Rejects with `WAL_TXN_STATE` when the transaction is
+   * already prepared or remembered as ended, `WAL_INVALID_ARGUMENT` for an empty id, and as
+   * {@link append} does. Throws `RangeError` for a delete with a value.
+   */
+  prepare(txnId: Uint8Array, writes: readonly TxnWrite[], options: AppendOptions = {}): Promise<AppendResult> {
+    return this.append([{ type: 'prepare', key: txnId, value: encodeTxnWrites(writes) }], options);
+  }
+
+  /** Appends the COMMIT record of in-doubt transaction `txnId`; a {@link get} after it resolves sees its writes. Rejects as {@link prepare} does (`WAL_TXN_STATE` when it is not in doubt). */
+  commit(txnId: Uint8Array, options: AppendOptions = {}): Promise<AppendResult> {
+    return this.append([{ type: 'commit', key: txnId, value: Buffer.alloc(0) }], options);
+  }
+
+  /** Appends the ABORT record of in-doubt transaction `txnId`, carrying `reason` (UTF-8). Rejects as {@link commit} does. */
+  abort(txnId: Uint8Array, reason: string, options: AppendOptions = {}): Promise<AppendResult> {
+    return this.append([{ type: 'abort', key: txnId, value: Buffer.from(reason, 'utf8') }], options);
+  }
+
+  /**
+   * The transaction `txnId` as the view has applied the log now (no appends in flight counted):
+   * its state, its PREPARE's offset (-1 when the view never saw it) and its end's (-1 while in
+   * doubt); undefined when unknown. What key compaction asks of every PREPARE (txn-redundancy.ts).
+   */
+  appliedTxn(txnId: Uint8Array): { readonly state: 'in_doubt' | 'committed' | 'aborted'; readonly prepareOffset: number; readonly endOffset: number } | undefined {
+    const inDoubt = this.txns.inDoubt(txnId);
+    if (inDoubt !== undefined) return { state: 'in_doubt', prepareOffset: inDoubt.prepareOffset, endOffset: -1 };
+    const ended = this.txns.ended(txnId);
+    return ended === undefined ? undefined : { state: ended.outcome, prepareOffset: ended.prepareOffset, endOffset: ended.endOffset };
+  }
+
+  /** Where transaction `txnId` stands for the next append (appends admitted and not yet applied included). */
+  txnState(txnId: Uint8Array): TxnState {
+    return this.txnGate.stateOf(txnId);
+  }
+
+  /** The in-doubt transactions as the view has applied the log now, oldest PREPARE first, with their ages by the keeper's clock. */
+  inDoubtTransactions(): InDoubtSummary[] {
+    const now = this.clock();
+    return this.txns.inDoubtList().map((txn) => summary(txn, now));
+  }
+
+  /**
+   * One page of the in-doubt transactions, oldest PREPARE first (see {@link txnPage}), once the
+   * view has applied everything durable now. Rejects with `WAL_INVALID_ARGUMENT` (field
+   * `page_token`) for a bad token, and as {@link get} does.
+   */
+  async listInDoubt(options: { readonly limit: number; readonly pageToken?: string | undefined }): Promise<{ readonly transactions: InDoubtSummary[]; readonly nextPageToken: string; readonly inDoubtCount: number }> {
+    await this.caughtUpWithDurable();
+    const page = txnPage(this.txns.inDoubtList(), options);
+    const now = this.clock();
+    return { transactions: page.transactions.map((txn) => summary(txn, now)), nextPageToken: page.nextPageToken, inDoubtCount: this.txns.inDoubtCount };
+  }
+
+  /** In-doubt transactions as the view has applied the log now. */
+  get inDoubtCount(): number {
+    return this.txns.inDoubtCount;
+  }
+
+  /** Age in ms of the oldest in-doubt transaction by the keeper's clock; undefined when there is none. */
+  oldestInDoubtAgeMs(): number | undefined {
+    const oldest = this.txns.inDoubtList()[0];
+    return oldest === undefined ? undefined : Math.max(0, this.clock() - oldest.prepareTimestamp);
+  }
+
+  /**
+   * Aborts every in-doubt transaction whose PREPARE is at least `txn_timeout_ms` old by the
+   * keeper's clock (nothing when it is 0): appends an ABORT per transaction, with the reason, and
+   * tells `onTxnTimeout`. A transaction committed or aborted meanwhile is skipped (the rules refuse
+   * the ABORT). Resolves with what it aborted; rejects with the errors of appending. The keeper
+   * runs it on a timer; tests call it directly.
+   */
+  async abortTimedOut(): Promise<TimedOutTxn[]> {
+    if (this.txnTimeoutMs === 0) return [];
+    await this.caughtUpWithDurable();
+    const now = this.clock();
+    const aborted: TimedOutTxn[] = [];
+    for (const txn of this.txns.inDoubtList()) {
+      if (now - txn.prepareTimestamp < this.txnTimeoutMs) break;
+      if (this.txnGate.stateOf(txn.id) !== 'in_doubt') continue;
+      const reason = `txn_timeout_ms (${this.txnTimeoutMs} ms) passed since the PREPARE at offset ${txn.prepareOffset}`;
+      let abortOffset: number;
+      try {
+        abortOffset = (await this.abort(txn.id, reason)).firstOffset;
+      } catch (error) {
+        if (error instanceof WalError && error.code === 'WAL_TXN_STATE') continue;
+        throw error;
+      }
+      const timedOut = { ...summary(txn, now), abortOffset, reason };
+      aborted.push(timedOut);
+      this.onTxnTimeout?.(timedOut);
+    }
+    return aborted;
+  }
+
+  /** Checks for timed-out transactions every `min(txn_timeout_ms, 1 s)` while the keeper is open (when `txn_timeout_ms` is set). */
+  private startTxnTimeout(): void {
+    if (this.txnTimeoutMs === 0) return;
+    let isRunning = false;
+    this.txnTimer = setInterval(() => {
+      if (isRunning || this.failure !== undefined) return;
+      isRunning = true;
+      this.abortTimedOut()
+        .catch(() => undefined)
+        .finally(() => {
+          isRunning = false;
+        });
+    }, Math.max(10, Math.min(this.txnTimeoutMs, 1000)));
+    this.txnTimer.unref();
+  }
+
   /** Stops following the log; calls still waiting fail with `WAL_CLOSED`. Idempotent. */
   async close(): Promise<void> {
     if (!this.isClosed) {
       this.isClosed = true;
+      clearInterval(this.txnTimer);
       this.stopper.abort();
       this.applied.closeAll(new WalError('WAL_CLOSED', 'the key-value view is closed', {}));
     }
@@ -454,6 +642,7 @@ export class StateKeeper {
 
   private applyBatch(records: readonly WalRecord[]): void {
     this.applier.applyAll(records);
+    this.txnGate.applied(this.state.nextOffset);
     let released = 0;
     while (released < this.pending.length && this.pending[released]!.lastOffset < this.state.nextOffset) {
       this.pendingBytes -= this.pending[released]!.bytes;
@@ -489,6 +678,25 @@ export class StateKeeper {
     if (this.state.nextOffset > offset) return;
     await this.applied.wait(offset);
   }
+}
+
+function stateFull(index: number, limit: number, held: number): WalError {
+  return new WalError(
+    'WAL_STATE_FULL',
+    `records[${index}]: the key-value view would pass max_state_bytes (${limit} bytes; it holds about ${held}): ` +
+      'new keys and new transactions are refused, overwrites and deletes are accepted',
+    { field: `records[${index}]`, configKey: 'max_state_bytes', limit, stateBytes: held },
+  );
+}
+
+function summary(txn: InDoubtTxn, now: number): InDoubtSummary {
+  return {
+    txnIdBase64: txn.id.toString('base64'),
+    prepareOffset: txn.prepareOffset,
+    prepareTimestamp: txn.prepareTimestamp,
+    ageMs: Math.max(0, now - txn.prepareTimestamp),
+    writeCount: txn.writeCount,
+  };
 }
 
 type KeyedPut = AppendRecord & { readonly key: Uint8Array };

@@ -8,6 +8,7 @@ import { isAbsolute, join } from 'node:path';
 import { booleanOption, integerOption, optionGroup, textOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionValues } from '../options/option-set.js';
 import { DEFAULT_MAX_STATE_BYTES } from './key-state.js';
+import { DEFAULT_MAX_ENDED_TXNS } from './txn-table.js';
 
 /** Default of `snapshot_dir`: a directory of that name inside the data directory. */
 export const DEFAULT_SNAPSHOT_DIR = 'snapshots';
@@ -55,6 +56,30 @@ export const STATE_OPTION_DECLARATIONS = {
         'and a reader or follower catching up must still see it to delete the key. Past this age it is dropped, and ' +
         'only then if no snapshot a rebuild could start from lies at or below it (docs/state.md, "Key compaction"). 0: ' +
         'tombstones are kept only as long as that rule needs.',
+    },
+    { min: 0 },
+  ),
+  txnTimeoutMs: integerOption(
+    {
+      default: 0,
+      unit: 'ms',
+      doc: 'aborts a transaction still in doubt (prepared, neither committed nor aborted) this long after its PREPARE; 0: never',
+      why:
+        'A client that dies between PREPARE and COMMIT leaves its transaction in doubt for ever, holding its writes in memory. ' +
+        'Off by default: only the application knows how long its coordinator may take; when on, the server appends an ABORT ' +
+        'with the reason and logs it (docs/transactions.md).',
+    },
+    { min: 0 },
+  ),
+  txnMaxEnded: integerOption(
+    {
+      default: DEFAULT_MAX_ENDED_TXNS,
+      unit: 'transactions',
+      doc: 'ended (committed or aborted) transactions the view remembers, so that their ids are refused a second PREPARE',
+      why:
+        'The refusal rules need the outcome of ended transactions, and an unbounded memory of them would grow with the log. ' +
+        'Past this many the oldest ended is forgotten: its id can then be prepared again, and a COMMIT or ABORT of it is ' +
+        'refused as never prepared. Snapshots carry the remembered ones, so a restart forgets nothing more.',
     },
     { min: 0 },
   ),

@@ -15,6 +15,9 @@ export const WIRE_RECORD_TYPES = {
   delete: WireRecordType.RECORD_TYPE_DELETE,
   checkpoint: WireRecordType.RECORD_TYPE_CHECKPOINT,
   flush_all: WireRecordType.RECORD_TYPE_FLUSH_ALL,
+  prepare: WireRecordType.RECORD_TYPE_PREPARE,
+  commit: WireRecordType.RECORD_TYPE_COMMIT,
+  abort: WireRecordType.RECORD_TYPE_ABORT,
 } as const satisfies Readonly<Record<RecordType, WireRecordType>>;
 
 /** The record type of each wire value, by index (an array: the TailWal decoder looks one up per record). */

@@ -35,6 +35,7 @@ const EXPECTED_ROLES: Readonly<Record<string, Role>> = {
   ListKeys: 'read',
   GetStats: 'read',
   ListSnapshots: 'read',
+  ListTransactions: 'read',
   GetSnapshot: 'read',
   HashRange: 'read',
   // Lookups need read; a request with create_snapshot needs admin (test/integration/state-at.test.ts).

@@ -61,12 +61,17 @@ describe('wald compact', () => {
         'checkpoint_offset',
         'first_offset',
         'redundancy_ratio',
+        'record_counts',
         'duration_ms',
       ]);
       assert.equal(dry['dry_run'], true);
       assert.equal(dry['segments_deleted'], segments - 1);
       assert.equal(dry['checkpoint_offset'], null);
       assert.equal(typeof dry['redundancy_ratio'], 'number');
+      const counts = dry['record_counts'] as Record<string, number>;
+      assert.deepEqual(Object.keys(counts), ['put', 'delete', 'prepare', 'commit', 'abort', 'checkpoint', 'flush_all']);
+      assert.ok(counts['put']! > 0);
+      assert.match(dryText.stdout, /\nrecords by type +put \d+, delete \d+, prepare 0, commit 0, abort 0, checkpoint \d+, flush_all 0\n/);
       assert.equal(server.wal.listSegments().length, segments, 'the dry runs changed nothing');
       assert.equal(server.wal.firstOffset, 0);
 
@@ -78,6 +83,7 @@ describe('wald compact', () => {
       assert.equal(done['first_offset'], server.wal.firstOffset);
       assert.ok((done['segments_deleted'] as number) > 0);
       assert.equal(done['redundancy_ratio'], null);
+      assert.equal(done['record_counts'], null);
 
       const text = await wald(['compact', '--force-snapshot']);
       assertOk(text);

@@ -1,5 +1,6 @@
 import type { CompactRequest, CompactResponse, KeyCompactionReport } from '../../gen/wald/v1/compaction.js';
 import type { KeyCompactionResult } from '../../state/key-compaction.js';
+import { recordTypeCountsMessage } from '../record-type-counts-message.js';
 import { invalidArgument } from '../request-fields.js';
 import type { RpcContext } from './rpc-context.js';
 
@@ -37,6 +38,7 @@ export async function compact(request: CompactRequest, context: RpcContext): Pro
     snapshotId: result.snapshotId ?? '',
     firstOffset: BigInt(result.firstOffset),
     redundancyRatio: result.redundancyRatio,
+    recordCounts: result.recordCounts === undefined ? undefined : recordTypeCountsMessage(result.recordCounts),
     dryRun: result.isDryRun,
     snapshotOffset: BigInt(result.snapshotOffset),
     checkpointOffset: result.checkpointOffset === undefined ? undefined : BigInt(result.checkpointOffset),

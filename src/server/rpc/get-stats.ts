@@ -1,7 +1,12 @@
 import type { WriteState as EngineWriteState } from '../../engine/types.js';
 import { ReplicationRole, WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
 import { optionalOffset } from '../record-message.js';
+import { recordTypeCountsMessage } from '../record-type-counts-message.js';
 import type { RpcContext } from './rpc-context.js';
+
+function optionalCount(value: number | undefined): bigint | undefined {
+  return value === undefined ? undefined : BigInt(value);
+}
 
 const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
   writable: WriteState.WRITE_STATE_WRITABLE,
@@ -12,13 +17,15 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
 /**
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
  * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
- * the bytes a compaction now would reclaim.
+ * the bytes a compaction now would reclaim; the in-doubt transactions; and the record counts by
+ * type and redundancy ratio of the last dry run's scan (kept by the compactor, not recounted).
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
 export async function getStats(_request: GetStatsRequest, context: RpcContext): Promise<GetStatsResponse> {
   const stats = context.wal.stats();
   const snapshots = context.state.snapshotSummary();
+  const scan = context.compactor.lastRedundancyScan;
   return {
     entryCount: BigInt(stats.recordCount),
     segmentCount: BigInt(stats.segmentCount),
@@ -48,5 +55,11 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     epoch: 0n,
     epochHistory: [],
     followers: [],
+    inDoubtTransactionCount: BigInt(context.state.inDoubtCount),
+    oldestInDoubtAgeMs: optionalCount(context.state.oldestInDoubtAgeMs()),
+    // From the last dry run's scan: GetStats never reads the log.
+    recordCounts: scan === undefined ? undefined : recordTypeCountsMessage(scan.countsByType),
+    redundancyRatio: scan?.ratio,
+    recordCountsScannedMs: BigInt(scan?.scannedMs ?? 0),
   };
 }

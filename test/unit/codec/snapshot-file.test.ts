@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { crc32c } from '../../../src/codec/crc32c.js';
 import {
   decodeSnapshotFile,
+  encodeEndedTxnValue,
   decodeSnapshotHeader,
   encodeSnapshotEntryHeader,
   entryKey,
@@ -19,11 +20,12 @@ import {
   type SnapshotEntry,
   type SnapshotHeader,
 } from '../../../src/codec/snapshot-file.js';
+import { encodeTxnWrites } from '../../../src/codec/txn-writes.js';
 import { formatSnapshotId, parseSnapshotId, snapshotFileName, type SnapshotIdParts } from '../../../src/codec/snapshot-id.js';
 import { testSeed } from '../../support/seed.js';
 
 interface PlainEntry {
-  readonly kind: 'put' | 'tombstone';
+  readonly kind: SnapshotEntry['kind'];
   readonly key: Buffer;
   readonly value: Buffer;
   readonly offset: number;
@@ -66,6 +68,8 @@ const fileArb: fc.Arbitrary<{ header: SnapshotHeader; entries: PlainEntry[] }> =
     values: fc.array(fc.uint8Array({ maxLength: 20 }), { minLength: 12, maxLength: 12 }),
     kinds: fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
     offsets: fc.array(fc.nat({ max: 999_999 }), { minLength: 12, maxLength: 12 }),
+    inDoubt: fc.uniqueArray(fc.nat({ max: 999_999 }), { maxLength: 4 }),
+    ended: fc.uniqueArray(fc.tuple(fc.nat({ max: 999_999 }), fc.boolean()), { maxLength: 4, selector: ([offset]) => offset }),
   })
   .filter((f) => f.type !== 'point' || f.keys.length > 0)
   .map((f) => {
@@ -82,12 +86,25 @@ const fileArb: fc.Arbitrary<{ header: SnapshotHeader; entries: PlainEntry[] }> =
         timestamp: f.offsets[i]! * 3,
       };
     });
+    if (f.type !== 'point') {
+      // Transaction entries: offsets below the wal offset (not bounded by a base's), each kind in offset order.
+      const below = (offsets: number[]) => [...new Set(offsets.map((o) => o % f.walOffset))].sort((a, b) => a - b);
+      for (const offset of below(f.inDoubt)) {
+        entries.push({ kind: 'txn_in_doubt', key: Buffer.from(`t${offset}`), value: encodeTxnWrites([{ op: 'put', key: Buffer.from('k'), value: Buffer.from([offset & 0xff]) }]), offset, timestamp: offset });
+      }
+      const ends = new Map(f.ended.map(([offset, isCommitted]) => [offset % f.walOffset, isCommitted]));
+      for (const offset of below([...ends.keys()])) {
+        const prepareOffset = offset === 0 ? -1 : offset - 1;
+        entries.push({ kind: 'txn_ended', key: Buffer.from(`e${offset}`), value: encodeEndedTxnValue(ends.get(offset)! ? 'committed' : 'aborted', prepareOffset), offset, timestamp: offset });
+      }
+    }
     const header: SnapshotHeader = {
       type: f.type,
       isCompressed: f.isCompressed,
       walOffset: f.walOffset,
       putCount: entries.filter((e) => e.kind === 'put').length,
       tombstoneCount: entries.filter((e) => e.kind === 'tombstone').length,
+      txnCount: entries.filter((e) => e.kind === 'txn_in_doubt' || e.kind === 'txn_ended').length,
       createdMs: f.createdMs,
       nonce: f.nonce,
       base: f.type === 'incremental' ? { walOffset: baseOffset, createdMs: 0, nonce: 7 } : undefined,
@@ -101,6 +118,7 @@ const sample: SnapshotHeader = {
   walOffset: 1000,
   putCount: 2,
   tombstoneCount: 1,
+  txnCount: 0,
   createdMs: 1_700_000_000_000,
   nonce: 0xdead_beef,
   base: { walOffset: 900, createdMs: 1_699_999_999_000, nonce: 0x1234_5678 },
@@ -265,6 +283,38 @@ describe('snapshot file codec', () => {
     assert.match(fileReason(buildFile(incremental, [put('a', 950), { ...tombstone, offset: 950, value: Buffer.from('x') }])), /tombstone with a value/);
   });
 
+  test('reads version 1 files (no transaction entries) and writes version 2', () => {
+    const header: SnapshotHeader = { ...sample, type: 'full', isCompressed: false, putCount: 1, tombstoneCount: 0, base: undefined };
+    const file = buildFile(header, [{ kind: 'put', key: Buffer.from('a'), value: Buffer.from('v'), offset: 3, timestamp: 1 }]);
+    assert.equal(file.readUInt16LE(4), 2);
+    file.writeUInt16LE(1, 4);
+    file.writeUInt32LE(crc32c(file.subarray(0, 68)), 68);
+    const stored = file.subarray(0, file.length - 40);
+    createHash('sha256').update(stored).digest().copy(file, file.length - 32);
+    const result = decodeSnapshotFile(file);
+    assert.equal(result.ok, true, result.ok ? '' : result.reason);
+    assert.equal(result.ok && result.value.header.txnCount, 0);
+  });
+
+  test('reports transaction entries out of place or malformed', () => {
+    const txnHeader = (txnCount: number, putCount = 0): SnapshotHeader => ({ ...sample, type: 'full', isCompressed: false, putCount, tombstoneCount: 0, txnCount, base: undefined });
+    const writes = encodeTxnWrites([{ op: 'put', key: Buffer.from('k'), value: Buffer.from('v') }]);
+    const inDoubt = (offset: number): PlainEntry => ({ kind: 'txn_in_doubt', key: Buffer.from(`t${offset}`), value: writes, offset, timestamp: 1 });
+    const ended = (offset: number, prepareOffset = offset - 1): PlainEntry => ({ kind: 'txn_ended', key: Buffer.from(`e${offset}`), value: encodeEndedTxnValue('committed', prepareOffset), offset, timestamp: 1 });
+    const put: PlainEntry = { kind: 'put', key: Buffer.from('a'), value: Buffer.from('v'), offset: 5, timestamp: 1 };
+    assert.equal(decodeSnapshotFile(buildFile(txnHeader(3, 1), [put, inDoubt(4), inDoubt(9), ended(2)])).ok, true);
+    assert.match(fileReason(buildFile(txnHeader(1, 1), [inDoubt(4), put])), /key entry after the transactions/);
+    assert.match(fileReason(buildFile(txnHeader(2), [ended(2), inDoubt(4)])), /in-doubt transaction after an ended one/);
+    assert.match(fileReason(buildFile(txnHeader(2), [inDoubt(9), inDoubt(4)])), /out of order/);
+    assert.match(fileReason(buildFile(txnHeader(1), [inDoubt(1000)])), /not below the snapshot's wal offset/);
+    assert.match(fileReason(buildFile(txnHeader(1), [{ ...inDoubt(4), value: Buffer.from('junk') }])), /writes do not decode/);
+    assert.match(fileReason(buildFile(txnHeader(1), [{ ...ended(4), value: Buffer.from([3, 0, 0, 0, 0, 0, 0, 0, 0]) }])), /malformed ended/);
+    assert.match(fileReason(buildFile(txnHeader(1), [ended(4, 4)])), /not before its end/);
+    assert.match(fileReason(buildFile(txnHeader(2), [inDoubt(4)])), /holds 1 transactions, the header says 2/);
+    assert.match(fileReason(buildFile(txnHeader(1), [inDoubt(4), inDoubt(5)])), /more transactions/);
+    assert.throws(() => encodeSnapshotHeader({ ...sample, type: 'point', putCount: 1, tombstoneCount: 0, txnCount: 1, base: undefined }), RangeError);
+  });
+
   test('reports a cut-off entry, bad magic, version, type and flags', () => {
     const decoder = new SnapshotEntryDecoder({ ...sample, isCompressed: false });
     assert.equal(decoder.push(Buffer.alloc(SNAPSHOT_ENTRY_HEADER_BYTES - 1), () => {}), undefined);
@@ -279,7 +329,10 @@ describe('snapshot file codec', () => {
     assert.match(headerReason(withByte(4, SNAPSHOT_FORMAT_VERSION + 1)), /version/);
     assert.match(headerReason(withByte(6, 9)), /unknown snapshot type/);
     assert.match(headerReason(withByte(7, 2)), /unknown flags/);
-    assert.match(headerReason(withByte(64, 1)), /reserved/);
+    const version1 = withByte(4, 1);
+    version1[64] = 1;
+    version1.writeUInt32LE(crc32c(version1.subarray(0, 68)), 68);
+    assert.match(headerReason(version1), /reserved/);
     assert.match(headerReason(withByte(6, 1)), /no tombstones/);
     const buf = encodeSnapshotHeader(sample);
     buf[10]! ^= 1;

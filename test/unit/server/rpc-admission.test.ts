@@ -5,6 +5,7 @@
  * their place back when they end.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { Server, ServerCredentials, status, type ClientDuplexStream, type ClientReadableStream } from '@grpc/grpc-js';
@@ -175,6 +176,18 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
     await client.deleteSegmentsBefore({ offset: 0n });
   },
   stateAt: (client) => unary((done) => client.raw.stateAt({ at: undefined, keys: [Buffer.from('k')], list: undefined, createSnapshot: false, compress: false }, done)),
+  prepare: (client) => unary((done) => client.raw.prepare({ txnId: randomBytes(8), writes: [], sync: false }, done)),
+  commit: async (client) => {
+    const txnId = randomBytes(8);
+    await unary((done) => client.raw.prepare({ txnId, writes: [], sync: false }, done));
+    await unary((done) => client.raw.commit({ txnId, sync: false }, done));
+  },
+  abort: async (client) => {
+    const txnId = randomBytes(8);
+    await unary((done) => client.raw.prepare({ txnId, writes: [], sync: false }, done));
+    await unary((done) => client.raw.abort({ txnId, reason: 'test', sync: false }, done));
+  },
+  listTransactions: (client) => unary((done) => client.raw.listTransactions({ pageSize: 0, pageToken: '' }, done)),
 };
 
 /** Runs a unary call of the raw client; resolves on success. */

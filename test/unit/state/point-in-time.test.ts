@@ -19,7 +19,7 @@ import { OfflineLog } from '../../../src/offline/offline-log.js';
 import { Compactor } from '../../../src/state/compactor.js';
 import { replayToPoint, walPointInTimeLog, type PointInTime, type PointInTimeLog, type PointInTimeState } from '../../../src/state/point-in-time.js';
 import { PointInTimeReplays } from '../../../src/state/point-in-time-replays.js';
-import { listSnapshots } from '../../../src/state/snapshot-reader.js';
+import { listSnapshots, loadSnapshot } from '../../../src/state/snapshot-reader.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { STATE_OPTIONS } from '../../../src/state/state-options.js';
 import type { Storage } from '../../../src/storage/storage.js';
@@ -334,6 +334,35 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       await assert.rejects(
         replayToPoint({ log: walPointInTimeLog(f.wal), storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1000 }),
         (error: unknown) => isWalError(error, 'WAL_STATE_FULL') && error.details['configKey'] === 'max_state_bytes',
+      );
+    } finally {
+      await f.close();
+    }
+  });
+  test('a transaction in doubt at the snapshot a build starts from commits (or aborts) in the replay, and a snapshot of a point carries the transactions in doubt there', async () => {
+    const f = await openFixture();
+    try {
+      const put = (key: string, value: string) => ({ op: 'put' as const, key: Buffer.from(key), value: Buffer.from(value) });
+      await f.keeper.prepare(Buffer.from('t-commit'), [put('a', 'from t-commit'), put('b', 'also')]);
+      await f.keeper.prepare(Buffer.from('t-abort'), [put('c', 'never')]);
+      await f.keeper.createSnapshot();
+      const inDoubtAt = f.wal.nextOffset;
+      await f.keeper.commit(Buffer.from('t-commit'));
+      await f.keeper.abort(Buffer.from('t-abort'), 'test');
+      const built = await replayToPoint({ log: walPointInTimeLog(f.wal), storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30 }, {});
+      assert.equal(built.snapshot?.walOffset, inDoubtAt, 'the build starts from the snapshot taken while both were in doubt');
+      assert.equal(built.state.get(Buffer.from('a'))?.value.toString(), 'from t-commit');
+      assert.equal(built.state.get(Buffer.from('b'))?.value.toString(), 'also');
+      assert.equal(built.state.get(Buffer.from('c')), undefined, 'the aborted one changes nothing');
+      assert.deepEqual(built.txns.inDoubtList(), []);
+      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
+      const { written } = await replays.snapshotAt({ offset: inDoubtAt });
+      const loaded = await loadSnapshot(f.storage, written.path);
+      assert.ok(loaded.ok);
+      assert.deepEqual(
+        loaded.txns.inDoubtList().map((txn) => Buffer.from(txn.id).toString()).sort(),
+        ['t-abort', 't-commit'],
+        'the snapshot of the point holds both transactions in doubt there',
       );
     } finally {
       await f.close();

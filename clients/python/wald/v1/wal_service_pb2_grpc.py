@@ -10,6 +10,7 @@ from wald.v1 import snapshot_pb2 as wald_dot_v1_dot_snapshot__pb2
 from wald.v1 import state_pb2 as wald_dot_v1_dot_state__pb2
 from wald.v1 import stats_pb2 as wald_dot_v1_dot_stats__pb2
 from wald.v1 import tail_pb2 as wald_dot_v1_dot_tail__pb2
+from wald.v1 import transaction_pb2 as wald_dot_v1_dot_transaction__pb2
 
 
 class WalServiceStub(object):
@@ -108,6 +109,26 @@ class WalServiceStub(object):
                 '/wald.v1.WalService/StateAt',
                 request_serializer=wald_dot_v1_dot_point__in__time__pb2.StateAtRequest.SerializeToString,
                 response_deserializer=wald_dot_v1_dot_point__in__time__pb2.StateAtResponse.FromString,
+                )
+        self.Prepare = channel.unary_unary(
+                '/wald.v1.WalService/Prepare',
+                request_serializer=wald_dot_v1_dot_transaction__pb2.PrepareRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_transaction__pb2.PrepareResponse.FromString,
+                )
+        self.Commit = channel.unary_unary(
+                '/wald.v1.WalService/Commit',
+                request_serializer=wald_dot_v1_dot_transaction__pb2.CommitRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_transaction__pb2.CommitResponse.FromString,
+                )
+        self.Abort = channel.unary_unary(
+                '/wald.v1.WalService/Abort',
+                request_serializer=wald_dot_v1_dot_transaction__pb2.AbortRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_transaction__pb2.AbortResponse.FromString,
+                )
+        self.ListTransactions = channel.unary_unary(
+                '/wald.v1.WalService/ListTransactions',
+                request_serializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsResponse.FromString,
                 )
 
 
@@ -324,6 +345,48 @@ class WalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prepare(self, request, context):
+        """Prepare appends the PREPARE record of a transaction: its id and its writes. Nothing changes in
+        the key-value view until the transaction's COMMIT.
+        Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: an empty txn_id, field `txn_id`; a delete with
+        a value, field `writes[i].value`; WAL_RECORD_TOO_LARGE); FAILED_PRECONDITION (WAL_TXN_STATE:
+        the transaction is already prepared, committed or aborted; metadata `txnIdBase64`, `state`);
+        RESOURCE_EXHAUSTED (WAL_STATE_FULL: its writes would pass max_state_bytes); and those of Append.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Commit(self, request, context):
+        """Commit appends the COMMIT record of a prepared transaction; the view applies all its writes at
+        that offset, at once (a Get never sees part of a transaction). A Get after the response sees
+        them.
+        Errors: INVALID_ARGUMENT (an empty txn_id); FAILED_PRECONDITION (WAL_TXN_STATE: the
+        transaction is not prepared: unknown (never prepared, or ended so long ago that the server
+        forgot it), committed or aborted; metadata `txnIdBase64`, `state`); and those of Append.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Abort(self, request, context):
+        """Abort appends the ABORT record of a prepared transaction, with a reason; its writes are
+        discarded.
+        Errors: as Commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTransactions(self, request, context):
+        """ListTransactions lists the in-doubt transactions: prepared, neither committed nor aborted.
+        Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: field `page_size` or `page_token`); as Get when
+        the view stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -411,6 +474,26 @@ def add_WalServiceServicer_to_server(servicer, server):
                     servicer.StateAt,
                     request_deserializer=wald_dot_v1_dot_point__in__time__pb2.StateAtRequest.FromString,
                     response_serializer=wald_dot_v1_dot_point__in__time__pb2.StateAtResponse.SerializeToString,
+            ),
+            'Prepare': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prepare,
+                    request_deserializer=wald_dot_v1_dot_transaction__pb2.PrepareRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_transaction__pb2.PrepareResponse.SerializeToString,
+            ),
+            'Commit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Commit,
+                    request_deserializer=wald_dot_v1_dot_transaction__pb2.CommitRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_transaction__pb2.CommitResponse.SerializeToString,
+            ),
+            'Abort': grpc.unary_unary_rpc_method_handler(
+                    servicer.Abort,
+                    request_deserializer=wald_dot_v1_dot_transaction__pb2.AbortRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_transaction__pb2.AbortResponse.SerializeToString,
+            ),
+            'ListTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTransactions,
+                    request_deserializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -711,5 +794,73 @@ class WalService(object):
         return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/StateAt',
             wald_dot_v1_dot_point__in__time__pb2.StateAtRequest.SerializeToString,
             wald_dot_v1_dot_point__in__time__pb2.StateAtResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Prepare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/Prepare',
+            wald_dot_v1_dot_transaction__pb2.PrepareRequest.SerializeToString,
+            wald_dot_v1_dot_transaction__pb2.PrepareResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Commit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/Commit',
+            wald_dot_v1_dot_transaction__pb2.CommitRequest.SerializeToString,
+            wald_dot_v1_dot_transaction__pb2.CommitResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Abort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/Abort',
+            wald_dot_v1_dot_transaction__pb2.AbortRequest.SerializeToString,
+            wald_dot_v1_dot_transaction__pb2.AbortResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/ListTransactions',
+            wald_dot_v1_dot_transaction__pb2.ListTransactionsRequest.SerializeToString,
+            wald_dot_v1_dot_transaction__pb2.ListTransactionsResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { RecordTypeCounts } from "./transaction.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -103,8 +104,10 @@ export interface CompactResponse {
   firstOffset: bigint;
   /**
    * Dry runs only: the share of the retained records that a snapshot makes redundant, from 0 to
-   * 1: keyed PUTs superseded by a later write to their key (or a flush) and DELETE tombstones;
-   * keyless records and server markers count as live. Unset when not a dry run.
+   * 1: keyed PUTs superseded by a later write to their key (or a flush), DELETE tombstones,
+   * ABORTs and the PREPAREs of aborted transactions, duplicate PREPAREs, and PREPAREs of committed
+   * transactions whose every write was superseded; keyless records, COMMITs, in-doubt PREPAREs and
+   * server markers count as live. Unset when not a dry run.
    */
   redundancyRatio?:
     | number
@@ -131,7 +134,11 @@ export interface CompactResponse {
   /** Milliseconds the compaction (or dry run) took, key compaction included. */
   durationMs: bigint;
   /** What the key compaction did (or would do); unset without aggressive. */
-  keyCompaction: KeyCompactionReport | undefined;
+  keyCompaction:
+    | KeyCompactionReport
+    | undefined;
+  /** Dry runs only: the retained records by type, from the same scan as redundancy_ratio. */
+  recordCounts: RecordTypeCounts | undefined;
 }
 
 /**
@@ -604,6 +611,7 @@ function createBaseCompactResponse(): CompactResponse {
     snapshotsDeleted: 0,
     durationMs: 0n,
     keyCompaction: undefined,
+    recordCounts: undefined,
   };
 }
 
@@ -665,6 +673,9 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     }
     if (message.keyCompaction !== undefined) {
       KeyCompactionReport.encode(message.keyCompaction, writer.uint32(114).fork()).join();
+    }
+    if (message.recordCounts !== undefined) {
+      RecordTypeCounts.encode(message.recordCounts, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -794,6 +805,14 @@ export const CompactResponse: MessageFns<CompactResponse> = {
             message.keyCompaction = KeyCompactionReport.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.recordCounts = RecordTypeCounts.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -878,6 +897,11 @@ export const CompactResponse: MessageFns<CompactResponse> = {
         : isSet(object.key_compaction)
         ? KeyCompactionReport.fromJSON(object.key_compaction)
         : undefined,
+      recordCounts: isSet(object.recordCounts)
+        ? RecordTypeCounts.fromJSON(object.recordCounts)
+        : isSet(object.record_counts)
+        ? RecordTypeCounts.fromJSON(object.record_counts)
+        : undefined,
     };
   },
 
@@ -925,6 +949,9 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     if (message.keyCompaction !== undefined) {
       obj.keyCompaction = KeyCompactionReport.toJSON(message.keyCompaction);
     }
+    if (message.recordCounts !== undefined) {
+      obj.recordCounts = RecordTypeCounts.toJSON(message.recordCounts);
+    }
     return obj;
   },
 
@@ -958,6 +985,9 @@ export const CompactResponse: MessageFns<CompactResponse> = {
       : 0n;
     message.keyCompaction = (object.keyCompaction !== undefined && object.keyCompaction !== null)
       ? KeyCompactionReport.fromPartial(object.keyCompaction)
+      : undefined;
+    message.recordCounts = (object.recordCounts !== undefined && object.recordCounts !== null)
+      ? RecordTypeCounts.fromPartial(object.recordCounts)
       : undefined;
     return message;
   },

@@ -56,6 +56,27 @@ export enum RecordType {
    * WAL_INVALID_ARGUMENT, field `records[i].type`.
    */
   RECORD_TYPE_FLUSH_ALL = 4,
+  /**
+   * RECORD_TYPE_PREPARE - The first phase of a two-phase transaction: `key` is the transaction id (required), `value`
+   * the transaction's writes in one payload (docs/format.md, "Transaction writes"). The key-value
+   * view applies nothing at a PREPARE; the writes take effect at the transaction's COMMIT, all at
+   * once. Refused with FAILED_PRECONDITION, reason WAL_TXN_STATE (metadata `txnIdBase64`,
+   * `state`, `field`), for a transaction already prepared or ended; INVALID_ARGUMENT (reason
+   * WAL_INVALID_ARGUMENT, field `records[i].value`) for a value that is not such a payload.
+   */
+  RECORD_TYPE_PREPARE = 5,
+  /**
+   * RECORD_TYPE_COMMIT - Commits the prepared transaction `key` names (required): the view applies its writes at this
+   * record's offset. Its value is empty. Refused with FAILED_PRECONDITION, reason WAL_TXN_STATE,
+   * for a transaction not prepared (unknown, committed or aborted).
+   */
+  RECORD_TYPE_COMMIT = 6,
+  /**
+   * RECORD_TYPE_ABORT - Aborts the prepared transaction `key` names (required): its writes are discarded. Its value is
+   * the reason, UTF-8, possibly empty. Refused with FAILED_PRECONDITION, reason WAL_TXN_STATE, for
+   * a transaction not prepared (unknown, committed or aborted).
+   */
+  RECORD_TYPE_ABORT = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -76,6 +97,15 @@ export function recordTypeFromJSON(object: any): RecordType {
     case 4:
     case "RECORD_TYPE_FLUSH_ALL":
       return RecordType.RECORD_TYPE_FLUSH_ALL;
+    case 5:
+    case "RECORD_TYPE_PREPARE":
+      return RecordType.RECORD_TYPE_PREPARE;
+    case 6:
+    case "RECORD_TYPE_COMMIT":
+      return RecordType.RECORD_TYPE_COMMIT;
+    case 7:
+    case "RECORD_TYPE_ABORT":
+      return RecordType.RECORD_TYPE_ABORT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -95,6 +125,12 @@ export function recordTypeToJSON(object: RecordType): string {
       return "RECORD_TYPE_CHECKPOINT";
     case RecordType.RECORD_TYPE_FLUSH_ALL:
       return "RECORD_TYPE_FLUSH_ALL";
+    case RecordType.RECORD_TYPE_PREPARE:
+      return "RECORD_TYPE_PREPARE";
+    case RecordType.RECORD_TYPE_COMMIT:
+      return "RECORD_TYPE_COMMIT";
+    case RecordType.RECORD_TYPE_ABORT:
+      return "RECORD_TYPE_ABORT";
     case RecordType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

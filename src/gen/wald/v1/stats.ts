@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { EpochStart, FollowerInfo } from "./replication.js";
+import { RecordTypeCounts } from "./transaction.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -217,6 +218,31 @@ export interface GetStatsResponse {
   epochHistory: EpochStart[];
   /** On a leader, the followers it knows, by follower_id. */
   followers: FollowerInfo[];
+  /**
+   * Transactions prepared and neither committed nor aborted, in the key-value view now
+   * (ListTransactions lists them).
+   */
+  inDoubtTransactionCount: bigint;
+  /** Ms since the PREPARE of the oldest in-doubt transaction; unset when there is none. */
+  oldestInDoubtAgeMs?:
+    | bigint
+    | undefined;
+  /**
+   * The retained records by type as the last Compact dry run counted them (a scan of the whole
+   * retained log, so GetStats does not repeat it); unset before the first since the server started.
+   */
+  recordCounts:
+    | RecordTypeCounts
+    | undefined;
+  /**
+   * The redundancy ratio of that scan (superseded or aborted records over all records, 0 to 1);
+   * unset before the first.
+   */
+  redundancyRatio?:
+    | number
+    | undefined;
+  /** When that scan ran, ms since the Unix epoch; 0 before the first. */
+  recordCountsScannedMs: bigint;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -466,6 +492,11 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     epoch: 0n,
     epochHistory: [],
     followers: [],
+    inDoubtTransactionCount: 0n,
+    oldestInDoubtAgeMs: undefined,
+    recordCounts: undefined,
+    redundancyRatio: undefined,
+    recordCountsScannedMs: 0n,
   };
 }
 
@@ -575,6 +606,30 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     }
     for (const v of message.followers) {
       FollowerInfo.encode(v!, writer.uint32(194).fork()).join();
+    }
+    if (message.inDoubtTransactionCount !== 0n) {
+      if (BigInt.asUintN(64, message.inDoubtTransactionCount) !== message.inDoubtTransactionCount) {
+        throw new globalThis.Error("value provided for field message.inDoubtTransactionCount of type uint64 too large");
+      }
+      writer.uint32(240).uint64(message.inDoubtTransactionCount);
+    }
+    if (message.oldestInDoubtAgeMs !== undefined) {
+      if (BigInt.asUintN(64, message.oldestInDoubtAgeMs) !== message.oldestInDoubtAgeMs) {
+        throw new globalThis.Error("value provided for field message.oldestInDoubtAgeMs of type uint64 too large");
+      }
+      writer.uint32(248).uint64(message.oldestInDoubtAgeMs);
+    }
+    if (message.recordCounts !== undefined) {
+      RecordTypeCounts.encode(message.recordCounts, writer.uint32(258).fork()).join();
+    }
+    if (message.redundancyRatio !== undefined) {
+      writer.uint32(265).double(message.redundancyRatio);
+    }
+    if (message.recordCountsScannedMs !== 0n) {
+      if (BigInt.asUintN(64, message.recordCountsScannedMs) !== message.recordCountsScannedMs) {
+        throw new globalThis.Error("value provided for field message.recordCountsScannedMs of type uint64 too large");
+      }
+      writer.uint32(272).uint64(message.recordCountsScannedMs);
     }
     return writer;
   },
@@ -768,6 +823,46 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.followers.push(FollowerInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.inDoubtTransactionCount = reader.uint64() as bigint;
+            continue;
+          }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.oldestInDoubtAgeMs = reader.uint64() as bigint;
+            continue;
+          }
+          case 32: {
+            if (tag !== 258) {
+              break;
+            }
+
+            message.recordCounts = RecordTypeCounts.decode(reader, reader.uint32());
+            continue;
+          }
+          case 33: {
+            if (tag !== 265) {
+              break;
+            }
+
+            message.redundancyRatio = reader.double();
+            continue;
+          }
+          case 34: {
+            if (tag !== 272) {
+              break;
+            }
+
+            message.recordCountsScannedMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -882,6 +977,31 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       followers: globalThis.Array.isArray(object?.followers)
         ? object.followers.map((e: any) => FollowerInfo.fromJSON(e))
         : [],
+      inDoubtTransactionCount: isSet(object.inDoubtTransactionCount)
+        ? BigInt(object.inDoubtTransactionCount)
+        : isSet(object.in_doubt_transaction_count)
+        ? BigInt(object.in_doubt_transaction_count)
+        : 0n,
+      oldestInDoubtAgeMs: isSet(object.oldestInDoubtAgeMs)
+        ? BigInt(object.oldestInDoubtAgeMs)
+        : isSet(object.oldest_in_doubt_age_ms)
+        ? BigInt(object.oldest_in_doubt_age_ms)
+        : undefined,
+      recordCounts: isSet(object.recordCounts)
+        ? RecordTypeCounts.fromJSON(object.recordCounts)
+        : isSet(object.record_counts)
+        ? RecordTypeCounts.fromJSON(object.record_counts)
+        : undefined,
+      redundancyRatio: isSet(object.redundancyRatio)
+        ? globalThis.Number(object.redundancyRatio)
+        : isSet(object.redundancy_ratio)
+        ? globalThis.Number(object.redundancy_ratio)
+        : undefined,
+      recordCountsScannedMs: isSet(object.recordCountsScannedMs)
+        ? BigInt(object.recordCountsScannedMs)
+        : isSet(object.record_counts_scanned_ms)
+        ? BigInt(object.record_counts_scanned_ms)
+        : 0n,
     };
   },
 
@@ -953,6 +1073,21 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.followers?.length) {
       obj.followers = message.followers.map((e) => FollowerInfo.toJSON(e));
     }
+    if (message.inDoubtTransactionCount !== 0n) {
+      obj.inDoubtTransactionCount = message.inDoubtTransactionCount.toString();
+    }
+    if (message.oldestInDoubtAgeMs !== undefined) {
+      obj.oldestInDoubtAgeMs = message.oldestInDoubtAgeMs.toString();
+    }
+    if (message.recordCounts !== undefined) {
+      obj.recordCounts = RecordTypeCounts.toJSON(message.recordCounts);
+    }
+    if (message.redundancyRatio !== undefined) {
+      obj.redundancyRatio = floatToJson(message.redundancyRatio);
+    }
+    if (message.recordCountsScannedMs !== 0n) {
+      obj.recordCountsScannedMs = message.recordCountsScannedMs.toString();
+    }
     return obj;
   },
 
@@ -1007,6 +1142,21 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
     message.epochHistory = object.epochHistory?.map((e) => EpochStart.fromPartial(e)) || [];
     message.followers = object.followers?.map((e) => FollowerInfo.fromPartial(e)) || [];
+    message.inDoubtTransactionCount =
+      (object.inDoubtTransactionCount !== undefined && object.inDoubtTransactionCount !== null)
+        ? BigInt(object.inDoubtTransactionCount)
+        : 0n;
+    message.oldestInDoubtAgeMs = (object.oldestInDoubtAgeMs !== undefined && object.oldestInDoubtAgeMs !== null)
+      ? BigInt(object.oldestInDoubtAgeMs)
+      : undefined;
+    message.recordCounts = (object.recordCounts !== undefined && object.recordCounts !== null)
+      ? RecordTypeCounts.fromPartial(object.recordCounts)
+      : undefined;
+    message.redundancyRatio = object.redundancyRatio ?? undefined;
+    message.recordCountsScannedMs =
+      (object.recordCountsScannedMs !== undefined && object.recordCountsScannedMs !== null)
+        ? BigInt(object.recordCountsScannedMs)
+        : 0n;
     return message;
   },
 };
@@ -1140,6 +1290,10 @@ export const SyncResponse: MessageFns<SyncResponse> = {
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

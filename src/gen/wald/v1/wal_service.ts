@@ -52,6 +52,16 @@ import {
 } from "./state.js";
 import { GetStatsRequest, GetStatsResponse, SyncRequest, SyncResponse } from "./stats.js";
 import { TailWalRequest, TailWalResponse } from "./tail.js";
+import {
+  AbortRequest,
+  AbortResponse,
+  CommitRequest,
+  CommitResponse,
+  ListTransactionsRequest,
+  ListTransactionsResponse,
+  PrepareRequest,
+  PrepareResponse,
+} from "./transaction.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -70,7 +80,8 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_POINT_IN_TIME_UNAVAILABLE                                   -> OUT_OF_RANGE
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
- *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED   -> FAILED_PRECONDITION
+ *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED,
+ *   WAL_TXN_STATE                                                   -> FAILED_PRECONDITION
  *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL,
  *   WAL_TOO_MANY_BUILDS                                             -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
@@ -395,6 +406,70 @@ export const WalServiceService = {
     responseSerialize: (value: StateAtResponse): Buffer => Buffer.from(StateAtResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StateAtResponse => StateAtResponse.decode(value),
   },
+  /**
+   * Prepare appends the PREPARE record of a transaction: its id and its writes. Nothing changes in
+   * the key-value view until the transaction's COMMIT.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: an empty txn_id, field `txn_id`; a delete with
+   * a value, field `writes[i].value`; WAL_RECORD_TOO_LARGE); FAILED_PRECONDITION (WAL_TXN_STATE:
+   * the transaction is already prepared, committed or aborted; metadata `txnIdBase64`, `state`);
+   * RESOURCE_EXHAUSTED (WAL_STATE_FULL: its writes would pass max_state_bytes); and those of Append.
+   */
+  prepare: {
+    path: "/wald.v1.WalService/Prepare" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PrepareRequest): Buffer => Buffer.from(PrepareRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PrepareRequest => PrepareRequest.decode(value),
+    responseSerialize: (value: PrepareResponse): Buffer => Buffer.from(PrepareResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PrepareResponse => PrepareResponse.decode(value),
+  },
+  /**
+   * Commit appends the COMMIT record of a prepared transaction; the view applies all its writes at
+   * that offset, at once (a Get never sees part of a transaction). A Get after the response sees
+   * them.
+   * Errors: INVALID_ARGUMENT (an empty txn_id); FAILED_PRECONDITION (WAL_TXN_STATE: the
+   * transaction is not prepared: unknown (never prepared, or ended so long ago that the server
+   * forgot it), committed or aborted; metadata `txnIdBase64`, `state`); and those of Append.
+   */
+  commit: {
+    path: "/wald.v1.WalService/Commit" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CommitRequest): Buffer => Buffer.from(CommitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CommitRequest => CommitRequest.decode(value),
+    responseSerialize: (value: CommitResponse): Buffer => Buffer.from(CommitResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CommitResponse => CommitResponse.decode(value),
+  },
+  /**
+   * Abort appends the ABORT record of a prepared transaction, with a reason; its writes are
+   * discarded.
+   * Errors: as Commit.
+   */
+  abort: {
+    path: "/wald.v1.WalService/Abort" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AbortRequest): Buffer => Buffer.from(AbortRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AbortRequest => AbortRequest.decode(value),
+    responseSerialize: (value: AbortResponse): Buffer => Buffer.from(AbortResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AbortResponse => AbortResponse.decode(value),
+  },
+  /**
+   * ListTransactions lists the in-doubt transactions: prepared, neither committed nor aborted.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: field `page_size` or `page_token`); as Get when
+   * the view stopped.
+   */
+  listTransactions: {
+    path: "/wald.v1.WalService/ListTransactions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTransactionsRequest): Buffer =>
+      Buffer.from(ListTransactionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTransactionsRequest => ListTransactionsRequest.decode(value),
+    responseSerialize: (value: ListTransactionsResponse): Buffer =>
+      Buffer.from(ListTransactionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTransactionsResponse => ListTransactionsResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -554,6 +629,36 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * DATA_LOSS (WAL_CORRUPTION); UNAVAILABLE (WAL_IO_ERROR).
    */
   stateAt: handleUnaryCall<StateAtRequest, StateAtResponse>;
+  /**
+   * Prepare appends the PREPARE record of a transaction: its id and its writes. Nothing changes in
+   * the key-value view until the transaction's COMMIT.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: an empty txn_id, field `txn_id`; a delete with
+   * a value, field `writes[i].value`; WAL_RECORD_TOO_LARGE); FAILED_PRECONDITION (WAL_TXN_STATE:
+   * the transaction is already prepared, committed or aborted; metadata `txnIdBase64`, `state`);
+   * RESOURCE_EXHAUSTED (WAL_STATE_FULL: its writes would pass max_state_bytes); and those of Append.
+   */
+  prepare: handleUnaryCall<PrepareRequest, PrepareResponse>;
+  /**
+   * Commit appends the COMMIT record of a prepared transaction; the view applies all its writes at
+   * that offset, at once (a Get never sees part of a transaction). A Get after the response sees
+   * them.
+   * Errors: INVALID_ARGUMENT (an empty txn_id); FAILED_PRECONDITION (WAL_TXN_STATE: the
+   * transaction is not prepared: unknown (never prepared, or ended so long ago that the server
+   * forgot it), committed or aborted; metadata `txnIdBase64`, `state`); and those of Append.
+   */
+  commit: handleUnaryCall<CommitRequest, CommitResponse>;
+  /**
+   * Abort appends the ABORT record of a prepared transaction, with a reason; its writes are
+   * discarded.
+   * Errors: as Commit.
+   */
+  abort: handleUnaryCall<AbortRequest, AbortResponse>;
+  /**
+   * ListTransactions lists the in-doubt transactions: prepared, neither committed nor aborted.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: field `page_size` or `page_token`); as Get when
+   * the view stopped.
+   */
+  listTransactions: handleUnaryCall<ListTransactionsRequest, ListTransactionsResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -914,6 +1019,92 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StateAtResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Prepare appends the PREPARE record of a transaction: its id and its writes. Nothing changes in
+   * the key-value view until the transaction's COMMIT.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: an empty txn_id, field `txn_id`; a delete with
+   * a value, field `writes[i].value`; WAL_RECORD_TOO_LARGE); FAILED_PRECONDITION (WAL_TXN_STATE:
+   * the transaction is already prepared, committed or aborted; metadata `txnIdBase64`, `state`);
+   * RESOURCE_EXHAUSTED (WAL_STATE_FULL: its writes would pass max_state_bytes); and those of Append.
+   */
+  prepare(
+    request: PrepareRequest,
+    callback: (error: ServiceError | null, response: PrepareResponse) => void,
+  ): ClientUnaryCall;
+  prepare(
+    request: PrepareRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PrepareResponse) => void,
+  ): ClientUnaryCall;
+  prepare(
+    request: PrepareRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PrepareResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Commit appends the COMMIT record of a prepared transaction; the view applies all its writes at
+   * that offset, at once (a Get never sees part of a transaction). A Get after the response sees
+   * them.
+   * Errors: INVALID_ARGUMENT (an empty txn_id); FAILED_PRECONDITION (WAL_TXN_STATE: the
+   * transaction is not prepared: unknown (never prepared, or ended so long ago that the server
+   * forgot it), committed or aborted; metadata `txnIdBase64`, `state`); and those of Append.
+   */
+  commit(
+    request: CommitRequest,
+    callback: (error: ServiceError | null, response: CommitResponse) => void,
+  ): ClientUnaryCall;
+  commit(
+    request: CommitRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CommitResponse) => void,
+  ): ClientUnaryCall;
+  commit(
+    request: CommitRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CommitResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Abort appends the ABORT record of a prepared transaction, with a reason; its writes are
+   * discarded.
+   * Errors: as Commit.
+   */
+  abort(
+    request: AbortRequest,
+    callback: (error: ServiceError | null, response: AbortResponse) => void,
+  ): ClientUnaryCall;
+  abort(
+    request: AbortRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AbortResponse) => void,
+  ): ClientUnaryCall;
+  abort(
+    request: AbortRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AbortResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListTransactions lists the in-doubt transactions: prepared, neither committed nor aborted.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT: field `page_size` or `page_token`); as Get when
+   * the view stopped.
+   */
+  listTransactions(
+    request: ListTransactionsRequest,
+    callback: (error: ServiceError | null, response: ListTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  listTransactions(
+    request: ListTransactionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  listTransactions(
+    request: ListTransactionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTransactionsResponse) => void,
   ): ClientUnaryCall;
 }
 
