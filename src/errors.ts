@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   'WAL_UNAUTHENTICATED',
   'WAL_PERMISSION_DENIED',
   'WAL_NOT_COVERED',
+  'WAL_NOT_LEADER',
   'WAL_INTERNAL',
 ] as const;
 
