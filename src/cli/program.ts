@@ -9,6 +9,7 @@ import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
+import { registerPromoteCommand } from './promote-command.js';
 import { registerReadCommand } from './read-command.js';
 import { registerRepairCommand } from './repair-command.js';
 import { RpcError } from './rpc-error.js';
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerVerifyCommand(program);
   registerDumpCommand(program);
   registerRepairCommand(program);
+  registerPromoteCommand(program);
   return program;
 }
 

@@ -1,5 +1,21 @@
 import { EventEmitter } from 'node:events';
-import { WalError } from '../errors.js';
+import type { Wal } from '../engine/wal.js';
+import { invalidArgument, WalError } from '../errors.js';
+
+/** The greatest epoch a frame header can hold: its u32 field plus 16 high bits (docs/format.md). */
+export const MAX_EPOCH = 2 ** 48 - 1;
+
+/**
+ * A request's uint64 epoch field as a number.
+ *
+ * @throws WalError `WAL_INVALID_ARGUMENT` (field `epoch`) above {@link MAX_EPOCH}.
+ */
+export function epochField(value: bigint, field = 'epoch'): number {
+  if (value < 0n || value > BigInt(MAX_EPOCH)) {
+    throw invalidArgument(field, `must be at most ${MAX_EPOCH}, got ${value}`, { value: value.toString(), limit: MAX_EPOCH });
+  }
+  return Number(value);
+}
 
 /** What a server does in replication: accept appends (`leader`) or copy another's log (`follower`). */
 export type ReplicationRoleName = 'leader' | 'follower';
@@ -21,6 +37,7 @@ export interface ReplicationStateEvents {
 export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
   private following: FollowingControl | undefined;
   private seenEpoch = 0;
+  private promotion: Promise<unknown> = Promise.resolve();
 
   /** A leader's state when `following` is undefined, else a follower's of `following.leaderAddress`. */
   constructor(following?: FollowingControl) {
@@ -61,18 +78,32 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
   }
 
   /**
-   * Stops following (on a follower; nothing on a leader), so that the caller can start the new
-   * epoch on a log nothing else writes to; then {@link becomeLeader}.
+   * Makes the server the leader of a new epoch: `requested`, or one more than the greatest epoch
+   * seen (the log's, or its leader's). A follower stops following first, so that nothing else
+   * appends to the log; the epoch is durable (`Wal.beginEpoch`) before the server takes writes
+   * (`promoted`). Promotions run one at a time.
+   *
+   * @throws WalError `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) when `requested` is not
+   *   greater than the greatest epoch seen (nothing changes then: the follower goes on following);
+   *   the errors of `Wal.beginEpoch`.
    */
-  async stopFollowing(): Promise<void> {
-    await this.following?.stop();
-  }
-
-  /** Marks the server a leader (after its new epoch is durable); emits `promoted` when it was a follower. */
-  becomeLeader(): void {
-    if (this.following === undefined) return;
-    this.following = undefined;
-    this.emit('promoted');
+  promote(wal: Wal, requested: number | undefined): Promise<{ readonly epoch: number; readonly startOffset: number }> {
+    const run = this.promotion.then(async () => {
+      const current = Math.max(wal.epoch, this.seenEpoch);
+      const epoch = requested ?? current + 1;
+      if (epoch <= current || epoch > MAX_EPOCH) {
+        throw new WalError('WAL_EPOCH_MISMATCH', `cannot lead in epoch ${epoch}: it must be greater than ${current}, the greatest seen`, { epoch, currentEpoch: current });
+      }
+      await this.following?.stop();
+      const started = await wal.beginEpoch(epoch);
+      if (this.following !== undefined) {
+        this.following = undefined;
+        this.emit('promoted');
+      }
+      return started;
+    });
+    this.promotion = run.catch(() => undefined);
+    return run;
   }
 }
 

@@ -6,10 +6,12 @@ import { createSnapshot } from './rpc/create-snapshot.js';
 import { deleteSegmentsBefore } from './rpc/delete-segments-before.js';
 import { flushAll } from './rpc/flush-all.js';
 import { get } from './rpc/get.js';
+import { getEpochEnd } from './rpc/get-epoch-end.js';
 import { getSnapshot } from './rpc/get-snapshot.js';
 import { getStats } from './rpc/get-stats.js';
 import { listKeys } from './rpc/list-keys.js';
 import { listSnapshots } from './rpc/list-snapshots.js';
+import { promote } from './rpc/promote.js';
 import { read } from './rpc/read.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
@@ -48,6 +50,8 @@ export const WAL_SERVICE_RPCS = {
   getSnapshot: { name: 'GetSnapshot', kind: 'server-stream', role: 'read', onFollower: 'serve', open: getSnapshot, streams: (context) => context.snapshotStreams },
   compact: { name: 'Compact', kind: 'unary', role: 'admin', onFollower: 'refuse', handle: compact },
   deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', onFollower: 'refuse', handle: deleteSegmentsBefore },
+  getEpochEnd: { name: 'GetEpochEnd', kind: 'unary', role: 'read', onFollower: 'serve', handle: getEpochEnd },
+  promote: { name: 'Promote', kind: 'unary', role: 'admin', onFollower: 'serve', handle: promote },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

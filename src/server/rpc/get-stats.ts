@@ -13,7 +13,7 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
  * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
  * the bytes a compaction now would reclaim; the replication role (leader, or follower of which
- * leader).
+ * leader), the epoch and the epoch history.
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
@@ -46,8 +46,8 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     reclaimableBytes: BigInt(context.compactor.reclaimableBytes()),
     role: context.replication.role === 'leader' ? ReplicationRole.REPLICATION_ROLE_LEADER : ReplicationRole.REPLICATION_ROLE_FOLLOWER,
     leaderAddress: context.replication.leaderAddress ?? '',
-    epoch: 0n,
-    epochHistory: [],
+    epoch: BigInt(context.wal.epoch),
+    epochHistory: context.wal.epochHistory().map((entry) => ({ epoch: BigInt(entry.epoch), startOffset: BigInt(entry.startOffset) })),
     followers: [],
   };
 }

@@ -174,6 +174,9 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   deleteSegmentsBefore: async (client) => {
     await client.deleteSegmentsBefore({ offset: 0n });
   },
+  getEpochEnd: (client) => unary((done) => client.raw.getEpochEnd({ epoch: 0n }, done)),
+  // Each call starts a new epoch: on a follower it also promotes it (the last RPC of the table).
+  promote: (client) => unary((done) => client.raw.promote({}, done)),
 };
 
 /** Runs a unary call of the raw client; resolves on success. */
