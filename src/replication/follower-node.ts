@@ -3,6 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { decodeSegmentHeader } from '../codec/segment-header.js';
+import { TRUNCATED_DIR, truncateLogFrom } from '../engine/truncate-log-from.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import type { WalOptions } from '../engine/wal-options.js';
 import { WalError } from '../errors.js';
@@ -195,11 +196,11 @@ export class FollowerNode {
   private async offlineWork(outcome: Exclude<FollowOutcome, { kind: 'stopped' }>): Promise<void> {
     const dir = this.init.walOptions.dir;
     if (outcome.kind === 'truncate') {
-      // TODO(issue 10): truncateLogFrom from i10-engine (api commit 4) replaces this refusal.
-      const report: { removedRecords: number; sideFile: string | undefined } = await Promise.reject(new Error(`truncation at ${outcome.offset} of ${dir} needs truncateLogFrom`));
+      const report = truncateLogFrom(this.storage, dir, outcome.offset);
       const moved = this.moveSnapshotsAbove(outcome.offset);
+      const sideFile = report.sideFile === undefined ? undefined : join(dir, report.sideFile);
       this.logger.warn(
-        { offset: outcome.offset, leaderEpoch: outcome.leaderEpoch, removedRecords: report.removedRecords, sideFile: report.sideFile, snapshotsMoved: moved },
+        { offset: outcome.offset, leaderEpoch: outcome.leaderEpoch, removedRecords: report.removedRecords, sideFile, snapshotsMoved: moved },
         'replication: truncated records the leader does not hold (kept in the side file)',
       );
       return;
@@ -210,7 +211,8 @@ export class FollowerNode {
   }
 
   /**
-   * Moves the snapshots whose state includes records from `offset` on into `<dir>/truncated/`: the
+   * Moves the snapshots whose state includes records from `offset` on into `<dir>/truncated/` (the
+   * engine's truncation leaves snapshots to their owner): the
    * offsets from there on are given out again by the leader, so those states must never be loaded.
    */
   private moveSnapshotsAbove(offset: number): number {
@@ -218,7 +220,7 @@ export class FollowerNode {
     const snapshotDir = snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR);
     const above = listSnapshots(this.storage, snapshotDir).snapshots.filter((info) => info.walOffset > offset);
     if (above.length === 0) return 0;
-    const side = join(dir, 'truncated');
+    const side = join(dir, TRUNCATED_DIR);
     this.storage.mkdirp(side);
     for (const info of above) this.storage.rename(info.path, join(side, info.path.slice(info.path.lastIndexOf('/') + 1)));
     this.storage.syncDir(side);

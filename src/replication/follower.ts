@@ -12,6 +12,13 @@ import { FollowerReporter, type FollowerIdentity } from './follower-reporter.js'
 import type { LeaderChannel } from './leader-channel.js';
 import { checkRawFrames } from './raw-frame-check.js';
 
+/**
+ * Messages whose frames are handed to `appendFrames` but not yet durable, at most: enough for the
+ * group commit to batch several messages per fsync during a catch-up, few enough to bound what the
+ * follower holds (this many messages of `maxBatchBytes`, besides grpc-js's read-ahead).
+ */
+const MAX_APPENDS_IN_FLIGHT = 8;
+
 /** How a follower paces itself. */
 export interface FollowerSettings {
   /** Frame bytes asked for per TailWal message (`replication.max_batch_bytes`). */
@@ -72,9 +79,10 @@ export interface FollowerProgress {
  * waits (exponential backoff with jitter) and starts over from the log's next offset, so the log
  * has neither a gap nor a duplicate.
  *
- * Flow control end to end: the loop reads the next message only once the frames of the last one
- * are appended, so the follower holds at most grpc-js's read-ahead of messages of
- * `maxBatchBytes` (plus one larger frame), and HTTP/2 flow control stops the leader meanwhile.
+ * Flow control end to end: the loop reads the next message only while fewer than
+ * {@link MAX_APPENDS_IN_FLIGHT} messages await their fsync, so the follower holds at most that many
+ * messages of `maxBatchBytes` plus grpc-js's read-ahead (one frame larger than `maxBatchBytes`
+ * comes alone), and HTTP/2 flow control stops the leader meanwhile.
  *
  * A frame refused (`WAL_FRAME_REJECTED`: a bad checksum, a gap, an overlap, a header that
  * disagrees with its fields) or a log that cannot be written ends the loop with that error: a
@@ -176,6 +184,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
     const call = this.channel.tailFrames(from, this.settings.maxBatchBytes, this.identity.followerId);
     this.call = call;
     if (this.isStopped) call.cancel();
+    const inFlight: Promise<void>[] = [];
+    let appendFailure: unknown;
     try {
       for await (const message of call as AsyncIterable<TailWalResponse>) {
         if (!this.isConnected) {
@@ -184,21 +194,44 @@ export class Follower extends EventEmitter<FollowerEvents> {
           this.emit('connected');
           this.logger.info({ leader: this.channel.address, fromOffset: from }, 'replication: following');
         }
-        await this.take(message);
+        const appended = this.take(message);
+        if (appended !== undefined) {
+          // A refused or failed append ends the stream at once (no later message can continue the
+          // log), and is what the connection fails with.
+          appended.catch((error: unknown) => {
+            appendFailure ??= error;
+            call.cancel();
+          });
+          inFlight.push(appended);
+          if (inFlight.length >= MAX_APPENDS_IN_FLIGHT) await inFlight.shift();
+        }
         if (this.isStopped) break;
       }
+      await Promise.all(inFlight.splice(0));
+      if (appendFailure !== undefined) throw appendFailure;
       return undefined;
     } catch (error) {
+      if (appendFailure !== undefined) throw appendFailure;
       const install = this.installOutcome(error);
       if (install !== undefined) return install;
       throw error;
     } finally {
+      // Whatever happens, the loop ends only once no append it started is still running.
+      await Promise.allSettled(inFlight);
       this.call = undefined;
       call.cancel();
     }
   }
 
-  private async take(message: TailWalResponse): Promise<void> {
+  /**
+   * Takes one message: a heartbeat is reported at once; frames are checked and handed to
+   * `appendFrames`, whose promise (settled once they are durable) is returned. The checks and the
+   * queueing are synchronous, so messages are appended in order even while earlier ones still
+   * wait for their fsync (group commit batches them).
+   *
+   * @throws WalError `WAL_FRAME_REJECTED` from {@link checkRawFrames} or `appendFrames`'s checks.
+   */
+  private take(message: TailWalResponse): Promise<void> | undefined {
     const epoch = Number(message.epoch);
     this.leaderEpoch = epoch;
     this.replication.noteLeaderEpoch(epoch);
@@ -206,19 +239,18 @@ export class Follower extends EventEmitter<FollowerEvents> {
     if (message.frames.length === 0) {
       this.emit('heartbeat', this.leaderHighWatermark, this.wal.nextOffset);
       this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
-      return;
+      return undefined;
     }
     checkRawFrames(message.frames);
     const segmentHeader = startedSegmentHeader(message);
-    const appended = await this.wal.appendFrames(
-      message.frames.map((raw) => raw.frame),
-      segmentHeader === undefined ? {} : { segmentHeader },
-    );
-    const records = appended.nextOffset - Number(message.frames[0]!.baseOffset);
-    this.framesAppended += message.frames.length;
-    this.recordsAppended += records;
-    this.emit('appended', appended.nextOffset, records);
-    this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
+    const firstOffset = Number(message.frames[0]!.baseOffset);
+    return this.wal.appendFrames(message.frames.map((raw) => raw.frame), segmentHeader === undefined ? {} : { segmentHeader }).then((appended) => {
+      const records = appended.nextOffset - firstOffset;
+      this.framesAppended += message.frames.length;
+      this.recordsAppended += records;
+      this.emit('appended', appended.nextOffset, records);
+      this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
+    });
   }
 
   /**

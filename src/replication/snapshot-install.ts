@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { SNAPSHOT_TRAILER_BYTES } from '../codec/snapshot-file.js';
 import { snapshotFileName } from '../codec/snapshot-id.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
+import { TRUNCATED_DIR } from '../engine/truncate-log-from.js';
 import { WalError } from '../errors.js';
 import type { GetSnapshotResponse, SnapshotInfo } from '../gen/wald/v1/snapshot.js';
 import { restoreSnapshot } from '../state/snapshot-restore.js';
@@ -115,8 +116,6 @@ async function finishInstall(storage: Storage, dataDir: string, staging: string,
   return result.firstOffset;
 }
 
-/** The side directory of truncations inside a data directory (`truncateLogFrom`), kept by an install. */
-const TRUNCATED_DIR = 'truncated';
 
 /** Fetches one snapshot file into `dir`, checking its bytes against the checksum the leader sent. */
 async function fetchSnapshotFile(channel: LeaderChannel, storage: Storage, dir: string, snapshotId: string): Promise<SnapshotInfo> {
