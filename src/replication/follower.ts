@@ -87,6 +87,8 @@ export interface FollowerProgress {
  * A frame refused (`WAL_FRAME_REJECTED`: a bad checksum, a gap, an overlap, a header that
  * disagrees with its fields) or a log that cannot be written ends the loop with that error: a
  * follower never writes what it could not check, and does not retry what would fail the same.
+ * The one refusal it gets past is a segment key compaction rewrote (reason `compacted`): it
+ * installs the leader's newest snapshot instead.
  */
 export class Follower extends EventEmitter<FollowerEvents> {
   private readonly abort = new AbortController();
@@ -208,10 +210,11 @@ export class Follower extends EventEmitter<FollowerEvents> {
         if (this.isStopped) break;
       }
       await Promise.all(inFlight.splice(0));
-      if (appendFailure !== undefined) throw appendFailure;
+      if (appendFailure !== undefined) return await this.compactedSegmentOutcome(appendFailure);
       return undefined;
     } catch (error) {
-      if (appendFailure !== undefined) throw appendFailure;
+      if (appendFailure !== undefined) return await this.compactedSegmentOutcome(appendFailure);
+      if (isWalError(error, 'WAL_FRAME_REJECTED')) return await this.compactedSegmentOutcome(error);
       const install = this.installOutcome(error);
       if (install !== undefined) return install;
       throw error;
@@ -276,6 +279,28 @@ export class Follower extends EventEmitter<FollowerEvents> {
     return { kind: 'truncate', offset: endOffset, leaderEpoch: Number(end.epoch) };
   }
 
+  /**
+   * The install of the leader's newest snapshot when `error` refused frames that key compaction
+   * made uncopyable: a segment it rewrote (`WAL_FRAME_REJECTED` reason `compacted`: its frames
+   * skip offsets), or records it dropped at the follower's next offset (reason `gap`: the leader's
+   * next frame lies beyond it), and that snapshot lies beyond the follower's next offset (a
+   * compaction snapshots before it rewrites). Anything else, or a leader with no such snapshot (or
+   * none it will tell), rethrows `error`: it stops the follower.
+   */
+  private async compactedSegmentOutcome(error: unknown): Promise<FollowOutcome> {
+    if (!isWalError(error, 'WAL_FRAME_REJECTED')) throw error;
+    const reason = error.details['reason'];
+    if (reason !== 'compacted' && reason !== 'gap') throw error;
+    const stats = await this.channel.getStats().catch(() => undefined);
+    const snapshotOffset = stats?.lastSnapshotOffset === undefined ? undefined : Number(stats.lastSnapshotOffset);
+    if (stats === undefined || stats.lastSnapshotId === '' || snapshotOffset === undefined || snapshotOffset <= this.wal.nextOffset) throw error;
+    this.logger.warn(
+      { leader: this.channel.address, nextOffset: this.wal.nextOffset, reason, snapshotId: stats.lastSnapshotId },
+      'replication: key compaction on the leader left frames this follower cannot copy; installing its snapshot',
+    );
+    return { kind: 'install', snapshotId: stats.lastSnapshotId, snapshotOffset, leaderFirstOffset: Number(stats.firstOffset) };
+  }
+
   /** The snapshot to install when `error` is the leader's `WAL_OFFSET_COMPACTED` naming one. */
   private installOutcome(error: unknown): FollowOutcome | undefined {
     if (!isServiceError(error) || error.code !== Status.OUT_OF_RANGE) return undefined;
@@ -294,14 +319,18 @@ export class Follower extends EventEmitter<FollowerEvents> {
 
 /**
  * The message's segment header when its first frame starts that segment (the leader began a new
- * segment there), else undefined: a header that starts below the first frame (a stream that opened
+ * segment there) or the segment was rewritten by key compaction, else undefined: a header that starts below the first frame (a stream that opened
  * inside a segment, after a snapshot install) only tells the leader's frame seed, and the follower
  * keeps its own segment there.
  */
 function startedSegmentHeader(message: TailWalResponse): Buffer | undefined {
   if (message.segmentHeader.length === 0) return undefined;
   const decoded = decodeSegmentHeader(message.segmentHeader);
-  if (!decoded.ok || decoded.header.baseOffset !== Number(message.frames[0]!.baseOffset)) return undefined;
+  if (!decoded.ok) return undefined;
+  // A segment key compaction rewrote may begin with a gap: its header goes on, for appendFrames to
+  // refuse it as `compacted` (the follower installs a snapshot then).
+  const isCompacted = decoded.header.compactedNextOffset !== undefined;
+  if (!isCompacted && decoded.header.baseOffset !== Number(message.frames[0]!.baseOffset)) return undefined;
   return Buffer.from(message.segmentHeader);
 }
 

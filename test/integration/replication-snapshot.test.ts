@@ -2,7 +2,9 @@
  * Snapshot bootstrap with real `wald serve` children: while its follower is stopped, the leader
  * compacts past the follower's next offset; restarted, the follower is told OUT_OF_RANGE
  * WAL_OFFSET_COMPACTED with the snapshot to install, fetches and installs it, tails on from its
- * offset, and its Get answers match the leader's.
+ * offset, and its Get answers match the leader's. A follower that meets a segment key compaction
+ * rewrote (its frames skip offsets: it cannot be copied frame by frame) installs the leader's
+ * newest snapshot instead.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -69,6 +71,41 @@ describe('snapshot bootstrap', { timeout: 180_000 }, () => {
       assert.deepEqual(await readAll(follower.address, snapshotOffset), await readAll(leader.address, snapshotOffset), 'the records from the snapshot on are the leader records');
       const followerStats = await statsOf(follower.address);
       assert.equal(Number(followerStats.firstOffset), snapshotOffset, 'the follower log starts at the snapshot');
+      const a = new WalClient(leader.address);
+      const b = new WalClient(follower.address);
+      try {
+        for (let k = 0; k < KEYS; k++) {
+          const [fromLeader, fromFollower] = await Promise.all([a.get(Buffer.from(`k${k}`)), b.get(Buffer.from(`k${k}`))]);
+          assert.deepEqual(fromFollower?.value.toString(), fromLeader?.value.toString(), `Get k${k}`);
+        }
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    } finally {
+      for (const child of running) await child.kill().catch(() => undefined);
+      temp.remove();
+    }
+  });
+
+  test('a new follower of a leader whose segments key compaction rewrote installs the leader snapshot instead of copying them', async () => {
+    const temp = makeTempDir('wald-repl-key-compaction-');
+    const running = new Set<ServeChild>();
+    try {
+      // Segments are kept (retention of a day), so that --aggressive rewrites them.
+      const leader = await startServe(join(temp.dir, 'leader'), ['--segment-size-bytes', String(64 * 1024)]);
+      running.add(leader);
+      await appendKeyed(leader.address, 'one', 1500);
+      const compacted = await runWald(['compact', '--server', leader.address, '--aggressive', '--threshold', '0', '--json']);
+      assert.equal(compacted.code, 0, compacted.stderr);
+      assert.ok((JSON.parse(compacted.stdout) as { key_compaction?: { segments_rewritten?: number } }).key_compaction?.segments_rewritten, `segments were rewritten: ${compacted.stdout}`);
+      await appendKeyed(leader.address, 'two', 100);
+      const follower = await startServe(join(temp.dir, 'follower'), ['--follow', leader.address]);
+      running.add(follower);
+      await follower.waitForLog((line) => line['msg'] === 'replication: key compaction on the leader left frames this follower cannot copy; installing its snapshot');
+      await follower.waitForLog((line) => line['msg'] === 'replication: the leader compacted past this follower: installed its snapshot');
+      const next = Number((await statsOf(leader.address)).nextOffset);
+      await waitForNextOffset(follower.address, next);
       const a = new WalClient(leader.address);
       const b = new WalClient(follower.address);
       try {
