@@ -23,6 +23,12 @@ import { installLeaderSnapshot, resumeSnapshotInstall } from './snapshot-install
 /** Largest TailWal message a follower accepts: its own ask, or one frame up to the leader's largest batch, with room for the fields. */
 const MAX_RECEIVE_MESSAGE_BYTES = 80 * 1024 * 1024;
 
+/**
+ * The follower's HTTP/2 receive window, in messages of `replication.max_batch_bytes`: enough for
+ * the leader to stream while the follower appends, bounded with the rest of what it buffers.
+ */
+const FLOW_CONTROL_WINDOW_BATCHES = 4;
+
 /** What a {@link FollowerNode} is made of. */
 export interface FollowerNodeInit {
   /** The follower's log (`dir` and the engine's options). */
@@ -86,6 +92,7 @@ export class FollowerNode {
       keepaliveTimeMs: r.keepaliveTimeMs,
       keepaliveTimeoutMs: r.keepaliveTimeoutMs,
       maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
+      flowControlWindowBytes: FLOW_CONTROL_WINDOW_BATCHES * r.maxBatchBytes,
     });
     this.failed = new Promise<never>((_, reject) => {
       this.fail = reject;

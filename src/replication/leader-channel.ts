@@ -21,6 +21,12 @@ export interface LeaderChannelOptions {
   readonly keepaliveTimeoutMs: number;
   /** Largest message the follower accepts: a frames message plus its fields (one frame may exceed the asked bytes). */
   readonly maxReceiveMessageBytes: number;
+  /**
+   * The HTTP/2 receive window the follower announces (per stream and connection), bytes: what the
+   * leader may have in flight to it before it reads. grpc-js's default (64 KiB) caps a catch-up at
+   * one window per round trip of two busy event loops.
+   */
+  readonly flowControlWindowBytes: number;
 }
 
 /** Deadline of the follower's unary calls (GetEpochEnd, GetStats), ms: a leader that cannot answer within it is retried. */
@@ -44,6 +50,7 @@ export class LeaderChannel {
       'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': options.maxReceiveMessageBytes,
+      'grpc-node.flow_control_window': options.flowControlWindowBytes,
       // The follower paces its own reconnects (backoff with jitter); grpc-js's would stack on them.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
