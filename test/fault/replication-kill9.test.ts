@@ -2,7 +2,8 @@
  * Followers and leaders killed with SIGKILL (real `wald serve` children): a follower killed during
  * sustained appends and restarted on its data directory catches up with neither a gap nor a
  * duplicate; a leader killed and restarted on its port finds its follower reconnecting by itself
- * and continuing from where it was.
+ * and continuing from where it was; a leader frozen with SIGSTOP (its connections stay open, it
+ * answers nothing) is detected by the follower's keepalive within seconds.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -113,4 +114,39 @@ describe('replication across SIGKILL', { timeout: 240_000 }, () => {
       temp.remove();
     }
   });
+
+  // Without keepalive nothing would notice: the frozen leader's kernel keeps its connections open.
+  test('a frozen leader (SIGSTOP) is detected by the follower keepalive, and followed again once it thaws', { timeout: 60_000 }, async (t) => {
+    const temp = makeTempDir('wald-repl-frozen-');
+    const running = new Set<ServeChild>();
+    try {
+      const leader = await startServe(join(temp.dir, 'leader'));
+      running.add(leader);
+      const follower = await startServe(join(temp.dir, 'follower'), ['--follow', leader.address, '--replication-keepalive-time-ms', '500', '--replication-keepalive-timeout-ms', '1000']);
+      running.add(follower);
+      const writer = sustainedAppends(leader.address);
+      await until(writer.acknowledged, 200);
+      const total = await writer.stop();
+      await waitForNextOffset(follower.address, total);
+      const before = follower.output.lines.length;
+      leader.output.child.kill('SIGSTOP');
+      const frozenAt = Date.now();
+      try {
+        // Bounded by the test's timeout; keepalive (0.5 s + 1 s) takes a few seconds.
+        await follower.waitForLog((line) => line['msg'] === 'replication: lost the leader; reconnecting' && follower.output.lines.length > before);
+        t.diagnostic(`detected after ${Date.now() - frozenAt} ms`);
+      } finally {
+        leader.output.child.kill('SIGCONT');
+      }
+      const more = sustainedAppends(leader.address, total);
+      await until(more.acknowledged, 200);
+      const all = total + (await more.stop());
+      await waitForNextOffset(follower.address, all);
+      assertDense(await readAll(follower.address), all);
+    } finally {
+      for (const child of running) await child.kill().catch(() => undefined);
+      temp.remove();
+    }
+  });
 });
+
