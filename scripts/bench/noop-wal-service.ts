@@ -172,5 +172,7 @@ export function createNoopWalService(): WalServiceServer {
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
     stateAt: (_call, callback) =>
       callback(null, { nextOffset: 0n, snapshot: undefined, recordsReplayed: 0n, absentOffsets: 0n, keyCount: 0n, lookups: [], keys: [], nextPageToken: '', createdSnapshot: undefined, durationMs: 0n }),
+    getEpochEnd: (call, callback) => callback(null, { epoch: call.request.epoch, endOffset: 0n }),
+    promote: (_call, callback) => callback(null, { epoch: 1n, startOffset: 0n }),
   };
 }

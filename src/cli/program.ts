@@ -9,6 +9,7 @@ import { registerFlushAllCommand } from './flush-all-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
+import { registerPromoteCommand } from './promote-command.js';
 import { registerReadCommand } from './read-command.js';
 import { registerRepairCommand } from './repair-command.js';
 import { registerReplayCommand } from './replay-command.js';
@@ -59,6 +60,7 @@ export function buildProgram(): Command {
   registerDumpCommand(program);
   registerRepairCommand(program);
   registerReplayCommand(program);
+  registerPromoteCommand(program);
   return program;
 }
 

@@ -10,6 +10,7 @@
 import { WAL_OPTION_DECLARATIONS, WAL_OPTIONS, type WalOptionValues } from '../engine/wal-options.js';
 import { liftRules, mergeDeclarations, OptionSet, type OptionValues } from '../options/option-set.js';
 import { choiceOption, textOption } from '../options/option-spec.js';
+import { FOLLOWER_OPTION_DECLARATIONS, type FollowerOptionValues } from '../replication/follower-options.js';
 import { SERVER_OPTION_DECLARATIONS, SERVER_OPTIONS, type ResolvedServerOptions } from '../server/server-options.js';
 import { STATE_OPTION_DECLARATIONS, type StateOptionValues } from '../state/state-options.js';
 import { ConfigSchema } from './config-schema.js';
@@ -42,6 +43,7 @@ export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
   WAL_OPTION_DECLARATIONS,
   STATE_OPTION_DECLARATIONS,
   serverLimits,
+  FOLLOWER_OPTION_DECLARATIONS,
   {
     logLevel: choiceOption(LOG_LEVELS, {
       default: 'info',
@@ -73,6 +75,11 @@ export function stateOptionsOf(config: ServeConfig): StateOptionValues {
 export function serverOptionsOf(config: ServeConfig): ResolvedServerOptions {
   const { maxRecordBytes, maxBatchBytes, maxBatchRecords } = config;
   return { ...pick(config, namesOf(SERVER_OPTION_DECLARATIONS)), appendLimits: { maxRecordBytes, maxBatchBytes, maxBatchRecords } };
+}
+
+/** The follower options of a configuration (`follow` unset: the server is a leader). */
+export function followerOptionsOf(config: ServeConfig): FollowerOptionValues {
+  return pick(config, namesOf(FOLLOWER_OPTION_DECLARATIONS));
 }
 
 /** The names `declarations` declares. */

@@ -40,6 +40,7 @@ const EXPECTED_ROLES: Readonly<Record<string, Role>> = {
   HashRange: 'read',
   // Lookups need read; a request with create_snapshot needs admin (test/integration/state-at.test.ts).
   StateAt: 'read',
+  GetEpochEnd: 'read',
   Append: 'write',
   AppendStream: 'write',
   Sync: 'write',

@@ -6,6 +6,7 @@ import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
 import type { ServerEvents } from '../metrics/server-events.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
+import type { ReplicationState } from '../replication-state.js';
 import type { ResolvedServerOptions } from '../server-options.js';
 import type { StreamRegistry } from '../stream-registry.js';
 import type { TailQueueBudget } from '../tail-queue-budget.js';
@@ -39,4 +40,6 @@ export interface RpcContext {
   readonly metrics: ServerMetrics | undefined;
   /** The server's notable events (logged, and counted when metrics are on). */
   readonly events: ServerEvents;
+  /** The server's replication role: leader, or follower of a named leader (refusing writes). */
+  readonly replication: ReplicationState;
 }

@@ -10,6 +10,13 @@ import type { RpcContext } from './rpc-context.js';
 export type RpcKind = 'unary' | 'server-stream' | 'bidi';
 
 /**
+ * What a follower (`wald serve --follow`) does with a call of the RPC: `serve` it (reads, tails,
+ * stats, snapshots it holds), or `refuse` it with `FAILED_PRECONDITION` (`WAL_NOT_LEADER`, naming
+ * the leader) because it would write to a log that only the leader's frames may change.
+ */
+export type FollowerPolicy = 'serve' | 'refuse';
+
+/**
  * What a streaming handler makes of one call: the session that serves it. The admission registers
  * it in its RPC's {@link StreamRegistry} (so the stream counts against the limit and is ended at
  * shutdown), runs it, and forgets it once it is over.
@@ -30,6 +37,8 @@ export interface UnaryRpc<Req, Res> {
    * file. Required, so that an RPC added to the table without one does not compile.
    */
   readonly role: Role;
+  /** Whether a follower serves the RPC or refuses it (`WAL_NOT_LEADER`). Required, as the role. */
+  readonly onFollower: FollowerPolicy;
   /**
    * The role a request needs when it depends on the request (StateAt: `admin` to write a
    * snapshot, else `read`); checked instead of {@link role} when given. Absent: {@link role}.
@@ -48,6 +57,8 @@ export interface ServerStreamRpc<Req, Res> {
   readonly kind: 'server-stream';
   /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
   readonly role: Role;
+  /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
+  readonly onFollower: FollowerPolicy;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerWritableStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */
@@ -60,6 +71,8 @@ export interface BidiRpc<Req, Res> {
   readonly kind: 'bidi';
   /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
   readonly role: Role;
+  /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
+  readonly onFollower: FollowerPolicy;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerDuplexStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */

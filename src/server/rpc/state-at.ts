@@ -40,6 +40,8 @@ export async function stateAt(request: StateAtRequest, context: RpcContext): Pro
   let built: PointInTimeState;
   let written: WrittenSnapshot | undefined;
   if (request.createSnapshot) {
+    // A follower's snapshots are its leader's (installed); it writes none of its own, as it refuses CreateSnapshot.
+    context.replication.assertLeader('StateAt with create_snapshot');
     const result = await context.pointInTime.snapshotAt(point, { compress: request.compress });
     built = result.built;
     written = result.written;

@@ -30,6 +30,7 @@ import {
 } from "./compaction.js";
 import { StateAtRequest, StateAtResponse } from "./point_in_time.js";
 import { ReadRequest, ReadResponse } from "./read.js";
+import { GetEpochEndRequest, GetEpochEndResponse, PromoteRequest, PromoteResponse } from "./replication.js";
 import {
   CreateSnapshotRequest,
   CreateSnapshotResponse,
@@ -81,7 +82,8 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *   WAL_OFFSET_MISMATCH                                             -> ABORTED
  *   WAL_SEQUENCE_STALE, WAL_READ_ONLY, WAL_LOCKED,
  *   WAL_FLUSH_ALL_DISABLED, WAL_SNAPSHOT_NO_BASE, WAL_NOT_COVERED,
- *   WAL_TXN_STATE                                                   -> FAILED_PRECONDITION
+ *   WAL_TXN_STATE, WAL_EPOCH_MISMATCH, WAL_FRAME_REJECTED,
+ *   WAL_NOT_LEADER                                                  -> FAILED_PRECONDITION
  *   WAL_NO_SPACE, WAL_TOO_MANY_STREAMS, WAL_STATE_FULL,
  *   WAL_TOO_MANY_BUILDS                                             -> RESOURCE_EXHAUSTED
  *   WAL_KEY_NOT_FOUND, WAL_SNAPSHOT_NOT_FOUND                       -> NOT_FOUND
@@ -93,10 +95,9 @@ export const protobufFileName = "wald/v1/wal_service.proto";
  *
  * Every RPC may also fail with UNAVAILABLE, reason WAL_SHUTTING_DOWN, while the server stops.
  *
- * Planned RPCs of later versions, each with its own XxxRequest/XxxResponse in this package:
- * replication adds the leader epoch and frame-level tailing for followers, and fields listing
- * followers and their lag in GetStatsResponse. Follower servers
- * answer appends with FAILED_PRECONDITION, reason WAL_READ_ONLY, metadata `leader`.
+ * Replication (docs/replication.md): a follower (`wald serve --follow`) refuses the RPCs that
+ * write (appends, transactions, compaction, snapshots of its own) with FAILED_PRECONDITION,
+ * reason WAL_NOT_LEADER, metadata `leader` (the address it follows) and `rpc`.
  */
 
 /**
@@ -470,6 +471,34 @@ export const WalServiceService = {
       Buffer.from(ListTransactionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTransactionsResponse => ListTransactionsResponse.decode(value),
   },
+  /**
+   * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+   * follower truncates what it holds beyond the leader's history before it tails.
+   */
+  getEpochEnd: {
+    path: "/wald.v1.WalService/GetEpochEnd" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetEpochEndRequest): Buffer => Buffer.from(GetEpochEndRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetEpochEndRequest => GetEpochEndRequest.decode(value),
+    responseSerialize: (value: GetEpochEndResponse): Buffer => Buffer.from(GetEpochEndResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetEpochEndResponse => GetEpochEndResponse.decode(value),
+  },
+  /**
+   * Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+   * appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+   * Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+   * greatest seen); INVALID_ARGUMENT (field `epoch`).
+   */
+  promote: {
+    path: "/wald.v1.WalService/Promote" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PromoteRequest): Buffer => Buffer.from(PromoteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PromoteRequest => PromoteRequest.decode(value),
+    responseSerialize: (value: PromoteResponse): Buffer => Buffer.from(PromoteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PromoteResponse => PromoteResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -659,6 +688,18 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * the view stopped.
    */
   listTransactions: handleUnaryCall<ListTransactionsRequest, ListTransactionsResponse>;
+  /**
+   * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+   * follower truncates what it holds beyond the leader's history before it tails.
+   */
+  getEpochEnd: handleUnaryCall<GetEpochEndRequest, GetEpochEndResponse>;
+  /**
+   * Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+   * appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+   * Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+   * greatest seen); INVALID_ARGUMENT (field `epoch`).
+   */
+  promote: handleUnaryCall<PromoteRequest, PromoteResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -1105,6 +1146,46 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+   * follower truncates what it holds beyond the leader's history before it tails.
+   */
+  getEpochEnd(
+    request: GetEpochEndRequest,
+    callback: (error: ServiceError | null, response: GetEpochEndResponse) => void,
+  ): ClientUnaryCall;
+  getEpochEnd(
+    request: GetEpochEndRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetEpochEndResponse) => void,
+  ): ClientUnaryCall;
+  getEpochEnd(
+    request: GetEpochEndRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetEpochEndResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+   * appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+   * Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+   * greatest seen); INVALID_ARGUMENT (field `epoch`).
+   */
+  promote(
+    request: PromoteRequest,
+    callback: (error: ServiceError | null, response: PromoteResponse) => void,
+  ): ClientUnaryCall;
+  promote(
+    request: PromoteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PromoteResponse) => void,
+  ): ClientUnaryCall;
+  promote(
+    request: PromoteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PromoteResponse) => void,
   ): ClientUnaryCall;
 }
 
