@@ -266,7 +266,7 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
         assert.equal(f.wal.nextOffset, nextOffset, `${key} wrote nothing`);
         refused.push(WAL_SERVICE_RPCS[key].name);
       }
-      assert.deepEqual(refused.sort(), ['Append', 'AppendStream', 'Compact', 'CreateSnapshot', 'DeleteSegmentsBefore', 'FlushAll', 'SnapshotKey']);
+      assert.deepEqual(refused.sort(), ['Abort', 'Append', 'AppendStream', 'Commit', 'Compact', 'CreateSnapshot', 'DeleteSegmentsBefore', 'FlushAll', 'Prepare', 'SnapshotKey']);
     } finally {
       await f.close();
     }
