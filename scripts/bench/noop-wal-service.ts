@@ -146,6 +146,7 @@ export function createNoopWalService(): WalServiceServer {
     listSnapshots: (_call, callback) => callback(unimplemented()),
     verifySnapshot: (_call, callback) => callback(unimplemented()),
     getSnapshot: (call) => call.emit('error', unimplemented()),
+    reportFollower: (_call, callback) => callback(unimplemented()),
     compact: (_call, callback) =>
       callback(null, {
         snapshotsCreated: 0,
@@ -160,6 +161,9 @@ export function createNoopWalService(): WalServiceServer {
         snapshotsDeleted: 0,
         durationMs: 0n,
         keyCompaction: undefined,
+        leaseHeldSegments: 0,
+        leaseHeldBytes: 0n,
+        leaseHolders: [],
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
   };

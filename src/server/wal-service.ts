@@ -11,6 +11,7 @@ import { getStats } from './rpc/get-stats.js';
 import { listKeys } from './rpc/list-keys.js';
 import { listSnapshots } from './rpc/list-snapshots.js';
 import { read } from './rpc/read.js';
+import { reportFollower } from './rpc/report-follower.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
 import { snapshotKey } from './rpc/snapshot-key.js';
@@ -46,6 +47,8 @@ export const WAL_SERVICE_RPCS = {
   getSnapshot: { name: 'GetSnapshot', kind: 'server-stream', role: 'read', open: getSnapshot, streams: (context) => context.snapshotStreams },
   compact: { name: 'Compact', kind: 'unary', role: 'admin', handle: compact },
   deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', handle: deleteSegmentsBefore },
+  // `write`: a report counts towards min_replicas acknowledgements and holds segments back from compaction.
+  reportFollower: { name: 'ReportFollower', kind: 'client-stream', role: 'write', open: reportFollower, streams: (context) => context.followerReports },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

@@ -12,6 +12,9 @@ import { NodeStorage } from '../storage/node-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
+import { FollowerRegistry } from './followers/follower-registry.js';
+import { ReplicaAcks } from './followers/replica-acks.js';
+import type { ReportFollowerSession } from './followers/report-follower-session.js';
 import { MetricsListener } from './metrics/metrics-listener.js';
 import { ServerEvents } from './metrics/server-events.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
@@ -78,6 +81,10 @@ export class WaldServer {
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** Open GetSnapshot streams (limit `maxSnapshotStreams`), ended at shutdown. */
   readonly snapshotStreams: StreamRegistry<SnapshotSendStream>;
+  /** The followers this server leads (ReportFollower, frames tails): GetStats, min_replicas, retention leases. */
+  readonly followers: FollowerRegistry;
+  /** Open ReportFollower streams (limit `replication.maxFollowers`), ended at shutdown. */
+  readonly followerReports: StreamRegistry<ReportFollowerSession>;
   /** The resolved options. */
   readonly options: ResolvedServerOptions;
   /** The log served; owned by the server, closed by {@link stop}. */
@@ -166,7 +173,17 @@ export class WaldServer {
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams, 'max_append_streams');
     const compaction = resolveStateOptions(init.options?.state).compaction;
-    this.compactor = new Compactor({ wal: this.wal, state: this.state, storage: init.storage ?? new NodeStorage(), options: compaction, clock: init.clock });
+    const { replication } = this.options;
+    this.followers = new FollowerRegistry(this.wal, { maxFollowers: replication.maxFollowers, followerExpiryMs: replication.followerExpiryMs, clock: init.clock });
+    this.followerReports = new StreamRegistry<ReportFollowerSession>('ReportFollower', replication.maxFollowers, 'replication.max_followers');
+    this.compactor = new Compactor({
+      wal: this.wal,
+      state: this.state,
+      storage: init.storage ?? new NodeStorage(),
+      options: compaction,
+      clock: init.clock,
+      leases: { current: () => this.followers.leases(), rules: replication },
+    });
     this.compactionScheduler = new CompactionScheduler({ wal: this.wal, state: this.state, compactor: this.compactor, options: compaction, clock: init.clock });
     this.compactionScheduler.on('compacted', ({ trigger, recordsSinceSnapshot, logBytes, result }) => {
       this.logger.info({ trigger, recordsSinceSnapshot, logBytes, ...result }, 'automatic compaction');
@@ -191,6 +208,9 @@ export class WaldServer {
         snapshotStreams: this.snapshotStreams,
         metrics: this.metrics,
         events: this.events,
+        followers: this.followers,
+        replicaAcks: new ReplicaAcks(this.followers, this.options.maxMinReplicas, replication.minReplicasTimeoutMs),
+        followerReports: this.followerReports,
       },
       { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
     );
@@ -365,7 +385,12 @@ export class WaldServer {
     this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
     if (wasServing) {
       const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
-      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll(), this.snapshotStreams.shutdownAll()]);
+      const streamsDone = Promise.all([
+        this.tails.shutdownAll(),
+        this.appendStreams.shutdownAll(),
+        this.snapshotStreams.shutdownAll(),
+        this.followerReports.shutdownAll(),
+      ]);
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(resolve, this.options.shutdownGraceMs, 'timeout');

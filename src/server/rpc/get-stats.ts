@@ -1,4 +1,5 @@
 import type { WriteState as EngineWriteState } from '../../engine/types.js';
+import type { FollowerInfo } from '../../gen/wald/v1/replication.js';
 import { ReplicationRole, WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
 import { optionalOffset } from '../record-message.js';
 import type { RpcContext } from './rpc-context.js';
@@ -12,13 +13,14 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
 /**
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
  * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
- * the bytes a compaction now would reclaim.
+ * the bytes a compaction now would reclaim; the followers it leads, with their lag and leases.
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
 export async function getStats(_request: GetStatsRequest, context: RpcContext): Promise<GetStatsResponse> {
   const stats = context.wal.stats();
   const snapshots = context.state.snapshotSummary();
+  const followers = await followerInfos(context);
   return {
     entryCount: BigInt(stats.recordCount),
     segmentCount: BigInt(stats.segmentCount),
@@ -47,6 +49,28 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     leaderAddress: '',
     epoch: 0n,
     epochHistory: [],
-    followers: [],
+    followers,
   };
+}
+
+/** The followers of the registry, with how their retention leases stand in a compaction now. */
+async function followerInfos(context: RpcContext): Promise<FollowerInfo[]> {
+  const views = await context.followers.list();
+  if (views.length === 0) return [];
+  const standings = new Map(context.compactor.leaseStandings().map((standing) => [standing.holder, standing]));
+  return views.map((view) => {
+    const standing = standings.get(view.followerId);
+    return {
+      followerId: view.followerId,
+      address: view.address,
+      durableNextOffset: BigInt(view.durableNextOffset),
+      lagRecords: BigInt(view.lagRecords),
+      lagBytes: BigInt(view.lagBytes),
+      lagMs: BigInt(view.lagMs),
+      connectedSinceMs: BigInt(view.connectedSinceMs),
+      connected: view.isConnected,
+      leaseHeldBytes: BigInt(standing?.heldBytes ?? 0),
+      leaseLapsed: standing?.lapse !== undefined,
+    };
+  });
 }

@@ -3,6 +3,9 @@ import type { Wal } from '../../engine/wal.js';
 import type { Compactor } from '../../state/compactor.js';
 import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
+import type { FollowerRegistry } from '../followers/follower-registry.js';
+import type { ReplicaAcks } from '../followers/replica-acks.js';
+import type { ReportFollowerSession } from '../followers/report-follower-session.js';
 import type { ServerEvents } from '../metrics/server-events.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
 import type { ResolvedServerOptions } from '../server-options.js';
@@ -36,4 +39,10 @@ export interface RpcContext {
   readonly metrics: ServerMetrics | undefined;
   /** The server's notable events (logged, and counted when metrics are on). */
   readonly events: ServerEvents;
+  /** The followers this server leads: their reports, lag, leases, and the appends waiting for them (`min_replicas`). */
+  readonly followers: FollowerRegistry;
+  /** The wait of appends with `min_replicas` for their followers (Append, AppendStream). */
+  readonly replicaAcks: ReplicaAcks;
+  /** Open ReportFollower streams (`replication.max_followers`). */
+  readonly followerReports: StreamRegistry<ReportFollowerSession>;
 }

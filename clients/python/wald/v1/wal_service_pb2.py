@@ -14,19 +14,20 @@ _sym_db = _symbol_database.Default()
 from wald.v1 import append_pb2 as wald_dot_v1_dot_append__pb2
 from wald.v1 import compaction_pb2 as wald_dot_v1_dot_compaction__pb2
 from wald.v1 import read_pb2 as wald_dot_v1_dot_read__pb2
+from wald.v1 import replication_pb2 as wald_dot_v1_dot_replication__pb2
 from wald.v1 import snapshot_pb2 as wald_dot_v1_dot_snapshot__pb2
 from wald.v1 import state_pb2 as wald_dot_v1_dot_state__pb2
 from wald.v1 import stats_pb2 as wald_dot_v1_dot_stats__pb2
 from wald.v1 import tail_pb2 as wald_dot_v1_dot_tail__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19wald/v1/wal_service.proto\x12\x07wald.v1\x1a\x14wald/v1/append.proto\x1a\x18wald/v1/compaction.proto\x1a\x12wald/v1/read.proto\x1a\x16wald/v1/snapshot.proto\x1a\x13wald/v1/state.proto\x1a\x13wald/v1/stats.proto\x1a\x12wald/v1/tail.proto2\xe6\x08\n\nWalService\x12\x39\n\x06\x41ppend\x12\x16.wald.v1.AppendRequest\x1a\x17.wald.v1.AppendResponse\x12O\n\x0c\x41ppendStream\x12\x1c.wald.v1.AppendStreamRequest\x1a\x1d.wald.v1.AppendStreamResponse(\x01\x30\x01\x12\x33\n\x04Read\x12\x14.wald.v1.ReadRequest\x1a\x15.wald.v1.ReadResponse\x12>\n\x07TailWal\x12\x17.wald.v1.TailWalRequest\x1a\x18.wald.v1.TailWalResponse0\x01\x12?\n\x08GetStats\x12\x18.wald.v1.GetStatsRequest\x1a\x19.wald.v1.GetStatsResponse\x12\x33\n\x04Sync\x12\x14.wald.v1.SyncRequest\x1a\x15.wald.v1.SyncResponse\x12\x30\n\x03Get\x12\x13.wald.v1.GetRequest\x1a\x14.wald.v1.GetResponse\x12?\n\x08ListKeys\x12\x18.wald.v1.ListKeysRequest\x1a\x19.wald.v1.ListKeysResponse\x12?\n\x08\x46lushAll\x12\x18.wald.v1.FlushAllRequest\x1a\x19.wald.v1.FlushAllResponse\x12H\n\x0bSnapshotKey\x12\x1b.wald.v1.SnapshotKeyRequest\x1a\x1c.wald.v1.SnapshotKeyResponse\x12Q\n\x0e\x43reateSnapshot\x12\x1e.wald.v1.CreateSnapshotRequest\x1a\x1f.wald.v1.CreateSnapshotResponse\x12N\n\rListSnapshots\x12\x1d.wald.v1.ListSnapshotsRequest\x1a\x1e.wald.v1.ListSnapshotsResponse\x12Q\n\x0eVerifySnapshot\x12\x1e.wald.v1.VerifySnapshotRequest\x1a\x1f.wald.v1.VerifySnapshotResponse\x12J\n\x0bGetSnapshot\x12\x1b.wald.v1.GetSnapshotRequest\x1a\x1c.wald.v1.GetSnapshotResponse0\x01\x12<\n\x07\x43ompact\x12\x17.wald.v1.CompactRequest\x1a\x18.wald.v1.CompactResponse\x12\x63\n\x14\x44\x65leteSegmentsBefore\x12$.wald.v1.DeleteSegmentsBeforeRequest\x1a%.wald.v1.DeleteSegmentsBeforeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19wald/v1/wal_service.proto\x12\x07wald.v1\x1a\x14wald/v1/append.proto\x1a\x18wald/v1/compaction.proto\x1a\x12wald/v1/read.proto\x1a\x19wald/v1/replication.proto\x1a\x16wald/v1/snapshot.proto\x1a\x13wald/v1/state.proto\x1a\x13wald/v1/stats.proto\x1a\x12wald/v1/tail.proto2\xbb\t\n\nWalService\x12\x39\n\x06\x41ppend\x12\x16.wald.v1.AppendRequest\x1a\x17.wald.v1.AppendResponse\x12O\n\x0c\x41ppendStream\x12\x1c.wald.v1.AppendStreamRequest\x1a\x1d.wald.v1.AppendStreamResponse(\x01\x30\x01\x12\x33\n\x04Read\x12\x14.wald.v1.ReadRequest\x1a\x15.wald.v1.ReadResponse\x12>\n\x07TailWal\x12\x17.wald.v1.TailWalRequest\x1a\x18.wald.v1.TailWalResponse0\x01\x12?\n\x08GetStats\x12\x18.wald.v1.GetStatsRequest\x1a\x19.wald.v1.GetStatsResponse\x12\x33\n\x04Sync\x12\x14.wald.v1.SyncRequest\x1a\x15.wald.v1.SyncResponse\x12\x30\n\x03Get\x12\x13.wald.v1.GetRequest\x1a\x14.wald.v1.GetResponse\x12?\n\x08ListKeys\x12\x18.wald.v1.ListKeysRequest\x1a\x19.wald.v1.ListKeysResponse\x12?\n\x08\x46lushAll\x12\x18.wald.v1.FlushAllRequest\x1a\x19.wald.v1.FlushAllResponse\x12H\n\x0bSnapshotKey\x12\x1b.wald.v1.SnapshotKeyRequest\x1a\x1c.wald.v1.SnapshotKeyResponse\x12Q\n\x0e\x43reateSnapshot\x12\x1e.wald.v1.CreateSnapshotRequest\x1a\x1f.wald.v1.CreateSnapshotResponse\x12N\n\rListSnapshots\x12\x1d.wald.v1.ListSnapshotsRequest\x1a\x1e.wald.v1.ListSnapshotsResponse\x12Q\n\x0eVerifySnapshot\x12\x1e.wald.v1.VerifySnapshotRequest\x1a\x1f.wald.v1.VerifySnapshotResponse\x12J\n\x0bGetSnapshot\x12\x1b.wald.v1.GetSnapshotRequest\x1a\x1c.wald.v1.GetSnapshotResponse0\x01\x12<\n\x07\x43ompact\x12\x17.wald.v1.CompactRequest\x1a\x18.wald.v1.CompactResponse\x12\x63\n\x14\x44\x65leteSegmentsBefore\x12$.wald.v1.DeleteSegmentsBeforeRequest\x1a%.wald.v1.DeleteSegmentsBeforeResponse\x12S\n\x0eReportFollower\x12\x1e.wald.v1.ReportFollowerRequest\x1a\x1f.wald.v1.ReportFollowerResponse(\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wald.v1.wal_service_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _WALSERVICE._serialized_start=193
-  _WALSERVICE._serialized_end=1319
+  _WALSERVICE._serialized_start=220
+  _WALSERVICE._serialized_end=1431
 # @@protoc_insertion_point(module_scope)

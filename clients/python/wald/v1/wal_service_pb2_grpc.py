@@ -5,6 +5,7 @@ import grpc
 from wald.v1 import append_pb2 as wald_dot_v1_dot_append__pb2
 from wald.v1 import compaction_pb2 as wald_dot_v1_dot_compaction__pb2
 from wald.v1 import read_pb2 as wald_dot_v1_dot_read__pb2
+from wald.v1 import replication_pb2 as wald_dot_v1_dot_replication__pb2
 from wald.v1 import snapshot_pb2 as wald_dot_v1_dot_snapshot__pb2
 from wald.v1 import state_pb2 as wald_dot_v1_dot_state__pb2
 from wald.v1 import stats_pb2 as wald_dot_v1_dot_stats__pb2
@@ -102,6 +103,11 @@ class WalServiceStub(object):
                 '/wald.v1.WalService/DeleteSegmentsBefore',
                 request_serializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeRequest.SerializeToString,
                 response_deserializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeResponse.FromString,
+                )
+        self.ReportFollower = channel.stream_unary(
+                '/wald.v1.WalService/ReportFollower',
+                request_serializer=wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.FromString,
                 )
 
 
@@ -301,6 +307,20 @@ class WalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportFollower(self, request_iterator, context):
+        """ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+        durably, after each fsync. The leader lists the follower in GetStats and counts it for
+        Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+        At most replication.max_followers followers are tracked (and as many streams open).
+        Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+        `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+        tracked); FAILED_PRECONDITION (WAL_NOT_LEADER, metadata `leader`: this server is itself a
+        follower); UNAVAILABLE (WAL_SHUTTING_DOWN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -383,6 +403,11 @@ def add_WalServiceServicer_to_server(servicer, server):
                     servicer.DeleteSegmentsBefore,
                     request_deserializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeRequest.FromString,
                     response_serializer=wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeResponse.SerializeToString,
+            ),
+            'ReportFollower': grpc.stream_unary_rpc_method_handler(
+                    servicer.ReportFollower,
+                    request_deserializer=wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -666,5 +691,22 @@ class WalService(object):
         return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/DeleteSegmentsBefore',
             wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeRequest.SerializeToString,
             wald_dot_v1_dot_compaction__pb2.DeleteSegmentsBeforeResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReportFollower(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(request_iterator, target, '/wald.v1.WalService/ReportFollower',
+            wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.SerializeToString,
+            wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

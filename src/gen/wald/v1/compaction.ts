@@ -131,7 +131,18 @@ export interface CompactResponse {
   /** Milliseconds the compaction (or dry run) took, key compaction included. */
   durationMs: bigint;
   /** What the key compaction did (or would do); unset without aggressive. */
-  keyCompaction: KeyCompactionReport | undefined;
+  keyCompaction:
+    | KeyCompactionReport
+    | undefined;
+  /**
+   * Sealed segments the compaction would have deleted but kept because followers still need them
+   * (their retention leases, docs/replication.md). In a dry run: that would be kept.
+   */
+  leaseHeldSegments: number;
+  /** Bytes of those segment files. */
+  leaseHeldBytes: bigint;
+  /** The follower ids whose leases kept them, sorted; empty when none did. */
+  leaseHolders: string[];
 }
 
 /**
@@ -604,6 +615,9 @@ function createBaseCompactResponse(): CompactResponse {
     snapshotsDeleted: 0,
     durationMs: 0n,
     keyCompaction: undefined,
+    leaseHeldSegments: 0,
+    leaseHeldBytes: 0n,
+    leaseHolders: [],
   };
 }
 
@@ -665,6 +679,18 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     }
     if (message.keyCompaction !== undefined) {
       KeyCompactionReport.encode(message.keyCompaction, writer.uint32(114).fork()).join();
+    }
+    if (message.leaseHeldSegments !== 0) {
+      writer.uint32(120).uint32(message.leaseHeldSegments);
+    }
+    if (message.leaseHeldBytes !== 0n) {
+      if (BigInt.asUintN(64, message.leaseHeldBytes) !== message.leaseHeldBytes) {
+        throw new globalThis.Error("value provided for field message.leaseHeldBytes of type uint64 too large");
+      }
+      writer.uint32(128).uint64(message.leaseHeldBytes);
+    }
+    for (const v of message.leaseHolders) {
+      writer.uint32(138).string(v!);
     }
     return writer;
   },
@@ -794,6 +820,30 @@ export const CompactResponse: MessageFns<CompactResponse> = {
             message.keyCompaction = KeyCompactionReport.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.leaseHeldSegments = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.leaseHeldBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.leaseHolders.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -878,6 +928,21 @@ export const CompactResponse: MessageFns<CompactResponse> = {
         : isSet(object.key_compaction)
         ? KeyCompactionReport.fromJSON(object.key_compaction)
         : undefined,
+      leaseHeldSegments: isSet(object.leaseHeldSegments)
+        ? globalThis.Number(object.leaseHeldSegments)
+        : isSet(object.lease_held_segments)
+        ? globalThis.Number(object.lease_held_segments)
+        : 0,
+      leaseHeldBytes: isSet(object.leaseHeldBytes)
+        ? BigInt(object.leaseHeldBytes)
+        : isSet(object.lease_held_bytes)
+        ? BigInt(object.lease_held_bytes)
+        : 0n,
+      leaseHolders: globalThis.Array.isArray(object?.leaseHolders)
+        ? object.leaseHolders.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.lease_holders)
+        ? object.lease_holders.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -925,6 +990,15 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     if (message.keyCompaction !== undefined) {
       obj.keyCompaction = KeyCompactionReport.toJSON(message.keyCompaction);
     }
+    if (message.leaseHeldSegments !== 0) {
+      obj.leaseHeldSegments = Math.round(message.leaseHeldSegments);
+    }
+    if (message.leaseHeldBytes !== 0n) {
+      obj.leaseHeldBytes = message.leaseHeldBytes.toString();
+    }
+    if (message.leaseHolders?.length) {
+      obj.leaseHolders = message.leaseHolders;
+    }
     return obj;
   },
 
@@ -959,6 +1033,11 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     message.keyCompaction = (object.keyCompaction !== undefined && object.keyCompaction !== null)
       ? KeyCompactionReport.fromPartial(object.keyCompaction)
       : undefined;
+    message.leaseHeldSegments = object.leaseHeldSegments ?? 0;
+    message.leaseHeldBytes = (object.leaseHeldBytes !== undefined && object.leaseHeldBytes !== null)
+      ? BigInt(object.leaseHeldBytes)
+      : 0n;
+    message.leaseHolders = object.leaseHolders?.map((e) => e) || [];
     return message;
   },
 };

@@ -13,7 +13,9 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -29,6 +31,7 @@ import {
   DeleteSegmentsBeforeResponse,
 } from "./compaction.js";
 import { ReadRequest, ReadResponse } from "./read.js";
+import { ReportFollowerRequest, ReportFollowerResponse } from "./replication.js";
 import {
   CreateSnapshotRequest,
   CreateSnapshotResponse,
@@ -370,6 +373,27 @@ export const WalServiceService = {
       Buffer.from(DeleteSegmentsBeforeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSegmentsBeforeResponse => DeleteSegmentsBeforeResponse.decode(value),
   },
+  /**
+   * ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+   * durably, after each fsync. The leader lists the follower in GetStats and counts it for
+   * Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+   * At most replication.max_followers followers are tracked (and as many streams open).
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+   * `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+   * tracked); FAILED_PRECONDITION (WAL_NOT_LEADER, metadata `leader`: this server is itself a
+   * follower); UNAVAILABLE (WAL_SHUTTING_DOWN).
+   */
+  reportFollower: {
+    path: "/wald.v1.WalService/ReportFollower" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportFollowerRequest): Buffer =>
+      Buffer.from(ReportFollowerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportFollowerRequest => ReportFollowerRequest.decode(value),
+    responseSerialize: (value: ReportFollowerResponse): Buffer =>
+      Buffer.from(ReportFollowerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportFollowerResponse => ReportFollowerResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -515,6 +539,17 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * UNAVAILABLE (WAL_IO_ERROR).
    */
   deleteSegmentsBefore: handleUnaryCall<DeleteSegmentsBeforeRequest, DeleteSegmentsBeforeResponse>;
+  /**
+   * ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+   * durably, after each fsync. The leader lists the follower in GetStats and counts it for
+   * Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+   * At most replication.max_followers followers are tracked (and as many streams open).
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+   * `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+   * tracked); FAILED_PRECONDITION (WAL_NOT_LEADER, metadata `leader`: this server is itself a
+   * follower); UNAVAILABLE (WAL_SHUTTING_DOWN).
+   */
+  reportFollower: handleClientStreamingCall<ReportFollowerRequest, ReportFollowerResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -848,6 +883,32 @@ export interface WalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSegmentsBeforeResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+   * durably, after each fsync. The leader lists the follower in GetStats and counts it for
+   * Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+   * At most replication.max_followers followers are tracked (and as many streams open).
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+   * `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+   * tracked); FAILED_PRECONDITION (WAL_NOT_LEADER, metadata `leader`: this server is itself a
+   * follower); UNAVAILABLE (WAL_SHUTTING_DOWN).
+   */
+  reportFollower(
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  reportFollower(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  reportFollower(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  reportFollower(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
 }
 
 export const WalServiceClient = makeGenericClientConstructor(WalServiceService, "wald.v1.WalService") as unknown as {
