@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Wal } from '../../engine/wal.js';
 import { WalError } from '../../errors.js';
 import type { RetentionLease } from '../../state/retention-lease.js';
@@ -36,6 +37,12 @@ export interface FollowerView {
   readonly isConnected: boolean;
   /** When it last reported, ms; 0 when it never did. */
   readonly lastReportMs: number;
+}
+
+/** Events of a {@link FollowerRegistry}, for observers (logs, tests). */
+export interface FollowerRegistryEvents {
+  /** A report was taken in: the appends it completes are woken already. */
+  report: [followerId: string, durableNextOffset: number];
 }
 
 /** The limits of a {@link FollowerRegistry}. */
@@ -77,7 +84,7 @@ interface FollowerEntry {
  * Each follower's durable next offset is also its retention lease ({@link leases}), which
  * compaction honours within its caps.
  */
-export class FollowerRegistry {
+export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
   private readonly entries = new Map<string, FollowerEntry>();
   private readonly waiters = new ReplicaWaiters();
   private readonly clock: () => number;
@@ -86,6 +93,7 @@ export class FollowerRegistry {
     private readonly log: FollowerLog,
     private readonly options: FollowerRegistryOptions,
   ) {
+    super();
     this.clock = options.clock ?? Date.now;
   }
 
@@ -135,6 +143,7 @@ export class FollowerRegistry {
     entry.lastReportMs = this.clock();
     entry.lastSeenMs = entry.lastReportMs;
     this.waiters.moved(before, report.durableNextOffset);
+    this.emit('report', followerId, report.durableNextOffset);
   }
 
   /**
