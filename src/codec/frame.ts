@@ -6,11 +6,11 @@
  * ```
  *  0        4        8    9    10       12       16                24                32
  *  +--------+--------+----+----+--------+--------+-----------------+-----------------+
- *  | length | crc32c |type|flag|reserved| count  |   base offset   |  timestamp (ms) |
+ *  | length | crc32c |type|flag|epoch hi| count  |   base offset   |  timestamp (ms) |
  *  +--------+--------+----+----+--------+--------+-----------------+-----------------+
  *  32       36       40                                      length     align8(length)
  *  +--------+--------+-------------------------------------------+---------+
- *  | epoch  |sync lag| payload: [producer] record record ...     | padding |
+ *  |epoch lo|sync lag| payload: [producer] record record ...     | padding |
  *  +--------+--------+-------------------------------------------+---------+
  * ```
  *
@@ -22,7 +22,10 @@
  * - `type` is 1 (records). `flags` bit 0: the payload starts with a producer section.
  * - `count` is the number of records; their offsets are `base offset .. base offset + count - 1`
  *   and they share the frame's timestamp.
- * - `epoch` (u32) is the leader epoch that wrote the frame (0 until replication exists).
+ * - `epoch` is the leader epoch that wrote the frame, a 48-bit number: its low 32 bits in `epoch lo`
+ *   (u32 at 32) and its high 16 bits in `epoch hi` (u16 at 10, the bytes once reserved, zero in
+ *   every frame written before replication), so that an external coordinator's revision (an etcd
+ *   revision) fits. 0 on a log never promoted.
  * - `sync lag` (u32, segment format version 2) is what the writer knew to be durable when it
  *   stamped the frame: 1 + the number of records before `base offset` not yet known durable, so
  *   every offset below `base offset - sync lag + 1` was on stable storage. 0 makes no claim (version
@@ -42,6 +45,9 @@ import { RECORD_TYPE_NAMES, RECORD_TYPES, setHeader, type AppendRecord, type Rec
 import { readU64, writeU64 } from './u64.js';
 
 export const FRAME_HEADER_BYTES = 40;
+/** The largest leader epoch a frame can carry: 2^48 - 1 (see the file comment). */
+export const MAX_EPOCH = 2 ** 48 - 1;
+const EPOCH_HIGH_UNIT = 2 ** 32;
 export const FRAME_TYPE_RECORDS = 1;
 const FLAG_PRODUCER = 1;
 const RECORD_HEADER_BYTES = 12;
@@ -166,13 +172,14 @@ export function durableBefore(header: FrameHeader): number | undefined {
 }
 
 /**
- * Fills in a frame's base offset, timestamp, leader epoch and sync lag, then its checksum from
- * `seed` (the segment's frame seed).
+ * Fills in a frame's base offset, timestamp, leader epoch (at most {@link MAX_EPOCH}) and sync
+ * lag, then its checksum from `seed` (the segment's frame seed).
  */
 export function stampFrame(frame: Buffer, baseOffset: number, timestamp: number, leaderEpoch: number, lag: number, seed: number): void {
   writeU64(frame, baseOffset, 16);
   writeU64(frame, timestamp, 24);
-  frame.writeUInt32LE(leaderEpoch, 32);
+  frame.writeUInt16LE(Math.floor(leaderEpoch / EPOCH_HIGH_UNIT), 10);
+  frame.writeUInt32LE(leaderEpoch % EPOCH_HIGH_UNIT, 32);
   frame.writeUInt32LE(lag, 36);
   checksumFrame(frame, seed);
 }
@@ -189,7 +196,7 @@ export interface FrameHeader {
   readonly recordCount: number;
   readonly baseOffset: number;
   readonly timestamp: number;
-  /** u32; 0 until replication exists. */
+  /** The leader epoch that wrote the frame (48 bits; 0 on a log never promoted). */
   readonly leaderEpoch: number;
   /** See the file comment; 0 makes no claim. */
   readonly syncLag: number;
@@ -214,24 +221,23 @@ export function readFrameHeader(buf: Buffer, position: number): FrameHeader {
     recordCount: buf.readUInt32LE(position + 12),
     baseOffset: readU64(buf, position + 16),
     timestamp: readU64(buf, position + 24),
-    leaderEpoch: buf.readUInt32LE(position + 32),
+    leaderEpoch: buf.readUInt16LE(position + 10) * EPOCH_HIGH_UNIT + buf.readUInt32LE(position + 32),
     syncLag: buf.readUInt32LE(position + 36),
     hasProducer: (buf[position + 9]! & FLAG_PRODUCER) !== 0,
   };
 }
 
 /**
- * True when the fixed fields at `position` could start a frame (known type, known flags, zero
- * reserved bytes, at least one record, a length past the header): a cheap filter before the
- * checksum, for scans that try every position. `buf` must hold 16 bytes from `position`.
+ * True when the fixed fields at `position` could start a frame (known type, known flags, at least
+ * one record, a length past the header): a cheap filter before the checksum, for scans that try
+ * every position. `buf` must hold 16 bytes from `position`. (Bytes 10..11 are not checked: they
+ * hold the high bits of the epoch.)
  */
 export function looksLikeFrameHeader(buf: Buffer, position: number): boolean {
   return (
     buf.readUInt32LE(position) >= FRAME_HEADER_BYTES &&
     buf[position + 8] === FRAME_TYPE_RECORDS &&
     (buf[position + 9]! & ~FLAG_PRODUCER) === 0 &&
-    buf[position + 10] === 0 &&
-    buf[position + 11] === 0 &&
     buf.readUInt32LE(position + 12) > 0
   );
 }

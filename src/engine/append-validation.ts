@@ -107,16 +107,19 @@ function isOffset(value: unknown): boolean {
  * Checks append options.
  *
  * @throws WalError `WAL_INVALID_ARGUMENT` naming the option: an `expectedOffset` or `sequence` that
- *   is not a non-negative safe integer; a `producerId` that is not a string of 1..256 UTF-8 bytes;
+ *   is not a non-negative safe integer, an `expectedEpoch` that is not one; a `producerId` that is not a string of 1..256 UTF-8 bytes;
  *   a `sequence` without a `producerId` or a `producerId` without a `sequence` (both name
  *   `sequence`).
  * @throws TypeError when `options` is not an object.
  */
 export function validateAppendOptions(options: AppendOptions): void {
   if (!isObject(options)) throw new TypeError('options must be an object');
-  const { expectedOffset, producerId, sequence } = options;
+  const { expectedOffset, expectedEpoch, producerId, sequence } = options;
   if (expectedOffset !== undefined && !isOffset(expectedOffset)) {
     throw invalidArgument('expectedOffset', `must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}`, { value: String(expectedOffset) });
+  }
+  if (expectedEpoch !== undefined && !isOffset(expectedEpoch)) {
+    throw invalidArgument('expectedEpoch', `must be a non-negative integer of at most ${Number.MAX_SAFE_INTEGER}`, { value: String(expectedEpoch) });
   }
   if (producerId === undefined) {
     if (sequence !== undefined) throw invalidArgument('sequence', 'a sequence needs a producerId');

@@ -1,8 +1,12 @@
+import { join } from 'node:path';
+import { encodeEpochHistory, type EpochStart } from '../codec/epoch-history-file.js';
+import { MAX_EPOCH } from '../codec/frame.js';
 import { WalError } from '../errors.js';
+import { writeFileDurably } from '../storage/durable-file.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import { createAndLockDataDir } from './data-dir-lock.js';
 import { createSegmentFile, newFrameSeed } from './segment-file.js';
-import { parseSegmentFileName } from './segment-name.js';
+import { EPOCHS_FILE, parseSegmentFileName, TEMP_SUFFIX } from './segment-name.js';
 import { walErrorFromStorage } from './storage-errors.js';
 import type { IoStats } from './types.js';
 import { resolveWalOptions, type WalOptions } from './wal-options.js';
@@ -14,6 +18,19 @@ export interface EmptyLogOptions extends Pick<WalOptions, 'dir' | 'storage' | 'c
    * offsets, so this is the name of its one, empty segment.
    */
   readonly baseOffset: number;
+  /**
+   * The checksum seed of the log's frames (a positive u32); default: a new random one. A follower
+   * bootstrapping from its leader's snapshot passes its leader's (`Wal.frameSeed`), so that the
+   * leader's frames check out in its segment.
+   */
+  readonly frameSeed?: number | undefined;
+  /**
+   * The epoch history to start with (a follower adopting its leader's, oldest first: epochs
+   * increasing, 1 .. 2^48 - 1, start offsets non-decreasing). Entries starting after `baseOffset`
+   * are left out (the frames that follow bring their epochs). Given, the log is marked
+   * `replicated` (docs/format.md, "Epoch history").
+   */
+  readonly epochHistory?: readonly EpochStart[] | undefined;
 }
 
 /**
@@ -28,13 +45,22 @@ export interface EmptyLogOptions extends Pick<WalOptions, 'dir' | 'storage' | 'c
  * After a crash at any step the directory holds either no segment (an open makes a log at 0; a
  * leftover temp file is removed then) or the whole empty segment.
  *
- * Throws `RangeError` for a `baseOffset` that is not a non-negative safe integer, `WalError`
+ * With `epochHistory`, the history file is written (durably) before the segment: a crash between
+ * the two leaves no segment, and the call can be made again.
+ *
+ * Throws `RangeError` for a `baseOffset` that is not a non-negative safe integer, a `frameSeed`
+ * that is not a positive u32 or an `epochHistory` out of order, `WalError`
  * `WAL_INVALID_ARGUMENT` (field `dir`) when the directory holds a segment already, `WAL_LOCKED`
  * when another process holds it, and `WAL_IO_ERROR` / `WAL_NO_SPACE` when the disk fails.
  */
 export function createEmptyLog(options: EmptyLogOptions): void {
   const { baseOffset } = options;
   if (!Number.isSafeInteger(baseOffset) || baseOffset < 0) throw new RangeError(`options.baseOffset must be a non-negative safe integer, got ${String(baseOffset)}`);
+  const { frameSeed, epochHistory } = options;
+  if (frameSeed !== undefined && !(Number.isInteger(frameSeed) && frameSeed > 0 && frameSeed <= 0xffff_ffff)) {
+    throw new RangeError(`options.frameSeed must be an integer in 1..2^32 - 1, got ${String(frameSeed)}`);
+  }
+  const entries = epochHistory === undefined ? undefined : checkEpochHistory(epochHistory).filter((entry) => entry.startOffset <= baseOffset);
   const resolved = resolveWalOptions({ dir: options.dir, storage: options.storage, clock: options.clock, preallocate: false }, () => new NodeStorage());
   const { storage, dir } = resolved;
   const lock = createAndLockDataDir(storage, dir, `cannot create a log in ${dir}`);
@@ -43,12 +69,32 @@ export function createEmptyLog(options: EmptyLogOptions): void {
     if (existing !== undefined) {
       throw new WalError('WAL_INVALID_ARGUMENT', `dir: ${dir} holds a log already (segment ${existing})`, { field: 'dir', dir, segment: existing });
     }
+    if (entries !== undefined) {
+      const path = join(dir, EPOCHS_FILE);
+      writeFileDurably(storage, path, path + TEMP_SUFFIX, encodeEpochHistory({ entries, isReplicated: true }));
+    }
     const io: IoStats = { bytesWritten: 0, bytesRead: 0, writes: 0, reads: 0, fsyncs: 0 };
-    const { file } = createSegmentFile(resolved, baseOffset, undefined, io, newFrameSeed());
+    const { file } = createSegmentFile(resolved, baseOffset, undefined, io, frameSeed ?? newFrameSeed());
     file.close();
   } catch (error) {
     throw walErrorFromStorage(error, `cannot create a log in ${dir}`, { dir });
   } finally {
     lock.release();
   }
+}
+
+function checkEpochHistory(entries: readonly EpochStart[]): readonly EpochStart[] {
+  if (!Array.isArray(entries)) throw new TypeError('options.epochHistory must be an array');
+  entries.forEach((entry, i) => {
+    const previous = entries[i - 1];
+    const isValid =
+      Number.isSafeInteger(entry.epoch) &&
+      entry.epoch >= 1 &&
+      entry.epoch <= MAX_EPOCH &&
+      Number.isSafeInteger(entry.startOffset) &&
+      entry.startOffset >= 0 &&
+      (previous === undefined || (entry.epoch > previous.epoch && entry.startOffset >= previous.startOffset));
+    if (!isValid) throw new RangeError(`options.epochHistory[${i}] (epoch ${String(entry.epoch)} at ${String(entry.startOffset)}) is out of range or out of order`);
+  });
+  return entries;
 }

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import type { CheckedFrame } from './frame-run-check.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
 import { DiskFullProbe } from './disk-full-probe.js';
@@ -9,7 +10,7 @@ import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
-import { createSegmentFile, newFrameSeed } from './segment-file.js';
+import { createSegmentFile, newFrameSeed, type SegmentTarget } from './segment-file.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
 import type { AppendResult, IoStats, WriteState } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
@@ -24,6 +25,13 @@ interface PendingAppend {
   readonly timestamp: number;
   readonly sync: boolean;
   readonly producer: ProducerStamp | undefined;
+  /**
+   * A frame another log stamped (`Wal.appendFrames`): written as it is (never checksummed again),
+   * and never the cause of a rotation by size; its segments are the other log's.
+   */
+  readonly isRaw: boolean;
+  /** For a raw frame that starts a segment of the other log: the segment to write it into. */
+  readonly target: SegmentTarget | undefined;
   /** Byte position just past the frame once it is written to the active segment; -1 before. */
   end: number;
   /** How to put the producer table back if the frame is cut off again. */
@@ -57,6 +65,8 @@ export interface WriterEvents {
  */
 export class LogWriter {
   private state: WriteState = 'writable';
+  /** The leader epoch new batches are stamped with (the newest of the log's epoch history). */
+  epoch = 0;
   /** Offset after the last frame queued. */
   private assignedNext: number;
   /** Offset after the last frame known to be on stable storage. */
@@ -143,8 +153,8 @@ export class LogWriter {
   }
 
   /**
-   * Stamps an encoded batch with the next offsets, a timestamp and what is durable so far (the
-   * frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
+   * Stamps an encoded batch with the next offsets, a timestamp, the writer's epoch and what is
+   * durable so far (the frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
    * append's `producer` is entered in the producer table as the frame is written.
    */
   enqueue(frame: Buffer, count: number, sync: boolean, producer: ProducerStamp | undefined): Promise<AppendResult> {
@@ -152,14 +162,66 @@ export class LogWriter {
     const timestamp = Math.max(this.options.clock(), this.lastTimestamp);
     this.lastTimestamp = timestamp;
     const seed = this.active.frameSeed;
-    stampFrame(frame, firstOffset, timestamp, 0, syncLag(firstOffset, this.durableNext), seed);
+    stampFrame(frame, firstOffset, timestamp, this.epoch, syncLag(firstOffset, this.durableNext), seed);
     this.assignedNext += count;
     const result = new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ frame, seed, firstOffset, count, timestamp, sync, producer, end: -1, producerUndo: undefined, resolve, reject });
+      this.queue.push({ frame, seed, firstOffset, count, timestamp, sync, producer, isRaw: false, target: undefined, end: -1, producerUndo: undefined, resolve, reject });
       this.scheduleFlush();
     });
     if (producer !== undefined) this.producers.begin(producer.producerId, producer.sequence, result);
     return result;
+  }
+
+  /**
+   * The segment the next queued frame lands in: the active one, or the segment of another log
+   * that a queued frame starts (see {@link enqueueFrames}).
+   */
+  landingSegment(): { readonly segmentId: string; readonly frameSeed: number } {
+    for (let k = this.queue.length - 1; k >= 0; k--) {
+      const target = this.queue[k]!.target;
+      if (target !== undefined) return target.header;
+    }
+    return this.active;
+  }
+
+  /**
+   * Queues frames another log stamped, checked by the caller (frame-run-check.ts: they continue
+   * the log at {@link nextOffset}), to be written byte for byte through the same group commit as
+   * appends: acknowledged per the sync policy, the high watermark moving only after this log's
+   * own sync under `always` and `interval`. `target`: the first frame starts that segment of the
+   * other log (the active segment is sealed before it, or replaced when it is empty and has the
+   * same base offset), unless the active segment is that segment already. Resolves once the last
+   * frame is acknowledged; rejects as an append would (and a prefix may then be in the log).
+   */
+  enqueueFrames(frames: readonly CheckedFrame[], target: SegmentTarget | undefined): Promise<void> {
+    const results: Promise<AppendResult>[] = [];
+    frames.forEach((checked, i) => {
+      const { frame, header, producer } = checked;
+      this.lastTimestamp = Math.max(this.lastTimestamp, header.timestamp);
+      this.assignedNext = header.baseOffset + header.recordCount;
+      const pendingTarget = i === 0 ? target : undefined;
+      results.push(
+        new Promise<AppendResult>((resolve, reject) => {
+          this.queue.push({
+            frame,
+            seed: checked.seed,
+            firstOffset: header.baseOffset,
+            count: header.recordCount,
+            timestamp: header.timestamp,
+            sync: false,
+            producer,
+            isRaw: true,
+            target: pendingTarget,
+            end: -1,
+            producerUndo: undefined,
+            resolve,
+            reject,
+          });
+        }),
+      );
+    });
+    this.scheduleFlush();
+    return Promise.all(results).then(() => undefined);
   }
 
   private scheduleFlush(): void {
@@ -191,12 +253,14 @@ export class LogWriter {
         const buffers: Buffer[] = [];
         let position = this.active.dataEnd;
         while (i < batch.length) {
-          const length = batch[i]!.frame.length;
-          const fits = position + length <= this.options.segmentSizeBytes;
-          if (!fits && (position > SEGMENT_HEADER_BYTES || i > start)) break;
           const pending = batch[i]!;
+          const length = pending.frame.length;
+          // Another log's frames go where that log put them: into the segment it started.
+          if (pending.target !== undefined && pending.target.header.segmentId !== this.active.segmentId) break;
+          const fits = pending.isRaw || position + length <= this.options.segmentSizeBytes;
+          if (!fits && (position > SEGMENT_HEADER_BYTES || i > start)) break;
           // Queued before a rotation into a segment of another seed (only after a version-1 one).
-          if (pending.seed !== this.active.frameSeed) {
+          if (!pending.isRaw && pending.seed !== this.active.frameSeed) {
             checksumFrame(pending.frame, this.active.frameSeed);
             pending.seed = this.active.frameSeed;
           }
@@ -210,7 +274,8 @@ export class LogWriter {
           // should creating the next segment fail, those batches are in the log for good.
           this.datasync();
           settled = this.resolve(batch, settled, i);
-          this.rotate();
+          const target = batch[i]!.target;
+          this.rotate(target !== undefined && target.header.segmentId !== this.active.segmentId ? target : undefined);
         }
       }
       let mustSync = this.options.syncPolicy === 'always';
@@ -342,15 +407,27 @@ export class LogWriter {
   }
 
   /**
-   * Seals the synced active segment and starts the next. The caller synced the old segment first,
-   * so a later segment never follows an incomplete one.
+   * Seals the synced active segment and starts the next: a new one of this log's, or `target`, a
+   * segment of another log (its header written as it is). The caller synced the old segment first,
+   * so a later segment never follows an incomplete one. An empty active segment with the target's
+   * base offset is replaced by the target instead (the rename puts it in its place).
    */
-  private rotate(): void {
+  private rotate(target?: SegmentTarget): void {
     const old = this.active;
     const oldFile = this.activeFile;
     // The log's seed; a log begun by format version 1 (seed 0) gets one from its first new segment.
-    const seed = old.frameSeed === 0 ? newFrameSeed() : old.frameSeed;
-    const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io, seed);
+    const seed = target?.header.frameSeed ?? (old.frameSeed === 0 ? newFrameSeed() : old.frameSeed);
+    const isReplaced = target !== undefined && old.nextOffset === old.baseOffset && target.header.baseOffset === old.baseOffset;
+    const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io, seed, target);
+    if (isReplaced) {
+      this.segments.replaceActive(segment);
+      this.activeFile = file;
+      this.durableEnd = SEGMENT_HEADER_BYTES;
+      this.acked = { end: SEGMENT_HEADER_BYTES, next: segment.baseOffset, timestamp: -1 };
+      this.options.observer?.onSegmentRoll?.(old.name, segment.name, segment.baseOffset);
+      void this.prepareNext();
+      return;
+    }
     this.segments.add(segment);
     this.activeFile = file;
     this.options.observer?.onSegmentRoll?.(old.name, segment.name, segment.baseOffset);
@@ -366,7 +443,7 @@ export class LogWriter {
       // The index is derived data: the next open rebuilds it. The log itself is intact.
       this.events.warn(`sealing ${old.name} failed; its index will be rebuilt at the next open`, error);
     }
-    this.prepareNext();
+    void this.prepareNext();
   }
 
   /** Zero-fills the next segment in the background, so rotation does not wait for it. Never rejects. */

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { align8 } from '../codec/align.js';
 import { decodeCleanMarker, type CleanMarker } from '../codec/clean-marker.js';
+import { decodeEpochHistory, type EpochHistoryFile } from '../codec/epoch-history-file.js';
 import { checkFrame, decodeProducer, durableBefore, looksLikeFrameHeader } from '../codec/frame.js';
 import { decodeIndexFile, type ProducerState } from '../codec/index-file.js';
 import { decodeRecoveryPoint, type RecoveryPoint } from '../codec/recovery-point-file.js';
@@ -9,7 +10,7 @@ import { WalError } from '../errors.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { Storage } from '../storage/storage.js';
 import { Segment } from './segment.js';
-import { CLEAN_MARKER_FILE, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX, tornFileName } from './segment-name.js';
+import { CLEAN_MARKER_FILE, EPOCHS_FILE, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX, tornFileName } from './segment-name.js';
 import { SparseIndex } from './sparse-index.js';
 import type { RecoveryFault, RecoveryReport } from './types.js';
 
@@ -24,6 +25,8 @@ export interface RecoveredLog {
   readonly lastTimestamp: number;
   /** The recovery point read from `RECOVERY`, if any. */
   readonly recoveryPoint: RecoveryPoint | undefined;
+  /** The epoch history read from `EPOCHS`, if any (not yet reconciled with the log's end). */
+  readonly epochs: EpochHistoryFile | undefined;
   readonly report: RecoveryReport;
 }
 
@@ -41,6 +44,12 @@ interface RecoveryContext {
    * everything a version-1 engine wrote): then version-1 segments keep the version-1 rule.
    */
   readonly hasRecoveryPoint: boolean;
+  /**
+   * False once the log holds frames another log stamped (a follower's, epoch history flag
+   * `replicated`): their sync lags are the other log's durability, so only the recovery point,
+   * this log's own, says what was durable here.
+   */
+  readonly trustsFrameClaims: boolean;
   bytesScanned: number;
   bytesCut: number;
 }
@@ -58,6 +67,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   const started = clock();
   const names = storage.list(dir);
   const recoveryPoint = names.includes(RECOVERY_POINT_FILE) ? decodeRecoveryPoint(storage.readFile(join(dir, RECOVERY_POINT_FILE))) : undefined;
+  const epochs = readEpochHistory(storage, dir, names);
   const context: RecoveryContext = {
     storage,
     dir,
@@ -67,6 +77,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
     producers: [],
     durableBefore: recoveryPoint?.durableNext ?? 0,
     hasRecoveryPoint: recoveryPoint !== undefined,
+    trustsFrameClaims: epochs?.isReplicated !== true,
     bytesScanned: 0,
     bytesCut: 0,
   };
@@ -116,6 +127,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
     rebuilt: context.rebuilt,
     lastTimestamp,
     recoveryPoint,
+    epochs,
     report: {
       segments: segments.length,
       records: nextOffset - firstOffset,
@@ -149,6 +161,20 @@ function readProducerFile(storage: Storage, dir: string, names: readonly string[
   if (!names.includes(PRODUCERS_FILE)) return undefined;
   const decoded = decodeIndexFile(storage.readFile(join(dir, PRODUCERS_FILE)));
   return decoded.ok ? { producers: decoded.index.producers, lastTimestamp: decoded.index.lastTimestamp } : undefined;
+}
+
+/**
+ * The epoch history, if the log has one. It is not derived data (fencing and divergence checks rest
+ * on it) and it is only ever replaced whole by a rename: a file that does not check out is
+ * corruption, never dropped.
+ */
+function readEpochHistory(storage: Storage, dir: string, names: readonly string[]): EpochHistoryFile | undefined {
+  if (!names.includes(EPOCHS_FILE)) return undefined;
+  const decoded = decodeEpochHistory(storage.readFile(join(dir, EPOCHS_FILE)));
+  if (!decoded.ok) {
+    throw new WalError('WAL_CORRUPTION', `the epoch history ${EPOCHS_FILE} does not check out (${decoded.reason})`, { file: EPOCHS_FILE, position: 0, reason: decoded.reason });
+  }
+  return decoded.file;
 }
 
 /** Reads and removes the clean-shutdown marker: from now on the active segment may change. */
@@ -295,7 +321,7 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
     const legacy = formatVersion === 1 && !context.hasRecoveryPoint;
     // Without a seed (a version-1 segment, also while this engine continues one) any bytes that look
     // like a frame check out, a frame inside a record's value too: their claims are not believed.
-    const claimed = Math.max(context.durableBefore, segment.frameSeed === 0 ? -1 : ahead.durableBefore);
+    const claimed = Math.max(context.durableBefore, segment.frameSeed === 0 || !context.trustsFrameClaims ? -1 : ahead.durableBefore);
     const wasDurable = claimed > segment.nextOffset || (legacy && ahead.first !== undefined);
     if (!isLast || wasDurable) {
       throw corruption(segment.name, position, reason, segment.nextOffset - 1, ahead.first?.baseOffset, ahead.first?.position);

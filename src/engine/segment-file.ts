@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { encodeSegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import { encodeSegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES, type SegmentHeader } from '../codec/segment-header.js';
 import type { StorageFile } from '../storage/storage.js';
 import { Segment } from './segment.js';
 import { PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
@@ -10,7 +10,9 @@ import type { ResolvedWalOptions } from './wal-options.js';
 /**
  * Creates a segment durably, its frames checksummed from `frameSeed` (the log's, from
  * {@link newFrameSeed}): temp file (the preallocated one when given) -> header -> fdatasync ->
- * rename -> directory fsync. Returns the segment with its open file attached.
+ * rename (over a segment file of that name, if any) -> directory fsync. Returns the segment with
+ * its open file attached. With `target` (a follower writing its leader's segment) the header is
+ * the target's bytes, as they are: its id, seed and creation time, not new ones.
  *
  * Throws `StorageError` (the caller maps it); on failure the temp file is removed when possible.
  */
@@ -20,10 +22,14 @@ export function createSegmentFile(
   prepared: StorageFile | undefined,
   io: IoStats,
   frameSeed: number,
+  target?: SegmentTarget,
 ): { segment: Segment; file: StorageFile } {
   const { storage, dir } = options;
-  const segmentId = randomBytes(16).toString('hex');
-  const header = encodeSegmentHeader({ formatVersion: SEGMENT_FORMAT_VERSION, baseOffset, segmentId, createdAtMs: options.clock(), frameSeed });
+  if (target !== undefined && (target.header.baseOffset !== baseOffset || target.header.frameSeed !== frameSeed)) {
+    throw new RangeError(`segment ${target.header.segmentId} starts at ${target.header.baseOffset}, not at ${baseOffset}`);
+  }
+  const segmentId = target?.header.segmentId ?? randomBytes(16).toString('hex');
+  const header = target?.bytes ?? encodeSegmentHeader({ formatVersion: SEGMENT_FORMAT_VERSION, baseOffset, segmentId, createdAtMs: options.clock(), frameSeed });
   const segment = new Segment(dir, baseOffset, segmentId, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES);
   segment.frameSeed = frameSeed;
   const tempPath = prepared === undefined ? segment.path + TEMP_SUFFIX : join(dir, PREALLOCATED_FILE);
@@ -48,6 +54,12 @@ export function createSegmentFile(
   segment.fileSize = Math.max(file.size(), SEGMENT_HEADER_BYTES);
   segment.attach(file);
   return { segment, file };
+}
+
+/** A segment of another log to write as it is (a follower's copy of its leader's): its header, decoded and as bytes. */
+export interface SegmentTarget {
+  readonly bytes: Buffer;
+  readonly header: SegmentHeader;
 }
 
 /**

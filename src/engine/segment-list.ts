@@ -92,7 +92,19 @@ export class SegmentList {
     this.files.delete(old);
   }
 
-  /** Bytes of segment files on disk (preallocated space included). */
+  /**
+   * Puts `replacement` in the place of the active segment, which is empty (a follower took its
+   * leader's segment of the same base offset, renamed over it). The old file closes after any read
+   * in flight in it.
+   */
+  replaceActive(replacement: Segment): void {
+    const old = this.active;
+    if (old.nextOffset !== old.baseOffset || replacement.baseOffset !== old.baseOffset) throw new RangeError(`segment ${old.name} is not an empty active segment at ${replacement.baseOffset}`);
+    this.segments[this.segments.length - 1] = replacement;
+    old.markDeleted();
+  }
+
+    /** Bytes of segment files on disk (preallocated space included). */
   bytesOnDisk(): number {
     let bytes = 0;
     for (const segment of this.segments) bytes += segment.fileSize;

@@ -46,3 +46,6 @@ export const RECOVERY_POINT_FILE = 'RECOVERY';
 
 /** Temporary files end with this; any left at open are debris of a crash and are removed. */
 export const TEMP_SUFFIX = '.tmp';
+
+/** The epoch history (`src/codec/epoch-history-file.ts`): which leader epoch wrote which offsets. */
+export const EPOCHS_FILE = 'EPOCHS';

@@ -24,6 +24,12 @@ export interface AppendOptions {
   readonly sync?: boolean | undefined;
   /** Conditional append: fail with `WAL_OFFSET_MISMATCH` unless the batch would start here. */
   readonly expectedOffset?: number | undefined;
+  /**
+   * Fencing token: fail with `WAL_EPOCH_MISMATCH` (nothing written) unless the log's epoch
+   * (`Wal.epoch`) is this one when the batch is queued. Checked in call order with the other
+   * appends and with `beginEpoch`, so a batch accepted under an epoch is stamped with it.
+   */
+  readonly expectedEpoch?: number | undefined;
   /** Idempotent append: with `sequence`, a retry of the last sequence is acknowledged again, not rewritten. */
   readonly producerId?: string | undefined;
   /** Sequence number of this append for `producerId`; must grow from one append to the next. */

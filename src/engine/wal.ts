@@ -1,11 +1,15 @@
 import { join } from 'node:path';
-import { encodeFrame } from '../codec/frame.js';
-import { WalError } from '../errors.js';
+import type { EpochStart } from '../codec/epoch-history-file.js';
+import { encodeFrame, MAX_EPOCH } from '../codec/frame.js';
+import { invalidArgument, WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
 import type { StorageFile, StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { createAndLockDataDir } from './data-dir-lock.js';
+import { EpochHistory, type EpochEnd } from './epoch-history.js';
+import { FrameReader, type FrameRun, type RangeHash } from './frame-reader.js';
+import { checkFrameRun } from './frame-run-check.js';
 import { HighWatermarkWaiters } from './high-watermark-waiters.js';
 import { LogReader, type ReadBatch } from './log-reader.js';
 import { LogTail, type TailSource } from './log-tail.js';
@@ -60,6 +64,7 @@ export class Wal {
   /** The segment rewrite running or last run (key compaction): one at a time, awaited by `close`. */
   private rewriting: Promise<unknown> = Promise.resolve();
   private readonly reader: LogReader;
+  private readonly frameReader: FrameReader;
   private readonly tailSource: TailSource;
 
   private constructor(
@@ -71,8 +76,10 @@ export class Wal {
     private readonly waiters: HighWatermarkWaiters,
     private readonly recoveryPoint: RecoveryPointWriter | undefined,
     private readonly io: IoStats,
+    private readonly epochs: EpochHistory,
   ) {
     this.reader = new LogReader(segments, io);
+    this.frameReader = new FrameReader(segments, io);
     this.tailSource = {
       highWatermark: () => this.highWatermark,
       readBatch: (fromOffset, limit, maxBytes) => {
@@ -115,6 +122,8 @@ export class Wal {
         synced: (durableNext) => points?.note(durableNext),
         warn: resolved.onWarning,
       }, io, recovered.lastTimestamp);
+      const epochs = EpochHistory.open(storage, dir, recovered.epochs, active.nextOffset);
+      writer.epoch = epochs.epoch;
       for (const segment of recovered.rebuilt) {
         try {
           writer.writeIndex(segment);
@@ -123,7 +132,7 @@ export class Wal {
         }
       }
       void writer.prepareNext();
-      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io), report: recovered.report };
+      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io, epochs), report: recovered.report };
     } catch (error) {
       for (const segment of opened) segment.closeFile();
       await recoveryPoint?.close();
@@ -163,12 +172,175 @@ export class Wal {
     return this.writer.nextOffset;
   }
 
+  /** The leader epoch new frames are stamped with: the newest of the epoch history (0 for a log never promoted). */
+  get epoch(): number {
+    return this.writer.epoch;
+  }
+
+  /** The epoch history, oldest first: from each entry's start offset on, frames carry its epoch (before the first, epoch 0). */
+  epochHistory(): readonly EpochStart[] {
+    return this.epochs.entries;
+  }
+
+  /**
+   * Where `epoch` ends in this log (GetEpochEnd, Kafka's OffsetForLeaderEpoch): the greatest epoch
+   * of the history at or below it, and the offset after its last record (the next entry's start,
+   * or the next offset for the newest). When every entry's epoch is greater, the asked epoch and
+   * the first entry's start.
+   *
+   * Throws `RangeError` for an epoch that is not a non-negative safe integer, `WAL_CLOSED`.
+   */
+  epochEnd(epoch: number): EpochEnd {
+    checkOffset(epoch, 'epoch');
+    this.checkOpen();
+    return this.epochs.end(epoch, this.writer.nextOffset);
+  }
+
+  /**
+   * Makes `epoch` the log's epoch (a leader taking over, or promotion): syncs everything written
+   * and queued so far (it keeps its older epoch), persists the history entry `epoch -> nextOffset`
+   * durably, and only then stamps later appends with `epoch`. All of it happens before any other
+   * append is queued, so a batch queued after the call carries `epoch` and one queued before the
+   * older epoch, and an `expectedEpoch` check is ordered with it.
+   *
+   * Throws `WalError` `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) unless `epoch` is
+   * greater than {@link epoch}, `WAL_INVALID_ARGUMENT` (field `epoch`) above 2^48 - 1,
+   * `WAL_READ_ONLY` / `WAL_IO_ERROR` / `WAL_NO_SPACE` when the sync or the history write fails
+   * (the epoch is unchanged then), `WAL_CLOSED`; `RangeError` for a non-integer.
+   */
+  async beginEpoch(epoch: number): Promise<EpochStart> {
+    checkOffset(epoch, 'epoch');
+    if (epoch > MAX_EPOCH) throw invalidArgument('epoch', `must be at most ${MAX_EPOCH}, got ${epoch}`, { value: epoch, limit: MAX_EPOCH });
+    this.checkOpen();
+    if (epoch <= this.writer.epoch) {
+      throw new WalError('WAL_EPOCH_MISMATCH', `epoch ${epoch} is not above the log's epoch ${this.writer.epoch}`, { epoch, currentEpoch: this.writer.epoch });
+    }
+    this.writer.checkWritable();
+    // Synchronous from here on: no append is queued in between, so every frame below the entry's
+    // start carries an older epoch, and the start is durable before the entry exists.
+    const startOffset = this.writer.syncNow();
+    const entry = { epoch, startOffset };
+    try {
+      this.epochs.add([entry], false);
+    } catch (error) {
+      throw storageFailure(error, 'writing the epoch history failed');
+    }
+    this.writer.epoch = epoch;
+    return entry;
+  }
+
+  /**
+   * The checksum seed of the log's frames (of its active segment; every segment header names its
+   * own). A follower bootstrapping from a snapshot adopts its leader's (`createEmptyLog`).
+   */
+  get frameSeed(): number {
+    return this.segments.active.frameSeed;
+  }
+
+  /**
+   * Whole frames as stored, from `fromOffset`, for a follower: consecutive frames of one segment
+   * (frames of the next segment start the next run, so `segmentHeader` always belongs to
+   * `frames[0]`), only durable ones (up to the high watermark), at most `maxBytes` of them (one
+   * larger frame comes alone), at least one when any is durable at `fromOffset`. Nothing is decoded;
+   * every checksum is verified. The bytes belong to the caller (see {@link FrameReader}). A segment
+   * rewritten by key compaction is shipped as stored: its header says `compacted`, its frames skip
+   * offsets, and a start in one of its gaps begins at the next frame (a follower refuses such a
+   * segment, docs/engine.md).
+   *
+   * Throws `WalError` `WAL_INVALID_ARGUMENT` (field `fromOffset`) for an offset inside a frame,
+   * `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE` beyond
+   * `highWatermark + 1`, `WAL_CORRUPTION`, `WAL_IO_ERROR`, `WAL_CLOSED`; `RangeError` for malformed
+   * numbers.
+   */
+  async readFrames(fromOffset: number, maxBytes: number): Promise<FrameRun> {
+    checkOffset(fromOffset, 'fromOffset');
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`maxBytes must be a positive integer, got ${String(maxBytes)}`);
+    this.checkOpen();
+    const end = this.highWatermark + 1;
+    this.checkStart(fromOffset, end);
+    if (fromOffset === end) return { frames: [], nextOffset: fromOffset };
+    try {
+      return await this.frameReader.readRun(fromOffset, end, maxBytes);
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
+    }
+  }
+
+  /**
+   * Appends frames another log stamped (a follower's copy of its leader's frames), byte for byte:
+   * offsets, timestamps, epochs, sync lags and checksums stay the other log's. Every frame of the
+   * call is checked before any is written (frame-run-check.ts): whole and 8-byte aligned, its
+   * CRC-32C with the seed of the segment it lands in, the first at {@link nextOffset} and each
+   * after the one before, epochs never below {@link epoch}. An epoch above it adds an epoch
+   * history entry at that frame's base offset, persisted durably before the frame is queued (and
+   * marks the log `replicated`, so that recovery no longer believes frame sync lags, which are the
+   * other log's). `segmentHeader`: the other log started a segment at `frames[0]`; the active
+   * segment is sealed and one with exactly this header is started (or, when the active segment is
+   * empty at the same base offset, replaced by it), unless the active segment is that one already.
+   * The other log's segments decide where this log's segments end (never `segmentSizeBytes`).
+   *
+   * The frames go through the group commit of appends: acknowledged per the sync policy, the
+   * high watermark moving only after this log's own sync (under `always` and `interval`); a failed
+   * sync makes the log read-only as for appends. On a rejection after the checks a prefix of the
+   * frames may be in the log (as with separate appends): `nextOffset` says where to go on. The
+   * buffers must not change until the call settles.
+   *
+   * Throws `WalError` `WAL_FRAME_REJECTED` (nothing written; details `reason`: `length`,
+   * `checksum`, `gap`, `overlap`, `epoch`, `header`, `compacted`; `index`, `offset`), and what an
+   * append throws: `WAL_NO_SPACE`, `WAL_READ_ONLY`, `WAL_IO_ERROR`, `WAL_CLOSED`; `TypeError` /
+   * `RangeError` for malformed arguments.
+   */
+  async appendFrames(frames: readonly Buffer[], options: { readonly segmentHeader?: Buffer | undefined } = {}): Promise<{ firstOffset: number; lastOffset: number; nextOffset: number }> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    this.checkOpen();
+    this.writer.checkWritable();
+    const run = checkFrameRun(frames, options.segmentHeader, { nextOffset: this.writer.nextOffset, epoch: this.writer.epoch, segment: this.writer.landingSegment() });
+    try {
+      this.epochs.add(run.epochs, true);
+    } catch (error) {
+      throw storageFailure(error, 'writing the epoch history failed');
+    }
+    const newest = run.epochs.at(-1);
+    if (newest !== undefined) this.writer.epoch = newest.epoch;
+    const first = run.frames[0]!.header;
+    const last = run.frames.at(-1)!.header;
+    await this.writer.enqueueFrames(run.frames, run.target);
+    return { firstOffset: first.baseOffset, lastOffset: last.baseOffset + last.recordCount - 1, nextOffset: last.baseOffset + last.recordCount };
+  }
+
+  /**
+   * SHA-256 over the stored bytes of the frames whose base offset is in `[fromOffset, toOffset)`
+   * (default: up to the high watermark + 1; never past it), in offset order, with the range it
+   * covered and its counts (HashRange, as etcd's HashKV): two logs holding the same frames give the
+   * same hash, whatever their segment boundaries.
+   *
+   * Throws `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_OFFSET_OUT_OF_RANGE`
+   * beyond `highWatermark + 1`, `WAL_INVALID_ARGUMENT` (field `toOffset`) below `fromOffset`,
+   * `WAL_CORRUPTION`, `WAL_IO_ERROR`, `WAL_CLOSED`; `RangeError` for malformed numbers.
+   */
+  async hashRange(fromOffset: number, toOffset?: number): Promise<RangeHash> {
+    checkOffset(fromOffset, 'fromOffset');
+    if (toOffset !== undefined) checkOffset(toOffset, 'toOffset');
+    this.checkOpen();
+    const end = this.highWatermark + 1;
+    this.checkStart(fromOffset, end);
+    if (toOffset !== undefined && toOffset < fromOffset) throw invalidArgument('toOffset', `${toOffset} is below fromOffset ${fromOffset}`, { value: toOffset, fromOffset });
+    try {
+      return await this.frameReader.hash(fromOffset, Math.min(toOffset ?? end, end));
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
+    }
+  }
+
   /**
    * Appends one batch atomically and resolves once it is acknowledged per the sync policy.
    *
    * Throws `WalError` `WAL_INVALID_ARGUMENT` naming the field for bad data (append-validation.ts:
    * no records, an unknown type, a delete without a key, a bad header, producer or offset option),
-   * `WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH` (expectedOffset),
+   * `WAL_RECORD_TOO_LARGE`, `WAL_BATCH_TOO_LARGE`, `WAL_EPOCH_MISMATCH` (expectedEpoch, details
+   * `expectedEpoch`, `epoch`), `WAL_OFFSET_MISMATCH` (expectedOffset),
    * `WAL_SEQUENCE_STALE` (a producer sequence below its last), `WAL_NO_SPACE` (disk-full mode),
    * `WAL_READ_ONLY` (after a failed fsync), `WAL_IO_ERROR` (write failed and rolled back), `WAL_CLOSED`;
    * `TypeError` only when `records` is not an array of objects or `options` not an object.
@@ -177,7 +349,14 @@ export class Wal {
     const payloadBytes = validateBatch(records, this.options);
     validateAppendOptions(options);
     this.checkOpen();
-    const { producerId, sequence, expectedOffset } = options;
+    const { producerId, sequence, expectedOffset, expectedEpoch } = options;
+    // Before the producer check: a fenced-off leader's retry gets no acknowledgement either.
+    if (expectedEpoch !== undefined && expectedEpoch !== this.writer.epoch) {
+      throw new WalError('WAL_EPOCH_MISMATCH', `expected the log's epoch to be ${expectedEpoch}, but it is ${this.writer.epoch}`, {
+        expectedEpoch,
+        epoch: this.writer.epoch,
+      });
+    }
     if (producerId !== undefined && sequence !== undefined) {
       const known = this.producers.check(producerId, sequence);
       if (known.kind === 'duplicate') return known.result;

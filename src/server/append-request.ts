@@ -64,15 +64,17 @@ function toAppendRecord(message: AppendRecordMessage, index: number): AppendReco
  *
  * @throws WalError `WAL_INVALID_ARGUMENT` naming the field: a record type this server does not know
  *   (`records[i].type`), a server-only type such as `RECORD_TYPE_CHECKPOINT` (`records[i].type`),
- *   an `expected_offset` or `sequence` above 2^53 - 1.
+ *   an `expected_offset`, `expected_epoch` or `sequence` above 2^53 - 1 (an epoch is at most 2^48 - 1,
+ *   so a larger `expected_epoch` could never match anyway).
  */
 export function parseAppendRequest(request: AppendRequest | undefined): AppendCall {
   const records = (request?.records ?? []).map(toAppendRecord);
   const expectedOffset =
     request?.expectedOffset === undefined ? undefined : safeIntegerField(request.expectedOffset, 'expected_offset');
+  const expectedEpoch = request?.expectedEpoch === undefined ? undefined : safeIntegerField(request.expectedEpoch, 'expected_epoch');
   // proto3 plain fields: an empty producer_id is no producer, and a 0 sequence without one is no sequence.
   const producerId = request?.producerId === '' ? undefined : request?.producerId;
   const wireSequence = request?.sequence ?? 0n;
   const sequence = producerId === undefined && wireSequence === 0n ? undefined : safeIntegerField(wireSequence, 'sequence');
-  return { records, options: { sync: request?.sync ?? false, expectedOffset, producerId, sequence }, minReplicas: request?.minReplicas ?? 0 };
+  return { records, options: { sync: request?.sync ?? false, expectedOffset, expectedEpoch, producerId, sequence }, minReplicas: request?.minReplicas ?? 0 };
 }

@@ -37,6 +37,7 @@ const EXPECTED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'WAL_OFFSET_COMPACTED',
   'WAL_OFFSET_MISMATCH',
   'WAL_SEQUENCE_STALE',
+  'WAL_EPOCH_MISMATCH',
   'WAL_TOO_MANY_STREAMS',
   'WAL_SHUTTING_DOWN',
   // Logged at warn by the authenticator, with the peer, once.

@@ -39,7 +39,7 @@ const producerArb: fc.Arbitrary<ProducerStamp | undefined> = fc.option(
 const stampArb = fc.record({
   baseOffset: fc.nat({ max: MAX_BASE_OFFSET }),
   timestamp: fc.maxSafeNat(),
-  leaderEpoch: fc.nat({ max: 0xffff_ffff }),
+  leaderEpoch: fc.integer({ min: 0, max: 2 ** 48 - 1 }),
   syncLag: fc.nat({ max: 0xffff_ffff }),
 });
 
@@ -154,11 +154,11 @@ describe('frame codec', () => {
         assert.equal(frame.readUInt32LE(4), crc32c(frame.subarray(8, length)), 'crc covers bytes 8..length');
         assert.equal(frame[8], 1, 'type is records');
         assert.equal(frame[9], batch.producer === undefined ? 0 : 1, 'flag bit 0 is the producer section');
-        assert.equal(frame.readUInt16LE(10), 0, 'reserved bytes are zero');
+        assert.equal(frame.readUInt16LE(10), Math.floor(batch.leaderEpoch / 2 ** 32), 'bytes 10..11 hold the high 16 bits of the epoch');
         assert.equal(frame.readUInt32LE(12), batch.records.length);
         assert.equal(Number(frame.readBigUInt64LE(16)), batch.baseOffset);
         assert.equal(Number(frame.readBigUInt64LE(24)), batch.timestamp);
-        assert.equal(frame.readUInt32LE(32), batch.leaderEpoch);
+        assert.equal(frame.readUInt32LE(32), batch.leaderEpoch % 2 ** 32, 'bytes 32..36 hold its low 32 bits');
         assert.equal(frame.readUInt32LE(36), batch.syncLag);
         if (batch.producer !== undefined) {
           assert.equal(Number(frame.readBigUInt64LE(40)), batch.producer.sequence);

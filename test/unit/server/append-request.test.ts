@@ -27,10 +27,12 @@ test('uint64 fields above 2^53 - 1 are refused naming the proto field; proto3 de
   const big = 2n ** 53n;
   assert.throws(() => parseAppendRequest(request({ records: [record(0)], expectedOffset: big })), (e) => isWalError(e, 'WAL_INVALID_ARGUMENT') && e.details['field'] === 'expected_offset');
   assert.throws(() => parseAppendRequest(request({ records: [record(0)], producerId: 'p', sequence: big })), (e) => isWalError(e, 'WAL_INVALID_ARGUMENT') && e.details['field'] === 'sequence');
-  assert.deepEqual(parseAppendRequest(request({ records: [record(0)] })).options, { sync: false, expectedOffset: undefined, producerId: undefined, sequence: undefined });
-  assert.deepEqual(parseAppendRequest(request({ records: [record(0)], expectedOffset: 0n, producerId: 'p', sync: true })).options, {
+  assert.throws(() => parseAppendRequest(request({ records: [record(0)], expectedEpoch: big })), (e) => isWalError(e, 'WAL_INVALID_ARGUMENT') && e.details['field'] === 'expected_epoch');
+  assert.deepEqual(parseAppendRequest(request({ records: [record(0)] })).options, { sync: false, expectedOffset: undefined, expectedEpoch: undefined, producerId: undefined, sequence: undefined });
+  assert.deepEqual(parseAppendRequest(request({ records: [record(0)], expectedOffset: 0n, expectedEpoch: 0n, producerId: 'p', sync: true })).options, {
     sync: true,
     expectedOffset: 0,
+    expectedEpoch: 0,
     producerId: 'p',
     sequence: 0,
   });
