@@ -147,6 +147,7 @@ export function createNoopWalService(): WalServiceServer {
     verifySnapshot: (_call, callback) => callback(unimplemented()),
     getSnapshot: (call) => call.emit('error', unimplemented()),
     reportFollower: (_call, callback) => callback(unimplemented()),
+    hashRange: (_call, callback) => callback(unimplemented()),
     compact: (_call, callback) =>
       callback(null, {
         snapshotsCreated: 0,

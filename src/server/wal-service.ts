@@ -8,6 +8,7 @@ import { flushAll } from './rpc/flush-all.js';
 import { get } from './rpc/get.js';
 import { getSnapshot } from './rpc/get-snapshot.js';
 import { getStats } from './rpc/get-stats.js';
+import { hashRange } from './rpc/hash-range.js';
 import { listKeys } from './rpc/list-keys.js';
 import { listSnapshots } from './rpc/list-snapshots.js';
 import { read } from './rpc/read.js';
@@ -48,6 +49,7 @@ export const WAL_SERVICE_RPCS = {
   compact: { name: 'Compact', kind: 'unary', role: 'admin', handle: compact },
   deleteSegmentsBefore: { name: 'DeleteSegmentsBefore', kind: 'unary', role: 'admin', handle: deleteSegmentsBefore },
   // `write`: a report counts towards min_replicas acknowledgements and holds segments back from compaction.
+  hashRange: { name: 'HashRange', kind: 'unary', role: 'read', handle: hashRange },
   reportFollower: { name: 'ReportFollower', kind: 'client-stream', role: 'write', open: reportFollower, streams: (context) => context.followerReports },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 

@@ -204,6 +204,7 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   compact: async (client) => {
     await client.compact({ dryRun: true });
   },
+  hashRange: (client) => unary((done) => client.raw.hashRange({ fromOffset: 0n }, done)),
   deleteSegmentsBefore: async (client) => {
     await client.deleteSegmentsBefore({ offset: 0n });
   },

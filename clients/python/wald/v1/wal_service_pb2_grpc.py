@@ -109,6 +109,11 @@ class WalServiceStub(object):
                 request_serializer=wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.SerializeToString,
                 response_deserializer=wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.FromString,
                 )
+        self.HashRange = channel.unary_unary(
+                '/wald.v1.WalService/HashRange',
+                request_serializer=wald_dot_v1_dot_replication__pb2.HashRangeRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_replication__pb2.HashRangeResponse.FromString,
+                )
 
 
 class WalServiceServicer(object):
@@ -321,6 +326,16 @@ class WalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HashRange(self, request, context):
+        """HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+        of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+        WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+        `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -408,6 +423,11 @@ def add_WalServiceServicer_to_server(servicer, server):
                     servicer.ReportFollower,
                     request_deserializer=wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.FromString,
                     response_serializer=wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.SerializeToString,
+            ),
+            'HashRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.HashRange,
+                    request_deserializer=wald_dot_v1_dot_replication__pb2.HashRangeRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_replication__pb2.HashRangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -708,5 +728,22 @@ class WalService(object):
         return grpc.experimental.stream_unary(request_iterator, target, '/wald.v1.WalService/ReportFollower',
             wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.SerializeToString,
             wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def HashRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/HashRange',
+            wald_dot_v1_dot_replication__pb2.HashRangeRequest.SerializeToString,
+            wald_dot_v1_dot_replication__pb2.HashRangeResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

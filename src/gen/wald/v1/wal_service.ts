@@ -31,7 +31,7 @@ import {
   DeleteSegmentsBeforeResponse,
 } from "./compaction.js";
 import { ReadRequest, ReadResponse } from "./read.js";
-import { ReportFollowerRequest, ReportFollowerResponse } from "./replication.js";
+import { HashRangeRequest, HashRangeResponse, ReportFollowerRequest, ReportFollowerResponse } from "./replication.js";
 import {
   CreateSnapshotRequest,
   CreateSnapshotResponse,
@@ -394,6 +394,21 @@ export const WalServiceService = {
       Buffer.from(ReportFollowerResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReportFollowerResponse => ReportFollowerResponse.decode(value),
   },
+  /**
+   * HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+   * of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+   * WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+   * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+   */
+  hashRange: {
+    path: "/wald.v1.WalService/HashRange" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HashRangeRequest): Buffer => Buffer.from(HashRangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HashRangeRequest => HashRangeRequest.decode(value),
+    responseSerialize: (value: HashRangeResponse): Buffer => Buffer.from(HashRangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HashRangeResponse => HashRangeResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -550,6 +565,13 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * follower); UNAVAILABLE (WAL_SHUTTING_DOWN).
    */
   reportFollower: handleClientStreamingCall<ReportFollowerRequest, ReportFollowerResponse>;
+  /**
+   * HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+   * of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+   * WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+   * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+   */
+  hashRange: handleUnaryCall<HashRangeRequest, HashRangeResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -909,6 +931,27 @@ export interface WalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
   ): ClientWritableStream<ReportFollowerRequest>;
+  /**
+   * HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+   * of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+   * WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+   * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+   */
+  hashRange(
+    request: HashRangeRequest,
+    callback: (error: ServiceError | null, response: HashRangeResponse) => void,
+  ): ClientUnaryCall;
+  hashRange(
+    request: HashRangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HashRangeResponse) => void,
+  ): ClientUnaryCall;
+  hashRange(
+    request: HashRangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HashRangeResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const WalServiceClient = makeGenericClientConstructor(WalServiceService, "wald.v1.WalService") as unknown as {
