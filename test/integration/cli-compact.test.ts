@@ -62,6 +62,9 @@ describe('wald compact', () => {
         'first_offset',
         'redundancy_ratio',
         'duration_ms',
+        'lease_held_segments',
+        'lease_held_bytes',
+        'lease_holders',
       ]);
       assert.equal(dry['dry_run'], true);
       assert.equal(dry['segments_deleted'], segments - 1);
