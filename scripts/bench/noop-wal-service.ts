@@ -167,5 +167,7 @@ export function createNoopWalService(): WalServiceServer {
         leaseHolders: [],
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
+    getEpochEnd: (call, callback) => callback(null, { epoch: call.request.epoch, endOffset: 0n }),
+    promote: (_call, callback) => callback(null, { epoch: 1n, startOffset: 0n }),
   };
 }

@@ -10,6 +10,7 @@ import { registerFollowersCommand } from './followers-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
+import { registerPromoteCommand } from './promote-command.js';
 import { registerReadCommand } from './read-command.js';
 import { registerRepairCommand } from './repair-command.js';
 import { RpcError } from './rpc-error.js';
@@ -57,6 +58,7 @@ export function buildProgram(): Command {
   registerVerifyCommand(program);
   registerDumpCommand(program);
   registerRepairCommand(program);
+  registerPromoteCommand(program);
   return program;
 }
 

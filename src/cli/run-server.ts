@@ -1,10 +1,12 @@
 import { pino, type Logger } from 'pino';
 import { PinoPretty } from 'pino-pretty';
-import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { engineOptionsOf, followerOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { FollowerNode } from '../replication/follower-node.js';
 import { AuthFileError } from '../server/auth/auth-file.js';
 import { TlsFilesError } from '../server/tls/reloadable-certificates.js';
 import { WaldServer } from '../server/wald-server.js';
 import type { LogLevel } from '../config/serve-config.js';
+import { bearerTokenInterceptor, channelCredentialsOf, tokenOf } from './client-credentials.js';
 import { CommandFailure, EXIT_CODES } from './exit-codes.js';
 
 /** The signals that stop `wald serve` gracefully. */
@@ -68,6 +70,7 @@ function reloadOnHangUp(logger: Logger, server: () => WaldServer | undefined): (
  * be opened or the address cannot be bound.
  */
 export async function runServer(config: ServeConfig): Promise<void> {
+  if (config.follow !== undefined) return runFollower(config);
   const logger = serveLogger(config.logLevel);
   // Listening for signals before the log opens: a SIGTERM during recovery still stops cleanly.
   const signals = stopSignalReceived(logger);
@@ -102,6 +105,51 @@ export async function runServer(config: ServeConfig): Promise<void> {
     const signal = await signals.received;
     logger.info({ signal }, 'stop signal received');
     await server.stop();
+  } finally {
+    stopReloading();
+    signals.dispose();
+  }
+}
+
+/**
+ * `wald serve --follow HOST:PORT`: a read-only follower of the leader at `follow` (see
+ * `FollowerNode`), served until SIGINT or SIGTERM, or until replication stops on an error (a frame
+ * that fails its checks, a log that cannot be written): then it exits with a `CommandFailure`.
+ * The leader is reached with the `replication.tls*` and `replication.token_file` keys.
+ */
+async function runFollower(config: ServeConfig): Promise<void> {
+  const logger = serveLogger(config.logLevel);
+  const signals = stopSignalReceived(logger);
+  let node: FollowerNode | undefined;
+  const stopReloading = reloadOnHangUp(logger, () => node?.server);
+  try {
+    logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
+    const follower = followerOptionsOf(config);
+    const r = follower.replication;
+    const security = { tls: r.tls, tlsCa: r.tlsCa, tlsCert: r.tlsCert, tlsKey: r.tlsKey, tokenFile: r.tokenFile };
+    const credentials = channelCredentialsOf(security, {});
+    const token = tokenOf(security, {});
+    try {
+      node = await FollowerNode.start({
+        walOptions: { dir: config.dataDir, ...engineOptionsOf(config) },
+        serverOptions: { ...serverOptionsOf(config), state: stateOptionsOf(config) },
+        follower,
+        credentials,
+        interceptors: token === undefined ? undefined : [bearerTokenInterceptor(token)],
+        logger,
+      });
+    } catch (error) {
+      logger.fatal({ err: error, dataDir: config.dataDir, leader: config.follow }, 'cannot start the follower');
+      throw new CommandFailure(`cannot start the follower of ${config.follow} in ${config.dataDir}: ${(error as Error).message}`);
+    }
+    const outcome = await Promise.race([signals.received, node.failed.catch((error: unknown) => error as Error)]);
+    if (typeof outcome === 'string') {
+      logger.info({ signal: outcome }, 'stop signal received');
+      await node.stop();
+      return;
+    }
+    await node.stop();
+    throw new CommandFailure(`replication from ${config.follow} stopped: ${outcome.message}`);
   } finally {
     stopReloading();
     signals.dispose();

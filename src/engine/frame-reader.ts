@@ -108,6 +108,29 @@ export class FrameReader {
   }
 
   /**
+   * The 64-byte header of the segment holding `offset` (a copy), so that a tail that starts inside
+   * a segment can tell its follower the segment's frame seed. Throws `WAL_OFFSET_COMPACTED` when
+   * the segment was deleted, `WAL_IO_ERROR`.
+   */
+  async segmentHeaderOf(offset: number): Promise<Buffer> {
+    const segment = this.segments.find(offset);
+    const file = segment === undefined ? undefined : this.segments.files.acquire(segment);
+    if (segment === undefined || file === undefined) throw compacted(offset, this.segments.first.baseOffset);
+    try {
+      const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+      const got = await file.read(buf, SEGMENT_HEADER_BYTES, 0).catch((error: unknown) => {
+        throw walErrorFromStorage(error, `reading ${segment.name} failed`, { segment: segment.name, position: 0 });
+      });
+      this.io.reads++;
+      this.io.bytesRead += got;
+      if (got < SEGMENT_HEADER_BYTES) throw shortSegment(segment, got, offset);
+      return buf;
+    } finally {
+      segment.release();
+    }
+  }
+
+  /**
    * SHA-256 over the stored bytes of the frames whose base offset is in `[fromOffset, endOffset)`,
    * in offset order. Throws as {@link readRun} does (but a start inside a frame is allowed: the
    * frame is not counted).

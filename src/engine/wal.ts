@@ -268,6 +268,25 @@ export class Wal {
   }
 
   /**
+   * The 64-byte header of the segment holding `offset`, as stored: what a frames-mode tail that
+   * starts inside a segment sends first, so that a follower whose log starts there (after a
+   * snapshot install) learns the frame seed.
+   *
+   * Throws `WalError` `WAL_OFFSET_COMPACTED` below the first retained offset, `WAL_IO_ERROR`,
+   * `WAL_CLOSED`; `RangeError` for a malformed offset.
+   */
+  async segmentHeaderOf(offset: number): Promise<Buffer> {
+    checkOffset(offset, 'offset');
+    this.checkOpen();
+    try {
+      return await this.frameReader.segmentHeaderOf(offset);
+    } catch (error) {
+      if (this.statusValue !== 'open') throw closedError();
+      throw error;
+    }
+  }
+
+  /**
    * Appends frames another log stamped (a follower's copy of its leader's frames), byte for byte:
    * offsets, timestamps, epochs, sync lags and checksums stay the other log's. Every frame of the
    * call is checked before any is written (frame-run-check.ts): whole and 8-byte aligned, its

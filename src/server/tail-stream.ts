@@ -71,7 +71,8 @@ interface BudgetAdmission extends TailAdmission {
   readonly grant: TailQueueGrant;
 }
 
-function shuttingDown(): WalError {
+/** The failure a tail ends with when the server stops: retry from `next_offset`. */
+export function shuttingDown(): WalError {
   return new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down; resume from next_offset', {});
 }
 type AbortReason = 'cancelled' | 'shutdown';
@@ -92,11 +93,12 @@ type AbortReason = 'cancelled' | 'shutdown';
  * own fields) and waits in line while the budget is spent; once the message is encoded the
  * reservation shrinks to its size (never more: `recordSizeBytes` bounds the encoding), and that is
  * given back when the transport takes the message or when the call ends, whichever comes first
- * (exactly once). A record larger than `maxBytes` is read again by the engine under a reservation of
+ * (exactly once). `FrameTailStream` (frames mode, for followers) is this stream with another
+ * reading loop: the flow control, the budget and the heartbeats are these. A record larger than `maxBytes` is read again by the engine under a reservation of
  * its own size, so nothing waits in line while holding records the budget does not count.
  */
 export class TailStream extends EventEmitter<TailStreamEvents> implements RegisteredStream {
-  private readonly abort = new AbortController();
+  protected readonly abort = new AbortController();
   private abortReason: AbortReason | undefined;
   private wake: (() => void) | undefined;
   private finished: Promise<void> | undefined;
@@ -114,13 +116,13 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
   private readonly callOver: Promise<void>;
 
   constructor(
-    private readonly call: TailCall,
-    private readonly wal: Wal,
+    protected readonly call: TailCall,
+    protected readonly wal: Wal,
     readonly settings: TailSettings,
     private readonly budget: TailQueueBudget,
-    private readonly logger: Logger,
+    protected readonly logger: Logger,
     /** Adds what the server knows to a failure before it is sent (the snapshot to install below the first offset). */
-    private readonly explainFailure: (error: unknown) => unknown = (error) => error,
+    protected readonly explainFailure: (error: unknown) => unknown = (error) => error,
   ) {
     super();
     // grpc-js emits 'cancelled' when the call is over however it ends (client cancel, lost
@@ -194,11 +196,17 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     }
   }
 
-  private get isStopped(): boolean {
+  protected get isStopped(): boolean {
     return this.abortReason !== undefined;
   }
 
-  private async follow(): Promise<void> {
+  /** True once the stream stopped because the server stops (not because the client went away). */
+  protected get isShuttingDown(): boolean {
+    return this.abortReason === 'shutdown';
+  }
+
+  /** Reads the log and writes its messages until the stream stops; failures end the call. */
+  protected async follow(): Promise<void> {
     try {
       const { maxRecords, maxBytes, heartbeatIntervalMs } = this.settings;
       const tail = this.wal.openTail(await this.startOffset(), {
@@ -224,7 +232,8 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     }
   }
 
-  private fail(error: unknown): void {
+  /** Ends the call with `error`'s status (nothing when the client went away first). */
+  protected fail(error: unknown): void {
     if (this.abortReason === 'cancelled') {
       return;
     }
@@ -284,7 +293,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
    * While it waits it keeps sending heartbeats (at `next`), so that its client can tell a tail
    * held back by the server from a dead one.
    */
-  private async reserveBudget(bytes: number, next: number): Promise<TailQueueGrant | undefined> {
+  protected async reserveBudget(bytes: number, next: number): Promise<TailQueueGrant | undefined> {
     if (this.budget.hasRoomFor(bytes)) {
       return this.keepGrant(await this.budget.reserve(bytes, this.abort.signal));
     }
@@ -297,7 +306,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
         // Only into room the call has: a client that reads nothing gets no more than the call's
         // own buffer of these few-byte messages.
         if (!this.isStopped && !this.call.writableNeedDrain) {
-          this.enqueue(this.encode([], next), 0, next, undefined);
+          this.enqueue(this.encodeHeartbeat(next), 0, next, undefined);
         }
       }
       return this.keepGrant(outcome);
@@ -318,7 +327,8 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     return grant;
   }
 
-  private releaseGrant(grant: TailQueueGrant): void {
+  /** Gives `grant` back to the server-wide budget. */
+  protected releaseGrant(grant: TailQueueGrant): void {
     grant.release();
     this.grants.delete(grant);
   }
@@ -331,7 +341,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
   }
 
   /** `promise`'s value, or {@link HEARTBEAT} when a heartbeat period passes first. */
-  private async orHeartbeat<T>(promise: Promise<T>): Promise<T | typeof HEARTBEAT> {
+  protected async orHeartbeat<T>(promise: Promise<T>): Promise<T | typeof HEARTBEAT> {
     let timer: NodeJS.Timeout | undefined;
     const heartbeat = new Promise<typeof HEARTBEAT>((resolve) => {
       timer = setTimeout(resolve, this.settings.heartbeatIntervalMs, HEARTBEAT);
@@ -344,13 +354,18 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
   }
 
   /** Sends a heartbeat (an empty batch), then waits while the call has no room. */
-  private async sendHeartbeat(nextOffset: number): Promise<void> {
+  protected async sendHeartbeat(nextOffset: number): Promise<void> {
     if (this.isStopped) {
       return;
     }
-    if (!this.enqueue(this.encode([], nextOffset), 0, nextOffset, undefined)) {
+    if (!this.enqueue(this.encodeHeartbeat(nextOffset), 0, nextOffset, undefined)) {
       await this.waitForClient();
     }
+  }
+
+  /** A heartbeat at `nextOffset`: an empty message saying where the log is. */
+  protected encodeHeartbeat(nextOffset: number): Buffer {
+    return this.encode([], nextOffset);
   }
 
   private encode(records: readonly WalRecord[], nextOffset: number): Buffer {
@@ -367,7 +382,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
    * heartbeat, a few bytes) and is given back when the transport takes the message. Returns
    * whether the call still has room.
    */
-  private enqueue(response: Buffer, recordCount: number, nextOffset: number, grant: TailQueueGrant | undefined): boolean {
+  protected enqueue(response: Buffer, recordCount: number, nextOffset: number, grant: TailQueueGrant | undefined): boolean {
     const bytes = grant === undefined ? 0 : response.length;
     this.queuedMessages++;
     this.queuedBytes += bytes;
@@ -391,7 +406,7 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
   }
 
   /** Waits until the call has room again (or the stream stops): flow control. */
-  private async waitForClient(): Promise<void> {
+  protected async waitForClient(): Promise<void> {
     this.isWaitingForClient = true;
     this.emit('blocked');
     try {
@@ -405,7 +420,8 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     }
   }
 
-  private wakeUp(): void {
+  /** Wakes the loop waiting for room (a message was taken, or the stream stopped). */
+  protected wakeUp(): void {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();

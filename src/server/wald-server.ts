@@ -13,6 +13,7 @@ import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
 import { FollowerRegistry } from './followers/follower-registry.js';
+import { FrameTailStream } from './frame-tail-stream.js';
 import { ReplicaAcks } from './followers/replica-acks.js';
 import type { ReportFollowerSession } from './followers/report-follower-session.js';
 import { MetricsListener } from './metrics/metrics-listener.js';
@@ -20,6 +21,7 @@ import { ServerEvents } from './metrics/server-events.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
 import { addReflection, loadDescriptorSet } from './reflection.js';
 import type { SnapshotSendStream } from './snapshot-send-stream.js';
+import { ReplicationState } from './replication-state.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
 import { METRICS_OFF, SERVER_DEFAULTS, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
@@ -32,6 +34,14 @@ import { createWalService } from './wal-service.js';
 
 /** The full name of wald's service, as health checks and reflection know it. */
 export const WAL_SERVICE_NAME = 'wald.v1.WalService';
+
+/**
+ * The health service name of wald's writes: `SERVING` on a leader that serves, `NOT_SERVING` on a
+ * follower (it refuses appends with `WAL_NOT_LEADER`) and while the server starts or stops. A load
+ * balancer that routes appends probes this name; reads probe {@link WAL_SERVICE_NAME}, which a
+ * follower serves.
+ */
+export const WAL_WRITE_HEALTH_NAME = 'wald.v1.WalService.Write';
 
 /** The full name of the health service, as reflection lists it. */
 const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
@@ -59,6 +69,11 @@ export interface WaldServerInit {
    * states) are missing from the metrics and logs.
    */
   readonly events?: ServerEvents | undefined;
+  /**
+   * The server's replication role; default: a leader. A follower (src/replication) passes one that
+   * names its leader and can stop it when the server is promoted.
+   */
+  readonly replication?: ReplicationState | undefined;
 }
 
 /**
@@ -99,13 +114,15 @@ export class WaldServer {
   readonly events: ServerEvents;
   /** The server's Prometheus metrics; undefined when `metricsListen` is `off`. */
   readonly metrics: ServerMetrics | undefined;
+  /** Leader or follower (refusing writes); a promotion turns a follower into a leader. */
+  readonly replication: ReplicationState;
   private readonly logger: Logger;
   private readonly grpcServer: Server;
   /** The TLS files and the auth file, read by `start()` and `reloadSecurity()`. */
   private readonly security: ServerSecurity;
   private metricsListener: MetricsListener | undefined;
   private boundMetricsPort: number | undefined;
-  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING' });
+  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING', [WAL_WRITE_HEALTH_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
   private receiveWindowGrant: ReceiveWindowGrant | undefined;
@@ -128,6 +145,7 @@ export class WaldServer {
     walOptions: WalOptions,
     options: ServerOptions = {},
     logger?: Logger,
+    replication?: ReplicationState,
   ): Promise<{ server: WaldServer; report: RecoveryReport; stateReport: StateRecoveryReport }> {
     const log = logger ?? pino({ name: 'wald' });
     const storage = walOptions.storage ?? new NodeStorage();
@@ -151,7 +169,7 @@ export class WaldServer {
         log.warn({ file: skipped.file, reason: skipped.reason }, 'snapshot not used: recovery fell back to an older one or the log');
       }
       const appendLimits = { ...wal.limits, ...options.appendLimits };
-      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, events, storage, clock: walOptions.clock });
+      const server = new WaldServer({ wal, state, options: { ...options, appendLimits }, logger: log, events, storage, clock: walOptions.clock, replication });
       events.recovered(report, opened.report);
       return { server, report, stateReport: opened.report };
     } catch (error) {
@@ -169,6 +187,10 @@ export class WaldServer {
     this.logger = init.logger ?? pino({ name: 'wald' });
     this.events = init.events ?? new ServerEvents(this.logger, metricsOf(this.options.metricsListen));
     this.metrics = this.events.metrics;
+    this.replication = init.replication ?? new ReplicationState();
+    this.replication.on('promoted', () => {
+      if (this.statusValue === 'serving') this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'SERVING');
+    });
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams, 'max_tail_streams');
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams, 'max_append_streams');
@@ -176,6 +198,13 @@ export class WaldServer {
     const { replication } = this.options;
     this.followers = new FollowerRegistry(this.wal, { maxFollowers: replication.maxFollowers, followerExpiryMs: replication.followerExpiryMs, clock: init.clock });
     this.followerReports = new StreamRegistry<ReportFollowerSession>('ReportFollower', replication.maxFollowers, 'replication.max_followers');
+    // A frames tail naming a follower id is that follower connected (GetStats `connected`).
+    this.tails.on('open', (tail) => {
+      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailOpened(tail.followerId, tail.peer);
+    });
+    this.tails.on('close', (tail) => {
+      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailClosed(tail.followerId);
+    });
     this.compactor = new Compactor({
       wal: this.wal,
       state: this.state,
@@ -211,6 +240,7 @@ export class WaldServer {
         followers: this.followers,
         replicaAcks: new ReplicaAcks(this.followers, this.options.maxMinReplicas, replication.minReplicasTimeoutMs),
         followerReports: this.followerReports,
+        replication: this.replication,
       },
       { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
     );
@@ -327,9 +357,11 @@ export class WaldServer {
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
+    this.health.setStatus(WAL_WRITE_HEALTH_NAME, this.replication.role === 'leader' ? 'SERVING' : 'NOT_SERVING');
     this.compactionScheduler.start();
     const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
-    this.logger.info({ address: withPort(this.options.listen, this.boundPort), dir: this.wal.dir, ...security, config: this.configSummary() }, 'wald listening');
+    const role = { role: this.replication.role, leader: this.replication.leaderAddress };
+    this.logger.info({ address: withPort(this.options.listen, this.boundPort), dir: this.wal.dir, ...security, ...role, config: this.configSummary() }, 'wald listening');
     return this.boundPort;
   }
 
@@ -382,6 +414,7 @@ export class WaldServer {
     this.statusValue = 'stopping';
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'NOT_SERVING');
+    this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'NOT_SERVING');
     this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
     if (wasServing) {
       const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));

@@ -3,7 +3,7 @@ import { basename, dirname, join, relative, resolve as resolvePath, isAbsolute }
 import { SNAPSHOT_TEMP_SUFFIX, SNAPSHOT_TRAILER_BYTES, decodeSnapshotTrailer } from '../codec/snapshot-file.js';
 import { snapshotFileName } from '../codec/snapshot-id.js';
 import { lockDataDir } from '../engine/data-dir-lock.js';
-import { createEmptyLog } from '../engine/empty-log.js';
+import { createEmptyLog, type EmptyLogOptions } from '../engine/empty-log.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import { WalError } from '../errors.js';
 import { StorageError, type Storage, type StorageFile } from '../storage/storage.js';
@@ -30,6 +30,13 @@ export interface RestoreOptions {
   readonly verify?: boolean | undefined;
   /** Remove what `dataDir` holds first (a log, snapshots) instead of refusing a non-empty directory. Default false. */
   readonly overwrite?: boolean | undefined;
+  /** With `overwrite`: entries of `dataDir` (by name) left as they are, such as a follower's `truncated/` side directory. */
+  readonly keepEntries?: readonly string[] | undefined;
+  /**
+   * What the new log adopts instead of its own: a follower installing its leader's snapshot takes
+   * the leader's frame seed and epoch history, so that the leader's frames check out in it.
+   */
+  readonly log?: Pick<EmptyLogOptions, 'frameSeed' | 'epochHistory'> | undefined;
   /** Bytes done and in all of the phase under way (each phase reads the chain once). */
   readonly onProgress?: ((phase: RestorePhase, bytesDone: number, bytesTotal: number) => void) | undefined;
 }
@@ -98,8 +105,8 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     isVerified = true;
   }
   const snapshotDir = join(dataDir, DEFAULT_SNAPSHOT_DIR);
-  const filesRemoved = prepareDataDir(storage, dataDir, snapshotDir, options.overwrite === true);
-  createEmptyLog({ dir: dataDir, storage, baseOffset: head.walOffset });
+  const filesRemoved = prepareDataDir(storage, dataDir, snapshotDir, options.overwrite === true, new Set(options.keepEntries ?? []));
+  createEmptyLog({ dir: dataDir, storage, baseOffset: head.walOffset, ...options.log });
   const copied: (SnapshotInfo & { checksum: string })[] = [];
   let bytesCopied = 0;
   try {
@@ -127,7 +134,7 @@ function unusable(file: string, reason: string): WalError {
  * `overwrite` removes its files and those of its snapshot directory, under its lock. Returns the
  * files removed.
  */
-function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, overwrite: boolean): number {
+function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, overwrite: boolean, keep: ReadonlySet<string>): number {
   let removed = 0;
   try {
     const isNew = !storage.exists(dataDir);
@@ -138,7 +145,7 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
   }
   const lock = lockDataDir(storage, dataDir, `cannot lock ${dataDir}`);
   try {
-    const names = storage.list(dataDir).filter((name) => name !== LOCK_FILE);
+    const names = storage.list(dataDir).filter((name) => name !== LOCK_FILE && !keep.has(name));
     if (names.length === 0) return 0;
     if (!overwrite) {
       throw new WalError('WAL_INVALID_ARGUMENT', `dataDir: ${dataDir} is not empty (${names.length} entries, e.g. ${names[0]}); pass overwrite to replace what it holds`, {

@@ -13,7 +13,8 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
 /**
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
  * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
- * the bytes a compaction now would reclaim; the followers it leads, with their lag and leases.
+ * the bytes a compaction now would reclaim; the replication role (leader, or follower of which
+ * leader), the epoch and the epoch history; the followers it leads, with their lag and leases.
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
@@ -45,10 +46,10 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     lastSnapshotId: snapshots.newest?.id ?? '',
     lastSnapshotOffset: snapshots.newest === undefined ? undefined : BigInt(snapshots.newest.walOffset),
     reclaimableBytes: BigInt(context.compactor.reclaimableBytes()),
-    role: ReplicationRole.REPLICATION_ROLE_LEADER,
-    leaderAddress: '',
-    epoch: 0n,
-    epochHistory: [],
+    role: context.replication.role === 'leader' ? ReplicationRole.REPLICATION_ROLE_LEADER : ReplicationRole.REPLICATION_ROLE_FOLLOWER,
+    leaderAddress: context.replication.leaderAddress ?? '',
+    epoch: BigInt(context.wal.epoch),
+    epochHistory: context.wal.epochHistory().map((entry) => ({ epoch: BigInt(entry.epoch), startOffset: BigInt(entry.startOffset) })),
     followers,
   };
 }

@@ -70,7 +70,8 @@ interface AdmittedCall {
  * are counted here, refusals included: where a unary call's response or failure is sent, and where
  * a stream's `run()` settles, with the status the stream was ended with (see {@link streamOutcome}).
  *
- * A hook to come, in one place here: a follower refusing writes in {@link admit}.
+ * A follower refuses the RPCs that would write to its log in {@link admit} too (`WAL_NOT_LEADER`),
+ * by the table's `onFollower` column.
  */
 export class RpcAdmission {
   constructor(
@@ -96,13 +97,18 @@ export class RpcAdmission {
    * The checks every call passes before its handler runs.
    *
    * @throws WalError `WAL_SHUTTING_DOWN` once the server has begun to stop; with an authenticator,
-   *   `WAL_UNAUTHENTICATED` / `WAL_PERMISSION_DENIED` (see `TokenAuthenticator.admit`).
+   *   `WAL_UNAUTHENTICATED` / `WAL_PERMISSION_DENIED` (see `TokenAuthenticator.admit`); on a
+   *   follower, `WAL_NOT_LEADER` for an RPC the table marks `onFollower: 'refuse'` (checked after
+   *   the token, so that only callers allowed to write learn the leader's address).
    */
   private admit(rpc: RpcDescriptor, call: AdmittedCall): void {
     if (this.state.isStopping()) {
       throw new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down', {});
     }
     this.state.authenticator?.admit(rpc, call.metadata, call.getPeer());
+    if (rpc.onFollower === 'refuse') {
+      this.context.replication.assertLeader(rpc.name);
+    }
   }
 
   private bindUnary(rpc: UnaryRpc<unknown, unknown>): handleUnaryCall<unknown, unknown> {

@@ -8,6 +8,7 @@ import type { ReplicaAcks } from '../followers/replica-acks.js';
 import type { ReportFollowerSession } from '../followers/report-follower-session.js';
 import type { ServerEvents } from '../metrics/server-events.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
+import type { ReplicationState } from '../replication-state.js';
 import type { ResolvedServerOptions } from '../server-options.js';
 import type { StreamRegistry } from '../stream-registry.js';
 import type { TailQueueBudget } from '../tail-queue-budget.js';
@@ -45,4 +46,6 @@ export interface RpcContext {
   readonly replicaAcks: ReplicaAcks;
   /** Open ReportFollower streams (`replication.max_followers`). */
   readonly followerReports: StreamRegistry<ReportFollowerSession>;
+  /** The server's replication role: leader, or follower of a named leader (refusing writes). */
+  readonly replication: ReplicationState;
 }

@@ -21,6 +21,13 @@ export interface UnaryCallInfo {
 }
 
 /**
+ * What a follower (`wald serve --follow`) does with a call of the RPC: `serve` it (reads, tails,
+ * stats, snapshots it holds), or `refuse` it with `FAILED_PRECONDITION` (`WAL_NOT_LEADER`, naming
+ * the leader) because it would write to a log that only the leader's frames may change.
+ */
+export type FollowerPolicy = 'serve' | 'refuse';
+
+/**
  * What a streaming handler makes of one call: the session that serves it. The admission registers
  * it in its RPC's {@link StreamRegistry} (so the stream counts against the limit and is ended at
  * shutdown), runs it, and forgets it once it is over.
@@ -41,6 +48,8 @@ export interface UnaryRpc<Req, Res> {
    * file. Required, so that an RPC added to the table without one does not compile.
    */
   readonly role: Role;
+  /** Whether a follower serves the RPC or refuses it (`WAL_NOT_LEADER`). Required, as the role. */
+  readonly onFollower: FollowerPolicy;
   /**
    * Answers one request. A rejection fails the call: a `WalError` with its own status and
    * ErrorInfo, anything else as `INTERNAL` (see `rpc-failure.ts`).
@@ -54,6 +63,8 @@ export interface ServerStreamRpc<Req, Res> {
   readonly kind: 'server-stream';
   /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
   readonly role: Role;
+  /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
+  readonly onFollower: FollowerPolicy;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerWritableStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */
@@ -66,6 +77,8 @@ export interface BidiRpc<Req, Res> {
   readonly kind: 'bidi';
   /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
   readonly role: Role;
+  /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
+  readonly onFollower: FollowerPolicy;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerDuplexStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */
@@ -81,6 +94,8 @@ export interface ClientStreamRpc<Req, Res> {
   readonly kind: 'client-stream';
   /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
   readonly role: Role;
+  /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
+  readonly onFollower: FollowerPolicy;
   /** Makes the session of an admitted call; the call is not read before `run()`. `respond` is called once. */
   open(call: ServerReadableStream<Req, Res>, respond: sendUnaryData<Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { FOLLOWER_OPTIONS } from '../../../src/replication/follower-options.js';
 import { describe, it } from 'node:test';
 import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, stateOptionsOf } from '../../../src/config/serve-config.js';
 import { resolveWalOptions, WAL_DEFAULTS, WAL_OPTIONS } from '../../../src/engine/wal-options.js';
@@ -19,6 +20,7 @@ function otherValue(option: OptionKey): unknown {
   if (typeof spec.default === 'boolean') return !spec.default;
   if (typeof spec.default === 'number') return spec.isValid(spec.default + 4096) ? spec.default + 4096 : spec.default - 1;
   if (option.name === 'listen' || option.name === 'metricsListen') return '127.0.0.1:0';
+  if (option.name === 'follow') return '127.0.0.1:7171';
   return `${String(spec.default)}-other`;
 }
 
@@ -35,9 +37,9 @@ function flatNames(values: object, prefix = ''): string[] {
 }
 
 describe('the keys of wald serve', () => {
-  it('are the engine options, the key-value view options, the server options, data_dir and log_level, once each', () => {
+  it('are the engine options, the key-value view options, the server options, the follower options, data_dir and log_level, once each', () => {
     const options = SERVE_OPTIONS.keys.map((key) => key.name).sort();
-    const composed = [...WAL_OPTIONS.keys, ...STATE_OPTIONS.keys, ...SERVER_OPTIONS.keys].map((key) => key.name).concat('dataDir', 'logLevel').sort();
+    const composed = [...WAL_OPTIONS.keys, ...STATE_OPTIONS.keys, ...SERVER_OPTIONS.keys, ...FOLLOWER_OPTIONS.keys].map((key) => key.name).concat('dataDir', 'logLevel').sort();
     assert.deepEqual(options, composed);
     assert.equal(new Set(keyNames).size, keyNames.length);
   });

@@ -2,7 +2,8 @@
  * RpcAdmission on a real grpc-js server and client, with the server's state in the test's hands:
  * every RPC of the table, of each kind, is refused with `UNAVAILABLE` / `WAL_SHUTTING_DOWN` while
  * the server stops, before its handler runs; streams count against their RPC's limit and give
- * their place back when they end.
+ * their place back when they end; on a follower, the RPCs that would write are refused with
+ * `FAILED_PRECONDITION` / `WAL_NOT_LEADER` naming the leader, and the others are served.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -19,6 +20,7 @@ import { FollowerRegistry } from '../../../src/server/followers/follower-registr
 import { ReplicaAcks } from '../../../src/server/followers/replica-acks.js';
 import type { ReportFollowerSession } from '../../../src/server/followers/report-follower-session.js';
 import type { SnapshotSendStream } from '../../../src/server/snapshot-send-stream.js';
+import { ReplicationState } from '../../../src/server/replication-state.js';
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
 import type { RpcContext } from '../../../src/server/rpc/rpc-context.js';
 import { resolveServerOptions, type ServerOptions } from '../../../src/server/server-options.js';
@@ -52,7 +54,7 @@ interface Fixture {
   close(): Promise<void>;
 }
 
-async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
+async function startFixture(options: ServerOptions = {}, replication = new ReplicationState()): Promise<Fixture> {
   const storage = new MemDisk().mount();
   const { wal } = await Wal.open({ dir: '/data', storage, preallocate: false });
   const { keeper: state } = await StateKeeper.open({ wal, storage });
@@ -73,6 +75,7 @@ async function startFixture(options: ServerOptions = {}): Promise<Fixture> {
     followers,
     replicaAcks: new ReplicaAcks(followers, resolved.maxMinReplicas, resolved.replication.minReplicasTimeoutMs),
     followerReports: new StreamRegistry<ReportFollowerSession>('ReportFollower', resolved.replication.maxFollowers, 'replication.max_followers'),
+    replication,
   };
   // Several MiB: a paused client holds a GetSnapshot stream open (flow control) for the limit test.
   for (let i = 0; i < 4; i++) {
@@ -208,6 +211,9 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   deleteSegmentsBefore: async (client) => {
     await client.deleteSegmentsBefore({ offset: 0n });
   },
+  getEpochEnd: (client) => unary((done) => client.raw.getEpochEnd({ epoch: 0n }, done)),
+  // Each call starts a new epoch: on a follower it also promotes it (the last RPC of the table).
+  promote: (client) => unary((done) => client.raw.promote({}, done)),
 };
 
 /** Runs a unary call of the raw client; resolves on success. */
@@ -247,6 +253,41 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
       }
       assert.equal(f.wal.nextOffset, nextOffset, 'neither Append, AppendStream nor FlushAll wrote anything');
       assert.equal(streamsOpened, 0, 'no stream was registered');
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('on a follower, the RPCs marked refuse get FAILED_PRECONDITION WAL_NOT_LEADER naming the leader, and nothing is written; the others are served', async () => {
+    const leader = '192.0.2.7:7070';
+    const f = await startFixture({}, new ReplicationState({ leaderAddress: leader, stop: async () => {} }));
+    try {
+      await f.wal.append([{ key: Buffer.from('k'), value: Buffer.from('first') }]);
+      const refused: string[] = [];
+      for (const [key, call] of Object.entries(CALL) as [keyof typeof CALL, (typeof CALL)[keyof typeof CALL]][]) {
+        const nextOffset = f.wal.nextOffset;
+        const outcome = await call(f.client, f.snapshotId, f.context).then(
+          () => undefined,
+          (error: unknown) => rpcErrorOf(error),
+        );
+        if (WAL_SERVICE_RPCS[key].onFollower === 'serve') {
+          // Get and SnapshotKey append their key first: on a follower that append is refused.
+          if (key === 'get') {
+            assert.equal(outcome?.reason, 'WAL_NOT_LEADER', 'the append before the Get');
+            await assert.doesNotReject(f.client.get({ key: Buffer.from('k') }), 'Get is served');
+          } else {
+            assert.equal(outcome, undefined, `${key} is served on a follower: ${String(outcome?.message)}`);
+          }
+          continue;
+        }
+        assert.ok(outcome !== undefined, `${key} was served on a follower`);
+        if (outcome.reason !== 'WAL_NOT_LEADER') assert.fail(`${key}: ${outcome.reason} ${outcome.message}`);
+        assert.equal(outcome.code, status.FAILED_PRECONDITION, key);
+        assert.equal(outcome.metadata['leader'], leader, key);
+        assert.equal(f.wal.nextOffset, nextOffset, `${key} wrote nothing`);
+        refused.push(WAL_SERVICE_RPCS[key].name);
+      }
+      assert.deepEqual(refused.sort(), ['Append', 'AppendStream', 'Compact', 'CreateSnapshot', 'DeleteSegmentsBefore', 'FlushAll', 'ReportFollower', 'SnapshotKey']);
     } finally {
       await f.close();
     }

@@ -114,6 +114,16 @@ class WalServiceStub(object):
                 request_serializer=wald_dot_v1_dot_replication__pb2.HashRangeRequest.SerializeToString,
                 response_deserializer=wald_dot_v1_dot_replication__pb2.HashRangeResponse.FromString,
                 )
+        self.GetEpochEnd = channel.unary_unary(
+                '/wald.v1.WalService/GetEpochEnd',
+                request_serializer=wald_dot_v1_dot_replication__pb2.GetEpochEndRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_replication__pb2.GetEpochEndResponse.FromString,
+                )
+        self.Promote = channel.unary_unary(
+                '/wald.v1.WalService/Promote',
+                request_serializer=wald_dot_v1_dot_replication__pb2.PromoteRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_replication__pb2.PromoteResponse.FromString,
+                )
 
 
 class WalServiceServicer(object):
@@ -336,6 +346,24 @@ class WalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEpochEnd(self, request, context):
+        """GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+        follower truncates what it holds beyond the leader's history before it tails.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Promote(self, request, context):
+        """Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+        appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+        Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+        greatest seen); INVALID_ARGUMENT (field `epoch`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -428,6 +456,16 @@ def add_WalServiceServicer_to_server(servicer, server):
                     servicer.HashRange,
                     request_deserializer=wald_dot_v1_dot_replication__pb2.HashRangeRequest.FromString,
                     response_serializer=wald_dot_v1_dot_replication__pb2.HashRangeResponse.SerializeToString,
+            ),
+            'GetEpochEnd': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEpochEnd,
+                    request_deserializer=wald_dot_v1_dot_replication__pb2.GetEpochEndRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_replication__pb2.GetEpochEndResponse.SerializeToString,
+            ),
+            'Promote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Promote,
+                    request_deserializer=wald_dot_v1_dot_replication__pb2.PromoteRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_replication__pb2.PromoteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -745,5 +783,39 @@ class WalService(object):
         return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/HashRange',
             wald_dot_v1_dot_replication__pb2.HashRangeRequest.SerializeToString,
             wald_dot_v1_dot_replication__pb2.HashRangeResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetEpochEnd(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/GetEpochEnd',
+            wald_dot_v1_dot_replication__pb2.GetEpochEndRequest.SerializeToString,
+            wald_dot_v1_dot_replication__pb2.GetEpochEndResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Promote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/Promote',
+            wald_dot_v1_dot_replication__pb2.PromoteRequest.SerializeToString,
+            wald_dot_v1_dot_replication__pb2.PromoteResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -31,7 +31,16 @@ import {
   DeleteSegmentsBeforeResponse,
 } from "./compaction.js";
 import { ReadRequest, ReadResponse } from "./read.js";
-import { HashRangeRequest, HashRangeResponse, ReportFollowerRequest, ReportFollowerResponse } from "./replication.js";
+import {
+  GetEpochEndRequest,
+  GetEpochEndResponse,
+  HashRangeRequest,
+  HashRangeResponse,
+  PromoteRequest,
+  PromoteResponse,
+  ReportFollowerRequest,
+  ReportFollowerResponse,
+} from "./replication.js";
 import {
   CreateSnapshotRequest,
   CreateSnapshotResponse,
@@ -409,6 +418,34 @@ export const WalServiceService = {
     responseSerialize: (value: HashRangeResponse): Buffer => Buffer.from(HashRangeResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HashRangeResponse => HashRangeResponse.decode(value),
   },
+  /**
+   * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+   * follower truncates what it holds beyond the leader's history before it tails.
+   */
+  getEpochEnd: {
+    path: "/wald.v1.WalService/GetEpochEnd" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetEpochEndRequest): Buffer => Buffer.from(GetEpochEndRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetEpochEndRequest => GetEpochEndRequest.decode(value),
+    responseSerialize: (value: GetEpochEndResponse): Buffer => Buffer.from(GetEpochEndResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetEpochEndResponse => GetEpochEndResponse.decode(value),
+  },
+  /**
+   * Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+   * appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+   * Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+   * greatest seen); INVALID_ARGUMENT (field `epoch`).
+   */
+  promote: {
+    path: "/wald.v1.WalService/Promote" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PromoteRequest): Buffer => Buffer.from(PromoteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PromoteRequest => PromoteRequest.decode(value),
+    responseSerialize: (value: PromoteResponse): Buffer => Buffer.from(PromoteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PromoteResponse => PromoteResponse.decode(value),
+  },
 } as const;
 
 export interface WalServiceServer extends UntypedServiceImplementation {
@@ -572,6 +609,18 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
    */
   hashRange: handleUnaryCall<HashRangeRequest, HashRangeResponse>;
+  /**
+   * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+   * follower truncates what it holds beyond the leader's history before it tails.
+   */
+  getEpochEnd: handleUnaryCall<GetEpochEndRequest, GetEpochEndResponse>;
+  /**
+   * Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+   * appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+   * Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+   * greatest seen); INVALID_ARGUMENT (field `epoch`).
+   */
+  promote: handleUnaryCall<PromoteRequest, PromoteResponse>;
 }
 
 export interface WalServiceClient extends Client {
@@ -951,6 +1000,46 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HashRangeResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
+   * follower truncates what it holds beyond the leader's history before it tails.
+   */
+  getEpochEnd(
+    request: GetEpochEndRequest,
+    callback: (error: ServiceError | null, response: GetEpochEndResponse) => void,
+  ): ClientUnaryCall;
+  getEpochEnd(
+    request: GetEpochEndRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetEpochEndResponse) => void,
+  ): ClientUnaryCall;
+  getEpochEnd(
+    request: GetEpochEndRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetEpochEndResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Promote makes a follower the leader in a new, greater epoch: it stops following, accepts
+   * appends and stamps its frames with the new epoch. On a leader it starts a new epoch.
+   * Errors: FAILED_PRECONDITION (WAL_EPOCH_MISMATCH: the given epoch is not greater than the
+   * greatest seen); INVALID_ARGUMENT (field `epoch`).
+   */
+  promote(
+    request: PromoteRequest,
+    callback: (error: ServiceError | null, response: PromoteResponse) => void,
+  ): ClientUnaryCall;
+  promote(
+    request: PromoteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PromoteResponse) => void,
+  ): ClientUnaryCall;
+  promote(
+    request: PromoteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PromoteResponse) => void,
   ): ClientUnaryCall;
 }
 

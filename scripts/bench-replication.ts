@@ -1,0 +1,187 @@
+/**
+ * The replication part of `npm run bench` (`npm run bench -- replication`), issue 10's benchmark,
+ * with real `wald serve` children on 127.0.0.1 (a leader and a `--follow` follower, sync `always`
+ * on both):
+ *
+ * - r1, catch-up: a leader whose log holds `WALD_BENCH_TAIL_RECORDS` (1M) records of 100 bytes
+ *   (batches of 1000) and a follower started on an empty directory: records per second from the
+ *   follower's first message to its high watermark at the leader's last offset (GetStats polled
+ *   every 5 ms). Frames are copied as stored: no decode, no re-encode.
+ * - r2/r3, replication lag under load: 50k records/s offered to the leader (a batch of 100 every
+ *   2 ms, up to 32 in flight) for `WALD_BENCH_RUN_MS` x 3; per batch, the time from the leader's
+ *   acknowledgement to the batch's delivery by a TailWal of the follower (which sends only what the
+ *   follower has synced: so this is "acknowledged on the leader" to "durable on the follower", plus
+ *   one local tail hop). p50 and p99 over all batches of a run, median over the runs.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { WalClient } from '../src/client/wal-client.js';
+import type { GetStatsResponse } from '../src/gen/wald/v1/stats.js';
+import { rawClient, startServe, unary, type ServeChild } from '../test/support/wald-serve-child.js';
+import type { BenchConfig } from './bench/bench-config.js';
+import { makeRow, type BenchPartResult, type BenchRow } from './bench/bench-part.js';
+import { fillLog } from './bench/open-workloads.js';
+import { percentile, summarize } from './bench/summary.js';
+
+const RECORD_BYTES = 100;
+const FILL_BATCH_RECORDS = 1000;
+/** The lag workload: a batch of 100 records every 2 ms is 50k records/s. */
+const LAG_BATCH_RECORDS = 100;
+const LAG_INTERVAL_MS = 2;
+const LAG_MAX_IN_FLIGHT = 32;
+
+async function highWatermarkOf(address: string): Promise<number> {
+  const raw = rawClient(address);
+  try {
+    const stats = await unary<GetStatsResponse>((callback) => raw.getStats({}, callback));
+    return stats.highWatermark === undefined ? -1 : Number(stats.highWatermark);
+  } finally {
+    raw.close();
+  }
+}
+
+/** One catch-up: a follower from zero to `records`; returns records/s. */
+async function catchUp(leader: ServeChild, dir: string, records: number): Promise<number> {
+  const follower = await startServe(dir, ['--follow', leader.address]);
+  try {
+    await follower.waitForLog((line) => line['msg'] === 'replication: following');
+    const start = performance.now();
+    const raw = rawClient(follower.address);
+    try {
+      // Bounded: at most 20 minutes of polling.
+      for (let polls = 0; polls < 240_000; polls++) {
+        const stats = await unary<GetStatsResponse>((callback) => raw.getStats({}, callback));
+        if (stats.highWatermark !== undefined && Number(stats.highWatermark) >= records - 1) break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    } finally {
+      raw.close();
+    }
+    return records / ((performance.now() - start) / 1000);
+  } finally {
+    await follower.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One lag run: per-batch lags (ms) from leader acknowledgement to delivery by the follower's tail. */
+async function lagRun(leader: ServeChild, follower: ServeChild, runMs: number): Promise<{ lags: number[]; offered: number; acknowledged: number }> {
+  const writer = new WalClient(leader.address);
+  const reader = new WalClient(follower.address);
+  const abort = new AbortController();
+  const ackedAt = new Map<number, number>();
+  const deliveredAt = new Map<number, number>();
+  const from = (await highWatermarkOf(leader.address)) + 1;
+  const tail = (async () => {
+    for await (const event of reader.tail(from, { signal: abort.signal })) {
+      if (event.records.length > 0) deliveredAt.set(event.nextOffset - 1, performance.now());
+    }
+  })();
+  const value = Buffer.alloc(RECORD_BYTES, 7);
+  const batch = Array.from({ length: LAG_BATCH_RECORDS }, () => ({ value }));
+  let inFlight = 0;
+  let offered = 0;
+  let acknowledged = 0;
+  const pending = new Set<Promise<void>>();
+  const end = performance.now() + runMs;
+  for (let tick = 0; performance.now() < end && tick < 1_000_000; tick++) {
+    if (inFlight < LAG_MAX_IN_FLIGHT) {
+      inFlight++;
+      offered += LAG_BATCH_RECORDS;
+      const p: Promise<void> = writer.append(batch).then(
+        (result) => {
+          ackedAt.set(result.lastOffset, performance.now());
+          acknowledged += LAG_BATCH_RECORDS;
+        },
+        () => undefined,
+      ).finally(() => {
+        inFlight--;
+        pending.delete(p);
+      });
+      pending.add(p);
+    }
+    await new Promise((resolve) => setTimeout(resolve, LAG_INTERVAL_MS));
+  }
+  await Promise.all(pending);
+  const last = Math.max(...ackedAt.keys());
+  for (let waited = 0; ![...deliveredAt.keys()].some((offset) => offset >= last) && waited < 10_000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  abort.abort();
+  await tail.catch(() => undefined);
+  await writer.close();
+  await reader.close();
+  const deliveries = [...deliveredAt.entries()].sort((a, b) => a[0] - b[0]);
+  const lags: number[] = [];
+  let i = 0;
+  for (const [offset, acked] of [...ackedAt.entries()].sort((a, b) => a[0] - b[0])) {
+    while (i < deliveries.length && deliveries[i]![0] < offset) i++;
+    if (i < deliveries.length) lags.push(Math.max(0, deliveries[i]![1] - acked));
+  }
+  return { lags, offered, acknowledged };
+}
+
+/** Runs the replication part. */
+export async function runReplicationBench(config: BenchConfig): Promise<BenchPartResult> {
+  const dir = fs.mkdtempSync(join(config.scratchDir, 'replication-'));
+  const temp = { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  const rows: BenchRow[] = [];
+  const setup: string[] = [];
+  try {
+    const records = config.tailRecords;
+    const leaderDir = join(temp.dir, 'leader');
+    config.progress(`replication: filling a leader log with ${records} records`);
+    const filled = await fillLog(leaderDir, Array.from({ length: FILL_BATCH_RECORDS }, () => ({ value: Buffer.alloc(RECORD_BYTES, 1) })), { records });
+    const leader = await startServe(leaderDir, ['--sync-policy', 'always']);
+    const rates: number[] = [];
+    try {
+      for (let run = 0; run < config.runs; run++) {
+        config.progress(`replication: catch-up run ${run + 1}`);
+        rates.push(await catchUp(leader, join(temp.dir, `catch-up-${run}`), records));
+      }
+    } finally {
+      await leader.stop();
+    }
+    rows.push(
+      makeRow({
+        id: 'r1',
+        name: `follower catch-up from zero, ${records.toLocaleString('en')} records of ${RECORD_BYTES} B`,
+        unit: 'records/s',
+        wald: summarize(rates),
+        target: { kind: 'at-least', value: 3_000_000 },
+        notes: [`${filled.segments} segments, ${(filled.fileBytes / 2 ** 20).toFixed(0)} MiB of segment files`],
+      }),
+    );
+
+    const lagLeader = await startServe(join(temp.dir, 'lag-leader'), ['--sync-policy', 'always']);
+    const lagFollower = await startServe(join(temp.dir, 'lag-follower'), ['--follow', lagLeader.address]);
+    const p50s: number[] = [];
+    const p99s: number[] = [];
+    const rates50k: number[] = [];
+    try {
+      await lagFollower.waitForLog((line) => line['msg'] === 'replication: following');
+      for (let run = 0; run < config.runs; run++) {
+        config.progress(`replication: lag run ${run + 1}`);
+        const { lags, acknowledged } = await lagRun(lagLeader, lagFollower, config.runMs * 3);
+        p50s.push(percentile(lags, 50));
+        p99s.push(percentile(lags, 99));
+        rates50k.push(acknowledged / ((config.runMs * 3) / 1000));
+      }
+    } finally {
+      await lagFollower.stop();
+      await lagLeader.stop();
+    }
+    const load = `${Math.round(summarize(rates50k).median).toLocaleString('en')} records/s acknowledged of 50,000 offered`;
+    rows.push(makeRow({ id: 'r2', name: 'replication lag p50, leader ack to follower durable', unit: 'ms', wald: summarize(p50s), notes: [load] }));
+    rows.push(makeRow({ id: 'r3', name: 'replication lag p99, leader ack to follower durable', unit: 'ms', wald: summarize(p99s), target: { kind: 'at-most', value: 5 }, notes: [load] }));
+    setup.push(
+      `wald serve children on 127.0.0.1, sync always on leader and follower; ${config.runs} runs; catch-up over ${records} records; ` +
+        `lag: batches of ${LAG_BATCH_RECORDS} every ${LAG_INTERVAL_MS} ms (at most ${LAG_MAX_IN_FLIGHT} in flight) for ${config.runMs * 3} ms, ` +
+        'measured to delivery by a TailWal of the follower (sent only once the follower synced)',
+    );
+    return { part: 'replication', rows, setup };
+  } finally {
+    temp.remove();
+  }
+}

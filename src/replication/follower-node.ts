@@ -1,0 +1,273 @@
+import { hostname } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
+import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { decodeSegmentHeader } from '../codec/segment-header.js';
+import { TRUNCATED_DIR, truncateLogFrom } from '../engine/truncate-log-from.js';
+import type { EpochStart } from '../codec/epoch-history-file.js';
+import type { WalOptions } from '../engine/wal-options.js';
+import { WalError } from '../errors.js';
+import type { TailWalResponse } from '../gen/wald/v1/tail.js';
+import { ReplicationState } from '../server/replication-state.js';
+import type { ServerOptions } from '../server/server-options.js';
+import { WaldServer } from '../server/wald-server.js';
+import { listSnapshots } from '../state/snapshot-reader.js';
+import { DEFAULT_SNAPSHOT_DIR, snapshotDirOf } from '../state/state-options.js';
+import { NodeStorage } from '../storage/node-storage.js';
+import type { Storage } from '../storage/storage.js';
+import { Follower, type FollowOutcome } from './follower.js';
+import type { FollowerOptionValues } from './follower-options.js';
+import { LeaderChannel } from './leader-channel.js';
+import { installLeaderSnapshot, resumeSnapshotInstall } from './snapshot-install.js';
+
+/** Largest TailWal message a follower accepts: its own ask, or one frame up to the leader's largest batch, with room for the fields. */
+const MAX_RECEIVE_MESSAGE_BYTES = 80 * 1024 * 1024;
+
+/**
+ * The follower's HTTP/2 receive window, in messages of `replication.max_batch_bytes`: enough for
+ * the leader to stream while the follower appends, bounded with the rest of what it buffers.
+ */
+const FLOW_CONTROL_WINDOW_BATCHES = 4;
+
+/** What a {@link FollowerNode} is made of. */
+export interface FollowerNodeInit {
+  /** The follower's log (`dir` and the engine's options). */
+  readonly walOptions: WalOptions;
+  /** The server's options; `listen` is bound once and kept across the restarts of the server. */
+  readonly serverOptions: ServerOptions;
+  /** `follow` must be set. */
+  readonly follower: FollowerOptionValues;
+  /** How to reach the leader: plaintext or TLS (see `replication.tls*`). */
+  readonly credentials: ChannelCredentials;
+  /** The bearer token interceptor, when the leader asks for a token. */
+  readonly interceptors?: readonly Interceptor[] | undefined;
+  readonly logger: Logger;
+}
+
+/**
+ * A follower server (`wald serve --follow HOST:PORT`): a {@link WaldServer} over the follower's log,
+ * read-only while it follows (its {@link ReplicationState} names the leader), and the
+ * {@link Follower} loop that keeps the log a copy of the leader's.
+ *
+ * Work that needs the log closed is done between two servers: when the follow loop finds that the
+ * log holds records beyond the leader's history (divergence) it stops the server, truncates them
+ * into a side file (`truncateLogFrom`; snapshots above the cut are moved aside with them), and
+ * starts a new server on the same port; when the leader has compacted past the log it does the same
+ * around a snapshot install ({@link installLeaderSnapshot}). Clients of the follower see
+ * `UNAVAILABLE` meanwhile and retry, as after any restart.
+ *
+ * Promotion (`Promote`, `wald promote`) stops the loop and leaves the server running as a leader.
+ * A frame refused or a log that cannot be written stops the node: {@link failed} rejects with the
+ * error, and `wald serve` exits.
+ */
+export class FollowerNode {
+  private current: WaldServer | undefined;
+  private follower: Follower | undefined;
+  private listen: string;
+  private isStopping = false;
+  private readonly replication: ReplicationState;
+  private readonly channel: LeaderChannel;
+  private readonly storage: Storage;
+  private readonly logger: Logger;
+  private readonly cycleDone: Promise<void>;
+  private started: (() => void) | undefined;
+  private startFailed: ((error: unknown) => void) | undefined;
+  /** Rejects when the node stopped for good on an error (a refused frame, a failed write). */
+  readonly failed: Promise<never>;
+  private fail: (error: unknown) => void = () => {};
+
+  private constructor(private readonly init: FollowerNodeInit) {
+    const leader = init.follower.follow;
+    if (leader === undefined) throw new RangeError('follower.follow must be set');
+    this.logger = init.logger;
+    this.storage = init.walOptions.storage ?? new NodeStorage();
+    this.listen = init.serverOptions.listen ?? '127.0.0.1:7070';
+    this.replication = new ReplicationState({ leaderAddress: leader, stop: () => this.stopFollowing() });
+    const r = init.follower.replication;
+    this.channel = new LeaderChannel({
+      address: leader,
+      credentials: init.credentials,
+      interceptors: init.interceptors,
+      tlsServerName: r.tlsServerName,
+      keepaliveTimeMs: r.keepaliveTimeMs,
+      keepaliveTimeoutMs: r.keepaliveTimeoutMs,
+      maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES,
+      flowControlWindowBytes: FLOW_CONTROL_WINDOW_BATCHES * r.maxBatchBytes,
+    });
+    this.failed = new Promise<never>((_, reject) => {
+      this.fail = reject;
+    });
+    // Observed by whoever awaits it; without a listener a failure here would be unhandled.
+    this.failed.catch(() => undefined);
+    this.cycleDone = new Promise<void>((resolve, reject) => {
+      this.started = resolve;
+      this.startFailed = reject;
+    });
+  }
+
+  /**
+   * Finishes an interrupted snapshot install, opens the follower's log and serves it, and starts
+   * following; resolves once the server listens.
+   *
+   * @throws the errors of `WaldServer.open` and `start`.
+   */
+  static async start(init: FollowerNodeInit): Promise<FollowerNode> {
+    const node = new FollowerNode(init);
+    const resumed = await resumeSnapshotInstall(node.storage, init.walOptions.dir);
+    if (resumed !== undefined) node.logger.warn({ snapshotId: resumed }, 'replication: finished a snapshot install a crash interrupted');
+    void node.cycle();
+    await node.cycleDone;
+    return node;
+  }
+
+  /** The server serving the follower's log now (a new one after each truncation or install). */
+  get server(): WaldServer {
+    return this.current!;
+  }
+
+  /** The follower's name, as its leader lists it. */
+  get followerId(): string {
+    return this.init.follower.followerId ?? `${hostname()}:${resolvePath(this.init.walOptions.dir)}`;
+  }
+
+  /** The follow loop now (undefined between two servers, and once promoted). */
+  get activeFollower(): Follower | undefined {
+    return this.follower;
+  }
+
+  private async cycle(): Promise<void> {
+    let isFirst = true;
+    try {
+      while (!this.isStopping) {
+        const server = await this.openServer();
+        if (this.isStopping) {
+          // stop() came while the server opened: it found no server to stop.
+          this.current = undefined;
+          await server.stop();
+          return;
+        }
+        if (isFirst) {
+          isFirst = false;
+          this.started?.();
+        }
+        if (this.replication.role === 'leader') return;
+        const follower = new Follower(
+          server.wal,
+          this.channel,
+          this.replication,
+          { followerId: this.followerId, address: this.listen },
+          {
+            maxBatchBytes: this.init.follower.replication.maxBatchBytes,
+            initialBackoffMs: this.init.follower.replication.initialBackoffMs,
+            maxBackoffMs: this.init.follower.replication.maxBackoffMs,
+          },
+          this.logger,
+        );
+        this.follower = follower;
+        let outcome: FollowOutcome;
+        try {
+          outcome = await follower.run();
+        } finally {
+          this.follower = undefined;
+        }
+        if (outcome.kind === 'stopped') return;
+        this.current = undefined;
+        await server.stop();
+        await this.offlineWork(outcome);
+      }
+    } catch (error) {
+      if (isFirst) {
+        this.startFailed?.(error);
+        return;
+      }
+      this.logger.fatal({ err: error, leader: this.channel.address }, 'replication stopped: this follower does not write what it cannot check; fix the cause and restart it');
+      this.fail(error);
+    }
+  }
+
+  private async openServer(): Promise<WaldServer> {
+    const { server } = await WaldServer.open(this.init.walOptions, { ...this.init.serverOptions, listen: this.listen }, this.logger, this.replication);
+    try {
+      const port = await server.start();
+      // Restarts bind the port the first start took (the configured one may be 0).
+      this.listen = `${this.listen.slice(0, this.listen.lastIndexOf(':'))}:${port}`;
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    this.current = server;
+    return server;
+  }
+
+  /** Truncates the divergent records, or installs the leader's snapshot, on the closed log. */
+  private async offlineWork(outcome: Exclude<FollowOutcome, { kind: 'stopped' }>): Promise<void> {
+    const dir = this.init.walOptions.dir;
+    if (outcome.kind === 'truncate') {
+      const report = truncateLogFrom(this.storage, dir, outcome.offset);
+      const moved = this.moveSnapshotsAbove(outcome.offset);
+      const sideFile = report.sideFile === undefined ? undefined : join(dir, report.sideFile);
+      this.logger.warn(
+        { offset: outcome.offset, leaderEpoch: outcome.leaderEpoch, removedRecords: report.removedRecords, sideFile, snapshotsMoved: moved },
+        'replication: truncated records the leader does not hold (kept in the side file)',
+      );
+      return;
+    }
+    const identity = await this.leaderIdentity(outcome.snapshotOffset);
+    const installed = await installLeaderSnapshot(this.channel, this.storage, dir, outcome.snapshotId, identity, this.logger);
+    this.logger.warn({ ...installed, leaderFirstOffset: outcome.leaderFirstOffset }, 'replication: the leader compacted past this follower: installed its snapshot');
+  }
+
+  /**
+   * Moves the snapshots whose state includes records from `offset` on into `<dir>/truncated/` (the
+   * engine's truncation leaves snapshots to their owner): the
+   * offsets from there on are given out again by the leader, so those states must never be loaded.
+   */
+  private moveSnapshotsAbove(offset: number): number {
+    const dir = this.init.walOptions.dir;
+    const snapshotDir = snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR);
+    const above = listSnapshots(this.storage, snapshotDir).snapshots.filter((info) => info.walOffset > offset);
+    if (above.length === 0) return 0;
+    const side = join(dir, TRUNCATED_DIR);
+    this.storage.mkdirp(side);
+    for (const info of above) this.storage.rename(info.path, join(side, info.path.slice(info.path.lastIndexOf('/') + 1)));
+    this.storage.syncDir(side);
+    this.storage.syncDir(snapshotDir);
+    return above.length;
+  }
+
+  /**
+   * The leader's frame seed (from the header of its segment at `offset`, sent with the first frames
+   * of a tail) and the part of its epoch history up to `offset`, for a log that starts there.
+   * Waits until the leader has a frame at `offset`.
+   */
+  private async leaderIdentity(offset: number): Promise<{ frameSeed: number; epochHistory: EpochStart[] }> {
+    const stats = await this.channel.getStats();
+    const epochHistory = stats.epochHistory
+      .map((entry) => ({ epoch: Number(entry.epoch), startOffset: Number(entry.startOffset) }))
+      .filter((entry) => entry.startOffset <= offset);
+    const call = this.channel.tailFrames(offset, 64 * 1024, this.followerId);
+    try {
+      for await (const message of call as AsyncIterable<TailWalResponse>) {
+        if (message.frames.length === 0) continue;
+        const decoded = decodeSegmentHeader(message.segmentHeader);
+        if (!decoded.ok) break;
+        return { frameSeed: decoded.header.frameSeed, epochHistory };
+      }
+    } finally {
+      call.cancel();
+    }
+    throw new WalError('WAL_CORRUPTION', `the leader sent no segment header with its frames at offset ${offset}`, { offset, reason: 'no segment header' });
+  }
+
+  private async stopFollowing(): Promise<void> {
+    await this.follower?.stop();
+  }
+
+  /** Stops following and the server (gracefully: see `WaldServer.stop`). */
+  async stop(): Promise<void> {
+    this.isStopping = true;
+    await this.follower?.stop();
+    await this.current?.stop();
+    this.channel.close();
+  }
+}

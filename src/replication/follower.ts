@@ -1,0 +1,347 @@
+import { EventEmitter } from 'node:events';
+import { status as Status, type ClientReadableStream } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { backoffDelayMs } from '../client/backoff.js';
+import { decodeSegmentHeader } from '../codec/segment-header.js';
+import { isServiceError, rpcErrorInfoOf } from '../client/rpc-error-info.js';
+import type { Wal } from '../engine/wal.js';
+import { isWalError } from '../errors.js';
+import type { TailWalResponse } from '../gen/wald/v1/tail.js';
+import type { ReplicationState } from '../server/replication-state.js';
+import { FollowerReporter, type FollowerIdentity } from './follower-reporter.js';
+import type { LeaderChannel } from './leader-channel.js';
+import { checkRawFrames } from './raw-frame-check.js';
+
+/**
+ * Messages whose frames are handed to `appendFrames` but not yet durable, at most: enough for the
+ * group commit to batch several messages per fsync during a catch-up, few enough to bound what the
+ * follower holds (this many messages of `maxBatchBytes`, besides grpc-js's read-ahead).
+ */
+const MAX_APPENDS_IN_FLIGHT = 8;
+
+/** How a follower paces itself. */
+export interface FollowerSettings {
+  /** Frame bytes asked for per TailWal message (`replication.max_batch_bytes`). */
+  readonly maxBatchBytes: number;
+  /** First wait before a reconnect, ms; doubles per failure in a row up to {@link maxBackoffMs}, with jitter. */
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Draws the jitter; injectable for tests. */
+  readonly random?: (() => number) | undefined;
+}
+
+/**
+ * Why {@link Follower.run} returned: it was stopped (shutdown or promotion), or the log needs work
+ * that only a closed log allows (the follower node does it, then follows again): truncating what
+ * the leader's history does not hold, or installing the leader's snapshot because the leader no
+ * longer holds the records the follower needs next.
+ */
+export type FollowOutcome =
+  | { readonly kind: 'stopped' }
+  | { readonly kind: 'truncate'; readonly offset: number; readonly leaderEpoch: number }
+  | { readonly kind: 'install'; readonly snapshotId: string; readonly snapshotOffset: number; readonly leaderFirstOffset: number };
+
+/** Events of a {@link Follower}. */
+export interface FollowerEvents {
+  /** A TailWal stream to the leader is open and delivered its first message. */
+  connected: [];
+  /** The stream failed or ended; the follower waits `delayMs`, then reconnects. */
+  disconnected: [error: unknown, delayMs: number];
+  /** Frames were appended and are durable: the follower's next offset now. */
+  appended: [nextOffset: number, recordCount: number];
+  /** A heartbeat from the leader: where its log is. */
+  heartbeat: [leaderHighWatermark: number | undefined, nextOffset: number];
+}
+
+/** What the follower knows of its progress, for logs and stats. */
+export interface FollowerProgress {
+  readonly isConnected: boolean;
+  /** The leader's high watermark in its last message; undefined before one, or while its log is empty. */
+  readonly leaderHighWatermark: number | undefined;
+  /** The leader's current epoch, from its last message. */
+  readonly leaderEpoch: number;
+  /** Records the follower lacks, by the leader's last message. */
+  readonly lagRecords: number;
+  /** Frames and records appended since the follower started. */
+  readonly framesAppended: number;
+  readonly recordsAppended: number;
+  /** Reconnections after a failure. */
+  readonly reconnects: number;
+}
+
+/**
+ * The follow loop of one open log: connect to the leader, check for divergence (GetEpochEnd of the
+ * log's newest epoch: whatever the log holds beyond its end on the leader must go), then tail the
+ * leader in frames mode from the log's own next offset, check each message's frames
+ * ({@link checkRawFrames}) and append them as they are (`Wal.appendFrames`: CRC, continuity and
+ * epoch order checked again, durable under the log's sync policy before it resolves), and report
+ * the durable next offset (ReportFollower). After any failure of the connection or the leader it
+ * waits (exponential backoff with jitter) and starts over from the log's next offset, so the log
+ * has neither a gap nor a duplicate.
+ *
+ * Flow control end to end: the loop reads the next message only while fewer than
+ * {@link MAX_APPENDS_IN_FLIGHT} messages await their fsync, so the follower holds at most that many
+ * messages of `maxBatchBytes` plus grpc-js's read-ahead (one frame larger than `maxBatchBytes`
+ * comes alone), and HTTP/2 flow control stops the leader meanwhile.
+ *
+ * A frame refused (`WAL_FRAME_REJECTED`: a bad checksum, a gap, an overlap, a header that
+ * disagrees with its fields) or a log that cannot be written ends the loop with that error: a
+ * follower never writes what it could not check, and does not retry what would fail the same.
+ * The one refusal it gets past is a segment key compaction rewrote (reason `compacted`): it
+ * installs the leader's newest snapshot instead.
+ */
+export class Follower extends EventEmitter<FollowerEvents> {
+  private readonly abort = new AbortController();
+  private readonly reporter: FollowerReporter;
+  private call: ClientReadableStream<TailWalResponse> | undefined;
+  private failures = 0;
+  private isConnected = false;
+  private leaderHighWatermark: number | undefined;
+  private leaderEpoch = 0;
+  private framesAppended = 0;
+  private recordsAppended = 0;
+  private reconnects = 0;
+  private hasWarnedEpochEnd = false;
+  private running: Promise<FollowOutcome> | undefined;
+
+  constructor(
+    private readonly wal: Wal,
+    private readonly channel: LeaderChannel,
+    private readonly replication: ReplicationState,
+    private readonly identity: FollowerIdentity,
+    private readonly settings: FollowerSettings,
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.reporter = new FollowerReporter(channel, identity, logger);
+  }
+
+  /** Where the follower is. */
+  progress(): FollowerProgress {
+    const hw = this.leaderHighWatermark;
+    return {
+      isConnected: this.isConnected,
+      leaderHighWatermark: hw,
+      leaderEpoch: this.leaderEpoch,
+      lagRecords: hw === undefined ? 0 : Math.max(0, hw + 1 - this.wal.nextOffset),
+      framesAppended: this.framesAppended,
+      recordsAppended: this.recordsAppended,
+      reconnects: this.reconnects,
+    };
+  }
+
+  /**
+   * Follows until stopped or until the log needs offline work (see {@link FollowOutcome}).
+   * Rejects with the error that stopped it for good (`WAL_FRAME_REJECTED`, the log's write errors).
+   */
+  run(): Promise<FollowOutcome> {
+    this.running ??= this.loop().finally(() => this.reporter.close());
+    return this.running;
+  }
+
+  /** Stops following; resolves once no frame will be appended any more. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.call?.cancel();
+    await this.running?.catch(() => undefined);
+  }
+
+  private get isStopped(): boolean {
+    return this.abort.signal.aborted;
+  }
+
+  private async loop(): Promise<FollowOutcome> {
+    while (!this.isStopped) {
+      let failure: unknown;
+      try {
+        const outcome = await this.connectOnce();
+        if (outcome !== undefined) return outcome;
+        failure = new Error('the leader ended the tail');
+      } catch (error) {
+        if (this.isStopped) break;
+        if (isWalError(error)) throw error;
+        failure = error;
+      } finally {
+        this.isConnected = false;
+      }
+      if (this.isStopped) break;
+      const delayMs = backoffDelayMs(this.failures++, this.settings.initialBackoffMs, this.settings.maxBackoffMs, this.settings.random);
+      this.reconnects++;
+      this.emit('disconnected', failure, delayMs);
+      this.logger.warn({ err: failure, leader: this.channel.address, retryInMs: delayMs, nextOffset: this.wal.nextOffset }, 'replication: lost the leader; reconnecting');
+      await sleep(delayMs, this.abort.signal);
+    }
+    return { kind: 'stopped' };
+  }
+
+  /**
+   * One connection: the divergence check, then the tail until it fails. Resolves with an outcome
+   * when the log needs offline work, undefined when the stream ended; rejects with the stream's
+   * failure (retried) or a local `WalError` (not retried).
+   */
+  private async connectOnce(): Promise<FollowOutcome | undefined> {
+    const truncateAt = await this.divergence();
+    if (truncateAt !== undefined) return truncateAt;
+    const from = this.wal.nextOffset;
+    const call = this.channel.tailFrames(from, this.settings.maxBatchBytes, this.identity.followerId);
+    this.call = call;
+    if (this.isStopped) call.cancel();
+    const inFlight: Promise<void>[] = [];
+    let appendFailure: unknown;
+    try {
+      for await (const message of call as AsyncIterable<TailWalResponse>) {
+        if (!this.isConnected) {
+          this.isConnected = true;
+          this.failures = 0;
+          this.emit('connected');
+          this.logger.info({ leader: this.channel.address, fromOffset: from }, 'replication: following');
+        }
+        const appended = this.take(message);
+        if (appended !== undefined) {
+          // A refused or failed append ends the stream at once (no later message can continue the
+          // log), and is what the connection fails with.
+          appended.catch((error: unknown) => {
+            appendFailure ??= error;
+            call.cancel();
+          });
+          inFlight.push(appended);
+          if (inFlight.length >= MAX_APPENDS_IN_FLIGHT) await inFlight.shift();
+        }
+        if (this.isStopped) break;
+      }
+      await Promise.all(inFlight.splice(0));
+      if (appendFailure !== undefined) return await this.compactedSegmentOutcome(appendFailure);
+      return undefined;
+    } catch (error) {
+      if (appendFailure !== undefined) return await this.compactedSegmentOutcome(appendFailure);
+      if (isWalError(error, 'WAL_FRAME_REJECTED')) return await this.compactedSegmentOutcome(error);
+      const install = this.installOutcome(error);
+      if (install !== undefined) return install;
+      throw error;
+    } finally {
+      // Whatever happens, the loop ends only once no append it started is still running.
+      await Promise.allSettled(inFlight);
+      this.call = undefined;
+      call.cancel();
+    }
+  }
+
+  /**
+   * Takes one message: a heartbeat is reported at once; frames are checked and handed to
+   * `appendFrames`, whose promise (settled once they are durable) is returned. The checks and the
+   * queueing are synchronous, so messages are appended in order even while earlier ones still
+   * wait for their fsync (group commit batches them).
+   *
+   * @throws WalError `WAL_FRAME_REJECTED` from {@link checkRawFrames} or `appendFrames`'s checks.
+   */
+  private take(message: TailWalResponse): Promise<void> | undefined {
+    const epoch = Number(message.epoch);
+    this.leaderEpoch = epoch;
+    this.replication.noteLeaderEpoch(epoch);
+    this.leaderHighWatermark = message.highWatermark === undefined ? undefined : Number(message.highWatermark);
+    if (message.frames.length === 0) {
+      this.emit('heartbeat', this.leaderHighWatermark, this.wal.nextOffset);
+      this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
+      return undefined;
+    }
+    checkRawFrames(message.frames);
+    const segmentHeader = startedSegmentHeader(message);
+    const firstOffset = Number(message.frames[0]!.baseOffset);
+    return this.wal.appendFrames(message.frames.map((raw) => raw.frame), segmentHeader === undefined ? {} : { segmentHeader }).then((appended) => {
+      const records = appended.nextOffset - firstOffset;
+      this.framesAppended += message.frames.length;
+      this.recordsAppended += records;
+      this.emit('appended', appended.nextOffset, records);
+      this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
+    });
+  }
+
+  /**
+   * Where the log must be cut so that it holds nothing the leader's history does not, or
+   * undefined when it holds nothing beyond: GetEpochEnd of the log's newest epoch. A leader that
+   * does not know GetEpochEnd (`UNIMPLEMENTED`) is tailed without the check.
+   */
+  private async divergence(): Promise<FollowOutcome | undefined> {
+    if (this.wal.nextOffset === this.wal.firstOffset) return undefined;
+    let end;
+    try {
+      end = await this.channel.getEpochEnd(this.wal.epoch);
+    } catch (error) {
+      if (isServiceError(error) && error.code === Status.UNIMPLEMENTED) {
+        if (!this.hasWarnedEpochEnd) this.logger.warn({ leader: this.channel.address }, 'the leader does not implement GetEpochEnd: tailing without the divergence check');
+        this.hasWarnedEpochEnd = true;
+        return undefined;
+      }
+      throw error;
+    }
+    const endOffset = Number(end.endOffset);
+    if (endOffset >= this.wal.nextOffset) return undefined;
+    return { kind: 'truncate', offset: endOffset, leaderEpoch: Number(end.epoch) };
+  }
+
+  /**
+   * The install of the leader's newest snapshot when `error` refused frames that key compaction
+   * made uncopyable: a segment it rewrote (`WAL_FRAME_REJECTED` reason `compacted`: its frames
+   * skip offsets), or records it dropped at the follower's next offset (reason `gap`: the leader's
+   * next frame lies beyond it), and that snapshot lies beyond the follower's next offset (a
+   * compaction snapshots before it rewrites). Anything else, or a leader with no such snapshot (or
+   * none it will tell), rethrows `error`: it stops the follower.
+   */
+  private async compactedSegmentOutcome(error: unknown): Promise<FollowOutcome> {
+    if (!isWalError(error, 'WAL_FRAME_REJECTED')) throw error;
+    const reason = error.details['reason'];
+    if (reason !== 'compacted' && reason !== 'gap') throw error;
+    const stats = await this.channel.getStats().catch(() => undefined);
+    const snapshotOffset = stats?.lastSnapshotOffset === undefined ? undefined : Number(stats.lastSnapshotOffset);
+    if (stats === undefined || stats.lastSnapshotId === '' || snapshotOffset === undefined || snapshotOffset <= this.wal.nextOffset) throw error;
+    this.logger.warn(
+      { leader: this.channel.address, nextOffset: this.wal.nextOffset, reason, snapshotId: stats.lastSnapshotId },
+      'replication: key compaction on the leader left frames this follower cannot copy; installing its snapshot',
+    );
+    return { kind: 'install', snapshotId: stats.lastSnapshotId, snapshotOffset, leaderFirstOffset: Number(stats.firstOffset) };
+  }
+
+  /** The snapshot to install when `error` is the leader's `WAL_OFFSET_COMPACTED` naming one. */
+  private installOutcome(error: unknown): FollowOutcome | undefined {
+    if (!isServiceError(error) || error.code !== Status.OUT_OF_RANGE) return undefined;
+    const info = rpcErrorInfoOf(error);
+    if (info.reason !== 'WAL_OFFSET_COMPACTED') return undefined;
+    const snapshotId = info.metadata['snapshotId'];
+    const snapshotOffset = Number(info.metadata['snapshotOffset']);
+    const leaderFirstOffset = Number(info.metadata['firstOffset']);
+    if (snapshotId === undefined || !Number.isSafeInteger(snapshotOffset)) {
+      this.logger.error({ leader: this.channel.address, nextOffset: this.wal.nextOffset, firstOffset: leaderFirstOffset }, 'replication: the leader compacted past this follower and names no snapshot to install; retrying');
+      return undefined;
+    }
+    return { kind: 'install', snapshotId, snapshotOffset, leaderFirstOffset };
+  }
+}
+
+/**
+ * The message's segment header when its first frame starts that segment (the leader began a new
+ * segment there) or the segment was rewritten by key compaction, else undefined: a header that starts below the first frame (a stream that opened
+ * inside a segment, after a snapshot install) only tells the leader's frame seed, and the follower
+ * keeps its own segment there.
+ */
+function startedSegmentHeader(message: TailWalResponse): Buffer | undefined {
+  if (message.segmentHeader.length === 0) return undefined;
+  const decoded = decodeSegmentHeader(message.segmentHeader);
+  if (!decoded.ok) return undefined;
+  // A segment key compaction rewrote may begin with a gap: its header goes on, for appendFrames to
+  // refuse it as `compacted` (the follower installs a snapshot then).
+  const isCompacted = decoded.header.compactedNextOffset !== undefined;
+  if (!isCompacted && decoded.header.baseOffset !== Number(message.frames[0]!.baseOffset)) return undefined;
+  return Buffer.from(message.segmentHeader);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,116 @@
+import { EventEmitter } from 'node:events';
+import type { Wal } from '../engine/wal.js';
+import { invalidArgument, WalError } from '../errors.js';
+
+/** The greatest epoch a frame header can hold: its u32 field plus 16 high bits (docs/format.md). */
+export const MAX_EPOCH = 2 ** 48 - 1;
+
+/**
+ * A request's uint64 epoch field as a number.
+ *
+ * @throws WalError `WAL_INVALID_ARGUMENT` (field `epoch`) above {@link MAX_EPOCH}.
+ */
+export function epochField(value: bigint, field = 'epoch'): number {
+  if (value < 0n || value > BigInt(MAX_EPOCH)) {
+    throw invalidArgument(field, `must be at most ${MAX_EPOCH}, got ${value}`, { value: value.toString(), limit: MAX_EPOCH });
+  }
+  return Number(value);
+}
+
+/** What a server does in replication: accept appends (`leader`) or copy another's log (`follower`). */
+export type ReplicationRoleName = 'leader' | 'follower';
+
+/** Events of a {@link ReplicationState}. */
+export interface ReplicationStateEvents {
+  /** The server became the leader (a follower was promoted): it takes writes from now on. */
+  promoted: [];
+}
+
+/**
+ * The server's replication role, shared by every call: whether it is a follower (and of which
+ * leader), what the admission refuses on a follower (`WAL_NOT_LEADER`), and the hook that stops
+ * following when the server is promoted.
+ *
+ * The server layer cannot import the follower (src/replication sits above it), so the follower
+ * hands its stop in as {@link FollowingControl}; a leader has none.
+ */
+export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
+  private following: FollowingControl | undefined;
+  private seenEpoch = 0;
+  private promotion: Promise<unknown> = Promise.resolve();
+
+  /** A leader's state when `following` is undefined, else a follower's of `following.leaderAddress`. */
+  constructor(following?: FollowingControl) {
+    super();
+    this.following = following;
+  }
+
+  /** `leader` or `follower`, now. */
+  get role(): ReplicationRoleName {
+    return this.following === undefined ? 'leader' : 'follower';
+  }
+
+  /** On a follower, the address (HOST:PORT) of its leader; undefined on a leader. */
+  get leaderAddress(): string | undefined {
+    return this.following?.leaderAddress;
+  }
+
+  /** The greatest epoch the follower has heard of from its leader (0 when none); promotion goes above it. */
+  get greatestSeenEpoch(): number {
+    return this.seenEpoch;
+  }
+
+  /** Notes an epoch the leader reported (a heartbeat's `epoch`), so that a promotion goes above it. */
+  noteLeaderEpoch(epoch: number): void {
+    if (epoch > this.seenEpoch) this.seenEpoch = epoch;
+  }
+
+  /**
+   * Refuses a call that would write to the log on a follower.
+   *
+   * @throws WalError `WAL_NOT_LEADER` (details `leader`, `rpc`) when the server follows a leader.
+   */
+  assertLeader(rpc: string): void {
+    const leader = this.following?.leaderAddress;
+    if (leader !== undefined) {
+      throw new WalError('WAL_NOT_LEADER', `this server is a follower of ${leader}: send ${rpc} to the leader`, { leader, rpc });
+    }
+  }
+
+  /**
+   * Makes the server the leader of a new epoch: `requested`, or one more than the greatest epoch
+   * seen (the log's, or its leader's). A follower stops following first, so that nothing else
+   * appends to the log; the epoch is durable (`Wal.beginEpoch`) before the server takes writes
+   * (`promoted`). Promotions run one at a time.
+   *
+   * @throws WalError `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) when `requested` is not
+   *   greater than the greatest epoch seen (nothing changes then: the follower goes on following);
+   *   the errors of `Wal.beginEpoch`.
+   */
+  promote(wal: Wal, requested: number | undefined): Promise<{ readonly epoch: number; readonly startOffset: number }> {
+    const run = this.promotion.then(async () => {
+      const current = Math.max(wal.epoch, this.seenEpoch);
+      const epoch = requested ?? current + 1;
+      if (epoch <= current || epoch > MAX_EPOCH) {
+        throw new WalError('WAL_EPOCH_MISMATCH', `cannot lead in epoch ${epoch}: it must be greater than ${current}, the greatest seen`, { epoch, currentEpoch: current });
+      }
+      await this.following?.stop();
+      const started = await wal.beginEpoch(epoch);
+      if (this.following !== undefined) {
+        this.following = undefined;
+        this.emit('promoted');
+      }
+      return started;
+    });
+    this.promotion = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** How a follower lets the server stop it: its leader's address and the stop of its follow loop. */
+export interface FollowingControl {
+  /** The leader's address (HOST:PORT), named in `WAL_NOT_LEADER` and GetStats. */
+  readonly leaderAddress: string;
+  /** Stops the follow loop for good; resolves once no frame will be appended any more. */
+  stop(): Promise<void>;
+}

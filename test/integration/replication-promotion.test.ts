@@ -1,0 +1,110 @@
+/**
+ * Promotion and divergence with real `wald serve` children: the leader is stopped, its follower
+ * promoted (`wald promote`) and appended to; the old leader, which holds records the follower never
+ * got, comes back as a follower of the new leader: it truncates them (into a side file, reported in
+ * its log) and converges on the new leader's log. An Append fenced with the old epoch is refused.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { WalClient } from '../../src/client/wal-client.js';
+import { AppendRequest, type AppendResponse } from '../../src/gen/wald/v1/append.js';
+import { ReplicationRole, type GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
+import { rpcErrorOf } from './support/harness.js';
+import { runWald } from '../support/cli-process.js';
+import { makeTempDir } from '../support/temp-dir.js';
+import { HEALTH, healthStatus, rawClient, readAll, startServe, unary, waitForNextOffset, type ServeChild } from '../support/wald-serve-child.js';
+
+async function appendValues(address: string, prefix: string, count: number): Promise<void> {
+  const client = new WalClient(address);
+  try {
+    for (let i = 0; i < count; i += 10) {
+      await client.append(Array.from({ length: 10 }, (_, j) => ({ key: Buffer.from(`k${(i + j) % 7}`), value: Buffer.from(`${prefix}${i + j}`) })));
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+describe('promotion', { timeout: 180_000 }, () => {
+  test('a promoted follower leads in a new epoch; the old leader comes back as its follower, truncates what it alone held, and converges', async () => {
+    const temp = makeTempDir('wald-promotion-');
+    const running = new Set<ServeChild>();
+    const leaderDir = join(temp.dir, 'a');
+    const followerDir = join(temp.dir, 'b');
+    try {
+      let leader = await startServe(leaderDir);
+      running.add(leader);
+      let follower = await startServe(followerDir, ['--follow', leader.address]);
+      running.add(follower);
+      await appendValues(leader.address, 'first-', 100);
+      await waitForNextOffset(follower.address, 100);
+
+      // The follower stops; the leader goes on alone, then stops too: 20 records only it holds.
+      running.delete(follower);
+      assert.equal((await follower.stop()).code, 0);
+      await appendValues(leader.address, 'lost-', 20);
+      running.delete(leader);
+      assert.equal((await leader.stop()).code, 0);
+
+      follower = await startServe(followerDir, ['--follow', leader.address], follower.port);
+      running.add(follower);
+      const promoted = await runWald(['promote', '--server', follower.address, '--json']);
+      assert.equal(promoted.code, 0, promoted.stderr);
+      assert.deepEqual(JSON.parse(promoted.stdout), { epoch: 1, start_offset: 100 });
+      const again = await runWald(['promote', '--server', follower.address, '--epoch', '1']);
+      assert.notEqual(again.code, 0, 'a promotion to an epoch not above the current one is refused');
+      assert.match(again.stderr, /WAL_EPOCH_MISMATCH/);
+      assert.equal(await healthStatus(follower.address, 'wald.v1.WalService.Write'), HEALTH.SERVING, 'the promoted server serves writes');
+      await appendValues(follower.address, 'second-', 30);
+
+      const raw = rawClient(follower.address);
+      try {
+        const fenced = await unary<AppendResponse>((callback) =>
+          raw.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('stale') }], expectedEpoch: 0n }), callback),
+        ).then(
+          () => assert.fail('an append fenced with the old epoch was taken'),
+          (error: unknown) => rpcErrorOf(error),
+        );
+        assert.equal(fenced.code, status.FAILED_PRECONDITION);
+        assert.equal(fenced.reason, 'WAL_EPOCH_MISMATCH');
+        await unary<AppendResponse>((callback) => raw.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('fenced-ok') }], expectedEpoch: 1n }), callback));
+        const stats = await unary<GetStatsResponse>((callback) => raw.getStats({}, callback));
+        assert.equal(stats.role, ReplicationRole.REPLICATION_ROLE_LEADER);
+        assert.equal(stats.epoch, 1n);
+        assert.deepEqual(stats.epochHistory.map((e) => [Number(e.epoch), Number(e.startOffset)]), [[1, 100]]);
+      } finally {
+        raw.close();
+      }
+
+      leader = await startServe(leaderDir, ['--follow', follower.address]);
+      running.add(leader);
+      const truncated = await leader.waitForLog((line) => line['msg'] === 'replication: truncated records the leader does not hold (kept in the side file)');
+      assert.equal(truncated['offset'], 100);
+      assert.equal(truncated['removedRecords'], 20);
+      assert.equal(typeof truncated['sideFile'], 'string');
+      assert.ok(existsSync(truncated['sideFile'] as string), 'the truncated frames are kept in the side file');
+      await waitForNextOffset(leader.address, 131);
+      const expected = await readAll(follower.address);
+      assert.equal(expected.length, 131);
+      assert.deepEqual(await readAll(leader.address), expected, 'the old leader converged on the new leader');
+      assert.ok(!(await readAll(leader.address)).some((record) => record.value.startsWith('lost-')), 'nothing of what only the old leader held remains');
+      const oldLeader = new WalClient(leader.address);
+      try {
+        for (let k = 0; k < 7; k++) {
+          const newLeader = new WalClient(follower.address);
+          const [a, b] = await Promise.all([oldLeader.get(Buffer.from(`k${k}`)), newLeader.get(Buffer.from(`k${k}`))]);
+          await newLeader.close();
+          assert.deepEqual(a?.value, b?.value, `Get k${k} on the old leader matches the new one`);
+        }
+      } finally {
+        await oldLeader.close();
+      }
+    } finally {
+      for (const child of running) await child.kill().catch(() => undefined);
+      temp.remove();
+    }
+  });
+});

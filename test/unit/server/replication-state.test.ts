@@ -1,0 +1,80 @@
+/**
+ * ReplicationState: what a follower refuses (WAL_NOT_LEADER naming the leader), and promotion: the
+ * epoch checked before anything changes, the follow loop stopped before the new epoch is made
+ * durable, `promoted` once, promotions one at a time.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Wal } from '../../../src/engine/wal.js';
+import { isWalError } from '../../../src/errors.js';
+import { ReplicationState } from '../../../src/server/replication-state.js';
+import { MemDisk } from '../../support/mem-disk.js';
+
+async function openWal(): Promise<Wal> {
+  const { wal } = await Wal.open({ dir: '/data', storage: new MemDisk().mount(), preallocate: false });
+  await wal.append([{ value: Buffer.from('a') }, { value: Buffer.from('b') }]);
+  return wal;
+}
+
+describe('ReplicationState', () => {
+  test('a leader refuses nothing; a follower refuses with WAL_NOT_LEADER naming its leader', () => {
+    new ReplicationState().assertLeader('Append');
+    const follower = new ReplicationState({ leaderAddress: '192.0.2.1:7070', stop: async () => {} });
+    assert.equal(follower.role, 'follower');
+    assert.throws(
+      () => follower.assertLeader('Compact'),
+      (error: unknown) => isWalError(error, 'WAL_NOT_LEADER') && error.details['leader'] === '192.0.2.1:7070' && error.details['rpc'] === 'Compact',
+    );
+  });
+
+  test('promotion stops following first, then begins the epoch above the greatest seen, then takes writes', async () => {
+    const wal = await openWal();
+    try {
+      const steps: string[] = [];
+      const state = new ReplicationState({
+        leaderAddress: '192.0.2.1:7070',
+        stop: async () => {
+          steps.push(`stop at epoch ${wal.epoch}`);
+        },
+      });
+      state.on('promoted', () => steps.push(`promoted at epoch ${wal.epoch}`));
+      state.noteLeaderEpoch(4);
+      const started = await state.promote(wal, undefined);
+      assert.deepEqual(started, { epoch: 5, startOffset: 2 });
+      assert.deepEqual(steps, ['stop at epoch 0', 'promoted at epoch 5']);
+      assert.equal(state.role, 'leader');
+      state.assertLeader('Append');
+      assert.equal(wal.epoch, 5);
+    } finally {
+      await wal.close();
+    }
+  });
+
+  test('an epoch not above the greatest seen is refused with WAL_EPOCH_MISMATCH, and the follower keeps following', async () => {
+    const wal = await openWal();
+    try {
+      let stops = 0;
+      const state = new ReplicationState({ leaderAddress: '192.0.2.1:7070', stop: async () => void stops++ });
+      state.noteLeaderEpoch(7);
+      await assert.rejects(state.promote(wal, 7), (error: unknown) => isWalError(error, 'WAL_EPOCH_MISMATCH') && error.details['currentEpoch'] === 7);
+      assert.equal(stops, 0, 'the follow loop was not stopped');
+      assert.equal(state.role, 'follower');
+      assert.equal(wal.epoch, 0);
+      assert.deepEqual(await state.promote(wal, 9), { epoch: 9, startOffset: 2 });
+    } finally {
+      await wal.close();
+    }
+  });
+
+  test('concurrent promotions run one at a time: the second goes above the first', async () => {
+    const wal = await openWal();
+    try {
+      const state = new ReplicationState();
+      const [first, second] = await Promise.all([state.promote(wal, undefined), state.promote(wal, undefined)]);
+      assert.equal(first.epoch, 1);
+      assert.equal(second.epoch, 2);
+    } finally {
+      await wal.close();
+    }
+  });
+});
