@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- engine|service|state|security|keys|metrics|compare|compaction|min-replicas|replication|all] [--json]`: runs the named parts of the benchmark (default
+ * `npm run bench [-- engine|service|state|security|keys|metrics|compare|compaction|replication|all] [--json]`: runs the named parts of the benchmark (default
  * all) and prints each as a Markdown table. With `--json` the tables go to stderr and stdout gets
  * one JSON document with every figure. Settings come from `WALD_BENCH_*` variables (see
  * `scripts/bench/bench-config.ts`). Files go to `./bench-tmp/`, which is removed at the end.
@@ -17,7 +17,6 @@ import { runEngineBench } from './bench-engine.js';
 import { runSecurityBench } from './bench-security.js';
 import { runKeyCompactionBench } from './bench-key-compaction.js';
 import { runMetricsBench } from './bench-metrics.js';
-import { runMinReplicasBench } from './bench-min-replicas.js';
 import { runReplicationBench } from './bench-replication.js';
 import { runServiceBench } from './bench-service.js';
 import { runStateBench } from './bench-state.js';
@@ -32,7 +31,6 @@ const PARTS: Readonly<Record<string, BenchPart>> = {
   metrics: runMetricsBench,
   compare: runCompareBench,
   compaction: runCompactionBench,
-  'min-replicas': runMinReplicasBench,
   replication: runReplicationBench,
 };
 

@@ -167,8 +167,8 @@ export const SERVER_OPTION_DECLARATIONS = {
       unit: 'ms',
       doc: 'how long the leader remembers a follower that has neither a ReportFollower stream nor a frames tail open',
       why:
-        'A follower restarting or briefly away keeps its place (and its retention lease); one gone longer is forgotten, ' +
-        'and compaction no longer keeps segments for it.',
+        'A follower restarting or briefly away keeps its place in GetStats and `wald followers` (its retention lease ' +
+        'lasts only while it is connected); one gone longer is forgotten.',
     }),
     leaseMaxBytes: integerOption(
       {
@@ -176,7 +176,7 @@ export const SERVER_OPTION_DECLARATIONS = {
         unit: 'bytes',
         doc: 'most bytes of sealed segments a follower\'s retention lease keeps from compaction; 0: no leases',
         why:
-          'Compaction keeps the segments a known follower still needs (from its durable next offset on), so that it ' +
+          'Compaction keeps the segments a connected follower still needs (from its durable next offset on), so that it ' +
           'catches up from the log instead of installing a snapshot; a follower that needs more than this has its lease ' +
           'lapse (`wald followers` shows it) and falls back to a snapshot install. compaction.max_log_bytes wins over leases.',
       },

@@ -37,6 +37,7 @@ const EXPECTED_ROLES: Readonly<Record<string, Role>> = {
   ListSnapshots: 'read',
   GetSnapshot: 'read',
   HashRange: 'read',
+  GetEpochEnd: 'read',
   Append: 'write',
   AppendStream: 'write',
   Sync: 'write',

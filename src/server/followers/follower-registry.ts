@@ -81,8 +81,8 @@ interface FollowerEntry {
  * disconnected longest. The follower process is not needed to feed it: any client speaking
  * ReportFollower does.
  *
- * Each follower's durable next offset is also its retention lease ({@link leases}), which
- * compaction honours within its caps.
+ * Each connected follower's durable next offset is also its retention lease ({@link leases}),
+ * which compaction honours within its caps.
  */
 export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
   private readonly entries = new Map<string, FollowerEntry>();
@@ -182,10 +182,16 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
     return this.waiters.wait(lastOffset, needed, this.replicasOf(lastOffset), signal);
   }
 
-  /** One retention lease per follower tracked: it needs the log from its durable next offset on. */
+  /**
+   * One retention lease per connected follower (a report stream or a frames tail open): it needs
+   * the log from its durable next offset on. A follower that went away holds none, so that a
+   * compaction may pass it (it installs a snapshot when it comes back), as the issue asks of
+   * leases: they protect followers that are there, within their caps.
+   */
   leases(): RetentionLease[] {
     this.expire();
-    return [...this.entries.values()].map((entry) => ({ holder: entry.followerId, fromOffset: entry.durableNextOffset }));
+    const connected = [...this.entries.values()].filter((entry) => entry.reportStreams + entry.tails > 0);
+    return connected.map((entry) => ({ holder: entry.followerId, fromOffset: entry.durableNextOffset }));
   }
 
   /**

@@ -89,7 +89,7 @@ describe('FollowerRegistry', () => {
       assert.equal(registry.size, 2, 'not yet: exactly the expiry');
       clock.advance(1);
       assert.deepEqual((await registry.list()).map((f) => f.followerId), ['here']);
-      assert.deepEqual(registry.leases().map((lease) => lease.holder), ['here'], 'its lease went with it');
+      assert.deepEqual(registry.leases().map((lease) => lease.holder), ['here']);
     } finally {
       await wal.close();
     }
@@ -114,6 +114,29 @@ describe('FollowerRegistry', () => {
       );
       assert.equal(registry.tailOpened('fourth', 'p'), false, 'a tail is served but not tracked');
       assert.equal(registry.size, 2);
+    } finally {
+      await wal.close();
+    }
+  });
+
+  test('only a connected follower holds a retention lease, from its durable next offset', async () => {
+    const clock = new FakeClock();
+    const wal = await openLog(clock);
+    try {
+      const registry = new FollowerRegistry(wal, { maxFollowers: 4, followerExpiryMs: 60_000, clock: clock.now });
+      registry.reportOpened('reporting', 'p');
+      registry.report('reporting', report(7));
+      registry.tailOpened('tailing', 'p');
+      registry.reportOpened('gone', 'p');
+      registry.report('gone', report(3));
+      registry.reportClosed('gone');
+      assert.deepEqual(registry.leases(), [
+        { holder: 'reporting', fromOffset: 7 },
+        { holder: 'tailing', fromOffset: 0 },
+      ]);
+      registry.tailClosed('tailing');
+      assert.deepEqual(registry.leases().map((lease) => lease.holder), ['reporting']);
+      assert.equal(registry.size, 3, 'the followers gone are still listed');
     } finally {
       await wal.close();
     }
