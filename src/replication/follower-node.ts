@@ -180,6 +180,8 @@ export class FollowerNode {
         this.startFailed?.(error);
         return;
       }
+      // stop() closed the channel under an offline step (a snapshot install waiting for the leader).
+      if (this.isStopping) return;
       this.logger.fatal({ err: error, leader: this.channel.address }, 'replication stopped: this follower does not write what it cannot check; fix the cause and restart it');
       this.fail(error);
     }

@@ -127,6 +127,10 @@ export class WaldServer {
   private boundPort: number | undefined;
   private receiveWindowGrant: ReceiveWindowGrant | undefined;
   private stopped: Promise<void> | undefined;
+  /** Turns the write health `SERVING` when a follower is promoted while this server serves. */
+  private readonly onPromoted = (): void => {
+    if (this.statusValue === 'serving') this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'SERVING');
+  };
 
   /**
    * Opens the log at `walOptions.dir` (recovering it), rebuilds its key-value view (the newest
@@ -188,9 +192,7 @@ export class WaldServer {
     this.events = init.events ?? new ServerEvents(this.logger, metricsOf(this.options.metricsListen));
     this.metrics = this.events.metrics;
     this.replication = init.replication ?? new ReplicationState();
-    this.replication.on('promoted', () => {
-      if (this.statusValue === 'serving') this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'SERVING');
-    });
+    this.replication.on('promoted', this.onPromoted);
     this.tails = new StreamRegistry<TailStream>('TailWal', this.options.maxTailStreams, 'max_tail_streams');
     this.tailQueueBudget = new TailQueueBudget(this.options.maxTotalTailQueueBytes);
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams, 'max_append_streams');
@@ -412,6 +414,8 @@ export class WaldServer {
   private async shutdown(): Promise<void> {
     const wasServing = this.statusValue === 'serving';
     this.statusValue = 'stopping';
+    // A follower's state outlives its servers (FollowerNode starts a new one after a truncation).
+    this.replication.off('promoted', this.onPromoted);
     this.health.setStatus('', 'NOT_SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'NOT_SERVING');
     this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'NOT_SERVING');
