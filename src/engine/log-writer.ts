@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
-import type { CheckedFrame } from './frame-run-check.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
 import { DiskFullProbe } from './disk-full-probe.js';
+import type { CheckedFrame } from './frame-run-check.js';
 import { IndexWriter } from './index-writer.js';
 import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
@@ -154,8 +154,8 @@ export class LogWriter {
 
   /**
    * Stamps an encoded batch with the next offsets, a timestamp, the writer's epoch and what is
-   * durable so far (the frame's sync lag, which recovery reads), and queues it for the next flush. An idempotent
-   * append's `producer` is entered in the producer table as the frame is written.
+   * durable so far (the frame's sync lag, which recovery reads), and queues it for the next flush.
+   * An idempotent append's `producer` is entered in the producer table as the frame is written.
    */
   enqueue(frame: Buffer, count: number, sync: boolean, producer: ProducerStamp | undefined): Promise<AppendResult> {
     const firstOffset = this.assignedNext;
@@ -194,34 +194,32 @@ export class LogWriter {
    * frame is acknowledged; rejects as an append would (and a prefix may then be in the log).
    */
   enqueueFrames(frames: readonly CheckedFrame[], target: SegmentTarget | undefined): Promise<void> {
-    const results: Promise<AppendResult>[] = [];
-    frames.forEach((checked, i) => {
-      const { frame, header, producer } = checked;
-      this.lastTimestamp = Math.max(this.lastTimestamp, header.timestamp);
-      this.assignedNext = header.baseOffset + header.recordCount;
-      const pendingTarget = i === 0 ? target : undefined;
-      results.push(
-        new Promise<AppendResult>((resolve, reject) => {
-          this.queue.push({
-            frame,
-            seed: checked.seed,
-            firstOffset: header.baseOffset,
-            count: header.recordCount,
-            timestamp: header.timestamp,
-            sync: false,
-            producer,
-            isRaw: true,
-            target: pendingTarget,
-            end: -1,
-            producerUndo: undefined,
-            resolve,
-            reject,
-          });
-        }),
-      );
+    return new Promise<void>((resolveRun, rejectRun) => {
+      const last = frames.length - 1;
+      frames.forEach((checked, i) => {
+        const { frame, header, producer } = checked;
+        this.lastTimestamp = Math.max(this.lastTimestamp, header.timestamp);
+        this.assignedNext = header.baseOffset + header.recordCount;
+        // One promise for the run: the last frame settles it. A failure that rejects any frame of the
+        // run rejects every frame queued after it too (see `fail`), so the last one as well.
+        this.queue.push({
+          frame,
+          seed: checked.seed,
+          firstOffset: header.baseOffset,
+          count: header.recordCount,
+          timestamp: header.timestamp,
+          sync: false,
+          producer,
+          isRaw: true,
+          target: i === 0 ? target : undefined,
+          end: -1,
+          producerUndo: undefined,
+          resolve: i === last ? () => resolveRun() : IGNORE,
+          reject: i === last ? rejectRun : IGNORE,
+        });
+      });
+      this.scheduleFlush();
     });
-    this.scheduleFlush();
-    return Promise.all(results).then(() => undefined);
   }
 
   private scheduleFlush(): void {
@@ -521,6 +519,9 @@ export class LogWriter {
     }
   }
 }
+
+/** Settles a queued frame of a run that is not the run's last (the last settles the run). */
+const IGNORE = (): void => {};
 
 function readOnlyError(): WalError {
   return new WalError('WAL_READ_ONLY', 'the log is read-only after a failed fsync; re-open it to recover', { writeState: 'read-only' });

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { decodeProducer, decodeRecords, type ProducerStamp } from '../codec/frame.js';
 import type { WalRecord } from '../codec/record.js';
+import { decodeEpochHistory } from '../codec/epoch-history-file.js';
 import { decodeRecoveryPoint } from '../codec/recovery-point-file.js';
-import { parseSegmentFileName, RECOVERY_POINT_FILE } from '../engine/segment-name.js';
+import { EPOCHS_FILE, parseSegmentFileName, RECOVERY_POINT_FILE } from '../engine/segment-name.js';
 import { StorageError, type Storage } from '../storage/storage.js';
 import type { LogFault } from './log-fault.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
@@ -81,6 +82,9 @@ export async function dumpLog(storage: Storage, dir: string, options: DumpOption
   const progress = options.progress ?? NO_PROGRESS;
   const names = storage.list(dir).sort();
   const recoveryPoint = names.includes(RECOVERY_POINT_FILE) ? decodeRecoveryPoint(storage.readFile(join(dir, RECOVERY_POINT_FILE))) : undefined;
+  const epochs = names.includes(EPOCHS_FILE) ? decodeEpochHistory(storage.readFile(join(dir, EPOCHS_FILE))) : undefined;
+  // A follower's frames carry its leader's sync lags: classified as recovery would (docs/engine.md).
+  const trustsFrameClaims = epochs?.ok !== true || !epochs.file.isReplicated;
   const all = names.filter((name) => parseSegmentFileName(name) !== undefined);
   // A segment holds no offset at or above the next one's base: those before the one holding
   // `fromOffset` are skipped unread.
@@ -102,7 +106,7 @@ export async function dumpLog(storage: Storage, dir: string, options: DumpOption
       options.onNote?.(`${name} was removed while the dump ran (compaction by the server that holds the log)`);
       continue;
     }
-    const context = { isLast: first + i === all.length - 1, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined };
+    const context = { isLast: first + i === all.length - 1, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined, trustsFrameClaims };
     const scan = scanSegment(buf, name, parseSegmentFileName(name)!, context, (frame) => {
       const { header } = frame;
       if (header.baseOffset + header.recordCount <= options.fromOffset) return true;

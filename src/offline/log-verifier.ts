@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import { decodeCleanMarker } from '../codec/clean-marker.js';
+import { decodeEpochHistory } from '../codec/epoch-history-file.js';
 import { decodeIndexFile } from '../codec/index-file.js';
 import { decodeRecoveryPoint } from '../codec/recovery-point-file.js';
 import {
   CLEAN_MARKER_FILE,
+  EPOCHS_FILE,
   indexFileName,
   parseSegmentFileName,
   PREALLOCATED_FILE,
@@ -110,6 +112,9 @@ export async function verifyLog(storage: Storage, dir: string, options: VerifyLo
   if (recoveryBytes !== undefined && recoveryPoint === undefined && recoveryBytes.some((b) => b !== 0)) {
     faults.push({ kind: 'file', file: RECOVERY_POINT_FILE, position: 0, reason: 'no slot of the recovery point checks out' });
   }
+  const epochs = names.includes(EPOCHS_FILE) ? decodeEpochHistory(storage.readFile(join(dir, EPOCHS_FILE))) : undefined;
+  if (epochs?.ok === false) faults.push({ kind: 'file', file: EPOCHS_FILE, position: 0, reason: `the epoch history does not check out (${epochs.reason})` });
+  const trustsFrameClaims = epochs?.ok !== true || !epochs.file.isReplicated;
   // Names sort in offset order (20 digits).
   const segmentNames = names.filter((name) => parseSegmentFileName(name) !== undefined);
   let totalBytes = 0;
@@ -124,7 +129,7 @@ export async function verifyLog(storage: Storage, dir: string, options: VerifyLo
     const name = segmentNames[i]!;
     const base = parseSegmentFileName(name)!;
     const isLast = i === segmentNames.length - 1;
-    const context = { isLast, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined };
+    const context = { isLast, durableBefore: recoveryPoint?.durableNext ?? 0, hasRecoveryPoint: recoveryPoint !== undefined, trustsFrameClaims };
     let read = await readAndScan(storage, join(dir, name), name, base, context, progress, options.isLive === true);
     if (read === undefined) {
       notes.push(`${name} was removed while being read (compaction by the server that holds the log)`);

@@ -12,6 +12,11 @@ export interface ScanContext {
   readonly durableBefore: number;
   /** A recovery-point file exists (before one does, version-1 segments keep the version-1 rule). */
   readonly hasRecoveryPoint: boolean;
+  /**
+   * False for a log that holds frames another log stamped (epoch history flag `replicated`): their
+   * sync lags are not believed, as recovery does not believe them. Default true.
+   */
+  readonly trustsFrameClaims?: boolean | undefined;
   /** Stop at the first damage instead of going on at the next valid frame after it. */
   readonly stopAtDamage?: boolean | undefined;
 }
@@ -111,7 +116,7 @@ export function scanSegment(
             : 'bytes after the end of the log';
     const ahead = scanAhead(buf, check.kind === 'ok' ? rel : rel + 8, end, 0, seed);
     const legacy = header.formatVersion === 1 && !context.hasRecoveryPoint;
-    const claimed = Math.max(context.durableBefore, seed === 0 ? -1 : ahead.durableBefore);
+    const claimed = Math.max(context.durableBefore, seed === 0 || context.trustsFrameClaims === false ? -1 : ahead.durableBefore);
     const wasDurable = claimed > expected || (legacy && ahead.first !== undefined);
     const around = { lastGoodOffset: expected - 1, nextGoodOffset: ahead.first?.baseOffset, nextGoodPosition: ahead.first?.position };
     if (context.isLast && !wasDurable) {

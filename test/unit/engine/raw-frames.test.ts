@@ -45,11 +45,11 @@ describe('readFrames and appendFrames', () => {
     const followerDir = makeTempDir();
     const storage = new NodeStorage();
     try {
-      const { wal: leader } = await Wal.open({ dir: leaderDir.dir, segmentSizeBytes: 4096, preallocate: false });
-      // The follower's own segment size and preallocation do not matter: the leader's segments do.
-      const { wal: follower } = await Wal.open({ dir: followerDir.dir, segmentSizeBytes: 1 << 20, preallocate: true });
+      const { wal: leader } = await Wal.open({ dir: leaderDir.dir, segmentSizeBytes: 8192, preallocate: false });
+      // The follower's own segment size (smaller here) and preallocation do not matter: the leader's segments do.
+      const { wal: follower } = await Wal.open({ dir: followerDir.dir, segmentSizeBytes: 4096, preallocate: true });
       await fillLeader(leader);
-      assert.ok(leader.listSegments().length > 4, 'the leader rotated several times');
+      assert.ok(leader.listSegments().length > 2, 'the leader rotated several times');
       await copyFrames(leader, follower, 1500);
       assert.equal(follower.nextOffset, leader.nextOffset);
       assert.deepEqual(follower.epochHistory(), leader.epochHistory());
