@@ -55,7 +55,7 @@ export function registerFollowersCommand(program: Command): void {
     .description(
       'List the followers the server leads (those that report over ReportFollower or tail its frames): id, address, ' +
         'durable next offset, lag in records, bytes and milliseconds, whether a frames tail is open and since when, and ' +
-        'their retention lease (bytes it keeps from compaction, or lapsed). A follower lists none.',
+        'their retention lease (bytes it keeps from compaction, or lapsed). A follower lists the chained followers that tail it.',
     );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
     const stats = await withClient(options, (client) =>

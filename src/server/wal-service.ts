@@ -56,7 +56,8 @@ export const WAL_SERVICE_RPCS = {
   promote: { name: 'Promote', kind: 'unary', role: 'admin', onFollower: 'serve', handle: promote },
   hashRange: { name: 'HashRange', kind: 'unary', role: 'read', onFollower: 'serve', handle: hashRange },
   // `write`: a report counts towards min_replicas acknowledgements and holds segments back from compaction.
-  reportFollower: { name: 'ReportFollower', kind: 'client-stream', role: 'write', onFollower: 'refuse', open: reportFollower, streams: (context) => context.followerReports },
+  // Served on a follower too: a chained follower reports to the follower it tails, which lists it.
+  reportFollower: { name: 'ReportFollower', kind: 'client-stream', role: 'write', onFollower: 'serve', open: reportFollower, streams: (context) => context.followerReports },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

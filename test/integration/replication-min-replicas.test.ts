@@ -3,8 +3,8 @@
  * The leader lists the follower (connected: its frames tail is open), `min_replicas: 1` is
  * acknowledged only once the follower holds the batch durably (its high watermark, which moves
  * only after its own fsync, covers the batch when the answer arrives), `wald verify --against`
- * finds the two logs equal, and with the follower stopped the same append times out with
- * DEADLINE_EXCEEDED WAL_REPLICAS_TIMEOUT.
+ * finds the two logs equal, a chained follower is listed by the follower it tails, and with the
+ * follower stopped the same append times out with DEADLINE_EXCEEDED WAL_REPLICAS_TIMEOUT.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -56,6 +56,18 @@ describe('min_replicas with a real follower', { timeout: 180_000 }, () => {
       assert.ok(listed.durableNextOffset >= 50n);
 
       await waitForNextOffset(follower.address, 50);
+      const chained = await startServe(join(temp.dir, 'chained'), ['--follow', follower.address, '--follower-id', 'f2']);
+      children.push(chained);
+      await waitForNextOffset(chained.address, 50);
+      // Its report may trail its high watermark by a message: GetStats polled, as waitForNextOffset does, bounded.
+      let chainedListed: GetStatsResponse['followers'][number] | undefined;
+      for (let polls = 0; polls < 500 && (chainedListed?.durableNextOffset ?? 0n) < 50n; polls++) {
+        const upstream = await unary<GetStatsResponse>((callback) => followerClient.getStats({}, callback));
+        chainedListed = upstream.followers.find((f) => f.followerId === 'f2');
+        if ((chainedListed?.durableNextOffset ?? 0n) < 50n) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(chainedListed?.durableNextOffset, 50n, 'the follower lists the chained follower that reports to it');
+      await children.pop()!.stop();
       const verify = await runWald(['verify', '--server', leader.address, '--against', follower.address, '--step', '16']);
       assert.equal(verify.code, 0, verify.stdout + verify.stderr);
       assert.match(verify.stdout, /ok: the logs agree/);

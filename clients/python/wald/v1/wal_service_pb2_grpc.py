@@ -326,11 +326,11 @@ class WalServiceServicer(object):
         """ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
         durably, after each fsync. The leader lists the follower in GetStats and counts it for
         Append's min_replicas. The stream ends when the follower disconnects or the server stops.
-        At most replication.max_followers followers are tracked (and as many streams open).
+        At most replication.max_followers followers are tracked (and as many streams open). A
+        follower serves it too: a chained follower reports to the follower it tails, which lists it.
         Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
         `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
-        tracked); FAILED_PRECONDITION (WAL_NOT_LEADER, metadata `leader`: this server is itself a
-        follower); UNAVAILABLE (WAL_SHUTTING_DOWN).
+        tracked); UNAVAILABLE (WAL_SHUTTING_DOWN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
