@@ -12,6 +12,9 @@
  *   acknowledgement to the batch's delivery by a TailWal of the follower (which sends only what the
  *   follower has synced: so this is "acknowledged on the leader" to "durable on the follower", plus
  *   one local tail hop). p50 and p99 over all batches of a run, median over the runs.
+ * - r4, synchronous replication: unary `Append` of one record, 64 in flight, with `min_replicas: 1`
+ *   (answered once the follower reported the batch durable over ReportFollower) against the same
+ *   appends without it, on the same leader and follower, alternating (`measurePair`).
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +25,9 @@ import { rawClient, startServe, unary, type ServeChild } from '../test/support/w
 import type { BenchConfig } from './bench/bench-config.js';
 import { makeRow, type BenchPartResult, type BenchRow } from './bench/bench-part.js';
 import { fillLog } from './bench/open-workloads.js';
+import { measurePair } from './bench/runner.js';
+import { appendRequestOf, connectBenchClient } from './bench/service-client.js';
+import { unaryAppends } from './bench/service-workloads.js';
 import { percentile, summarize } from './bench/summary.js';
 
 const RECORD_BYTES = 100;
@@ -30,6 +36,8 @@ const FILL_BATCH_RECORDS = 1000;
 const LAG_BATCH_RECORDS = 100;
 const LAG_INTERVAL_MS = 2;
 const LAG_MAX_IN_FLIGHT = 32;
+/** Unary appends in flight in row r4, as service row 1b. */
+const MIN_REPLICAS_CONCURRENCY = 64;
 
 async function highWatermarkOf(address: string): Promise<number> {
   const raw = rawClient(address);
@@ -159,6 +167,7 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const p50s: number[] = [];
     const p99s: number[] = [];
     const rates50k: number[] = [];
+    let minReplicas: Awaited<ReturnType<typeof measurePair>> | undefined;
     try {
       await lagFollower.waitForLog((line) => line['msg'] === 'replication: following');
       for (let run = 0; run < config.runs; run++) {
@@ -168,6 +177,13 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
         p99s.push(percentile(lags, 99));
         rates50k.push(acknowledged / ((config.runMs * 3) / 1000));
       }
+      config.progress(`replication: r4, unary Append with min_replicas: 1 vs without, ${MIN_REPLICAS_CONCURRENCY} in flight`);
+      const plain = appendRequestOf(Buffer.alloc(RECORD_BYTES, 2), 1);
+      minReplicas = await measurePair(
+        config,
+        unaryAppends(connectBenchClient(lagLeader.address), { ...plain, minReplicas: 1 }, MIN_REPLICAS_CONCURRENCY),
+        unaryAppends(connectBenchClient(lagLeader.address), plain, MIN_REPLICAS_CONCURRENCY),
+      );
     } finally {
       await lagFollower.stop();
       await lagLeader.stop();
@@ -175,6 +191,16 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const load = `${Math.round(summarize(rates50k).median).toLocaleString('en')} records/s acknowledged of 50,000 offered`;
     rows.push(makeRow({ id: 'r2', name: 'replication lag p50, leader ack to follower durable', unit: 'ms', wald: summarize(p50s), notes: [load] }));
     rows.push(makeRow({ id: 'r3', name: 'replication lag p99, leader ack to follower durable', unit: 'ms', wald: summarize(p99s), target: { kind: 'at-most', value: 5 }, notes: [load] }));
+    rows.push(
+      makeRow({
+        id: 'r4',
+        name: `\`Append\` unary, 1 record of ${RECORD_BYTES} B, \`always\`, ${MIN_REPLICAS_CONCURRENCY} in flight, \`min_replicas: 1\``,
+        unit: 'records/s',
+        wald: minReplicas!.wald,
+        baseline: { name: 'the same appends without min_replicas (same leader, the follower copying)', summary: minReplicas!.baseline! },
+        notes: minReplicas!.recordsPerFsync === undefined ? [] : [`leader records per fsync: ${minReplicas!.recordsPerFsync.toFixed(1)}`],
+      }),
+    );
     setup.push(
       `wald serve children on 127.0.0.1, sync always on leader and follower; ${config.runs} runs; catch-up over ${records} records; ` +
         `lag: batches of ${LAG_BATCH_RECORDS} every ${LAG_INTERVAL_MS} ms (at most ${LAG_MAX_IN_FLIGHT} in flight) for ${config.runMs * 3} ms, ` +

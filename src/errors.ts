@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'WAL_EPOCH_MISMATCH',
   'WAL_FRAME_REJECTED',
   'WAL_TXN_STATE',
+  'WAL_REPLICAS_TIMEOUT',
   'WAL_INTERNAL',
 ] as const;
 

@@ -153,6 +153,8 @@ export function createNoopWalService(): WalServiceServer {
     commit: (_call, callback) => callback(unimplemented()),
     abort: (_call, callback) => callback(unimplemented()),
     listTransactions: (_call, callback) => callback(unimplemented()),
+    reportFollower: (_call, callback) => callback(unimplemented()),
+    hashRange: (_call, callback) => callback(unimplemented()),
     compact: (_call, callback) =>
       callback(null, {
         snapshotsCreated: 0,
@@ -168,6 +170,9 @@ export function createNoopWalService(): WalServiceServer {
         durationMs: 0n,
         keyCompaction: undefined,
         recordCounts: undefined,
+        leaseHeldSegments: 0,
+        leaseHeldBytes: 0n,
+        leaseHolders: [],
       }),
     deleteSegmentsBefore: (_call, callback) => callback(null, { segmentsDeleted: 0, bytesReclaimed: 0n, firstOffset: 0n }),
     stateAt: (_call, callback) =>

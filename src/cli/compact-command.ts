@@ -49,6 +49,9 @@ function printCompaction(response: CompactResponse, json: boolean): void {
       redundancy_ratio: response.redundancyRatio ?? null,
       record_counts: response.recordCounts === undefined ? null : recordCountsJson(response.recordCounts),
       duration_ms: jsonInteger(response.durationMs),
+      lease_held_segments: response.leaseHeldSegments,
+      lease_held_bytes: jsonInteger(response.leaseHeldBytes),
+      lease_holders: response.leaseHolders,
       ...(response.keyCompaction === undefined ? {} : { key_compaction: keyCompactionJson(response.keyCompaction) }),
     });
     return;
@@ -66,6 +69,12 @@ function printCompaction(response: CompactResponse, json: boolean): void {
     ['wal segments', String(response.walSegments)],
     ['first offset', response.firstOffset.toString()],
   ];
+  if (response.leaseHeldSegments > 0) {
+    fields.push([
+      `kept for followers${would}`,
+      `${response.leaseHeldSegments} segments, ${response.leaseHeldBytes} bytes (retention leases of ${response.leaseHolders.join(', ')})`,
+    ]);
+  }
   if (response.redundancyRatio !== undefined) fields.push(['redundancy', `${(response.redundancyRatio * 100).toFixed(1)}% of the retained records`]);
   if (response.recordCounts !== undefined) fields.push(['records by type', recordCountsText(response.recordCounts)]);
   const keys = response.keyCompaction;
@@ -89,7 +98,8 @@ export function registerCompactCommand(program: Command): void {
       'Snapshot the key-value view at the high watermark (or reuse the newest snapshot when it is still there and ' +
         'verifies), append a checkpoint record naming it, delete the sealed segments below it that retention ' +
         '(compaction.retention_ms, compaction.max_log_bytes) does not keep, and delete old snapshots beyond ' +
-        'compaction.keep_snapshots. With --dry-run, report what would be reclaimed and the share of retained ' +
+        'compaction.keep_snapshots. Segments followers still need are kept within replication.lease_max_bytes and ' +
+        'replication.lease_max_age_ms (reported as kept for followers). With --dry-run, report what would be reclaimed and the share of retained ' +
         'records that are redundant, changing nothing.',
     )
     .option('--dry-run', 'report what would be reclaimed; change nothing')

@@ -6,6 +6,7 @@ import { registerCompactCommand, registerDeleteSegmentsBeforeCommand } from './c
 import { registerDumpCommand } from './dump-command.js';
 import { CommandFailure, EXIT_CODES, UsageError, type ExitCode } from './exit-codes.js';
 import { registerFlushAllCommand } from './flush-all-command.js';
+import { registerFollowersCommand } from './followers-command.js';
 import { registerGetCommand } from './get-command.js';
 import { registerKeysCommand } from './keys-command.js';
 import { printFailure, printRpcError } from './output.js';
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerReadCommand(program);
   registerTailCommand(program);
   registerStatsCommand(program);
+  registerFollowersCommand(program);
   registerSyncCommand(program);
   registerGetCommand(program);
   registerKeysCommand(program);

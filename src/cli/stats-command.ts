@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { WriteState, type GetStatsResponse } from '../gen/wald/v1/stats.js';
+import { followerToJson, followersText } from './followers-command.js';
 import { printJson, printText } from './output.js';
 import { recordCountsJson, recordCountsText } from './record-counts-view.js';
 import { jsonInteger, jsonOptionalInteger } from './record-view.js';
@@ -53,6 +54,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
         reads: jsonInteger(io?.reads ?? 0n),
         fsyncs: jsonInteger(io?.fsyncs ?? 0n),
       },
+      followers: stats.followers.map(followerToJson),
     });
     return;
   }
@@ -81,7 +83,8 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['writes', (io?.writes ?? 0n).toString()],
       ['reads', (io?.reads ?? 0n).toString()],
       ['fsyncs', (io?.fsyncs ?? 0n).toString()],
-    ]),
+      ['followers', String(stats.followers.length)],
+    ]) + (stats.followers.length === 0 ? '' : `\n${followersText(stats.followers)}`),
   );
 }
 
@@ -93,7 +96,8 @@ export function registerStatsCommand(program: Command): void {
     .summary('show a summary of the log')
     .description(
       'Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, ' +
-        'the write state, and the key-value view: keys, memory estimate, snapshots and the newest one.',
+        'the write state, the key-value view: keys, memory estimate, snapshots and the newest one, and the followers ' +
+        'this server leads (as `wald followers`).',
     );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
     const stats = await withClient(options, (client) =>

@@ -1,13 +1,19 @@
 import type { Command } from 'commander';
 import type { DataDirVerification } from '../offline/data-dir-verifier.js';
-import { CommandFailure } from './exit-codes.js';
+import { CommandFailure, UsageError } from './exit-codes.js';
 import { describeFault, faultToJson } from './fault-view.js';
-import { addOfflineOptions, addReadOnlyOption, addSnapshotDirOption, withOfflineDir, type OfflineCommandOptions } from './offline-options.js';
+import { parseNonNegativeInteger, parsePositiveInteger } from './arg-parsers.js';
+import { addReadOnlyOption, addSnapshotDirOption, withOfflineDir } from './offline-options.js';
 import { printJson, printText } from './output.js';
 import { progressBar } from './progress-bar.js';
 import { formatFields, formatTable } from './table.js';
+import { DEFAULT_VERIFY_STEP, verifyAgainst, type VerifyAgainstOptions } from './verify-against.js';
+import { addUnaryClientOptions } from './wal-client.js';
 
-interface VerifyCommandOptions extends OfflineCommandOptions {
+/** The options of `wald verify`: those of a directory check, or with `against` those of a comparison of two servers. */
+interface VerifyCommandOptions extends Omit<VerifyAgainstOptions, 'against'> {
+  readonly dataDir?: string | undefined;
+  readonly against?: string | undefined;
   readonly readOnly: boolean;
   readonly snapshotDir: string;
 }
@@ -77,19 +83,37 @@ function verificationText(dataDir: string, report: DataDirVerification): string 
   return parts.join('\n');
 }
 
-/** Registers `wald verify`: an offline check of every frame, index and snapshot of a data directory. */
+/**
+ * Registers `wald verify`: an offline check of every frame, index and snapshot of a data
+ * directory (`--data-dir`), or, with `--against`, a comparison of two servers' logs range by range.
+ */
 export function registerVerifyCommand(program: Command): void {
   const command = program
     .command('verify')
-    .summary('check every frame, index and snapshot of a data directory (offline)')
+    .summary('check a data directory offline, or compare two servers\' logs (--against)')
     .description(
-      'Check a data directory offline: every frame of every segment, every index file against its segment, the ' +
+      'Check a data directory offline (--data-dir): every frame of every segment, every index file against its segment, the ' +
         'CLEAN, PRODUCERS and RECOVERY files, and every snapshot (with its chain). Prints a report; exits 1 on any ' +
-        'fault. Takes the directory lock (refused while a server holds it) unless --read-only.',
-    );
-  addSnapshotDirOption(addReadOnlyOption(addOfflineOptions(command))).action(async (options: VerifyCommandOptions) => {
+        'fault. Takes the directory lock (refused while a server holds it) unless --read-only.\n\n' +
+        'With --against HOST:PORT, compare the log of --server with that of the other server instead (a follower ' +
+        'with its leader): HashRange over the offsets both hold durably (or --from/--to), --step offsets at a time, ' +
+        'narrowing a range that differs down to the first offset whose frame differs. Exits 1 when they differ.',
+    )
+    .option('--data-dir <path>', 'the data directory to check (the log, its indexes and snapshots); required without --against')
+    .option('--against <host:port>', 'compare the log of --server with the log of this server instead of checking a directory')
+    .option('--from <offset>', 'with --against: the first offset compared (default: the greater first offset of the two)', parseNonNegativeInteger)
+    .option('--to <offset>', 'with --against: the offset after the last compared (default: the smaller high watermark + 1)', parseNonNegativeInteger)
+    .option('--step <offsets>', `with --against: offsets per compared range (default ${DEFAULT_VERIFY_STEP})`, parsePositiveInteger);
+  addUnaryClientOptions(addSnapshotDirOption(addReadOnlyOption(command))).action(async (options: VerifyCommandOptions) => {
+    if (options.against !== undefined) {
+      if (options.dataDir !== undefined) throw new UsageError('--data-dir and --against do not go together: one checks a directory, the other compares two servers');
+      await verifyAgainst({ ...options, against: options.against });
+      return;
+    }
+    const dataDir = options.dataDir;
+    if (dataDir === undefined) throw new UsageError('--data-dir is required (or --against HOST:PORT to compare two servers)');
     const { verifyDataDir } = await import('../offline/data-dir-verifier.js');
-    const report = await withOfflineDir(options, options.readOnly, true, async (dir) => {
+    const report = await withOfflineDir({ dataDir, json: options.json }, options.readOnly, true, async (dir) => {
       const bar = progressBar('verify', options.json);
       try {
         return await verifyDataDir(dir.storage, dir.dir, { snapshotDir: options.snapshotDir, progress: bar, isLive: options.readOnly });
@@ -97,8 +121,8 @@ export function registerVerifyCommand(program: Command): void {
         bar.stop();
       }
     });
-    if (options.json) printJson(verificationToJson(options.dataDir, report));
-    else printText(verificationText(options.dataDir, report));
-    if (report.faults.length > 0) throw new CommandFailure(`${report.faults.length} fault${report.faults.length === 1 ? '' : 's'} in ${options.dataDir}`);
+    if (options.json) printJson(verificationToJson(dataDir, report));
+    else printText(verificationText(dataDir, report));
+    if (report.faults.length > 0) throw new CommandFailure(`${report.faults.length} fault${report.faults.length === 1 ? '' : 's'} in ${dataDir}`);
   });
 }

@@ -9,7 +9,7 @@
  */
 import { WAL_OPTION_DECLARATIONS, WAL_OPTIONS, type WalOptionValues } from '../engine/wal-options.js';
 import { liftRules, mergeDeclarations, OptionSet, type OptionValues } from '../options/option-set.js';
-import { choiceOption, textOption } from '../options/option-spec.js';
+import { choiceOption, optionGroup, textOption } from '../options/option-spec.js';
 import { FOLLOWER_OPTION_DECLARATIONS, type FollowerOptionValues } from '../replication/follower-options.js';
 import { SERVER_OPTION_DECLARATIONS, SERVER_OPTIONS, type ResolvedServerOptions } from '../server/server-options.js';
 import { STATE_OPTION_DECLARATIONS, type StateOptionValues } from '../state/state-options.js';
@@ -27,7 +27,16 @@ export const CONFIG_FILE_ENV = 'WALD_CONFIG';
 /** Prefix of the environment variable of every key. */
 export const CONFIG_ENV_PREFIX = 'WALD_';
 
-const { listen, ...serverLimits } = SERVER_OPTION_DECLARATIONS;
+const { listen, replication: leaderReplication, ...serverLimits } = SERVER_OPTION_DECLARATIONS;
+const { replication: followerReplication, ...followerKeys } = FOLLOWER_OPTION_DECLARATIONS;
+
+/**
+ * The `replication.*` keys: the follower's (backoff, keepalive, batch, TLS to the leader) and the
+ * leader's (min_replicas timeout, followers tracked, retention leases) in one group, as one key
+ * name may be declared once; each side gets its own members back (`serverOptionsOf`,
+ * `followerOptionsOf`).
+ */
+const REPLICATION_GROUP = optionGroup({ ...followerReplication.members, ...leaderReplication.members });
 
 /** Every key of `wald serve`, in the order of `--help`, `--print-config` and the docs. */
 export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
@@ -43,7 +52,8 @@ export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
   WAL_OPTION_DECLARATIONS,
   STATE_OPTION_DECLARATIONS,
   serverLimits,
-  FOLLOWER_OPTION_DECLARATIONS,
+  followerKeys,
+  { replication: REPLICATION_GROUP },
   {
     logLevel: choiceOption(LOG_LEVELS, {
       default: 'info',
@@ -74,12 +84,21 @@ export function stateOptionsOf(config: ServeConfig): StateOptionValues {
 /** The gRPC server options of a configuration, with the log's limits the server checks its own against. */
 export function serverOptionsOf(config: ServeConfig): ResolvedServerOptions {
   const { maxRecordBytes, maxBatchBytes, maxBatchRecords } = config;
-  return { ...pick(config, namesOf(SERVER_OPTION_DECLARATIONS)), appendLimits: { maxRecordBytes, maxBatchBytes, maxBatchRecords } };
+  return {
+    ...pick(config, namesOf(SERVER_OPTION_DECLARATIONS)),
+    replication: members(config.replication, leaderReplication.members),
+    appendLimits: { maxRecordBytes, maxBatchBytes, maxBatchRecords },
+  };
 }
 
 /** The follower options of a configuration (`follow` unset: the server is a leader). */
 export function followerOptionsOf(config: ServeConfig): FollowerOptionValues {
-  return pick(config, namesOf(FOLLOWER_OPTION_DECLARATIONS));
+  return { ...pick(config, namesOf(FOLLOWER_OPTION_DECLARATIONS)), replication: members(config.replication, followerReplication.members) };
+}
+
+/** The values of `group` that `declared` declares: one side's part of a shared group. */
+function members<G extends object, M extends object>(group: G, declared: M): Pick<G, keyof M & keyof G> {
+  return Object.fromEntries(Object.keys(declared).map((name) => [name, group[name as keyof G]])) as Pick<G, keyof M & keyof G>;
 }
 
 /** The names `declarations` declares. */

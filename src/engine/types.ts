@@ -162,6 +162,8 @@ export interface SegmentInfo {
   readonly nextOffset: number;
   /** Bytes its file occupies (preallocated space included). */
   readonly sizeBytes: number;
+  /** Bytes of its header and frames: where the next frame would go (at most `sizeBytes`). */
+  readonly dataBytes: number;
   /** The timestamp of its newest record, ms; -1 when it holds none. */
   readonly lastTimestamp: number;
   /** True for the segment being written (never deleted). */

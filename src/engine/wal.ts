@@ -561,6 +561,7 @@ export class Wal {
       baseOffset: segment.baseOffset,
       nextOffset: segment.nextOffset,
       sizeBytes: segment.fileSize,
+      dataBytes: segment.dataEnd,
       lastTimestamp: segment.lastTimestamp,
       isActive: segment === active,
     }));

@@ -9,6 +9,8 @@ import { invalidArgument, safeIntegerField } from './request-fields.js';
 export interface AppendCall {
   readonly records: readonly AppendRecord[];
   readonly options: AppendOptions;
+  /** Followers that must hold the batch durably before it is acknowledged (`min_replicas`; 0: none). */
+  readonly minReplicas: number;
 }
 
 function recordType(type: WireRecordType, index: number): RecordType {
@@ -74,5 +76,5 @@ export function parseAppendRequest(request: AppendRequest | undefined): AppendCa
   const producerId = request?.producerId === '' ? undefined : request?.producerId;
   const wireSequence = request?.sequence ?? 0n;
   const sequence = producerId === undefined && wireSequence === 0n ? undefined : safeIntegerField(wireSequence, 'sequence');
-  return { records, options: { sync: request?.sync ?? false, expectedOffset, expectedEpoch, producerId, sequence } };
+  return { records, options: { sync: request?.sync ?? false, expectedOffset, expectedEpoch, producerId, sequence }, minReplicas: request?.minReplicas ?? 0 };
 }

@@ -6,6 +6,7 @@ import type { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamRe
 import type { AppendResult } from '../engine/types.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { parseAppendRequest } from './append-request.js';
+import type { ReplicaAcks } from './followers/replica-acks.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
 import { invalidArgument } from './request-fields.js';
 import { toRpcFailure, toRpcStatus, toServiceError } from './rpc-failure.js';
@@ -61,6 +62,8 @@ export class AppendStreamSession implements RegisteredStream {
   private hasEnded = false;
   private finished: Promise<void> | undefined;
   private resolveFinished: (() => void) | undefined;
+  /** Aborts when the client cancels: appends waiting for their followers stop waiting. */
+  private readonly cancelled = new AbortController();
 
   constructor(
     private readonly call: AppendCall,
@@ -72,6 +75,11 @@ export class AppendStreamSession implements RegisteredStream {
     private readonly logger: Logger,
     /** Where each append is counted and timed (as the Append RPC's); undefined when metrics are off. */
     private readonly metrics?: ServerMetrics | undefined,
+    /**
+     * The wait of appends with `min_replicas`, bounded by the stream's deadline or
+     * `replication.min_replicas_timeout_ms`; undefined: `min_replicas` is refused (`INVALID_ARGUMENT`).
+     */
+    private readonly replicaAcks?: ReplicaAcks | undefined,
   ) {}
 
   /** A snapshot of the session's counters. */
@@ -94,6 +102,7 @@ export class AppendStreamSession implements RegisteredStream {
       this.call.on('end', () => this.finish(undefined));
       this.call.on('cancelled', () => {
         this.isCancelled = true;
+        this.cancelled.abort();
         this.finish(undefined);
       });
     }
@@ -171,8 +180,11 @@ export class AppendStreamSession implements RegisteredStream {
   private async appendRequest(append: AppendRequest | undefined): Promise<AppendStreamResult> {
     const started = this.metrics === undefined ? 0 : performance.now();
     try {
-      const { records, options } = parseAppendRequest(append);
+      const { records, options, minReplicas } = parseAppendRequest(append);
+      if (minReplicas > 0) this.checkMinReplicas(minReplicas);
       const result = await this.state.append(records, options);
+      // Answers go in request order: a waiting append holds back the answers after it (not their writes).
+      if (minReplicas > 0) await this.replicaAcks!.await(result, minReplicas, this.call.getDeadline(), this.cancelled.signal);
       this.metrics?.appendAnswered('AppendStream', records.length, Status.OK, performance.now() - started);
       return { result: { $case: 'appended', value: toAppendResponse(result) } };
     } catch (error) {
@@ -180,6 +192,11 @@ export class AppendStreamSession implements RegisteredStream {
       this.metrics?.appendAnswered('AppendStream', append?.records.length ?? 0, failure.code, performance.now() - started);
       return { result: { $case: 'error', value: toRpcStatus(failure) } };
     }
+  }
+
+  private checkMinReplicas(minReplicas: number): void {
+    if (this.replicaAcks === undefined) throw invalidArgument('min_replicas', 'not served on this stream');
+    this.replicaAcks.check(minReplicas);
   }
 
   private async send(response: AppendStreamResponse): Promise<void> {

@@ -55,6 +55,16 @@ export class FrameTailStream extends TailStream {
     super(call, wal, settings, budget, logger, explainFailure);
   }
 
+  /** The follower id the tail was opened with (`TailWalRequest.follower_id`); empty when none was given. */
+  get followerId(): string {
+    return this.call.request.followerId;
+  }
+
+  /** The client's address, for the leader's follower listing. */
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
   override counters(): ReturnType<TailStream['counters']> & { readonly framesSent: number } {
     return { ...super.counters(), framesSent: this.framesSent };
   }

@@ -6,7 +6,7 @@
  */
 import type { AppendLimits } from '../engine/types.js';
 import { WAL_OPTION_DECLARATIONS } from '../engine/wal-options.js';
-import { booleanOption, integerOption, optionalTextOption, textOption, type OptionDeclarations } from '../options/option-spec.js';
+import { booleanOption, integerOption, optionalTextOption, optionGroup, textOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionRule, type OptionValues } from '../options/option-set.js';
 import type { StateOptions } from '../state/state-options.js';
 
@@ -133,6 +133,66 @@ export const SERVER_OPTION_DECLARATIONS = {
     why:
       'Off, FlushAll is refused (`FAILED_PRECONDITION`, reason `WAL_FLUSH_ALL_DISABLED`): one call empties the view for every ' +
       'client, so a server has to be started with it on purpose. The log keeps every record either way (the flush is a record too).',
+  }),
+  maxMinReplicas: integerOption(
+    {
+      default: 8,
+      unit: 'followers',
+      doc: 'largest min_replicas an append may ask for',
+      why:
+        'An append with more is refused before anything is written (`INVALID_ARGUMENT`, field `min_replicas`), so that a ' +
+        'typo (1000 for 1) fails at once instead of waiting out its deadline. 0 refuses synchronous replication altogether.',
+    },
+    { min: 0 },
+  ),
+  replication: optionGroup({
+    minReplicasTimeoutMs: integerOption({
+      default: 10_000,
+      unit: 'ms',
+      doc: 'how long an append with min_replicas but no deadline waits for its followers',
+      why:
+        'A call with a deadline waits until shortly before it; one without would otherwise wait for good when no ' +
+        'follower is there. Past it: `DEADLINE_EXCEEDED`, reason `WAL_REPLICAS_TIMEOUT`; the records stay in the log.',
+    }),
+    maxFollowers: integerOption({
+      default: 64,
+      unit: 'followers',
+      doc: 'most followers the leader tracks (GetStats, min_replicas, retention leases), and ReportFollower streams open at once',
+      why:
+        'Bounds the follower registry. A new follower beyond it takes the place of the one disconnected longest; when ' +
+        'all are connected it is refused (`RESOURCE_EXHAUSTED`, `WAL_TOO_MANY_STREAMS`).',
+    }),
+    followerExpiryMs: integerOption({
+      default: 60 * 60 * 1000,
+      unit: 'ms',
+      doc: 'how long the leader remembers a follower that has neither a ReportFollower stream nor a frames tail open',
+      why:
+        'A follower restarting or briefly away keeps its place in GetStats and `wald followers` (its retention lease ' +
+        'lasts only while it is connected); one gone longer is forgotten.',
+    }),
+    leaseMaxBytes: integerOption(
+      {
+        default: 1024 * 1024 * 1024,
+        unit: 'bytes',
+        doc: 'most bytes of sealed segments a follower\'s retention lease keeps from compaction; 0: no leases',
+        why:
+          'Compaction keeps the segments a connected follower still needs (from its durable next offset on), so that it ' +
+          'catches up from the log instead of installing a snapshot; a follower that needs more than this has its lease ' +
+          'lapse (`wald followers` shows it) and falls back to a snapshot install. compaction.max_log_bytes wins over leases.',
+      },
+      { min: 0 },
+    ),
+    leaseMaxAgeMs: integerOption(
+      {
+        default: 24 * 60 * 60 * 1000,
+        unit: 'ms',
+        doc: 'a follower\'s lease lapses when the oldest segment it needs has no record younger than this; 0: no leases',
+        why:
+          'Age as retention_ms counts it (a segment\'s newest record): with the byte cap, it bounds how far behind a ' +
+          'follower may fall and still catch up from the log.',
+      },
+      { min: 0 },
+    ),
   }),
   receiveWindowBytes: integerOption(
     {

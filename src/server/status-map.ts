@@ -10,7 +10,8 @@ import type { ErrorCode } from '../errors.js';
  * can succeed and nothing was applied; `FAILED_PRECONDITION` where the system must change first;
  * `ABORTED` for the lost race of a conditional append; `OUT_OF_RANGE` for offsets past either end;
  * `NOT_FOUND` for a key the key-value view does not hold; `UNAUTHENTICATED` for a call without a
- * known token, `PERMISSION_DENIED` for a token whose role is too small.
+ * known token, `PERMISSION_DENIED` for a token whose role is too small; `DEADLINE_EXCEEDED` for an
+ * append written but not replicated to `min_replicas` followers in time.
  */
 export const STATUS_BY_CODE = {
   WAL_LOCKED: Status.FAILED_PRECONDITION,
@@ -43,5 +44,6 @@ export const STATUS_BY_CODE = {
   WAL_EPOCH_MISMATCH: Status.FAILED_PRECONDITION,
   WAL_FRAME_REJECTED: Status.FAILED_PRECONDITION,
   WAL_TXN_STATE: Status.FAILED_PRECONDITION,
+  WAL_REPLICAS_TIMEOUT: Status.DEADLINE_EXCEEDED,
   WAL_INTERNAL: Status.INTERNAL,
 } as const satisfies Record<ErrorCode, Status>;

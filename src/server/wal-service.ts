@@ -11,12 +11,14 @@ import { get } from './rpc/get.js';
 import { getEpochEnd } from './rpc/get-epoch-end.js';
 import { getSnapshot } from './rpc/get-snapshot.js';
 import { getStats } from './rpc/get-stats.js';
+import { hashRange } from './rpc/hash-range.js';
 import { listKeys } from './rpc/list-keys.js';
 import { listSnapshots } from './rpc/list-snapshots.js';
 import { listTransactions } from './rpc/list-transactions.js';
 import { prepare } from './rpc/prepare.js';
 import { promote } from './rpc/promote.js';
 import { read } from './rpc/read.js';
+import { reportFollower } from './rpc/report-follower.js';
 import type { RpcAdmission } from './rpc/rpc-admission.js';
 import type { RpcTable } from './rpc/rpc-descriptor.js';
 import { snapshotKey } from './rpc/snapshot-key.js';
@@ -62,6 +64,10 @@ export const WAL_SERVICE_RPCS = {
   listTransactions: { name: 'ListTransactions', kind: 'unary', role: 'read', onFollower: 'serve', handle: listTransactions },
   getEpochEnd: { name: 'GetEpochEnd', kind: 'unary', role: 'read', onFollower: 'serve', handle: getEpochEnd },
   promote: { name: 'Promote', kind: 'unary', role: 'admin', onFollower: 'serve', handle: promote },
+  hashRange: { name: 'HashRange', kind: 'unary', role: 'read', onFollower: 'serve', handle: hashRange },
+  // `write`: a report counts towards min_replicas acknowledgements and holds segments back from compaction.
+  // Served on a follower too: a chained follower reports to the follower it tails, which lists it.
+  reportFollower: { name: 'ReportFollower', kind: 'client-stream', role: 'write', onFollower: 'serve', open: reportFollower, streams: (context) => context.followerReports },
 } as const satisfies RpcTable<typeof walServiceDefinition>;
 
 /**

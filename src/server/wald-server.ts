@@ -13,6 +13,10 @@ import { NodeStorage } from '../storage/node-storage.js';
 import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
+import { FollowerRegistry } from './followers/follower-registry.js';
+import { FrameTailStream } from './frame-tail-stream.js';
+import { ReplicaAcks } from './followers/replica-acks.js';
+import type { ReportFollowerSession } from './followers/report-follower-session.js';
 import { MetricsListener } from './metrics/metrics-listener.js';
 import { ServerEvents } from './metrics/server-events.js';
 import { ServerMetrics } from './metrics/server-metrics.js';
@@ -93,6 +97,10 @@ export class WaldServer {
   readonly appendStreams: StreamRegistry<AppendStreamSession>;
   /** Open GetSnapshot streams (limit `maxSnapshotStreams`), ended at shutdown. */
   readonly snapshotStreams: StreamRegistry<SnapshotSendStream>;
+  /** The followers this server leads (ReportFollower, frames tails): GetStats, min_replicas, retention leases. */
+  readonly followers: FollowerRegistry;
+  /** Open ReportFollower streams (limit `replication.maxFollowers`), ended at shutdown. */
+  readonly followerReports: StreamRegistry<ReportFollowerSession>;
   /** The resolved options. */
   readonly options: ResolvedServerOptions;
   /** The log served; owned by the server, closed by {@link stop}. */
@@ -197,7 +205,24 @@ export class WaldServer {
     this.appendStreams = new StreamRegistry<AppendStreamSession>('AppendStream', this.options.maxAppendStreams, 'max_append_streams');
     const stateOptions = resolveStateOptions(init.options?.state);
     const compaction = stateOptions.compaction;
-    this.compactor = new Compactor({ wal: this.wal, state: this.state, storage: init.storage ?? new NodeStorage(), options: compaction, clock: init.clock });
+    const { replication } = this.options;
+    this.followers = new FollowerRegistry(this.wal, { maxFollowers: replication.maxFollowers, followerExpiryMs: replication.followerExpiryMs, clock: init.clock });
+    this.followerReports = new StreamRegistry<ReportFollowerSession>('ReportFollower', replication.maxFollowers, 'replication.max_followers');
+    // A frames tail naming a follower id is that follower connected (GetStats `connected`).
+    this.tails.on('open', (tail) => {
+      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailOpened(tail.followerId, tail.peer);
+    });
+    this.tails.on('close', (tail) => {
+      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailClosed(tail.followerId);
+    });
+    this.compactor = new Compactor({
+      wal: this.wal,
+      state: this.state,
+      storage: init.storage ?? new NodeStorage(),
+      options: compaction,
+      clock: init.clock,
+      leases: { current: () => this.followers.leases(), rules: replication },
+    });
     this.pointInTime = new PointInTimeReplays({
       wal: this.wal,
       storage: this.state.storage,
@@ -232,6 +257,9 @@ export class WaldServer {
         snapshotStreams: this.snapshotStreams,
         metrics: this.metrics,
         events: this.events,
+        followers: this.followers,
+        replicaAcks: new ReplicaAcks(this.followers, this.options.maxMinReplicas, replication.minReplicasTimeoutMs),
+        followerReports: this.followerReports,
         replication: this.replication,
       },
       { isStopping: () => this.statusValue === 'stopping' || this.statusValue === 'stopped', authenticator: this.security.authenticator },
@@ -412,7 +440,12 @@ export class WaldServer {
     this.logger.info({ tails: this.tails.size, appendStreams: this.appendStreams.size }, 'wald stopping');
     if (wasServing) {
       const drained = new Promise<void>((resolve) => this.grpcServer.tryShutdown(() => resolve()));
-      const streamsDone = Promise.all([this.tails.shutdownAll(), this.appendStreams.shutdownAll(), this.snapshotStreams.shutdownAll()]);
+      const streamsDone = Promise.all([
+        this.tails.shutdownAll(),
+        this.appendStreams.shutdownAll(),
+        this.snapshotStreams.shutdownAll(),
+        this.followerReports.shutdownAll(),
+      ]);
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(resolve, this.options.shutdownGraceMs, 'timeout');

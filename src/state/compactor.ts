@@ -5,7 +5,8 @@ import type { Wal } from '../engine/wal.js';
 import { WalError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { compactKeys, type KeyCompactionResult } from './key-compaction.js';
-import { planSegmentDeletion, segmentsBelow, type SegmentDeletionPlan } from './segment-retention.js';
+import { planLeasedDeletion, type LeaseRules, type LeaseStanding, type LeasedDeletionPlan, type RetentionLease } from './retention-lease.js';
+import { segmentsBelow, type SegmentDeletionPlan } from './segment-retention.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { prunableSnapshots } from './snapshot-pruning.js';
 import { listSnapshots, snapshotPath, verifySnapshot } from './snapshot-reader.js';
@@ -71,6 +72,12 @@ export interface CompactionResult {
   readonly recordCounts: RecordTypeCounts | undefined;
   /** With `aggressive`: what the key compaction of the remaining sealed segments did (a dry run: would do). */
   readonly keyCompaction: KeyCompactionResult | undefined;
+  /** Sealed segments kept only because followers' retention leases need them (a dry run: would be). */
+  readonly leaseHeldSegments: number;
+  /** Bytes of those segments. */
+  readonly leaseHeldBytes: number;
+  /** The holders (follower ids) of the leases that kept them, sorted. */
+  readonly leaseHolders: readonly string[];
   readonly durationMs: number;
 }
 
@@ -112,6 +119,11 @@ export interface CompactorInit {
   readonly options: CompactionOptionValues;
   /** Clock in ms for retention and durations; tests inject one (the log's own clock stamps the records). */
   readonly clock?: (() => number) | undefined;
+  /**
+   * The followers' retention leases (read at each plan) and their caps; undefined: none (as on a
+   * log no leader serves). See retention-lease.ts.
+   */
+  readonly leases?: { readonly current: () => readonly RetentionLease[]; readonly rules: LeaseRules } | undefined;
 }
 
 /**
@@ -133,6 +145,7 @@ export class Compactor {
   private readonly storage: Storage;
   private readonly options: CompactionOptionValues;
   private readonly clock: () => number;
+  private readonly leases: CompactorInit['leases'];
   private running: Promise<unknown> = Promise.resolve();
   private lastStart: number | undefined;
   private lastScan: Redundancy | undefined;
@@ -143,6 +156,7 @@ export class Compactor {
     this.storage = init.storage;
     this.options = init.options;
     this.clock = init.clock ?? Date.now;
+    this.leases = init.leases;
   }
 
   /** When the last compaction that was not a dry run started (by the clock); undefined before the first. */
@@ -208,7 +222,15 @@ export class Compactor {
    * counters only; no disk access.
    */
   reclaimableBytes(): number {
-    return this.plan(this.wal.highWatermark + 1).bytes;
+    return this.plan(this.wal.highWatermark + 1).plan.bytes;
+  }
+
+  /**
+   * How each follower's retention lease stands now against its caps, and what it holds back from a
+   * compaction now (one at the high watermark). From counters only; no disk access.
+   */
+  leaseStandings(): readonly LeaseStanding[] {
+    return this.plan(this.wal.highWatermark + 1).standings;
   }
 
   /**
@@ -282,15 +304,18 @@ export class Compactor {
     return result;
   }
 
-  private plan(coverOffset: number): SegmentDeletionPlan {
-    return planSegmentDeletion(this.wal.listSegments(), coverOffset, this.clock(), this.options);
+  private plan(coverOffset: number): LeasedDeletionPlan {
+    const leases = this.leases;
+    const rules = { ...this.options, leaseMaxBytes: leases?.rules.leaseMaxBytes ?? 0, leaseMaxAgeMs: leases?.rules.leaseMaxAgeMs ?? 0 };
+    return planLeasedDeletion(this.wal.listSegments(), coverOffset, this.clock(), rules, leases?.current() ?? []);
   }
 
   private async dryRun(request: CompactRequest): Promise<CompactionResult> {
     const started = this.clock();
     const head = await this.reusableSnapshot(request);
     const coverOffset = head?.walOffset ?? this.wal.highWatermark + 1;
-    const plan = this.plan(coverOffset);
+    const leased = this.plan(coverOffset);
+    const { plan } = leased;
     const { ratio, countsByType } = await this.redundancy();
     const snapshots = listSnapshots(this.storage, this.state.snapshotDir).snapshots;
     const created = head === undefined ? 1 : 0;
@@ -310,6 +335,7 @@ export class Compactor {
       redundancyRatio: ratio,
       recordCounts: countsByType,
       keyCompaction: undefined,
+      ...leaseFigures(leased),
       durationMs: this.clock() - started,
     };
   }
@@ -332,7 +358,8 @@ export class Compactor {
       }
     }
     const checkpointOffset = (await this.isNamedByLastCheckpoint(snapshot)) ? undefined : await this.appendCheckpoint(snapshot);
-    const plan = this.plan(snapshot.walOffset);
+    const leased = this.plan(snapshot.walOffset);
+    const { plan } = leased;
     const deleted = plan.segmentCount === 0 ? { segmentsDeleted: 0, bytesReclaimed: 0 } : await this.deleteSegments(plan);
     const snapshotsDeleted = this.pruneSnapshots();
     return {
@@ -350,6 +377,7 @@ export class Compactor {
       redundancyRatio: undefined,
       recordCounts: undefined,
       keyCompaction: undefined,
+      ...leaseFigures(leased),
       durationMs: this.clock() - started,
     };
   }
@@ -456,6 +484,11 @@ export class Compactor {
     }
     return deleted;
   }
+}
+
+/** The lease fields of a {@link CompactionResult}. */
+function leaseFigures(leased: LeasedDeletionPlan): Pick<CompactionResult, 'leaseHeldSegments' | 'leaseHeldBytes' | 'leaseHolders'> {
+  return { leaseHeldSegments: leased.heldSegments, leaseHeldBytes: leased.heldBytes, leaseHolders: leased.holders };
 }
 
 function notCovered(offset: number, plan: SegmentDeletionPlan, newest: SnapshotInfo | undefined, isVerified: boolean): WalError {

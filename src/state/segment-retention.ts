@@ -25,9 +25,17 @@ export interface SegmentDeletionPlan {
  * below `coverOffset` and that retention does not keep. Retention keeps a segment whose newest
  * record is younger than `retentionMs`, and (timestamps never decrease along the log) every
  * segment after it, unless the segment files hold more than `maxLogBytes`: then the oldest go
- * until they do not, age notwithstanding, but still only below `coverOffset`.
+ * until they do not, age notwithstanding, but still only below `coverOffset`. A segment holding
+ * a record at or after `keepFromOffset` (the oldest record a follower's retention lease still
+ * needs, retention-lease.ts) is kept like a young one: only the byte cap deletes it.
  */
-export function planSegmentDeletion(segments: readonly SegmentInfo[], coverOffset: number, nowMs: number, rules: RetentionRules): SegmentDeletionPlan {
+export function planSegmentDeletion(
+  segments: readonly SegmentInfo[],
+  coverOffset: number,
+  nowMs: number,
+  rules: RetentionRules,
+  keepFromOffset = Number.POSITIVE_INFINITY,
+): SegmentDeletionPlan {
   let totalBytes = 0;
   for (const segment of segments) totalBytes += segment.sizeBytes;
   const first = segments[0];
@@ -38,7 +46,8 @@ export function planSegmentDeletion(segments: readonly SegmentInfo[], coverOffse
     if (segment.isActive || segment.nextOffset > coverOffset) break;
     const isAged = rules.retentionMs === 0 || segment.lastTimestamp < nowMs - rules.retentionMs;
     const isOverCap = rules.maxLogBytes > 0 && totalBytes - bytes > rules.maxLogBytes;
-    if (!isAged && !isOverCap) break;
+    const isLeased = segment.nextOffset > keepFromOffset;
+    if ((!isAged || isLeased) && !isOverCap) break;
     trimOffset = segment.nextOffset;
     segmentCount++;
     bytes += segment.sizeBytes;

@@ -44,6 +44,7 @@ const EXPECTED_ROLES: Readonly<Record<string, Role>> = {
   Append: 'write',
   AppendStream: 'write',
   Sync: 'write',
+  ReportFollower: 'write',
   Prepare: 'write',
   Commit: 'write',
   Abort: 'write',

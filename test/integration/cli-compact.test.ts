@@ -63,6 +63,9 @@ describe('wald compact', () => {
         'redundancy_ratio',
         'record_counts',
         'duration_ms',
+        'lease_held_segments',
+        'lease_held_bytes',
+        'lease_holders',
       ]);
       assert.equal(dry['dry_run'], true);
       assert.equal(dry['segments_deleted'], segments - 1);

@@ -3,6 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { RecoveryReport, WriteState } from '../../engine/types.js';
 import type { Wal } from '../../engine/wal.js';
 import type { StateKeeper, StateRecoveryReport } from '../../state/state-keeper.js';
+import type { FollowerView } from '../followers/follower-registry.js';
 import type { TailQueueBudget } from '../tail-queue-budget.js';
 import { CounterCells, HistogramCells, type CounterCell, type HistogramCell } from './metric-cells.js';
 
@@ -15,6 +16,8 @@ export interface MetricSources {
   readonly tailQueueBudget: TailQueueBudget;
   /** Open AppendStream streams. */
   readonly appendStreams: { readonly size: number };
+  /** The followers the server leads, with their lag (`FollowerRegistry`). */
+  readonly followers: { list(): Promise<readonly FollowerView[]> };
 }
 
 /** The write states, each a series of `wald_write_state`. */
@@ -112,6 +115,8 @@ export class ServerMetrics {
   private readonly compactionBytes: Counter;
   private readonly authFailures: Counter<'reason'>;
   private readonly recovery: Readonly<Record<RecoveryFigure, Gauge>>;
+  /** The follower listing of the scrape in progress: the follower gauges of one scrape share one. */
+  private followerListing: Promise<readonly FollowerView[]> | undefined;
 
   constructor() {
     const registers = [this.registry];
@@ -256,6 +261,7 @@ export class ServerMetrics {
         for (const state of WRITE_STATES) this.set({ state }, state === current ? 1 : 0);
       },
     });
+    this.defineFollowerGauges(registers);
     new Gauge({
       name: 'wald_log_open',
       help: '1 while the log is open, 0 once it is closing or closed',
@@ -264,6 +270,46 @@ export class ServerMetrics {
         if (metrics.sources !== undefined) this.set(metrics.sources.wal.status === 'open' ? 1 : 0);
       },
     });
+  }
+
+  /**
+   * The gauges of the followers, one series per follower id (those forgotten disappear): lag in
+   * records, bytes and seconds (the ms of `FollowerInfo.lag_ms` in the base unit), and whether a
+   * frames tail is open. The registry reads the timestamp of the first record a lagging follower
+   * lacks, so the listing is async and shared by the four gauges of a scrape.
+   */
+  private defineFollowerGauges(registers: Registry[]): void {
+    const metrics = this;
+    const listing = (): Promise<readonly FollowerView[]> => {
+      if (metrics.followerListing === undefined && metrics.sources !== undefined) {
+        const pending = metrics.sources.followers.list().finally(() => {
+          if (metrics.followerListing === pending) metrics.followerListing = undefined;
+        });
+        metrics.followerListing = pending;
+      }
+      return metrics.followerListing ?? Promise.resolve([]);
+    };
+    const perFollower = (name: string, help: string, read: (view: FollowerView) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['follower_id'],
+        registers,
+        async collect() {
+          const views = await listing();
+          this.reset();
+          for (const view of views) this.set({ follower_id: view.followerId }, read(view));
+        },
+      });
+    };
+    perFollower('wald_follower_lag_records', 'records a follower lacks: the leader\'s next offset minus its durable next offset, by follower id', (v) => v.lagRecords);
+    perFollower('wald_follower_lag_bytes', 'bytes of frames a follower lacks (an estimate from segment extents), by follower id', (v) => v.lagBytes);
+    perFollower(
+      'wald_follower_lag_seconds',
+      'how far behind a follower is in time: now minus the timestamp of the first record it lacks (0 when it lacks none), by follower id',
+      (v) => v.lagMs / 1000,
+    );
+    perFollower('wald_follower_connected', '1 while a follower has a frames-mode TailWal open, else 0, by follower id', (v) => (v.isConnected ? 1 : 0));
   }
 
   /** Where the scraped gauges read from: the server's log, view, tails and append streams. */

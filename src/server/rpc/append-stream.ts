@@ -8,5 +8,6 @@ import type { RpcContext } from './rpc-context.js';
  * most `maxInFlightAppends` unanswered appends and taking at most `maxAppendsPerMessage` appends per message.
  */
 export function appendStream(call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>, context: RpcContext): AppendStreamSession {
-  return new AppendStreamSession(call, context.state, context.options.maxInFlightAppends, context.options.maxAppendsPerMessage, context.logger, context.metrics);
+  const { options } = context;
+  return new AppendStreamSession(call, context.state, options.maxInFlightAppends, options.maxAppendsPerMessage, context.logger, context.metrics, context.replicaAcks);
 }

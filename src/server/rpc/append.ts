@@ -5,6 +5,7 @@ import { parseAppendRequest } from '../append-request.js';
 import { toAppendResponse } from '../append-stream.js';
 import { statusOf } from '../rpc-failure.js';
 import type { RpcContext } from './rpc-context.js';
+import type { UnaryCallInfo } from './rpc-descriptor.js';
 
 /**
  * The Append RPC: one atomic batch, validated (`append-request.ts`), appended within the cap of
@@ -13,14 +14,17 @@ import type { RpcContext } from './rpc-context.js';
  *
  * Rejects with the errors of `parseAppendRequest` and `StateKeeper.append`: `WAL_STATE_FULL` and
  * those of `Wal.append` (`WAL_INVALID_ARGUMENT`, `WAL_OFFSET_MISMATCH`, `WAL_SEQUENCE_STALE`,
- * `WAL_READ_ONLY`, `WAL_NO_SPACE`, ...).
+ * `WAL_READ_ONLY`, `WAL_NO_SPACE`, ...). With `min_replicas`, the answer waits until that many
+ * followers report the batch durable (`ReplicaAcks`): `WAL_INVALID_ARGUMENT` (field
+ * `min_replicas`) above `max_min_replicas`, before anything is written; `WAL_REPLICAS_TIMEOUT`
+ * when they do not before the call's deadline.
  */
-export async function append(request: AppendRequest, context: RpcContext): Promise<AppendResponse> {
+export async function append(request: AppendRequest, context: RpcContext, call: UnaryCallInfo): Promise<AppendResponse> {
   const { metrics } = context;
-  if (metrics === undefined) return appendBatch(request, context);
+  if (metrics === undefined) return appendBatch(request, context, call);
   const started = performance.now();
   try {
-    const response = await appendBatch(request, context);
+    const response = await appendBatch(request, context, call);
     metrics.appendAnswered('Append', request.records.length, Status.OK, performance.now() - started);
     return response;
   } catch (error) {
@@ -29,7 +33,11 @@ export async function append(request: AppendRequest, context: RpcContext): Promi
   }
 }
 
-async function appendBatch(request: AppendRequest, context: RpcContext): Promise<AppendResponse> {
-  const { records, options } = parseAppendRequest(request);
-  return toAppendResponse(await context.state.append(records, options));
+async function appendBatch(request: AppendRequest, context: RpcContext, call: UnaryCallInfo): Promise<AppendResponse> {
+  const { records, options, minReplicas } = parseAppendRequest(request);
+  if (minReplicas === 0) return toAppendResponse(await context.state.append(records, options));
+  context.replicaAcks.check(minReplicas);
+  const result = await context.state.append(records, options);
+  await context.replicaAcks.await(result, minReplicas, call.deadline, call.signal);
+  return toAppendResponse(result);
 }

@@ -12,7 +12,8 @@ const MAX_THRESHOLD_PERCENT = 100;
  * proto terms; a compaction (not a dry run) is logged and counted (`ServerEvents.compactionRun`).
  * With `aggressive`, the key compaction of the segments kept follows (`compactKeys`). Rejects with
  * `WAL_INVALID_ARGUMENT` (field `threshold_percent`) for a threshold above 100 or one given without
- * `aggressive`, and with the errors of `Compactor.compact`.
+ * `aggressive`, and with the errors of `Compactor.compact`. Segments kept for followers' retention
+ * leases are reported (`lease_held_*`).
  */
 export async function compact(request: CompactRequest, context: RpcContext): Promise<CompactResponse> {
   const { thresholdPercent } = request;
@@ -45,6 +46,9 @@ export async function compact(request: CompactRequest, context: RpcContext): Pro
     snapshotsDeleted: result.snapshotsDeleted,
     durationMs: BigInt(result.durationMs),
     keyCompaction: result.keyCompaction === undefined ? undefined : keyCompactionReport(result.keyCompaction),
+    leaseHeldSegments: result.leaseHeldSegments,
+    leaseHeldBytes: BigInt(result.leaseHeldBytes),
+    leaseHolders: [...result.leaseHolders],
   };
 }
 

@@ -1,4 +1,5 @@
 import type { WriteState as EngineWriteState } from '../../engine/types.js';
+import type { FollowerInfo } from '../../gen/wald/v1/replication.js';
 import { ReplicationRole, WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
 import { optionalOffset } from '../record-message.js';
 import { recordTypeCountsMessage } from '../record-type-counts-message.js';
@@ -18,8 +19,9 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
  * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
  * the bytes a compaction now would reclaim; the replication role (leader, or follower of which
- * leader), the epoch and the epoch history; the in-doubt transactions; and the record counts by
- * type and redundancy ratio of the last dry run's scan (kept by the compactor, not recounted).
+ * leader), the epoch and the epoch history; the followers it leads, with their lag and leases; the
+ * in-doubt transactions; and the record counts by type and redundancy ratio of the last dry run's
+ * scan (kept by the compactor, not recounted).
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
@@ -27,6 +29,7 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
   const stats = context.wal.stats();
   const snapshots = context.state.snapshotSummary();
   const scan = context.compactor.lastRedundancyScan;
+  const followers = await followerInfos(context);
   return {
     entryCount: BigInt(stats.recordCount),
     segmentCount: BigInt(stats.segmentCount),
@@ -55,7 +58,7 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     leaderAddress: context.replication.leaderAddress ?? '',
     epoch: BigInt(context.wal.epoch),
     epochHistory: context.wal.epochHistory().map((entry) => ({ epoch: BigInt(entry.epoch), startOffset: BigInt(entry.startOffset) })),
-    followers: [],
+    followers,
     inDoubtTransactionCount: BigInt(context.state.inDoubtCount),
     oldestInDoubtAgeMs: optionalCount(context.state.oldestInDoubtAgeMs()),
     // From the last dry run's scan: GetStats never reads the log.
@@ -63,4 +66,26 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     redundancyRatio: scan?.ratio,
     recordCountsScannedMs: BigInt(scan?.scannedMs ?? 0),
   };
+}
+
+/** The followers of the registry, with how their retention leases stand in a compaction now. */
+async function followerInfos(context: RpcContext): Promise<FollowerInfo[]> {
+  const views = await context.followers.list();
+  if (views.length === 0) return [];
+  const standings = new Map(context.compactor.leaseStandings().map((standing) => [standing.holder, standing]));
+  return views.map((view) => {
+    const standing = standings.get(view.followerId);
+    return {
+      followerId: view.followerId,
+      address: view.address,
+      durableNextOffset: BigInt(view.durableNextOffset),
+      lagRecords: BigInt(view.lagRecords),
+      lagBytes: BigInt(view.lagBytes),
+      lagMs: BigInt(view.lagMs),
+      connectedSinceMs: BigInt(view.connectedSinceMs),
+      connected: view.isConnected,
+      leaseHeldBytes: BigInt(standing?.heldBytes ?? 0),
+      leaseLapsed: standing?.lapse !== undefined,
+    };
+  });
 }

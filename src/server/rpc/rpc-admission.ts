@@ -1,12 +1,17 @@
 import { performance } from 'node:perf_hooks';
 import {
   status as Status,
+  type Deadline,
   type Metadata,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
+  type sendUnaryData,
   type handleUnaryCall,
   type ServerDuplexStream,
   type ServerErrorResponse,
+  type ServerReadableStream,
+  type ServerUnaryCall,
   type ServerWritableStream,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
@@ -14,7 +19,7 @@ import { WalError } from '../../errors.js';
 import type { TokenAuthenticator } from '../auth/token-authenticator.js';
 import { toRpcFailure, toServiceError } from '../rpc-failure.js';
 import type { RpcContext } from './rpc-context.js';
-import type { BidiRpc, RpcDescriptor, RpcStream, ServerStreamRpc, UnaryRpc } from './rpc-descriptor.js';
+import type { BidiRpc, ClientStreamRpc, RpcDescriptor, RpcStream, ServerStreamRpc, UnaryCallInfo, UnaryRpc } from './rpc-descriptor.js';
 
 /** What the admission asks of the server, besides the call itself. */
 export interface AdmissionState {
@@ -81,6 +86,8 @@ export class RpcAdmission {
         return this.bindUnary(rpc);
       case 'server-stream':
         return this.bindServerStream(rpc);
+      case 'client-stream':
+        return this.bindClientStream(rpc);
       case 'bidi':
         return this.bindBidi(rpc);
     }
@@ -105,9 +112,9 @@ export class RpcAdmission {
   }
 
   private bindUnary(rpc: UnaryRpc<unknown, unknown>): handleUnaryCall<unknown, unknown> {
-    const serve = async (call: AdmittedCall & { readonly request: unknown }): Promise<unknown> => {
+    const serve = async (call: ServerUnaryCall<unknown, unknown>): Promise<unknown> => {
       this.admit(rpc, call, rpc.roleOf?.(call.request));
-      return rpc.handle(call.request, this.context);
+      return rpc.handle(call.request, this.context, new UnaryCallView(call));
     };
     const { metrics } = this.context;
     return (call, callback) => {
@@ -134,11 +141,31 @@ export class RpcAdmission {
     return (call) => this.serveStream(rpc, call, () => rpc.open(call, this.context));
   }
 
+  /** A client stream's status is what its session passed to `respond` (the one answer it sends), else `CANCELLED`. */
+  private bindClientStream(rpc: ClientStreamRpc<unknown, unknown>): handleClientStreamingCall<unknown, unknown> {
+    return (call: ServerReadableStream<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      let answered: Status | undefined;
+      const respond: sendUnaryData<unknown> = (error, value) => {
+        if (answered !== undefined) return;
+        answered = error === null ? Status.OK : (error.code ?? Status.UNKNOWN);
+        callback(error, value);
+      };
+      this.serveStream(rpc, call, () => rpc.open(call, respond, this.context), {
+        refuse: (failure) => respond(failure),
+        outcome: () => () => answered ?? Status.CANCELLED,
+      });
+    };
+  }
+
   /** Admits a streaming call, registers the session `open` makes for it, and runs it to its end. */
   private serveStream(
-    rpc: ServerStreamRpc<unknown, unknown> | BidiRpc<unknown, unknown>,
-    call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+    rpc: ServerStreamRpc<unknown, unknown> | ClientStreamRpc<unknown, unknown> | BidiRpc<unknown, unknown>,
+    call: ServerWritableStream<unknown, unknown> | ServerReadableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
     open: () => RpcStream,
+    ending: {
+      readonly refuse: (failure: ServerErrorResponse) => void;
+      readonly outcome: () => () => Status;
+    } = { refuse: (failure) => call.emit('error', failure), outcome: () => streamOutcome(call as ServerWritableStream<unknown, unknown>) },
   ): void {
     const registry = rpc.streams(this.context);
     const { logger, metrics } = this.context;
@@ -149,11 +176,11 @@ export class RpcAdmission {
       registry.add(stream);
     } catch (error) {
       const failure = this.failure(rpc, error);
-      call.emit('error', failure);
+      ending.refuse(failure);
       metrics?.rpcFinished(rpc.name, failure.code ?? Status.UNKNOWN);
       return;
     }
-    const outcome = metrics === undefined ? undefined : streamOutcome(call);
+    const outcome = metrics === undefined ? undefined : ending.outcome();
     logger.debug({ rpc: rpc.name, peer: call.getPeer() }, 'stream opened');
     void stream.run().finally(() => {
       registry.delete(stream);
@@ -164,6 +191,35 @@ export class RpcAdmission {
 
   private failure(rpc: RpcDescriptor, error: unknown): ServerErrorResponse {
     return toServiceError(toRpcFailure(error, this.context.logger, { rpc: rpc.name }));
+  }
+}
+
+/**
+ * A unary call as its handler sees it ({@link UnaryCallInfo}). The abort signal is made only when
+ * a handler asks for it (Append with min_replicas waits on it): most calls never do, and an
+ * AbortController and a listener per call would cost every Append.
+ */
+class UnaryCallView implements UnaryCallInfo {
+  private controller: AbortController | undefined;
+
+  constructor(private readonly call: ServerUnaryCall<unknown, unknown>) {}
+
+  get deadline(): Deadline {
+    return this.call.getDeadline();
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = new AbortController();
+      this.controller = controller;
+      if (this.call.cancelled) controller.abort();
+      else this.call.once('cancelled', () => controller.abort());
+    }
+    return this.controller.signal;
   }
 }
 

@@ -4,6 +4,9 @@ import type { Compactor } from '../../state/compactor.js';
 import type { PointInTimeReplays } from '../../state/point-in-time-replays.js';
 import type { StateKeeper } from '../../state/state-keeper.js';
 import type { AppendStreamSession } from '../append-stream.js';
+import type { FollowerRegistry } from '../followers/follower-registry.js';
+import type { ReplicaAcks } from '../followers/replica-acks.js';
+import type { ReportFollowerSession } from '../followers/report-follower-session.js';
 import type { ServerEvents } from '../metrics/server-events.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
 import type { ReplicationState } from '../replication-state.js';
@@ -40,6 +43,12 @@ export interface RpcContext {
   readonly metrics: ServerMetrics | undefined;
   /** The server's notable events (logged, and counted when metrics are on). */
   readonly events: ServerEvents;
+  /** The followers this server leads: their reports, lag, leases, and the appends waiting for them (`min_replicas`). */
+  readonly followers: FollowerRegistry;
+  /** The wait of appends with `min_replicas` for their followers (Append, AppendStream). */
+  readonly replicaAcks: ReplicaAcks;
+  /** Open ReportFollower streams (`replication.max_followers`). */
+  readonly followerReports: StreamRegistry<ReportFollowerSession>;
   /** The server's replication role: leader, or follower of a named leader (refusing writes). */
   readonly replication: ReplicationState;
 }

@@ -1,13 +1,24 @@
-import type { ServerDuplexStream, ServerWritableStream } from '@grpc/grpc-js';
+import type { Deadline, ServerDuplexStream, ServerReadableStream, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import type { Role } from '../auth/role.js';
 import type { RegisteredStream, StreamRegistry } from '../stream-registry.js';
 import type { RpcContext } from './rpc-context.js';
 
 /**
  * How an RPC's messages flow, as its proto declares: one request and one response, one request
- * and a stream of responses, or streams both ways. (No wald RPC streams requests only.)
+ * and a stream of responses, a stream of requests and one response (ReportFollower), or streams
+ * both ways.
  */
-export type RpcKind = 'unary' | 'server-stream' | 'bidi';
+export type RpcKind = 'unary' | 'server-stream' | 'client-stream' | 'bidi';
+
+/** What a unary handler may need of its call besides the request: its deadline, and whether the client gave up. */
+export interface UnaryCallInfo {
+  /** The call's deadline (ms since the Unix epoch, or a Date), `Infinity` when the client set none. */
+  readonly deadline: Deadline;
+  /** Aborts when the client cancels the call (or its deadline passes and grpc-js cancels it). */
+  readonly signal: AbortSignal;
+  /** The client's address, for log lines. */
+  readonly peer: string;
+}
 
 /**
  * What a follower (`wald serve --follow`) does with a call of the RPC: `serve` it (reads, tails,
@@ -48,7 +59,7 @@ export interface UnaryRpc<Req, Res> {
    * Answers one request. A rejection fails the call: a `WalError` with its own status and
    * ErrorInfo, anything else as `INTERNAL` (see `rpc-failure.ts`).
    */
-  handle(request: Req, context: RpcContext): Promise<Res>;
+  handle(request: Req, context: RpcContext, call: UnaryCallInfo): Promise<Res>;
 }
 
 /** A server-streaming RPC: its name, the session it opens per call, and where sessions are counted. */
@@ -79,17 +90,32 @@ export interface BidiRpc<Req, Res> {
   streams(context: RpcContext): StreamRegistry<RpcStream>;
 }
 
+/**
+ * A client-streaming RPC: as {@link ServerStreamRpc}, with a call that reads requests and a
+ * `respond` callback that sends the one response or the failure (the admission counts its status).
+ */
+export interface ClientStreamRpc<Req, Res> {
+  readonly name: string;
+  readonly kind: 'client-stream';
+  /** The least role that may call the RPC; see {@link UnaryRpc.role}. */
+  readonly role: Role;
+  /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
+  readonly onFollower: FollowerPolicy;
+  /** Makes the session of an admitted call; the call is not read before `run()`. `respond` is called once. */
+  open(call: ServerReadableStream<Req, Res>, respond: sendUnaryData<Res>, context: RpcContext): RpcStream;
+  /** The registry that counts and ends this RPC's streams. */
+  streams(context: RpcContext): StreamRegistry<RpcStream>;
+}
+
 /** Any entry of an RPC table, whatever its message types. */
-export type RpcDescriptor = UnaryRpc<unknown, unknown> | ServerStreamRpc<unknown, unknown> | BidiRpc<unknown, unknown>;
+export type RpcDescriptor = UnaryRpc<unknown, unknown> | ServerStreamRpc<unknown, unknown> | ClientStreamRpc<unknown, unknown> | BidiRpc<unknown, unknown>;
 
 type RequestOf<Method> = Method extends { readonly requestDeserialize: (bytes: Buffer) => infer Req } ? Req : never;
 type ResponseOf<Method> = Method extends { readonly responseSerialize: (value: infer Res) => Buffer } ? Res : never;
 
 /**
  * The entry that a method of a grpc-js service definition needs: its kind follows the method's
- * `requestStream`/`responseStream`, its message types the method's codec. A client-streaming
- * method has none (`never`), so one added to the proto does not compile until the admission can
- * bind it.
+ * `requestStream`/`responseStream`, its message types the method's codec.
  */
 export type RpcFor<Method> = Method extends { readonly requestStream: false; readonly responseStream: false }
   ? UnaryRpc<RequestOf<Method>, ResponseOf<Method>>
@@ -97,7 +123,9 @@ export type RpcFor<Method> = Method extends { readonly requestStream: false; rea
     ? ServerStreamRpc<RequestOf<Method>, ResponseOf<Method>>
     : Method extends { readonly requestStream: true; readonly responseStream: true }
       ? BidiRpc<RequestOf<Method>, ResponseOf<Method>>
-      : never;
+      : Method extends { readonly requestStream: true; readonly responseStream: false }
+        ? ClientStreamRpc<RequestOf<Method>, ResponseOf<Method>>
+        : never;
 
 /**
  * The RPC table of a service: one entry for each method of its definition, under the method's

@@ -9,13 +9,17 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
-import { Server, ServerCredentials, status, type ClientDuplexStream, type ClientReadableStream } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ClientDuplexStream, type ClientReadableStream, type ClientWritableStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Wal } from '../../../src/engine/wal.js';
 import { AppendStreamRequest, type AppendStreamResponse } from '../../../src/gen/wald/v1/append.js';
+import type { ReportFollowerRequest } from '../../../src/gen/wald/v1/replication.js';
 import type { GetSnapshotResponse } from '../../../src/gen/wald/v1/snapshot.js';
 import type { TailWalResponse } from '../../../src/gen/wald/v1/tail.js';
 import type { AppendStreamSession } from '../../../src/server/append-stream.js';
+import { FollowerRegistry } from '../../../src/server/followers/follower-registry.js';
+import { ReplicaAcks } from '../../../src/server/followers/replica-acks.js';
+import type { ReportFollowerSession } from '../../../src/server/followers/report-follower-session.js';
 import type { SnapshotSendStream } from '../../../src/server/snapshot-send-stream.js';
 import { ReplicationState } from '../../../src/server/replication-state.js';
 import { RpcAdmission } from '../../../src/server/rpc/rpc-admission.js';
@@ -58,6 +62,7 @@ async function startFixture(options: ServerOptions = {}, replication = new Repli
   const { keeper: state } = await StateKeeper.open({ wal, storage });
   const resolved = resolveServerOptions({ allowFlushAll: true, ...options });
   const compactor = new Compactor({ wal, state, storage, options: STATE_OPTIONS.defaults.compaction });
+  const followers = new FollowerRegistry(wal, { maxFollowers: resolved.replication.maxFollowers, followerExpiryMs: resolved.replication.followerExpiryMs });
   const context: RpcContext = {
     wal,
     state,
@@ -71,6 +76,9 @@ async function startFixture(options: ServerOptions = {}, replication = new Repli
     snapshotStreams: new StreamRegistry<SnapshotSendStream>('GetSnapshot', resolved.maxSnapshotStreams, 'max_snapshot_streams'),
     metrics: undefined,
     events: new ServerEvents(silent, undefined),
+    followers,
+    replicaAcks: new ReplicaAcks(followers, resolved.maxMinReplicas, resolved.replication.minReplicasTimeoutMs),
+    followerReports: new StreamRegistry<ReportFollowerSession>('ReportFollower', resolved.replication.maxFollowers, 'replication.max_followers'),
     replication,
   };
   // Several MiB: a paused client holds a GetSnapshot stream open (flow control) for the limit test.
@@ -95,7 +103,12 @@ async function startFixture(options: ServerOptions = {}, replication = new Repli
     },
     async close() {
       client.close();
-      await Promise.all([context.tails.shutdownAll(), context.appendStreams.shutdownAll(), context.snapshotStreams.shutdownAll()]);
+      await Promise.all([
+        context.tails.shutdownAll(),
+        context.appendStreams.shutdownAll(),
+        context.snapshotStreams.shutdownAll(),
+        context.followerReports.shutdownAll(),
+      ]);
       server.forceShutdown();
       await state.close();
       await wal.close();
@@ -105,7 +118,11 @@ async function startFixture(options: ServerOptions = {}, replication = new Repli
 
 /** A streaming call and the outcome of its first response: resolves on it, rejects with the call's error. */
 interface OpenStream {
-  readonly call: ClientReadableStream<TailWalResponse> | ClientReadableStream<GetSnapshotResponse> | ClientDuplexStream<AppendStreamRequest, AppendStreamResponse>;
+  readonly call:
+    | ClientReadableStream<TailWalResponse>
+    | ClientReadableStream<GetSnapshotResponse>
+    | ClientDuplexStream<AppendStreamRequest, AppendStreamResponse>
+    | ClientWritableStream<ReportFollowerRequest>;
   readonly firstResponse: Promise<void>;
 }
 
@@ -117,8 +134,26 @@ function firstResponseOf(call: OpenStream['call']): Promise<void> {
   });
 }
 
-/** Opens a call of each streaming RPC; `tailWal` needs a record in the log to answer at once. */
-const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient, snapshotId: string) => OpenStream>> = {
+/** Follower ids handed out so far: each ReportFollower call of the tests reports under a new one. */
+let followersOpened = 0;
+
+/**
+ * Opens a call of each streaming RPC; `tailWal` needs a record in the log to answer at once. A
+ * client stream (ReportFollower) sends its one response only at the end: its "first response" is
+ * the server admitting it (its registry's `open`), or the refusal its callback gets.
+ */
+const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient, snapshotId: string, context: RpcContext) => OpenStream>> = {
+  reportFollower: (client, _snapshotId, context) => {
+    let call: ClientWritableStream<ReportFollowerRequest>;
+    const firstResponse = new Promise<void>((resolve, reject) => {
+      context.followerReports.once('open', () => resolve());
+      call = client.raw.reportFollower((error) => {
+        if (error !== null) reject(error);
+      });
+    });
+    call!.write({ followerId: `follower-${++followersOpened}`, durableNextOffset: 0n, address: '', epoch: 0n });
+    return { call: call!, firstResponse };
+  },
   tailWal: (client) => {
     const call = client.tail({ start: { $case: 'fromOffset', value: 0n } });
     return { call, firstResponse: firstResponseOf(call) };
@@ -139,7 +174,8 @@ const OPEN_STREAM: Readonly<Record<StreamingKey, (client: WalTestClient, snapsho
 };
 
 /** One call of each RPC of the table (a new RPC does not compile until it has one), resolving when it succeeds. */
-const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClient, snapshotId: string) => Promise<void>>> = {
+const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClient, snapshotId: string, context: RpcContext) => Promise<void>>> = {
+  reportFollower: (client, snapshotId, context) => streamCall(OPEN_STREAM.reportFollower(client, snapshotId, context)),
   append: async (client) => {
     await client.append({ records: [{ value: Buffer.from('a') }] });
   },
@@ -162,8 +198,8 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   flushAll: async (client) => {
     await client.flushAll();
   },
-  tailWal: (client, snapshotId) => streamCall(OPEN_STREAM.tailWal(client, snapshotId)),
-  appendStream: (client, snapshotId) => streamCall(OPEN_STREAM.appendStream(client, snapshotId)),
+  tailWal: (client, snapshotId, context) => streamCall(OPEN_STREAM.tailWal(client, snapshotId, context)),
+  appendStream: (client, snapshotId, context) => streamCall(OPEN_STREAM.appendStream(client, snapshotId, context)),
   snapshotKey: async (client) => {
     await client.append({ records: [{ key: Buffer.from('k'), value: Buffer.from('v') }] });
     await unary((done) => client.raw.snapshotKey({ key: Buffer.from('k') }, done));
@@ -171,10 +207,11 @@ const CALL: Readonly<Record<keyof typeof WAL_SERVICE_RPCS, (client: WalTestClien
   createSnapshot: (client) => unary((done) => client.raw.createSnapshot({ compress: false, incremental: false }, done)),
   listSnapshots: (client) => unary((done) => client.raw.listSnapshots({ pageSize: 0, pageToken: '' }, done)),
   verifySnapshot: (client, snapshotId) => unary((done) => client.raw.verifySnapshot({ snapshotId }, done)),
-  getSnapshot: (client, snapshotId) => streamCall(OPEN_STREAM.getSnapshot(client, snapshotId)),
+  getSnapshot: (client, snapshotId, context) => streamCall(OPEN_STREAM.getSnapshot(client, snapshotId, context)),
   compact: async (client) => {
     await client.compact({ dryRun: true });
   },
+  hashRange: (client) => unary((done) => client.raw.hashRange({ fromOffset: 0n }, done)),
   deleteSegmentsBefore: async (client) => {
     await client.deleteSegmentsBefore({ offset: 0n });
   },
@@ -212,17 +249,18 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
     try {
       await f.wal.append([{ value: Buffer.from('first') }]);
       for (const [key, call] of Object.entries(CALL)) {
-        await assert.doesNotReject(call(f.client, f.snapshotId), `${key} succeeds while the server runs`);
+        await assert.doesNotReject(call(f.client, f.snapshotId, f.context), `${key} succeeds while the server runs`);
       }
       let streamsOpened = 0;
       f.context.tails.on('open', () => streamsOpened++);
       f.context.appendStreams.on('open', () => streamsOpened++);
       f.context.snapshotStreams.on('open', () => streamsOpened++);
+      f.context.followerReports.on('open', () => streamsOpened++);
       const nextOffset = f.wal.nextOffset;
 
       f.setStopping(true);
       for (const [key, call] of Object.entries(CALL)) {
-        const failure = await call(f.client, f.snapshotId).then(
+        const failure = await call(f.client, f.snapshotId, f.context).then(
           () => assert.fail(`${key} succeeded while the server stops`),
           (error: unknown) => rpcErrorOf(error),
         );
@@ -245,7 +283,7 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
       const refused: string[] = [];
       for (const [key, call] of Object.entries(CALL) as [keyof typeof CALL, (typeof CALL)[keyof typeof CALL]][]) {
         const nextOffset = f.wal.nextOffset;
-        const outcome = await call(f.client, f.snapshotId).then(
+        const outcome = await call(f.client, f.snapshotId, f.context).then(
           () => undefined,
           (error: unknown) => rpcErrorOf(error),
         );
@@ -274,11 +312,11 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
 
   for (const key of Object.keys(OPEN_STREAM) as StreamingKey[]) {
     test(`a ${WAL_SERVICE_RPCS[key].name} stream over its limit gets RESOURCE_EXHAUSTED WAL_TOO_MANY_STREAMS; an ended stream gives its place back`, async () => {
-      const f = await startFixture({ maxTailStreams: 1, maxAppendStreams: 1, maxSnapshotStreams: 1 });
+      const f = await startFixture({ maxTailStreams: 1, maxAppendStreams: 1, maxSnapshotStreams: 1, replication: { maxFollowers: 1 } });
       try {
         await f.wal.append([{ value: Buffer.from('first') }]);
         const registry = WAL_SERVICE_RPCS[key].streams(f.context);
-        const open = (client: WalTestClient): OpenStream => OPEN_STREAM[key](client, f.snapshotId);
+        const open = (client: WalTestClient): OpenStream => OPEN_STREAM[key](client, f.snapshotId, f.context);
         const first = open(f.client);
         await first.firstResponse;
         assert.equal(registry.size, 1);
@@ -291,7 +329,7 @@ describe('RpcAdmission', { timeout: 60_000 }, () => {
         assert.equal(refused.reason, 'WAL_TOO_MANY_STREAMS');
         assert.equal(refused.metadata['limit'], '1');
         assert.equal(refused.metadata['configKey'], registry.configKey);
-        assert.match(refused.metadata['configKey'] ?? '', /^max_(tail|append|snapshot)_streams$/);
+        assert.match(refused.metadata['configKey'] ?? '', /^(max_(tail|append|snapshot)_streams|replication\.max_followers)$/);
 
         const closed = once(registry, 'close');
         first.call.cancel();

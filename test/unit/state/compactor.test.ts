@@ -247,7 +247,7 @@ describe('Compactor', { timeout: 60_000 }, () => {
 });
 
 describe('planSegmentDeletion', () => {
-  const seg = (baseOffset: number, nextOffset: number, lastTimestamp: number, isActive = false) => ({ baseOffset, nextOffset, sizeBytes: 100, lastTimestamp, isActive });
+  const seg = (baseOffset: number, nextOffset: number, lastTimestamp: number, isActive = false) => ({ baseOffset, nextOffset, sizeBytes: 100, dataBytes: 100, lastTimestamp, isActive });
   const segments = [seg(0, 10, 1000), seg(10, 20, 2000), seg(20, 30, 3000), seg(30, 35, 4000, true)];
 
   test('deletes the covered prefix, never the active segment', () => {

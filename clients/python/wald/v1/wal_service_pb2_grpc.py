@@ -131,6 +131,16 @@ class WalServiceStub(object):
                 request_serializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsRequest.SerializeToString,
                 response_deserializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsResponse.FromString,
                 )
+        self.ReportFollower = channel.stream_unary(
+                '/wald.v1.WalService/ReportFollower',
+                request_serializer=wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.FromString,
+                )
+        self.HashRange = channel.unary_unary(
+                '/wald.v1.WalService/HashRange',
+                request_serializer=wald_dot_v1_dot_replication__pb2.HashRangeRequest.SerializeToString,
+                response_deserializer=wald_dot_v1_dot_replication__pb2.HashRangeResponse.FromString,
+                )
         self.GetEpochEnd = channel.unary_unary(
                 '/wald.v1.WalService/GetEpochEnd',
                 request_serializer=wald_dot_v1_dot_replication__pb2.GetEpochEndRequest.SerializeToString,
@@ -398,6 +408,30 @@ class WalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportFollower(self, request_iterator, context):
+        """ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+        durably, after each fsync. The leader lists the follower in GetStats and counts it for
+        Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+        At most replication.max_followers followers are tracked (and as many streams open). A
+        follower serves it too: a chained follower reports to the follower it tails, which lists it.
+        Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+        `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+        tracked); UNAVAILABLE (WAL_SHUTTING_DOWN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HashRange(self, request, context):
+        """HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+        of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+        WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+        `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetEpochEnd(self, request, context):
         """GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
         follower truncates what it holds beyond the leader's history before it tails.
@@ -523,6 +557,16 @@ def add_WalServiceServicer_to_server(servicer, server):
                     servicer.ListTransactions,
                     request_deserializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsRequest.FromString,
                     response_serializer=wald_dot_v1_dot_transaction__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'ReportFollower': grpc.stream_unary_rpc_method_handler(
+                    servicer.ReportFollower,
+                    request_deserializer=wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.SerializeToString,
+            ),
+            'HashRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.HashRange,
+                    request_deserializer=wald_dot_v1_dot_replication__pb2.HashRangeRequest.FromString,
+                    response_serializer=wald_dot_v1_dot_replication__pb2.HashRangeResponse.SerializeToString,
             ),
             'GetEpochEnd': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEpochEnd,
@@ -901,6 +945,40 @@ class WalService(object):
         return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/ListTransactions',
             wald_dot_v1_dot_transaction__pb2.ListTransactionsRequest.SerializeToString,
             wald_dot_v1_dot_transaction__pb2.ListTransactionsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReportFollower(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(request_iterator, target, '/wald.v1.WalService/ReportFollower',
+            wald_dot_v1_dot_replication__pb2.ReportFollowerRequest.SerializeToString,
+            wald_dot_v1_dot_replication__pb2.ReportFollowerResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def HashRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/wald.v1.WalService/HashRange',
+            wald_dot_v1_dot_replication__pb2.HashRangeRequest.SerializeToString,
+            wald_dot_v1_dot_replication__pb2.HashRangeResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

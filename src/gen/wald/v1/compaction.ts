@@ -138,7 +138,18 @@ export interface CompactResponse {
     | KeyCompactionReport
     | undefined;
   /** Dry runs only: the retained records by type, from the same scan as redundancy_ratio. */
-  recordCounts: RecordTypeCounts | undefined;
+  recordCounts:
+    | RecordTypeCounts
+    | undefined;
+  /**
+   * Sealed segments the compaction would have deleted but kept because followers still need them
+   * (their retention leases, docs/replication.md). In a dry run: that would be kept.
+   */
+  leaseHeldSegments: number;
+  /** Bytes of those segment files. */
+  leaseHeldBytes: bigint;
+  /** The follower ids whose leases kept them, sorted; empty when none did. */
+  leaseHolders: string[];
 }
 
 /**
@@ -612,6 +623,9 @@ function createBaseCompactResponse(): CompactResponse {
     durationMs: 0n,
     keyCompaction: undefined,
     recordCounts: undefined,
+    leaseHeldSegments: 0,
+    leaseHeldBytes: 0n,
+    leaseHolders: [],
   };
 }
 
@@ -676,6 +690,18 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     }
     if (message.recordCounts !== undefined) {
       RecordTypeCounts.encode(message.recordCounts, writer.uint32(122).fork()).join();
+    }
+    if (message.leaseHeldSegments !== 0) {
+      writer.uint32(128).uint32(message.leaseHeldSegments);
+    }
+    if (message.leaseHeldBytes !== 0n) {
+      if (BigInt.asUintN(64, message.leaseHeldBytes) !== message.leaseHeldBytes) {
+        throw new globalThis.Error("value provided for field message.leaseHeldBytes of type uint64 too large");
+      }
+      writer.uint32(136).uint64(message.leaseHeldBytes);
+    }
+    for (const v of message.leaseHolders) {
+      writer.uint32(146).string(v!);
     }
     return writer;
   },
@@ -813,6 +839,30 @@ export const CompactResponse: MessageFns<CompactResponse> = {
             message.recordCounts = RecordTypeCounts.decode(reader, reader.uint32());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.leaseHeldSegments = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.leaseHeldBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.leaseHolders.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -902,6 +952,21 @@ export const CompactResponse: MessageFns<CompactResponse> = {
         : isSet(object.record_counts)
         ? RecordTypeCounts.fromJSON(object.record_counts)
         : undefined,
+      leaseHeldSegments: isSet(object.leaseHeldSegments)
+        ? globalThis.Number(object.leaseHeldSegments)
+        : isSet(object.lease_held_segments)
+        ? globalThis.Number(object.lease_held_segments)
+        : 0,
+      leaseHeldBytes: isSet(object.leaseHeldBytes)
+        ? BigInt(object.leaseHeldBytes)
+        : isSet(object.lease_held_bytes)
+        ? BigInt(object.lease_held_bytes)
+        : 0n,
+      leaseHolders: globalThis.Array.isArray(object?.leaseHolders)
+        ? object.leaseHolders.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.lease_holders)
+        ? object.lease_holders.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -952,6 +1017,15 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     if (message.recordCounts !== undefined) {
       obj.recordCounts = RecordTypeCounts.toJSON(message.recordCounts);
     }
+    if (message.leaseHeldSegments !== 0) {
+      obj.leaseHeldSegments = Math.round(message.leaseHeldSegments);
+    }
+    if (message.leaseHeldBytes !== 0n) {
+      obj.leaseHeldBytes = message.leaseHeldBytes.toString();
+    }
+    if (message.leaseHolders?.length) {
+      obj.leaseHolders = message.leaseHolders;
+    }
     return obj;
   },
 
@@ -989,6 +1063,11 @@ export const CompactResponse: MessageFns<CompactResponse> = {
     message.recordCounts = (object.recordCounts !== undefined && object.recordCounts !== null)
       ? RecordTypeCounts.fromPartial(object.recordCounts)
       : undefined;
+    message.leaseHeldSegments = object.leaseHeldSegments ?? 0;
+    message.leaseHeldBytes = (object.leaseHeldBytes !== undefined && object.leaseHeldBytes !== null)
+      ? BigInt(object.leaseHeldBytes)
+      : 0n;
+    message.leaseHolders = object.leaseHolders?.map((e) => e) || [];
     return message;
   },
 };

@@ -99,6 +99,19 @@ export interface FollowerInfo {
   connectedSinceMs: bigint;
   /** True while the follower has a frames-mode tail open on this server. */
   connected: boolean;
+  /**
+   * Bytes of sealed segments that a compaction now would delete but keeps because this follower
+   * still needs them (its retention lease, docs/replication.md); 0 when it needs none of them or
+   * its lease has lapsed.
+   */
+  leaseHeldBytes: bigint;
+  /**
+   * True when the follower's lease has lapsed: the log it needs is larger than
+   * replication.lease_max_bytes, or its oldest needed segment is older than
+   * replication.lease_max_age_ms. Compaction no longer keeps segments for it: once they are
+   * deleted, the follower installs a snapshot instead.
+   */
+  leaseLapsed: boolean;
 }
 
 /**
@@ -613,6 +626,8 @@ function createBaseFollowerInfo(): FollowerInfo {
     lagMs: 0n,
     connectedSinceMs: 0n,
     connected: false,
+    leaseHeldBytes: 0n,
+    leaseLapsed: false,
   };
 }
 
@@ -656,6 +671,15 @@ export const FollowerInfo: MessageFns<FollowerInfo> = {
     }
     if (message.connected !== false) {
       writer.uint32(64).bool(message.connected);
+    }
+    if (message.leaseHeldBytes !== 0n) {
+      if (BigInt.asUintN(64, message.leaseHeldBytes) !== message.leaseHeldBytes) {
+        throw new globalThis.Error("value provided for field message.leaseHeldBytes of type uint64 too large");
+      }
+      writer.uint32(72).uint64(message.leaseHeldBytes);
+    }
+    if (message.leaseLapsed !== false) {
+      writer.uint32(80).bool(message.leaseLapsed);
     }
     return writer;
   },
@@ -737,6 +761,22 @@ export const FollowerInfo: MessageFns<FollowerInfo> = {
             message.connected = reader.bool();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.leaseHeldBytes = reader.uint64() as bigint;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.leaseLapsed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -779,6 +819,16 @@ export const FollowerInfo: MessageFns<FollowerInfo> = {
         ? BigInt(object.connected_since_ms)
         : 0n,
       connected: isSet(object.connected) ? globalThis.Boolean(object.connected) : false,
+      leaseHeldBytes: isSet(object.leaseHeldBytes)
+        ? BigInt(object.leaseHeldBytes)
+        : isSet(object.lease_held_bytes)
+        ? BigInt(object.lease_held_bytes)
+        : 0n,
+      leaseLapsed: isSet(object.leaseLapsed)
+        ? globalThis.Boolean(object.leaseLapsed)
+        : isSet(object.lease_lapsed)
+        ? globalThis.Boolean(object.lease_lapsed)
+        : false,
     };
   },
 
@@ -808,6 +858,12 @@ export const FollowerInfo: MessageFns<FollowerInfo> = {
     if (message.connected !== false) {
       obj.connected = message.connected;
     }
+    if (message.leaseHeldBytes !== 0n) {
+      obj.leaseHeldBytes = message.leaseHeldBytes.toString();
+    }
+    if (message.leaseLapsed !== false) {
+      obj.leaseLapsed = message.leaseLapsed;
+    }
     return obj;
   },
 
@@ -830,6 +886,10 @@ export const FollowerInfo: MessageFns<FollowerInfo> = {
       ? BigInt(object.connectedSinceMs)
       : 0n;
     message.connected = object.connected ?? false;
+    message.leaseHeldBytes = (object.leaseHeldBytes !== undefined && object.leaseHeldBytes !== null)
+      ? BigInt(object.leaseHeldBytes)
+      : 0n;
+    message.leaseLapsed = object.leaseLapsed ?? false;
     return message;
   },
 };

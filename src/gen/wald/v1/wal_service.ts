@@ -13,7 +13,9 @@ import {
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type ClientWritableStream,
   type handleBidiStreamingCall,
+  type handleClientStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -30,7 +32,16 @@ import {
 } from "./compaction.js";
 import { StateAtRequest, StateAtResponse } from "./point_in_time.js";
 import { ReadRequest, ReadResponse } from "./read.js";
-import { GetEpochEndRequest, GetEpochEndResponse, PromoteRequest, PromoteResponse } from "./replication.js";
+import {
+  GetEpochEndRequest,
+  GetEpochEndResponse,
+  HashRangeRequest,
+  HashRangeResponse,
+  PromoteRequest,
+  PromoteResponse,
+  ReportFollowerRequest,
+  ReportFollowerResponse,
+} from "./replication.js";
 import {
   CreateSnapshotRequest,
   CreateSnapshotResponse,
@@ -472,6 +483,42 @@ export const WalServiceService = {
     responseDeserialize: (value: Buffer): ListTransactionsResponse => ListTransactionsResponse.decode(value),
   },
   /**
+   * ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+   * durably, after each fsync. The leader lists the follower in GetStats and counts it for
+   * Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+   * At most replication.max_followers followers are tracked (and as many streams open). A
+   * follower serves it too: a chained follower reports to the follower it tails, which lists it.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+   * `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+   * tracked); UNAVAILABLE (WAL_SHUTTING_DOWN).
+   */
+  reportFollower: {
+    path: "/wald.v1.WalService/ReportFollower" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportFollowerRequest): Buffer =>
+      Buffer.from(ReportFollowerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportFollowerRequest => ReportFollowerRequest.decode(value),
+    responseSerialize: (value: ReportFollowerResponse): Buffer =>
+      Buffer.from(ReportFollowerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportFollowerResponse => ReportFollowerResponse.decode(value),
+  },
+  /**
+   * HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+   * of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+   * WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+   * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+   */
+  hashRange: {
+    path: "/wald.v1.WalService/HashRange" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HashRangeRequest): Buffer => Buffer.from(HashRangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HashRangeRequest => HashRangeRequest.decode(value),
+    responseSerialize: (value: HashRangeResponse): Buffer => Buffer.from(HashRangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HashRangeResponse => HashRangeResponse.decode(value),
+  },
+  /**
    * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
    * follower truncates what it holds beyond the leader's history before it tails.
    */
@@ -688,6 +735,24 @@ export interface WalServiceServer extends UntypedServiceImplementation {
    * the view stopped.
    */
   listTransactions: handleUnaryCall<ListTransactionsRequest, ListTransactionsResponse>;
+  /**
+   * ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+   * durably, after each fsync. The leader lists the follower in GetStats and counts it for
+   * Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+   * At most replication.max_followers followers are tracked (and as many streams open). A
+   * follower serves it too: a chained follower reports to the follower it tails, which lists it.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+   * `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+   * tracked); UNAVAILABLE (WAL_SHUTTING_DOWN).
+   */
+  reportFollower: handleClientStreamingCall<ReportFollowerRequest, ReportFollowerResponse>;
+  /**
+   * HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+   * of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+   * WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+   * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+   */
+  hashRange: handleUnaryCall<HashRangeRequest, HashRangeResponse>;
   /**
    * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
    * follower truncates what it holds beyond the leader's history before it tails.
@@ -1146,6 +1211,53 @@ export interface WalServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTransactionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ReportFollower is a follower's stream of acknowledgements to its leader: what it holds
+   * durably, after each fsync. The leader lists the follower in GetStats and counts it for
+   * Append's min_replicas. The stream ends when the follower disconnects or the server stops.
+   * At most replication.max_followers followers are tracked (and as many streams open). A
+   * follower serves it too: a chained follower reports to the follower it tails, which lists it.
+   * Errors: INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `follower_id`, `durable_next_offset` or
+   * `address`); RESOURCE_EXHAUSTED (WAL_TOO_MANY_STREAMS: as many followers are connected as
+   * tracked); UNAVAILABLE (WAL_SHUTTING_DOWN).
+   */
+  reportFollower(
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  reportFollower(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  reportFollower(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  reportFollower(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportFollowerResponse) => void,
+  ): ClientWritableStream<ReportFollowerRequest>;
+  /**
+   * HashRange returns a SHA-256 over the stored frames of a range of offsets, to prove two copies
+   * of the log equal (as etcd's HashKV). Errors: OUT_OF_RANGE (WAL_OFFSET_COMPACTED,
+   * WAL_OFFSET_OUT_OF_RANGE) as Read; INVALID_ARGUMENT (WAL_INVALID_ARGUMENT, field `from_offset` or
+   * `to_offset`: above 2^53 - 1, or to_offset below from_offset).
+   */
+  hashRange(
+    request: HashRangeRequest,
+    callback: (error: ServiceError | null, response: HashRangeResponse) => void,
+  ): ClientUnaryCall;
+  hashRange(
+    request: HashRangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HashRangeResponse) => void,
+  ): ClientUnaryCall;
+  hashRange(
+    request: HashRangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HashRangeResponse) => void,
   ): ClientUnaryCall;
   /**
    * GetEpochEnd says where an epoch ends in this log (Kafka's OffsetForLeaderEpoch), so that a
