@@ -1,6 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { PinoPretty } from 'pino-pretty';
-import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { engineOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, storageOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { openStorage } from '../engine/storage-options.js';
 import { AuthFileError } from '../server/auth/auth-file.js';
 import { TlsFilesError } from '../server/tls/reloadable-certificates.js';
 import { WaldServer } from '../server/wald-server.js';
@@ -75,10 +76,14 @@ export async function runServer(config: ServeConfig): Promise<void> {
   const stopReloading = reloadOnHangUp(logger, () => started);
   try {
     logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
+    const { storage, ...storageOptions } = storageOptionsOf(config);
+    if (storage === 'memory') {
+      logger.info({ storage, dataDir: config.dataDir }, 'storage is memory: nothing is written to disk, and the log is gone when the server exits');
+    }
     let opened;
     try {
       opened = await WaldServer.open(
-        { dir: config.dataDir, ...engineOptionsOf(config) },
+        { dir: config.dataDir, ...engineOptionsOf(config), storage: openStorage(storage, storageOptions) },
         { ...serverOptionsOf(config), state: stateOptionsOf(config) },
         logger,
       );
@@ -87,7 +92,7 @@ export async function runServer(config: ServeConfig): Promise<void> {
       throw new CommandFailure(`cannot open the log in ${config.dataDir}: ${(error as Error).message}`);
     }
     const { server, report, stateReport } = opened;
-    logger.info({ dataDir: config.dataDir, syncPolicy: config.syncPolicy, recovery: report, stateRecovery: stateReport }, 'log recovered');
+    logger.info({ dataDir: config.dataDir, storage, syncPolicy: config.syncPolicy, recovery: report, stateRecovery: stateReport }, 'log recovered');
     try {
       await server.start();
     } catch (error) {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { WriteState, type GetStatsResponse } from '../gen/wald/v1/stats.js';
+import { StorageKind } from '../gen/wald/v1/storage.js';
 import { printJson, printText } from './output.js';
 import { jsonInteger, jsonOptionalInteger } from './record-view.js';
 import { formatFields } from './table.js';
@@ -15,6 +16,19 @@ function writeStateName(state: WriteState): string {
       return 'read-only';
     default:
       return `unknown-${String(state)}`;
+  }
+}
+
+function storageName(kind: StorageKind): string {
+  switch (kind) {
+    case StorageKind.STORAGE_KIND_DISK:
+      return 'disk';
+    case StorageKind.STORAGE_KIND_MEMORY:
+      return 'memory';
+    case StorageKind.STORAGE_KIND_OTHER:
+      return 'other';
+    default:
+      return `unknown-${String(kind)}`;
   }
 }
 
@@ -40,6 +54,8 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       last_snapshot_id: stats.lastSnapshotId,
       last_snapshot_offset: jsonOptionalInteger(stats.lastSnapshotOffset),
       reclaimable_bytes: jsonInteger(stats.reclaimableBytes),
+      storage: storageName(stats.storage),
+      storage_memory_bytes: jsonInteger(stats.storageMemoryBytes),
       io_stats: {
         bytes_written: jsonInteger(io?.bytesWritten ?? 0n),
         bytes_read: jsonInteger(io?.bytesRead ?? 0n),
@@ -67,6 +83,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['snapshots', String(stats.snapshotCount)],
       ['last snapshot', stats.lastSnapshotId === '' ? 'none' : `${stats.lastSnapshotId} (offset ${optionalText(stats.lastSnapshotOffset)})`],
       ['reclaimable', `${stats.reclaimableBytes} bytes`],
+      ['storage', stats.storage === StorageKind.STORAGE_KIND_MEMORY ? `memory (${stats.storageMemoryBytes} bytes held; gone when the server exits)` : storageName(stats.storage)],
       ['bytes written', (io?.bytesWritten ?? 0n).toString()],
       ['bytes read', (io?.bytesRead ?? 0n).toString()],
       ['writes', (io?.writes ?? 0n).toString()],
@@ -84,7 +101,7 @@ export function registerStatsCommand(program: Command): void {
     .summary('show a summary of the log')
     .description(
       'Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, ' +
-        'the write state, and the key-value view: keys, memory estimate, snapshots and the newest one.',
+        'the write state, and the key-value view: keys, memory estimate, snapshots and the newest one; and where the log lives (disk or memory).',
     );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
     const stats = await withClient(options, (client) =>

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { encodeFrame } from '../codec/frame.js';
 import { WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
-import type { StorageFile, StorageLock } from '../storage/storage.js';
+import type { Storage, StorageFile, StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { createAndLockDataDir } from './data-dir-lock.js';
@@ -140,6 +140,11 @@ export class Wal {
   /** The data directory. */
   get dir(): string {
     return this.options.dir;
+  }
+
+  /** The storage the log lives on (disk, memory or the caller's); its snapshots and compaction use the same one. */
+  get storage(): Storage {
+    return this.options.storage;
   }
 
   /** The last offset readers may see: durable under `always`/`interval`, written under `none`. -1 when none. */

@@ -50,7 +50,7 @@ const LOCK_HOLDER = `this process (pid ${process.pid}, memory storage)`;
  * (see {@link MemoryInode}), and failures are `StorageError`s with the codes `node:fs` gives
  * (`ENOENT`, `EEXIST`, `ENOTDIR`, `EISDIR`, `ENOTEMPTY`, `EINVAL`, `EBADF`, `ENOSPC` past
  * {@link MemoryStorageOptions.maxBytes}). Syncs do nothing (there is no later medium to reach),
- * and are counted. A directory lock is held in this object: a second lock of the same directory
+ * and are counted. The asynchronous calls complete on a later turn of the event loop, as on disk. A directory lock is held in this object: a second lock of the same directory
  * fails with `ELOCKED` until the first is released; separate instances share nothing. Paths are
  * resolved against the working directory, so `./data` and its absolute form name one directory.
  */
@@ -245,6 +245,23 @@ function components(path: string): string[] {
   return resolvePath(path).split(sep).filter((name) => name !== '');
 }
 
+/**
+ * Runs `work` on a later turn of the event loop, as `node:fs` runs an asynchronous call on its
+ * thread pool: the caller goes on first, so code awaiting a read, a preallocation or an
+ * asynchronous sync is scheduled as it is on disk (a file closed meanwhile fails the call).
+ */
+function later<T>(work: () => T): Promise<T> {
+  return new Promise((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        resolve(work());
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
 function isInside(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir + sep);
 }
@@ -281,14 +298,13 @@ class MemoryFile implements StorageFile {
   }
 
   read(buffer: Uint8Array, length: number, position: number): Promise<number> {
-    return new Promise((resolve) => resolve(this.readSync(buffer, length, position)));
+    return later(() => this.readSync(buffer, length, position));
   }
 
   fillZeros(position: number, end: number): Promise<void> {
-    return new Promise((resolve) => {
+    return later(() => {
       this.checkWritable('write');
       this.inode.fillZeros(position, end);
-      resolve();
     });
   }
 
@@ -298,7 +314,7 @@ class MemoryFile implements StorageFile {
   }
 
   datasyncAsync(): Promise<void> {
-    return new Promise((resolve) => resolve(this.datasync()));
+    return later(() => this.datasync());
   }
 
   sync(): void {

@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { EpochStart, FollowerInfo } from "./replication.js";
+import { StorageKind, storageKindFromJSON, storageKindToJSON } from "./storage.js";
 
 export const protobufPackage = "wald.v1";
 
@@ -217,6 +218,17 @@ export interface GetStatsResponse {
   epochHistory: EpochStart[];
   /** On a leader, the followers it knows, by follower_id. */
   followers: FollowerInfo[];
+  /**
+   * Fields 30 to 39 are kept for transactions, 40 to 49 for storage.
+   * Where the log lives: disk or memory (the storage key of wald serve).
+   */
+  storage: StorageKind;
+  /**
+   * Under memory storage, the bytes its files hold now (log segments, indexes, snapshots: what
+   * max_memory_storage_bytes caps; preallocated space counts nothing); 0 on disk and for other
+   * storages.
+   */
+  storageMemoryBytes: bigint;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -466,6 +478,8 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     epoch: 0n,
     epochHistory: [],
     followers: [],
+    storage: 0,
+    storageMemoryBytes: 0n,
   };
 }
 
@@ -575,6 +589,15 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     }
     for (const v of message.followers) {
       FollowerInfo.encode(v!, writer.uint32(194).fork()).join();
+    }
+    if (message.storage !== 0) {
+      writer.uint32(320).int32(message.storage);
+    }
+    if (message.storageMemoryBytes !== 0n) {
+      if (BigInt.asUintN(64, message.storageMemoryBytes) !== message.storageMemoryBytes) {
+        throw new globalThis.Error("value provided for field message.storageMemoryBytes of type uint64 too large");
+      }
+      writer.uint32(328).uint64(message.storageMemoryBytes);
     }
     return writer;
   },
@@ -768,6 +791,22 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.followers.push(FollowerInfo.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.storage = reader.int32() as any;
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.storageMemoryBytes = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -882,6 +921,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       followers: globalThis.Array.isArray(object?.followers)
         ? object.followers.map((e: any) => FollowerInfo.fromJSON(e))
         : [],
+      storage: isSet(object.storage) ? storageKindFromJSON(object.storage) : 0,
+      storageMemoryBytes: isSet(object.storageMemoryBytes)
+        ? BigInt(object.storageMemoryBytes)
+        : isSet(object.storage_memory_bytes)
+        ? BigInt(object.storage_memory_bytes)
+        : 0n,
     };
   },
 
@@ -953,6 +998,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.followers?.length) {
       obj.followers = message.followers.map((e) => FollowerInfo.toJSON(e));
     }
+    if (message.storage !== 0) {
+      obj.storage = storageKindToJSON(message.storage);
+    }
+    if (message.storageMemoryBytes !== 0n) {
+      obj.storageMemoryBytes = message.storageMemoryBytes.toString();
+    }
     return obj;
   },
 
@@ -1007,6 +1058,10 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.epoch = (object.epoch !== undefined && object.epoch !== null) ? BigInt(object.epoch) : 0n;
     message.epochHistory = object.epochHistory?.map((e) => EpochStart.fromPartial(e)) || [];
     message.followers = object.followers?.map((e) => FollowerInfo.fromPartial(e)) || [];
+    message.storage = object.storage ?? 0;
+    message.storageMemoryBytes = (object.storageMemoryBytes !== undefined && object.storageMemoryBytes !== null)
+      ? BigInt(object.storageMemoryBytes)
+      : 0n;
     return message;
   },
 };
