@@ -32,52 +32,60 @@ describe('wald serve --storage memory', () => {
       const child = spawnWald(['serve', '--storage', 'memory', '--config', 'wald.yaml', '--listen', '127.0.0.1:0', '--data-dir', 'data'], { cwd: temp.dir, env: cleanEnv() });
       const output = new ChildOutput(child);
       child.stdin.end();
-      const address = parseLog(await output.waitForLine((line) => parseLog(line)?.msg === 'wald listening'))?.address as string;
-      const logs = output.lines.map(parseLog);
-      assert.ok(
-        logs.some((line) => line?.storage === 'memory' && /gone when the server exits/.test(String(line.msg))),
-        'the startup log says the log lives in memory and is gone at exit',
-      );
-      assert.equal(logs.find((line) => line?.msg === 'log recovered')?.storage, 'memory');
-
-      const client = new WalTestClient(address);
-      const snapshots = new SnapshotClient(client.raw);
       try {
-        for (let i = 0; i < 50; i++) await client.append({ records: [record(`k${i % 10}`, `v${i}`.padEnd(200, '.'))] });
-        const tail = new StreamReader(client.tail({ start: { $case: 'fromOffset', value: 45n } }));
-        const first = await tail.next();
-        assert.equal(first.records[0]?.offset, 45n);
-        assert.equal((await client.read({ fromOffset: 49n })).records[0]?.value.toString().replace(/\.+$/, ''), 'v49');
-        assert.equal((await client.get({ key: Buffer.from('k3') })).value.toString().replace(/\.+$/, ''), 'v43');
-        assert.equal((await runWald(['append', '--server', address, '--key', 'cli', 'from the CLI'])).code, 0);
-        const got = await runWald(['get', '--server', address, 'cli']);
-        assert.equal(got.code, 0, got.stderr);
-        assert.match(got.stdout, /from the CLI/);
+        const address = parseLog(await output.waitForLine((line) => parseLog(line)?.msg === 'wald listening'))?.address as string;
+        const logs = output.lines.map(parseLog);
+        assert.ok(
+          logs.some((line) => line?.storage === 'memory' && /gone when the server exits/.test(String(line.msg))),
+          'the startup log says the log lives in memory and is gone at exit',
+        );
+        assert.equal(logs.find((line) => line?.msg === 'log recovered')?.storage, 'memory');
 
-        const created = await snapshots.createSnapshot();
-        const fetched = await snapshots.getSnapshot(created.snapshotId);
-        assert.equal(BigInt(fetched.bytes.length), created.sizeBytes, 'GetSnapshot streamed the snapshot from memory');
-        assert.equal((await snapshots.verifySnapshot(created.snapshotId)).valid, true);
+        const client = new WalTestClient(address);
+        const snapshots = new SnapshotClient(client.raw);
+        try {
+          for (let i = 0; i < 50; i++) await client.append({ records: [record(`k${i % 10}`, `v${i}`.padEnd(200, '.'))] });
+          const tail = new StreamReader(client.tail({ start: { $case: 'fromOffset', value: 45n } }));
+          const first = await tail.next();
+          assert.equal(first.records[0]?.offset, 45n);
+          assert.equal((await client.read({ fromOffset: 49n })).records[0]?.value.toString().replace(/\.+$/, ''), 'v49');
+          assert.equal((await client.get({ key: Buffer.from('k3') })).value.toString().replace(/\.+$/, ''), 'v43');
+          assert.equal((await runWald(['append', '--server', address, '--key', 'cli', 'from the CLI'])).code, 0);
+          const got = await runWald(['get', '--server', address, 'cli']);
+          assert.equal(got.code, 0, got.stderr);
+          assert.match(got.stdout, /from the CLI/);
 
-        const segmentsBefore = (await client.getStats()).segmentCount;
-        assert.ok(segmentsBefore > 1n);
-        const compacted = await client.compact();
-        assert.ok(compacted.segmentsDeleted > 0, 'compaction deleted segments in memory');
-        assert.equal((await client.get({ key: Buffer.from('k3') })).value.toString().replace(/\.+$/, ''), 'v43', 'the state survives compaction');
+          const created = await snapshots.createSnapshot();
+          const fetched = await snapshots.getSnapshot(created.snapshotId);
+          assert.equal(BigInt(fetched.bytes.length), created.sizeBytes, 'GetSnapshot streamed the snapshot from memory');
+          assert.equal((await snapshots.verifySnapshot(created.snapshotId)).valid, true);
 
-        const stats = await client.getStats();
-        assert.equal(stats.storage, StorageKind.STORAGE_KIND_MEMORY);
-        assert.ok(stats.storageMemoryBytes > 0n);
-        const printed = await runWald(['stats', '--server', address]);
-        assert.match(printed.stdout, /storage\s+memory \(\d+ bytes held; gone when the server exits\)/);
-        const json = await runWald(['stats', '--server', address, '--json']);
-        assert.equal((JSON.parse(json.stdout) as LogLine).storage, 'memory');
+          const segmentsBefore = (await client.getStats()).segmentCount;
+          assert.ok(segmentsBefore > 1n);
+          const compacted = await client.compact();
+          assert.ok(compacted.segmentsDeleted > 0, 'compaction deleted segments in memory');
+          assert.equal((await client.get({ key: Buffer.from('k3') })).value.toString().replace(/\.+$/, ''), 'v43', 'the state survives compaction');
+
+          const stats = await client.getStats();
+          assert.equal(stats.storage, StorageKind.STORAGE_KIND_MEMORY);
+          assert.ok(stats.storageMemoryBytes > 0n);
+          const printed = await runWald(['stats', '--server', address]);
+          assert.match(printed.stdout, /storage\s+memory \(\d+ bytes held; gone when the server exits\)/);
+          const json = await runWald(['stats', '--server', address, '--json']);
+          assert.equal((JSON.parse(json.stdout) as LogLine).storage, 'memory');
       } finally {
         client.close();
       }
       child.kill('SIGTERM');
       const run = await output.exited;
       assert.equal(run.code, 0, run.stderr);
+      } finally {
+        // A failed assertion above must not leave the server running (the test would never end).
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL');
+          await output.exited;
+        }
+      }
       assert.deepEqual(treeOf(temp.dir), before, 'nothing was written: no data directory, no file');
     } finally {
       temp.remove();

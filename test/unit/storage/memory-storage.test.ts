@@ -121,6 +121,13 @@ describe('MemoryStorage files', () => {
     file.readSync(buffer, 20, 0);
     assert.deepEqual(buffer, Buffer.concat([Buffer.alloc(10, 7), Buffer.alloc(10)]));
     assert.throws(() => file.truncate(-1), code('EINVAL'));
+    // A small cut keeps the buffer: what was cut must read as zeros when a write past it grows the file back.
+    file.writev([Buffer.alloc(100, 5)], 0);
+    file.truncate(60);
+    file.writev([Buffer.from('Z')], 99);
+    const regrown = Buffer.alloc(100);
+    file.readSync(regrown, 100, 0);
+    assert.deepEqual(regrown, Buffer.concat([Buffer.alloc(60, 5), Buffer.alloc(39), Buffer.from('Z')]));
     file.close();
   });
 
