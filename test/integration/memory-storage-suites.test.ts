@@ -20,6 +20,7 @@ const FILES = [
   'integration/tail-wal.test.js',
   'integration/state.test.js',
   'integration/compaction.test.js',
+  'integration/snapshots.test.js',
   'integration/wal-client.test.js',
 ];
 
