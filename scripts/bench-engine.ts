@@ -1,7 +1,8 @@
 /**
  * The engine part of `npm run bench`: wald's log engine against plain `node:fs` on the same disk,
- * for 100-byte records. Rows (a)–(f) are those of issue 2's "Benchmark" section; docs/benchmarks.md
- * holds the figures and what limits each row.
+ * for 100-byte records. Rows (a)–(f) are those of issue 2's "Benchmark" section, (m1) and (m2)
+ * the memory storage of issue 9 beside `none` on disk; docs/benchmarks.md holds the figures and
+ * what limits each row.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { Wal, type AppendRecord, type SyncPolicy } from '../src/index.js';
 import type { BenchConfig } from './bench/bench-config.js';
 import { makeRow, type BenchPartResult, type BenchRow, type BenchTarget } from './bench/bench-part.js';
-import { concurrentAppends, pagedRead, pipelinedAppends, rangeRead } from './bench/engine-workloads.js';
+import { concurrentAppends, pagedRead, pipelinedAppends, pipelinedAppendsInMemory, rangeRead } from './bench/engine-workloads.js';
 import { RECORD_BYTES, rawReadLoop, segmentFiles, writeSyncLoop, writevSyncLoop } from './bench/fs-baselines.js';
 import { fillLog, fullScan, openTime, type OpenFacts } from './bench/open-workloads.js';
 import { measurePair, type PairResult, type Runner } from './bench/runner.js';
@@ -104,6 +105,25 @@ export async function runEngineBench(config: BenchConfig): Promise<BenchPartResu
     baseline: writevSyncLoop(join(dir, 'baseline.log'), 1024, false),
   }));
   rows.push(row({ id: 'd2', name: `\`none\`, pipelined 64-record batches (${PIPELINE_BATCH_WINDOW} in flight)`, unit: 'records/s', baselineName: noSyncBaseline, target: pipelineTarget }, d2));
+
+  // Memory storage beside `none` on disk: d1's and d2's workloads, the disk as the baseline.
+  const inMemory = async (syncPolicy: SyncPolicy = 'none'): Promise<Wal> => (await Wal.open({ dir: 'bench-memory', storage: 'memory', syncPolicy })).wal;
+  const m1 = await pairIn('m1', async (dir) => ({
+    wald: pipelinedAppendsInMemory(await inMemory(), one, PIPELINE_WINDOW),
+    baseline: pipelinedAppends(await open(join(dir, 'wal'), 'none'), one, PIPELINE_WINDOW),
+  }));
+  rows.push(row({ id: 'm1', name: `memory storage, \`none\`, pipelined 1-record appends (${PIPELINE_WINDOW} in flight)`, unit: 'records/s', baselineName: 'the same on disk (d1)' }, m1));
+  const m2 = await pairIn('m2', async (dir) => ({
+    wald: pipelinedAppendsInMemory(await inMemory(), batch, PIPELINE_BATCH_WINDOW),
+    baseline: pipelinedAppends(await open(join(dir, 'wal'), 'none'), batch, PIPELINE_BATCH_WINDOW),
+  }));
+  rows.push(row({ id: 'm2', name: `memory storage, \`none\`, pipelined 64-record batches (${PIPELINE_BATCH_WINDOW} in flight)`, unit: 'records/s', baselineName: 'the same on disk (d2)' }, m2));
+  // And where the disk is the limit: (b)'s workload, whose syncs cost nothing in memory.
+  const m3 = await pairIn('m3', async (dir) => ({
+    wald: concurrentAppends(await inMemory('always'), one, 64),
+    baseline: concurrentAppends(await open(join(dir, 'wal'), 'always'), one, 64),
+  }));
+  rows.push(row({ id: 'm3', name: 'memory storage, `always`, 64 concurrent 1-record appenders', unit: 'records/s', baselineName: 'the same on disk (b)' }, m3));
 
   rows.push(...(await readRows(config, freshDir('e'), batch)));
   rows.push(...(await openRows(config, freshDir('f'), value)));

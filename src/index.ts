@@ -21,3 +21,5 @@ export { WalError, isWalError, ERROR_CODES, type ErrorCode, type ErrorDetails } 
 export type { Storage, StorageFile, StorageLock, OpenMode } from './storage/storage.js';
 export { StorageError } from './storage/storage.js';
 export { NodeStorage } from './storage/node-storage.js';
+export { MemoryStorage, type MemoryStorageOptions, type MemoryStorageStats } from './storage/memory-storage.js';
+export { STORAGE_KINDS, type StorageKind } from './engine/storage-options.js';

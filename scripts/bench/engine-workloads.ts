@@ -66,6 +66,22 @@ export function pipelinedAppends(wal: Wal, batch: readonly AppendRecord[], windo
 }
 
 /**
+ * {@link pipelinedAppends} on a log in memory: the same workload, but before each run (not timed)
+ * the sealed segments of the runs before are deleted, so the process holds at most one run's
+ * records (about 1 GB at 3M records/s for 2 s) instead of every run's.
+ */
+export function pipelinedAppendsInMemory(wal: Wal, batch: readonly AppendRecord[], window: number): Runner {
+  const runner = pipelinedAppends(wal, batch, window);
+  return {
+    run: async (runMs) => {
+      await wal.deleteSegmentsBefore(wal.nextOffset);
+      return runner.run(runMs);
+    },
+    close: () => runner.close(),
+  };
+}
+
+/**
  * (e) One pass over the first `records` records with `wal.read` in pages of `page`, touching every
  * value's length so that nothing is skipped.
  */

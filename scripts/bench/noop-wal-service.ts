@@ -7,6 +7,7 @@ import { status, type ServerDuplexStream, type ServerErrorResponse, type ServerW
 import type { AppendRequest, AppendStreamRequest, AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import { RecordType, type Record as RecordMessage } from '../../src/gen/wald/v1/record.js';
 import { ReplicationRole, WriteState } from '../../src/gen/wald/v1/stats.js';
+import { StorageKind } from '../../src/gen/wald/v1/storage.js';
 import type { TailWalRequest, TailWalResponse } from '../../src/gen/wald/v1/tail.js';
 import type { WalRecord } from '../../src/engine/types.js';
 import { encodeTailWalResponse } from '../../src/wire/tail-response-encoder.js';
@@ -139,6 +140,8 @@ export function createNoopWalService(): WalServiceServer {
         inDoubtTransactionCount: 0n,
         recordCounts: undefined,
         recordCountsScannedMs: 0n,
+        storage: StorageKind.STORAGE_KIND_UNSPECIFIED,
+        storageMemoryBytes: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),

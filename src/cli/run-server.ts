@@ -1,6 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { PinoPretty } from 'pino-pretty';
-import { engineOptionsOf, followerOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { engineOptionsOf, followerOptionsOf, SERVE_CONFIG, serverOptionsOf, stateOptionsOf, storageOptionsOf, type ServeConfig } from '../config/serve-config.js';
+import { openStorage } from '../engine/storage-options.js';
 import { FollowerNode } from '../replication/follower-node.js';
 import { AuthFileError } from '../server/auth/auth-file.js';
 import { TlsFilesError } from '../server/tls/reloadable-certificates.js';
@@ -78,10 +79,14 @@ export async function runServer(config: ServeConfig): Promise<void> {
   const stopReloading = reloadOnHangUp(logger, () => started);
   try {
     logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
+    const { storage, ...storageOptions } = storageOptionsOf(config);
+    if (storage === 'memory') {
+      logger.info({ storage, dataDir: config.dataDir }, 'storage is memory: nothing is written to disk, and the log is gone when the server exits');
+    }
     let opened;
     try {
       opened = await WaldServer.open(
-        { dir: config.dataDir, ...engineOptionsOf(config) },
+        { dir: config.dataDir, ...engineOptionsOf(config), storage: openStorage(storage, storageOptions) },
         { ...serverOptionsOf(config), state: stateOptionsOf(config) },
         logger,
       );
@@ -90,7 +95,7 @@ export async function runServer(config: ServeConfig): Promise<void> {
       throw new CommandFailure(`cannot open the log in ${config.dataDir}: ${(error as Error).message}`);
     }
     const { server, report, stateReport } = opened;
-    logger.info({ dataDir: config.dataDir, syncPolicy: config.syncPolicy, recovery: report, stateRecovery: stateReport }, 'log recovered');
+    logger.info({ dataDir: config.dataDir, storage, syncPolicy: config.syncPolicy, recovery: report, stateRecovery: stateReport }, 'log recovered');
     try {
       await server.start();
     } catch (error) {
@@ -125,13 +130,14 @@ async function runFollower(config: ServeConfig): Promise<void> {
   try {
     logger.debug({ config: SERVE_CONFIG.fileForm(config) }, 'configuration');
     const follower = followerOptionsOf(config);
+    const { storage, ...storageOptions } = storageOptionsOf(config);
     const r = follower.replication;
     const security = { tls: r.tls, tlsCa: r.tlsCa, tlsCert: r.tlsCert, tlsKey: r.tlsKey, tokenFile: r.tokenFile };
     const credentials = channelCredentialsOf(security, {});
     const token = tokenOf(security, {});
     try {
       node = await FollowerNode.start({
-        walOptions: { dir: config.dataDir, ...engineOptionsOf(config) },
+        walOptions: { dir: config.dataDir, ...engineOptionsOf(config), storage: openStorage(storage, storageOptions) },
         serverOptions: { ...serverOptionsOf(config), state: stateOptionsOf(config) },
         follower,
         credentials,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { WriteState, type GetStatsResponse } from '../gen/wald/v1/stats.js';
 import { followerToJson, followersText } from './followers-command.js';
+import { StorageKind } from '../gen/wald/v1/storage.js';
 import { printJson, printText } from './output.js';
 import { recordCountsJson, recordCountsText } from './record-counts-view.js';
 import { jsonInteger, jsonOptionalInteger } from './record-view.js';
@@ -17,6 +18,19 @@ function writeStateName(state: WriteState): string {
       return 'read-only';
     default:
       return `unknown-${String(state)}`;
+  }
+}
+
+function storageName(kind: StorageKind): string {
+  switch (kind) {
+    case StorageKind.STORAGE_KIND_DISK:
+      return 'disk';
+    case StorageKind.STORAGE_KIND_MEMORY:
+      return 'memory';
+    case StorageKind.STORAGE_KIND_OTHER:
+      return 'other';
+    default:
+      return `unknown-${String(kind)}`;
   }
 }
 
@@ -47,6 +61,8 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       record_counts: stats.recordCounts === undefined ? null : recordCountsJson(stats.recordCounts),
       redundancy_ratio: stats.redundancyRatio ?? null,
       record_counts_scanned_ms: jsonInteger(stats.recordCountsScannedMs),
+      storage: storageName(stats.storage),
+      storage_memory_bytes: jsonInteger(stats.storageMemoryBytes),
       io_stats: {
         bytes_written: jsonInteger(io?.bytesWritten ?? 0n),
         bytes_read: jsonInteger(io?.bytesRead ?? 0n),
@@ -78,6 +94,7 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['in-doubt transactions', stats.oldestInDoubtAgeMs === undefined ? '0' : `${stats.inDoubtTransactionCount} (oldest ${stats.oldestInDoubtAgeMs} ms)`],
       ['records by type', stats.recordCounts === undefined ? 'not counted yet (wald compact --dry-run counts them)' : `${recordCountsText(stats.recordCounts)} (at the last dry run)`],
       ['redundancy', stats.redundancyRatio === undefined ? '-' : `${(stats.redundancyRatio * 100).toFixed(1)}% (at the last dry run)`],
+      ['storage', stats.storage === StorageKind.STORAGE_KIND_MEMORY ? `memory (${stats.storageMemoryBytes} bytes held; gone when the server exits)` : storageName(stats.storage)],
       ['bytes written', (io?.bytesWritten ?? 0n).toString()],
       ['bytes read', (io?.bytesRead ?? 0n).toString()],
       ['writes', (io?.writes ?? 0n).toString()],
@@ -96,8 +113,8 @@ export function registerStatsCommand(program: Command): void {
     .summary('show a summary of the log')
     .description(
       'Show record and segment counts, bytes on disk, offsets, I/O counters, open tails and their queued bytes, ' +
-        'the write state, the key-value view: keys, memory estimate, snapshots and the newest one, and the followers ' +
-        'this server leads (as `wald followers`).',
+        'the write state, the key-value view: keys, memory estimate, snapshots and the newest one, the followers ' +
+        'this server leads (as `wald followers`), and where the log lives (disk or memory).',
     );
   addUnaryClientOptions(command).action(async (options: UnaryCommandOptions) => {
     const stats = await withClient(options, (client) =>

@@ -1,12 +1,13 @@
 /**
  * The configuration of `wald serve`: the engine's, the key-value view's and the server's declared
- * options, composed with the keys only `wald serve` has (data directory, log level). Flags,
+ * options, composed with the keys only `wald serve` has (data directory, storage, log level). Flags,
  * `WALD_*` variables, the YAML file, `--help`, `--print-config` and the key table of
  * docs/configuration.md are derived from these declarations (see {@link ConfigKey} for the names).
  *
  * Precedence: flags > environment > file > defaults. The file is named by `--config` or
  * `WALD_CONFIG`; without one, no file is read.
  */
+import { STORAGE_OPTION_DECLARATIONS, type StorageChoiceOptions, type StorageKind } from '../engine/storage-options.js';
 import { WAL_OPTION_DECLARATIONS, WAL_OPTIONS, type WalOptionValues } from '../engine/wal-options.js';
 import { liftRules, mergeDeclarations, OptionSet, type OptionValues } from '../options/option-set.js';
 import { choiceOption, optionGroup, textOption } from '../options/option-spec.js';
@@ -46,9 +47,12 @@ export const SERVE_OPTION_DECLARATIONS = mergeDeclarations(
       default: './data',
       unit: 'path',
       doc: 'directory of the log files (created if missing)',
-      why: 'Relative to the working directory, so `npm start` needs no setup. Locked while the server runs. The engine option is `dir`.',
+      why:
+        'Relative to the working directory, so `npm start` needs no setup. Locked while the server runs. The engine option is `dir`. ' +
+        'Under `storage: memory` only a name: nothing is created there.',
     }),
   },
+  STORAGE_OPTION_DECLARATIONS,
   WAL_OPTION_DECLARATIONS,
   STATE_OPTION_DECLARATIONS,
   serverLimits,
@@ -74,6 +78,11 @@ export type ServeConfig = OptionValues<typeof SERVE_OPTION_DECLARATIONS>;
 /** The engine options of a configuration (everything `Wal.open` takes but `dir`, `storage` and `clock`). */
 export function engineOptionsOf(config: ServeConfig): WalOptionValues {
   return pick(config, namesOf(WAL_OPTION_DECLARATIONS));
+}
+
+/** The storage a configuration chooses (`storage`) and the cap of a memory one: what `openStorage` takes. */
+export function storageOptionsOf(config: ServeConfig): { readonly storage: StorageKind } & StorageChoiceOptions {
+  return pick(config, namesOf(STORAGE_OPTION_DECLARATIONS));
 }
 
 /** The options of the key-value view of a configuration (its cap and snapshot directory). */

@@ -7,6 +7,7 @@
 import { booleanOption, choiceOption, integerOption, type OptionDeclarations } from '../options/option-spec.js';
 import { OptionSet, type OptionInput, type OptionValues } from '../options/option-set.js';
 import type { Storage } from '../storage/storage.js';
+import { openStorage, type StorageKind } from './storage-options.js';
 import type { SyncPolicy } from './types.js';
 import type { WalObserver } from './wal-observer.js';
 
@@ -131,8 +132,12 @@ export const WAL_DEFAULTS: WalOptionValues = WAL_OPTIONS.defaults;
 export interface WalOptions extends OptionInput<typeof WAL_OPTION_DECLARATIONS> {
   /** Data directory; created if missing. */
   readonly dir: string;
-  /** File-system port; defaults to the Node implementation. Tests inject faults here. */
-  readonly storage?: Storage | undefined;
+  /**
+   * Where the log lives: `'disk'` (the default: files in `dir`), `'memory'` (a new `MemoryStorage`:
+   * nothing written to disk, `dir` only a name, the log gone with the process), or a `Storage`
+   * (a `MemoryStorage` shared by several opens, one with a cap; tests inject faults here).
+   */
+  readonly storage?: StorageKind | Storage | undefined;
   /** Wall clock in ms; tests inject one. */
   readonly clock?: (() => number) | undefined;
   /**
@@ -157,7 +162,8 @@ export type ResolvedWalOptions = WalOptionValues & {
  * Fills in defaults and checks every option, naming the key in the error (`options.syncIntervalMs
  * must be a positive integer, got 0`).
  *
- * Throws `TypeError` for a wrong type and `RangeError` for a value out of range.
+ * Throws `TypeError` for a wrong type (`storage` neither a name nor a `Storage` too) and
+ * `RangeError` for a value out of range.
  */
 export function resolveWalOptions(options: WalOptions, defaultStorage: () => Storage): ResolvedWalOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -165,7 +171,7 @@ export function resolveWalOptions(options: WalOptions, defaultStorage: () => Sto
   return {
     ...WAL_OPTIONS.resolve(options, {}),
     dir: options.dir,
-    storage: options.storage ?? defaultStorage(),
+    storage: options.storage === undefined || options.storage === 'disk' ? defaultStorage() : openStorage(options.storage),
     clock: options.clock ?? Date.now,
     onWarning: options.onWarning ?? emitWarning,
     observer: options.observer,

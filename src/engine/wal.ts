@@ -3,7 +3,7 @@ import type { EpochStart } from '../codec/epoch-history-file.js';
 import { encodeFrame, MAX_EPOCH } from '../codec/frame.js';
 import { invalidArgument, WalError } from '../errors.js';
 import { NodeStorage } from '../storage/node-storage.js';
-import type { StorageFile, StorageLock } from '../storage/storage.js';
+import type { Storage, StorageFile, StorageLock } from '../storage/storage.js';
 import { validateAppendOptions, validateBatch } from './append-validation.js';
 import { BatchIterator } from './batch-iterator.js';
 import { createAndLockDataDir } from './data-dir-lock.js';
@@ -149,6 +149,11 @@ export class Wal {
   /** The data directory. */
   get dir(): string {
     return this.options.dir;
+  }
+
+  /** The storage the log lives on (disk, memory or the caller's); its snapshots and compaction use the same one. */
+  get storage(): Storage {
+    return this.options.storage;
   }
 
   /** The last offset readers may see: durable under `always`/`interval`, written under `none`. -1 when none. */

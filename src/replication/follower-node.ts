@@ -3,6 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { decodeSegmentHeader } from '../codec/segment-header.js';
+import { openStorage } from '../engine/storage-options.js';
 import { TRUNCATED_DIR, truncateLogFrom } from '../engine/truncate-log-from.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import type { WalOptions } from '../engine/wal-options.js';
@@ -13,7 +14,6 @@ import type { ServerOptions } from '../server/server-options.js';
 import { WaldServer } from '../server/wald-server.js';
 import { listSnapshots } from '../state/snapshot-reader.js';
 import { DEFAULT_SNAPSHOT_DIR, snapshotDirOf } from '../state/state-options.js';
-import { NodeStorage } from '../storage/node-storage.js';
 import type { Storage } from '../storage/storage.js';
 import { Follower, type FollowOutcome } from './follower.js';
 import type { FollowerOptionValues } from './follower-options.js';
@@ -80,7 +80,8 @@ export class FollowerNode {
     const leader = init.follower.follow;
     if (leader === undefined) throw new RangeError('follower.follow must be set');
     this.logger = init.logger;
-    this.storage = init.walOptions.storage ?? new NodeStorage();
+    // One instance for every reopen: a memory storage's files live in it.
+    this.storage = openStorage(init.walOptions.storage);
     this.listen = init.serverOptions.listen ?? '127.0.0.1:7070';
     this.replication = new ReplicationState({ leaderAddress: leader, stop: () => this.stopFollowing() });
     const r = init.follower.replication;

@@ -9,7 +9,7 @@ import { Compactor } from '../state/compactor.js';
 import { PointInTimeReplays } from '../state/point-in-time-replays.js';
 import { StateKeeper, type StateRecoveryReport } from '../state/state-keeper.js';
 import { resolveStateOptions } from '../state/state-options.js';
-import { NodeStorage } from '../storage/node-storage.js';
+import { openStorage } from '../engine/storage-options.js';
 import type { Storage } from '../storage/storage.js';
 import type { AppendStreamSession } from './append-stream.js';
 import { DescriptorIndex } from './descriptor-index.js';
@@ -59,7 +59,7 @@ export interface WaldServerInit {
   readonly options?: ServerOptions | undefined;
   /** JSON logger; default: pino at `info` on stdout. */
   readonly logger?: Logger | undefined;
-  /** The file-system port of `wal` and its snapshots (compaction deletes through it); default: the node one. */
+  /** The file-system port of `wal` and its snapshots (compaction deletes through it); default: the log's own (`wal.storage`). */
   readonly storage?: Storage | undefined;
   /** Clock in ms for compaction (retention ages, the minimum interval): the log's own; tests inject one. */
   readonly clock?: (() => number) | undefined;
@@ -155,7 +155,8 @@ export class WaldServer {
     replication?: ReplicationState,
   ): Promise<{ server: WaldServer; report: RecoveryReport; stateReport: StateRecoveryReport }> {
     const log = logger ?? pino({ name: 'wald' });
-    const storage = walOptions.storage ?? new NodeStorage();
+    // Chosen once, here: the log, its snapshots and compaction must all live on the same one.
+    const storage = openStorage(walOptions.storage);
     const events = new ServerEvents(log, metricsOf(options.metricsListen ?? SERVER_DEFAULTS.metricsListen));
     const { wal, report } = await Wal.open({
       onWarning: (message, error) => log.warn({ err: error }, message),
@@ -218,7 +219,7 @@ export class WaldServer {
     this.compactor = new Compactor({
       wal: this.wal,
       state: this.state,
-      storage: init.storage ?? new NodeStorage(),
+      storage: init.storage ?? init.wal.storage,
       options: compaction,
       clock: init.clock,
       leases: { current: () => this.followers.leases(), rules: replication },

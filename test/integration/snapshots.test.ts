@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
@@ -28,12 +28,24 @@ async function withHarness(body: (h: Harness, snapshots: SnapshotClient) => Prom
 
 const put = (key: string, value: string): { key: Buffer; value: Buffer } => ({ key: Buffer.from(key), value: Buffer.from(value) });
 
-/** Flips one bit of the byte at `position` of the file at `path` (negative: from the end). */
-function flipByte(path: string, position: number): void {
-  const bytes = readFileSync(path);
+/**
+ * The bytes of the server's file at `path`, read through its own storage: the disk, or under
+ * WALD_TEST_STORAGE=memory its MemoryStorage (test/support/test-storage.ts).
+ */
+function readStored(h: Harness, path: string): Buffer {
+  return h.server.wal.storage.readFile(path);
+}
+
+/** Flips one bit of the byte at `position` of the server's file at `path` (negative: from the end). */
+function flipByte(h: Harness, path: string, position: number): void {
+  const bytes = readStored(h, path);
   const at = position < 0 ? bytes.length + position : position;
-  bytes[at] = bytes[at]! ^ 0x10;
-  writeFileSync(path, bytes);
+  const file = h.server.wal.storage.open(path, 'read-write');
+  try {
+    file.writev([Buffer.from([bytes[at]! ^ 0x10])], at);
+  } finally {
+    file.close();
+  }
 }
 
 /** The SHA-256 a snapshot's checksum stands for: every byte but the 40-byte trailer. */
@@ -54,7 +66,7 @@ describe('CreateSnapshot', () => {
       assert.equal(full.baseSnapshotId, '');
       assert.match(full.snapshotId, /^\d{20}-\d{15}-[0-9a-f]{8}$/);
       assert.equal(basename(full.path), `${full.snapshotId}.snap`);
-      const fullBytes = readFileSync(full.path);
+      const fullBytes = readStored(h, full.path);
       assert.equal(BigInt(fullBytes.length), full.sizeBytes);
       assert.equal(full.checksum, snapshotChecksum(fullBytes));
 
@@ -69,8 +81,8 @@ describe('CreateSnapshot', () => {
       const gzip = await snapshots.createSnapshot({ compress: true });
       assert.equal(gzip.compressed, true);
       assert.equal(gzip.entryCount, 3n, 'a, b and d');
-      assert.equal(gzip.checksum, snapshotChecksum(readFileSync(gzip.path)));
-      assert.equal(readFileSync(gzip.path)[72], 0x1f, 'the body is a gzip stream');
+      assert.equal(gzip.checksum, snapshotChecksum(readStored(h, gzip.path)));
+      assert.equal(readStored(h, gzip.path)[72], 0x1f, 'the body is a gzip stream');
       const gzipIncremental = await snapshots.createSnapshot({ compress: true, incremental: true });
       assert.equal(gzipIncremental.baseSnapshotId, gzip.snapshotId);
       assert.equal(gzipIncremental.entryCount, 0n);
@@ -105,8 +117,8 @@ describe('ListSnapshots', () => {
       assert.equal(all.nextPageToken, '');
       assert.equal(all.snapshots[2]!.type, SnapshotType.SNAPSHOT_TYPE_POINT);
       for (const info of all.snapshots) {
-        assert.equal(info.checksum, snapshotChecksum(readFileSync(info.path)), 'the trailer checksum');
-        assert.equal(BigInt(readFileSync(info.path).length), info.sizeBytes);
+        assert.equal(info.checksum, snapshotChecksum(readStored(h, info.path)), 'the trailer checksum');
+        assert.equal(BigInt(readStored(h, info.path).length), info.sizeBytes);
       }
 
       const paged: SnapshotInfo[][] = [];
@@ -150,15 +162,15 @@ describe('VerifySnapshot', () => {
         [incremental.snapshotId, incremental.checksum],
       ]);
 
-      flipByte(incremental.path, 80);
+      flipByte(h, incremental.path, 80);
       const damaged = await snapshots.verifySnapshot(incremental.snapshotId);
       assert.equal(damaged.valid, false);
       assert.equal(damaged.failedPath, incremental.path);
       assert.equal(damaged.reason, 'checksum mismatch');
       assert.deepEqual(damaged.chain, []);
-      flipByte(incremental.path, 80);
+      flipByte(h, incremental.path, 80);
 
-      flipByte(full.path, -1);
+      flipByte(h, full.path, -1);
       const badBase = await snapshots.verifySnapshot(incremental.snapshotId);
       assert.equal(badBase.valid, false);
       assert.equal(badBase.failedPath, full.path, 'the base is named, not the incremental asked for');
@@ -204,7 +216,7 @@ describe('GetSnapshot', () => {
       for (const compress of [false, true]) {
         const created = await snapshots.createSnapshot({ compress });
         const fetched = await snapshots.getSnapshot(created.snapshotId);
-        const file = readFileSync(created.path);
+        const file = readStored(h, created.path);
         assert.equal(fetched.info.snapshotId, created.snapshotId);
         assert.equal(fetched.info.checksum, created.checksum);
         assert.equal(fetched.info.sizeBytes, BigInt(file.length));
@@ -243,7 +255,7 @@ describe('SnapshotKey', () => {
       const point = await snapshots.snapshotKey('user-1');
       assert.equal(point.walOffset, 3n);
       assert.match(point.checksum, /^[0-9a-f]{64}$/);
-      const bytes = readFileSync(point.path);
+      const bytes = readStored(h, point.path);
       assert.equal(BigInt(bytes.length), point.sizeBytes);
       assert.equal(point.checksum, snapshotChecksum(bytes));
       assert.ok(bytes.includes(Buffer.from('user-1new')), 'the key and its latest value');
@@ -258,7 +270,7 @@ describe('SnapshotKey', () => {
       assert.equal(missing.reason, 'WAL_KEY_NOT_FOUND');
       assert.equal(missing.metadata['keyBase64'], Buffer.from('nobody').toString('base64'));
       assert.equal((await snapshots.listSnapshots()).snapshots.length, 1, 'no file for the missing key');
-      assert.ok(existsSync(point.path));
+      assert.ok(h.server.wal.storage.exists(point.path));
     });
   });
 });

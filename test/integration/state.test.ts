@@ -17,8 +17,8 @@ import { WaldServer } from '../../src/server/wald-server.js';
 import { ENTRY_OVERHEAD_BYTES } from '../../src/state/key-state.js';
 import type { StateRecoveryReport } from '../../src/state/state-keeper.js';
 import { writeSnapshot } from '../../src/state/snapshot-writer.js';
-import { NodeStorage } from '../../src/storage/node-storage.js';
 import { makeTempDir } from '../support/temp-dir.js';
+import { testStorageFor } from '../support/test-storage.js';
 import { failureOf, StreamReader, WalTestClient } from './support/harness.js';
 
 interface Served {
@@ -30,7 +30,7 @@ interface Served {
 
 /** A server over `dataDir` (kept after it stops, so the next one reopens it) and a client. */
 async function serve(dataDir: string, options: ServerOptions = {}): Promise<Served> {
-  const { server, stateReport } = await WaldServer.open({ dir: dataDir, preallocate: false }, { ...options, listen: '127.0.0.1:0' }, pino({ level: 'silent' }));
+  const { server, stateReport } = await WaldServer.open({ dir: dataDir, storage: testStorageFor(dataDir), preallocate: false }, { ...options, listen: '127.0.0.1:0' }, pino({ level: 'silent' }));
   const port = await server.start();
   const client = new WalTestClient(`127.0.0.1:${port}`);
   return {
@@ -228,7 +228,7 @@ describe('the key-value view over gRPC', { timeout: 120_000 }, () => {
       assert.equal(fromLog.stateReport.snapshot, undefined);
       assert.equal(fromLog.stateReport.recordsReplayed, 5);
       assert.deepEqual(await everything(fromLog.client), before);
-      const written = await writeSnapshot(new NodeStorage(), fromLog.server.state.snapshotDir, fromLog.server.state.captureView(), { type: 'full' });
+      const written = await writeSnapshot(fromLog.server.wal.storage, fromLog.server.state.snapshotDir, fromLog.server.state.captureView(), { type: 'full' });
       assert.equal(written.path, join(dataDir, 'snapshots', `${written.id}.snap`));
       await fromLog.client.append({ records: [put('d', '5'), del('c')] });
       const after = await everything(fromLog.client);

@@ -1,5 +1,6 @@
 import { status as Status } from '@grpc/grpc-js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { memoryStorageBytesOf, storageKindOf, type StorageKindReport } from '../../engine/storage-options.js';
 import type { RecoveryReport, WriteState } from '../../engine/types.js';
 import type { Wal } from '../../engine/wal.js';
 import type { StateKeeper, StateRecoveryReport } from '../../state/state-keeper.js';
@@ -22,6 +23,9 @@ export interface MetricSources {
 
 /** The write states, each a series of `wald_write_state`. */
 const WRITE_STATES: readonly WriteState[] = ['writable', 'disk-full', 'read-only'];
+
+/** The storage kinds, each a series of `wald_storage`. */
+const STORAGE_KIND_REPORTS: readonly StorageKindReport[] = ['disk', 'memory', 'other'];
 
 /** The figures of an open kept as gauges. */
 type RecoveryFigure =
@@ -249,7 +253,19 @@ export class ServerMetrics {
     gauge('wald_append_streams', 'AppendStream streams open', (s) => s.appendStreams.size);
     gauge('wald_state_keys', 'keys in the key-value view', (s) => s.state.keyCount);
     gauge('wald_state_memory_bytes', 'memory of the key-value view, by its estimate', (s) => s.state.memoryBytes);
+    gauge('wald_storage_memory_bytes', 'bytes the files of a memory storage hold (0 on disk)', (s) => memoryStorageBytesOf(s.wal.storage));
     const metrics = this;
+    new Gauge({
+      name: 'wald_storage',
+      help: 'where the log lives: 1 for the current one of disk, memory, other',
+      labelNames: ['storage'],
+      registers,
+      collect() {
+        if (metrics.sources === undefined) return;
+        const current = storageKindOf(metrics.sources.wal.storage);
+        for (const storage of STORAGE_KIND_REPORTS) this.set({ storage }, storage === current ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'wald_write_state',
       help: 'the write state of the log: 1 for the current one of writable, disk-full, read-only',

@@ -1,6 +1,8 @@
+import { memoryStorageBytesOf, storageKindOf, type StorageKindReport } from '../../engine/storage-options.js';
 import type { WriteState as EngineWriteState } from '../../engine/types.js';
 import type { FollowerInfo } from '../../gen/wald/v1/replication.js';
 import { ReplicationRole, WriteState, type GetStatsRequest, type GetStatsResponse } from '../../gen/wald/v1/stats.js';
+import { StorageKind } from '../../gen/wald/v1/storage.js';
 import { optionalOffset } from '../record-message.js';
 import { recordTypeCountsMessage } from '../record-type-counts-message.js';
 import type { RpcContext } from './rpc-context.js';
@@ -15,13 +17,20 @@ const WIRE_WRITE_STATES: Readonly<Record<EngineWriteState, WriteState>> = {
   'read-only': WriteState.WRITE_STATE_READ_ONLY,
 };
 
+const WIRE_STORAGE_KINDS: Readonly<Record<StorageKindReport, StorageKind>> = {
+  disk: StorageKind.STORAGE_KIND_DISK,
+  memory: StorageKind.STORAGE_KIND_MEMORY,
+  other: StorageKind.STORAGE_KIND_OTHER,
+};
+
 /**
  * The GetStats RPC: the log's counts, sizes, offsets, I/O counters and write state, the server's
  * tails, and the key-value view (keys, memory) with its snapshot directory (count, newest), and
  * the bytes a compaction now would reclaim; the replication role (leader, or follower of which
  * leader), the epoch and the epoch history; the followers it leads, with their lag and leases; the
  * in-doubt transactions; and the record counts by type and redundancy ratio of the last dry run's
- * scan (kept by the compactor, not recounted).
+ * scan (kept by the compactor, not recounted); where the log lives (disk or memory, and the bytes
+ * a memory storage holds).
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
@@ -65,6 +74,8 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     recordCounts: scan === undefined ? undefined : recordTypeCountsMessage(scan.countsByType),
     redundancyRatio: scan?.ratio,
     recordCountsScannedMs: BigInt(scan?.scannedMs ?? 0),
+    storage: WIRE_STORAGE_KINDS[storageKindOf(context.wal.storage)],
+    storageMemoryBytes: BigInt(memoryStorageBytesOf(context.wal.storage)),
   };
 }
 

@@ -1,8 +1,11 @@
 /**
  * A real wald server on 127.0.0.1:0 over a real temp data directory, and a real client made from
- * the generated stubs, for the integration tests.
+ * the generated stubs, for the integration tests. Under `WALD_TEST_STORAGE=memory`
+ * (test/support/test-storage.ts) the server runs on a `MemoryStorage` instead, its data directory
+ * is only a name, and `close()` fails when anything was written there.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -24,6 +27,7 @@ import { TailWalRequest, type TailWalResponse } from '../../../src/gen/wald/v1/t
 import { WalServiceClient } from '../../../src/gen/wald/v1/wal_service.js';
 import type { ServerOptions } from '../../../src/server/server-options.js';
 import { WaldServer } from '../../../src/server/wald-server.js';
+import { testStorage } from '../../support/test-storage.js';
 
 /** The typed, promise-based face of the generated client that the tests use. */
 export class WalTestClient {
@@ -138,13 +142,18 @@ function capturingLogger(lines: Record<string, unknown>[]): Logger {
   return pino({ level: 'info' }, sink);
 }
 
-/** Starts a server on 127.0.0.1:0 over a fresh temp directory, and a client for it. */
+/**
+ * Starts a server on 127.0.0.1:0 over a fresh temp directory (or, under memory storage, a fresh
+ * name of one that is never created), and a client for it.
+ */
 export async function startServer(options: HarnessOptions = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'wald-it-'));
+  const storage = options.wal?.storage ?? testStorage();
+  const inMemory = storage !== undefined && storage !== 'disk';
+  const dir = inMemory ? join(tmpdir(), `wald-it-memory-${randomUUID()}`) : mkdtempSync(join(tmpdir(), 'wald-it-'));
   const logLines: Record<string, unknown>[] = [];
   try {
     const { server } = await WaldServer.open(
-      { preallocate: false, ...options.wal, dir },
+      { preallocate: false, ...options.wal, storage, dir },
       { ...options.server, listen: '127.0.0.1:0' },
       capturingLogger(logLines),
     );
@@ -161,6 +170,10 @@ export async function startServer(options: HarnessOptions = {}): Promise<Harness
       async close() {
         client.close();
         await server.stop();
+        if (inMemory && existsSync(dir)) {
+          rmSync(dir, { recursive: true, force: true });
+          throw new Error(`a server on memory storage wrote to its data directory ${dir}`);
+        }
         rmSync(dir, { recursive: true, force: true });
       },
     };

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { FOLLOWER_OPTIONS } from '../../../src/replication/follower-options.js';
 import { describe, it } from 'node:test';
 import { engineOptionsOf, SERVE_CONFIG, SERVE_OPTIONS, serverOptionsOf, stateOptionsOf } from '../../../src/config/serve-config.js';
+import { STORAGE_OPTION_DECLARATIONS } from '../../../src/engine/storage-options.js';
 import { resolveWalOptions, WAL_DEFAULTS, WAL_OPTIONS } from '../../../src/engine/wal-options.js';
 import type { OptionKey } from '../../../src/options/option-set.js';
 import { resolveServerOptions, SERVER_DEFAULTS, SERVER_OPTIONS } from '../../../src/server/server-options.js';
@@ -37,9 +38,12 @@ function flatNames(values: object, prefix = ''): string[] {
 }
 
 describe('the keys of wald serve', () => {
-  it('are the engine options, the key-value view options, the server options, the follower options, data_dir and log_level, once each', () => {
+  it('are the engine options, the storage options, the key-value view options, the server options, the follower options, data_dir and log_level, once each', () => {
     const options = SERVE_OPTIONS.keys.map((key) => key.name).sort();
-    const composed = [...WAL_OPTIONS.keys, ...STATE_OPTIONS.keys, ...SERVER_OPTIONS.keys, ...FOLLOWER_OPTIONS.keys].map((key) => key.name).concat('dataDir', 'logLevel').sort();
+    const composed = [...WAL_OPTIONS.keys, ...STATE_OPTIONS.keys, ...SERVER_OPTIONS.keys, ...FOLLOWER_OPTIONS.keys]
+      .map((key) => key.name)
+      .concat('dataDir', ...Object.keys(STORAGE_OPTION_DECLARATIONS), 'logLevel')
+      .sort();
     assert.deepEqual(options, composed);
     assert.equal(new Set(keyNames).size, keyNames.length);
   });
@@ -231,7 +235,7 @@ describe('printing the configuration', () => {
   it('prints YAML with snake_case keys that resolves back to the same configuration', () => {
     const config = resolveConfig({ flags: { data_dir: '/var/lib/wald', sync_policy: 'interval', preallocate: false, max_tail_streams: '3' } });
     const yaml = SERVE_CONFIG.format(config, 'yaml');
-    assert.match(yaml, /^listen: 127\.0\.0\.1:7070\ndata_dir: \/var\/lib\/wald\nsync_policy: interval\n/);
+    assert.match(yaml, /^listen: 127\.0\.0\.1:7070\ndata_dir: \/var\/lib\/wald\nstorage: disk\nmax_memory_storage_bytes: 0\nsync_policy: interval\n/);
     assert.deepEqual(resolveConfig({ file: parseConfigFile(yaml, 'printed.yaml') }), config);
   });
 

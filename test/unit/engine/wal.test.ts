@@ -6,16 +6,20 @@ import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { isWalError } from '../../../src/errors.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { makeTempDir } from '../../support/temp-dir.js';
+import { testStorage } from '../../support/test-storage.js';
 
 const v = (s: string, key?: string): { value: Buffer; key?: Buffer } =>
   key === undefined ? { value: Buffer.from(s) } : { value: Buffer.from(s), key: Buffer.from(key) };
 
 let dir: string;
 let remove: () => void;
+/** Disk (undefined), or under WALD_TEST_STORAGE=memory one MemoryStorage per test, which its reopens share. */
+let storage: ReturnType<typeof testStorage>;
 const opened: Wal[] = [];
 
 beforeEach(() => {
   ({ dir, remove } = makeTempDir());
+  storage = testStorage();
 });
 afterEach(async () => {
   for (const wal of opened.splice(0)) await wal.close();
@@ -23,7 +27,7 @@ afterEach(async () => {
 });
 
 async function open(extra: Partial<WalOptions> = {}): Promise<Wal> {
-  const { wal } = await Wal.open({ dir, segmentSizeBytes: 16 * 1024, indexIntervalBytes: 512, ...extra });
+  const { wal } = await Wal.open({ dir, storage, segmentSizeBytes: 16 * 1024, indexIntervalBytes: 512, ...extra });
   opened.push(wal);
   return wal;
 }
@@ -155,7 +159,7 @@ describe('conditional and idempotent appends', () => {
   test('the producer table survives a crash (no clean close)', async () => {
     // Rotate so that the producer's append sits in a sealed segment, then re-open without a clean
     // close: the table comes back from the sealed segment's index plus a scan of the active one.
-    const a = await Wal.open({ dir, segmentSizeBytes: 4096 });
+    const a = await Wal.open({ dir, storage, segmentSizeBytes: 4096 });
     await a.wal.append([v('sealed')], { producerId: 'p', sequence: 1 });
     for (let i = 0; i < 60; i++) await a.wal.append([v('filler'.padEnd(100, '.'))]);
     await a.wal.append([v('active')], { producerId: 'q', sequence: 1 });
@@ -218,7 +222,7 @@ describe('durability policies and tails', () => {
   });
 
   test('a tail ends with WAL_CLOSED when the log closes', async () => {
-    const { wal } = await Wal.open({ dir });
+    const { wal } = await Wal.open({ dir, storage });
     const iterator = wal.tail(0)[Symbol.asyncIterator]();
     const ended = assert.rejects(iterator.next(), (e) => isWalError(e, 'WAL_CLOSED'));
     await wal.close();
@@ -293,7 +297,7 @@ describe('segments and the directory', () => {
     const first = wal.close();
     await wal.close();
     assert.equal(wal.status, 'closed');
-    const again = await Wal.open({ dir });
+    const again = await Wal.open({ dir, storage });
     assert.deepEqual((await again.wal.read(0)).map((r) => r.value.toString()), ['a']);
     await again.wal.close();
     await first;
@@ -301,11 +305,11 @@ describe('segments and the directory', () => {
 
   test('a second open of the same directory fails with WAL_LOCKED', async () => {
     await open();
-    await assert.rejects(Wal.open({ dir }), (e) => isWalError(e, 'WAL_LOCKED'));
+    await assert.rejects(Wal.open({ dir, storage }), (e) => isWalError(e, 'WAL_LOCKED'));
   });
 
   test('options are checked, naming the key', async () => {
-    await assert.rejects(Wal.open({ dir, segmentSizeBytes: 10 }), /segmentSizeBytes/);
-    await assert.rejects(Wal.open({ dir, syncPolicy: 'sometimes' as 'always' }), /syncPolicy/);
+    await assert.rejects(Wal.open({ dir, storage, segmentSizeBytes: 10 }), /segmentSizeBytes/);
+    await assert.rejects(Wal.open({ dir, storage, syncPolicy: 'sometimes' as 'always' }), /syncPolicy/);
   });
 });

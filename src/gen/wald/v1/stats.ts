@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { EpochStart, FollowerInfo } from "./replication.js";
+import { StorageKind, storageKindFromJSON, storageKindToJSON } from "./storage.js";
 import { RecordTypeCounts } from "./transaction.js";
 
 export const protobufPackage = "wald.v1";
@@ -243,6 +244,17 @@ export interface GetStatsResponse {
     | undefined;
   /** When that scan ran, ms since the Unix epoch; 0 before the first. */
   recordCountsScannedMs: bigint;
+  /**
+   * Fields 35 to 39 are kept for transactions, 42 to 49 for storage.
+   * Where the log lives: disk or memory (the storage key of wald serve).
+   */
+  storage: StorageKind;
+  /**
+   * Under memory storage, the bytes its files hold now (log segments, indexes, snapshots: what
+   * max_memory_storage_bytes caps; preallocated space counts nothing); 0 on disk and for other
+   * storages.
+   */
+  storageMemoryBytes: bigint;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -497,6 +509,8 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     recordCounts: undefined,
     redundancyRatio: undefined,
     recordCountsScannedMs: 0n,
+    storage: 0,
+    storageMemoryBytes: 0n,
   };
 }
 
@@ -630,6 +644,15 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         throw new globalThis.Error("value provided for field message.recordCountsScannedMs of type uint64 too large");
       }
       writer.uint32(272).uint64(message.recordCountsScannedMs);
+    }
+    if (message.storage !== 0) {
+      writer.uint32(320).int32(message.storage);
+    }
+    if (message.storageMemoryBytes !== 0n) {
+      if (BigInt.asUintN(64, message.storageMemoryBytes) !== message.storageMemoryBytes) {
+        throw new globalThis.Error("value provided for field message.storageMemoryBytes of type uint64 too large");
+      }
+      writer.uint32(328).uint64(message.storageMemoryBytes);
     }
     return writer;
   },
@@ -863,6 +886,22 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.recordCountsScannedMs = reader.uint64() as bigint;
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.storage = reader.int32() as any;
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.storageMemoryBytes = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1002,6 +1041,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         : isSet(object.record_counts_scanned_ms)
         ? BigInt(object.record_counts_scanned_ms)
         : 0n,
+      storage: isSet(object.storage) ? storageKindFromJSON(object.storage) : 0,
+      storageMemoryBytes: isSet(object.storageMemoryBytes)
+        ? BigInt(object.storageMemoryBytes)
+        : isSet(object.storage_memory_bytes)
+        ? BigInt(object.storage_memory_bytes)
+        : 0n,
     };
   },
 
@@ -1088,6 +1133,12 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.recordCountsScannedMs !== 0n) {
       obj.recordCountsScannedMs = message.recordCountsScannedMs.toString();
     }
+    if (message.storage !== 0) {
+      obj.storage = storageKindToJSON(message.storage);
+    }
+    if (message.storageMemoryBytes !== 0n) {
+      obj.storageMemoryBytes = message.storageMemoryBytes.toString();
+    }
     return obj;
   },
 
@@ -1157,6 +1208,10 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
       (object.recordCountsScannedMs !== undefined && object.recordCountsScannedMs !== null)
         ? BigInt(object.recordCountsScannedMs)
         : 0n;
+    message.storage = object.storage ?? 0;
+    message.storageMemoryBytes = (object.storageMemoryBytes !== undefined && object.storageMemoryBytes !== null)
+      ? BigInt(object.storageMemoryBytes)
+      : 0n;
     return message;
   },
 };
