@@ -65,6 +65,8 @@ export class FollowerNode {
   private follower: Follower | undefined;
   private listen: string;
   private isStopping = false;
+  /** True from the moment the cycle decided on offline work until the next server opens: a promotion is refused then. */
+  private isOffline = false;
   private readonly replication: ReplicationState;
   private readonly channel: LeaderChannel;
   private readonly storage: Storage;
@@ -170,10 +172,17 @@ export class FollowerNode {
         } finally {
           this.follower = undefined;
         }
-        if (outcome.kind === 'stopped') return;
+        // Stopped (a shutdown or a promotion), or promoted already: the log is the leader's now,
+        // whatever the loop found, and is neither truncated nor replaced.
+        if (outcome.kind === 'stopped' || this.replication.leaderAddress === undefined) return;
+        this.isOffline = true;
         this.current = undefined;
-        await server.stop();
-        await this.offlineWork(outcome);
+        try {
+          await server.stop();
+          await this.offlineWork(outcome);
+        } finally {
+          this.isOffline = false;
+        }
       }
     } catch (error) {
       if (isFirst) {
@@ -261,7 +270,16 @@ export class FollowerNode {
     throw new WalError('WAL_CORRUPTION', `the leader sent no segment header with its frames at offset ${offset}`, { offset, reason: 'no segment header' });
   }
 
+  /**
+   * The promotion's stop of the follow loop. Refused while the cycle does offline work (the server
+   * stops, the log is truncated or replaced): the promotion would begin its epoch on a log about to change.
+   *
+   * @throws WalError `WAL_SHUTTING_DOWN` then (the client retries once the next server serves).
+   */
   private async stopFollowing(): Promise<void> {
+    if (this.isOffline) {
+      throw new WalError('WAL_SHUTTING_DOWN', 'this follower is restarting its server to truncate or replace its log; promote it once it serves again', {});
+    }
     await this.follower?.stop();
   }
 
