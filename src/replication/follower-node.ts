@@ -67,6 +67,8 @@ export class FollowerNode {
   private isStopping = false;
   /** True from the moment the cycle decided on offline work until the next server opens: a promotion is refused then. */
   private isOffline = false;
+  /** The cycle of servers and follow loops; {@link stop} resolves only once it is over. */
+  private cycling: Promise<void> = Promise.resolve();
   private readonly replication: ReplicationState;
   private readonly channel: LeaderChannel;
   private readonly storage: Storage;
@@ -117,7 +119,7 @@ export class FollowerNode {
     const node = new FollowerNode(init);
     const resumed = await resumeSnapshotInstall(node.storage, init.walOptions.dir);
     if (resumed !== undefined) node.logger.warn({ snapshotId: resumed }, 'replication: finished a snapshot install a crash interrupted');
-    void node.cycle();
+    node.cycling = node.cycle();
     await node.cycleDone;
     return node;
   }
@@ -283,11 +285,15 @@ export class FollowerNode {
     await this.follower?.stop();
   }
 
-  /** Stops following and the server (gracefully: see `WaldServer.stop`). */
+  /**
+   * Stops following and the server (gracefully: see `WaldServer.stop`); resolves once the cycle is
+   * over, so that no server opens afterwards.
+   */
   async stop(): Promise<void> {
     this.isStopping = true;
     await this.follower?.stop();
     await this.current?.stop();
     this.channel.close();
+    await this.cycling;
   }
 }

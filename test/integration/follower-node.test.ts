@@ -1,7 +1,7 @@
 /**
  * FollowerNode in this process, against a leader server in this process: a promotion that comes
  * while the follow loop asks the leader for its epoch end keeps the log as it is (no truncation of
- * the new epoch).
+ * the new epoch); stop() resolves only once no server of the node is open any more.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -95,6 +95,32 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
         await node.stop();
       }
       assert.deepEqual(await endOf(dir), { nextOffset: 120, epoch: 1 }, 'the promoted log keeps its records and its new epoch');
+    } finally {
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('stop() resolves only once the server the node was opening is stopped', async () => {
+    const leader = await startServer();
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    try {
+      await leader.server.wal.append(values(100));
+      await leader.server.wal.beginEpoch(1);
+      await writeLog(dir, 120);
+      let node: FollowerNode | undefined;
+      let listened = 0;
+      let stopCalled!: (stopped: Promise<void>) => void;
+      const stopping = new Promise<Promise<void>>((resolve) => (stopCalled = resolve));
+      // The second server (after the truncation) logs that it listens before the node takes it as
+      // its own: stop() comes in between.
+      const logger = hookedLogger((msg) => {
+        if (msg === 'wald listening' && ++listened === 2) stopCalled(node!.stop());
+      });
+      node = await startNode(dir, leader.address, logger);
+      await (await stopping);
+      // No server of the node holds the log any more: it opens here.
+      assert.deepEqual(await endOf(dir), { nextOffset: 100, epoch: 0 }, 'truncated at the leader\'s end of epoch 0');
     } finally {
       await leader.close();
       rmSync(dir, { recursive: true, force: true });
