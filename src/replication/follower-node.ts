@@ -6,7 +6,9 @@ import { decodeSegmentHeader } from '../codec/segment-header.js';
 import { TRUNCATED_DIR, truncateLogFrom } from '../engine/truncate-log-from.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import type { WalOptions } from '../engine/wal-options.js';
-import { WalError } from '../errors.js';
+import { backoffDelayMs } from '../client/backoff.js';
+import { isServiceError } from '../client/rpc-error-info.js';
+import { isWalError, WalError } from '../errors.js';
 import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import { ReplicationState } from '../server/replication-state.js';
 import type { ServerOptions } from '../server/server-options.js';
@@ -56,6 +58,10 @@ export interface FollowerNodeInit {
  * around a snapshot install ({@link installLeaderSnapshot}). Clients of the follower see
  * `UNAVAILABLE` meanwhile and retry, as after any restart.
  *
+ * An offline step that fails on the leader's side (a gRPC error: the leader went away, compacted
+ * further, no longer holds the snapshot) is given up: the node waits (backoff), reopens the old
+ * log and follows again, which finds the work to do anew.
+ *
  * Promotion (`Promote`, `wald promote`) stops the loop and leaves the server running as a leader.
  * A frame refused or a log that cannot be written stops the node: {@link failed} rejects with the
  * error, and `wald serve` exits.
@@ -67,6 +73,8 @@ export class FollowerNode {
   private isStopping = false;
   /** True from the moment the cycle decided on offline work until the next server opens: a promotion is refused then. */
   private isOffline = false;
+  /** Wakes the wait between a failed offline step and the next attempt when the node stops. */
+  private readonly stopping = new AbortController();
   /** The cycle of servers and follow loops; {@link stop} resolves only once it is over. */
   private cycling: Promise<void> = Promise.resolve();
   private readonly replication: ReplicationState;
@@ -141,6 +149,7 @@ export class FollowerNode {
 
   private async cycle(): Promise<void> {
     let isFirst = true;
+    let offlineFailures = 0;
     try {
       while (!this.isStopping) {
         const server = await this.openServer();
@@ -182,6 +191,15 @@ export class FollowerNode {
         try {
           await server.stop();
           await this.offlineWork(outcome);
+          offlineFailures = 0;
+        } catch (error) {
+          if (this.isStopping || !isLeaderSideFailure(error)) throw error;
+          // The leader went away or moved on (compacted further, dropped the snapshot): the old log
+          // is as it was until an install is staged, so follow again; the outcome is found anew.
+          const r = this.init.follower.replication;
+          const delayMs = backoffDelayMs(offlineFailures++, r.initialBackoffMs, r.maxBackoffMs);
+          this.logger.warn({ err: error, leader: this.channel.address, step: outcome.kind, retryInMs: delayMs }, 'replication: an offline step failed on the leader\'s side; following again');
+          await sleep(delayMs, this.stopping.signal);
         } finally {
           this.isOffline = false;
         }
@@ -291,9 +309,31 @@ export class FollowerNode {
    */
   async stop(): Promise<void> {
     this.isStopping = true;
+    this.stopping.abort();
     await this.follower?.stop();
     await this.current?.stop();
     this.channel.close();
     await this.cycling;
   }
+}
+
+/**
+ * Whether `error`, from an offline step, came from the leader's side (a gRPC status: the leader
+ * is down, compacted past the snapshot, or no longer holds it) and is worth another attempt,
+ * rather than a local fault (the disk, a corrupt file), which stops the follower.
+ */
+function isLeaderSideFailure(error: unknown): boolean {
+  return isServiceError(error) || isWalError(error, 'WAL_SNAPSHOT_NOT_FOUND');
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

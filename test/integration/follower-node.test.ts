@@ -1,18 +1,24 @@
 /**
- * FollowerNode in this process, against a leader server in this process: a promotion that comes
- * while the follow loop asks the leader for its epoch end keeps the log as it is (no truncation of
- * the new epoch); stop() resolves only once no server of the node is open any more.
+ * FollowerNode in this process, against a leader server (in this process, or a `wald serve`
+ * child): a promotion that comes while the follow loop asks the leader for its epoch end keeps the
+ * log as it is (no truncation of the new epoch); a GetSnapshot that fails on the leader's side
+ * during an install is retried (the follower does not stop); stop() resolves only once no server
+ * of the node is open any more.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { credentials, InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { credentials, InterceptingCall, Metadata, status, type Interceptor } from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
+import { WalClient } from '../../src/client/wal-client.js';
 import { Wal } from '../../src/engine/wal.js';
 import { FollowerNode } from '../../src/replication/follower-node.js';
 import { FOLLOWER_OPTIONS } from '../../src/replication/follower-options.js';
+import { runWald } from '../support/cli-process.js';
+import type { GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
+import { rawClient, startServe, unary, type ServeChild } from '../support/wald-serve-child.js';
 import { startServer, values } from './support/harness.js';
 
 /** A logger that shows nothing and calls `onLog` with each line's message. */
@@ -124,6 +130,59 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
     } finally {
       await leader.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a GetSnapshot that fails on the leader\'s side during an install is retried; the follower installs and follows', async () => {
+    const temp = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    let leader: ServeChild | undefined;
+    let node: FollowerNode | undefined;
+    try {
+      leader = await startServe(join(temp, 'leader'), ['--segment-size-bytes', String(64 * 1024), '--compaction-retention-ms', '0']);
+      const client = new WalClient(leader.address);
+      try {
+        for (let i = 0; i < 1000; i += 50) {
+          await client.append(Array.from({ length: 50 }, (_, j) => ({ key: Buffer.from(`k${(i + j) % 13}`), value: Buffer.alloc(200, i + j) })));
+        }
+        const compacted = await runWald(['compact', '--server', leader.address, '--json']);
+        assert.equal(compacted.code, 0, compacted.stderr);
+        await client.append([{ value: Buffer.from('after') }]);
+      } finally {
+        await client.close();
+      }
+      const raw = rawClient(leader.address);
+      const leaderStats = await unary<GetStatsResponse>((callback) => raw.getStats({}, callback)).finally(() => raw.close());
+      const leaderNext = Number(leaderStats.nextOffset);
+      assert.ok(Number(leaderStats.firstOffset) > 0, 'the leader compacted its log start away');
+      let getSnapshots = 0;
+      // The first GetSnapshot fails as when the leader goes away during the install.
+      const failFirstGetSnapshot: Interceptor = (options, nextCall) => {
+        if (!options.method_definition.path.endsWith('/GetSnapshot') || ++getSnapshots > 1) return new InterceptingCall(nextCall(options));
+        return new InterceptingCall(nextCall(options), {
+          start(_metadata, listener) {
+            setImmediate(() => listener.onReceiveStatus({ code: status.UNAVAILABLE, details: 'the leader went away (test)', metadata: new Metadata() }));
+          },
+          sendMessage() {},
+          halfClose() {},
+        });
+      };
+      const messages: string[] = [];
+      node = await startNode(join(temp, 'follower'), leader.address, hookedLogger((msg) => messages.push(msg)), [failFirstGetSnapshot]);
+      let failure: unknown;
+      node.failed.catch((error: unknown) => (failure = error));
+      // Bounded: 60 s in steps of 50 ms.
+      for (let i = 0; i < 1200 && failure === undefined && !(node.activeFollower !== undefined && node.server.wal.nextOffset === leaderNext); i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(failure, undefined, `the follower stopped: ${String(failure)}`);
+      assert.equal(node.server.wal.nextOffset, leaderNext, 'installed the snapshot and tailed to the leader\'s end');
+      assert.ok(getSnapshots >= 2, 'GetSnapshot was asked again');
+      assert.ok(messages.includes('replication: an offline step failed on the leader\'s side; following again'));
+      assert.ok(messages.includes('replication: the leader compacted past this follower: installed its snapshot'));
+    } finally {
+      await node?.stop();
+      await leader?.kill().catch(() => undefined);
+      rmSync(temp, { recursive: true, force: true });
     }
   });
 });
