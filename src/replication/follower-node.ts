@@ -63,8 +63,8 @@ export interface FollowerNodeInit {
  * log and follows again, which finds the work to do anew.
  *
  * Promotion (`Promote`, `wald promote`) stops the loop and leaves the server running as a leader.
- * A frame refused or a log that cannot be written stops the node: {@link failed} rejects with the
- * error, and `wald serve` exits.
+ * A frame refused, a log that cannot be written, or a promotion whose epoch cannot be begun once
+ * the loop stopped stops the node: {@link failed} rejects with the error, and `wald serve` exits.
  */
 export class FollowerNode {
   private current: WaldServer | undefined;
@@ -95,6 +95,11 @@ export class FollowerNode {
     this.storage = init.walOptions.storage ?? new NodeStorage();
     this.listen = init.serverOptions.listen ?? '127.0.0.1:7070';
     this.replication = new ReplicationState({ leaderAddress: leader, stop: () => this.stopFollowing() });
+    // The follow loop was stopped for a promotion that then failed: the node neither follows nor leads.
+    this.replication.on('promotionFailed', (error) => {
+      this.logger.fatal({ err: error }, 'promotion failed after following stopped: this server neither follows nor leads; fix the cause and restart it');
+      this.fail(new Error(`promotion failed after following stopped (the server neither follows nor leads): ${(error as Error).message}`, { cause: error }));
+    });
     const r = init.follower.replication;
     this.channel = new LeaderChannel({
       address: leader,
