@@ -7,7 +7,9 @@ import { openStorage } from '../engine/storage-options.js';
 import { TRUNCATED_DIR, truncateLogFrom } from '../engine/truncate-log-from.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import type { WalOptions } from '../engine/wal-options.js';
-import { WalError } from '../errors.js';
+import { backoffDelayMs } from '../client/backoff.js';
+import { isServiceError } from '../client/rpc-error-info.js';
+import { isWalError, WalError } from '../errors.js';
 import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import { ReplicationState } from '../server/replication-state.js';
 import type { ServerOptions } from '../server/server-options.js';
@@ -56,15 +58,25 @@ export interface FollowerNodeInit {
  * around a snapshot install ({@link installLeaderSnapshot}). Clients of the follower see
  * `UNAVAILABLE` meanwhile and retry, as after any restart.
  *
+ * An offline step that fails on the leader's side (a gRPC error: the leader went away, compacted
+ * further, no longer holds the snapshot) is given up: the node waits (backoff), reopens the old
+ * log and follows again, which finds the work to do anew.
+ *
  * Promotion (`Promote`, `wald promote`) stops the loop and leaves the server running as a leader.
- * A frame refused or a log that cannot be written stops the node: {@link failed} rejects with the
- * error, and `wald serve` exits.
+ * A frame refused, a log that cannot be written, or a promotion whose epoch cannot be begun once
+ * the loop stopped stops the node: {@link failed} rejects with the error, and `wald serve` exits.
  */
 export class FollowerNode {
   private current: WaldServer | undefined;
   private follower: Follower | undefined;
   private listen: string;
   private isStopping = false;
+  /** True from the moment the cycle decided on offline work until the next server opens: a promotion is refused then. */
+  private isOffline = false;
+  /** Wakes the wait between a failed offline step and the next attempt when the node stops. */
+  private readonly stopping = new AbortController();
+  /** The cycle of servers and follow loops; {@link stop} resolves only once it is over. */
+  private cycling: Promise<void> = Promise.resolve();
   private readonly replication: ReplicationState;
   private readonly channel: LeaderChannel;
   private readonly storage: Storage;
@@ -84,6 +96,11 @@ export class FollowerNode {
     this.storage = openStorage(init.walOptions.storage);
     this.listen = init.serverOptions.listen ?? '127.0.0.1:7070';
     this.replication = new ReplicationState({ leaderAddress: leader, stop: () => this.stopFollowing() });
+    // The follow loop was stopped for a promotion that then failed: the node neither follows nor leads.
+    this.replication.on('promotionFailed', (error) => {
+      this.logger.fatal({ err: error }, 'promotion failed after following stopped: this server neither follows nor leads; fix the cause and restart it');
+      this.fail(new Error(`promotion failed after following stopped (the server neither follows nor leads): ${(error as Error).message}`, { cause: error }));
+    });
     const r = init.follower.replication;
     this.channel = new LeaderChannel({
       address: leader,
@@ -116,7 +133,7 @@ export class FollowerNode {
     const node = new FollowerNode(init);
     const resumed = await resumeSnapshotInstall(node.storage, init.walOptions.dir);
     if (resumed !== undefined) node.logger.warn({ snapshotId: resumed }, 'replication: finished a snapshot install a crash interrupted');
-    void node.cycle();
+    node.cycling = node.cycle();
     await node.cycleDone;
     return node;
   }
@@ -138,6 +155,7 @@ export class FollowerNode {
 
   private async cycle(): Promise<void> {
     let isFirst = true;
+    let offlineFailures = 0;
     try {
       while (!this.isStopping) {
         const server = await this.openServer();
@@ -171,10 +189,26 @@ export class FollowerNode {
         } finally {
           this.follower = undefined;
         }
-        if (outcome.kind === 'stopped') return;
+        // Stopped (a shutdown or a promotion), or promoted already: the log is the leader's now,
+        // whatever the loop found, and is neither truncated nor replaced.
+        if (outcome.kind === 'stopped' || this.replication.leaderAddress === undefined) return;
+        this.isOffline = true;
         this.current = undefined;
-        await server.stop();
-        await this.offlineWork(outcome);
+        try {
+          await server.stop();
+          await this.offlineWork(outcome);
+          offlineFailures = 0;
+        } catch (error) {
+          if (this.isStopping || !isLeaderSideFailure(error)) throw error;
+          // The leader went away or moved on (compacted further, dropped the snapshot): the old log
+          // is as it was until an install is staged, so follow again; the outcome is found anew.
+          const r = this.init.follower.replication;
+          const delayMs = backoffDelayMs(offlineFailures++, r.initialBackoffMs, r.maxBackoffMs);
+          this.logger.warn({ err: error, leader: this.channel.address, step: outcome.kind, retryInMs: delayMs }, 'replication: an offline step failed on the leader\'s side; following again');
+          await sleep(delayMs, this.stopping.signal);
+        } finally {
+          this.isOffline = false;
+        }
       }
     } catch (error) {
       if (isFirst) {
@@ -262,15 +296,50 @@ export class FollowerNode {
     throw new WalError('WAL_CORRUPTION', `the leader sent no segment header with its frames at offset ${offset}`, { offset, reason: 'no segment header' });
   }
 
+  /**
+   * The promotion's stop of the follow loop. Refused while the cycle does offline work (the server
+   * stops, the log is truncated or replaced): the promotion would begin its epoch on a log about to change.
+   *
+   * @throws WalError `WAL_SHUTTING_DOWN` then (the client retries once the next server serves).
+   */
   private async stopFollowing(): Promise<void> {
+    if (this.isOffline) {
+      throw new WalError('WAL_SHUTTING_DOWN', 'this follower is restarting its server to truncate or replace its log; promote it once it serves again', {});
+    }
     await this.follower?.stop();
   }
 
-  /** Stops following and the server (gracefully: see `WaldServer.stop`). */
+  /**
+   * Stops following and the server (gracefully: see `WaldServer.stop`); resolves once the cycle is
+   * over, so that no server opens afterwards.
+   */
   async stop(): Promise<void> {
     this.isStopping = true;
+    this.stopping.abort();
     await this.follower?.stop();
     await this.current?.stop();
     this.channel.close();
+    await this.cycling;
   }
+}
+
+/**
+ * Whether `error`, from an offline step, came from the leader's side (a gRPC status: the leader
+ * is down, compacted past the snapshot, or no longer holds it) and is worth another attempt,
+ * rather than a local fault (the disk, a corrupt file), which stops the follower.
+ */
+function isLeaderSideFailure(error: unknown): boolean {
+  return isServiceError(error) || isWalError(error, 'WAL_SNAPSHOT_NOT_FOUND');
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -131,7 +131,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
   }
 
   /**
-   * Follows until stopped or until the log needs offline work (see {@link FollowOutcome}).
+   * Follows until stopped or until the log needs offline work (see {@link FollowOutcome}); once
+   * {@link stop} was called the outcome is `stopped`, whatever the loop had found.
    * Rejects with the error that stopped it for good (`WAL_FRAME_REJECTED`, the log's write errors).
    */
   run(): Promise<FollowOutcome> {
@@ -155,7 +156,9 @@ export class Follower extends EventEmitter<FollowerEvents> {
       let failure: unknown;
       try {
         const outcome = await this.connectOnce();
-        if (outcome !== undefined) return outcome;
+        // Stopped (a promotion) while it found work to do: the log is the new leader's now, and
+        // must not be truncated or replaced.
+        if (outcome !== undefined) return this.isStopped ? { kind: 'stopped' } : outcome;
         failure = new Error('the leader ended the tail');
       } catch (error) {
         if (this.isStopped) break;

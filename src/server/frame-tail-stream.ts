@@ -87,8 +87,9 @@ export class FrameTailStream extends TailStream {
         }
         if (run.frames.length === 0) {
           this.releaseGrant(grant);
-          if (!isCaughtUp || this.isFirstMessage) {
-            // As a record tail: the first time it has everything, it says so at once.
+          if (!isCaughtUp) {
+            // As a record tail: the first time it has everything, it says so at once, then waits
+            // (also when it has sent no frame yet: a follower that reconnects caught up).
             isCaughtUp = true;
             await this.sendHeartbeat(this.nextOffset);
             continue;

@@ -24,6 +24,11 @@ export type ReplicationRoleName = 'leader' | 'follower';
 export interface ReplicationStateEvents {
   /** The server became the leader (a follower was promoted): it takes writes from now on. */
   promoted: [];
+  /**
+   * A promotion failed after it had stopped following (`Wal.beginEpoch` threw: a read-only or
+   * failing disk): the server neither follows nor leads, and its owner must stop it.
+   */
+  promotionFailed: [error: unknown];
 }
 
 /**
@@ -81,11 +86,13 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
    * Makes the server the leader of a new epoch: `requested`, or one more than the greatest epoch
    * seen (the log's, or its leader's). A follower stops following first, so that nothing else
    * appends to the log; the epoch is durable (`Wal.beginEpoch`) before the server takes writes
-   * (`promoted`). Promotions run one at a time.
+   * (`promoted`). Promotions run one at a time. A follower whose epoch cannot be begun once it
+   * stopped following emits `promotionFailed` (its owner stops the server: see FollowerNode).
    *
    * @throws WalError `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) when `requested` is not
    *   greater than the greatest epoch seen (nothing changes then: the follower goes on following);
-   *   the errors of `Wal.beginEpoch`.
+   *   the errors of `FollowingControl.stop` (nothing changes then either); the errors of
+   *   `Wal.beginEpoch`.
    */
   promote(wal: Wal, requested: number | undefined): Promise<{ readonly epoch: number; readonly startOffset: number }> {
     const run = this.promotion.then(async () => {
@@ -95,7 +102,13 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
         throw new WalError('WAL_EPOCH_MISMATCH', `cannot lead in epoch ${epoch}: it must be greater than ${current}, the greatest seen`, { epoch, currentEpoch: current });
       }
       await this.following?.stop();
-      const started = await wal.beginEpoch(epoch);
+      let started;
+      try {
+        started = await wal.beginEpoch(epoch);
+      } catch (error) {
+        if (this.following !== undefined) this.emit('promotionFailed', error);
+        throw error;
+      }
       if (this.following !== undefined) {
         this.following = undefined;
         this.emit('promoted');
@@ -111,6 +124,9 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
 export interface FollowingControl {
   /** The leader's address (HOST:PORT), named in `WAL_NOT_LEADER` and GetStats. */
   readonly leaderAddress: string;
-  /** Stops the follow loop for good; resolves once no frame will be appended any more. */
+  /**
+   * Stops the follow loop for good; resolves once no frame will be appended any more. Throws when
+   * the follower cannot be stopped now (the promotion is refused, the follower goes on).
+   */
   stop(): Promise<void>;
 }

@@ -66,6 +66,26 @@ describe('ReplicationState', () => {
     }
   });
 
+  test('a promotion whose epoch cannot be begun after following stopped emits promotionFailed', async () => {
+    const disk = new MemDisk();
+    const { wal } = await Wal.open({ dir: '/data', storage: disk.mount(), preallocate: false });
+    try {
+      await wal.append([{ value: Buffer.from('a') }]);
+      let stops = 0;
+      const state = new ReplicationState({ leaderAddress: '192.0.2.1:7070', stop: async () => void stops++ });
+      const failures: unknown[] = [];
+      state.on('promotionFailed', (error) => failures.push(error));
+      // The epoch history cannot be written: beginEpoch fails with WAL_IO_ERROR.
+      disk.inject({ op: 'rename', code: 'EIO', path: /EPOCHS/, times: 2 });
+      await assert.rejects(state.promote(wal, undefined), (error: unknown) => isWalError(error, 'WAL_IO_ERROR'));
+      assert.equal(stops, 1, 'following was stopped');
+      assert.equal(failures.length, 1, 'the owner is told the server neither follows nor leads');
+      assert.ok(isWalError(failures[0], 'WAL_IO_ERROR'));
+    } finally {
+      await wal.close().catch(() => undefined);
+    }
+  });
+
   test('concurrent promotions run one at a time: the second goes above the first', async () => {
     const wal = await openWal();
     try {
