@@ -237,6 +237,7 @@ export class WaldServer {
       storage: this.state.storage,
       snapshotDir: this.state.snapshotDir,
       maxStateBytes: this.state.maxStateBytes,
+      txnMaxEnded: stateOptions.txnMaxEnded,
       maxBuilds: stateOptions.maxPointInTimeBuilds,
       exclusive: (run) => this.compactor.exclusive(run),
       clock: init.clock,
