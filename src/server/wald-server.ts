@@ -217,12 +217,15 @@ export class WaldServer {
     const { replication } = this.options;
     this.followers = new FollowerRegistry(this.wal, { maxFollowers: replication.maxFollowers, followerExpiryMs: replication.followerExpiryMs, clock: init.clock });
     this.followerReports = new StreamRegistry<ReportFollowerSession>('ReportFollower', replication.maxFollowers, 'replication.max_followers');
-    // A frames tail naming a follower id is that follower connected (GetStats `connected`).
+    // A frames tail naming a follower id is that follower connected (GetStats `connected`). Only
+    // the tails the registry took are closed there: one it had no room for must not count down
+    // the tails of a follower of the same id that it tracks.
+    const trackedTails = new WeakSet<TailStream>();
     this.tails.on('open', (tail) => {
-      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailOpened(tail.followerId, tail.peer);
+      if (tail instanceof FrameTailStream && tail.followerId !== '' && this.followers.tailOpened(tail.followerId, tail.peer)) trackedTails.add(tail);
     });
     this.tails.on('close', (tail) => {
-      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailClosed(tail.followerId);
+      if (tail instanceof FrameTailStream && trackedTails.delete(tail)) this.followers.tailClosed(tail.followerId);
     });
     this.compactor = new Compactor({
       wal: this.wal,
