@@ -11,6 +11,7 @@ import { Wal } from '../src/index.js';
 import { OfflineLog } from '../src/offline/offline-log.js';
 import { replayDataDir } from '../src/offline/log-replay.js';
 import { replayToPoint, walPointInTimeLog, type PointInTimeLog } from '../src/state/point-in-time.js';
+import { DEFAULT_MAX_ENDED_TXNS } from '../src/state/txn-table.js';
 import { NodeStorage } from '../src/storage/node-storage.js';
 import type { BenchConfig } from './bench/bench-config.js';
 import { makeRow, type BenchPartResult } from './bench/bench-part.js';
@@ -64,7 +65,7 @@ async function oneRun(config: BenchConfig, run: number): Promise<RunFigures> {
       config.progress(`replay run ${run + 1}: live read, then live replay`);
       liveRead = await plainRead(log);
       const started = process.hrtime.bigint();
-      const built = await replayToPoint({ log, storage, snapshotDir: join(dir, 'snapshots'), maxStateBytes: MAX_STATE_BYTES });
+      const built = await replayToPoint({ log, storage, snapshotDir: join(dir, 'snapshots'), maxStateBytes: MAX_STATE_BYTES, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS });
       liveReplay = built.recordsReplayed / secondsSince(started);
       if (built.recordsReplayed !== RECORDS || built.state.size !== KEYS) throw new Error(`replayed ${built.recordsReplayed} records into ${built.state.size} keys`);
     } finally {
@@ -72,7 +73,7 @@ async function oneRun(config: BenchConfig, run: number): Promise<RunFigures> {
     }
     config.progress(`replay run ${run + 1}: offline read, then wald replay`);
     const offlineRead = await plainRead(await OfflineLog.open(storage, dir));
-    const report = await replayDataDir(storage, dir, { snapshotDir: 'snapshots', maxStateBytes: MAX_STATE_BYTES });
+    const report = await replayDataDir(storage, dir, { snapshotDir: 'snapshots', maxStateBytes: MAX_STATE_BYTES, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS });
     if (report.recordsReplayed !== RECORDS) throw new Error(`wald replay replayed ${report.recordsReplayed} records`);
     return { liveReplay, liveRead, offlineReplay: report.recordsReplayed / (report.durationMs / 1000), offlineRead, keys: report.keysAffected, segments: report.segmentsReplayed };
   } finally {

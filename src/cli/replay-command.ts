@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import type { ReplayReport } from '../offline/log-replay.js';
 import { DEFAULT_MAX_STATE_BYTES } from '../state/key-state.js';
 import type { PointInTime } from '../state/point-in-time.js';
+import { DEFAULT_MAX_ENDED_TXNS } from '../state/txn-table.js';
 import { parseNonNegativeInteger, parsePositiveInteger, parseTimestamp } from './arg-parsers.js';
 import { CommandFailure } from './exit-codes.js';
 import { describeFault, faultToJson } from './fault-view.js';
@@ -18,6 +19,7 @@ interface ReplayCommandOptions extends OfflineCommandOptions {
   readonly toOffset?: number;
   readonly verify: boolean;
   readonly maxStateBytes: number;
+  readonly txnMaxEnded: number;
 }
 
 function pointOf(timestampMs: number | undefined, offset: number | undefined): PointInTime | undefined {
@@ -92,7 +94,12 @@ export function registerReplayCommand(program: Command): void {
     .addOption(new Option('--to <time>', 'replay up to this instant (every record stamped at or before it)').argParser(parseTimestamp).conflicts('toOffset'))
     .addOption(new Option('--to-offset <n>', 'replay the records below this offset').argParser(parseNonNegativeInteger))
     .option('--verify', 'first check every frame of the log and every snapshot chain; replay nothing on a fault', false)
-    .addOption(new Option('--max-state-bytes <n>', 'cap on the state\'s memory estimate (the server\'s max_state_bytes)').argParser(parsePositiveInteger).default(DEFAULT_MAX_STATE_BYTES));
+    .addOption(new Option('--max-state-bytes <n>', 'cap on the state\'s memory estimate (the server\'s max_state_bytes)').argParser(parsePositiveInteger).default(DEFAULT_MAX_STATE_BYTES))
+    .addOption(
+      new Option('--txn-max-ended <n>', 'ended transactions remembered, past which an id may be prepared again (the server\'s txn_max_ended)')
+        .argParser(parseNonNegativeInteger)
+        .default(DEFAULT_MAX_ENDED_TXNS),
+    );
   addSnapshotDirOption(addOfflineOptions(command)).action(async (options: ReplayCommandOptions) => {
     const { replayDataDir } = await import('../offline/log-replay.js');
     const report = await withOfflineDir(options, false, false, async (dir) => {
@@ -104,6 +111,7 @@ export function registerReplayCommand(program: Command): void {
           to: pointOf(options.to, options.toOffset),
           verify: options.verify,
           maxStateBytes: options.maxStateBytes,
+          txnMaxEnded: options.txnMaxEnded,
           progress: bar,
         });
       } finally {

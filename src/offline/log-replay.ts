@@ -19,6 +19,8 @@ export interface ReplayDataDirOptions {
   readonly verify?: boolean | undefined;
   /** Cap on the state's memory estimate (`max_state_bytes`). */
   readonly maxStateBytes: number;
+  /** Ended transactions the state remembers (`txn_max_ended`): the replay forgets ended ids as the server did. */
+  readonly txnMaxEnded: number;
   /** Where the check of `verify` reports its progress (bytes read). */
   readonly progress?: Progress | undefined;
   /** Clock in ms for the duration; tests inject one. */
@@ -92,7 +94,7 @@ export async function replayDataDir(storage: Storage, dir: string, options: Repl
   }
   const log = await OfflineLog.open(storage, dir);
   const snapshotDir = snapshotDirOf(dir, options.snapshotDir);
-  const built = await replayToPoint({ log, storage, snapshotDir, maxStateBytes: options.maxStateBytes }, { from: options.from ?? 'earliest', to: options.to });
+  const built = await replayToPoint({ log, storage, snapshotDir, maxStateBytes: options.maxStateBytes, txnMaxEnded: options.txnMaxEnded }, { from: options.from ?? 'earliest', to: options.to });
   return {
     segmentsReplayed: log.segmentsReplayed,
     recordsReplayed: built.recordsReplayed,

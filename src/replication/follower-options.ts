@@ -85,7 +85,7 @@ export const FOLLOWER_OPTION_DECLARATIONS = {
     tokenFile: optionalTextOption({
       unit: 'path',
       doc: 'file holding the bearer token the follower sends its leader',
-      why: 'A leader with an `auth_file` needs a `read` token for TailWal and GetSnapshot (ReportFollower asks for `read` too).',
+      why: 'A leader with an `auth_file` needs a `write` token: a frames-mode TailWal naming the follower, and ReportFollower, hold segments back (retention leases) and count for min_replicas; GetSnapshot needs `read`.',
     }),
   }),
 };

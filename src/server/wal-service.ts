@@ -24,7 +24,7 @@ import type { RpcTable } from './rpc/rpc-descriptor.js';
 import { snapshotKey } from './rpc/snapshot-key.js';
 import { stateAt, stateAtRole } from './rpc/state-at.js';
 import { sync } from './rpc/sync.js';
-import { tailWal } from './rpc/tail-wal.js';
+import { tailWal, tailWalRole } from './rpc/tail-wal.js';
 import { verifySnapshot } from './rpc/verify-snapshot.js';
 import type { walServiceDefinition } from './wal-service-definition.js';
 
@@ -44,7 +44,7 @@ export const WAL_SERVICE_RPCS = {
   append: { name: 'Append', kind: 'unary', role: 'write', onFollower: 'refuse', handle: append },
   appendStream: { name: 'AppendStream', kind: 'bidi', role: 'write', onFollower: 'refuse', open: appendStream, streams: (context) => context.appendStreams },
   read: { name: 'Read', kind: 'unary', role: 'read', onFollower: 'serve', handle: read },
-  tailWal: { name: 'TailWal', kind: 'server-stream', role: 'read', onFollower: 'serve', open: tailWal, streams: (context) => context.tails },
+  tailWal: { name: 'TailWal', kind: 'server-stream', role: 'read', roleOf: tailWalRole, onFollower: 'serve', open: tailWal, streams: (context) => context.tails },
   getStats: { name: 'GetStats', kind: 'unary', role: 'read', onFollower: 'serve', handle: getStats },
   sync: { name: 'Sync', kind: 'unary', role: 'write', onFollower: 'serve', handle: sync },
   get: { name: 'Get', kind: 'unary', role: 'read', onFollower: 'serve', handle: get },

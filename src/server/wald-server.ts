@@ -130,9 +130,16 @@ export class WaldServer {
   private boundPort: number | undefined;
   private receiveWindowGrant: ReceiveWindowGrant | undefined;
   private stopped: Promise<void> | undefined;
-  /** Turns the write health `SERVING` when a follower is promoted while this server serves. */
+  /**
+   * Turns the write health `SERVING` when a follower is promoted while this server serves, and
+   * starts what appends on its own on a leader only: the `txn_timeout_ms` timer and automatic
+   * compaction (on a follower they would append at offsets its leader's frames must fill).
+   */
   private readonly onPromoted = (): void => {
-    if (this.statusValue === 'serving') this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'SERVING');
+    if (this.statusValue !== 'serving') return;
+    this.health.setStatus(WAL_WRITE_HEALTH_NAME, 'SERVING');
+    this.state.startTxnTimeout();
+    this.compactionScheduler.start();
   };
 
   /**
@@ -172,6 +179,8 @@ export class WaldServer {
         options: options.state,
         onFailure: (error) => log.error({ err: error }, 'the key-value view stopped following the log: Get, ListKeys and FlushAll fail until a restart'),
         onTxnTimeout: (aborted) => log.warn({ transaction: aborted }, 'transaction aborted: txn_timeout_ms passed since its PREPARE'),
+        // A follower's log takes its leader's frames only; the timer starts at promotion.
+        startsTxnTimeout: replication === undefined || replication.role === 'leader',
       });
       state = opened.keeper;
       if (opened.report.inDoubtCount > 0) {
@@ -209,12 +218,15 @@ export class WaldServer {
     const { replication } = this.options;
     this.followers = new FollowerRegistry(this.wal, { maxFollowers: replication.maxFollowers, followerExpiryMs: replication.followerExpiryMs, clock: init.clock });
     this.followerReports = new StreamRegistry<ReportFollowerSession>('ReportFollower', replication.maxFollowers, 'replication.max_followers');
-    // A frames tail naming a follower id is that follower connected (GetStats `connected`).
+    // A frames tail naming a follower id is that follower connected (GetStats `connected`). Only
+    // the tails the registry took are closed there: one it had no room for must not count down
+    // the tails of a follower of the same id that it tracks.
+    const trackedTails = new WeakSet<TailStream>();
     this.tails.on('open', (tail) => {
-      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailOpened(tail.followerId, tail.peer);
+      if (tail instanceof FrameTailStream && tail.followerId !== '' && this.followers.tailOpened(tail.followerId, tail.peer)) trackedTails.add(tail);
     });
     this.tails.on('close', (tail) => {
-      if (tail instanceof FrameTailStream && tail.followerId !== '') this.followers.tailClosed(tail.followerId);
+      if (tail instanceof FrameTailStream && trackedTails.delete(tail)) this.followers.tailClosed(tail.followerId);
     });
     this.compactor = new Compactor({
       wal: this.wal,
@@ -229,6 +241,7 @@ export class WaldServer {
       storage: this.state.storage,
       snapshotDir: this.state.snapshotDir,
       maxStateBytes: this.state.maxStateBytes,
+      txnMaxEnded: stateOptions.txnMaxEnded,
       maxBuilds: stateOptions.maxPointInTimeBuilds,
       exclusive: (run) => this.compactor.exclusive(run),
       clock: init.clock,
@@ -379,7 +392,11 @@ export class WaldServer {
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');
     this.health.setStatus(WAL_WRITE_HEALTH_NAME, this.replication.role === 'leader' ? 'SERVING' : 'NOT_SERVING');
-    this.compactionScheduler.start();
+    // On a follower they would append (ABORT, CHECKPOINT); they start at promotion (onPromoted).
+    if (this.replication.role === 'leader') {
+      this.state.startTxnTimeout();
+      this.compactionScheduler.start();
+    }
     const security = { tls: this.security.tlsMode, auth: this.security.authenticator !== undefined };
     const role = { role: this.replication.role, leader: this.replication.leaderAddress };
     this.logger.info({ address: withPort(this.options.listen, this.boundPort), dir: this.wal.dir, ...security, ...role, config: this.configSummary() }, 'wald listening');

@@ -184,8 +184,11 @@ export class Compactor {
       const started = this.clock();
       const result = request.dryRun === true ? await this.dryRun(request) : await this.compactNow(request);
       if (request.aggressive !== true) return result;
-      // After the deletion, so that only the segments the log keeps are rewritten.
-      const keyCompaction = await compactKeys(this.state, this.wal, { thresholdPercent: request.thresholdPercent, dryRun: request.dryRun, clock: this.clock });
+      // After the deletion, so that only the segments the log keeps are rewritten; none at or
+      // after the lowest standing lease, which a follower still reads as stored.
+      const standing = this.plan(this.wal.highWatermark + 1).standings.filter((lease) => lease.lapse === undefined);
+      const belowOffset = standing.length === 0 ? undefined : Math.min(...standing.map((lease) => lease.fromOffset));
+      const keyCompaction = await compactKeys(this.state, this.wal, { thresholdPercent: request.thresholdPercent, dryRun: request.dryRun, clock: this.clock, belowOffset });
       return { ...result, keyCompaction, durationMs: this.clock() - started };
     });
   }

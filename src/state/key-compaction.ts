@@ -26,6 +26,12 @@ export interface KeyCompactionOptions {
   readonly tombstoneRetentionMs?: number | undefined;
   /** Only estimate: judge every record and report, write nothing. */
   readonly dryRun?: boolean | undefined;
+  /**
+   * Rewrite only segments wholly below this offset too (the Compactor passes the lowest standing
+   * retention lease: a follower tailing from there must get the records as they were, not
+   * `compacted`). Default: no bound but what the view applied.
+   */
+  readonly belowOffset?: number | undefined;
   /** Wall clock in ms (tombstone ages, duration); tests inject one. Default `Date.now`. */
   readonly clock?: (() => number) | undefined;
 }
@@ -97,7 +103,7 @@ export async function compactKeys(keeper: StateKeeper, wal: Wal, options: KeyCom
   const result = await wal.rewriteSegments({
     keep: (record) => plan.keep(record),
     onSegmentJudged: (segment) => plan.segmentJudged(segment),
-    belowOffset: keeper.appliedOffset,
+    belowOffset: Math.min(keeper.appliedOffset, options.belowOffset ?? Number.MAX_SAFE_INTEGER),
     thresholdPercent: options.thresholdPercent ?? DEFAULT_KEY_COMPACTION_THRESHOLD_PERCENT,
     dryRun,
   });

@@ -17,6 +17,8 @@ export interface PointInTimeReplaysInit {
   readonly snapshotDir: string;
   /** Cap on each state built (`max_state_bytes`, the live view's cap). */
   readonly maxStateBytes: number;
+  /** Ended transactions each state built remembers (`txn_max_ended`, the live view's). */
+  readonly txnMaxEnded: number;
   /** States built at once at most (`max_point_in_time_builds`); more are refused. */
   readonly maxBuilds: number;
   /**
@@ -84,8 +86,8 @@ export class PointInTimeReplays {
   }
 
   private build(point: PointInTime | undefined): Promise<PointInTimeState> {
-    const { wal, storage, snapshotDir, maxStateBytes } = this.init;
-    return replayToPoint({ log: walPointInTimeLog(wal), storage, snapshotDir, maxStateBytes }, { to: point });
+    const { wal, storage, snapshotDir, maxStateBytes, txnMaxEnded } = this.init;
+    return replayToPoint({ log: walPointInTimeLog(wal), storage, snapshotDir, maxStateBytes, txnMaxEnded }, { to: point });
   }
 
   private async oneBuild<T>(run: () => Promise<T>): Promise<T> {

@@ -79,6 +79,11 @@ export interface PointInTimeSource {
   readonly snapshotDir: string;
   /** Cap on the built state's memory estimate (`max_state_bytes`, as the live view's). */
   readonly maxStateBytes: number;
+  /**
+   * Ended transactions remembered (`txn_max_ended`, as the live view's): past it the oldest ended
+   * id is forgotten and may be prepared again, so the replay must forget as the view did.
+   */
+  readonly txnMaxEnded: number;
   /** Page size of the built state (tests use small pages). */
   readonly pageBytes?: number | undefined;
 }
@@ -180,7 +185,7 @@ async function replayOnce(source: PointInTimeSource, request: ReplayRequest): Pr
   let snapshot: SnapshotInfo | undefined;
   let chainLength = 0;
   for (const candidate of plan.candidates) {
-    const loaded = await loadSnapshot(source.storage, candidate.path, { maxStateBytes: source.maxStateBytes, pageBytes: source.pageBytes });
+    const loaded = await loadSnapshot(source.storage, candidate.path, { maxStateBytes: source.maxStateBytes, pageBytes: source.pageBytes, txnMaxEnded: source.txnMaxEnded });
     if (!loaded.ok) {
       failures.push(loaded);
       continue;
@@ -208,7 +213,7 @@ async function replayOnce(source: PointInTimeSource, request: ReplayRequest): Pr
       keysRemovedByFlushes += keysRemoved;
       lastFlushOffset = offset;
     },
-    txns ?? new TxnTable(),
+    txns ?? new TxnTable(source.txnMaxEnded),
   );
   let applied = 0;
   const replay = async (fromOffset: number, toOffset: number): Promise<number> => {

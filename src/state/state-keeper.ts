@@ -34,6 +34,12 @@ export interface StateKeeperInit {
   readonly clock?: (() => number) | undefined;
   /** Hears each transaction aborted because `txn_timeout_ms` passed (the server logs it). */
   readonly onTxnTimeout?: ((aborted: TimedOutTxn) => void) | undefined;
+  /**
+   * Whether `open` starts the `txn_timeout_ms` timer (default true). A follower's server passes
+   * false: only its leader appends to its log, so the timer starts when it is promoted
+   * ({@link StateKeeper.startTxnTimeout}).
+   */
+  readonly startsTxnTimeout?: boolean | undefined;
 }
 
 /** An in-doubt transaction as reported: at recovery, in stats and listings. */
@@ -213,7 +219,7 @@ export class StateKeeper {
     const txns = loaded?.txns ?? new TxnTable(options.txnMaxEnded);
     const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs, txns, options.txnTimeoutMs, init.onTxnTimeout);
     const recordsReplayed = await keeper.catchUp(replayedFrom);
-    keeper.startTxnTimeout();
+    if (init.startsTxnTimeout !== false) keeper.startTxnTimeout();
     const inDoubt = keeper.inDoubtTransactions();
     const head = loaded?.chain[loaded.chain.length - 1];
     return {
@@ -576,9 +582,13 @@ export class StateKeeper {
     return aborted;
   }
 
-  /** Checks for timed-out transactions every `min(txn_timeout_ms, 1 s)` while the keeper is open (when `txn_timeout_ms` is set). */
-  private startTxnTimeout(): void {
-    if (this.txnTimeoutMs === 0) return;
+  /**
+   * Checks for timed-out transactions every `min(txn_timeout_ms, 1 s)` while the keeper is open
+   * (when `txn_timeout_ms` is set): `open` calls it unless told not to, a promoted follower's
+   * server calls it at promotion. Idempotent; does nothing once the keeper is closed.
+   */
+  startTxnTimeout(): void {
+    if (this.txnTimeoutMs === 0 || this.txnTimer !== undefined || this.isClosed) return;
     let isRunning = false;
     this.txnTimer = setInterval(() => {
       if (isRunning || this.failure !== undefined) return;

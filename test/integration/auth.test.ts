@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { Client, credentials, Metadata, status, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { isServiceError, rpcErrorInfoOf } from '../../src/client/rpc-error-info.js';
 import { ServerReflectionClient, type ServerReflectionResponse } from '../../src/gen/grpc/reflection/v1/reflection.js';
+import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
 import { WalServiceService } from '../../src/gen/wald/v1/wal_service.js';
 import { hashAccessToken } from '../../src/server/auth/access-token.js';
 import { ROLES, roleGrants, type Role } from '../../src/server/auth/role.js';
@@ -30,6 +31,7 @@ import { startServer } from './support/harness.js';
  */
 const EXPECTED_ROLES: Readonly<Record<string, Role>> = {
   Read: 'read',
+  // A frames tail naming a follower id needs write (it holds a retention lease): tested below.
   TailWal: 'read',
   Get: 'read',
   ListKeys: 'read',
@@ -100,8 +102,8 @@ const asBytes = (value: Buffer): Buffer => value;
  * unary call's status; a stream's first message (admitted: OK, then cancelled), its error, or its
  * end. A bidi call is half-closed at once.
  */
-function callMethod(client: Client, method: Method, metadata: Metadata): Promise<Outcome> {
-  const empty = Buffer.alloc(0);
+function callMethod(client: Client, method: Method, metadata: Metadata, request = Buffer.alloc(0)): Promise<Outcome> {
+  const empty = request;
   if (!method.requestStream && !method.responseStream) {
     return new Promise((resolve) => client.makeUnaryRequest(method.path, asBytes, asBytes, empty, metadata, {}, (error) => resolve(outcomeOf(error))));
   }
@@ -179,6 +181,30 @@ describe('bearer tokens and roles', { timeout: 120_000 }, () => {
       assert.equal(failures.length, unauthenticated + denied, 'every refusal is logged once');
       const logged = JSON.stringify(h.logLines);
       for (const token of [...Object.values(TOKENS), UNKNOWN_TOKEN]) assert.ok(!logged.includes(token), 'no token in the log');
+    } finally {
+      client.close();
+      await h.close();
+      temp.remove();
+    }
+  });
+
+  test('a frames tail naming a follower id needs write (it would hold a retention lease); without one, read is enough', async () => {
+    const temp = makeTempDir('wald-auth-');
+    const authFile = join(temp.dir, 'auth.yaml');
+    writeFileSync(authFile, authFileText(TOKENS));
+    const h = await startServer({ server: { authFile } });
+    const client = new Client(h.address, credentials.createInsecure());
+    try {
+      await h.server.wal.append([{ value: Buffer.from('first') }]);
+      const tail = (followerId: string) => Buffer.from(TailWalRequest.encode(TailWalRequest.fromPartial({ start: { $case: 'fromOffset', value: 0n }, frames: true, followerId })).finish());
+      const method = WalServiceService.tailWal;
+      const asFollower = await callMethod(client, method, metadataOf('read'), tail('follower-1'));
+      assert.equal(asFollower.code, status.PERMISSION_DENIED);
+      assert.equal(asFollower.reason, 'WAL_PERMISSION_DENIED');
+      assert.deepEqual(asFollower.metadata, { rpc: 'TailWal', requiredRole: 'write', role: 'read' });
+      assert.equal(h.server.followers.size, 0, 'no follower tracked, so no lease');
+      assert.equal((await callMethod(client, method, metadataOf('write'), tail('follower-1'))).code, status.OK, 'a write token may follow');
+      assert.equal((await callMethod(client, method, metadataOf('read'), tail(''))).code, status.OK, 'a frames tail without a follower id is a read');
     } finally {
       client.close();
       await h.close();

@@ -4,13 +4,15 @@
  * `wald followers`, the follower-lag gauges), counts it for `min_replicas` (Append and
  * AppendStream: acknowledged after the report that completes the batch, not before; a timeout
  * without one; the limit), and keeps the segments it needs from compaction within the lease caps.
+ * A frames tail the full registry did not list does not, when it ends, disconnect a listed one.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
-import { Metadata, status, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { AppendRequest, AppendStreamRequest, type AppendResponse, type AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import type { ReportFollowerRequest } from '../../src/gen/wald/v1/replication.js';
+import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
 import { runWald } from '../support/cli-process.js';
 import { parseExposition, sampleValue } from '../support/prometheus-text.js';
 import { failureOf, rpcErrorOf, startServer, values, type Harness } from './support/harness.js';
@@ -255,6 +257,40 @@ describe('followers of a leader', { timeout: 120_000 }, () => {
       assert.equal(listed?.leaseLapsed, true, 'the follower needs a snapshot install now');
     } finally {
       await capped.close();
+    }
+  });
+  test('a frames tail the full registry did not take, when it ends, leaves the follower of its id connected through a tail it took later', async () => {
+    const h = await startServer({ server: { replication: { maxFollowers: 1 } } });
+    const calls: ClientReadableStream<TailWalResponse>[] = [];
+    /** Opens a frames tail naming `followerId` and resolves once its first message came (it is registered then). */
+    const openTail = async (followerId: string): Promise<ClientReadableStream<TailWalResponse>> => {
+      const call = h.client.raw.tailWal(TailWalRequest.fromPartial({ start: { $case: 'fromOffset', value: 0n }, frames: true, followerId }));
+      call.on('error', () => undefined);
+      calls.push(call);
+      await once(call, 'data');
+      return call;
+    };
+    /** Cancels `call` and waits until the server has closed its tail. */
+    const closeTail = async (call: ClientReadableStream<TailWalResponse>): Promise<void> => {
+      const before = h.server.tails.size;
+      call.cancel();
+      for (let i = 0; i < 500 && h.server.tails.size >= before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(h.server.tails.size, before - 1);
+    };
+    const connected = (): string[] => h.server.followers.leases().map((lease) => lease.holder);
+    try {
+      await h.server.wal.append(values(1));
+      const a = await openTail('a');
+      const untracked = await openTail('b');
+      assert.deepEqual(connected(), ['a'], 'b finds the registry full: served, not listed');
+      await closeTail(a);
+      await openTail('b');
+      assert.deepEqual(connected(), ['b'], 'b takes the place a left');
+      await closeTail(untracked);
+      assert.deepEqual(connected(), ['b'], 'b is still connected: its listed tail is open');
+    } finally {
+      for (const call of calls) call.cancel();
+      await h.close();
     }
   });
 });

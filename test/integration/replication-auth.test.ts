@@ -1,7 +1,8 @@
 /**
  * A follower of a leader that asks for bearer tokens (`auth_file`): with `replication.token_file`
- * holding a `read` token it follows; without one the leader refuses it (UNAUTHENTICATED), and it
- * keeps retrying without writing anything.
+ * holding a `write` token it follows; with a `read` token its frames tail (which names it, so
+ * that it would hold a retention lease) is refused (PERMISSION_DENIED); without one the leader
+ * refuses it (UNAUTHENTICATED), and it keeps retrying without writing anything.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -15,14 +16,16 @@ import { makeTempDir } from '../support/temp-dir.js';
 import { rawClient, startServe, unary, waitForNextOffset, type ServeChild } from '../support/wald-serve-child.js';
 
 describe('a follower of a leader with an auth file', { timeout: 120_000 }, () => {
-  test('follows with a read token from replication.token_file; without a token it is refused and writes nothing', async () => {
+  test('follows with a write token from replication.token_file; with a read token or none it is refused and writes nothing', async () => {
     const temp = makeTempDir('wald-repl-auth-');
     const running = new Set<ServeChild>();
     try {
       const auth = join(temp.dir, 'auth.yaml');
       writeFileSync(auth, `tokens:\n  - token_sha256: ${hashAccessToken('writer-1')}\n    role: write\n  - token_sha256: ${hashAccessToken('reader-1')}\n    role: read\n`);
-      const tokenFile = join(temp.dir, 'reader.token');
-      writeFileSync(tokenFile, 'reader-1\n');
+      const tokenFile = join(temp.dir, 'writer.token');
+      writeFileSync(tokenFile, 'writer-1\n');
+      const readTokenFile = join(temp.dir, 'reader.token');
+      writeFileSync(readTokenFile, 'reader-1\n');
       const leader = await startServe(join(temp.dir, 'leader'), ['--auth-file', auth]);
       running.add(leader);
       const writer = rawClient(leader.address);
@@ -36,6 +39,11 @@ describe('a follower of a leader with an auth file', { timeout: 120_000 }, () =>
       const withToken = await startServe(join(temp.dir, 'with-token'), ['--follow', leader.address, '--replication-token-file', tokenFile]);
       running.add(withToken);
       await waitForNextOffset(withToken.address, 10);
+
+      const reader = await startServe(join(temp.dir, 'reader'), ['--follow', leader.address, '--replication-token-file', readTokenFile]);
+      running.add(reader);
+      const denied = await reader.waitForLog((line) => line['msg'] === 'replication: lost the leader; reconnecting');
+      assert.match(JSON.stringify(denied['err']), /PERMISSION_DENIED/);
 
       const without = await startServe(join(temp.dir, 'without'), ['--follow', leader.address]);
       running.add(without);

@@ -30,11 +30,14 @@ const WIRE_STORAGE_KINDS: Readonly<Record<StorageKindReport, StorageKind>> = {
  * leader), the epoch and the epoch history; the followers it leads, with their lag and leases; the
  * in-doubt transactions; and the record counts by type and redundancy ratio of the last dry run's
  * scan (kept by the compactor, not recounted); where the log lives (disk or memory, and the bytes
- * a memory storage holds).
+ * a memory storage holds). The view's figures are read once it has applied what is durable when
+ * the call arrives (so a transaction committed before is not counted in doubt); a view that has
+ * stopped (a failed read, closed) answers with what it holds.
  *
  * Rejects with `WAL_IO_ERROR` when the snapshot directory cannot be read.
  */
 export async function getStats(_request: GetStatsRequest, context: RpcContext): Promise<GetStatsResponse> {
+  await context.state.caughtUp().catch(() => undefined);
   const stats = context.wal.stats();
   const snapshots = context.state.snapshotSummary();
   const scan = context.compactor.lastRedundancyScan;

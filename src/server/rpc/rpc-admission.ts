@@ -171,7 +171,8 @@ export class RpcAdmission {
     const { logger, metrics } = this.context;
     let stream: RpcStream;
     try {
-      this.admit(rpc, call);
+      // A server stream's one request is read before the call is admitted (TailWal's role depends on it).
+      this.admit(rpc, call, rpc.kind === 'server-stream' ? rpc.roleOf?.((call as ServerWritableStream<unknown, unknown>).request) : undefined);
       stream = open();
       registry.add(stream);
     } catch (error) {

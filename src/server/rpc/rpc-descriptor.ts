@@ -70,6 +70,8 @@ export interface ServerStreamRpc<Req, Res> {
   readonly role: Role;
   /** Whether a follower serves the RPC; see {@link UnaryRpc.onFollower}. */
   readonly onFollower: FollowerPolicy;
+  /** The role the request needs when it depends on it (TailWal: `write` for a follower's frames tail); see {@link UnaryRpc.roleOf}. */
+  roleOf?(request: Req): Role;
   /** Makes the session of an admitted call; the call is not read or written before `run()`. */
   open(call: ServerWritableStream<Req, Res>, context: RpcContext): RpcStream;
   /** The registry that counts and ends this RPC's streams. */

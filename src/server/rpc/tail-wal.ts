@@ -4,7 +4,17 @@ import { withSnapshotToInstall } from '../compacted-offset.js';
 import { cappedLimit } from '../request-fields.js';
 import { FrameTailStream } from '../frame-tail-stream.js';
 import { TailStream } from '../tail-stream.js';
+import type { Role } from '../auth/role.js';
 import type { RpcContext } from './rpc-context.js';
+
+/**
+ * The role a TailWal request needs: `write` for a frames tail naming a follower id (that follower
+ * counts as connected and holds a retention lease, which keeps segments from compaction), `read`
+ * for any other tail.
+ */
+export function tailWalRole(request: TailWalRequest): Role {
+  return request.frames && request.followerId !== '' ? 'write' : 'read';
+}
 
 /**
  * The TailWal RPC: the {@link TailStream} that serves one call, with the request's batch bounds

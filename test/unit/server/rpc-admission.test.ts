@@ -67,7 +67,7 @@ async function startFixture(options: ServerOptions = {}, replication = new Repli
     wal,
     state,
     compactor,
-    pointInTime: new PointInTimeReplays({ wal, storage, snapshotDir: state.snapshotDir, maxStateBytes: state.maxStateBytes, maxBuilds: 2, exclusive: (run) => compactor.exclusive(run) }),
+    pointInTime: new PointInTimeReplays({ wal, storage, snapshotDir: state.snapshotDir, maxStateBytes: state.maxStateBytes, txnMaxEnded: STATE_OPTIONS.defaults.txnMaxEnded, maxBuilds: 2, exclusive: (run) => compactor.exclusive(run) }),
     options: resolved,
     logger: silent,
     tails: new StreamRegistry<TailStream>('TailWal', resolved.maxTailStreams, 'max_tail_streams'),

@@ -128,6 +128,37 @@ describe('Compactor', { timeout: 60_000 }, () => {
     }
   });
 
+  test('key compaction rewrites no segment at or after the lowest standing lease: a follower tailing from there gets the records as stored', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const clock = new FakeClock();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: 4096, clock: clock.now });
+    const { keeper } = await StateKeeper.open({ wal, storage });
+    let leases = [{ holder: 'follower-1', fromOffset: 0 }];
+    // Retention keeps every segment (all young), so that only key compaction could touch them.
+    const options = { ...STATE_OPTIONS.defaults.compaction, retentionMs: HOUR_MS };
+    const rules = { leaseMaxBytes: 1 << 30, leaseMaxAgeMs: HOUR_MS };
+    const compactor = new Compactor({ wal, state: keeper, storage, options, clock: clock.now, leases: { current: () => leases, rules } });
+    try {
+      await putMany(wal, 300, 10);
+      const segments = wal.listSegments();
+      assert.ok(segments.length > 5, `${segments.length} segments`);
+      const leaseOffset = segments[2]!.baseOffset + 1;
+      leases = [{ holder: 'follower-1', fromOffset: leaseOffset }];
+      const asStored = (await wal.read(leaseOffset, { limit: 1000 })).map((record) => record.offset);
+      await keeper.caughtUp();
+      const result = await compactor.compact({ aggressive: true, thresholdPercent: 0 });
+      assert.ok(result.keyCompaction !== undefined && result.keyCompaction.segmentsRewritten > 0, 'the segments wholly below the lease are rewritten');
+      assert.equal(result.keyCompaction.segmentsRewritten, 2, 'only the two segments below the lease');
+      const after = (await wal.read(leaseOffset, { limit: 1000 })).map((record) => record.offset);
+      assert.deepEqual(after.slice(0, asStored.length), asStored, 'every record from the lease on is still there');
+    } finally {
+      await compactor.idle();
+      await keeper.close();
+      await wal.close();
+    }
+  });
+
   test('a key compaction threshold outside 0..100 is refused before anything is snapshotted or deleted', async () => {
     const disk = new MemDisk();
     const clock = new FakeClock();

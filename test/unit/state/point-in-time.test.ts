@@ -22,6 +22,7 @@ import { PointInTimeReplays } from '../../../src/state/point-in-time-replays.js'
 import { listSnapshots, loadSnapshot } from '../../../src/state/snapshot-reader.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { STATE_OPTIONS } from '../../../src/state/state-options.js';
+import { DEFAULT_MAX_ENDED_TXNS } from '../../../src/state/txn-table.js';
 import type { Storage } from '../../../src/storage/storage.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { MemDisk } from '../../support/mem-disk.js';
@@ -133,7 +134,7 @@ async function logCheckpoints(f: Fixture): Promise<void> {
 /** Builds the state at `point` from `log`, or the refusal. */
 async function buildAt(f: Fixture, log: PointInTimeLog, point: PointInTime): Promise<PointInTimeState | WalError> {
   try {
-    return await replayToPoint({ log, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, pageBytes: 256 }, { to: point });
+    return await replayToPoint({ log, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS, pageBytes: 256 }, { to: point });
   } catch (error) {
     if (isWalError(error, 'WAL_POINT_IN_TIME_UNAVAILABLE')) return error;
     throw error;
@@ -238,7 +239,7 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       // The earliest state named is available, and equals the model.
       const at = { offset: compacted.snapshotOffset };
       checkPoint(f, await buildAt(f, log, at), at, firstOffset, 'live');
-      await assert.rejects(replayToPoint({ log, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30 }, { to: { offset: f.wal.nextOffset + 1 } }), (error: unknown) => isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'));
+      await assert.rejects(replayToPoint({ log, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS }, { to: { offset: f.wal.nextOffset + 1 } }), (error: unknown) => isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'));
     } finally {
       await f.close();
     }
@@ -252,7 +253,7 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
         await appendBatch(f, [{ kind: 'put', key: b % 7, size: 60 }, { kind: b % 3 === 0 ? 'delete' : 'put', key: (b + 3) % 7, size: 30 }]);
       }
       const base = f.wal.listSegments().at(-1)!.baseOffset;
-      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, maxBuilds: 2, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
+      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS, maxBuilds: 2, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
       await replays.snapshotAt({ offset: base - 5 });
       await replays.snapshotAt({ offset: base });
       // The newest snapshot by offset (at `base`) covers the segments below it.
@@ -282,7 +283,7 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
         await appendBatch(f, [{ kind: i % 4 === 3 ? 'delete' : 'put', key: i % 6, size: 20 }]);
       }
       await f.keeper.createSnapshot();
-      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
+      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
       const { built, written } = await replays.snapshotAt({ offset: 12 });
       assert.equal(written.walOffset, 12);
       assert.equal(written.type, 'full');
@@ -314,7 +315,7 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       const held = new Promise<void>((resolve) => (release = resolve));
       // The one build allowed waits in the compactor's queue behind a held run.
       void f.compactor.exclusive(() => held);
-      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run) });
+      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run) });
       const first = replays.snapshotAt(undefined);
       assert.equal(replays.buildCount, 1);
       await assert.rejects(replays.stateAt({ offset: 1 }), (error: unknown) => isWalError(error, 'WAL_TOO_MANY_BUILDS') && error.details['limit'] === 1);
@@ -332,7 +333,7 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
     try {
       for (let i = 0; i < 20; i++) await appendBatch(f, [{ kind: 'put', key: i, size: 100 }]);
       await assert.rejects(
-        replayToPoint({ log: walPointInTimeLog(f.wal), storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1000 }),
+        replayToPoint({ log: walPointInTimeLog(f.wal), storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1000, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS }),
         (error: unknown) => isWalError(error, 'WAL_STATE_FULL') && error.details['configKey'] === 'max_state_bytes',
       );
     } finally {
@@ -349,13 +350,13 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       const inDoubtAt = f.wal.nextOffset;
       await f.keeper.commit(Buffer.from('t-commit'));
       await f.keeper.abort(Buffer.from('t-abort'), 'test');
-      const built = await replayToPoint({ log: walPointInTimeLog(f.wal), storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30 }, {});
+      const built = await replayToPoint({ log: walPointInTimeLog(f.wal), storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS }, {});
       assert.equal(built.snapshot?.walOffset, inDoubtAt, 'the build starts from the snapshot taken while both were in doubt');
       assert.equal(built.state.get(Buffer.from('a'))?.value.toString(), 'from t-commit');
       assert.equal(built.state.get(Buffer.from('b'))?.value.toString(), 'also');
       assert.equal(built.state.get(Buffer.from('c')), undefined, 'the aborted one changes nothing');
       assert.deepEqual(built.txns.inDoubtList(), []);
-      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
+      const replays = new PointInTimeReplays({ wal: f.wal, storage: f.storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS, maxBuilds: 1, exclusive: (run) => f.compactor.exclusive(run), clock: f.clock.now });
       const { written } = await replays.snapshotAt({ offset: inDoubtAt });
       const loaded = await loadSnapshot(f.storage, written.path);
       assert.ok(loaded.ok);
@@ -366,6 +367,49 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       );
     } finally {
       await f.close();
+    }
+  });
+  test('with a small txn_max_ended, an id forgotten and prepared again applies as live, from the log and from a snapshot', async () => {
+    const storage = new MemDisk().mount();
+    const clock = new FakeClock();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, clock: clock.now, onWarning: () => {} });
+    const { keeper } = await StateKeeper.open({ wal, storage, clock: clock.now, options: { txnMaxEnded: 1 } });
+    const compactor = new Compactor({ wal, state: keeper, storage, options: NO_RETENTION, clock: clock.now });
+    const put = (key: string, value: string) => ({ op: 'put' as const, key: Buffer.from(key), value: Buffer.from(value) });
+    /** Ends `first` then `other` (so that `first` is forgotten), then prepares and commits `first` again. */
+    const reuse = async (first: string, other: string, key: string, beforeOther?: () => Promise<unknown>) => {
+      await keeper.prepare(Buffer.from(first), [put(key, 'first')]);
+      await keeper.commit(Buffer.from(first));
+      await beforeOther?.();
+      await keeper.prepare(Buffer.from(other), []);
+      await keeper.commit(Buffer.from(other));
+      // Ends in flight count as remembered; once applied, the view's table (of one) decides.
+      await keeper.caughtUp();
+      await keeper.prepare(Buffer.from(first), [put(key, 'again')]);
+      await keeper.commit(Buffer.from(first));
+    };
+    const replays = new PointInTimeReplays({ wal, storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: 1, maxBuilds: 1, exclusive: (run) => compactor.exclusive(run), clock: clock.now });
+    try {
+      await reuse('t1', 't2', 'a');
+      const fromLog = wal.nextOffset;
+      await reuse('t3', 't4', 'b', () => keeper.createSnapshot());
+      assert.equal((await keeper.get(Buffer.from('a')))?.value.toString(), 'again', 'live, the forgotten id commits again');
+      assert.equal((await keeper.get(Buffer.from('b')))?.value.toString(), 'again');
+      const early = await replays.stateAt({ offset: fromLog });
+      assert.equal(early.snapshot, undefined, 'built from the log alone');
+      assert.equal(early.state.get(Buffer.from('a'))?.value.toString(), 'again');
+      const late = await replays.stateAt(undefined);
+      assert.notEqual(late.snapshot, undefined, 'built from the snapshot taken while t3 was remembered');
+      assert.equal(late.state.get(Buffer.from('b'))?.value.toString(), 'again');
+      await keeper.close();
+      await wal.close();
+      const offline = await replayToPoint({ log: await OfflineLog.open(storage, DIR), storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: 1 });
+      assert.equal(offline.state.get(Buffer.from('a'))?.value.toString(), 'again');
+      assert.equal(offline.state.get(Buffer.from('b'))?.value.toString(), 'again');
+    } finally {
+      await compactor.idle();
+      await keeper.close();
+      await wal.close();
     }
   });
 });
