@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { align8 } from '../codec/align.js';
-import { checkFrame, type FrameCheck, type FrameHeader } from '../codec/frame.js';
+import { checkFrame, type FrameHeader } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { invalidArgument, WalError } from '../errors.js';
+import { compacted, frameCorruption } from './log-reader.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import { walErrorFromStorage } from './storage-errors.js';
@@ -224,22 +225,5 @@ function shortSegment(segment: Segment, position: number, offset: number): WalEr
     position,
     reason: 'segment shorter than its index',
     lastGoodOffset: offset - 1,
-  });
-}
-
-function frameCorruption(segment: Segment, position: number, check: Exclude<FrameCheck, { kind: 'ok' }>, lastGoodOffset: number): WalError {
-  const reason = check.kind === 'invalid' ? check.reason : check.kind === 'zero' ? 'zeros inside the log' : 'frame runs past the end';
-  return new WalError('WAL_CORRUPTION', `corruption in segment ${segment.name} at byte ${position} (${reason})`, {
-    segment: segment.name,
-    position,
-    reason,
-    lastGoodOffset,
-  });
-}
-
-function compacted(offset: number, firstOffset: number): WalError {
-  return new WalError('WAL_OFFSET_COMPACTED', `offset ${offset} is below the first retained offset ${firstOffset}`, {
-    fromOffset: offset,
-    firstOffset,
   });
 }

@@ -208,7 +208,8 @@ export class LogReader {
   }
 }
 
-function frameCorruption(segment: Segment, position: number, check: Exclude<FrameCheck, { kind: 'ok' }>, lastGoodOffset: number): WalError {
+/** The `WAL_CORRUPTION` of a frame that fails its check at `position` of `segment` (reads of records and of raw frames). */
+export function frameCorruption(segment: Segment, position: number, check: Exclude<FrameCheck, { kind: 'ok' }>, lastGoodOffset: number): WalError {
   const reason = check.kind === 'invalid' ? check.reason : check.kind === 'zero' ? 'zeros inside the log' : 'frame runs past the end';
   return new WalError('WAL_CORRUPTION', `corruption in segment ${segment.name} at byte ${position} (${reason})`, {
     segment: segment.name,
@@ -218,7 +219,8 @@ function frameCorruption(segment: Segment, position: number, check: Exclude<Fram
   });
 }
 
-function compacted(offset: number, firstOffset: number): WalError {
+/** The `WAL_OFFSET_COMPACTED` of a read from `offset` below the first retained offset. */
+export function compacted(offset: number, firstOffset: number): WalError {
   return new WalError('WAL_OFFSET_COMPACTED', `offset ${offset} is below the first retained offset ${firstOffset}`, {
     fromOffset: offset,
     firstOffset,

@@ -17,6 +17,7 @@ import { WaldServer } from '../server/wald-server.js';
 import { listSnapshots } from '../state/snapshot-reader.js';
 import { DEFAULT_SNAPSHOT_DIR, snapshotDirOf } from '../state/state-options.js';
 import type { Storage } from '../storage/storage.js';
+import { sleep } from './abortable-sleep.js';
 import { Follower, type FollowOutcome } from './follower.js';
 import type { FollowerOptionValues } from './follower-options.js';
 import { LeaderChannel } from './leader-channel.js';
@@ -330,16 +331,4 @@ export class FollowerNode {
  */
 function isLeaderSideFailure(error: unknown): boolean {
   return isServiceError(error) || isWalError(error, 'WAL_SNAPSHOT_NOT_FOUND');
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

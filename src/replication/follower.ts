@@ -8,6 +8,7 @@ import type { Wal } from '../engine/wal.js';
 import { isWalError } from '../errors.js';
 import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import type { ReplicationState } from '../server/replication-state.js';
+import { sleep } from './abortable-sleep.js';
 import { FollowerReporter, type FollowerIdentity } from './follower-reporter.js';
 import type { LeaderChannel } from './leader-channel.js';
 import { checkRawFrames } from './raw-frame-check.js';
@@ -335,16 +336,4 @@ function startedSegmentHeader(message: TailWalResponse): Buffer | undefined {
   const isCompacted = decoded.header.compactedNextOffset !== undefined;
   if (!isCompacted && decoded.header.baseOffset !== Number(message.frames[0]!.baseOffset)) return undefined;
   return Buffer.from(message.segmentHeader);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
