@@ -28,6 +28,9 @@ import { fillLog } from './bench/open-workloads.js';
 import { measurePair } from './bench/runner.js';
 import { appendRequestOf, connectBenchClient } from './bench/service-client.js';
 import { unaryAppends } from './bench/service-workloads.js';
+import { diskCatchUp, transportCatchUp, type CatchUpShape } from './bench/catch-up-baselines.js';
+import { FLOW_CONTROL_WINDOW_BATCHES, MAX_RECEIVE_MESSAGE_BYTES } from '../src/replication/follower-node.js';
+import { FOLLOWER_OPTION_DECLARATIONS } from '../src/replication/follower-options.js';
 import { percentile, summarize } from './bench/summary.js';
 
 const RECORD_BYTES = 100;
@@ -130,6 +133,22 @@ async function lagRun(leader: ServeChild, follower: ServeChild, runMs: number): 
   return { lags, offered, acknowledged };
 }
 
+/** What a follower asks for per message by default (`replication.max_batch_bytes`). */
+const MAX_BATCH_BYTES = FOLLOWER_OPTION_DECLARATIONS.replication.members.maxBatchBytes.default;
+/** RawFrame fields around one frame in a frames-mode message (tag, length, offset, count, epoch, CRC), about. */
+const RAW_FRAME_FIELD_BYTES = 32;
+
+/**
+ * The messages a leader sends for a catch-up of a log of `fileBytes` holding `records` in frames of
+ * {@link FILL_BATCH_RECORDS}: as many whole frames as fit in `max_batch_bytes`, with their fields.
+ */
+function catchUpShape(fileBytes: number, records: number): CatchUpShape {
+  const frames = Math.ceil(records / FILL_BATCH_RECORDS);
+  const frameBytes = Math.ceil(fileBytes / frames);
+  const framesPerMessage = Math.max(1, Math.floor(MAX_BATCH_BYTES / frameBytes));
+  return { messageBytes: framesPerMessage * (frameBytes + RAW_FRAME_FIELD_BYTES), messages: Math.ceil(frames / framesPerMessage), records };
+}
+
 /** Runs the replication part. */
 export async function runReplicationBench(config: BenchConfig): Promise<BenchPartResult> {
   const dir = fs.mkdtempSync(join(config.scratchDir, 'replication-'));
@@ -143,14 +162,22 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const filled = await fillLog(leaderDir, Array.from({ length: FILL_BATCH_RECORDS }, () => ({ value: Buffer.alloc(RECORD_BYTES, 1) })), { records });
     const leader = await startServe(leaderDir, ['--sync-policy', 'always']);
     const rates: number[] = [];
+    const transportRates: number[] = [];
+    const diskRates: number[] = [];
+    const shape = catchUpShape(filled.fileBytes, records);
+    const channel = { flowControlWindowBytes: FLOW_CONTROL_WINDOW_BATCHES * MAX_BATCH_BYTES, maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES };
     try {
+      // Alternating, so that the machine's load weighs on the row and its ceilings alike.
       for (let run = 0; run < config.runs; run++) {
-        config.progress(`replication: catch-up run ${run + 1}`);
+        config.progress(`replication: catch-up run ${run + 1} (wald, then grpc-js alone, then node:fs alone)`);
         rates.push(await catchUp(leader, join(temp.dir, `catch-up-${run}`), records));
+        transportRates.push(await transportCatchUp(shape, channel));
+        diskRates.push(diskCatchUp(temp.dir, shape));
       }
     } finally {
       await leader.stop();
     }
+    const shapeNote = `${shape.messages} messages of ${shape.messageBytes.toLocaleString('en')} B (the leader's, at max_batch_bytes ${MAX_BATCH_BYTES.toLocaleString('en')})`;
     rows.push(
       makeRow({
         id: 'r1',
@@ -158,7 +185,26 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
         unit: 'records/s',
         wald: summarize(rates),
         target: { kind: 'at-least', value: 3_000_000 },
+        baseline: { name: 'r1t, the transport alone (below)', summary: summarize(transportRates) },
         notes: [`${filled.segments} segments, ${(filled.fileBytes / 2 ** 20).toFixed(0)} MiB of segment files`],
+      }),
+    );
+    rows.push(
+      makeRow({
+        id: 'r1t',
+        name: 'ceiling: grpc-js alone streaming the same bytes to a client that drops them, records-equivalent',
+        unit: 'records/s',
+        wald: summarize(transportRates),
+        notes: [shapeNote, 'a no-op server process (scripts/bench/frame-flood-child.ts), the follower\'s channel settings'],
+      }),
+    );
+    rows.push(
+      makeRow({
+        id: 'r1d',
+        name: 'ceiling: node:fs alone writing the same bytes, one fdatasync per message, records-equivalent',
+        unit: 'records/s',
+        wald: summarize(diskRates),
+        notes: [shapeNote],
       }),
     );
 
