@@ -79,7 +79,7 @@ function tokenChecks(authFileText: string, token: string): Runner {
     run: async (runMs) =>
       runSyncFor(
         () => {
-          for (let i = 0; i < 1000; i++) authenticator.admit(rpc, metadata, 'bench');
+          for (let i = 0; i < 1000; i++) authenticator.admit(rpc, metadata, () => 'bench');
           return 1000;
         },
         runMs,
