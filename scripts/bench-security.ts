@@ -141,7 +141,7 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
     if (config.warmupMs > 0) {
       // Every server sees both workloads before the first row: one that meets its first calls in a
       // measured row pays its JIT compiles there, against a plaintext server warmed by the rows
-      // before (s1b's auth server did, measured cold against a warm one: +90 % server CPU per record).
+      // before (s1b's auth server did, measured cold against a warm one).
       config.progress(`security: warm-up (${config.warmupMs} ms per server)`);
       const share = Math.max(1, Math.floor(config.warmupMs / 2));
       for (const [server, variant] of [[plainServer, plain], [tlsServer, tls], [authServer, auth]] as const) {
