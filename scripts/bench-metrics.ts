@@ -60,16 +60,20 @@ function scraped(runner: Runner, port: number, facts: ScrapeFacts): Runner {
   };
 }
 
-/** The server process's CPU in one run: its share of one core, and per 1000 records. */
+/** The server process's CPU in one run: its share of one core, and per 1000 records; and the records each fdatasync covered. */
 interface ServerCpu {
   readonly percent: number;
   readonly msPerThousandRecords: number;
+  readonly recordsPerFsync: number | undefined;
 }
 
 /**
  * `runner`, with the CPU time of the server process `pid` during each run appended to `into`.
  * CPU per record holds up better than throughput on a loaded machine: the rate of an `always`
- * workload follows the disk, the CPU each record costs the server does not.
+ * workload follows the disk, the CPU each record costs the server much less. Not at all: a run
+ * whose fdatasyncs were slower commits fewer records in each, and each commit's fixed CPU (the
+ * fdatasync itself, the writer's flush, the view's read-back) is spread over fewer records; so the
+ * records per fdatasync of each side are noted too.
  */
 function trackServerCpu(runner: Runner, pid: number, into: ServerCpu[]): Runner {
   return {
@@ -78,7 +82,11 @@ function trackServerCpu(runner: Runner, pid: number, into: ServerCpu[]): Runner 
       const before = processCpuMs(pid);
       const measurement = await runner.run(runMs);
       const cpuMs = processCpuMs(pid) - before;
-      into.push({ percent: (cpuMs / (performance.now() - start)) * 100, msPerThousandRecords: (cpuMs / Math.max(1, measurement.records)) * 1000 });
+      into.push({
+        percent: (cpuMs / (performance.now() - start)) * 100,
+        msPerThousandRecords: (cpuMs / Math.max(1, measurement.records)) * 1000,
+        recordsPerFsync: measurement.fsyncs === undefined || measurement.fsyncs === 0 ? undefined : measurement.records / measurement.fsyncs,
+      });
       return measurement;
     },
     close: () => runner.close(),
@@ -86,8 +94,11 @@ function trackServerCpu(runner: Runner, pid: number, into: ServerCpu[]): Runner 
 }
 
 function cpuNote(on: readonly ServerCpu[], off: readonly ServerCpu[]): string {
-  const side = (runs: readonly ServerCpu[]): string =>
-    `${summarize(runs.map((r) => r.msPerThousandRecords)).median.toFixed(1)} ms per 1000 records (${summarize(runs.map((r) => r.percent)).median.toFixed(0)} % of one core)`;
+  const side = (runs: readonly ServerCpu[]): string => {
+    const perFsync = runs.flatMap((r) => (r.recordsPerFsync === undefined ? [] : [r.recordsPerFsync]));
+    const fsyncNote = perFsync.length === 0 ? '' : `, ${summarize(perFsync).median.toFixed(0)} records per fdatasync`;
+    return `${summarize(runs.map((r) => r.msPerThousandRecords)).median.toFixed(2)} ms per 1000 records (${summarize(runs.map((r) => r.percent)).median.toFixed(0)} % of one core${fsyncNote})`;
+  };
   return `server CPU (median of runs): metrics on ${side(on)}; metrics off ${side(off)}`;
 }
 

@@ -40,13 +40,23 @@ const AUTH_FILE_TOKENS = 16;
 /** TLS may cost at most 15 % of durable AppendStream throughput (issue 11). */
 const TLS_STREAM_TARGET: BenchTarget = { kind: 'ratio-at-least', value: 0.85 };
 
+/** What each run of one side of a row spent: server and client CPU per record (µs), and records per fdatasync. */
+interface RunFacts {
+  readonly server: number[];
+  readonly client: number[];
+  readonly recordsPerFsync: number[];
+}
+
 /**
  * Wraps `runner` so that each run also records the CPU time the server process `serverPid` and
- * this process spent per record, µs. On a machine shared with other work, the throughput of a run
- * moves with the load; the CPU spent per record moves much less, so it says better what a feature
- * costs.
+ * this process spent per record, µs, and the records each fdatasync covered. On a machine shared
+ * with other work, the throughput of a run moves with the load; the CPU spent per record moves
+ * much less, so it says better what a feature costs. Under `always` it still follows the group
+ * commits: a side whose disk was slower in its runs commits fewer records per fdatasync and
+ * spreads each commit's fixed CPU (the fdatasync, the writer's flush, the view's read-back) over
+ * fewer records, so the notes give records per fdatasync beside it.
  */
-function cpuPerRecord(runner: Runner, serverPid: number, into: { server: number[]; client: number[] }): Runner {
+function cpuPerRecord(runner: Runner, serverPid: number, into: RunFacts): Runner {
   return {
     run: async (runMs): Promise<Measurement> => {
       const server = processCpuMs(serverPid);
@@ -56,6 +66,7 @@ function cpuPerRecord(runner: Runner, serverPid: number, into: { server: number[
       if (measurement.records > 0) {
         into.server.push(((processCpuMs(serverPid) - server) * 1000) / measurement.records);
         into.client.push((used.user + used.system) / measurement.records);
+        if (measurement.fsyncs !== undefined && measurement.fsyncs > 0) into.recordsPerFsync.push(measurement.records / measurement.fsyncs);
       }
       return measurement;
     },
@@ -79,7 +90,7 @@ function tokenChecks(authFileText: string, token: string): Runner {
     run: async (runMs) =>
       runSyncFor(
         () => {
-          for (let i = 0; i < 1000; i++) authenticator.admit(rpc, metadata, 'bench');
+          for (let i = 0; i < 1000; i++) authenticator.admit(rpc, metadata, () => 'bench');
           return 1000;
         },
         runMs,
@@ -124,6 +135,23 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
     config.progress('security: starting plaintext, TLS and auth wald servers');
     const [plainServer, tlsServer, authServer] = [await start(plain, 'plain'), await start(tls, 'tls'), await start(auth, 'auth')];
     const value = randomBytes(RECORD_BYTES);
+    const unary = (address: string, client: BenchClientOptions): Runner => unaryAppends(connectBenchClient(address, client), appendRequestOf(value, 1), UNARY_CONCURRENCY);
+    const streamed = (address: string, client: BenchClientOptions): Runner =>
+      streamedAppends(connectBenchClient(address, client), appendRequestOf(value, STREAM_BATCH_RECORDS), STREAM_WINDOW);
+    if (config.warmupMs > 0) {
+      // Every server sees both workloads before the first row: one that meets its first calls in a
+      // measured row pays its JIT compiles there, against a plaintext server warmed by the rows
+      // before (s1b's auth server did, measured cold against a warm one).
+      config.progress(`security: warm-up (${config.warmupMs} ms per server)`);
+      const share = Math.max(1, Math.floor(config.warmupMs / 2));
+      for (const [server, variant] of [[plainServer, plain], [tlsServer, tls], [authServer, auth]] as const) {
+        for (const make of [unary, streamed]) {
+          const runner = make(server.address, variant.client);
+          await runner.run(share);
+          await runner.close();
+        }
+      }
+    }
     const rows: BenchRow[] = [];
     config.progress(`security: s0, the token check alone (${AUTH_FILE_TOKENS} entries)`);
     const checks = await measurePair(config, tokenChecks(authText, token));
@@ -131,8 +159,8 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
     type RunnerOf = (address: string, client: BenchClientOptions) => Runner;
     const pairRow = async (id: string, name: string, variant: Variant, servers: { readonly with: ServerProcess; readonly without: ServerProcess }, runnerOf: RunnerOf, target?: BenchTarget): Promise<void> => {
       config.progress(`security: ${id}, ${name}, ${variant.label} vs plaintext`);
-      const withCpu = { server: [] as number[], client: [] as number[] };
-      const withoutCpu = { server: [] as number[], client: [] as number[] };
+      const withCpu: RunFacts = { server: [], client: [], recordsPerFsync: [] };
+      const withoutCpu: RunFacts = { server: [], client: [], recordsPerFsync: [] };
       const pair = await measurePair(
         config,
         cpuPerRecord(runnerOf(servers.with.address, variant.client), servers.with.pid, withCpu),
@@ -145,11 +173,11 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
         return `${side} ${a.toFixed(2)} µs with, ${b.toFixed(2)} µs without (${a >= b ? '+' : ''}${(((a - b) / b) * 100).toFixed(0)} %)`;
       };
       const notes = [`CPU per record (median of runs): ${cpu('server')}; ${cpu('client')}`];
+      if (withCpu.recordsPerFsync.length > 0 && withoutCpu.recordsPerFsync.length > 0) {
+        notes.push(`records per fdatasync (median of runs): ${median(withCpu.recordsPerFsync).toFixed(1)} with, ${median(withoutCpu.recordsPerFsync).toFixed(1)} without`);
+      }
       rows.push(makeRow({ id, name: `${name}: ${variant.label}`, unit: 'records/s', wald: pair.wald, baseline: { name: 'the same wald server, plaintext, no token', summary: pair.baseline! }, target, notes }));
     };
-    const unary = (address: string, client: BenchClientOptions): Runner => unaryAppends(connectBenchClient(address, client), appendRequestOf(value, 1), UNARY_CONCURRENCY);
-    const streamed = (address: string, client: BenchClientOptions): Runner =>
-      streamedAppends(connectBenchClient(address, client), appendRequestOf(value, STREAM_BATCH_RECORDS), STREAM_WINDOW);
     const unaryName = `\`Append\` unary, 1 record, \`always\`, ${UNARY_CONCURRENCY} in flight`;
     const streamName = `\`AppendStream\`, ${STREAM_BATCH_RECORDS} records per message, \`always\`, ${STREAM_WINDOW} in flight`;
     await pairRow('s1a', unaryName, tls, { with: tlsServer, without: plainServer }, unary);
@@ -174,7 +202,7 @@ export async function runSecurityBench(config: BenchConfig): Promise<BenchPartRe
       setup: [
         `records: ${RECORD_BYTES}-byte value; every server a wald child process with \`always\` durability, data under ./bench-tmp/; client in this process, on 127.0.0.1`,
         `TLS: a P-256 certificate made by openssl for the run, the client trusting its CA (grpc-js and Node's TLS choose the cipher: TLS 1.3, AES-128-GCM or ChaCha20 by CPU); auth: an auth file of ${AUTH_FILE_TOKENS} tokens (role write), the client sending the last`,
-        `every figure: median (min–max) of ${config.runs} runs of ${config.runMs} ms (catch-up: one pass each), the server with the feature and the plaintext one alternating after one warm-up run per row; no JIT warm-up of the servers beyond that`,
+        `every figure: median (min–max) of ${config.runs} runs of ${config.runMs} ms (catch-up: one pass each), the server with the feature and the plaintext one alternating after one warm-up run per row; before the rows, each of the three servers ran unary Append and AppendStream for ${config.warmupMs} ms in all (the catch-up servers get no warm-up beyond their row's)`,
       ],
     };
   } finally {

@@ -105,7 +105,7 @@ export class RpcAdmission {
     if (this.state.isStopping()) {
       throw new WalError('WAL_SHUTTING_DOWN', 'the server is shutting down', {});
     }
-    this.state.authenticator?.admit({ name: rpc.name, role }, call.metadata, call.getPeer());
+    this.state.authenticator?.admit({ name: rpc.name, role }, call.metadata, () => call.getPeer());
     if (rpc.onFollower === 'refuse') {
       this.context.replication.assertLeader(rpc.name);
     }

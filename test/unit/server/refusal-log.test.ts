@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { Metadata } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { isWalError } from '../../../src/errors.js';
+import { accessTokenDigest, bearerValueOf } from '../../../src/server/auth/access-token.js';
 import { RefusalLog } from '../../../src/server/auth/refusal-log.js';
 import { TokenAuthenticator } from '../../../src/server/auth/token-authenticator.js';
 import { FakeClock } from '../../support/fake-clock.js';
@@ -60,7 +61,7 @@ test('the authenticator counts every refused call and logs at most auth_refusal_
   metadata.set('authorization', 'Bearer not-a-known-token');
   for (let i = 0; i < 6; i++) {
     assert.throws(
-      () => authenticator.admit({ name: 'Read', role: 'read' }, metadata, 'ipv4:127.0.0.1:1'),
+      () => authenticator.admit({ name: 'Read', role: 'read' }, metadata, () => 'ipv4:127.0.0.1:1'),
       (error: unknown) => isWalError(error) && error.code === 'WAL_UNAUTHENTICATED',
     );
   }
@@ -68,4 +69,21 @@ test('the authenticator counts every refused call and logs at most auth_refusal_
   assert.equal(authenticator.authenticationFailures, 6);
   assert.equal(refused.length, 6);
   assert.equal(lines.filter((line) => line['msg'] === 'authentication failed').length, 2);
+  assert.equal(lines[0]!['peer'], 'ipv4:127.0.0.1:1');
+});
+
+test('the authenticator reads the peer address of a refused call only', () => {
+  const { logger } = collectingLogger();
+  const authenticator = new TokenAuthenticator([{ tokenSha256: accessTokenDigest('good'), role: 'write', name: 'ingest' }], logger, () => {}, 10);
+  const metadata = new Metadata();
+  metadata.set('authorization', bearerValueOf('good'));
+  let peerReads = 0;
+  const peerOf = (): string => {
+    peerReads += 1;
+    return 'ipv4:127.0.0.1:1';
+  };
+  assert.deepEqual(authenticator.admit({ name: 'Append', role: 'write' }, metadata, peerOf), { role: 'write', name: 'ingest' });
+  assert.equal(peerReads, 0);
+  assert.throws(() => authenticator.admit({ name: 'Compact', role: 'admin' }, metadata, peerOf), (error: unknown) => isWalError(error) && error.code === 'WAL_PERMISSION_DENIED');
+  assert.equal(peerReads, 1);
 });
