@@ -93,9 +93,10 @@ export class WalClient {
    * calls share AppendStream messages; each resolves with its own result or rejects with its own
    * error.
    *
-   * @throws TypeError for records that are not records; RangeError for a bad `expectedOffset`.
-   *   Rejects with {@link WalClientError}: the server's reason (`WAL_INVALID_ARGUMENT`,
-   *   `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH`, `WAL_STATE_FULL`, ...), `DEADLINE_EXCEEDED`
+   * @throws TypeError for records that are not records; RangeError for a bad `expectedOffset`,
+   *   `expectedEpoch` or `minReplicas`. Rejects with {@link WalClientError}: the server's reason
+   *   (`WAL_INVALID_ARGUMENT`, `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH`, `WAL_EPOCH_MISMATCH`,
+   *   `WAL_REPLICAS_TIMEOUT`, `WAL_STATE_FULL`, ...), `DEADLINE_EXCEEDED`
    *   when retries ran out of `retryDeadlineMs`, `CANCELLED` after {@link close}.
    */
   append(records: readonly AppendRecord[], options: AppendCallOptions = {}): Promise<AppendResult> {
