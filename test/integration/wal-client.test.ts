@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { status } from '@grpc/grpc-js';
+import { InterceptingCall, status, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { WalClient, WalClientError, type AppendResult } from '../../src/client/wal-client.js';
 import { startServer } from './support/harness.js';
 
@@ -220,6 +220,35 @@ describe('WalClient', { timeout: 120_000 }, () => {
       assert.equal(stats.highWatermark, 21);
       const compacted = await rejectionOf(client.read(100));
       assert.equal(compacted.code, status.OUT_OF_RANGE);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('range asks for the next page while the caller holds the current one, and never past its end', async () => {
+    const h = await startServer();
+    const readsStarted: (() => void)[] = [];
+    let reads = 0;
+    const countReads: Interceptor = (options, nextCall) => {
+      if (options.method_definition.path.endsWith('/Read')) {
+        reads++;
+        for (const wake of readsStarted.splice(0)) wake();
+      }
+      return new InterceptingCall(nextCall(options));
+    };
+    // grpc-js takes client interceptors with the channel options.
+    const client = new WalClient(h.address, { channelOptions: { interceptors: [countReads] } as ChannelOptions });
+    try {
+      await client.append(records(30, 'p'));
+      const offsets: number[][] = [];
+      for await (const page of client.range(0, 30, { limit: 10 })) {
+        // The caller has not asked for the next page, yet its Read is under way (or done).
+        while (reads < offsets.length + 2 && offsets.length < 2) await new Promise<void>((resolve) => readsStarted.push(resolve));
+        offsets.push(page.records.map((r) => r.offset));
+      }
+      assert.deepEqual(offsets, [0, 1, 2].map((k) => Array.from({ length: 10 }, (_, i) => 10 * k + i)));
+      assert.equal(reads, 3, 'no Read beyond toOffset');
     } finally {
       await client.close();
       await h.close();
