@@ -6,12 +6,20 @@
  * - r1, catch-up: a leader whose log holds `WALD_BENCH_TAIL_RECORDS` (1M) records of 100 bytes
  *   (batches of 1000) and a follower started on an empty directory: records per second from the
  *   follower's first message to its high watermark at the leader's last offset (GetStats polled
- *   every 5 ms). Frames are copied as stored: no decode, no re-encode.
+ *   every 5 ms). Frames are copied as stored: no decode, no re-encode. Its ceilings, alternating
+ *   with it in the same run (`catch-up-baselines.ts`): r1t, grpc-js alone streaming messages of the
+ *   leader's size to a client that drops them; r1d, node:fs writing the same bytes with one
+ *   fdatasync per message.
  * - r2/r3, replication lag under load: 50k records/s offered to the leader (a batch of 100 every
  *   2 ms, up to 32 in flight) for `WALD_BENCH_RUN_MS` x 3; per batch, the time from the leader's
  *   acknowledgement to the batch's delivery by a TailWal of the follower (which sends only what the
  *   follower has synced: so this is "acknowledged on the leader" to "durable on the follower", plus
- *   one local tail hop). p50 and p99 over all batches of a run, median over the runs.
+ *   one local tail hop). p50 and p99 over all batches of a run, median over the runs. Baseline:
+ *   the same load on a leader alone, measured to delivery by a TailWal of that leader (what a
+ *   local subscriber sees, with no replication at all). r3a: the
+ *   same load's append latency p99 (send to acknowledgement) with the follower copying, against
+ *   a leader alone under the same load (before the pair starts): whether the load generator
+ *   saturates the leader whatever replication does.
  * - r4, synchronous replication: unary `Append` of one record, 64 in flight, with `min_replicas: 1`
  *   (answered once the follower reported the batch durable over ReportFollower) against the same
  *   appends without it, on the same leader and follower, alternating (`measurePair`).
@@ -28,6 +36,9 @@ import { fillLog } from './bench/open-workloads.js';
 import { measurePair } from './bench/runner.js';
 import { appendRequestOf, connectBenchClient } from './bench/service-client.js';
 import { unaryAppends } from './bench/service-workloads.js';
+import { diskCatchUp, transportCatchUp, type CatchUpShape } from './bench/catch-up-baselines.js';
+import { FLOW_CONTROL_WINDOW_BATCHES, MAX_RECEIVE_MESSAGE_BYTES } from '../src/replication/follower-node.js';
+import { FOLLOWER_OPTION_DECLARATIONS } from '../src/replication/follower-options.js';
 import { percentile, summarize } from './bench/summary.js';
 
 const RECORD_BYTES = 100;
@@ -73,19 +84,22 @@ async function catchUp(leader: ServeChild, dir: string, records: number): Promis
   }
 }
 
-/** One lag run: per-batch lags (ms) from leader acknowledgement to delivery by the follower's tail. */
-async function lagRun(leader: ServeChild, follower: ServeChild, runMs: number): Promise<{ lags: number[]; offered: number; acknowledged: number }> {
-  const writer = new WalClient(leader.address);
-  const reader = new WalClient(follower.address);
-  const abort = new AbortController();
+/** What an offered load got from the leader: acknowledgement times by last offset, append latencies (ms), records offered and acknowledged. */
+interface OfferedLoad {
+  readonly ackedAt: Map<number, number>;
+  readonly appendLatencies: number[];
+  readonly offered: number;
+  readonly acknowledged: number;
+}
+
+/**
+ * The lag workload's load: a batch of {@link LAG_BATCH_RECORDS} every {@link LAG_INTERVAL_MS}
+ * (at most {@link LAG_MAX_IN_FLIGHT} in flight) to `address` for `runMs`.
+ */
+async function offerLoad(address: string, runMs: number): Promise<OfferedLoad> {
+  const writer = new WalClient(address);
   const ackedAt = new Map<number, number>();
-  const deliveredAt = new Map<number, number>();
-  const from = (await highWatermarkOf(leader.address)) + 1;
-  const tail = (async () => {
-    for await (const event of reader.tail(from, { signal: abort.signal })) {
-      if (event.records.length > 0) deliveredAt.set(event.nextOffset - 1, performance.now());
-    }
-  })();
+  const appendLatencies: number[] = [];
   const value = Buffer.alloc(RECORD_BYTES, 7);
   const batch = Array.from({ length: LAG_BATCH_RECORDS }, () => ({ value }));
   let inFlight = 0;
@@ -93,32 +107,57 @@ async function lagRun(leader: ServeChild, follower: ServeChild, runMs: number): 
   let acknowledged = 0;
   const pending = new Set<Promise<void>>();
   const end = performance.now() + runMs;
-  for (let tick = 0; performance.now() < end && tick < 1_000_000; tick++) {
-    if (inFlight < LAG_MAX_IN_FLIGHT) {
-      inFlight++;
-      offered += LAG_BATCH_RECORDS;
-      const p: Promise<void> = writer.append(batch).then(
-        (result) => {
-          ackedAt.set(result.lastOffset, performance.now());
-          acknowledged += LAG_BATCH_RECORDS;
-        },
-        () => undefined,
-      ).finally(() => {
-        inFlight--;
-        pending.delete(p);
-      });
-      pending.add(p);
+  try {
+    for (let tick = 0; performance.now() < end && tick < 1_000_000; tick++) {
+      if (inFlight < LAG_MAX_IN_FLIGHT) {
+        inFlight++;
+        offered += LAG_BATCH_RECORDS;
+        const sentAt = performance.now();
+        const p: Promise<void> = writer.append(batch).then(
+          (result) => {
+            const now = performance.now();
+            ackedAt.set(result.lastOffset, now);
+            appendLatencies.push(now - sentAt);
+            acknowledged += LAG_BATCH_RECORDS;
+          },
+          () => undefined,
+        ).finally(() => {
+          inFlight--;
+          pending.delete(p);
+        });
+        pending.add(p);
+      }
+      await new Promise((resolve) => setTimeout(resolve, LAG_INTERVAL_MS));
     }
-    await new Promise((resolve) => setTimeout(resolve, LAG_INTERVAL_MS));
+    await Promise.all(pending);
+  } finally {
+    await writer.close();
   }
-  await Promise.all(pending);
+  return { ackedAt, appendLatencies, offered, acknowledged };
+}
+
+/**
+ * One lag run: per-batch lags (ms) from the leader's acknowledgement to delivery by a TailWal of
+ * `tailed` (the follower; or the leader itself, for the baseline).
+ */
+async function lagRun(leader: ServeChild, tailed: ServeChild, runMs: number): Promise<{ lags: number[]; load: OfferedLoad }> {
+  const reader = new WalClient(tailed.address);
+  const abort = new AbortController();
+  const deliveredAt = new Map<number, number>();
+  const from = (await highWatermarkOf(leader.address)) + 1;
+  const tail = (async () => {
+    for await (const event of reader.tail(from, { signal: abort.signal })) {
+      if (event.records.length > 0) deliveredAt.set(event.nextOffset - 1, performance.now());
+    }
+  })();
+  const load = await offerLoad(leader.address, runMs);
+  const { ackedAt } = load;
   const last = Math.max(...ackedAt.keys());
   for (let waited = 0; ![...deliveredAt.keys()].some((offset) => offset >= last) && waited < 10_000; waited += 10) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   abort.abort();
   await tail.catch(() => undefined);
-  await writer.close();
   await reader.close();
   const deliveries = [...deliveredAt.entries()].sort((a, b) => a[0] - b[0]);
   const lags: number[] = [];
@@ -127,7 +166,23 @@ async function lagRun(leader: ServeChild, follower: ServeChild, runMs: number): 
     while (i < deliveries.length && deliveries[i]![0] < offset) i++;
     if (i < deliveries.length) lags.push(Math.max(0, deliveries[i]![1] - acked));
   }
-  return { lags, offered, acknowledged };
+  return { lags, load };
+}
+
+/** What a follower asks for per message by default (`replication.max_batch_bytes`). */
+const MAX_BATCH_BYTES = FOLLOWER_OPTION_DECLARATIONS.replication.members.maxBatchBytes.default;
+/** RawFrame fields around one frame in a frames-mode message (tag, length, offset, count, epoch, CRC), about. */
+const RAW_FRAME_FIELD_BYTES = 32;
+
+/**
+ * The messages a leader sends for a catch-up of a log of `fileBytes` holding `records` in frames of
+ * {@link FILL_BATCH_RECORDS}: as many whole frames as fit in `max_batch_bytes`, with their fields.
+ */
+function catchUpShape(fileBytes: number, records: number): CatchUpShape {
+  const frames = Math.ceil(records / FILL_BATCH_RECORDS);
+  const frameBytes = Math.ceil(fileBytes / frames);
+  const framesPerMessage = Math.max(1, Math.floor(MAX_BATCH_BYTES / frameBytes));
+  return { messageBytes: framesPerMessage * (frameBytes + RAW_FRAME_FIELD_BYTES), messages: Math.ceil(frames / framesPerMessage), records };
 }
 
 /** Runs the replication part. */
@@ -143,14 +198,22 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const filled = await fillLog(leaderDir, Array.from({ length: FILL_BATCH_RECORDS }, () => ({ value: Buffer.alloc(RECORD_BYTES, 1) })), { records });
     const leader = await startServe(leaderDir, ['--sync-policy', 'always']);
     const rates: number[] = [];
+    const transportRates: number[] = [];
+    const diskRates: number[] = [];
+    const shape = catchUpShape(filled.fileBytes, records);
+    const channel = { flowControlWindowBytes: FLOW_CONTROL_WINDOW_BATCHES * MAX_BATCH_BYTES, maxReceiveMessageBytes: MAX_RECEIVE_MESSAGE_BYTES };
     try {
+      // Alternating, so that the machine's load weighs on the row and its ceilings alike.
       for (let run = 0; run < config.runs; run++) {
-        config.progress(`replication: catch-up run ${run + 1}`);
+        config.progress(`replication: catch-up run ${run + 1} (wald, then grpc-js alone, then node:fs alone)`);
         rates.push(await catchUp(leader, join(temp.dir, `catch-up-${run}`), records));
+        transportRates.push(await transportCatchUp(shape, channel));
+        diskRates.push(diskCatchUp(temp.dir, shape));
       }
     } finally {
       await leader.stop();
     }
+    const shapeNote = `${shape.messages} messages of ${shape.messageBytes.toLocaleString('en')} B (the leader's, at max_batch_bytes ${MAX_BATCH_BYTES.toLocaleString('en')})`;
     rows.push(
       makeRow({
         id: 'r1',
@@ -158,9 +221,49 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
         unit: 'records/s',
         wald: summarize(rates),
         target: { kind: 'at-least', value: 3_000_000 },
+        baseline: { name: 'r1t, the transport alone (below)', summary: summarize(transportRates) },
         notes: [`${filled.segments} segments, ${(filled.fileBytes / 2 ** 20).toFixed(0)} MiB of segment files`],
       }),
     );
+    rows.push(
+      makeRow({
+        id: 'r1t',
+        name: 'ceiling: grpc-js alone streaming the same bytes to a client that drops them, records-equivalent',
+        unit: 'records/s',
+        wald: summarize(transportRates),
+        notes: [shapeNote, 'a no-op server process (scripts/bench/frame-flood-child.ts), the follower\'s channel settings'],
+      }),
+    );
+    rows.push(
+      makeRow({
+        id: 'r1d',
+        name: 'ceiling: node:fs alone writing the same bytes, one fdatasync per message, records-equivalent',
+        unit: 'records/s',
+        wald: summarize(diskRates),
+        notes: [shapeNote],
+      }),
+    );
+
+    // The lag rows' baseline: the same load on a leader alone (no follower, no frames tail), so
+    // that what the leader does under the load generator is told from what replication adds.
+    const soloLeader = await startServe(join(temp.dir, 'solo-leader'), ['--sync-policy', 'always']);
+    const soloRates: number[] = [];
+    const soloP99s: number[] = [];
+    const soloLagP50s: number[] = [];
+    const soloLagP99s: number[] = [];
+    const withFollowerAppendP99s: number[] = [];
+    try {
+      for (let run = 0; run < config.runs; run++) {
+        config.progress(`replication: lag baseline run ${run + 1}, the leader alone, tailed by a TailWal of its own`);
+        const { lags, load } = await lagRun(soloLeader, soloLeader, config.runMs * 3);
+        soloRates.push(load.acknowledged / ((config.runMs * 3) / 1000));
+        soloP99s.push(percentile(load.appendLatencies, 99));
+        soloLagP50s.push(percentile(lags, 50));
+        soloLagP99s.push(percentile(lags, 99));
+      }
+    } finally {
+      await soloLeader.stop();
+    }
 
     const lagLeader = await startServe(join(temp.dir, 'lag-leader'), ['--sync-policy', 'always']);
     const lagFollower = await startServe(join(temp.dir, 'lag-follower'), ['--follow', lagLeader.address]);
@@ -172,10 +275,11 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
       await lagFollower.waitForLog((line) => line['msg'] === 'replication: following');
       for (let run = 0; run < config.runs; run++) {
         config.progress(`replication: lag run ${run + 1}`);
-        const { lags, acknowledged } = await lagRun(lagLeader, lagFollower, config.runMs * 3);
+        const { lags, load } = await lagRun(lagLeader, lagFollower, config.runMs * 3);
         p50s.push(percentile(lags, 50));
         p99s.push(percentile(lags, 99));
-        rates50k.push(acknowledged / ((config.runMs * 3) / 1000));
+        rates50k.push(load.acknowledged / ((config.runMs * 3) / 1000));
+        withFollowerAppendP99s.push(percentile(load.appendLatencies, 99));
       }
       config.progress(`replication: r4, unary Append with min_replicas: 1 vs without, ${MIN_REPLICAS_CONCURRENCY} in flight`);
       const plain = appendRequestOf(Buffer.alloc(RECORD_BYTES, 2), 1);
@@ -189,8 +293,30 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
       await lagLeader.stop();
     }
     const load = `${Math.round(summarize(rates50k).median).toLocaleString('en')} records/s acknowledged of 50,000 offered`;
-    rows.push(makeRow({ id: 'r2', name: 'replication lag p50, leader ack to follower durable', unit: 'ms', wald: summarize(p50s), notes: [load] }));
-    rows.push(makeRow({ id: 'r3', name: 'replication lag p99, leader ack to follower durable', unit: 'ms', wald: summarize(p99s), target: { kind: 'at-most', value: 5 }, notes: [load] }));
+    const soloLoad = `${Math.round(summarize(soloRates).median).toLocaleString('en')} records/s acknowledged of 50,000 offered`;
+    const soloTail = `the leader alone, ack to delivery by a TailWal of the leader itself (${soloLoad})`;
+    rows.push(makeRow({ id: 'r2', name: 'replication lag p50, leader ack to follower durable', unit: 'ms', wald: summarize(p50s), baseline: { name: soloTail, summary: summarize(soloLagP50s) }, notes: [load] }));
+    rows.push(
+      makeRow({
+        id: 'r3',
+        name: 'replication lag p99, leader ack to follower durable',
+        unit: 'ms',
+        wald: summarize(p99s),
+        baseline: { name: soloTail, summary: summarize(soloLagP99s) },
+        target: { kind: 'at-most', value: 5 },
+        notes: [load],
+      }),
+    );
+    rows.push(
+      makeRow({
+        id: 'r3a',
+        name: 'the same load\'s `Append` latency p99 (send to ack), with the follower copying',
+        unit: 'ms',
+        wald: summarize(withFollowerAppendP99s),
+        baseline: { name: `the leader alone, no follower (${soloLoad})`, summary: summarize(soloP99s) },
+        notes: [load],
+      }),
+    );
     rows.push(
       makeRow({
         id: 'r4',

@@ -24,13 +24,13 @@ import { LeaderChannel } from './leader-channel.js';
 import { installLeaderSnapshot, resumeSnapshotInstall } from './snapshot-install.js';
 
 /** Largest TailWal message a follower accepts: its own ask, or one frame up to the leader's largest batch, with room for the fields. */
-const MAX_RECEIVE_MESSAGE_BYTES = 80 * 1024 * 1024;
+export const MAX_RECEIVE_MESSAGE_BYTES = 80 * 1024 * 1024;
 
 /**
  * The follower's HTTP/2 receive window, in messages of `replication.max_batch_bytes`: enough for
  * the leader to stream while the follower appends, bounded with the rest of what it buffers.
  */
-const FLOW_CONTROL_WINDOW_BATCHES = 4;
+export const FLOW_CONTROL_WINDOW_BATCHES = 4;
 
 /** What a {@link FollowerNode} is made of. */
 export interface FollowerNodeInit {

@@ -3,7 +3,8 @@ import { ReportFollowerRequest, ReportFollowerResponse, type GetEpochEndResponse
 import type { GetSnapshotResponse } from '../gen/wald/v1/snapshot.js';
 import type { GetStatsResponse } from '../gen/wald/v1/stats.js';
 import type { TailWalResponse } from '../gen/wald/v1/tail.js';
-import { WalServiceClient } from '../gen/wald/v1/wal_service.js';
+import { WalServiceClient, WalServiceService } from '../gen/wald/v1/wal_service.js';
+import { decodeTailFramesResponse } from '../wire/tail-frames-response-decoder.js';
 
 /** How a follower reaches its leader. */
 export interface LeaderChannelOptions {
@@ -81,9 +82,15 @@ export class LeaderChannel {
     });
   }
 
-  /** A frames-mode TailWal from `fromOffset`, at most `maxBytes` of frames per message. */
+  /**
+   * A frames-mode TailWal from `fromOffset`, at most `maxBytes` of frames per message. Messages are
+   * decoded by `decodeTailFramesResponse`: the frames and segment header are views into the
+   * received message, not copies.
+   */
   tailFrames(fromOffset: number, maxBytes: number, followerId: string): ClientReadableStream<TailWalResponse> {
-    return this.client.tailWal({ start: { $case: 'fromOffset', value: BigInt(fromOffset) }, maxRecords: 0, maxBytes, frames: true, followerId });
+    const definition = WalServiceService.tailWal;
+    const request = { start: { $case: 'fromOffset' as const, value: BigInt(fromOffset) }, maxRecords: 0, maxBytes, frames: true, followerId };
+    return this.client.makeServerStreamRequest(definition.path, definition.requestSerialize, decodeTailFramesResponse, request, new Metadata(), {});
   }
 
   /** GetSnapshot: the file of snapshot `snapshotId`, its info first, then its bytes. */

@@ -2,7 +2,8 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { FrameRun } from '../engine/frame-reader.js';
 import type { Wal } from '../engine/wal.js';
-import { TailWalResponse, type TailWalRequest } from '../gen/wald/v1/tail.js';
+import type { TailWalRequest, TailWalResponse } from '../gen/wald/v1/tail.js';
+import { encodeTailFramesResponse, type FramesResponsePosition } from '../wire/tail-frames-response-encoder.js';
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 import type { TailQueueBudget } from './tail-queue-budget.js';
 import { shuttingDown, TailStream, type TailSettings } from './tail-stream.js';
@@ -147,43 +148,31 @@ export class FrameTailStream extends TailStream {
   }
 
   /**
-   * One response: the run's frames, `segmentHeader` (the header of their segment, when the first
-   * one starts it or the message is the stream's first), and where the log is.
+   * One response: the run's frames (their stored bytes copied once, into the message, by
+   * `encodeTailFramesResponse`), `segmentHeader` (the header of their segment, when the first one
+   * starts it or the message is the stream's first), and where the log is.
    */
   private encodeRun(run: FrameRun, segmentHeader: Buffer | undefined): Buffer {
-    return Buffer.from(
-      TailWalResponse.encode({
-        ...this.position(run.nextOffset, run.frames[run.frames.length - 1]!.timestamp),
-        records: [],
-        frames: run.frames.map((frame) => ({
-          frame: frame.bytes,
-          baseOffset: BigInt(frame.baseOffset),
-          recordCount: frame.recordCount,
-          epoch: BigInt(frame.epoch),
-          crc32c: frame.crc32c,
-        })),
-        segmentHeader: segmentHeader ?? Buffer.alloc(0),
-      }).finish(),
-    );
+    return encodeTailFramesResponse(run.frames, segmentHeader, this.position(run.nextOffset, run.frames[run.frames.length - 1]!.timestamp));
   }
 
   protected override encodeHeartbeat(nextOffset: number): Buffer {
-    return Buffer.from(TailWalResponse.encode({ ...this.position(nextOffset, this.lastTimestamp), records: [], frames: [], segmentHeader: Buffer.alloc(0) }).finish());
+    return encodeTailFramesResponse([], undefined, this.position(nextOffset, this.lastTimestamp));
   }
 
   /**
    * Where the log is: high watermark, first offset, the stream's next offset, the epoch, and the
    * high watermark's timestamp when the stream is at it (the last frame it sent holds that record).
    */
-  private position(nextOffset: number, lastTimestamp: number | undefined): Omit<TailWalResponse, 'records' | 'frames' | 'segmentHeader'> {
+  private position(nextOffset: number, lastTimestamp: number | undefined): FramesResponsePosition {
     const highWatermark = this.wal.highWatermark;
     const isAtHighWatermark = nextOffset === highWatermark + 1 && lastTimestamp !== undefined;
     return {
-      highWatermark: highWatermark < 0 ? undefined : BigInt(highWatermark),
-      firstOffset: BigInt(this.wal.firstOffset),
-      nextOffset: BigInt(nextOffset),
-      epoch: BigInt(this.wal.epoch),
-      highWatermarkTimestamp: isAtHighWatermark ? BigInt(lastTimestamp) : undefined,
+      highWatermark,
+      firstOffset: this.wal.firstOffset,
+      nextOffset,
+      epoch: this.wal.epoch,
+      highWatermarkTimestamp: isAtHighWatermark ? lastTimestamp : undefined,
     };
   }
 }
