@@ -146,6 +146,43 @@ function sequentialRunner(op: () => Promise<unknown>, latencies: number[], close
   );
 }
 
+/**
+ * The floor of c2 (one append at a time): the p50 of a WalClient append against the no-op server
+ * (one AppendStream round trip, no log) and the p50 of one 100-byte `writeSync` + `fdatasyncSync`
+ * on the scratch directory's file system, each measured for `runMs`.
+ */
+async function measureC2Floor(config: BenchConfig, value: Buffer): Promise<{ roundTripMs: number; syncMs: number }> {
+  const noop = await startServerProcess({ kind: 'noop' }, config.serverNodeArgs);
+  const client = new WalClient(noop.address);
+  const roundTrips: number[] = [];
+  try {
+    const runner = sequentialRunner(() => client.append([{ value }]), roundTrips, () => client.close());
+    await runner.run(config.caseWarmupMs);
+    roundTrips.length = 0;
+    await runner.run(config.runMs);
+    await runner.close();
+  } finally {
+    await noop.stop();
+  }
+  const path = join(config.scratchDir, 'compare-fdatasync');
+  const fd = fs.openSync(path, 'w');
+  const syncs: number[] = [];
+  try {
+    const deadline = performance.now() + config.runMs;
+    let position = 0;
+    for (let i = 0; i < MAX_OPS && performance.now() < deadline; i++) {
+      const start = performance.now();
+      position += fs.writeSync(fd, value, 0, value.length, position);
+      fs.fdatasyncSync(fd);
+      syncs.push(performance.now() - start);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(path, { force: true });
+  }
+  return { roundTripMs: percentile(roundTrips, 50), syncMs: percentile(syncs, 50) };
+}
+
 /** Reads `records` records back from offset 0 in pages; the rate. */
 function readBackRunner(readAll: () => Promise<number>, close: () => Promise<void>): Runner {
   return {
@@ -332,7 +369,12 @@ export async function runCompareBench(config: BenchConfig): Promise<BenchPartRes
     const stubClient = connectBenchClient(wald.address);
     const p50Note = (): string[] => [
       `p50 per call: WalClient ${percentile(latencies.client, 50).toFixed(3)} ms, stubs ${latencies.stubs.length === 0 ? 'n/a' : percentile(latencies.stubs, 50).toFixed(3)} ms, Redis ${latencies.redis.length === 0 ? 'n/a' : percentile(latencies.redis, 50).toFixed(3)} ms`,
+      `floor of one WalClient append: AppendStream round trip to the no-op server p50 ${floor.roundTripMs.toFixed(3)} ms + write and fdatasync of one record p50 ${floor.syncMs.toFixed(3)} ms = ${(floor.roundTripMs + floor.syncMs).toFixed(3)} ms`,
     ];
+    // c2's floor, measured alone just before it: one AppendStream round trip of WalClient against
+    // the no-op server (no log), and one write + fdatasync of a record on the same file system.
+    config.progress('compare: c2 floor (no-op round trip, write + fdatasync)');
+    const floor = await measureC2Floor(config, value);
     const seqClient = new WalClient(wald.address);
     const seqRedis = redis === undefined ? undefined : new Redis(redis.port, '127.0.0.1');
     await addRows(

@@ -27,6 +27,18 @@ export interface AppendCallOptions {
   readonly sync?: boolean | undefined;
   /** Write only if the first record gets exactly this offset (`WAL_OFFSET_MISMATCH` otherwise). */
   readonly expectedOffset?: number | undefined;
+  /**
+   * Fencing token: write only while the server's log is at this leader epoch (`WAL_EPOCH_MISMATCH`,
+   * `FAILED_PRECONDITION`, otherwise; nothing is written). docs/replication.md.
+   */
+  readonly expectedEpoch?: number | undefined;
+  /**
+   * Acknowledge only once this many followers hold the append durably (0 or unset: on the leader's
+   * own sync). Past `replication.min_replicas_timeout_ms` without them: `DEADLINE_EXCEEDED`,
+   * `WAL_REPLICAS_TIMEOUT` (the records stay in the log). Answers keep their order, so a waiting
+   * append holds back the answers of the appends sent after it (not their writes).
+   */
+  readonly minReplicas?: number | undefined;
 }
 
 /** Counters of the append pipeline, for tests and monitoring. */
@@ -53,6 +65,8 @@ interface PendingAppend {
   readonly records: readonly AppendRecord[];
   readonly recordBytes: number;
   readonly expectedOffset: number | undefined;
+  readonly expectedEpoch: number | undefined;
+  readonly minReplicas: number;
   readonly sync: boolean;
   readonly deadline: number;
   lane: ProducerLane | undefined;
@@ -96,6 +110,15 @@ function checkRecords(records: readonly AppendRecord[]): number {
 function checkOffset(value: number | undefined, name: string): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${String(value)}`);
+  }
+}
+
+/** `min_replicas` is a uint32 on the wire. */
+const MAX_MIN_REPLICAS = 2 ** 32 - 1;
+
+function checkMinReplicas(value: number | undefined): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > MAX_MIN_REPLICAS)) {
+    throw new RangeError(`minReplicas must be an integer from 0 to ${MAX_MIN_REPLICAS}, got ${String(value)}`);
   }
 }
 
@@ -169,12 +192,15 @@ export class AppendPipeline {
   /**
    * Appends `records` atomically; resolves with where they landed.
    *
-   * @throws TypeError for records that are not records; RangeError for an `expectedOffset` that is
-   *   not a non-negative safe integer. Rejects with {@link WalClientError}.
+   * @throws TypeError for records that are not records; RangeError for an `expectedOffset` or
+   *   `expectedEpoch` that is not a non-negative safe integer, or a `minReplicas` that is not a
+   *   uint32. Rejects with {@link WalClientError}.
    */
   async append(records: readonly AppendRecord[], options: AppendCallOptions = {}): Promise<AppendResult> {
     const recordBytes = checkRecords(records);
     checkOffset(options.expectedOffset, 'expectedOffset');
+    checkOffset(options.expectedEpoch, 'expectedEpoch');
+    checkMinReplicas(options.minReplicas);
     const deadline = Date.now() + this.options.retryDeadlineMs;
     // Bounded: each wake-up follows a message that took appends off the queue.
     while (this.queue.length >= this.options.maxQueuedAppends && !this.isClosed) {
@@ -187,6 +213,8 @@ export class AppendPipeline {
         records,
         recordBytes,
         expectedOffset: options.expectedOffset,
+        expectedEpoch: options.expectedEpoch,
+        minReplicas: options.minReplicas ?? 0,
         sync: options.sync === true,
         deadline,
         lane: undefined,
@@ -283,6 +311,8 @@ export class AppendPipeline {
       return {
         records: pending.records,
         expectedOffset: pending.expectedOffset,
+        expectedEpoch: pending.expectedEpoch,
+        minReplicas: pending.minReplicas,
         sync: pending.sync,
         producerId: pending.lane?.producerId,
         sequence: pending.lane === undefined ? undefined : pending.sequence,

@@ -93,9 +93,10 @@ export class WalClient {
    * calls share AppendStream messages; each resolves with its own result or rejects with its own
    * error.
    *
-   * @throws TypeError for records that are not records; RangeError for a bad `expectedOffset`.
-   *   Rejects with {@link WalClientError}: the server's reason (`WAL_INVALID_ARGUMENT`,
-   *   `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH`, `WAL_STATE_FULL`, ...), `DEADLINE_EXCEEDED`
+   * @throws TypeError for records that are not records; RangeError for a bad `expectedOffset`,
+   *   `expectedEpoch` or `minReplicas`. Rejects with {@link WalClientError}: the server's reason
+   *   (`WAL_INVALID_ARGUMENT`, `WAL_BATCH_TOO_LARGE`, `WAL_OFFSET_MISMATCH`, `WAL_EPOCH_MISMATCH`,
+   *   `WAL_REPLICAS_TIMEOUT`, `WAL_STATE_FULL`, ...), `DEADLINE_EXCEEDED`
    *   when retries ran out of `retryDeadlineMs`, `CANCELLED` after {@link close}.
    */
   append(records: readonly AppendRecord[], options: AppendCallOptions = {}): Promise<AppendResult> {
@@ -121,20 +122,31 @@ export class WalClient {
 
   /**
    * The records from `fromOffset` up to `toOffset` (exclusive; unset: up to the high watermark as
-   * of each page), one page per Read call. Stops early at the end of the log.
+   * of each page), one page per Read call. Stops early at the end of the log. The next page is
+   * asked for as soon as a page arrives, so the server reads it while the caller consumes the one
+   * it has: at most one page is held ahead of the caller.
    *
    * @throws RangeError for bad offsets. Rejects as {@link read}.
    */
   async *range(fromOffset: number, toOffset?: number, options: ReadOptions = {}): AsyncGenerator<ReadPage, void, undefined> {
     checkOffset(fromOffset, 'fromOffset');
     if (toOffset !== undefined) checkOffset(toOffset, 'toOffset');
-    let position = fromOffset;
-    // Bounded: each page moves `position` forward, and an empty page ends the range.
-    while (toOffset === undefined || position < toOffset) {
+    const readFrom = (position: number): Promise<ReadPage> | undefined => {
+      if (toOffset !== undefined && position >= toOffset) return undefined;
       const limit = toOffset === undefined ? options.limit : Math.min(options.limit ?? Number.MAX_SAFE_INTEGER, toOffset - position, 2 ** 32 - 1);
-      const page = await this.read(position, { ...options, limit });
+      const page = this.read(position, { ...options, limit });
+      // A caller that stops iterating never awaits the page read ahead: its failure is nobody's.
+      page.catch(() => undefined);
+      return page;
+    };
+    let position = fromOffset;
+    let next = readFrom(position);
+    // Bounded: each page moves `position` forward, and an empty page ends the range.
+    while (next !== undefined) {
+      const page = await next;
       if (page.records.length === 0 || page.nextOffset <= position) return;
       position = page.nextOffset;
+      next = readFrom(position);
       yield page;
     }
   }

@@ -2,9 +2,11 @@ import { performance } from 'node:perf_hooks';
 import { status as Status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WalError } from '../errors.js';
-import type { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse, AppendStreamResult } from '../gen/wald/v1/append.js';
+import type { AppendRequest, AppendResponse, AppendStreamRequest, AppendStreamResponse } from '../gen/wald/v1/append.js';
+import { Status as RpcStatus } from '../gen/google/rpc/status.js';
 import type { AppendResult } from '../engine/types.js';
 import type { StateKeeper } from '../state/state-keeper.js';
+import { encodeAppendStreamResponse, type AppendStreamOutcome } from '../wire/append-stream-response-encoder.js';
 import { parseAppendRequest } from './append-request.js';
 import type { ReplicaAcks } from './followers/replica-acks.js';
 import type { ServerMetrics } from './metrics/server-metrics.js';
@@ -12,7 +14,11 @@ import { invalidArgument } from './request-fields.js';
 import { toRpcFailure, toRpcStatus, toServiceError } from './rpc-failure.js';
 import type { RegisteredStream } from './stream-registry.js';
 
-type AppendCall = ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>;
+/**
+ * The call: requests are decoded by `src/wire/append-stream-request-decoder.ts`, responses written
+ * already encoded (`append-stream-response-encoder.ts`; see `wal-service-definition.ts`).
+ */
+type AppendCall = ServerDuplexStream<AppendStreamRequest, AppendStreamResponse | Buffer>;
 
 /** Counters of one AppendStream, for stats and tests. */
 export interface AppendStreamCounters {
@@ -144,22 +150,24 @@ export class AppendStreamSession implements RegisteredStream {
       });
   }
 
-  private async appendOne(request: AppendStreamRequest): Promise<AppendStreamResponse> {
-    const { result } = await this.appendRequest(request.append);
-    return { requestId: request.requestId, result, results: [] };
+  private async appendOne(request: AppendStreamRequest): Promise<Buffer> {
+    return encodeAppendStreamResponse(request.requestId, await this.appendRequest(request.append), []);
   }
 
   /** Hands every element of `appends` to the log now, in order, and answers them together. */
-  private async appendMany(request: AppendStreamRequest): Promise<AppendStreamResponse> {
+  private async appendMany(request: AppendStreamRequest): Promise<Buffer> {
     const refusal = this.refuseMany(request);
-    if (refusal !== undefined) {
-      const failure = toRpcFailure(refusal, this.logger, { rpc: 'AppendStream' });
-      return { requestId: request.requestId, result: { $case: 'error', value: toRpcStatus(failure) }, results: [] };
-    }
+    if (refusal !== undefined) return encodeAppendStreamResponse(request.requestId, this.refusalOf(refusal), []);
     // Each started before the next, so the log receives them in message order (and one group
     // commit usually takes them all); each settles on its own.
     const outcomes = request.appends.map((append) => this.appendRequest(append));
-    return { requestId: request.requestId, result: undefined, results: await Promise.all(outcomes) };
+    return encodeAppendStreamResponse(request.requestId, undefined, await Promise.all(outcomes));
+  }
+
+  /** A failure as the encoded `google.rpc.Status` an outcome carries (logged when unexpected). */
+  private refusalOf(error: unknown): AppendStreamOutcome {
+    const failure = toRpcFailure(error, this.logger, { rpc: 'AppendStream' });
+    return { kind: 'error', status: RpcStatus.encode(toRpcStatus(failure)).finish() };
   }
 
   /** Why a message of several appends is refused whole, if it is. */
@@ -177,7 +185,7 @@ export class AppendStreamSession implements RegisteredStream {
   }
 
   /** One append through `StateKeeper.append`: its result, or its failure as a status. Never rejects. */
-  private async appendRequest(append: AppendRequest | undefined): Promise<AppendStreamResult> {
+  private async appendRequest(append: AppendRequest | undefined): Promise<AppendStreamOutcome> {
     const started = this.metrics === undefined ? 0 : performance.now();
     try {
       const { records, options, minReplicas } = parseAppendRequest(append);
@@ -186,11 +194,11 @@ export class AppendStreamSession implements RegisteredStream {
       // Answers go in request order: a waiting append holds back the answers after it (not their writes).
       if (minReplicas > 0) await this.replicaAcks!.await(result, minReplicas, this.call.getDeadline(), this.cancelled.signal);
       this.metrics?.appendAnswered('AppendStream', records.length, Status.OK, performance.now() - started);
-      return { result: { $case: 'appended', value: toAppendResponse(result) } };
+      return { kind: 'appended', result };
     } catch (error) {
       const failure = toRpcFailure(error, this.logger, { rpc: 'AppendStream' });
       this.metrics?.appendAnswered('AppendStream', append?.records.length ?? 0, failure.code, performance.now() - started);
-      return { result: { $case: 'error', value: toRpcStatus(failure) } };
+      return { kind: 'error', status: RpcStatus.encode(toRpcStatus(failure)).finish() };
     }
   }
 
@@ -199,7 +207,7 @@ export class AppendStreamSession implements RegisteredStream {
     this.replicaAcks.check(minReplicas);
   }
 
-  private async send(response: AppendStreamResponse): Promise<void> {
+  private async send(response: Buffer): Promise<void> {
     if (this.isCancelled) {
       return;
     }

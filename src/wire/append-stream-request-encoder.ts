@@ -6,7 +6,7 @@
  *
  * Field numbers follow `proto/wald/v1/append.proto` and `record.proto`, written in field-number
  * order. proto3 defaults are left out, except the `optional` fields (a record's `key`, an append's
- * `expected_offset`), which are written whenever set, even empty or 0. A record of type `put` is
+ * `expected_offset` and `expected_epoch`), which are written whenever set, even empty or 0. A record of type `put` is
  * sent with its type unset (the server reads unset as PUT).
  */
 import type { AppendRecord } from '../codec/record.js';
@@ -23,6 +23,10 @@ export interface WireAppend {
   readonly sequence?: number | undefined;
   /** Force an fdatasync before the acknowledgement. */
   readonly sync?: boolean | undefined;
+  /** Fencing token: the leader epoch the log must be at; undefined for none. */
+  readonly expectedEpoch?: number | undefined;
+  /** Followers that must hold the append durably before it is acknowledged (0 or undefined: none). */
+  readonly minReplicas?: number | undefined;
 }
 
 // Tags: (field number << 3) | wire type.
@@ -33,6 +37,8 @@ const TAG_APPEND_PRODUCER_ID = (3 << 3) | 2;
 const TAG_APPEND_SEQUENCE = (4 << 3) | 0;
 const TAG_APPEND_SYNC = (5 << 3) | 0;
 const TAG_APPEND_EXPECTED_OFFSET = (6 << 3) | 0;
+const TAG_APPEND_EXPECTED_EPOCH = (7 << 3) | 0;
+const TAG_APPEND_MIN_REPLICAS = (8 << 3) | 0;
 const TAG_RECORD_VALUE = (2 << 3) | 2;
 const TAG_RECORD_HEADERS = (3 << 3) | 2;
 const TAG_RECORD_TYPE = (4 << 3) | 0;
@@ -70,6 +76,8 @@ function appendOptionBytes(append: WireAppend): number {
   if (append.sequence !== undefined && append.sequence !== 0) size += 1 + varintBytes(append.sequence);
   if (append.sync === true) size += 2;
   if (append.expectedOffset !== undefined) size += 1 + varintBytes(append.expectedOffset);
+  if (append.expectedEpoch !== undefined) size += 1 + varintBytes(append.expectedEpoch);
+  if (append.minReplicas !== undefined && append.minReplicas !== 0) size += 1 + varintBytes(append.minReplicas);
   return size;
 }
 
@@ -124,6 +132,14 @@ function writeAppendOptions(buf: Buffer, p: number, append: WireAppend): number 
   if (append.expectedOffset !== undefined) {
     buf[p++] = TAG_APPEND_EXPECTED_OFFSET;
     p = writeVarint(buf, p, append.expectedOffset);
+  }
+  if (append.expectedEpoch !== undefined) {
+    buf[p++] = TAG_APPEND_EXPECTED_EPOCH;
+    p = writeVarint(buf, p, append.expectedEpoch);
+  }
+  if (append.minReplicas !== undefined && append.minReplicas !== 0) {
+    buf[p++] = TAG_APPEND_MIN_REPLICAS;
+    p = writeVarint(buf, p, append.minReplicas);
   }
   return p;
 }

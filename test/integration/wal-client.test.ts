@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { status } from '@grpc/grpc-js';
+import { InterceptingCall, status, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { WalClient, WalClientError, type AppendResult } from '../../src/client/wal-client.js';
 import { startServer } from './support/harness.js';
 
@@ -109,6 +109,53 @@ describe('WalClient', { timeout: 120_000 }, () => {
     }
   });
 
+  test('expectedEpoch fences appends: a stale epoch is WAL_EPOCH_MISMATCH, writes nothing, and leaves the others of its message alone', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address);
+    try {
+      assert.equal((await client.append(records(1, 'e0'), { expectedEpoch: 0 })).firstOffset, 0, 'epoch 0: a log never promoted');
+      await h.server.wal.beginEpoch(5);
+      const stale = client.append(records(2, 'stale'), { expectedEpoch: 0 });
+      const current = client.append(records(1, 'current'), { expectedEpoch: 5 });
+      const unfenced = client.append(records(1, 'unfenced'));
+      const staleError = await rejectionOf(stale);
+      assert.equal(staleError.code, status.FAILED_PRECONDITION);
+      assert.equal(staleError.reason, 'WAL_EPOCH_MISMATCH');
+      assert.deepEqual([staleError.metadata['expectedEpoch'], staleError.metadata['epoch']], ['0', '5']);
+      assert.equal((await current).firstOffset, 1, 'the refused append took no offset');
+      assert.equal((await unfenced).firstOffset, 2);
+      const ahead = await rejectionOf(client.append(records(1, 'ahead'), { expectedEpoch: 6 }));
+      assert.equal(ahead.reason, 'WAL_EPOCH_MISMATCH');
+      assert.deepEqual(
+        (await client.read(0, { limit: 10 })).records.map((r) => r.value.toString()),
+        ['e0-0', 'current-0', 'unfenced-0'],
+      );
+      await assert.rejects(client.append(records(1, 'x'), { expectedEpoch: -1 }), RangeError);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('minReplicas reaches the server: above max_min_replicas it is refused, without followers it times out and the records stay', async () => {
+    const h = await startServer({ server: { maxMinReplicas: 2, replication: { minReplicasTimeoutMs: 200 } } });
+    const client = new WalClient(h.address);
+    try {
+      const tooMany = await rejectionOf(client.append(records(1, 'many'), { minReplicas: 3 }));
+      assert.equal(tooMany.code, status.INVALID_ARGUMENT);
+      assert.equal(tooMany.metadata['field'], 'min_replicas');
+      const waited = await rejectionOf(client.append(records(2, 'sync'), { minReplicas: 1 }));
+      assert.equal(waited.code, status.DEADLINE_EXCEEDED);
+      assert.equal(waited.reason, 'WAL_REPLICAS_TIMEOUT');
+      assert.deepEqual((await client.read(0)).records.map((r) => r.value.toString()), ['sync-0', 'sync-1'], 'the records stay in the log');
+      assert.equal((await client.append(records(1, 'plain'), { minReplicas: 0 })).firstOffset, 2, '0: no wait');
+      await assert.rejects(client.append(records(1, 'x'), { minReplicas: 1.5 }), RangeError);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
   test('messages in flight never exceed maxInFlightMessages, and every append is still answered', async () => {
     const h = await startServer();
     const client = new WalClient(h.address, { maxInFlightMessages: 2, maxAppendsPerMessage: 4, maxQueuedAppends: 50 });
@@ -173,6 +220,35 @@ describe('WalClient', { timeout: 120_000 }, () => {
       assert.equal(stats.highWatermark, 21);
       const compacted = await rejectionOf(client.read(100));
       assert.equal(compacted.code, status.OUT_OF_RANGE);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('range asks for the next page while the caller holds the current one, and never past its end', async () => {
+    const h = await startServer();
+    const readsStarted: (() => void)[] = [];
+    let reads = 0;
+    const countReads: Interceptor = (options, nextCall) => {
+      if (options.method_definition.path.endsWith('/Read')) {
+        reads++;
+        for (const wake of readsStarted.splice(0)) wake();
+      }
+      return new InterceptingCall(nextCall(options));
+    };
+    // grpc-js takes client interceptors with the channel options.
+    const client = new WalClient(h.address, { channelOptions: { interceptors: [countReads] } as ChannelOptions });
+    try {
+      await client.append(records(30, 'p'));
+      const offsets: number[][] = [];
+      for await (const page of client.range(0, 30, { limit: 10 })) {
+        // The caller has not asked for the next page, yet its Read is under way (or done).
+        while (reads < offsets.length + 2 && offsets.length < 2) await new Promise<void>((resolve) => readsStarted.push(resolve));
+        offsets.push(page.records.map((r) => r.offset));
+      }
+      assert.deepEqual(offsets, [0, 1, 2].map((k) => Array.from({ length: 10 }, (_, i) => 10 * k + i)));
+      assert.equal(reads, 3, 'no Read beyond toOffset');
     } finally {
       await client.close();
       await h.close();

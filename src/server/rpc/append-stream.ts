@@ -7,7 +7,7 @@ import type { RpcContext } from './rpc-context.js';
  * The AppendStream RPC: the {@link AppendStreamSession} that serves one call, reading ahead at
  * most `maxInFlightAppends` unanswered appends and taking at most `maxAppendsPerMessage` appends per message.
  */
-export function appendStream(call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse>, context: RpcContext): AppendStreamSession {
+export function appendStream(call: ServerDuplexStream<AppendStreamRequest, AppendStreamResponse | Buffer>, context: RpcContext): AppendStreamSession {
   const { options } = context;
   return new AppendStreamSession(call, context.state, options.maxInFlightAppends, options.maxAppendsPerMessage, context.logger, context.metrics, context.replicaAcks);
 }

@@ -29,6 +29,8 @@ const appendArb: fc.Arbitrary<WireAppend> = fc.record({
   producerId: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
   sequence: fc.option(offset, { nil: undefined }),
   sync: fc.option(fc.boolean(), { nil: undefined }),
+  expectedEpoch: fc.option(offset, { nil: undefined }),
+  minReplicas: fc.option(fc.nat({ max: 2 ** 32 - 1 }), { nil: undefined }),
 });
 
 /** The message the hand-written encoder means, as the generated codec models it. */
@@ -46,6 +48,8 @@ function expectedRequest(requestId: number, appends: readonly WireAppend[]): App
       producerId: a.producerId ?? '',
       sequence: BigInt(a.sequence ?? 0),
       sync: a.sync ?? false,
+      expectedEpoch: a.expectedEpoch === undefined ? undefined : BigInt(a.expectedEpoch),
+      minReplicas: a.minReplicas ?? 0,
     })),
   });
 }
