@@ -1,6 +1,6 @@
 /**
  * The connection limits of a real `wald serve` child (`max_concurrent_streams_per_connection`,
- * `max_connection_idle_ms`) and its answers to oversize requests, seen from outside: through the
+ * `max_connection_idle_ms`, `max_connection_age_ms` with its grace) and its answers to oversize requests, seen from outside: through the
  * server's own stream counters (`GetStats`) on a connection of its own, and raw sockets. The memory
  * of a tail that never reads is measured on a child by test/integration/tail-memory.test.ts.
  */
@@ -9,7 +9,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { credentials, status, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { AppendRequest, AppendStreamRequest, type AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import type { GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
 import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
@@ -141,6 +141,38 @@ describe('connection limits of a wald serve child', { timeout: 120_000 }, () => 
     } finally {
       socket?.destroy();
       await child.stop();
+    }
+  });
+
+  test('a connection past max_connection_age_ms gets GOAWAY: its tail is cut after the grace, a tail without a grace goes on, new calls get a new connection', async () => {
+    for (const { grace, isCut } of [{ grace: '300', isCut: true }, { grace: '0', isCut: false }]) {
+      const child = await startChild(['--max-connection-age-ms', '500', '--max-connection-age-grace-ms', grace]);
+      try {
+        const client = child.connect();
+        await unary((callback) => client.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('first') }] }), callback));
+        const values: string[] = [];
+        let failure: ServiceError | undefined;
+        const tail = client.tailWal(TailWalRequest.fromPartial({ start: { $case: 'fromOffset', value: 0n } }));
+        tail.on('data', (message: TailWalResponse) => values.push(...message.records.map((record) => record.value.toString())));
+        tail.on('error', (error: ServiceError) => (failure = error));
+        await pollUntil('the tail got the first record', () => values.length === 1);
+        if (isCut) {
+          // Age 0.5 s + grace 0.3 s; bounded at 10 s by the polls.
+          await pollUntil('the aged connection was closed under the tail', () => failure !== undefined);
+          assert.notEqual(failure!.code, status.OK);
+        } else {
+          // Three times the age: the connection got its GOAWAY long ago, and the tail is still served on it.
+          await sleep(1500);
+          assert.equal(failure, undefined, 'the tail goes on without a grace');
+          await unary((callback) => child.client.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('second') }] }), callback));
+          await pollUntil('the tail got the record appended later', () => values.includes('second'));
+          tail.cancel();
+        }
+        // Either way the client's next call is served, on a new connection.
+        assert.equal((await unary<GetStatsResponse>((callback) => client.getStats({}, callback))).entryCount, isCut ? 1n : 2n);
+      } finally {
+        await child.stop();
+      }
     }
   });
 
