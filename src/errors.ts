@@ -37,6 +37,7 @@ export const ERROR_CODES = [
   'WAL_FRAME_REJECTED',
   'WAL_TXN_STATE',
   'WAL_REPLICAS_TIMEOUT',
+  'WAL_MESSAGE_TOO_LARGE',
   'WAL_INTERNAL',
 ] as const;
 

@@ -20,6 +20,7 @@ function planText(dataDir: string, plan: TruncationPlan): string {
   ];
   if (plan.removedSegments.length > 0) lines.push(`  segments removed whole: ${plan.removedSegments.join(', ')}`);
   if (plan.snapshots.length > 0) lines.push(`  snapshots above offset ${plan.offset} moved away: ${plan.snapshots.join(', ')}`);
+  if (plan.epochs.length > 0) lines.push(`  epochs removed from the epoch history: ${plan.epochs.map((entry) => `${entry.epoch} (from offset ${entry.startOffset})`).join(', ')}`);
   return lines.join('\n') + '\n';
 }
 
@@ -33,6 +34,7 @@ function reportToJson(dataDir: string, report: TruncationReport | undefined, pla
     cut_bytes: plan.cutBytes,
     removed_segments: plan.removedSegments,
     moved_snapshots: plan.snapshots,
+    removed_epochs: plan.epochs.map((entry) => ({ epoch: entry.epoch, start_offset: entry.startOffset })),
     saved_to: report?.savedTo ?? null,
     changed: report !== undefined,
   };

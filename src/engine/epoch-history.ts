@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { encodeEpochHistory, type EpochHistoryFile, type EpochStart } from '../codec/epoch-history-file.js';
+import { decodeEpochHistory, encodeEpochHistory, type EpochHistoryFile, type EpochStart } from '../codec/epoch-history-file.js';
+import { WalError } from '../errors.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { Storage } from '../storage/storage.js';
 import { EPOCHS_FILE, TEMP_SUFFIX } from './segment-name.js';
@@ -83,4 +84,47 @@ export class EpochHistory {
     writeFileDurably(this.storage, path, path + TEMP_SUFFIX, encodeEpochHistory(file));
     this.file = file;
   }
+}
+
+/**
+ * The epoch history of the closed log in `dir` as stored (`EPOCHS`), or undefined when it has none
+ * (a log never promoted nor replicated).
+ *
+ * Throws `WalError` `WAL_CORRUPTION` (`file` EPOCHS) when the file does not check out;
+ * `StorageError` when it cannot be read.
+ */
+export function readEpochHistoryFile(storage: Storage, dir: string): EpochHistoryFile | undefined {
+  const path = join(dir, EPOCHS_FILE);
+  if (!storage.exists(path)) return undefined;
+  const decoded = decodeEpochHistory(storage.readFile(path));
+  if (!decoded.ok) throw new WalError('WAL_CORRUPTION', `the epoch history ${EPOCHS_FILE} does not check out (${decoded.reason})`, { file: EPOCHS_FILE, position: 0, reason: decoded.reason });
+  return decoded.file;
+}
+
+/**
+ * The entries of `file` that a cut of the log at `offset` removes: every one starting at or after
+ * it (its frames are gone; the next frame written at `offset` brings its own epoch). The one rule
+ * of both cuts of a log, the follower's (`truncateLogFrom`) and `wald repair`'s.
+ */
+export function epochsCutAt(file: EpochHistoryFile | undefined, offset: number): readonly EpochStart[] {
+  return file?.entries.filter((entry) => entry.startOffset >= offset) ?? [];
+}
+
+/**
+ * Cuts the epoch history of the closed log in `dir` at `offset` ({@link epochsCutAt}), durably
+ * (temp -> fsync -> rename -> directory fsync), and returns the entries removed. Call it after the
+ * frames from `offset` on are gone, never before: a history without the epoch of a frame still in
+ * the log would misname that frame's leader. Does nothing (and writes nothing) when no entry starts
+ * at or after `offset`.
+ *
+ * Throws `WalError` `WAL_CORRUPTION` for an `EPOCHS` file that does not check out; `StorageError`.
+ */
+export function cutEpochHistory(storage: Storage, dir: string, offset: number): readonly EpochStart[] {
+  const file = readEpochHistoryFile(storage, dir);
+  const removed = epochsCutAt(file, offset);
+  if (file !== undefined && removed.length > 0) {
+    const path = join(dir, EPOCHS_FILE);
+    writeFileDurably(storage, path, path + TEMP_SUFFIX, encodeEpochHistory({ ...file, entries: file.entries.filter((entry) => entry.startOffset < offset) }));
+  }
+  return removed;
 }

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { align8 } from '../codec/align.js';
-import { decodeEpochHistory, encodeEpochHistory } from '../codec/epoch-history-file.js';
 import { checkFrame, type FrameHeader } from '../codec/frame.js';
 import { decodeIndexFile, encodeIndexFile } from '../codec/index-file.js';
 import { decodeRecoveryPoint, encodeRecoveryPoint, RECOVERY_POINT_FILE_BYTES, RECOVERY_POINT_SLOTS } from '../codec/recovery-point-file.js';
@@ -9,7 +8,8 @@ import { invalidArgument, WalError } from '../errors.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { Storage } from '../storage/storage.js';
 import { lockDataDir } from './data-dir-lock.js';
-import { CLEAN_MARKER_FILE, EPOCHS_FILE, indexFileName, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX } from './segment-name.js';
+import { cutEpochHistory } from './epoch-history.js';
+import { CLEAN_MARKER_FILE, indexFileName, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX } from './segment-name.js';
 import { walErrorFromStorage } from './storage-errors.js';
 
 /** The folder of a data directory that keeps what {@link truncateLogFrom} removed. */
@@ -139,18 +139,8 @@ function truncate(storage: Storage, dir: string, offset: number, nowMs: number):
     }
     storage.syncDir(dir);
   }
-  cutEpochHistory(storage, dir, names, offset);
+  cutEpochHistory(storage, dir, offset);
   return { removedRecords: logEnd - offset, sideFile };
-}
-
-/** Drops every epoch-history entry starting at or after `offset`. */
-function cutEpochHistory(storage: Storage, dir: string, names: readonly string[], offset: number): void {
-  if (!names.includes(EPOCHS_FILE)) return;
-  const path = join(dir, EPOCHS_FILE);
-  const decoded = decodeEpochHistory(storage.readFile(path));
-  if (!decoded.ok) throw new WalError('WAL_CORRUPTION', `the epoch history ${EPOCHS_FILE} does not check out (${decoded.reason})`, { file: EPOCHS_FILE, position: 0, reason: decoded.reason });
-  const kept = decoded.file.entries.filter((entry) => entry.startOffset < offset);
-  if (kept.length < decoded.file.entries.length) writeFileDurably(storage, path, path + TEMP_SUFFIX, encodeEpochHistory({ ...decoded.file, entries: kept }));
 }
 
 /** Where `segment` is cut for the log to end before `offset`: the start of the frame at `offset`, or its data end. */

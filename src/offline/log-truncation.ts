@@ -3,6 +3,8 @@ import { align8 } from '../codec/align.js';
 import { decodeIndexFile, encodeIndexFile } from '../codec/index-file.js';
 import { decodeRecoveryPoint, encodeRecoveryPoint, RECOVERY_POINT_FILE_BYTES, RECOVERY_POINT_SLOTS } from '../codec/recovery-point-file.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import type { EpochStart } from '../codec/epoch-history-file.js';
+import { cutEpochHistory, epochsCutAt, readEpochHistoryFile } from '../engine/epoch-history.js';
 import { isZero, lastNonZero } from '../engine/recovery.js';
 import { CLEAN_MARKER_FILE, indexFileName, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX } from '../engine/segment-name.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
@@ -29,6 +31,11 @@ export interface TruncationPlan {
   readonly removedSegments: string[];
   /** Snapshot files whose state includes records from `offset` on: moved into the side directory too. */
   readonly snapshots: string[];
+  /**
+   * Entries of the epoch history (`EPOCHS`) that start at or after `offset`, removed from it (their
+   * frames are cut); recorded in `REPAIR.json`.
+   */
+  readonly epochs: readonly EpochStart[];
 }
 
 /** What a truncation did. */
@@ -132,12 +139,16 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
     logEnd = whole.nextOffset;
   }
   const snapshots = listSnapshots(storage, snapshotDirOf(dir, snapshotDir)).snapshots.filter((info) => info.walOffset > offset).map((info) => info.path);
-  return { offset, logEnd, segment: name, cutPosition, cutBytes, removedSegments, snapshots };
+  const epochs = epochsCutAt(readEpochHistoryFile(storage, dir), offset);
+  return { offset, logEnd, segment: name, cutPosition, cutBytes, removedSegments, snapshots, epochs };
 }
 
-/** True when the plan changes nothing: the log already ends at its offset, with nothing after. */
+/**
+ * True when the plan changes nothing: the log already ends at its offset, with nothing after (no
+ * snapshot above it, no epoch starting at or after it: a repair that stopped part way finishes).
+ */
 export function isNothingToCut(plan: TruncationPlan): boolean {
-  return plan.cutBytes === 0 && plan.removedSegments.length === 0 && plan.snapshots.length === 0;
+  return plan.cutBytes === 0 && plan.removedSegments.length === 0 && plan.snapshots.length === 0 && plan.epochs.length === 0;
 }
 
 /**
@@ -149,8 +160,11 @@ export function isNothingToCut(plan: TruncationPlan): boolean {
  * the producer table (`PRODUCERS`) rid of producers whose last append is cut; the `CLEAN` marker
  * and the cut segment's index removed (the next open scans it); the later segments moved into it,
  * the last first, so that the log never has a gap; the cut bytes saved (`<segment>.<position>.cut`)
- * and only then the segment truncated; last, `REPAIR.json` describing it all. The caller holds the
- * directory lock. Throws `WalError` `WAL_IO_ERROR` / `WAL_NO_SPACE` (`StorageError` underneath).
+ * and only then the segment truncated; then the epoch history cut (the entries starting at or after
+ * the offset: only once their frames are gone, see `cutEpochHistory`); last, `REPAIR.json`
+ * describing it all. The caller holds the directory lock. Throws `WalError` `WAL_IO_ERROR` /
+ * `WAL_NO_SPACE` (`StorageError` underneath), `WAL_CORRUPTION` for an `EPOCHS` file that does not
+ * check out.
  */
 export function applyTruncation(storage: Storage, dir: string, plan: TruncationPlan, nowMs: number): TruncationReport {
   try {
@@ -227,6 +241,7 @@ function truncate(storage: Storage, dir: string, plan: TruncationPlan, nowMs: nu
     file.close();
   }
   storage.syncDir(dir);
+  cutEpochHistory(storage, dir, plan.offset);
 
   const report: TruncationReport = { ...plan, savedTo: sideName };
   const manifest = join(side, 'REPAIR.json');

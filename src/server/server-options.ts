@@ -221,6 +221,43 @@ export const SERVER_OPTION_DECLARATIONS = {
     doc: 'how long a PING may go unanswered before the connection is dropped',
     why: 'Ten seconds to answer, on a slow link too.',
   }),
+  keepaliveMinPingIntervalMs: integerOption(
+    {
+      default: 250,
+      unit: 'ms',
+      doc: 'least time between two client PINGs with nothing sent by the server between them; 0: no limit (grpc.http2.min_ping_interval_without_data_ms)',
+      why:
+        'Keepalive enforcement as gRPC core and grpc-go do it: a PING sooner than this after the previous one, with no ' +
+        'response, message, heartbeat or trailers written to the connection since, is a strike; past ' +
+        '`keepalive_max_ping_strikes` the client gets GOAWAY `ENHANCE_YOUR_CALM` `too_many_pings` and the connection is ' +
+        'closed, with its calls (grpc-js and gRPC core clients then double their keepalive time). A PING after anything ' +
+        'the server wrote clears the strikes, so clients that ping back at what they receive are never punished. gRPC ' +
+        "core's default is 5 minutes; wald's own follower pings every second with or without a call open " +
+        '(`replication.keepalive_time_ms`, 1000), so the default is a quarter of that: a ping flood is stopped after ' +
+        'three PINGs, and a follower pinging every 500 ms keeps a margin of two. Keep clients\' keepalive time above it.',
+    },
+    { min: 0 },
+  ),
+  keepalivePermitWithoutCalls: booleanOption({
+    default: true,
+    doc: 'allow client PINGs every keepalive_min_ping_interval_ms on a connection with no call open too (grpc.keepalive_permit_without_calls)',
+    why:
+      "On by default: wald's follower keeps pinging its leader between two tails, to notice a dead leader at once. " +
+      "Off, as in gRPC core and grpc-go, a PING on a connection with no call open is a strike unless two hours " +
+      'passed since the previous one (or the server wrote since).',
+  }),
+  keepaliveMaxPingStrikes: integerOption(
+    {
+      default: 2,
+      unit: 'pings',
+      doc: 'too-soon client PINGs tolerated before the connection is closed (grpc.http2.max_ping_strikes)',
+      why:
+        "gRPC core's and grpc-go's 2: the third too-soon PING in a row (nothing written by the server between them) " +
+        'closes the connection. 0 closes it at the first; unlike gRPC core, 0 does not turn enforcement off: ' +
+        '`keepalive_min_ping_interval_ms` 0 does.',
+    },
+    { min: 0 },
+  ),
   maxConcurrentStreamsPerConnection: integerOption({
     default: 2048,
     unit: 'streams',

@@ -26,6 +26,8 @@ import { ReplicationState } from './replication-state.js';
 import { RpcAdmission } from './rpc/rpc-admission.js';
 import { METRICS_OFF, SERVER_DEFAULTS, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
+import { enforceKeepalive, type KeepaliveEnforcement } from './keepalive-enforcement.js';
+import { messageTooLargeInterceptor } from './message-too-large.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
@@ -129,6 +131,7 @@ export class WaldServer {
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
   private receiveWindowGrant: ReceiveWindowGrant | undefined;
+  private keepaliveEnforcementValue: KeepaliveEnforcement | undefined;
   private stopped: Promise<void> | undefined;
   /**
    * Turns the write health `SERVING` when a follower is promoted while this server serves, and
@@ -255,7 +258,8 @@ export class WaldServer {
       this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
     });
     this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams, 'max_snapshot_streams');
-    this.grpcServer = new Server(this.channelOptions());
+    // The first interceptor gets grpc-js's innermost call: see messageTooLargeInterceptor.
+    this.grpcServer = new Server({ ...this.channelOptions(), interceptors: [messageTooLargeInterceptor(this.options.maxReceiveMessageBytes)] });
     this.security = new ServerSecurity(this.options, this.logger, (reason) => this.metrics?.authenticationFailed(reason));
     const admission = new RpcAdmission(
       {
@@ -340,6 +344,15 @@ export class WaldServer {
     return this.receiveWindowGrant;
   }
 
+  /**
+   * The keepalive enforcement of the connections (`keepaliveMinPingIntervalMs`,
+   * `keepalivePermitWithoutCalls`, `keepaliveMaxPingStrikes`): whether it watches them, and how many
+   * it closed for too many PINGs; undefined before `start()`.
+   */
+  get keepaliveEnforcement(): KeepaliveEnforcement | undefined {
+    return this.keepaliveEnforcementValue;
+  }
+
   private channelOptions(): ChannelOptions {
     const o = this.options;
     return {
@@ -388,6 +401,13 @@ export class WaldServer {
       throw error;
     }
     this.receiveWindowGrant = grantReceiveWindow(this.grpcServer, this.options.receiveWindowBytes, this.logger);
+    const o = this.options;
+    this.keepaliveEnforcementValue = enforceKeepalive(
+      this.grpcServer,
+      { minPingIntervalMs: o.keepaliveMinPingIntervalMs, permitWithoutCalls: o.keepalivePermitWithoutCalls, maxPingStrikes: o.keepaliveMaxPingStrikes },
+      this.logger,
+      () => this.metrics?.tooManyPings(),
+    );
     this.statusValue = 'serving';
     this.health.setStatus('', 'SERVING');
     this.health.setStatus(WAL_SERVICE_NAME, 'SERVING');

@@ -1,6 +1,6 @@
 /**
  * The connection limits of a real `wald serve` child (`max_concurrent_streams_per_connection`,
- * `max_connection_idle_ms`) and its answers to oversize requests, seen from outside: through the
+ * `max_connection_idle_ms`, `max_connection_age_ms` with its grace) and its answers to oversize requests, seen from outside: through the
  * server's own stream counters (`GetStats`) on a connection of its own, and raw sockets. The memory
  * of a tail that never reads is measured on a child by test/integration/tail-memory.test.ts.
  */
@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { AppendRequest } from '../../src/gen/wald/v1/append.js';
+import { AppendRequest, AppendStreamRequest, type AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import type { GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
 import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
 import { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';
@@ -144,7 +144,39 @@ describe('connection limits of a wald serve child', { timeout: 120_000 }, () => 
     }
   });
 
-  test('a huge batch gets INVALID_ARGUMENT naming its limit, an oversize message RESOURCE_EXHAUSTED, and the server goes on', async () => {
+  test('a connection past max_connection_age_ms gets GOAWAY: its tail is cut after the grace, a tail without a grace goes on, new calls get a new connection', async () => {
+    for (const { grace, isCut } of [{ grace: '300', isCut: true }, { grace: '0', isCut: false }]) {
+      const child = await startChild(['--max-connection-age-ms', '500', '--max-connection-age-grace-ms', grace]);
+      try {
+        const client = child.connect();
+        await unary((callback) => client.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('first') }] }), callback));
+        const values: string[] = [];
+        let failure: ServiceError | undefined;
+        const tail = client.tailWal(TailWalRequest.fromPartial({ start: { $case: 'fromOffset', value: 0n } }));
+        tail.on('data', (message: TailWalResponse) => values.push(...message.records.map((record) => record.value.toString())));
+        tail.on('error', (error: ServiceError) => (failure = error));
+        await pollUntil('the tail got the first record', () => values.length === 1);
+        if (isCut) {
+          // Age 0.5 s + grace 0.3 s; bounded at 10 s by the polls.
+          await pollUntil('the aged connection was closed under the tail', () => failure !== undefined);
+          assert.notEqual(failure!.code, status.OK);
+        } else {
+          // Three times the age: the connection got its GOAWAY long ago, and the tail is still served on it.
+          await sleep(1500);
+          assert.equal(failure, undefined, 'the tail goes on without a grace');
+          await unary((callback) => child.client.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('second') }] }), callback));
+          await pollUntil('the tail got the record appended later', () => values.includes('second'));
+          tail.cancel();
+        }
+        // Either way the client's next call is served, on a new connection.
+        assert.equal((await unary<GetStatsResponse>((callback) => client.getStats({}, callback))).entryCount, isCut ? 1n : 2n);
+      } finally {
+        await child.stop();
+      }
+    }
+  });
+
+  test('a huge batch gets INVALID_ARGUMENT naming its limit, an oversize Append or AppendStream message RESOURCE_EXHAUSTED naming max_receive_message_bytes, and the server goes on', async () => {
     const child = await startChild([
       '--max-batch-records', '10',
       '--max-record-bytes', '65536',
@@ -161,13 +193,33 @@ describe('connection limits of a wald serve child', { timeout: 120_000 }, () => 
       assert.equal(huge.metadata['field'], 'records');
       assert.equal(huge.metadata['configKey'], 'max_batch_records', 'the error names the config key');
       assert.match(huge.message, /max_batch_records/);
-      // Refused by grpc-js before any handler of ours: no ErrorInfo, the limit in its message.
-      const oversize = (await append([{ value: Buffer.alloc(600 * 1024) }]).then(() => assert.fail('accepted'), (e: unknown) => e)) as ServiceError;
-      assert.equal(oversize.code, status.RESOURCE_EXHAUSTED);
-      assert.match(oversize.details, /larger than max \(\d+ vs 524288\)/);
-      assert.equal((await child.stats()).entryCount, 0n, 'nothing was appended');
+      // Refused by grpc-js before any handler of ours; wald's interceptor adds the ErrorInfo.
+      const assertMessageTooLarge = (error: unknown, what: string): void => {
+        const oversize = rpcErrorOf(error);
+        assert.equal(oversize.code, status.RESOURCE_EXHAUSTED, what);
+        assert.equal(oversize.reason, 'WAL_MESSAGE_TOO_LARGE', what);
+        assert.equal(oversize.domain, 'wald.dev', what);
+        assert.equal(oversize.metadata['configKey'], 'max_receive_message_bytes', `${what}: the error names the config key`);
+        assert.equal(oversize.metadata['limit'], String(512 * 1024), what);
+        assert.ok(Number(oversize.metadata['size']) > 512 * 1024, `${what}: the message's size`);
+        assert.match(oversize.message, /max_receive_message_bytes \(524288\)/, what);
+      };
+      assertMessageTooLarge(await append([{ value: Buffer.alloc(600 * 1024) }]).then(() => assert.fail('accepted'), (e: unknown) => e), 'Append');
+      // One AppendStream message over the limit: the stream ends with the same status, after the
+      // append sent before it was answered.
+      const stream = child.client.appendStream();
+      const answers: AppendStreamResponse[] = [];
+      stream.on('data', (response: AppendStreamResponse) => answers.push(response));
+      const ended = new Promise<unknown>((resolve) => stream.on('error', resolve).on('end', () => resolve(undefined)));
+      stream.write(AppendStreamRequest.fromPartial({ requestId: 1n, append: { records: [{ value: Buffer.from('small') }] } }));
+      await pollUntil('the small append was answered', () => answers.length === 1);
+      stream.write(AppendStreamRequest.fromPartial({ requestId: 2n, appends: [{ records: [{ value: Buffer.alloc(300 * 1024) }] }, { records: [{ value: Buffer.alloc(300 * 1024) }] }] }));
+      assertMessageTooLarge(await ended, 'AppendStream');
+      assert.equal(answers.length, 1);
+      assert.equal(answers[0]!.result?.$case, 'appended');
+      assert.equal((await child.stats()).entryCount, 1n, 'only the small append was written');
       await append([{ value: Buffer.from('r') }]);
-      assert.equal((await child.stats()).entryCount, 1n);
+      assert.equal((await child.stats()).entryCount, 2n, 'the server goes on');
     } finally {
       await child.stop();
     }

@@ -118,6 +118,7 @@ export class ServerMetrics {
   private readonly compactionSegments: Counter;
   private readonly compactionBytes: Counter;
   private readonly authFailures: Counter<'reason'>;
+  private readonly tooManyPingsClosures: Counter;
   private readonly recovery: Readonly<Record<RecoveryFigure, Gauge>>;
   /** The follower listing of the scrape in progress: the follower gauges of one scrape share one. */
   private followerListing: Promise<readonly FollowerView[]> | undefined;
@@ -191,6 +192,11 @@ export class ServerMetrics {
       name: 'wald_authentication_failures_total',
       help: 'calls refused for a missing, unknown or insufficient credential, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.tooManyPingsClosures = new Counter({
+      name: 'wald_too_many_pings_total',
+      help: 'connections closed with GOAWAY ENHANCE_YOUR_CALM too_many_pings (keepalive enforcement)',
       registers,
     });
     const figure = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
@@ -401,6 +407,11 @@ export class ServerMetrics {
   /** Counts a call refused for its credential; `reason` is the error code sent (`WAL_UNAUTHENTICATED`, ...). */
   authenticationFailed(reason: string): void {
     this.authFailures.inc({ reason });
+  }
+
+  /** Counts a connection closed for too many PINGs (`keepalive-enforcement.ts`). */
+  tooManyPings(): void {
+    this.tooManyPingsClosures.inc();
   }
 
   /** The exposition text of every metric, and its content type, as `/metrics` serves them. */

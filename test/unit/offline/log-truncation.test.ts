@@ -11,7 +11,8 @@ import { describe, test } from 'node:test';
 import { decodeRecoveryPoint } from '../../../src/codec/recovery-point-file.js';
 import { isWalError, Wal, type AppendRecord } from '../../../src/index.js';
 import { verifyDataDir } from '../../../src/offline/data-dir-verifier.js';
-import { applyTruncation, planTruncation, type TruncationReport } from '../../../src/offline/log-truncation.js';
+import { readEpochHistoryFile } from '../../../src/engine/epoch-history.js';
+import { applyTruncation, isNothingToCut, planTruncation, type TruncationReport } from '../../../src/offline/log-truncation.js';
 import { compactKeys } from '../../../src/state/key-compaction.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { NodeStorage } from '../../../src/storage/node-storage.js';
@@ -222,6 +223,49 @@ describe('truncating a log offline', () => {
       } finally {
         await reopened.wal.close();
       }
+    } finally {
+      remove();
+    }
+  });
+
+  test('cuts the epoch history too: an epoch starting after the offset goes, the log reopens in the epoch before it and verifies', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const opened = await Wal.open(testLogOptions(dir));
+      const records: AppendRecord[] = [];
+      for (let b = 0; b < 50; b++) {
+        // Epoch 3 from batch 10 (offset 20), epoch 7 from batch 30 (offset 60).
+        if (b === 10) await opened.wal.beginEpoch(3);
+        if (b === 30) await opened.wal.beginEpoch(7);
+        await opened.wal.append(testBatch(b));
+        records.push(...testBatch(b));
+      }
+      assert.deepEqual(opened.wal.epochHistory(), [{ epoch: 3, startOffset: 20 }, { epoch: 7, startOffset: 60 }]);
+      await opened.wal.close();
+      // Below the second epoch's start: it has no frame left.
+      const plan = await planTruncation(storage, dir, 40, 'snapshots');
+      assert.deepEqual(plan.epochs, [{ epoch: 7, startOffset: 60 }]);
+      const report = applyTruncation(storage, dir, plan, NOW_MS);
+      assert.deepEqual(JSON.parse(readFileSync(join(dir, report.savedTo, 'REPAIR.json'), 'utf8')).epochs, [{ epoch: 7, startOffset: 60 }]);
+      const reopened = await Wal.open(testLogOptions(dir));
+      try {
+        assert.deepEqual(reopened.wal.epochHistory(), [{ epoch: 3, startOffset: 20 }]);
+        assert.equal(reopened.wal.epoch, 3);
+        assertRecordsEqual(await readAllRecords(reopened.wal), records.slice(0, 40));
+        // What is appended now is epoch 3's: a frame at 40 carries it.
+        assert.equal((await reopened.wal.append(testBatch(1000))).firstOffset, 40);
+        const run = await reopened.wal.readFrames(40, 1 << 20);
+        assert.equal(run.frames[0]?.epoch, 3);
+      } finally {
+        await reopened.wal.close();
+      }
+      assert.deepEqual((await verifyDataDir(storage, dir, { snapshotDir: 'snapshots' })).faults, []);
+      // At the first epoch's start exactly, that epoch goes too; a second run has nothing left to cut.
+      const atStart = await truncate(dir, 20);
+      assert.deepEqual(atStart.epochs, [{ epoch: 3, startOffset: 20 }]);
+      assert.deepEqual(readEpochHistoryFile(storage, dir)?.entries, []);
+      assert.ok(isNothingToCut(await planTruncation(storage, dir, 20, 'snapshots')));
+      assert.deepEqual((await verifyDataDir(storage, dir, { snapshotDir: 'snapshots' })).faults, []);
     } finally {
       remove();
     }

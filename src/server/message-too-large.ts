@@ -1,0 +1,55 @@
+import { status as Status, type ServerInterceptingCall, type ServerInterceptingCallInterface, type ServerInterceptor } from '@grpc/grpc-js';
+import { STATUS_DETAILS_TRAILER } from '../wire/status-details.js';
+import { toServiceError } from './rpc-failure.js';
+
+/** A status as grpc-js's calls send it (its `PartialStatusObject`, which grpc-js does not export). */
+type SentStatus = Parameters<ServerInterceptingCallInterface['sendStatus']>[0];
+
+/** The config key that bounds a request message, as the ErrorInfo names it. */
+const CONFIG_KEY = 'max_receive_message_bytes';
+
+/**
+ * The details of grpc-js 1.14's own statuses for a request message over its limit: read whole
+ * ("Received message larger than max (N vs LIMIT)", its stream decoder) or once decompressed.
+ */
+const GRPC_JS_OVERSIZE = /^Received message (?:larger than max \((\d+) vs|that decompresses to a size larger than)/;
+
+/**
+ * `status` with wald's `ErrorInfo` when it is grpc-js's own refusal of a request message over
+ * `limitBytes` (`RESOURCE_EXHAUSTED`, no details of ours): reason `WAL_MESSAGE_TOO_LARGE`,
+ * metadata `configKey` (`max_receive_message_bytes`), `limit` and, when grpc-js says it, `size`;
+ * the message names the key too. Any other status is returned as it is.
+ */
+export function withMessageTooLargeInfo(status: SentStatus, limitBytes: number): SentStatus {
+  if (status.code !== Status.RESOURCE_EXHAUSTED || status.metadata?.get(STATUS_DETAILS_TRAILER).length) return status;
+  const match = GRPC_JS_OVERSIZE.exec(status.details ?? '');
+  if (match === null) return status;
+  const size = match[1];
+  const message = `request message ${size === undefined ? '' : `of ${size} bytes `}larger than ${CONFIG_KEY} (${limitBytes})`;
+  const metadata: Record<string, string> = { configKey: CONFIG_KEY, limit: String(limitBytes), ...(size === undefined ? {} : { size }) };
+  const error = toServiceError({ code: Status.RESOURCE_EXHAUSTED, message, reason: 'WAL_MESSAGE_TOO_LARGE', metadata });
+  return { code: Status.RESOURCE_EXHAUSTED, details: message, metadata: error.metadata };
+}
+
+/**
+ * The grpc-js server interceptor that gives grpc-js's own "message too large" status an
+ * `ErrorInfo` naming `max_receive_message_bytes` (STYLE.md: every status carries one). grpc-js
+ * refuses such a message in its innermost call object, before any interceptor or handler sees it,
+ * and sends that status past the interceptor chain: so this interceptor, the first of the server,
+ * takes that innermost call (the one it is handed) and puts its own `sendStatus` on it, through
+ * which grpc-js's refusals go as well as every status a handler sends; it changes only the
+ * oversize one ({@link withMessageTooLargeInfo}) and adds nothing per message (the call it returns
+ * is grpc-js's own). Relies on grpc-js 1.14 calling `this.sendStatus` for those refusals:
+ * `test/integration/connection-limits.test.ts` checks the ErrorInfo on a real server, so an upgrade
+ * that changes it fails the tests.
+ */
+export function messageTooLargeInterceptor(limitBytes: number): ServerInterceptor {
+  return (_method, call) => {
+    const sendStatus = call.sendStatus;
+    call.sendStatus = (status) => sendStatus.call(call, withMessageTooLargeInfo(status, limitBytes));
+    // grpc-js declares its own class as the result but uses only this interface of it (the chain's
+    // reduce returns a ServerInterceptingCallInterface): wrapping the call in a ServerInterceptingCall
+    // would put one more layer in front of every message the server writes.
+    return call as unknown as ServerInterceptingCall;
+  };
+}
