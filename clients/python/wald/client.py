@@ -167,7 +167,8 @@ class Client:
             raise ValueError("max_backoff (%r) must be at least initial_backoff (%r)" % (max_backoff, initial_backoff))
         self.max_retries = _check_count(max_retries, "max_retries", 0)
         self._metadata = tuple(metadata) if metadata else None
-        options = _CHANNEL_OPTIONS + list(channel_options)
+        # The caller's channel options replace the client's own of the same name.
+        options = list(dict(_CHANNEL_OPTIONS + list(channel_options)).items())
         if credentials is None:
             self._channel = grpc.insecure_channel(address, options=options)
         else:
