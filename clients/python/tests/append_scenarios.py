@@ -7,14 +7,14 @@ scenarios kills and restarts the server when a phase says so, then writes one li
 
 - concurrent: THREADS threads append APPENDS_PER_THREAD appends each (1 to 3 records) through one
   client with a small window; prints every result and the counters.
-- conditions: one message holding a good append, an expected_epoch mismatch and another good
-  append; expected_epoch 0; min_replicas above the server's max_min_replicas; min_replicas 1 with
+- conditions: one message (linger) holding a good append, an expected_epoch mismatch and another
+  good append; expected_epoch 0; min_replicas above the server's max_min_replicas; min_replicas 1 with
   no follower (WAL_REPLICAS_TIMEOUT).
 - restart: threads append until told the server was restarted (stdin), then RESTART_TAIL_APPENDS
   more each; prints every result and the counters.
-- unanswered: an append with min_replicas 1 that the server writes and cannot answer (no
-  follower); once the record is durable the test kills the server, and the append's retry on the
-  restarted server is recognised as already written.
+- unanswered: two appends with min_replicas 1 that the server writes and cannot answer (no
+  follower); once the records are durable the test kills the server, and the appends' retries on
+  the restarted server are recognised as already written.
 """
 import json
 import sys
@@ -30,6 +30,9 @@ RESTART_BEFORE = 100
 RESTART_TAIL_APPENDS = 10
 # Bounds every loop of the restart scenario: a thread stops after this many appends.
 MAX_APPENDS_PER_THREAD = 100_000
+# Appends of the unanswered scenario: two, so that a client with one producer id would see its
+# older one refused as WAL_SEQUENCE_STALE on retry.
+UNANSWERED = 2
 # The restart scenarios find the restarted server within 0.2 s (the client's own default is 2 s).
 QUICK_RECONNECTS = [("grpc.max_reconnect_backoff_ms", 200)]
 
@@ -73,11 +76,13 @@ def concurrent(address):
 
 
 def conditions(address):
-    client = wald.Client(address)
+    # A linger long enough for the three appends below to share one message.
+    client = wald.Client(address, linger=0.5)
     good = client.append_async([(b"k", b"before")])
     stale = client.append_async([(None, b"fenced")], expected_epoch=7)
     after = client.append_async([(None, b"after")])
     out = {"phase": "done", "good": result_report(good.result()), "after": result_report(after.result())}
+    out["first_messages"] = client.append_counters().sent_messages
     try:
         stale.result()
         out["stale"] = None
@@ -136,22 +141,25 @@ def restart(address):
 
 def unanswered(address):
     client = wald.Client(address, initial_backoff=0.02, max_backoff=0.2, channel_options=QUICK_RECONNECTS)
-    waiting = client.append_async([(None, b"written once")], min_replicas=1)
+    waiting = [client.append_async([(None, b"written once %d" % i)], min_replicas=1) for i in range(UNANSWERED)]
     reader = wald.Client(address)
     tail = reader.tail(0)
+    seen = 0
     for event in tail:
-        if event.records:
+        seen += len(event.records)
+        if seen >= UNANSWERED:
             break
     tail.close()
     reader.close()
     # Durable and unanswered: the server waits for a follower that does not exist.
     emit({"phase": "written", "counters": client.append_counters()._asdict()})
     sys.stdin.readline()
-    out = {"phase": "done"}
-    try:
-        out["result"] = result_report(waiting.result())
-    except wald.WalError as error:
-        out["error"] = error_report(error)
+    out = {"phase": "done", "results": [], "errors": []}
+    for future in waiting:
+        try:
+            out["results"].append(result_report(future.result()))
+        except wald.WalError as error:
+            out["errors"].append(error_report(error))
     out["next"] = result_report(client.append([(None, b"next")]))
     page = client.read(0, limit=10)
     out["values"] = [record.value.decode() for record in page.records]
