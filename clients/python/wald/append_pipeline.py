@@ -115,6 +115,8 @@ class AppendPipeline:
         self._next_request_id = 1
         self._lanes = ProducerLanes()
         self._driver = None
+        # The AppendStream call being used, if any.
+        self._stream = None
         self._is_closed = False
         self._max_in_flight_seen = 0
         self._sent_messages = 0
@@ -136,6 +138,8 @@ class AppendPipeline:
         body = request.SerializeToString()
         is_idempotent = bool(request.producer_id) or self.idempotent
         future = Future()
+        # Running from the start: a caller's cancel() cannot race the pipeline's set_result.
+        future.set_running_or_notify_cancel()
         now = time.monotonic()
         pending = _PendingAppend(body, record_count, record_bytes, now, now + self.retry_deadline, future, is_idempotent)
         # False: take a lane at the first send (so lanes number the appends in flight, not all queued).
@@ -171,6 +175,27 @@ class AppendPipeline:
     # -- the driver thread ---------------------------------------------------------------------
 
     def _drive(self):
+        """The driver thread: ``_drive_streams``, and should it ever fail (a defect), the waiting appends failed instead of left blocked."""
+        try:
+            self._drive_streams()
+        except Exception as error:  # noqa: BLE001 - whatever it is, no caller may wait for ever
+            failure = WalError(grpc.StatusCode.INTERNAL, "the append pipeline failed: %r" % (error,))
+            with self._lock:
+                if self._stream is not None:
+                    self._stream.is_over = True
+                    self._stream = None
+                waiting = [pending for appends in self._in_flight for pending in appends] + list(self._queue)
+                self._in_flight.clear()
+                self._queue.clear()
+                self._queued_records = 0
+                self._queued_bytes = 0
+                outcomes = [self._finish(pending, failure) for pending in waiting]
+                self._driver = None
+                self._work.notify_all()
+                self._room.notify_all()
+            _deliver(outcomes)
+
+    def _drive_streams(self):
         """Opens AppendStreams while there are appends to send, reads their answers, and reconnects after failures."""
         failures = 0
         while True:
@@ -181,6 +206,7 @@ class AppendPipeline:
                 if not self._queue:
                     return  # closed, and every append settled (close waited for that before the last wake-up)
                 stream = _StreamState()
+                self._stream = stream
                 self._streams_opened += 1
             call = self._append_stream(self._requests(stream), metadata=self._metadata)
             answered = False
@@ -195,6 +221,7 @@ class AppendPipeline:
                 call.cancel()
             with self._lock:
                 stream.is_over = True
+                self._stream = None
                 self._work.notify_all()
                 has_more, outcomes = self._on_stream_end(failure)
                 is_done = not has_more and self._is_closed
