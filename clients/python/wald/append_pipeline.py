@@ -25,8 +25,8 @@ AppendCounters.__doc__ = """Counters of a Client's append pipeline, for tests an
 
 queued_appends and in_flight_messages are now; max_in_flight_messages_seen never exceeds
 max_in_flight_messages; sent_messages and sent_appends count retries again; retried_appends are
-appends sent again after a broken stream or WAL_SHUTTING_DOWN; streams_opened is 1 without
-failures; producer_ids is how many producer ids idempotent appends used (see ProducerLanes).
+appends sent again after a broken stream or WAL_SHUTTING_DOWN (each attempt counts, also one on
+a stream that failed at once while the server was down); streams_opened is 1 without failures; producer_ids is how many producer ids idempotent appends used (see ProducerLanes).
 """
 
 
