@@ -82,7 +82,8 @@ def conditions(address):
     stale = client.append_async([(None, b"fenced")], expected_epoch=7)
     after = client.append_async([(None, b"after")])
     out = {"phase": "done", "good": result_report(good.result()), "after": result_report(after.result())}
-    out["first_messages"] = client.append_counters().sent_messages
+    first = client.append_counters()
+    out["first_counters"] = {"sent_messages": first.sent_messages, "sent_appends": first.sent_appends}
     try:
         stale.result()
         out["stale"] = None
