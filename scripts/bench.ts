@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- engine|service|state|security|keys|metrics|compare|compaction|replay|txn|replication|all] [--json]`: runs the named parts of the benchmark (default
+ * `npm run bench [-- engine|service|state|security|keys|metrics|compare|compaction|replay|txn|replication|python|all] [--json]`: runs the named parts of the benchmark (default
  * all) and prints each as a Markdown table. With `--json` the tables go to stderr and stdout gets
  * one JSON document with every figure. Settings come from `WALD_BENCH_*` variables (see
  * `scripts/bench/bench-config.ts`). Files go to `./bench-tmp/`, which is removed at the end.
@@ -17,6 +17,7 @@ import { runEngineBench } from './bench-engine.js';
 import { runSecurityBench } from './bench-security.js';
 import { runKeyCompactionBench } from './bench-key-compaction.js';
 import { runMetricsBench } from './bench-metrics.js';
+import { runPythonBench } from './bench-python.js';
 import { runReplayBench } from './bench-replay.js';
 import { runReplicationBench } from './bench-replication.js';
 import { runServiceBench } from './bench-service.js';
@@ -36,6 +37,7 @@ const PARTS: Readonly<Record<string, BenchPart>> = {
   replay: runReplayBench,
   txn: runTxnBench,
   replication: runReplicationBench,
+  python: runPythonBench,
 };
 
 const USAGE = `usage: node dist/scripts/bench.js [${[...Object.keys(PARTS), 'all'].join('|')}] [--json]`;

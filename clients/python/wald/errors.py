@@ -6,6 +6,9 @@ from google.rpc import error_details_pb2, status_pb2
 # The trailer in which a gRPC server sends its google.rpc.Status (the rich error model).
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
+# grpc.StatusCode by its number (google.rpc.Status.code), for failures that arrive as a Status message.
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
 
 class WalError(Exception):
     """A failed wald call: the gRPC status code and the server's google.rpc.ErrorInfo.
@@ -25,7 +28,7 @@ class WalError(Exception):
 
     @property
     def is_retryable(self):
-        """True for UNAVAILABLE: the server restarted or the connection broke."""
+        """True for UNAVAILABLE: the server restarted or the connection broke (appends also retry WAL_SHUTTING_DOWN)."""
         return self.code == grpc.StatusCode.UNAVAILABLE
 
     @classmethod
@@ -38,6 +41,24 @@ class WalError(Exception):
             return cls(code, message or "")
         return cls(code, message or "", info.reason, info.domain, info.metadata)
 
+    @classmethod
+    def from_status(cls, status):
+        """The WalError of a google.rpc.Status message (an AppendStream append that failed on its own)."""
+        code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        info = _first_error_info(status)
+        if info is None:
+            return cls(code, status.message)
+        return cls(code, status.message, info.reason, info.domain, info.metadata)
+
+
+def _first_error_info(status):
+    """The first google.rpc.ErrorInfo among the details of a google.rpc.Status, or None."""
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None
+
 
 def _error_info(error):
     """The first google.rpc.ErrorInfo in the status details trailer of a failed call, or None."""
@@ -45,9 +66,5 @@ def _error_info(error):
     for key, value in trailers or ():
         if key != _STATUS_DETAILS_KEY:
             continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info
+        return _first_error_info(status_pb2.Status.FromString(value))
     return None
