@@ -193,7 +193,7 @@ describe('followers of a leader', { timeout: 120_000 }, () => {
   test('without a follower, min_replicas fails with DEADLINE_EXCEEDED WAL_REPLICAS_TIMEOUT before the deadline; the records stay', async () => {
     const h = await startServer({ server: { replication: { minReplicasTimeoutMs: 200 } } });
     try {
-      const withDeadline = rpcErrorOf(await appendWithDeadline(h, { records: values(2), minReplicas: 1 }, 1500).catch((error: unknown) => error));
+      const withDeadline = rpcErrorOf(await appendWithDeadline(h, { records: values(2), minReplicas: 1 }, 3000).catch((error: unknown) => error));
       assert.equal(withDeadline.code, status.DEADLINE_EXCEEDED);
       assert.equal(withDeadline.reason, 'WAL_REPLICAS_TIMEOUT', 'the server answered before grpc-js ended the call');
       assert.deepEqual([withDeadline.metadata['minReplicas'], withDeadline.metadata['replicas'], withDeadline.metadata['lastOffset']], ['1', '0', '1']);

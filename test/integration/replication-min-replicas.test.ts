@@ -74,7 +74,7 @@ describe('min_replicas with a real follower', { timeout: 180_000 }, () => {
 
       followerClient.close();
       await children.pop()!.stop();
-      const failure = rpcErrorOf(await appendWithDeadline(client, { records: [{ value: Buffer.from('alone') }], minReplicas: 1 }, 1500).catch((error: unknown) => error));
+      const failure = rpcErrorOf(await appendWithDeadline(client, { records: [{ value: Buffer.from('alone') }], minReplicas: 1 }, 3000).catch((error: unknown) => error));
       assert.equal(failure.code, status.DEADLINE_EXCEEDED);
       assert.equal(failure.reason, 'WAL_REPLICAS_TIMEOUT');
       assert.equal(failure.metadata['replicas'], '0');
