@@ -275,8 +275,10 @@ export class FollowerNode {
 
   /**
    * The leader's frame seed (from the header of its segment at `offset`, sent with the first frames
-   * of a tail) and the part of its epoch history up to `offset`, for a log that starts there.
-   * Waits until the leader has a frame at `offset`.
+   * of a tail, or with its first heartbeat when the leader holds nothing at `offset` yet: an idle
+   * leader whose snapshot is at its head) and the part of its epoch history up to `offset`, for a
+   * log that starts there. A leader that sends no header on a heartbeat (older, or its segment is
+   * of format version 1, seed 0) is waited for until it has a frame at `offset`.
    */
   private async leaderIdentity(offset: number): Promise<{ frameSeed: number; epochHistory: EpochStart[] }> {
     const stats = await this.channel.getStats();
@@ -286,9 +288,10 @@ export class FollowerNode {
     const call = this.channel.tailFrames(offset, 64 * 1024, this.followerId);
     try {
       for await (const message of call as AsyncIterable<TailWalResponse>) {
-        if (message.frames.length === 0) continue;
+        if (message.frames.length === 0 && message.segmentHeader.length === 0) continue;
         const decoded = decodeSegmentHeader(message.segmentHeader);
         if (!decoded.ok) break;
+        if (message.frames.length === 0 && decoded.header.frameSeed === 0) continue;
         return { frameSeed: decoded.header.frameSeed, epochHistory };
       }
     } finally {

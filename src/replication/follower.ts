@@ -5,7 +5,7 @@ import { backoffDelayMs } from '../client/backoff.js';
 import { decodeSegmentHeader } from '../codec/segment-header.js';
 import { isServiceError, rpcErrorInfoOf } from '../client/rpc-error-info.js';
 import type { Wal } from '../engine/wal.js';
-import { isWalError } from '../errors.js';
+import { isWalError, WalError } from '../errors.js';
 import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import type { ReplicationState } from '../server/replication-state.js';
 import { sleep } from './abortable-sleep.js';
@@ -264,8 +264,12 @@ export class Follower extends EventEmitter<FollowerEvents> {
    * Where the log must be cut so that it holds nothing the leader's history does not, or
    * undefined when it holds nothing beyond: GetEpochEnd of the log's newest epoch. A leader that
    * does not know GetEpochEnd (`UNIMPLEMENTED`) is tailed without the check.
+   *
+   * @throws WalError `WAL_EPOCH_MISMATCH` (reason `stale leader`) when the leader's epoch is older
+   *   than the log's newest (see {@link checkLeaderNotStale}): nothing is cut.
    */
   private async divergence(): Promise<FollowOutcome | undefined> {
+    await this.checkLeaderNotStale();
     if (this.wal.nextOffset === this.wal.firstOffset) return undefined;
     let end;
     try {
@@ -281,6 +285,31 @@ export class Follower extends EventEmitter<FollowerEvents> {
     const endOffset = Number(end.endOffset);
     if (endOffset >= this.wal.nextOffset) return undefined;
     return { kind: 'truncate', offset: endOffset, leaderEpoch: Number(end.epoch) };
+  }
+
+  /**
+   * Refuses a leader whose epoch is older than this log's newest: this log was promoted (or
+   * followed a newer leader) after that leader was replaced, so the leader is stale, and what this
+   * log wrote in its newer epoch was acknowledged to its clients. Following would cut those records
+   * (the stale leader's GetEpochEnd answers its own next offset for an epoch it never had) and copy
+   * the stale leader's instead. As Kafka's fenced leader epoch, the follower does neither: it stops
+   * for good (`wald serve` exits naming both epochs), and the operator either drops `follow` (the
+   * node leads, as it was promoted to) or points it at the current leader.
+   *
+   * @throws WalError `WAL_EPOCH_MISMATCH` (details `reason` `stale leader`, `epoch`, `leaderEpoch`, `leader`).
+   */
+  private async checkLeaderNotStale(): Promise<void> {
+    const epoch = this.wal.epoch;
+    if (epoch === 0) return;
+    const leaderEpoch = Number((await this.channel.getStats()).epoch);
+    if (leaderEpoch >= epoch) return;
+    throw new WalError(
+      'WAL_EPOCH_MISMATCH',
+      `this log is in epoch ${epoch}, newer than epoch ${leaderEpoch} of the leader it is configured to follow (${this.channel.address}): ` +
+        'it was promoted, or followed a newer leader, after that leader was replaced. It will not cut its own records to follow a stale ' +
+        'leader: start it without follow to lead, or follow the current leader',
+      { reason: 'stale leader', epoch, leaderEpoch, leader: this.channel.address },
+    );
   }
 
   /**

@@ -25,7 +25,9 @@ const FRAME_FIELDS_SHARE = 16;
  * One TailWal call in frames mode (`frames: true`, what a follower asks for): the leader's frames
  * as its segments store them, copied without decoding (`Wal.readFrames`), with the header of their
  * segment at the start of the stream and whenever a new segment begins, and heartbeats that carry
- * the high watermark, the first retained offset, the epoch and the high watermark's timestamp.
+ * the high watermark, the first retained offset, the epoch and the high watermark's timestamp (the
+ * first heartbeat of a stream that has sent no frame also carries the header of the segment the
+ * next frame goes to: a follower installing a snapshot at the leader's head takes the seed from it).
  *
  * It is a {@link TailStream} with another reading loop, so the bounds are the same: before each
  * read it reserves a full message of the server-wide {@link TailQueueBudget} (`maxBytes` of frames
@@ -42,6 +44,8 @@ export class FrameTailStream extends TailStream {
   private nextOffset = 0;
   /** True until the first message with frames is written. */
   private isFirstMessage = true;
+  /** The header the next heartbeat carries (once): see the stream's first heartbeat in {@link follow}. */
+  private heartbeatSegmentHeader: Buffer | undefined;
   private lastTimestamp: number | undefined;
   private framesSent = 0;
 
@@ -92,6 +96,10 @@ export class FrameTailStream extends TailStream {
             // As a record tail: the first time it has everything, it says so at once, then waits
             // (also when it has sent no frame yet: a follower that reconnects caught up).
             isCaughtUp = true;
+            // A stream that starts at the leader's next offset (a follower installing a snapshot
+            // the leader took at its head, with nothing written since) learns the frame seed from
+            // the header of the segment the next frame goes to, instead of waiting for a write.
+            if (this.isFirstMessage) this.heartbeatSegmentHeader = await this.wal.segmentHeaderOf(this.nextOffset).catch(() => undefined);
             await this.sendHeartbeat(this.nextOffset);
             continue;
           }
@@ -157,7 +165,9 @@ export class FrameTailStream extends TailStream {
   }
 
   protected override encodeHeartbeat(nextOffset: number): Buffer {
-    return encodeTailFramesResponse([], undefined, this.position(nextOffset, this.lastTimestamp));
+    const segmentHeader = this.heartbeatSegmentHeader;
+    this.heartbeatSegmentHeader = undefined;
+    return encodeTailFramesResponse([], segmentHeader, this.position(nextOffset, this.lastTimestamp));
   }
 
   /**

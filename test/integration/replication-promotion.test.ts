@@ -3,6 +3,8 @@
  * promoted (`wald promote`) and appended to; the old leader, which holds records the follower never
  * got, comes back as a follower of the new leader: it truncates them (into a side file, reported in
  * its log) and converges on the new leader's log. An Append fenced with the old epoch is refused.
+ * A promoted server restarted with `follow` still naming its old leader (whose epoch is older)
+ * refuses to follow it and cuts nothing.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -102,6 +104,71 @@ describe('promotion', { timeout: 180_000 }, () => {
       } finally {
         await oldLeader.close();
       }
+    } finally {
+      for (const child of running) await child.kill().catch(() => undefined);
+      temp.remove();
+    }
+  });
+
+  test('a promoted server restarted with follow naming its stale old leader refuses to follow it and keeps every record it acknowledged', async () => {
+    const temp = makeTempDir('wald-promotion-restart-');
+    const running = new Set<ServeChild>();
+    const leaderDir = join(temp.dir, 'a');
+    const followerDir = join(temp.dir, 'b');
+    try {
+      let leader = await startServe(leaderDir);
+      running.add(leader);
+      let follower = await startServe(followerDir, ['--follow', leader.address]);
+      running.add(follower);
+      await appendValues(leader.address, 'first-', 50);
+      await waitForNextOffset(follower.address, 50);
+      running.delete(leader);
+      assert.equal((await leader.stop()).code, 0);
+
+      const promoted = await runWald(['promote', '--server', follower.address, '--json']);
+      assert.equal(promoted.code, 0, promoted.stderr);
+      assert.deepEqual(JSON.parse(promoted.stdout), { epoch: 1, start_offset: 50 });
+      // Acknowledged by the promoted server, in epoch 1: these must survive whatever comes next.
+      await appendValues(follower.address, 'second-', 30);
+      const acknowledged = await readAll(follower.address);
+      assert.equal(acknowledged.length, 80);
+      running.delete(follower);
+      assert.equal((await follower.stop()).code, 0);
+
+      // The old leader comes back on its own (still in epoch 0), and the promoted server is
+      // restarted with its configuration unchanged: follow naming the old leader.
+      leader = await startServe(leaderDir, [], leader.port);
+      running.add(leader);
+      follower = await startServe(followerDir, ['--follow', leader.address], follower.port);
+      running.add(follower);
+      const restarted = follower;
+      // Bounded: it exits, or it follows (or truncates), which fails the test at once.
+      const outcome = await Promise.race([
+        restarted.output.exited.then((run) => ({ run })),
+        restarted.waitForLog((line) => line['msg'] === 'replication: following' || String(line['msg']).startsWith('replication: truncated')).then((line) => ({ line })),
+      ]);
+      assert.ok('run' in outcome, `it followed the stale leader instead of refusing: ${JSON.stringify('line' in outcome ? outcome.line : undefined)}`);
+      const stopped = outcome.run;
+      running.delete(follower);
+      assert.equal(stopped.code, 1, 'it refuses to follow a leader of an older epoch');
+      const refusal = stopped.stdout.split('\n').filter((line) => line.includes('stale leader'));
+      assert.equal(refusal.length > 0, true, `the log names the reason: ${stopped.stdout}`);
+      assert.match(refusal[0]!, /WAL_EPOCH_MISMATCH/);
+      assert.match(refusal[0]!, /epoch 1, newer than epoch 0/);
+
+      // Nothing was cut: started without follow, it still holds what it acknowledged, in epoch 1.
+      follower = await startServe(followerDir, [], follower.port);
+      running.add(follower);
+      assert.deepEqual(await readAll(follower.address), acknowledged);
+      const raw = rawClient(follower.address);
+      try {
+        const stats = await unary<GetStatsResponse>((callback) => raw.getStats({}, callback));
+        assert.equal(stats.epoch, 1n);
+        assert.equal(stats.role, ReplicationRole.REPLICATION_ROLE_LEADER);
+      } finally {
+        raw.close();
+      }
+      assert.ok(!existsSync(join(followerDir, 'truncated')), 'no side file: nothing was truncated');
     } finally {
       for (const child of running) await child.kill().catch(() => undefined);
       temp.remove();

@@ -88,6 +88,60 @@ describe('snapshot bootstrap', { timeout: 180_000 }, () => {
     }
   });
 
+  test('on an idle leader whose snapshot sits at its next offset, a follower installs it and follows without waiting for a write', async () => {
+    const temp = makeTempDir('wald-repl-snapshot-idle-');
+    const running = new Set<ServeChild>();
+    try {
+      const leader = await startServe(join(temp.dir, 'leader'), ['--segment-size-bytes', String(64 * 1024), '--compaction-retention-ms', '0']);
+      running.add(leader);
+      const followerDir = join(temp.dir, 'follower');
+      let follower = await startServe(followerDir, ['--follow', leader.address]);
+      running.add(follower);
+      await appendKeyed(leader.address, 'one', 200);
+      await waitForNextOffset(follower.address, 200);
+      running.delete(follower);
+      assert.equal((await follower.stop()).code, 0);
+
+      await appendKeyed(leader.address, 'two', 1000);
+      // A snapshot with no checkpoint after it (Compact appends one), and the segments below it deleted.
+      const created = await runWald(['snapshot', 'create', '--server', leader.address]);
+      assert.equal(created.code, 0, created.stderr);
+      const deleted = await runWald(['delete-segments-before', '1200', '--server', leader.address]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      // Nothing is written from here on: the leader holds no frame at its snapshot's offset.
+      const leaderStats = await statsOf(leader.address);
+      const leaderNext = Number(leaderStats.nextOffset);
+      assert.equal(Number(leaderStats.lastSnapshotOffset), leaderNext, 'the snapshot sits at the leader\'s next offset');
+      assert.ok(Number(leaderStats.firstOffset) > 200, `the leader compacted past the follower (first offset ${leaderStats.firstOffset})`);
+
+      follower = await startServe(followerDir, ['--follow', leader.address], follower.port);
+      running.add(follower);
+      // Bounded (60 s): before the fix the install waited for the leader's next write, forever here.
+      await waitForNextOffset(follower.address, leaderNext);
+      const installed = await follower.waitForLog((line) => line['msg'] === 'replication: the leader compacted past this follower: installed its snapshot');
+      assert.equal(installed['firstOffset'], leaderNext);
+      // It follows on after the install: the next write reaches it.
+      await follower.waitForLog((line) => line['msg'] === 'replication: following' && line['fromOffset'] === leaderNext);
+      await appendKeyed(leader.address, 'three', 50);
+      await waitForNextOffset(follower.address, leaderNext + 50);
+      assert.deepEqual(await readAll(follower.address, leaderNext), await readAll(leader.address, leaderNext));
+      const a = new WalClient(leader.address);
+      const b = new WalClient(follower.address);
+      try {
+        for (let k = 0; k < KEYS; k++) {
+          const [fromLeader, fromFollower] = await Promise.all([a.get(Buffer.from(`k${k}`)), b.get(Buffer.from(`k${k}`))]);
+          assert.deepEqual(fromFollower?.value.toString(), fromLeader?.value.toString(), `Get k${k}`);
+        }
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    } finally {
+      for (const child of running) await child.kill().catch(() => undefined);
+      temp.remove();
+    }
+  });
+
   test('a new follower of a leader whose segments key compaction rewrote installs the leader snapshot instead of copying them', async () => {
     const temp = makeTempDir('wald-repl-key-compaction-');
     const running = new Set<ServeChild>();

@@ -2,7 +2,8 @@
  * A leader, its follower and a follower of that follower, each a real `wald serve` child on
  * 127.0.0.1: appends on the leader appear on both followers with the leader's offsets; after a
  * sync the segment files are byte-identical over their used bytes; Read and Get on the followers
- * answer as the leader does; a follower refuses writes with WAL_NOT_LEADER naming its leader,
+ * answer as the leader does; HashRange agrees on all three, over the whole log and over ranges
+ * that start and end inside it; a follower refuses writes with WAL_NOT_LEADER naming its leader,
  * reports the write service NOT_SERVING, and says it is a follower in GetStats.
  */
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { WalClient } from '../../src/client/wal-client.js';
 import { WalClientError } from '../../src/client/wal-client-error.js';
+import type { HashRangeResponse } from '../../src/gen/wald/v1/replication.js';
 import { ReplicationRole, type GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
 import { makeTempDir } from '../support/temp-dir.js';
 import { HEALTH, healthStatus, rawClient, readAll, segmentUsedBytes, startServe, unary, waitForNextOffset, type ServeChild } from '../support/wald-serve-child.js';
@@ -42,6 +44,21 @@ describe('a leader, a follower and a chained follower', { timeout: 180_000 }, ()
       const total = BATCHES * RECORDS_PER_BATCH;
       await waitForNextOffset(follower.address, total);
       await waitForNextOffset(chained.address, total);
+
+      // Frame boundaries are every RECORDS_PER_BATCH offsets; a range counts the frames starting in it.
+      for (const [from, to] of [[0, total], [RECORDS_PER_BATCH * 7, RECORDS_PER_BATCH * 41 + 3]] as const) {
+        const hashes = await Promise.all([leader, follower, chained].map(async (child) => {
+          const raw = rawClient(child.address);
+          try {
+            return await unary<HashRangeResponse>((callback) => raw.hashRange({ fromOffset: BigInt(from), toOffset: BigInt(to) }, callback));
+          } finally {
+            raw.close();
+          }
+        }));
+        assert.equal(Number(hashes[0]!.frameCount), Math.ceil((to - from) / RECORDS_PER_BATCH), `HashRange [${from}, ${to}) counts the leader's frames`);
+        assert.deepEqual(hashes[1], hashes[0], `HashRange [${from}, ${to}): the follower agrees with the leader`);
+        assert.deepEqual(hashes[2], hashes[0], `HashRange [${from}, ${to}): the chained follower agrees with the leader`);
+      }
 
       assert.equal(await healthStatus(leader.address, 'wald.v1.WalService.Write'), HEALTH.SERVING, 'the leader serves writes');
       const expected = await readAll(leader.address);

@@ -5,8 +5,11 @@ import type { RetentionLease } from '../../state/retention-lease.js';
 import { followerLagBytes } from './follower-lag.js';
 import { ReplicaWaiters } from './replica-waiters.js';
 
-/** What the registry reads of the log: its ends, its segments (lag in bytes), its records' timestamps (lag in ms). */
-export type FollowerLog = Pick<Wal, 'nextOffset' | 'firstOffset' | 'highWatermark' | 'listSegments' | 'read'>;
+/**
+ * What the registry reads of the log: its ends, its segments (lag in bytes), its records'
+ * timestamps (lag in ms), and its epoch history (which reported offsets hold its own records).
+ */
+export type FollowerLog = Pick<Wal, 'nextOffset' | 'firstOffset' | 'highWatermark' | 'listSegments' | 'read' | 'epoch' | 'epochEnd'>;
 
 /** What a follower reports (one ReportFollower message). */
 export interface FollowerReport {
@@ -61,6 +64,8 @@ interface FollowerEntry {
   peer: string;
   durableNextOffset: number;
   epoch: number;
+  /** What `min_replicas` counts it for: its durable next offset as far as its epoch agrees with the log's (see `heldNextOffset`). */
+  heldNextOffset: number;
   lastReportMs: number;
   connectedSinceMs: number;
   /** ReportFollower streams open under this id. */
@@ -136,13 +141,14 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
   report(followerId: string, report: FollowerReport): void {
     const entry = this.entries.get(followerId);
     if (entry === undefined) return;
-    const before = entry.durableNextOffset;
+    const before = entry.heldNextOffset;
     entry.durableNextOffset = report.durableNextOffset;
     entry.epoch = report.epoch;
+    entry.heldNextOffset = this.heldNextOffset(report);
     if (report.address !== '') entry.reportedAddress = report.address;
     entry.lastReportMs = this.clock();
     entry.lastSeenMs = entry.lastReportMs;
-    this.waiters.moved(before, report.durableNextOffset);
+    this.waiters.moved(before, entry.heldNextOffset);
     this.emit('report', followerId, report.durableNextOffset);
   }
 
@@ -167,11 +173,32 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
     entry.lastSeenMs = this.clock();
   }
 
-  /** Followers whose durable next offset is above `lastOffset`: those that hold the record at `lastOffset` and all before it. */
+  /**
+   * Followers that hold this log's records up to `lastOffset` durably: whose durable next offset is
+   * above it, counted only as far as their epoch agrees with this log's history (see
+   * {@link heldNextOffset}).
+   */
   replicasOf(lastOffset: number): number {
     let count = 0;
-    for (const entry of this.entries.values()) if (entry.durableNextOffset > lastOffset) count++;
+    for (const entry of this.entries.values()) if (entry.heldNextOffset > lastOffset) count++;
     return count;
+  }
+
+  /**
+   * The offset below which a follower's durable records are this log's, by its reported epoch: its
+   * durable next offset, but no further than where that epoch ends in this log (`Wal.epochEnd`),
+   * and 0 when this log's history does not hold that epoch (the follower's newest records were
+   * written by a leader this log never followed, or by a newer leader than this one: a stale
+   * leader's appends must not be acknowledged by the new leader's followers). A follower that still
+   * holds an old epoch's records beyond its end here (it has not truncated its divergent suffix
+   * yet) therefore counts only for what lies below that end: the records of this log's newer
+   * epochs, which every waiting append is in, are not on it. A follower in this log's current
+   * epoch counts for all it reported.
+   */
+  private heldNextOffset(report: FollowerReport): number {
+    if (report.epoch === this.log.epoch) return report.durableNextOffset;
+    const end = this.log.epochEnd(report.epoch);
+    return end.epoch === report.epoch ? Math.min(report.durableNextOffset, end.endOffset) : 0;
   }
 
   /**
@@ -265,6 +292,7 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
       peer,
       durableNextOffset: 0,
       epoch: 0,
+      heldNextOffset: 0,
       lastReportMs: 0,
       connectedSinceMs: now,
       reportStreams: 0,
@@ -299,6 +327,6 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
   private forget(entry: FollowerEntry): void {
     this.entries.delete(entry.followerId);
     // Waiting appends count tracked followers only, as replicasOf does.
-    this.waiters.moved(entry.durableNextOffset, 0);
+    this.waiters.moved(entry.heldNextOffset, 0);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * FollowerRegistry over a real log on a MemDisk with a fake clock: what reports and tails make of
  * a follower (address, offsets, lag in records, bytes and ms, connected), the bounds (expiry, cap,
- * eviction), the leases, and the wait of appends for replicas (woken by reports, never early).
+ * eviction), the leases, and the wait of appends for replicas (woken by reports, never early,
+ * counted only as far as the follower's epoch agrees with the log's history).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -179,6 +180,40 @@ describe('FollowerRegistry', () => {
       assert.equal(await waiting, 1);
       assert.equal(registry.replicasOf(4), 1);
       assert.equal(registry.replicasOf(5), 0);
+    } finally {
+      await wal.close();
+    }
+  });
+
+  test('min_replicas counts a follower only for the records its epoch shares with the log: not an old epoch beyond its end, nor an epoch the log never had', async () => {
+    const clock = new FakeClock();
+    const wal = await openLog(clock);
+    try {
+      await appendRecords(wal, clock, 10, 1);
+      await wal.beginEpoch(2);
+      await appendRecords(wal, clock, 10, 1);
+      await wal.beginEpoch(5);
+      await appendRecords(wal, clock, 10, 1);
+      // Epochs here: 0 for 0..9, 2 for 10..19, 5 for 20..29.
+      const registry = new FollowerRegistry(wal, { maxFollowers: 4, followerExpiryMs: 60_000, clock: clock.now });
+      registry.reportOpened('f', 'peer');
+      const stop = new AbortController();
+      const waiting = registry.waitForReplicas(29, 1, stop.signal);
+      // Offset 30 of epoch 2: a follower that kept records of an old leader of epoch 2 past where
+      // epoch 2 ended here (20); it holds none of epoch 5's records.
+      registry.report('f', { durableNextOffset: 30, address: '', epoch: 2 });
+      assert.equal(registry.replicasOf(29), 0, 'an old epoch counts no further than its end here');
+      assert.equal(registry.replicasOf(19), 1, 'but up to it');
+      assert.equal(registry.replicasOf(20), 0);
+      registry.report('f', { durableNextOffset: 30, address: '', epoch: 3 });
+      assert.equal(registry.replicasOf(0), 0, 'an epoch this log never had counts for nothing');
+      registry.report('f', { durableNextOffset: 30, address: '', epoch: 6 });
+      assert.equal(registry.replicasOf(0), 0, 'nor a newer leader\'s epoch: a stale leader is not acknowledged by its successor\'s followers');
+      registry.report('f', { durableNextOffset: 30, address: '', epoch: 5 });
+      assert.equal(await waiting, 1, 'the current epoch counts for all it reported, and wakes the append');
+      registry.report('f', { durableNextOffset: 30, address: '', epoch: 2 });
+      assert.equal(registry.replicasOf(29), 0, 'and a report of an older epoch takes the count back');
+      stop.abort();
     } finally {
       await wal.close();
     }

@@ -116,7 +116,10 @@ export interface TailWalResponse {
    * Frames mode: the 64-byte header of the leader's segment that the first frame of `frames`
    * belongs to, sent in the first response of a stream and in the first response after the leader
    * started a new segment; empty otherwise. A follower starts a segment with this header when it
-   * holds none with the same segment id.
+   * holds none with the same segment id. Also set on the first heartbeat of a stream that has sent
+   * no frame yet (it starts at the leader's next offset): the header of the segment the next frame
+   * goes to, so that a follower installing a snapshot at the leader's head learns the frame seed
+   * without waiting for a write; a follower ignores it on any other heartbeat.
    */
   segmentHeader: Buffer;
   /** The leader epoch the server writes in now (0 for a log never promoted). */
