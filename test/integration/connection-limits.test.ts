@@ -9,7 +9,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { AppendRequest, AppendStreamRequest, type AppendStreamResponse } from '../../src/gen/wald/v1/append.js';
 import type { GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
 import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
@@ -221,6 +221,36 @@ describe('connection limits of a wald serve child', { timeout: 120_000 }, () => 
       await append([{ value: Buffer.from('r') }]);
       assert.equal((await child.stats()).entryCount, 2n, 'the server goes on');
     } finally {
+      await child.stop();
+    }
+  });
+  test('a request message that does not decode gets INVALID_ARGUMENT naming the request, on Append and AppendStream, and the server goes on', async () => {
+    const child = await startChild([]);
+    // A client that sends raw bytes: 0xff 0xff ... is a field header whose varint never ends.
+    const raw = new Client(child.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    const identity = (bytes: Buffer): Buffer => bytes;
+    try {
+      const assertUndecodable = (error: unknown, what: string): void => {
+        const failure = rpcErrorOf(error);
+        assert.equal(failure.code, status.INVALID_ARGUMENT, what);
+        assert.equal(failure.reason, 'WAL_INVALID_ARGUMENT', what);
+        assert.equal(failure.metadata['field'], 'request', what);
+      };
+      const unaryFailure = await new Promise<unknown>((resolve) => {
+        raw.makeUnaryRequest('/wald.v1.WalService/Append', identity, identity, garbage, new Metadata(), {}, (error) => resolve(error ?? assert.fail('accepted')));
+      });
+      assertUndecodable(unaryFailure, 'Append');
+      const stream = raw.makeBidiStreamRequest('/wald.v1.WalService/AppendStream', identity, identity, new Metadata(), {});
+      const streamFailure = new Promise<unknown>((resolve) => stream.on('error', resolve).on('end', () => resolve(undefined)));
+      stream.on('data', () => {});
+      stream.write(garbage);
+      assertUndecodable(await streamFailure, 'AppendStream');
+      assert.equal((await child.stats()).entryCount, 0n, 'nothing was written');
+      await unary((callback) => child.client.append(AppendRequest.fromPartial({ records: [{ value: Buffer.from('r') }] }), callback));
+      assert.equal((await child.stats()).entryCount, 1n, 'the server goes on');
+    } finally {
+      raw.close();
       await child.stop();
     }
   });

@@ -74,7 +74,9 @@ async function nextValue(tail: AsyncGenerator<TailEvent, void, undefined>): Prom
 
 describe('keepalive enforcement of a wald serve child', { timeout: 120_000 }, () => {
   test('a client flooding PINGs gets GOAWAY ENHANCE_YOUR_CALM too_many_pings after its strikes; other clients go on', async () => {
-    const { child, metrics, remove } = await startChild();
+    // A long minimum interval: on a loaded machine one PING's round trip may take longer than the
+    // default 250 ms, and a PING that late would be no strike, changing the count below.
+    const { child, metrics, remove } = await startChild(['--keepalive-min-ping-interval-ms', '10000']);
     const other = rawClient(child.address);
     let flooder: ClientHttp2Session | undefined;
     try {
