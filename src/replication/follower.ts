@@ -6,6 +6,7 @@ import { decodeSegmentHeader } from '../codec/segment-header.js';
 import { isServiceError, rpcErrorInfoOf } from '../client/rpc-error-info.js';
 import type { Wal } from '../engine/wal.js';
 import { isWalError, WalError } from '../errors.js';
+import { ReplicationRole } from '../gen/wald/v1/stats.js';
 import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import type { ReplicationState } from '../server/replication-state.js';
 import { sleep } from './abortable-sleep.js';
@@ -296,13 +297,25 @@ export class Follower extends EventEmitter<FollowerEvents> {
    * for good (`wald serve` exits naming both epochs), and the operator either drops `follow` (the
    * node leads, as it was promoted to) or points it at the current leader.
    *
+   * An upstream that is itself a follower (a chain) is not judged stale: its log enters a new epoch
+   * only when it copies that epoch's first frame, so it may lag behind this log's epoch for a while
+   * (after a divergence cut, on an idle leader). This follower then waits and retries, with its
+   * backoff, without cutting anything, until the upstream has caught up with the epoch.
+   *
    * @throws WalError `WAL_EPOCH_MISMATCH` (details `reason` `stale leader`, `epoch`, `leaderEpoch`, `leader`).
+   * @throws Error (retried) when the upstream is a follower still in an older epoch.
    */
   private async checkLeaderNotStale(): Promise<void> {
     const epoch = this.wal.epoch;
     if (epoch === 0) return;
-    const leaderEpoch = Number((await this.channel.getStats()).epoch);
+    const stats = await this.channel.getStats();
+    const leaderEpoch = Number(stats.epoch);
     if (leaderEpoch >= epoch) return;
+    if (stats.role === ReplicationRole.REPLICATION_ROLE_FOLLOWER) {
+      throw new Error(
+        `the upstream ${this.channel.address} is a follower in epoch ${leaderEpoch}, behind this log's epoch ${epoch}: waiting for it to copy the newer epoch`,
+      );
+    }
     throw new WalError(
       'WAL_EPOCH_MISMATCH',
       `this log is in epoch ${epoch}, newer than epoch ${leaderEpoch} of the leader it is configured to follow (${this.channel.address}): ` +

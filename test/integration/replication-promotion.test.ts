@@ -169,6 +169,29 @@ describe('promotion', { timeout: 180_000 }, () => {
         raw.close();
       }
       assert.ok(!existsSync(join(followerDir, 'truncated')), 'no side file: nothing was truncated');
+
+      // An upstream that is itself a follower, still in epoch 0 (it follows the old leader), is not
+      // judged stale: the promoted server waits for it to reach its epoch, retrying, and cuts nothing.
+      const chained = await startServe(join(temp.dir, 'c'), ['--follow', leader.address]);
+      running.add(chained);
+      await waitForNextOffset(chained.address, 50);
+      running.delete(follower);
+      assert.equal((await follower.stop()).code, 0);
+      follower = await startServe(followerDir, ['--follow', chained.address], follower.port);
+      running.add(follower);
+      const waiting = follower;
+      // The second retry's line: it waited, reconnected and waited again, without exiting.
+      let retries = 0;
+      const line = await Promise.race([
+        waiting.output.exited.then((run) => assert.fail(`it exited instead of waiting for the chained upstream: ${run.stdout}`)),
+        waiting.waitForLog((entry) => entry['msg'] === 'replication: lost the leader; reconnecting' && JSON.stringify(entry['err']).includes('is a follower in epoch 0') && ++retries === 2),
+      ]);
+      assert.match(JSON.stringify(line['err']), /behind this log's epoch 1/);
+      running.delete(follower);
+      assert.equal((await follower.stop()).code, 0, 'still running, and stops cleanly');
+      follower = await startServe(followerDir, [], follower.port);
+      running.add(follower);
+      assert.deepEqual(await readAll(follower.address), acknowledged, 'nothing was cut while it waited');
     } finally {
       for (const child of running) await child.kill().catch(() => undefined);
       temp.remove();
