@@ -65,6 +65,12 @@ export class FrameTailStream extends TailStream {
     return this.call.request.followerId;
   }
 
+  /** The offset the follower asked for (`from_offset`), for the leader's log; undefined when not given. */
+  get fromOffset(): number | undefined {
+    const start = this.call.request.start;
+    return start?.$case === 'fromOffset' ? Number(start.value) : undefined;
+  }
+
   /** The client's address, for the leader's follower listing. */
   get peer(): string {
     return this.call.getPeer();

@@ -196,6 +196,15 @@ export class TailStream extends EventEmitter<TailStreamEvents> implements Regist
     }
   }
 
+  /**
+   * Why the tail stopped, for logs: `cancelled` (the call is over: the client cancelled or its
+   * connection went), `shutdown` (the server stops), `ended` (it failed or ended itself); undefined
+   * while it runs.
+   */
+  get endReason(): 'cancelled' | 'shutdown' | 'ended' | undefined {
+    return this.abortReason ?? (this.finished === undefined ? undefined : 'ended');
+  }
+
   protected get isStopped(): boolean {
     return this.abortReason !== undefined;
   }

@@ -226,11 +226,13 @@ export class WaldServer {
     // the tails of a follower of the same id that it tracks.
     const trackedTails = new WeakSet<TailStream>();
     this.tails.on('open', (tail) => {
-      if (tail instanceof FrameTailStream && tail.followerId !== '' && this.followers.tailOpened(tail.followerId, tail.peer)) trackedTails.add(tail);
+      if (tail instanceof FrameTailStream && tail.followerId !== '' && this.followers.tailOpened(tail.followerId, tail.peer, tail.fromOffset)) trackedTails.add(tail);
     });
     this.tails.on('close', (tail) => {
-      if (tail instanceof FrameTailStream && trackedTails.delete(tail)) this.followers.tailClosed(tail.followerId);
+      if (tail instanceof FrameTailStream && trackedTails.delete(tail)) this.followers.tailClosed(tail.followerId, `tail ${tail.endReason ?? 'ended'}`);
     });
+    this.followers.on('connected', (followerId, peer, fromOffset) => this.logger.info({ followerId, peer, fromOffset }, 'follower connected'));
+    this.followers.on('disconnected', (followerId, why, connectedMs) => this.logger.info({ followerId, why, connectedMs }, 'follower disconnected'));
     this.compactor = new Compactor({
       wal: this.wal,
       state: this.state,

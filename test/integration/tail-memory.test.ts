@@ -5,7 +5,7 @@
  * once with frames-mode tails (followers that stop reading).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -14,10 +14,10 @@ import { AppendRequest } from '../../src/gen/wald/v1/append.js';
 import type { GetStatsResponse } from '../../src/gen/wald/v1/stats.js';
 import { TailWalRequest } from '../../src/gen/wald/v1/tail.js';
 import { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';
+import { memoryOf, mib, MiB } from '../support/child-memory.js';
 import { ChildOutput, parseLog, spawnWald } from '../support/cli-process.js';
 import { makeTempDir } from '../support/temp-dir.js';
 
-const MiB = 1024 * 1024;
 /** Tails whose clients never read. */
 const STUCK_TAILS = 24;
 /** Each tail's own cap: without a server-wide cap the stuck tails pin 24 x 16 MiB = 384 MiB. */
@@ -37,17 +37,6 @@ const VALUE_BYTES = 4096;
  * grows by about 550 MiB, failing the bound more than three times over.
  */
 const MAX_GROWTH_BYTES = 16 * MiB + 150 * MiB;
-
-/** The child's resident set now and at its peak (the kernel's high-water mark), bytes. */
-function memoryOf(pid: number): { rssBytes: number; peakRssBytes: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
-    assert.ok(match !== null, `no ${field} in /proc/${pid}/status`);
-    return Number(match[1]) * 1024;
-  };
-  return { rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM') };
-}
 
 /** A gRPC message frame: uncompressed flag, 4-byte big-endian length, the message. */
 function grpcFrame(message: Uint8Array): Buffer {
@@ -131,7 +120,6 @@ describe('tail memory of a wald serve child', { timeout: 120_000 }, () => {
         const after = await stats();
         const end = memoryOf(pid);
         const growthBytes = Math.max(end.peakRssBytes, maxSampledRssBytes) - before.rssBytes;
-        const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
         t.diagnostic(
           `RSS before load ${mib(before.rssBytes)}, max during ${mib(maxSampledRssBytes)}, peak ${mib(end.peakRssBytes)}, ` +
             `after ${mib(end.rssBytes)}; growth ${mib(growthBytes)} (bound ${mib(MAX_GROWTH_BYTES)}); ` +

@@ -46,6 +46,10 @@ export interface FollowerView {
 export interface FollowerRegistryEvents {
   /** A report was taken in: the appends it completes are woken already. */
   report: [followerId: string, durableNextOffset: number];
+  /** Its first stream or tail opened (none was open): from `peer`, asking for the log from `fromOffset`. */
+  connected: [followerId: string, peer: string, fromOffset: number];
+  /** Its last stream or tail closed, for `why`, after `connectedMs` connected. */
+  disconnected: [followerId: string, why: string, connectedMs: number];
 }
 
 /** The limits of a {@link FollowerRegistry}. */
@@ -119,18 +123,18 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
    * @throws WalError `WAL_TOO_MANY_STREAMS` (kind `followers`) when `maxFollowers` followers are
    *   tracked, all with a stream or tail open.
    */
-  reportOpened(followerId: string, peer: string): void {
+  reportOpened(followerId: string, peer: string, fromOffset?: number): void {
     const entry = this.admit(followerId, peer, true)!;
-    if (entry.reportStreams + entry.tails === 0) entry.connectedSinceMs = this.clock();
+    this.opened(entry, fromOffset);
     entry.reportStreams++;
   }
 
-  /** A ReportFollower stream of `followerId` ended. */
-  reportClosed(followerId: string): void {
+  /** A ReportFollower stream of `followerId` ended, for `why` (logged when it was its last). */
+  reportClosed(followerId: string, why = 'report stream ended'): void {
     const entry = this.entries.get(followerId);
     if (entry === undefined) return;
     entry.reportStreams = Math.max(0, entry.reportStreams - 1);
-    entry.lastSeenMs = this.clock();
+    this.closed(entry, why);
   }
 
   /**
@@ -157,20 +161,34 @@ export class FollowerRegistry extends EventEmitter<FollowerRegistryEvents> {
    * connected until {@link tailClosed}. Returns false when the registry is full of connected
    * followers (the tail is served anyway, only not listed).
    */
-  tailOpened(followerId: string, peer: string): boolean {
+  tailOpened(followerId: string, peer: string, fromOffset?: number): boolean {
     const entry = this.admit(followerId, peer, false);
     if (entry === undefined) return false;
-    if (entry.reportStreams + entry.tails === 0) entry.connectedSinceMs = this.clock();
+    this.opened(entry, fromOffset);
     entry.tails++;
     return true;
   }
 
-  /** A frames-mode TailWal of `followerId` ended. */
-  tailClosed(followerId: string): void {
+  /** A frames-mode TailWal of `followerId` ended, for `why` (logged when it was its last). */
+  tailClosed(followerId: string, why = 'tail ended'): void {
     const entry = this.entries.get(followerId);
     if (entry === undefined) return;
     entry.tails = Math.max(0, entry.tails - 1);
+    this.closed(entry, why);
+  }
+
+  /** Before a stream or tail of `entry` counts: its first one makes it connected (`connected`). */
+  private opened(entry: FollowerEntry, fromOffset: number | undefined): void {
+    if (entry.reportStreams + entry.tails > 0) return;
+    entry.connectedSinceMs = this.clock();
+    this.emit('connected', entry.followerId, entry.peer, fromOffset ?? entry.durableNextOffset);
+  }
+
+  /** After a stream or tail of `entry` stopped counting: its last one makes it disconnected (`disconnected`). */
+  private closed(entry: FollowerEntry, why: string): void {
     entry.lastSeenMs = this.clock();
+    if (entry.reportStreams + entry.tails > 0) return;
+    this.emit('disconnected', entry.followerId, why, entry.lastSeenMs - entry.connectedSinceMs);
   }
 
   /**

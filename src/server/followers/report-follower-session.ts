@@ -73,7 +73,7 @@ export class ReportFollowerSession implements RegisteredStream {
       const durableNextOffset = safeIntegerField(request.durableNextOffset, 'durable_next_offset');
       const epoch = safeIntegerField(request.epoch, 'epoch');
       if (this.followerId === undefined) {
-        this.registry.reportOpened(followerId, this.call.getPeer());
+        this.registry.reportOpened(followerId, this.call.getPeer(), durableNextOffset);
         this.followerId = followerId;
       } else if (followerId !== this.followerId) {
         throw invalidArgument('follower_id', `changed within the stream, from ${JSON.stringify(this.followerId)}`, { value: followerId });
@@ -90,7 +90,7 @@ export class ReportFollowerSession implements RegisteredStream {
   private finish(error: unknown, isGone = false): void {
     if (this.hasEnded) return;
     this.hasEnded = true;
-    if (this.followerId !== undefined) this.registry.reportClosed(this.followerId);
+    if (this.followerId !== undefined) this.registry.reportClosed(this.followerId, isGone ? 'report stream cancelled' : error === undefined ? 'report stream ended' : `report stream failed: ${error instanceof WalError ? error.code : String(error)}`);
     if (!isGone) {
       if (error === undefined) this.respond(null, {});
       else this.respond(toServiceError(toRpcFailure(error, this.logger, { rpc: 'ReportFollower' })));
