@@ -27,6 +27,8 @@ interface AppendCommandOptions extends UnaryCommandOptions {
   readonly expectedOffset?: number;
   readonly producerId?: string;
   readonly sequence?: number;
+  readonly expectedEpoch?: number;
+  readonly minReplicas?: number;
   readonly sync: boolean;
 }
 
@@ -78,7 +80,8 @@ function buildRequest(values: readonly Buffer[], options: AppendCommandOptions):
     records,
     expectedOffset: options.expectedOffset === undefined ? undefined : BigInt(options.expectedOffset),
     producerId: options.producerId ?? '',
-    minReplicas: 0,
+    expectedEpoch: options.expectedEpoch === undefined ? undefined : BigInt(options.expectedEpoch),
+    minReplicas: options.minReplicas ?? 0,
     sequence: BigInt(options.sequence ?? 0),
     sync: options.sync,
   };
@@ -117,6 +120,8 @@ export function registerAppendCommand(program: Command): void {
     .option('--expected-offset <n>', 'append only if the batch would start at this offset (else ABORTED)', parseNonNegativeInteger)
     .option('--producer-id <id>', 'producer id for an idempotent append (with --sequence)')
     .option('--sequence <n>', 'sequence number of this append for --producer-id', parseNonNegativeInteger)
+    .option('--expected-epoch <n>', "append only if the leader's epoch is this one (a fencing token; else FAILED_PRECONDITION WAL_EPOCH_MISMATCH)", parseNonNegativeInteger)
+    .option('--min-replicas <n>', 'acknowledge only once this many followers hold the records durably (else DEADLINE_EXCEEDED WAL_REPLICAS_TIMEOUT)', parseNonNegativeInteger)
     .option('--sync', 'fsync before acknowledging, whatever the server policy', false);
   addUnaryClientOptions(command).action(async (values: string[], options: AppendCommandOptions) => {
     checkOptions(options);

@@ -124,6 +124,23 @@ describe('wald append', () => {
     });
   });
 
+  it('sends --expected-epoch as a fencing token and --min-replicas as synchronous replication', async () => {
+    await withServer(async ({ wald }) => {
+      assertOk(await wald(['append', '--expected-epoch', '0', 'fenced-ok']));
+      const fenced = await wald(['append', '--expected-epoch', '7', 'fenced-out']);
+      assert.equal(fenced.code, 1);
+      assert.match(fenced.stderr, /^wald: FAILED_PRECONDITION \(WAL_EPOCH_MISMATCH\): .*expectedEpoch=7/);
+      // No follower: answered before the 3 s deadline with how many had it; the record stays.
+      const alone = await wald(['append', '--min-replicas', '1', '--timeout-ms', '3000', 'unreplicated']);
+      assert.equal(alone.code, 1);
+      assert.match(alone.stderr, /^wald: DEADLINE_EXCEEDED \(WAL_REPLICAS_TIMEOUT\): .*replicas=0/);
+      const read = await wald(['read', '--json']);
+      assertOk(read);
+      const doc = JSON.parse(read.stdout) as { records: Record<string, unknown>[] };
+      assert.deepEqual(doc.records.map((record) => record['value']), ['fenced-ok', 'unreplicated']);
+    });
+  });
+
   it('exits 2 without sending anything when there is nothing to append', async () => {
     await withServer(async ({ wald }) => {
       const run = await wald(['append']);
