@@ -3,8 +3,9 @@
  * with Debian's python3-grpcio (clients/python/tests/append_scenarios.py): concurrent appends
  * from many threads batched over one AppendStream, each atomic and in order per caller; one failed
  * append of a message leaving its neighbours alone; expected_epoch and min_replicas with their
- * ErrorInfo reasons; and idempotent retries across a SIGKILL and restart of the server on the same
- * data directory and port, written once.
+ * ErrorInfo reasons; idempotent retries across a SIGKILL and restart of the server on the same
+ * data directory and port, written once; and done-callbacks that call the client (append, a
+ * Future's result, close) without deadlocking the pipeline.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -230,6 +231,37 @@ describe('the Python package wald: appends', { timeout: 120_000 }, () => {
       );
       assert.deepEqual(report['next'], [2, 2, false]);
       assert.ok((report['counters'] as Counters).retried_appends >= 1, 'the append was sent again');
+      assert.equal((await output.exited).code, 0);
+    } finally {
+      stopScenario(output);
+      await server.kill();
+      temp.remove();
+    }
+  });
+
+  test('done-callbacks run on the delivery thread and may call append, wait on a later append and close the client', async () => {
+    const temp = makeTempDir('wald-pyappends-');
+    // The first append of each case waits this long for a follower that does not exist.
+    const server = await startServe(join(temp.dir, 'data'), 0, ['--replication-min-replicas-timeout-ms', '1000']);
+    const output = startScenario('callbacks', server.address);
+    try {
+      const report = await waitForPhase<Record<string, unknown>>(output, 'done');
+      const appended = report['append_in_callback'] as Record<string, unknown>;
+      assert.notEqual(appended, 'timed out', 'client.append in a done-callback completes');
+      assert.equal(appended['thread'], 'wald-append-callbacks', 'callbacks run on the delivery thread, not the driver or the caller');
+      assert.equal((appended['settled'] as { reason: string }).reason, 'WAL_REPLICAS_TIMEOUT');
+      assert.deepEqual(appended['result'], [1, 1, false]);
+      const waited = report['result_in_callback'] as Record<string, unknown>;
+      assert.notEqual(waited, 'timed out', 'a done-callback may wait on a later append');
+      assert.equal(waited['thread'], 'wald-append-callbacks');
+      assert.deepEqual(waited['result'], [3, 3, false]);
+      assert.deepEqual(report['after_callbacks'], [4, 4, false]);
+      const closed = report['close_in_callback'] as Record<string, unknown>;
+      assert.notEqual(closed, 'timed out', 'close() in a done-callback returns');
+      assert.deepEqual(closed['error'], undefined);
+      assert.deepEqual(closed['result'], { done_before: [false, false], done_after: [true, true], results: [[6, 6, false], [7, 7, false]] }, 'close waited for the appends settled after the callback\'s');
+      assert.equal((report['append_after_close'] as { code: string }).code, 'CANCELLED');
+      assert.deepEqual(await logValues(server.address), ['slow 0', 'from a callback', 'slow 1', 'later', 'after callbacks', 'slow 2', 'unsettled 0', 'unsettled 1']);
       assert.equal((await output.exited).code, 0);
     } finally {
       stopScenario(output);

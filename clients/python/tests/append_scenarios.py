@@ -15,8 +15,15 @@ scenarios kills and restarts the server when a phase says so, then writes one li
 - unanswered: two appends with min_replicas 1 that the server writes and cannot answer (no
   follower); once the records are durable the test kills the server, and the appends' retries on
   the restarted server are recognised as already written.
+- callbacks: done-callbacks that call the client: one calls ``client.append``, one waits on a later
+  append's Future, one calls ``client.close()`` while later appends are unsettled. The first
+  append of each waits out the server's min_replicas timeout (no follower), so each callback is
+  added long before its Future settles and runs on the pipeline's thread, not the caller's. A
+  callback that deadlocks is reported as "timed out" after CALLBACK_BOUND s, and every later wait
+  is bounded the same way, so a deadlocked pipeline fails the test instead of hanging it.
 """
 import json
+import os
 import sys
 import threading
 
@@ -35,6 +42,8 @@ MAX_APPENDS_PER_THREAD = 100_000
 UNANSWERED = 2
 # The restart scenarios find the restarted server within 0.2 s (the client's own default is 2 s).
 QUICK_RECONNECTS = [("grpc.max_reconnect_backoff_ms", 200)]
+# How long (s) the callbacks scenario waits for a callback before reporting it deadlocked.
+CALLBACK_BOUND = 15
 
 
 def emit(report):
@@ -169,7 +178,71 @@ def unanswered(address):
     emit(out)
 
 
-SCENARIOS = {"concurrent": concurrent, "conditions": conditions, "restart": restart, "unanswered": unanswered}
+def run_callback(future, work):
+    """Adds a done-callback running ``work`` to ``future``; returns a function that waits (bounded) for its report."""
+    finished = threading.Event()
+    report = {}
+
+    def callback(settled):
+        report["thread"] = threading.current_thread().name
+        report["settled"] = error_report(settled.exception()) if settled.exception() else result_report(settled.result())
+        try:
+            report["result"] = work()
+        except Exception as error:  # noqa: BLE001 - reported, whatever it is
+            report["error"] = repr(error)
+        finished.set()
+
+    future.add_done_callback(callback)
+    return lambda: report if finished.wait(CALLBACK_BOUND) else "timed out"
+
+
+def callbacks(address):
+    out = {"phase": "done"}
+    client = wald.Client(address)
+    # Settles with WAL_REPLICAS_TIMEOUT after the server's timeout; its callback appends and waits.
+    slow = client.append_async([(None, b"slow 0")], min_replicas=1)
+    appended = run_callback(slow, lambda: result_report(client.append([(None, b"from a callback")])))
+    out["append_in_callback"] = appended()
+    # The later append is answered after the slow one, so it is not settled when the callback runs.
+    slow = client.append_async([(None, b"slow 1")], min_replicas=1)
+    later = client.append_async([(None, b"later")])
+    waited = run_callback(slow, lambda: result_report(later.result()))
+    out["result_in_callback"] = waited()
+    # Bounded: a driver deadlocked in a callback answers nothing more.
+    try:
+        out["after_callbacks"] = result_report(client.append_async([(None, b"after callbacks")]).result(CALLBACK_BOUND))
+    except TimeoutError:
+        out["after_callbacks"] = "timed out"
+        emit(out)
+        os._exit(0)
+    client.close()
+
+    closing = wald.Client(address)
+    slow = closing.append_async([(None, b"slow 2")], min_replicas=1)
+    others = [closing.append_async([(None, b"unsettled %d" % i)]) for i in range(2)]
+
+    def close_in_callback():
+        # Each of the others is settled once close returns.
+        was_open = [future.done() for future in others]
+        closing.close()
+        return {"done_before": was_open, "done_after": [future.done() for future in others], "results": [result_report(future.result(CALLBACK_BOUND)) for future in others]}
+
+    closed = run_callback(slow, close_in_callback)
+    out["close_in_callback"] = closed()
+    if out["close_in_callback"] == "timed out":
+        emit(out)
+        os._exit(0)
+    try:
+        closing.append([(None, b"after close")])
+        out["append_after_close"] = None
+    except wald.WalError as error:
+        out["append_after_close"] = error_report(error)
+    emit(out)
+    # A deadlocked pipeline's threads would keep the interpreter from exiting.
+    os._exit(0)
+
+
+SCENARIOS = {"concurrent": concurrent, "conditions": conditions, "restart": restart, "unanswered": unanswered, "callbacks": callbacks}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](sys.argv[2])

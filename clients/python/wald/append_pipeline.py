@@ -2,13 +2,13 @@
 import threading
 import time
 from collections import deque, namedtuple
-from concurrent.futures import Future
 
 import grpc
 
 from wald.append_stream_request import encode_append_stream_request, producer_fields
 from wald.backoff import backoff_delay
 from wald.errors import WalError
+from wald.future_delivery import AppendFuture, FutureDelivery
 from wald.producer_lanes import ProducerLanes
 from wald.v1 import append_pb2
 
@@ -81,9 +81,11 @@ class AppendPipeline:
     never written twice; without it, appends unanswered when the stream breaks fail with
     UNAVAILABLE (they may or may not be written).
 
-    Threads: one driver thread per pipeline (started at the first append) opens the stream, reads
-    the answers and settles the Futures; grpc's own thread pulls the messages from a generator that
-    takes them from the queue. Everything shared is guarded by one lock.
+    Threads: one driver thread per pipeline (started at the first append) opens the stream and
+    reads the answers; grpc's own thread pulls the messages from a generator that takes them from
+    the queue; a FutureDelivery thread settles the Futures, in the order the appends were decided,
+    so that done-callbacks run on neither of the first two and may call the client (append, close).
+    Everything shared is guarded by one lock.
     """
 
     def __init__(self, channel, *, linger, max_batch_records, max_batch_bytes, max_appends_per_message, max_in_flight_messages, max_queued_appends, idempotent, retry_deadline, initial_backoff, max_backoff, metadata=None):
@@ -114,6 +116,7 @@ class AppendPipeline:
         self._unsettled = 0
         self._next_request_id = 1
         self._lanes = ProducerLanes()
+        self._delivery = FutureDelivery()
         self._driver = None
         # The AppendStream call being used, if any.
         self._stream = None
@@ -137,7 +140,7 @@ class AppendPipeline:
         """
         body = request.SerializeToString()
         is_idempotent = bool(request.producer_id) or self.idempotent
-        future = Future()
+        future = AppendFuture(self._delivery)
         # Running from the start: a caller's cancel() cannot race the pipeline's set_result.
         future.set_running_or_notify_cancel()
         now = time.monotonic()
@@ -155,22 +158,29 @@ class AppendPipeline:
             self._queued_bytes += record_bytes
             self._unsettled += 1
             if self._driver is None:
+                self._delivery.start()
                 self._driver = threading.Thread(target=self._drive, name="wald-append-stream", daemon=True)
                 self._driver.start()
             self._work.notify_all()
         return future
 
     def close(self):
-        """Stops taking appends, waits until every append made settled, then ends the stream."""
+        """Stops taking appends, waits until every append made settled (its Future set), then ends the stream.
+
+        From a done-callback too: the callback's thread hands delivery over (FutureDelivery) and
+        waits like any other.
+        """
         with self._lock:
             self._is_closed = True
             self._room.notify_all()
             self._work.notify_all()
+            # Bounded: the driver decides every append without waiting for delivery.
             while self._unsettled > 0:
                 self._settled.wait()
             driver = self._driver
         if driver is not None and driver is not threading.current_thread():
             driver.join()
+        self._delivery.stop()
 
     # -- the driver thread ---------------------------------------------------------------------
 
@@ -189,11 +199,11 @@ class AppendPipeline:
                 self._queue.clear()
                 self._queued_records = 0
                 self._queued_bytes = 0
-                outcomes = [self._finish(pending, failure) for pending in waiting]
+                for pending in waiting:
+                    self._finish(pending, failure)
                 self._driver = None
                 self._work.notify_all()
                 self._room.notify_all()
-            _deliver(outcomes)
 
     def _drive_streams(self):
         """Opens AppendStreams while there are appends to send, reads their answers, and reconnects after failures."""
@@ -223,9 +233,8 @@ class AppendPipeline:
                 stream.is_over = True
                 self._stream = None
                 self._work.notify_all()
-                has_more, outcomes = self._on_stream_end(failure)
+                has_more = self._on_stream_end(failure)
                 is_done = not has_more and self._is_closed
-            _deliver(outcomes)
             if is_done:
                 return
             if answered:
@@ -237,12 +246,12 @@ class AppendPipeline:
     def _requests(self, stream):
         """The messages of one AppendStream call, pulled by grpc once the previous one is on the wire."""
         while True:
-            expired = []
             message = None
             with self._lock:
-                # Bounded: each wake-up is an append made or answered, the stream's end, or close.
+                # Bounded: each wake-up is an append made or answered, a retry's deadline, the
+                # stream's end, or close.
                 while not stream.is_over:
-                    self._expire_queued(expired)
+                    self._expire_queued()
                     if self._queue and len(self._in_flight) < self.max_in_flight_messages:
                         wait = self._linger_left()
                         if wait <= 0:
@@ -252,11 +261,17 @@ class AppendPipeline:
                     elif self._is_closed and not self._queue and not self._in_flight:
                         break  # half-closes the stream: the server ends it, and the driver returns
                     else:
-                        self._work.wait()
-            _deliver(expired)
+                        # With the window full, a queued retry still fails at its deadline.
+                        self._work.wait(self._expiry_left())
             if message is None:
                 return
             yield message
+
+    def _expiry_left(self):
+        """How long (s) until the oldest queued retry's deadline (None: no retry is queued)."""
+        if not self._queue or self._queue[0].last_failure is None:
+            return None
+        return max(0.0, self._queue[0].deadline - time.monotonic())
 
     def _linger_left(self):
         """How long (s) the message being formed should still wait for more appends: 0 to send it now."""
@@ -310,7 +325,6 @@ class AppendPipeline:
 
     def _on_answer(self, response):
         """Settles the appends of the oldest unanswered message with ``response``."""
-        outcomes = []
         with self._lock:
             if not self._in_flight:
                 raise _protocol_error("the server answered an AppendStream message that was not sent")
@@ -318,31 +332,32 @@ class AppendPipeline:
             retries = []
             if len(response.results) == len(appends):
                 for pending, result in zip(appends, response.results):
-                    outcomes.append(self._settle(pending, result, retries))
+                    self._settle(pending, result, retries)
             elif len(response.results) == 0 and response.WhichOneof("result") is not None:
                 # The whole message was refused (or, by a server that predates `appends`, misread).
                 for pending in appends:
-                    outcomes.append(self._settle(pending, response, retries))
+                    self._settle(pending, response, retries)
             else:
                 error = WalError(grpc.StatusCode.INTERNAL, "the server answered %d results for %d appends" % (len(response.results), len(appends)))
-                outcomes = [self._finish(pending, error) for pending in appends]
+                for pending in appends:
+                    self._finish(pending, error)
             self._requeue(retries)
             self._work.notify_all()
-        _deliver(outcome for outcome in outcomes if outcome is not None)
 
     def _settle(self, pending, outcome, retries):
-        """The (future, value) that settles ``pending`` with one outcome, or None when it goes to ``retries``."""
+        """Finishes ``pending`` with one outcome, or puts it in ``retries``."""
         kind = outcome.WhichOneof("result")
         if kind == "appended":
             ack = outcome.appended
-            return self._finish(pending, AppendResult(ack.first_offset, ack.last_offset, ack.timestamp, ack.duplicate))
+            self._finish(pending, AppendResult(ack.first_offset, ack.last_offset, ack.timestamp, ack.duplicate))
+            return
         error = WalError.from_status(outcome.error)
         # A shutting-down server answers what it had read with this; everything else is final.
         if error.reason == "WAL_SHUTTING_DOWN" and self._can_retry(pending):
             pending.last_failure = error
             retries.append(pending)
-            return None
-        return self._finish(pending, error)
+            return
+        self._finish(pending, error)
 
     def _can_retry(self, pending):
         return (pending.is_idempotent or not pending.was_sent) and time.monotonic() < pending.deadline
@@ -355,12 +370,12 @@ class AppendPipeline:
             self._queued_bytes += pending.record_bytes
 
     def _on_stream_end(self, failure):
-        """Requeues (or fails) what the ended stream left unanswered: (whether appends are left to send, the outcomes to deliver)."""
+        """Requeues (or fails) what the ended stream left unanswered; returns whether appends are left to send."""
         unanswered = [pending for appends in self._in_flight for pending in appends]
         self._in_flight.clear()
-        outcomes = []
         if not failure.is_retryable:
-            outcomes = [self._finish(pending, failure) for pending in unanswered + list(self._queue)]
+            for pending in unanswered + list(self._queue):
+                self._finish(pending, failure)
             self._queue.clear()
             self._queued_records = 0
             self._queued_bytes = 0
@@ -372,19 +387,19 @@ class AppendPipeline:
                 if self._can_retry(pending):
                     retries.append(pending)
                 elif not pending.is_idempotent:
-                    outcomes.append(self._finish(pending, WalError(grpc.StatusCode.UNAVAILABLE, "the connection broke before the append was answered: it may or may not be written (%s)" % failure.message)))
+                    self._finish(pending, WalError(grpc.StatusCode.UNAVAILABLE, "the connection broke before the append was answered: it may or may not be written (%s)" % failure.message))
                 else:
-                    outcomes.append(self._finish(pending, self._deadline_error(pending)))
+                    self._finish(pending, self._deadline_error(pending))
             self._requeue(retries)
-            self._expire_queued(outcomes)
-        return bool(self._queue), outcomes
+            self._expire_queued()
+        return bool(self._queue)
 
     def _deadline_error(self, pending):
         cause = pending.last_failure.message if pending.last_failure is not None else "no answer"
         return WalError(grpc.StatusCode.DEADLINE_EXCEEDED, "the append was not acknowledged within retry_deadline (%g s): %s" % (self.retry_deadline, cause))
 
-    def _expire_queued(self, outcomes):
-        """Fails (into ``outcomes``) the queued appends whose retry deadline passed (only retried appends wait that long)."""
+    def _expire_queued(self):
+        """Fails the queued appends whose retry deadline passed (only retried appends wait that long)."""
         if not self._queue or self._queue[0].last_failure is None:
             return
         now = time.monotonic()
@@ -393,33 +408,21 @@ class AppendPipeline:
             if pending.last_failure is not None and now >= pending.deadline:
                 self._queued_records -= pending.record_count
                 self._queued_bytes -= pending.record_bytes
-                outcomes.append(self._finish(pending, self._deadline_error(pending)))
+                self._finish(pending, self._deadline_error(pending))
             else:
                 kept.append(pending)
         self._queue = kept
         self._room.notify_all()
 
     def _finish(self, pending, value):
-        """Releases what ``pending`` holds and counts it settled; returns (future, value) for the caller to set outside the lock."""
+        """Releases what ``pending`` holds, counts it settled and hands its Future to the delivery thread (under the lock: in order)."""
         if pending.lane:
             self._lanes.release(pending.lane)
             pending.lane = None
+        self._delivery.put(pending.future, value)
         self._unsettled -= 1
         if self._unsettled == 0:
             self._settled.notify_all()
-        return pending.future, value
-
-
-def _deliver(outcomes):
-    """Settles each (future, value) pair: a WalError as the exception, anything else as the result.
-
-    Called outside the pipeline's lock: a Future runs its done-callbacks, which may call the client.
-    """
-    for future, value in outcomes:
-        if isinstance(value, WalError):
-            future.set_exception(value)
-        else:
-            future.set_result(value)
 
 
 def _protocol_error(message):

@@ -193,7 +193,10 @@ class Client:
         )
 
     def close(self):
-        """Waits until every append made settled, then closes the channel; calls made later fail."""
+        """Waits until every append made settled (its Future set), then closes the channel; calls made later fail.
+
+        May be called from an append's done-callback (see AppendPipeline.close).
+        """
         self._appends.close()
         self._channel.close()
 
@@ -227,6 +230,7 @@ class Client:
 
         One thread can keep many appends in flight this way; they are sent, and so written, in
         call order. Blocks only while ``max_queued_appends`` appends are queued (backpressure).
+        Done-callbacks run on the client's delivery thread and may call the client (FutureDelivery).
 
         ``records``: (key, value) pairs or dicts ``{"key", "value", "headers"}`` (bytes or str; key
         None for no key), at least one. ``sync``: fsync before answering whatever the server's
