@@ -33,9 +33,11 @@ a stream that failed at once while the server was down); streams_opened is 1 wit
 class _PendingAppend:
     """One append made and not settled yet: its serialized AppendRequest and its Future."""
 
-    __slots__ = ("body", "record_count", "record_bytes", "made_at", "deadline", "lane", "sequence", "was_sent", "last_failure", "future", "is_idempotent")
+    __slots__ = ("order", "body", "record_count", "record_bytes", "made_at", "deadline", "lane", "sequence", "was_sent", "last_failure", "future", "is_idempotent")
 
     def __init__(self, body, record_count, record_bytes, made_at, deadline, future, is_idempotent):
+        # The append's place among the client's appends (set when queued): retries keep it.
+        self.order = 0
         self.body = body
         self.record_count = record_count
         self.record_bytes = record_bytes
@@ -109,6 +111,8 @@ class AppendPipeline:
         # close waits here for every append to settle.
         self._settled = threading.Condition(self._lock)
         self._queue = deque()
+        # Appends queued so far: the next one's `order`.
+        self._made = 0
         self._queued_records = 0
         self._queued_bytes = 0
         # The appends of each message sent and not answered, oldest first (answers come in order).
@@ -153,6 +157,8 @@ class AppendPipeline:
                 self._room.wait()
             if self._is_closed:
                 raise WalError(grpc.StatusCode.CANCELLED, "the client is closed")
+            self._made += 1
+            pending.order = self._made
             self._queue.append(pending)
             self._queued_records += record_count
             self._queued_bytes += record_bytes
@@ -363,11 +369,15 @@ class AppendPipeline:
         return (pending.is_idempotent or not pending.was_sent) and time.monotonic() < pending.deadline
 
     def _requeue(self, retries):
-        """Puts ``retries`` back at the front of the queue, in their order."""
-        for pending in reversed(retries):
-            self._queue.appendleft(pending)
+        """Puts ``retries`` back in the queue in the order their appends were made.
+
+        Not simply at its front: retries of a message answered later may be requeued while an
+        earlier message's retries still wait there, and call order must hold across both.
+        """
+        for pending in retries:
             self._queued_records += pending.record_count
             self._queued_bytes += pending.record_bytes
+        self._queue = deque(sorted([*self._queue, *retries], key=lambda pending: pending.order))
 
     def _on_stream_end(self, failure):
         """Requeues (or fails) what the ended stream left unanswered; returns whether appends are left to send."""
