@@ -27,7 +27,7 @@ import { RpcAdmission } from './rpc/rpc-admission.js';
 import { METRICS_OFF, SERVER_DEFAULTS, resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from './server-options.js';
 import { ServerSecurity, type SecurityReloadReport } from './server-security.js';
 import { enforceKeepalive, type KeepaliveEnforcement } from './keepalive-enforcement.js';
-import { messageTooLargeInterceptor } from './message-too-large.js';
+import { grpcJsRefusalsInterceptor } from './grpc-js-refusals.js';
 import { grantReceiveWindow, type ReceiveWindowGrant } from './receive-window.js';
 import { walServiceDefinition } from './wal-service-definition.js';
 import { StreamRegistry } from './stream-registry.js';
@@ -260,8 +260,8 @@ export class WaldServer {
       this.logger.error({ err: error, trigger }, 'automatic compaction failed; the next check tries again');
     });
     this.snapshotStreams = new StreamRegistry<SnapshotSendStream>('GetSnapshot', this.options.maxSnapshotStreams, 'max_snapshot_streams');
-    // The first interceptor gets grpc-js's innermost call: see messageTooLargeInterceptor.
-    this.grpcServer = new Server({ ...this.channelOptions(), interceptors: [messageTooLargeInterceptor(this.options.maxReceiveMessageBytes)] });
+    // The first interceptor gets grpc-js's innermost call: see grpcJsRefusalsInterceptor.
+    this.grpcServer = new Server({ ...this.channelOptions(), interceptors: [grpcJsRefusalsInterceptor(this.options.maxReceiveMessageBytes)] });
     this.security = new ServerSecurity(this.options, this.logger, (reason) => this.metrics?.authenticationFailed(reason));
     const admission = new RpcAdmission(
       {

@@ -62,7 +62,7 @@ interface AdmittedCall {
  *   it; the wrapper never sees them).
  * Neither sees the statuses grpc-js sends on its own (an undecodable or oversized request, an
  * expired deadline): grpc-js sends those past the interceptor chain; the oversized one gets its
- * ErrorInfo from `message-too-large.ts`, which reaches grpc-js's innermost call.
+ * ErrorInfo from `grpc-js-refusals.ts`, which reaches grpc-js's innermost call.
  *
  * The bearer token and the role of the table entry are checked in {@link admit}
  * (`UNAUTHENTICATED`, `PERMISSION_DENIED`), so no RPC can be reached without them.
