@@ -51,8 +51,9 @@ export function withUndecodableRequestInfo(status: SentStatus): SentStatus {
 /**
  * The grpc-js server interceptor that gives grpc-js's own refusals of a request message wald's
  * `ErrorInfo` (STYLE.md: every status carries one): an oversize one names
- * `max_receive_message_bytes`, an undecodable one the request. grpc-js refuses such a message in its innermost call object, before any interceptor or handler sees it,
- * and sends that status past the interceptor chain: so this interceptor, the first of the server,
+ * `max_receive_message_bytes`, an undecodable one the request. grpc-js refuses such a message in
+ * its innermost call object, before any interceptor or handler sees it, and sends that status
+ * past the interceptor chain: so this interceptor, the first of the server,
  * takes that innermost call (the one it is handed) and puts its own `sendStatus` on it, through
  * which grpc-js's refusals go as well as every status a handler sends. It changes only two of
  * them: the oversize refusal ({@link withMessageTooLargeInfo}) and the answer to a request that
