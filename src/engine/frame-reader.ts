@@ -4,6 +4,7 @@ import { checkFrame, type FrameHeader } from '../codec/frame.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { invalidArgument, WalError } from '../errors.js';
 import { compacted, frameCorruption } from './log-reader.js';
+import type { RecentFrame, RecentFrames } from './recent-frames.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import { walErrorFromStorage } from './storage-errors.js';
@@ -11,7 +12,7 @@ import type { IoStats } from './types.js';
 
 /** One frame as its segment stores it (`Wal.readFrames`). */
 export interface RawFrameInfo {
-  /** Header, payload and padding: the stored bytes, in a buffer the caller owns (see {@link FrameReader}). */
+  /** Header, payload and padding: the stored bytes, never to be changed (see {@link FrameReader}). */
   readonly bytes: Buffer;
   readonly baseOffset: number;
   readonly recordCount: number;
@@ -58,18 +59,22 @@ const HASH_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Reads frames out of segments as they are stored, without decoding their records: the leader's
- * side of replication (frames for followers) and range hashes. Every frame's checksum is verified
- * on the way out (bit rot is `WAL_CORRUPTION`, never shipped).
+ * side of replication (frames for followers) and range hashes. Every frame read from a file has its
+ * checksum verified on the way out (bit rot is `WAL_CORRUPTION`, never shipped).
  *
- * The bytes handed out are views of a buffer this reader allocated and filled by a read of the
- * file for that call alone: never shared with another caller, the page cache or a mapping, so a
- * caller may hold them while the segment is rewritten by key compaction or deleted by compaction.
- * A read buffer is sized from the bytes asked for, so a run holds little more memory than its frames.
+ * A run of frames that were just written comes from the recent frames (recent-frames.ts) instead:
+ * the writer's own buffers, checksummed when they were made (or checked on arrival, a follower's),
+ * shared and never to be changed. Otherwise the bytes handed out are views of a buffer this reader
+ * allocated and filled by a read of the file for that call alone. Either way a caller may hold
+ * them while the segment is rewritten by key compaction or deleted by compaction. A read buffer is
+ * sized from the bytes asked for, so a run holds little more memory than its frames. Range hashes
+ * always read the files.
  */
 export class FrameReader {
   constructor(
     private readonly segments: SegmentList,
     private readonly io: IoStats,
+    private readonly recent: RecentFrames,
   ) {}
 
   /**
@@ -81,6 +86,8 @@ export class FrameReader {
    * a segment it needs was deleted, `WAL_CORRUPTION`, `WAL_IO_ERROR`.
    */
   async readRun(fromOffset: number, endOffset: number, maxBytes: number): Promise<FrameRun> {
+    const recent = this.recentRun(fromOffset, endOffset, maxBytes);
+    if (recent !== undefined) return recent;
     const frames: RawFrameInfo[] = [];
     let segmentHeader: Buffer | undefined;
     let first: Segment | undefined;
@@ -106,6 +113,26 @@ export class FrameReader {
     const last = frames.at(-1);
     const nextOffset = last === undefined ? fromOffset : last.baseOffset + last.recordCount;
     return segmentHeader === undefined ? { frames, nextOffset } : { frames, segmentHeader, nextOffset };
+  }
+
+  /**
+   * {@link readRun} from the recent frames, when they hold a frame starting at `fromOffset` that is
+   * not its segment's first (a run from there carries the segment header, read from the file).
+   */
+  private recentRun(fromOffset: number, endOffset: number, maxBytes: number): FrameRun | undefined {
+    let i = this.recent.indexOf(fromOffset, this.segments.find(fromOffset));
+    const first = this.recent.at(i);
+    if (i < 0 || first === undefined || first.startsSegment || first.header.baseOffset !== fromOffset) return undefined;
+    const frames: RawFrameInfo[] = [];
+    let bytes = 0;
+    for (let frame: RecentFrame | undefined = first; frame?.segment === first.segment && frame.header.baseOffset < endOffset; frame = this.recent.at(++i)) {
+      if (frames.length > 0 && bytes + frame.bytes.length > maxBytes) break;
+      const { header } = frame;
+      frames.push({ bytes: frame.bytes, baseOffset: header.baseOffset, recordCount: header.recordCount, epoch: header.leaderEpoch, crc32c: frame.bytes.readUInt32LE(4), timestamp: header.timestamp });
+      bytes += frame.bytes.length;
+    }
+    const last = frames[frames.length - 1]!;
+    return { frames, nextOffset: last.baseOffset + last.recordCount };
   }
 
   /**

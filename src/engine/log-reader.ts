@@ -1,9 +1,10 @@
 import { align8 } from '../codec/align.js';
-import { checkFrame, decodeRecords, type FrameCheck } from '../codec/frame.js';
+import { checkFrame, decodeRecords, type FrameCheck, type FrameHeader } from '../codec/frame.js';
 import { recordSizeBytes } from '../codec/record-size.js';
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
+import type { RecentFrames } from './recent-frames.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import { walErrorFromStorage } from './storage-errors.js';
@@ -35,6 +36,7 @@ export class LogReader {
   constructor(
     private readonly segments: SegmentList,
     private readonly io: IoStats,
+    private readonly recent: RecentFrames,
   ) {}
 
   /**
@@ -52,6 +54,14 @@ export class LogReader {
     let offset = fromOffset;
     while (out.length < limit && offset < endOffset && !progress.isFull) {
       const segment = this.segments.find(offset);
+      const recent = this.recent.indexOf(offset, segment);
+      if (recent >= 0) {
+        const next = this.readRecent(recent, segment!, offset, endOffset, limit, maxBytes, progress, out);
+        if (next > offset || progress.isFull) {
+          offset = next;
+          continue;
+        }
+      }
       const file = segment === undefined ? undefined : this.segments.files.acquire(segment);
       if (segment === undefined || file === undefined) throw compacted(offset, this.segments.first.baseOffset);
       try {
@@ -126,6 +136,21 @@ export class LogReader {
     return segment.nextOffset;
   }
 
+  /**
+   * Reads records of `segment` into `out` from the recent frames, from the one at index `i` (which
+   * holds `fromOffset`), as {@link readSegment} would from the file; returns the offset reached.
+   */
+  private readRecent(i: number, segment: Segment, fromOffset: number, endOffset: number, limit: number, maxBytes: number, progress: ReadProgress, out: WalRecord[]): number {
+    let offset = fromOffset;
+    for (let frame = this.recent.at(i); frame?.segment === segment && out.length < limit && offset < endOffset; frame = this.recent.at(++i)) {
+      const header = frame.header;
+      if (header.baseOffset >= endOffset) break;
+      offset = takeRecords(frame.bytes, 0, header, offset, limit, maxBytes, progress, out, segment, -1);
+      if (progress.isFull || offset < header.baseOffset + header.recordCount) break;
+    }
+    return offset;
+  }
+
   /** Reads records of `segment` into `out`; true when nothing more below `endOffset` is there (it read to the segment's end). */
   private async readSegment(
     segment: Segment,
@@ -171,33 +196,9 @@ export class LogReader {
         // Nothing below the end is left here; in a compacted segment that is as good as its end.
         if (header.baseOffset >= endOffset) return segment.hasGaps;
         if (header.baseOffset + header.recordCount > offset) {
-          const start = out.length;
-          const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
-          if (typeof result === 'string') {
-            throw new WalError('WAL_CORRUPTION', `undecodable frame in segment ${segment.name} at byte ${position + rel} (${result})`, {
-              segment: segment.name,
-              position: position + rel,
-              reason: result,
-              lastGoodOffset: offset - 1,
-            });
-          }
-          for (let k = start; k < out.length; k++) {
-            const size = recordSizeBytes(out[k]!);
-            if (progress.bytes + size > maxBytes && k > 0) {
-              out.length = k;
-              progress.isFull = true;
-              return false;
-            }
-            progress.bytes += size;
-            if (progress.bytes >= maxBytes) {
-              out.length = k + 1;
-              progress.isFull = true;
-              return false;
-            }
-          }
-          offset = out[out.length - 1]!.offset + 1;
-          // Stopped inside the frame by `limit`: its other records are still to be read.
-          if (offset < header.baseOffset + header.recordCount) return false;
+          offset = takeRecords(buf, rel, header, offset, limit, maxBytes, progress, out, segment, position + rel);
+          // Stopped by the budget, or inside the frame by `limit`: its other records are still to be read.
+          if (progress.isFull || offset < header.baseOffset + header.recordCount) return false;
         }
         rel += align8(header.length);
       }
@@ -206,6 +207,42 @@ export class LogReader {
     }
     return position >= stop;
   }
+}
+
+/**
+ * Decodes the records of a checked frame at `buf[rel..]` from `offset` into `out`, within `limit`
+ * and the byte budget of `maxBytes` (one record larger than the budget comes alone). Returns the
+ * offset after the last record taken; sets `progress.isFull` when the budget is reached.
+ * `position`: where the frame lies in `segment`, for the error of a frame that does not decode
+ * (-1 for a frame held in memory).
+ */
+function takeRecords(buf: Buffer, rel: number, header: FrameHeader, offset: number, limit: number, maxBytes: number, progress: ReadProgress, out: WalRecord[], segment: Segment, position: number): number {
+  const start = out.length;
+  const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
+  if (typeof result === 'string') {
+    const where = position < 0 ? `the frame at offset ${header.baseOffset} of segment ${segment.name}` : `frame in segment ${segment.name} at byte ${position}`;
+    throw new WalError('WAL_CORRUPTION', `undecodable ${where} (${result})`, {
+      segment: segment.name,
+      position,
+      reason: result,
+      lastGoodOffset: offset - 1,
+    });
+  }
+  for (let k = start; k < out.length; k++) {
+    const size = recordSizeBytes(out[k]!);
+    if (progress.bytes + size > maxBytes && k > 0) {
+      out.length = k;
+      progress.isFull = true;
+      break;
+    }
+    progress.bytes += size;
+    if (progress.bytes >= maxBytes) {
+      out.length = k + 1;
+      progress.isFull = true;
+      break;
+    }
+  }
+  return out.length > start ? out[out.length - 1]!.offset + 1 : offset;
 }
 
 /** The `WAL_CORRUPTION` of a frame that fails its check at `position` of `segment` (reads of records and of raw frames). */

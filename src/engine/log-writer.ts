@@ -8,6 +8,7 @@ import type { CheckedFrame } from './frame-run-check.js';
 import { IndexWriter } from './index-writer.js';
 import type { ProducerTable, ProducerUndo } from './producer-table.js';
 import { NextSegment } from './next-segment.js';
+import type { RecentFrames } from './recent-frames.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import { createSegmentFile, newFrameSeed, type SegmentTarget } from './segment-file.js';
@@ -95,6 +96,8 @@ export class LogWriter {
     private readonly events: WriterEvents,
     readonly io: IoStats,
     lastTimestamp: number,
+    /** Where every frame written goes too, for the readers of what was just appended. */
+    private readonly recent: RecentFrames,
   ) {
     const active = segments.active;
     this.assignedNext = active.nextOffset;
@@ -326,6 +329,7 @@ export class LogWriter {
     for (let k = start; k < end; k++) {
       const pending = batch[k]!;
       segment.noteFrame(p, pending.frame.length, pending.firstOffset, pending.count, pending.timestamp, this.options.indexIntervalBytes);
+      this.recent.add(pending.frame, segment, p === SEGMENT_HEADER_BYTES);
       p += pending.frame.length;
       pending.end = p;
       const producer = pending.producer;
@@ -384,6 +388,8 @@ export class LogWriter {
     if (this.active.dataEnd > end) {
       this.rollback(end);
       this.active.cutBack(end, next, timestamp);
+      // Beyond the high watermark, and the log takes no more appends: never served, but not kept.
+      this.recent.cutFrom(next);
     }
   }
 

@@ -124,7 +124,9 @@ export type TailEvent<A extends TailAdmission = TailAdmission> = TailRecordsEven
 
 /**
  * I/O counters since the log was opened. The engine counts into one such object, shared by its
- * writer and readers; `Wal.stats()` hands out a read-only copy.
+ * writer and readers; `Wal.stats()` hands out a read-only copy. `reads` and `bytesRead` count
+ * reads of files: what a reader gets from the recent frames in memory (recent-frames.ts) is not
+ * counted.
  */
 export interface IoStats {
   bytesWritten: number;

@@ -15,6 +15,7 @@ import { LogReader, type ReadBatch } from './log-reader.js';
 import { LogTail, type TailSource } from './log-tail.js';
 import { LogWriter } from './log-writer.js';
 import { ProducerTable } from './producer-table.js';
+import { RecentFrames } from './recent-frames.js';
 import { recoverLog } from './recovery.js';
 import { RecoveryPointWriter } from './recovery-point.js';
 import type { Segment } from './segment.js';
@@ -77,9 +78,10 @@ export class Wal {
     private readonly recoveryPoint: RecoveryPointWriter | undefined,
     private readonly io: IoStats,
     private readonly epochs: EpochHistory,
+    recent: RecentFrames,
   ) {
-    this.reader = new LogReader(segments, io);
-    this.frameReader = new FrameReader(segments, io);
+    this.reader = new LogReader(segments, io, recent);
+    this.frameReader = new FrameReader(segments, io, recent);
     this.tailSource = {
       highWatermark: () => this.highWatermark,
       readBatch: (fromOffset, limit, maxBytes) => {
@@ -117,11 +119,12 @@ export class Wal {
       recoveryPoint?.note(active.nextOffset);
       const points = recoveryPoint;
       const waiters = new HighWatermarkWaiters();
+      const recent = new RecentFrames(resolved.tailCacheBytes);
       const writer: LogWriter = new LogWriter(resolved, segments, file, producers, {
         visibleAdvanced: () => waiters.advance(writer.visibleNext - 1),
         synced: (durableNext) => points?.note(durableNext),
         warn: resolved.onWarning,
-      }, io, recovered.lastTimestamp);
+      }, io, recovered.lastTimestamp, recent);
       const epochs = EpochHistory.open(storage, dir, recovered.epochs, active.nextOffset);
       writer.epoch = epochs.epoch;
       for (const segment of recovered.rebuilt) {
@@ -132,7 +135,7 @@ export class Wal {
         }
       }
       void writer.prepareNext();
-      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io, epochs), report: recovered.report };
+      return { wal: new Wal(resolved, lock, segments, writer, producers, waiters, recoveryPoint, io, epochs, recent), report: recovered.report };
     } catch (error) {
       for (const segment of opened) segment.closeFile();
       await recoveryPoint?.close();

@@ -323,7 +323,8 @@ describe('conditional and idempotent appends', { timeout: 120_000 }, () => {
 
 describe('GetStats and Sync', { timeout: 120_000 }, () => {
   test('GetStats reports counts, offsets, I/O counters and the write state', async () => {
-    const h = await startServer();
+    // Without the recent frames, so that the read goes to the file and is counted.
+    const h = await startServer({ wal: { tailCacheBytes: 0 } });
     try {
       await h.client.append({ records: values(5) });
       await h.client.append({ records: values(2), sync: true });

@@ -284,7 +284,8 @@ describe('LogTail admit hook', () => {
 
   test('a failed read gives the grant back and ends the tail with the error', async () => {
     const disk = new MemDisk();
-    const { wal } = await Wal.open({ dir: '/data', storage: disk.mount(), preallocate: false, maxOpenSegmentFiles: 1 });
+    // Without the recent frames, so that the tail reads the file the fault is injected into.
+    const { wal } = await Wal.open({ dir: '/data', storage: disk.mount(), preallocate: false, maxOpenSegmentFiles: 1, tailCacheBytes: 0 });
     opened.push(wal);
     await fill(wal, 3);
     const grants: Grant[] = [];

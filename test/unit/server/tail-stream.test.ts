@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Wal } from '../../../src/engine/wal.js';
+import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { TailWalResponse, type TailWalRequest } from '../../../src/gen/wald/v1/tail.js';
 import { TailQueueBudget } from '../../../src/server/tail-queue-budget.js';
 import { TailStream, type TailSettings } from '../../../src/server/tail-stream.js';
@@ -98,8 +99,8 @@ const silent = pino({ level: 'silent' });
 
 const SETTINGS: TailSettings = { heartbeatIntervalMs: 60_000, maxRecords: 2, maxBytes: 1024 * 1024, maxQueueBytes: 8 * 1024 * 1024 };
 
-async function openWal(disk: MemDisk, records: number, valueBytes = 100): Promise<Wal> {
-  const { wal } = await Wal.open({ dir: '/data', storage: disk.mount(), segmentSizeBytes: 1024 * 1024, preallocate: false });
+async function openWal(disk: MemDisk, records: number, valueBytes = 100, extra: Partial<WalOptions> = {}): Promise<Wal> {
+  const { wal } = await Wal.open({ dir: '/data', storage: disk.mount(), segmentSizeBytes: 1024 * 1024, preallocate: false, ...extra });
   for (let i = 0; i < records; i++) {
     await wal.append([{ value: Buffer.alloc(valueBytes, i) }]);
   }
@@ -182,7 +183,8 @@ describe('TailStream and the server-wide budget', () => {
 
   test('a failed read gives back its reservation; queued messages keep theirs until the call is over', async () => {
     const disk = new MemDisk();
-    const wal = await openWal(disk, 6);
+    // Without the recent frames, so that the reads go to the file the fault is injected into.
+    const wal = await openWal(disk, 6, 100, { tailCacheBytes: 0 });
     const budget = new TailQueueBudget(16 * 1024 * 1024);
     const call = new FakeCall({ start: { $case: 'fromOffset', value: 0n }, maxRecords: 0, maxBytes: 0, frames: false, followerId: '' });
     const stream = new TailStream(call as unknown as TailCall, wal, SETTINGS, budget, silent);

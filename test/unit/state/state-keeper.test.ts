@@ -523,7 +523,8 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
   test('a failed read of the log stops the view: calls fail with that error', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
-    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false });
+    // Without the recent frames, so that the view reads the record from the file.
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, tailCacheBytes: 0 });
     const failures: unknown[] = [];
     const { keeper } = await StateKeeper.open({ wal, storage, onFailure: (error) => failures.push(error) });
     try {
