@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { status, type ClientReadableStream } from '@grpc/grpc-js';
 import type { TailWalResponse } from '../../src/gen/wald/v1/tail.js';
+import type { TailQueueBudget } from '../../src/server/tail-queue-budget.js';
 import type { TailStream } from '../../src/server/tail-stream.js';
 import { rpcErrorOf, startServer, StreamReader, WalTestClient, type Harness } from './support/harness.js';
 
@@ -114,6 +115,22 @@ async function readOffsets(reader: StreamReader<TailWalResponse>, count: number)
   return offsets;
 }
 
+/**
+ * Waits until the budget stops moving: the transports have taken what their HTTP/2 windows let
+ * them, and each grant that freed has gone to the tail first in line (at most 100 looks, 20 ms apart).
+ * A tail that opened while the stuck one was between two reservations may have queued a message
+ * first; once its transport took it, the bytes are the stuck tail's again.
+ */
+async function settled(budget: TailQueueBudget): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 100; i++) {
+    const now = budget.usedBytes;
+    if (now === last && budget.waitingCount === 3) return;
+    last = now;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 const expectedOffsets = (count: number): bigint[] => Array.from({ length: count }, (_, i) => BigInt(i));
 
 describe('TailWal server-wide budget', { timeout: 60_000 }, () => {
@@ -124,6 +141,7 @@ describe('TailWal server-wide budget', { timeout: 60_000 }, () => {
       const stuck = await openStuckTail(h);
       const first = await throttledTail(h);
       const second = await throttledTail(h);
+      await settled(budget);
       assert.equal(budget.waitingCount, 3, 'the stuck tail and both others wait in line');
       assert.ok(budget.usedBytes > 0 && budget.usedBytes <= TOTAL_CAP_BYTES, `held ${budget.usedBytes}`);
       assert.equal(stuck.stream.counters().budgetBytes, budget.usedBytes, 'the stuck tail holds it all');
