@@ -45,6 +45,12 @@ export interface WalClientOptions {
   readonly maxBackoffMs?: number | undefined;
   /** Deadline of each unary call (Read, Get, GetStats) attempt, ms. Default 30,000. */
   readonly callTimeoutMs?: number | undefined;
+  /**
+   * Pages `range` asks for ahead of the one the caller consumes, when it is given a `limit` (the
+   * next page is then expected to start `limit` records on). Default 3; 1: each page is asked for
+   * once the page before has arrived.
+   */
+  readonly readAheadPages?: number | undefined;
 }
 
 /** {@link WalClientOptions} with the defaults filled in. */
@@ -62,6 +68,7 @@ export type ResolvedWalClientOptions = Required<
     | 'initialBackoffMs'
     | 'maxBackoffMs'
     | 'callTimeoutMs'
+    | 'readAheadPages'
   >
 > &
   Pick<WalClientOptions, 'credentials' | 'metadata' | 'token' | 'channelOptions'>;
@@ -79,6 +86,7 @@ export const WAL_CLIENT_DEFAULTS = {
   initialBackoffMs: 50,
   maxBackoffMs: 1000,
   callTimeoutMs: 30_000,
+  readAheadPages: 3,
 } as const;
 
 /**
@@ -140,6 +148,7 @@ export function resolveWalClientOptions(options: WalClientOptions = {}): Resolve
     initialBackoffMs: check(options, 'initialBackoffMs', 1),
     maxBackoffMs: check(options, 'maxBackoffMs', 1),
     callTimeoutMs: check(options, 'callTimeoutMs', 1),
+    readAheadPages: check(options, 'readAheadPages', 1),
   };
   if (resolved.maxBackoffMs < resolved.initialBackoffMs) {
     throw new RangeError(`WalClient option maxBackoffMs (${resolved.maxBackoffMs}) must be at least initialBackoffMs (${resolved.initialBackoffMs})`);

@@ -45,6 +45,15 @@ export interface ReadOptions {
   readonly maxBytes?: number | undefined;
 }
 
+/** A page `range` asked for ahead: where it starts, where the next is expected, and the call. */
+interface PageAhead {
+  readonly start: number;
+  readonly end: number;
+  readonly page: Promise<ReadPage>;
+  /** Asked for before the page before it arrived: its start was a guess. */
+  readonly isGuess: boolean;
+}
+
 function numbered<T>(value: T): Numbered<T> {
   if (typeof value === 'bigint') return Number(value) as Numbered<T>;
   if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value as Numbered<T>;
@@ -122,31 +131,57 @@ export class WalClient {
 
   /**
    * The records from `fromOffset` up to `toOffset` (exclusive; unset: up to the high watermark as
-   * of each page), one page per Read call. Stops early at the end of the log. The next page is
-   * asked for as soon as a page arrives, so the server reads it while the caller consumes the one
-   * it has: at most one page is held ahead of the caller.
+   * of each page), one page per Read call. Stops early at the end of the log. Pages are asked for
+   * ahead of the caller, so the server reads them while the caller consumes the one it has: with a
+   * `limit`, up to `readAheadPages` (default 3) at once, each expected to start `limit` records
+   * after the one before (a page that ends elsewhere, cut by `max_bytes`, a compacted gap or the
+   * end of the log, drops the guesses after it, and the next page is asked for from where it
+   * ended; no guess goes past the high watermark the last page reported); without one, the next
+   * page once a page arrives. A guess that failed (asked beyond the end of a log still growing) is
+   * asked again once its page before has arrived.
    *
    * @throws RangeError for bad offsets. Rejects as {@link read}.
    */
   async *range(fromOffset: number, toOffset?: number, options: ReadOptions = {}): AsyncGenerator<ReadPage, void, undefined> {
     checkOffset(fromOffset, 'fromOffset');
     if (toOffset !== undefined) checkOffset(toOffset, 'toOffset');
-    const readFrom = (position: number): Promise<ReadPage> | undefined => {
-      if (toOffset !== undefined && position >= toOffset) return undefined;
-      const limit = toOffset === undefined ? options.limit : Math.min(options.limit ?? Number.MAX_SAFE_INTEGER, toOffset - position, 2 ** 32 - 1);
-      const page = this.read(position, { ...options, limit });
-      // A caller that stops iterating never awaits the page read ahead: its failure is nobody's.
+    const ask = (start: number, isGuess: boolean): PageAhead | undefined => {
+      if (toOffset !== undefined && start >= toOffset) return undefined;
+      const limit = toOffset === undefined ? options.limit : Math.min(options.limit ?? Number.MAX_SAFE_INTEGER, toOffset - start, 2 ** 32 - 1);
+      const page = this.read(start, { ...options, limit });
+      // A caller that stops iterating never awaits the pages read ahead: their failures are nobody's.
       page.catch(() => undefined);
-      return page;
+      return { start, end: start + (limit ?? 0), page, isGuess };
     };
+    const depth = (options.limit ?? 0) > 0 ? this.options.readAheadPages : 1;
+    const ahead: PageAhead[] = [];
     let position = fromOffset;
-    let next = readFrom(position);
+    /** The end of the log as of the last page (its high watermark + 1): no guess goes past it. */
+    let knownEnd = Number.MAX_SAFE_INTEGER;
+    const askAhead = (): void => {
+      while (ahead.length < depth) {
+        // Behind a page still on its way, the start is a guess.
+        const isGuess = ahead.length > 0;
+        const start = isGuess ? ahead[ahead.length - 1]!.end : position;
+        if (isGuess && start >= knownEnd) return;
+        const next = ask(start, isGuess);
+        if (next === undefined) return;
+        ahead.push(next);
+      }
+    };
+    askAhead();
     // Bounded: each page moves `position` forward, and an empty page ends the range.
-    while (next !== undefined) {
-      const page = await next;
+    while (ahead.length > 0) {
+      const asked = ahead.shift()!;
+      const page = await asked.page.catch((error: unknown) => {
+        if (!asked.isGuess) throw error;
+        return ask(asked.start, false)!.page;
+      });
       if (page.records.length === 0 || page.nextOffset <= position) return;
       position = page.nextOffset;
-      next = readFrom(position);
+      knownEnd = page.highWatermark === undefined ? knownEnd : page.highWatermark + 1;
+      if (ahead.length > 0 && ahead[0]!.start !== position) ahead.length = 0;
+      askAhead();
       yield page;
     }
   }

@@ -255,6 +255,49 @@ describe('WalClient', { timeout: 120_000 }, () => {
     }
   });
 
+  test('range keeps readAheadPages Reads under way, and pages that end short of the guess still give every record once', async () => {
+    const h = await startServer();
+    let reads = 0;
+    const readsStarted: (() => void)[] = [];
+    const countReads: Interceptor = (options, nextCall) => {
+      if (options.method_definition.path.endsWith('/Read')) {
+        reads++;
+        for (const wake of readsStarted.splice(0)) wake();
+      }
+      return new InterceptingCall(nextCall(options));
+    };
+    const client = new WalClient(h.address, { channelOptions: { interceptors: [countReads] } as ChannelOptions, readAheadPages: 3 });
+    try {
+      await client.append(records(60, 'a'));
+      const pages: number[][] = [];
+      for await (const page of client.range(0, 60, { limit: 10 })) {
+        // Holding the first page, the caller has three more Reads under way behind it.
+        if (pages.length === 0) for (let i = 0; i < 100 && reads < 4; i++) await new Promise<void>((resolve) => readsStarted.push(resolve));
+        if (pages.length === 0) assert.equal(reads, 4);
+        pages.push(page.records.map((r) => r.offset));
+      }
+      assert.deepEqual(pages.flat(), Array.from({ length: 60 }, (_, i) => i));
+      assert.equal(reads, 6, 'no Read beyond toOffset');
+
+      // Pages cut short by max_bytes: the guesses after each are dropped, nothing is lost or repeated.
+      const cut: number[] = [];
+      for await (const page of client.range(0, 60, { limit: 10, maxBytes: 300 })) {
+        assert.ok(page.records.length < 10);
+        cut.push(...page.records.map((r) => r.offset));
+      }
+      assert.deepEqual(cut, Array.from({ length: 60 }, (_, i) => i));
+
+      // Without an end: the guesses past the high watermark fail (OUT_OF_RANGE) or are not made; the range ends cleanly.
+      await client.append(records(5, 'b'));
+      let all = 0;
+      for await (const page of client.range(0, undefined, { limit: 10 })) all += page.records.length;
+      assert.equal(all, 65);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
   test('tail catches up, follows live appends, reports lag, and ends when its signal aborts', async () => {
     const h = await startServer({ server: { tailHeartbeatIntervalMs: 50 } });
     const client = new WalClient(h.address);
