@@ -125,7 +125,7 @@ describe('recent frames', () => {
     try {
       while (wal.stats().segmentCount < 3) await wal.append([{ value: Buffer.alloc(500, 1) }]);
       const second = wal.listSegments()[1]!.baseOffset;
-      // Everything is still in memory (1 MiB of cache, a few KiB written).
+      // Everything is still in memory (2 MiB of cache, a few KiB written).
       const before = wal.stats().io.reads;
       assert.equal((await wal.read(0, { limit: 1 }))[0]?.offset, 0);
       assert.equal(wal.stats().io.reads, before);
