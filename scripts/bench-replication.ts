@@ -262,8 +262,10 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const withFollowerAppendP99s: number[] = [];
     try {
       // JIT and the first segment's growth: none of it in the runs.
-      config.progress(`replication: lag baseline warm-up, ${config.warmupMs} ms`);
-      await lagRun(soloLeader, soloLeader, config.warmupMs);
+      if (config.warmupMs > 0) {
+        config.progress(`replication: lag baseline warm-up, ${config.warmupMs} ms`);
+        await lagRun(soloLeader, soloLeader, config.warmupMs);
+      }
       for (let run = 0; run < config.runs; run++) {
         config.progress(`replication: lag baseline run ${run + 1}, the leader alone, tailed by a TailWal of its own`);
         const { lags, load } = await lagRun(soloLeader, soloLeader, config.runMs * 3);
@@ -284,8 +286,10 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     let minReplicas: Awaited<ReturnType<typeof measurePair>> | undefined;
     try {
       await lagFollower.waitForLog((line) => line['msg'] === 'replication: following');
-      config.progress(`replication: lag warm-up, ${config.warmupMs} ms`);
-      await lagRun(lagLeader, lagFollower, config.warmupMs);
+      if (config.warmupMs > 0) {
+        config.progress(`replication: lag warm-up, ${config.warmupMs} ms`);
+        await lagRun(lagLeader, lagFollower, config.warmupMs);
+      }
       for (let run = 0; run < config.runs; run++) {
         config.progress(`replication: lag run ${run + 1}`);
         const { lags, load } = await lagRun(lagLeader, lagFollower, config.runMs * 3);

@@ -46,9 +46,9 @@ export interface WalClientOptions {
   /** Deadline of each unary call (Read, Get, GetStats) attempt, ms. Default 30,000. */
   readonly callTimeoutMs?: number | undefined;
   /**
-   * Pages `range` asks for ahead of the one the caller consumes, when it is given a `limit` (the
-   * next page is then expected to start `limit` records on). Default 3; 1: each page is asked for
-   * once the page before has arrived.
+   * Pages `range` asks for ahead of the one the caller consumes, when it is given a `limit` (each
+   * guessed to span as many offsets as the page before). Default 3, at most 32; 1: each page is
+   * asked for once the page before has arrived.
    */
   readonly readAheadPages?: number | undefined;
 }
@@ -72,6 +72,9 @@ export type ResolvedWalClientOptions = Required<
   >
 > &
   Pick<WalClientOptions, 'credentials' | 'metadata' | 'token' | 'channelOptions'>;
+
+/** Most Reads `range` keeps under way (`readAheadPages`): each may hold a page of up to `max_response_bytes` in the client. */
+export const MAX_READ_AHEAD_PAGES = 32;
 
 /** The defaults of {@link WalClientOptions}. */
 export const WAL_CLIENT_DEFAULTS = {
@@ -116,10 +119,11 @@ export function walChannelOptions(extra: ChannelOptions = {}): ChannelOptions {
   };
 }
 
-function check(options: WalClientOptions, key: keyof typeof WAL_CLIENT_DEFAULTS, min: number): number {
+function check(options: WalClientOptions, key: keyof typeof WAL_CLIENT_DEFAULTS, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = options[key] ?? WAL_CLIENT_DEFAULTS[key];
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new TypeError(`WalClient option ${key} must be an integer, got ${String(value)}`);
   if (value < min) throw new RangeError(`WalClient option ${key} must be at least ${min}, got ${value}`);
+  if (value > max) throw new RangeError(`WalClient option ${key} must be at most ${max}, got ${value}`);
   return value;
 }
 
@@ -148,7 +152,7 @@ export function resolveWalClientOptions(options: WalClientOptions = {}): Resolve
     initialBackoffMs: check(options, 'initialBackoffMs', 1),
     maxBackoffMs: check(options, 'maxBackoffMs', 1),
     callTimeoutMs: check(options, 'callTimeoutMs', 1),
-    readAheadPages: check(options, 'readAheadPages', 1),
+    readAheadPages: check(options, 'readAheadPages', 1, MAX_READ_AHEAD_PAGES),
   };
   if (resolved.maxBackoffMs < resolved.initialBackoffMs) {
     throw new RangeError(`WalClient option maxBackoffMs (${resolved.maxBackoffMs}) must be at least initialBackoffMs (${resolved.initialBackoffMs})`);

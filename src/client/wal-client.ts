@@ -45,10 +45,9 @@ export interface ReadOptions {
   readonly maxBytes?: number | undefined;
 }
 
-/** A page `range` asked for ahead: where it starts, where the next is expected, and the call. */
+/** A page `range` asked for ahead: where it starts, and the call. */
 interface PageAhead {
   readonly start: number;
-  readonly end: number;
   readonly page: Promise<ReadPage>;
   /** Asked for before the page before it arrived: its start was a guess. */
   readonly isGuess: boolean;
@@ -133,12 +132,12 @@ export class WalClient {
    * The records from `fromOffset` up to `toOffset` (exclusive; unset: up to the high watermark as
    * of each page), one page per Read call. Stops early at the end of the log. Pages are asked for
    * ahead of the caller, so the server reads them while the caller consumes the one it has: with a
-   * `limit`, up to `readAheadPages` (default 3) at once, each expected to start `limit` records
-   * after the one before (a page that ends elsewhere, cut by `max_bytes`, a compacted gap or the
-   * end of the log, drops the guesses after it, and the next page is asked for from where it
-   * ended; no guess goes past the high watermark the last page reported); without one, the next
-   * page once a page arrives. A guess that failed (asked beyond the end of a log still growing) is
-   * asked again once its page before has arrived.
+   * `limit`, once the first page has told the high watermark, up to `readAheadPages` (default 3)
+   * at once, each guessed to span as many offsets as the last page did (a page that ends elsewhere,
+   * cut by `max_bytes`, a compacted gap or the end of the log, drops the guesses after it, and the
+   * next page is asked for from where it ended; no guess goes past the high watermark the last
+   * page reported); without one, the next page once a page arrives. A guess that failed or came
+   * back empty (answered before the log reached it) is asked again, once, when its turn comes.
    *
    * @throws RangeError for bad offsets. Rejects as {@link read}.
    */
@@ -151,18 +150,20 @@ export class WalClient {
       const page = this.read(start, { ...options, limit });
       // A caller that stops iterating never awaits the pages read ahead: their failures are nobody's.
       page.catch(() => undefined);
-      return { start, end: start + (limit ?? 0), page, isGuess };
+      return { start, page, isGuess };
     };
     const depth = (options.limit ?? 0) > 0 ? this.options.readAheadPages : 1;
     const ahead: PageAhead[] = [];
     let position = fromOffset;
-    /** The end of the log as of the last page (its high watermark + 1): no guess goes past it. */
-    let knownEnd = Number.MAX_SAFE_INTEGER;
+    /** The end of the log as of the last page (its high watermark + 1): no guess goes past it. None before the first page. */
+    let knownEnd = -1;
+    /** How many offsets the last page spanned: the next page is guessed to span as many. */
+    let stride = options.limit ?? 0;
     const askAhead = (): void => {
       while (ahead.length < depth) {
         // Behind a page still on its way, the start is a guess.
         const isGuess = ahead.length > 0;
-        const start = isGuess ? ahead[ahead.length - 1]!.end : position;
+        const start = isGuess ? ahead[ahead.length - 1]!.start + stride : position;
         if (isGuess && start >= knownEnd) return;
         const next = ask(start, isGuess);
         if (next === undefined) return;
@@ -173,11 +174,14 @@ export class WalClient {
     // Bounded: each page moves `position` forward, and an empty page ends the range.
     while (ahead.length > 0) {
       const asked = ahead.shift()!;
-      const page = await asked.page.catch((error: unknown) => {
+      // A guess that failed or came back empty may have been answered before the log reached it: asked again, once.
+      let page = await asked.page.catch((error: unknown) => {
         if (!asked.isGuess) throw error;
-        return ask(asked.start, false)!.page;
+        return undefined;
       });
-      if (page.records.length === 0 || page.nextOffset <= position) return;
+      if (asked.isGuess && (page === undefined || page.records.length === 0)) page = await ask(asked.start, false)!.page;
+      if (page === undefined || page.records.length === 0 || page.nextOffset <= position) return;
+      stride = page.nextOffset - asked.start;
       position = page.nextOffset;
       knownEnd = page.highWatermark === undefined ? knownEnd : page.highWatermark + 1;
       if (ahead.length > 0 && ahead[0]!.start !== position) ahead.length = 0;

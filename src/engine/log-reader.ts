@@ -145,7 +145,7 @@ export class LogReader {
     for (let frame = this.recent.at(i); frame?.segment === segment && out.length < limit && offset < endOffset; frame = this.recent.at(++i)) {
       const header = frame.header;
       if (header.baseOffset >= endOffset) break;
-      offset = takeRecords(frame.bytes, 0, header, offset, limit, maxBytes, progress, out, segment, -1);
+      offset = takeRecords(frame.bytes, 0, header, offset, limit, maxBytes, progress, out, segment, frame.position);
       if (progress.isFull || offset < header.baseOffset + header.recordCount) break;
     }
     return offset;
@@ -213,15 +213,13 @@ export class LogReader {
  * Decodes the records of a checked frame at `buf[rel..]` from `offset` into `out`, within `limit`
  * and the byte budget of `maxBytes` (one record larger than the budget comes alone). Returns the
  * offset after the last record taken; sets `progress.isFull` when the budget is reached.
- * `position`: where the frame lies in `segment`, for the error of a frame that does not decode
- * (-1 for a frame held in memory).
+ * `position`: where the frame lies in `segment`, for the error of a frame that does not decode.
  */
 function takeRecords(buf: Buffer, rel: number, header: FrameHeader, offset: number, limit: number, maxBytes: number, progress: ReadProgress, out: WalRecord[], segment: Segment, position: number): number {
   const start = out.length;
   const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
   if (typeof result === 'string') {
-    const where = position < 0 ? `the frame at offset ${header.baseOffset} of segment ${segment.name}` : `frame in segment ${segment.name} at byte ${position}`;
-    throw new WalError('WAL_CORRUPTION', `undecodable ${where} (${result})`, {
+    throw new WalError('WAL_CORRUPTION', `undecodable frame in segment ${segment.name} at byte ${position} (${result})`, {
       segment: segment.name,
       position,
       reason: result,

@@ -329,7 +329,7 @@ export class LogWriter {
     for (let k = start; k < end; k++) {
       const pending = batch[k]!;
       segment.noteFrame(p, pending.frame.length, pending.firstOffset, pending.count, pending.timestamp, this.options.indexIntervalBytes);
-      this.recent.add(pending.frame, segment, p === SEGMENT_HEADER_BYTES);
+      this.recent.add(pending.frame, segment, p);
       p += pending.frame.length;
       pending.end = p;
       const producer = pending.producer;

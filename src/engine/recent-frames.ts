@@ -1,4 +1,5 @@
 import { readFrameHeader, type FrameHeader } from '../codec/frame.js';
+import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import type { Segment } from './segment.js';
 
 /** One frame as the writer wrote it, with where it went. */
@@ -8,16 +9,29 @@ export interface RecentFrame {
   readonly header: FrameHeader;
   /** The segment it was written into: the frame is served only while that segment is in the log. */
   readonly segment: Segment;
+  /** Where in its segment it was written (for the details of an error about it). */
+  readonly position: number;
   /** True when it is its segment's first frame (a frame run starting there carries the segment header). */
   readonly startsSegment: boolean;
 }
 
 /**
+ * What one kept frame costs besides its bytes, counted against the budget: the entry, its header
+ * object and the Buffer view (about 200 bytes in V8), so that a cache of small frames stays near
+ * its size.
+ */
+const ENTRY_OVERHEAD_BYTES = 200;
+
+/**
  * The newest frames of the log, kept in memory as the writer wrote them, so that the readers of
  * what was just appended (every tail, the state view, a follower's own view, frames-mode tails of
  * chained followers) get it without a read of the file and a checksum pass over bytes that never
- * left memory. Bounded by `tailCacheBytes` of frames; the oldest go first. A reader that is further
- * behind reads the file, as before.
+ * left memory. Bounded by `tailCacheBytes` of frames (each counted with {@link ENTRY_OVERHEAD_BYTES}
+ * more); the oldest go first, but the newest frame is kept even when it alone is larger. A reader
+ * that is further behind reads the file, as before. A frame is kept as the writer had it: a small
+ * one may be a slice of Node's shared 8 KiB buffer pool, and on a follower each is a view of the
+ * message it arrived in, so the memory kept alive can exceed the bound by up to one such message
+ * (`replication.max_batch_bytes`).
  *
  * The frames are consecutive: a frame that does not continue the last one (the writer cut frames
  * back after a failed sync and hands their offsets out again) starts the cache afresh, and
@@ -44,15 +58,15 @@ export class RecentFrames {
     return this.head === this.frames.length;
   }
 
-  /** Keeps a frame just written to `segment` (at its start when `startsSegment`). */
-  add(bytes: Buffer, segment: Segment, startsSegment: boolean): void {
+  /** Keeps a frame just written at byte `position` of `segment`. */
+  add(bytes: Buffer, segment: Segment, position: number): void {
     if (this.maxBytes === 0) return;
     const header = readFrameHeader(bytes, 0);
     if (!this.isEmpty && header.baseOffset !== this.nextOffset) this.clear();
-    this.frames.push({ bytes, header, segment, startsSegment });
-    this.bytes += bytes.length;
+    this.frames.push({ bytes, header, segment, position, startsSegment: position === SEGMENT_HEADER_BYTES });
+    this.bytes += bytes.length + ENTRY_OVERHEAD_BYTES;
     while (this.bytes > this.maxBytes && this.frames.length - this.head > 1) {
-      this.bytes -= this.frames[this.head]!.bytes.length;
+      this.bytes -= this.frames[this.head]!.bytes.length + ENTRY_OVERHEAD_BYTES;
       this.frames[this.head++] = undefined as unknown as RecentFrame;
     }
     if (this.head >= 1024 && this.head * 2 >= this.frames.length) {
@@ -64,7 +78,7 @@ export class RecentFrames {
   /** Forgets the frames at and after `offset` (cut off the log). */
   cutFrom(offset: number): void {
     while (!this.isEmpty && this.frames[this.frames.length - 1]!.header.baseOffset >= offset) {
-      this.bytes -= this.frames.pop()!.bytes.length;
+      this.bytes -= this.frames.pop()!.bytes.length + ENTRY_OVERHEAD_BYTES;
     }
     if (this.isEmpty) this.clear();
   }

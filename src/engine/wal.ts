@@ -250,7 +250,8 @@ export class Wal {
    * (frames of the next segment start the next run, so `segmentHeader` always belongs to
    * `frames[0]`), only durable ones (up to the high watermark), at most `maxBytes` of them (one
    * larger frame comes alone), at least one when any is durable at `fromOffset`. Nothing is decoded;
-   * every checksum is verified. The bytes belong to the caller (see {@link FrameReader}). A segment
+   * every checksum read from a file is verified, and frames just written come from memory, shared:
+   * the bytes are never to be changed (see {@link FrameReader}). A segment
    * rewritten by key compaction is shipped as stored: its header says `compacted`, its frames skip
    * offsets, and a start in one of its gaps begins at the next frame (a follower refuses such a
    * segment, docs/engine.md).

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { InterceptingCall, status, type ChannelOptions, type Interceptor } from '@grpc/grpc-js';
 import { WalClient, WalClientError, type AppendResult } from '../../src/client/wal-client.js';
+import { ReadRequest } from '../../src/gen/wald/v1/read.js';
 import { startServer } from './support/harness.js';
 
 function records(count: number, prefix: string): { value: Buffer }[] {
@@ -271,27 +272,91 @@ describe('WalClient', { timeout: 120_000 }, () => {
       await client.append(records(60, 'a'));
       const pages: number[][] = [];
       for await (const page of client.range(0, 60, { limit: 10 })) {
-        // Holding the first page, the caller has three more Reads under way behind it.
-        if (pages.length === 0) for (let i = 0; i < 100 && reads < 4; i++) await new Promise<void>((resolve) => readsStarted.push(resolve));
+        // Holding the first page, the caller has three more Reads under way behind it (waited for
+        // at most 100 times 50 ms, then the assertion says how many there were).
+        for (let i = 0; pages.length === 0 && i < 100 && reads < 4; i++) {
+          await Promise.race([new Promise<void>((resolve) => readsStarted.push(resolve)), new Promise((resolve) => setTimeout(resolve, 50))]);
+        }
         if (pages.length === 0) assert.equal(reads, 4);
         pages.push(page.records.map((r) => r.offset));
       }
       assert.deepEqual(pages.flat(), Array.from({ length: 60 }, (_, i) => i));
       assert.equal(reads, 6, 'no Read beyond toOffset');
 
-      // Pages cut short by max_bytes: the guesses after each are dropped, nothing is lost or repeated.
+      // Pages cut short by max_bytes: the guesses follow the pages' real span, nothing is lost or
+      // repeated, and no Read is wasted once the span is known (at most the first guesses miss).
       const cut: number[] = [];
+      let cutPages = 0;
+      const readsBefore = reads;
       for await (const page of client.range(0, 60, { limit: 10, maxBytes: 300 })) {
         assert.ok(page.records.length < 10);
         cut.push(...page.records.map((r) => r.offset));
+        cutPages++;
       }
       assert.deepEqual(cut, Array.from({ length: 60 }, (_, i) => i));
+      assert.ok(reads - readsBefore <= cutPages + 2, `${reads - readsBefore} Reads for ${cutPages} pages`);
 
       // Without an end: the guesses past the high watermark fail (OUT_OF_RANGE) or are not made; the range ends cleanly.
       await client.append(records(5, 'b'));
       let all = 0;
       for await (const page of client.range(0, undefined, { limit: 10 })) all += page.records.length;
       assert.equal(all, 65);
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('range asks a guessed page that failed again, once; a second failure reaches the caller', async () => {
+    const h = await startServer();
+    let reads = 0;
+    /** Reads from these offsets fail (each once per entry), with an injected INTERNAL. */
+    const failing: bigint[] = [];
+    const failReads: Interceptor = (options, nextCall) => {
+      if (!options.method_definition.path.endsWith('/Read')) return new InterceptingCall(nextCall(options));
+      let fails = false;
+      return new InterceptingCall(nextCall(options), {
+        start(metadata, _listener, next) {
+          next(metadata, {
+            onReceiveMetadata: (received, nextMetadata) => nextMetadata(received),
+            onReceiveMessage: (message, nextMessage) => nextMessage(message),
+            onReceiveStatus: (received, nextStatus) => nextStatus(fails ? { ...received, code: status.INTERNAL, details: 'injected' } : received),
+          });
+        },
+        sendMessage(message, next) {
+          reads++;
+          const at = failing.indexOf(ReadRequest.decode(message as Buffer).fromOffset);
+          if (at >= 0) {
+            failing.splice(at, 1);
+            fails = true;
+          }
+          next(message);
+        },
+      });
+    };
+    const client = new WalClient(h.address, { channelOptions: { interceptors: [failReads] } as ChannelOptions, readAheadPages: 3 });
+    try {
+      await client.append(records(40, 'f'));
+      failing.push(20n);
+      const offsets: number[] = [];
+      for await (const page of client.range(0, 40, { limit: 10 })) offsets.push(...page.records.map((r) => r.offset));
+      assert.deepEqual(offsets, Array.from({ length: 40 }, (_, i) => i), 'every record once');
+      assert.equal(reads, 5, 'four pages and the failed guess asked again');
+      assert.equal(failing.length, 0, 'the guess at 20 was asked and failed');
+
+      failing.push(20n, 20n);
+      const seen: number[] = [];
+      const failure = await (async () => {
+        try {
+          for await (const page of client.range(0, 40, { limit: 10 })) seen.push(...page.records.map((r) => r.offset));
+          return undefined;
+        } catch (error) {
+          return error;
+        }
+      })();
+      assert.ok(failure instanceof WalClientError, String(failure));
+      assert.equal(failure.code, status.INTERNAL);
+      assert.deepEqual(seen, Array.from({ length: 20 }, (_, i) => i), 'the pages before it');
     } finally {
       await client.close();
       await h.close();
