@@ -306,8 +306,10 @@ export function recordBounds(buf: Buffer, position: number, header: FrameHeader,
 
 /**
  * Decodes the records of a checked frame at `position` into `out`, skipping records below
- * `fromOffset` and stopping after `limit` records. Returns the number appended, or a reason string
- * when the payload does not parse (a format defect: the checksum already matched).
+ * `fromOffset` and stopping after `limit` records. With `skipKeylessPuts`, a `PUT` without a key
+ * is taken (counted) but not decoded into `out`. Returns the number taken (those in `out` and
+ * those skipped), or a reason string when the payload does not parse (a format defect: the
+ * checksum already matched).
  */
 export function decodeRecords(
   buf: Buffer,
@@ -316,12 +318,13 @@ export function decodeRecords(
   fromOffset: number,
   limit: number,
   out: WalRecord[],
+  skipKeylessPuts = false,
 ): number | string {
   const end = position + header.length;
   let p = position + FRAME_HEADER_BYTES;
   if (header.hasProducer) p += 10 + buf.readUInt16LE(p + 8);
-  let added = 0;
-  for (let i = 0; i < header.recordCount && added < limit; i++) {
+  let taken = 0;
+  for (let i = 0; i < header.recordCount && taken < limit; i++) {
     if (p + RECORD_HEADER_BYTES > end) return 'record header past the frame end';
     const type = TYPE_NAMES[buf[p]!];
     if (type === undefined) return `unknown record type ${buf[p]}`;
@@ -333,9 +336,10 @@ export function decodeRecords(
     const valueStart = keyStart + keyLength;
     p = valueStart + valueLength;
     if (p > end) return 'record body past the frame end';
+    const isSkipped = skipKeylessPuts && !hasKey && type === 'put';
     let headers = NO_HEADERS;
     if (headerCount > 0) {
-      const parsed: Record<string, Buffer> = {};
+      const parsed: Record<string, Buffer> | undefined = isSkipped ? undefined : {};
       for (let h = 0; h < headerCount; h++) {
         if (p + 6 > end) return 'record header entry past the frame end';
         const nameLength = buf.readUInt16LE(p);
@@ -344,12 +348,14 @@ export function decodeRecords(
         const headerValueStart = nameStart + nameLength;
         p = headerValueStart + headerValueLength;
         if (p > end) return 'record header entry past the frame end';
-        setHeader(parsed, buf.toString('utf8', nameStart, headerValueStart), buf.subarray(headerValueStart, p));
+        if (parsed !== undefined) setHeader(parsed, buf.toString('utf8', nameStart, headerValueStart), buf.subarray(headerValueStart, p));
       }
-      headers = parsed;
+      headers = parsed ?? NO_HEADERS;
     }
     const offset = header.baseOffset + i;
     if (offset < fromOffset) continue;
+    taken++;
+    if (isSkipped) continue;
     out.push({
       offset,
       timestamp: header.timestamp,
@@ -358,7 +364,6 @@ export function decodeRecords(
       value: buf.subarray(valueStart, valueStart + valueLength),
       headers,
     });
-    added++;
   }
-  return added;
+  return taken;
 }

@@ -29,6 +29,12 @@ export interface ReadBatch {
 interface ReadProgress {
   bytes: number;
   isFull: boolean;
+  /** Records taken so far against the limit: those in the batch and those skipped ({@link ReadProgress.skipKeylessPuts}). */
+  taken: number;
+  /** The offset after the last record taken. */
+  nextOffset: number;
+  /** Whether `PUT`s without a key are left out of the batch (taken, not decoded). */
+  readonly skipKeylessPuts: boolean;
 }
 
 /** Reads records from segments: index lookup, then chunked reads with every checksum verified. */
@@ -45,14 +51,19 @@ export class LogReader {
    * returns at least one record when one is available). Gaps of compacted segments are stepped
    * over: a read from an offset inside one starts at the next record after it.
    *
+   * With `skipKeylessPuts`, `PUT` records without a key are left out (no object is made for them)
+   * but count against `limit` as if they were there, and `nextOffset` covers them: for a consumer
+   * to which such records change nothing (the key-value view). The batch may then hold no record
+   * although `nextOffset` moved.
+   *
    * Throws `WAL_OFFSET_COMPACTED` when a segment it needs was deleted, `WAL_CORRUPTION` when a
    * frame does not check out, `WAL_IO_ERROR` when a file cannot be opened or read.
    */
-  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number): Promise<ReadBatch> {
+  async read(fromOffset: number, endOffset: number, limit: number, maxBytes: number, skipKeylessPuts = false): Promise<ReadBatch> {
     const out: WalRecord[] = [];
-    const progress: ReadProgress = { bytes: 0, isFull: false };
+    const progress: ReadProgress = { bytes: 0, isFull: false, taken: 0, nextOffset: fromOffset, skipKeylessPuts };
     let offset = fromOffset;
-    while (out.length < limit && offset < endOffset && !progress.isFull) {
+    while (progress.taken < limit && offset < endOffset && !progress.isFull) {
       const segment = this.segments.find(offset);
       const recent = this.recent.indexOf(offset, segment);
       if (recent >= 0) {
@@ -65,13 +76,13 @@ export class LogReader {
       const file = segment === undefined ? undefined : this.segments.files.acquire(segment);
       if (segment === undefined || file === undefined) throw compacted(offset, this.segments.first.baseOffset);
       try {
-        const before = out.length;
+        const before = progress.taken;
         const isExhausted = await this.readSegment(segment, file, offset, endOffset, limit, maxBytes, progress, out);
-        if (out.length > before) offset = out[out.length - 1]!.offset + 1;
+        if (progress.taken > before) offset = progress.nextOffset;
         // Past the last frame of a compacted (sealed) segment only a gap is left: go on after it.
         // The active segment has no gaps, and its end may move: there the read ends.
         if (isExhausted && segment.hasGaps) offset = Math.max(offset, Math.min(segment.nextOffset, endOffset));
-        else if (out.length === before) break;
+        else if (progress.taken === before) break;
       } finally {
         segment.release();
       }
@@ -142,7 +153,7 @@ export class LogReader {
    */
   private readRecent(i: number, segment: Segment, fromOffset: number, endOffset: number, limit: number, maxBytes: number, progress: ReadProgress, out: WalRecord[]): number {
     let offset = fromOffset;
-    for (let frame = this.recent.at(i); frame?.segment === segment && out.length < limit && offset < endOffset; frame = this.recent.at(++i)) {
+    for (let frame = this.recent.at(i); frame?.segment === segment && progress.taken < limit && offset < endOffset; frame = this.recent.at(++i)) {
       const header = frame.header;
       if (header.baseOffset >= endOffset) break;
       offset = takeRecords(frame.bytes, 0, header, offset, limit, maxBytes, progress, out, segment, frame.position);
@@ -171,7 +182,7 @@ export class LogReader {
     const bytesPerRecord = segment.recordCount > 0 ? (segment.dataEnd - SEGMENT_HEADER_BYTES) / segment.recordCount : 256;
     const wanted = Math.min(bytesPerRecord * Math.min(limit, endOffset - fromOffset), maxBytes + bytesPerRecord);
     let chunkBytes = Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, Math.ceil(wanted * 1.1) + 8192));
-    while (position < stop && out.length < limit && offset < endOffset && !progress.isFull) {
+    while (position < stop && progress.taken < limit && offset < endOffset && !progress.isFull) {
       const length = Math.min(stop - position, chunkBytes);
       const buf = Buffer.allocUnsafe(length);
       const got = await file.read(buf, length, position).catch((error: unknown) => {
@@ -188,7 +199,7 @@ export class LogReader {
       this.io.reads++;
       this.io.bytesRead += got;
       let rel = 0;
-      while (rel < got && out.length < limit && !progress.isFull) {
+      while (rel < got && progress.taken < limit && !progress.isFull) {
         const check = checkFrame(buf, rel, got, segment.frameSeed);
         if (check.kind === 'incomplete' && position + rel + check.length <= stop) break;
         if (check.kind !== 'ok') throw frameCorruption(segment, position + rel, check, offset - 1);
@@ -211,13 +222,15 @@ export class LogReader {
 
 /**
  * Decodes the records of a checked frame at `buf[rel..]` from `offset` into `out`, within `limit`
- * and the byte budget of `maxBytes` (one record larger than the budget comes alone). Returns the
- * offset after the last record taken; sets `progress.isFull` when the budget is reached.
- * `position`: where the frame lies in `segment`, for the error of a frame that does not decode.
+ * (records taken, skipped ones included) and the byte budget of `maxBytes` (one record larger than
+ * the budget comes alone). Returns the offset after the last record taken; sets `progress.isFull`
+ * when the budget is reached. `position`: where the frame lies in `segment`, for the error of a
+ * frame that does not decode.
  */
 function takeRecords(buf: Buffer, rel: number, header: FrameHeader, offset: number, limit: number, maxBytes: number, progress: ReadProgress, out: WalRecord[], segment: Segment, position: number): number {
   const start = out.length;
-  const result = decodeRecords(buf, rel, header, offset, limit - out.length, out);
+  const first = Math.max(offset, header.baseOffset);
+  const result = decodeRecords(buf, rel, header, offset, limit - progress.taken, out, progress.skipKeylessPuts);
   if (typeof result === 'string') {
     throw new WalError('WAL_CORRUPTION', `undecodable frame in segment ${segment.name} at byte ${position} (${result})`, {
       segment: segment.name,
@@ -226,21 +239,28 @@ function takeRecords(buf: Buffer, rel: number, header: FrameHeader, offset: numb
       lastGoodOffset: offset - 1,
     });
   }
+  // The records taken are consecutive from `first`; those in `out` are all of them, or (skipping
+  // keyless PUTs) some of them.
+  let next = first + result;
   for (let k = start; k < out.length; k++) {
     const size = recordSizeBytes(out[k]!);
     if (progress.bytes + size > maxBytes && k > 0) {
+      next = out[k]!.offset;
       out.length = k;
       progress.isFull = true;
       break;
     }
     progress.bytes += size;
     if (progress.bytes >= maxBytes) {
+      next = out[k]!.offset + 1;
       out.length = k + 1;
       progress.isFull = true;
       break;
     }
   }
-  return out.length > start ? out[out.length - 1]!.offset + 1 : offset;
+  progress.taken += next - first;
+  if (next > first) progress.nextOffset = next;
+  return next > first ? next : offset;
 }
 
 /** The `WAL_CORRUPTION` of a frame that fails its check at `position` of `segment` (reads of records and of raw frames). */

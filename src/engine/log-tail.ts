@@ -16,7 +16,7 @@ export interface TailSource {
    * larger record comes alone). Rejects with `WAL_CLOSED` once the log is closing,
    * `WAL_OFFSET_COMPACTED` when compaction removed `fromOffset`, `WAL_CORRUPTION`, `WAL_IO_ERROR`.
    */
-  readBatch(fromOffset: number, limit: number, maxBytes: number): Promise<ReadBatch>;
+  readBatch(fromOffset: number, limit: number, maxBytes: number, skipKeylessPuts?: boolean): Promise<ReadBatch>;
   /** Resolves `true` once the high watermark is above `offset`, `false` on abort; rejects with `WAL_CLOSED`. */
   waitForHighWatermark(offset: number, signal: AbortSignal): Promise<boolean>;
 }
@@ -154,8 +154,14 @@ export class LogTail<A extends TailAdmission = TailAdmission> implements AsyncIt
       let isHandedOver = false;
       try {
         if (signal.aborted) return 'stop';
-        const { records, sizeBytes, nextOffset } = await this.source.readBatch(this.nextOffsetValue, this.maxRecords, bytes);
+        const skips = this.options.skipKeylessPuts === true;
+        const { records, sizeBytes, nextOffset } = await this.source.readBatch(this.nextOffsetValue, this.maxRecords, bytes, skips);
         if (signal.aborted) return 'stop';
+        if (records.length === 0 && skips && nextOffset > this.nextOffsetValue) {
+          // Every record read was a keyless PUT: the consumer still learns how far the log is.
+          isHandedOver = true;
+          return { kind: 'records', records, nextOffset, sizeBytes, admission };
+        }
         if (records.length === 0) {
           this.nextOffsetValue = Math.max(this.nextOffsetValue, nextOffset);
           return 'none';
@@ -165,7 +171,7 @@ export class LogTail<A extends TailAdmission = TailAdmission> implements AsyncIt
           continue;
         }
         isHandedOver = true;
-        return { kind: 'records', records, nextOffset: records[records.length - 1]!.offset + 1, sizeBytes, admission };
+        return { kind: 'records', records, nextOffset: skips ? nextOffset : records[records.length - 1]!.offset + 1, sizeBytes, admission };
       } finally {
         if (!isHandedOver) admission?.release();
       }

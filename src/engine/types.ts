@@ -94,12 +94,22 @@ export interface TailLoopOptions<A extends TailAdmission = TailAdmission> extend
    * nothing; or with `undefined` to end the tail. A rejection ends the tail with that error.
    */
   readonly admit?: ((nextOffset: number, bytes: number) => Promise<A | undefined>) | undefined;
+  /**
+   * Leave `PUT` records without a key out of the batches (no object is made for them; they still
+   * count against `maxRecords`), for a consumer to which they change nothing: the key-value view,
+   * in a log of plain appended values. A batch then may hold no record while its `nextOffset`
+   * moved: it is delivered all the same, so that the consumer learns how far the log is applied.
+   */
+  readonly skipKeylessPuts?: boolean | undefined;
 }
 
 /** A batch of a tail: consecutive records read up to the high watermark. */
 export interface TailRecordsEvent<A extends TailAdmission = TailAdmission> {
   readonly kind: 'records';
-  /** At least one record; offsets consecutive from the tail's position. */
+  /**
+   * At least one record; offsets consecutive from the tail's position. With `skipKeylessPuts`,
+   * those records minus the keyless `PUT`s: possibly none.
+   */
   readonly records: readonly WalRecord[];
   /** The offset after the last record: where the tail goes on. */
   readonly nextOffset: number;

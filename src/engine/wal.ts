@@ -84,9 +84,9 @@ export class Wal {
     this.frameReader = new FrameReader(segments, io, recent);
     this.tailSource = {
       highWatermark: () => this.highWatermark,
-      readBatch: (fromOffset, limit, maxBytes) => {
+      readBatch: (fromOffset, limit, maxBytes, skipKeylessPuts) => {
         this.checkOpen();
-        return this.readRange(fromOffset, this.highWatermark + 1, limit, maxBytes);
+        return this.readRange(fromOffset, this.highWatermark + 1, limit, maxBytes, skipKeylessPuts);
       },
       waitForHighWatermark: (offset, signal) => this.waitForHighWatermark(offset, signal),
     };
@@ -439,9 +439,9 @@ export class Wal {
   }
 
   /** Reads through the reader; a failure caused by a concurrent close is reported as `WAL_CLOSED`. */
-  private async readRange(fromOffset: number, end: number, limit: number, maxBytes: number): Promise<ReadBatch> {
+  private async readRange(fromOffset: number, end: number, limit: number, maxBytes: number, skipKeylessPuts = false): Promise<ReadBatch> {
     try {
-      return await this.reader.read(fromOffset, end, limit, maxBytes);
+      return await this.reader.read(fromOffset, end, limit, maxBytes, skipKeylessPuts);
     } catch (error) {
       if (this.statusValue !== 'open') throw closedError();
       throw error;

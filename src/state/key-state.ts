@@ -379,6 +379,14 @@ export class KeyState {
     if (slots.length > 0) this.index = loadKeyIndex(slots, this.store.compare);
   }
 
+  /**
+   * Moves {@link nextOffset} up to `nextOffset` (never down): the records below it that were not
+   * applied changed no key (keyless `PUT`s, left out of the view's tail).
+   */
+  passTo(nextOffset: number): void {
+    if (nextOffset > this.next) this.next = nextOffset;
+  }
+
   private advance(offset: number, name: string): void {
     if (!Number.isSafeInteger(offset) || offset < this.next) {
       throw new RangeError(`${name} must be a safe integer at or above the next offset ${this.next}, got ${offset}`);

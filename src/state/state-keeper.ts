@@ -615,15 +615,16 @@ export class StateKeeper {
 
   /** Replays from `fromOffset` to the high watermark (the tail's first idle signal), then follows on in the background. */
   private async catchUp(fromOffset: number): Promise<number> {
-    const tail = this.wal.openTail(fromOffset, { signal: this.stopper.signal });
+    // Keyless PUTs (plain appended values) change no key: the engine leaves them out unread.
+    const tail = this.wal.openTail(fromOffset, { signal: this.stopper.signal, skipKeylessPuts: true });
     let replayed = 0;
     try {
       for (;;) {
         const next = await tail.next();
         if (next.done === true) break;
         if (next.value.kind === 'idle') break;
-        this.applyBatch(next.value.records);
-        replayed += next.value.records.length;
+        replayed += next.value.nextOffset - this.state.nextOffset;
+        this.applyBatch(next.value.records, next.value.nextOffset);
       }
     } catch (error) {
       await tail.return();
@@ -639,7 +640,7 @@ export class StateKeeper {
         const next = await tail.next();
         if (next.done === true) return;
         if (next.value.kind === 'records') {
-          this.applyBatch(next.value.records);
+          this.applyBatch(next.value.records, next.value.nextOffset);
           // Wakes the calls waiting for an offset below the next one, i.e. applied now.
           this.applied.advance(this.state.nextOffset);
         }
@@ -650,8 +651,10 @@ export class StateKeeper {
     }
   }
 
-  private applyBatch(records: readonly WalRecord[]): void {
+  /** Applies a batch of the tail; `nextOffset`, the batch's end, covers the keyless PUTs left out of it. */
+  private applyBatch(records: readonly WalRecord[], nextOffset: number): void {
     this.applier.applyAll(records);
+    this.state.passTo(nextOffset);
     this.txnGate.applied(this.state.nextOffset);
     let released = 0;
     while (released < this.pending.length && this.pending[released]!.lastOffset < this.state.nextOffset) {

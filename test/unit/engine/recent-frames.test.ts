@@ -74,7 +74,10 @@ describe('recent frames', () => {
           try {
             const readsBeforeFiles = files.stats().io.reads;
             assert.deepEqual(fromMemory, await answers(files));
-            assert.ok(fileReads < files.stats().io.reads - readsBeforeFiles, 'the cache saved file reads');
+            const filesOnlyReads = files.stats().io.reads - readsBeforeFiles;
+            // A cache of 2 KiB may hold none of what is read; one of 1 MiB holds the whole log.
+            if (cacheBytes === 1 << 20) assert.ok(fileReads < filesOnlyReads, `the cache saved file reads (${fileReads} against ${filesOnlyReads})`);
+            else assert.ok(fileReads <= filesOnlyReads, `never more file reads with the cache (${fileReads} against ${filesOnlyReads})`);
           } finally {
             await files.close();
           }
