@@ -86,7 +86,10 @@ export interface StateRecoveryReport {
   readonly skippedSnapshots: readonly SnapshotProblem[];
   /** The offset the replay of the log started at (the snapshot's wal offset, else the log's first). */
   readonly replayedFrom: number;
-  /** Records of the log applied on top of the snapshot to catch up to the high watermark. */
+  /**
+   * Offsets of the log replayed on top of the snapshot to catch up to the high watermark: the
+   * records applied, the keyless PUTs the tail left out, and any gap key compaction left.
+   */
   readonly recordsReplayed: number;
   /** Keys in the view once caught up. */
   readonly keyCount: number;
