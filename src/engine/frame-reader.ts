@@ -122,7 +122,7 @@ export class FrameReader {
   private recentRun(fromOffset: number, endOffset: number, maxBytes: number): FrameRun | undefined {
     let i = this.recent.indexOf(fromOffset, this.segments.find(fromOffset));
     const first = this.recent.at(i);
-    if (i < 0 || first === undefined || first.startsSegment || first.header.baseOffset !== fromOffset) return undefined;
+    if (i < 0 || first === undefined || first.position === SEGMENT_HEADER_BYTES || first.header.baseOffset !== fromOffset) return undefined;
     const frames: RawFrameInfo[] = [];
     let bytes = 0;
     for (let frame: RecentFrame | undefined = first; frame?.segment === first.segment && frame.header.baseOffset < endOffset; frame = this.recent.at(++i)) {

@@ -1,5 +1,4 @@
 import { readFrameHeader, type FrameHeader } from '../codec/frame.js';
-import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import type { Segment } from './segment.js';
 
 /** One frame as the writer wrote it, with where it went. */
@@ -9,10 +8,8 @@ export interface RecentFrame {
   readonly header: FrameHeader;
   /** The segment it was written into: the frame is served only while that segment is in the log. */
   readonly segment: Segment;
-  /** Where in its segment it was written (for the details of an error about it). */
+  /** Where in its segment it was written: `SEGMENT_HEADER_BYTES` for the segment's first frame. */
   readonly position: number;
-  /** True when it is its segment's first frame (a frame run starting there carries the segment header). */
-  readonly startsSegment: boolean;
 }
 
 /**
@@ -63,7 +60,7 @@ export class RecentFrames {
     if (this.maxBytes === 0) return;
     const header = readFrameHeader(bytes, 0);
     if (!this.isEmpty && header.baseOffset !== this.nextOffset) this.clear();
-    this.frames.push({ bytes, header, segment, position, startsSegment: position === SEGMENT_HEADER_BYTES });
+    this.frames.push({ bytes, header, segment, position });
     this.bytes += bytes.length + ENTRY_OVERHEAD_BYTES;
     while (this.bytes > this.maxBytes && this.frames.length - this.head > 1) {
       this.bytes -= this.frames[this.head]!.bytes.length + ENTRY_OVERHEAD_BYTES;
