@@ -312,7 +312,8 @@ export class Wal {
    * high watermark moving only after this log's own sync (under `always` and `interval`); a failed
    * sync makes the log read-only as for appends. On a rejection after the checks a prefix of the
    * frames may be in the log (as with separate appends): `nextOffset` says where to go on. The
-   * buffers must not change until the call settles.
+   * buffers must never change once passed: the log keeps them for its readers of what was just
+   * written (recent-frames.ts) and serves them as they are.
    *
    * Throws `WalError` `WAL_FRAME_REJECTED` (nothing written; details `reason`: `length`,
    * `checksum`, `gap`, `overlap`, `epoch`, `header`, `compacted`; `index`, `offset`), and what an
