@@ -50,6 +50,16 @@ const LAG_INTERVAL_MS = 2;
 const LAG_MAX_IN_FLIGHT = 32;
 /** Unary appends in flight in row r4, as service row 1b. */
 const MIN_REPLICAS_CONCURRENCY = 64;
+/**
+ * Every server runs as users run it: `startServe` turns preallocation off (tests stay light), the
+ * default turns it on, and an fdatasync over zero-filled blocks needs no size update.
+ */
+const AS_DEPLOYED = ['--preallocate'];
+
+/** `wald serve` on `dir` with `args`, preallocating as by default. */
+function serve(dir: string, args: readonly string[]): Promise<ServeChild> {
+  return startServe(dir, [...args, ...AS_DEPLOYED]);
+}
 
 async function highWatermarkOf(address: string): Promise<number> {
   const raw = rawClient(address);
@@ -63,7 +73,7 @@ async function highWatermarkOf(address: string): Promise<number> {
 
 /** One catch-up: a follower from zero to `records`; returns records/s. */
 async function catchUp(leader: ServeChild, dir: string, records: number): Promise<number> {
-  const follower = await startServe(dir, ['--follow', leader.address]);
+  const follower = await serve(dir, ['--follow', leader.address]);
   try {
     await follower.waitForLog((line) => line['msg'] === 'replication: following');
     const start = performance.now();
@@ -204,7 +214,7 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const leaderDir = join(temp.dir, 'leader');
     config.progress(`replication: filling a leader log with ${records} records`);
     const filled = await fillLog(leaderDir, Array.from({ length: FILL_BATCH_RECORDS }, () => ({ value: Buffer.alloc(RECORD_BYTES, 1) })), { records });
-    const leader = await startServe(leaderDir, ['--sync-policy', 'always']);
+    const leader = await serve(leaderDir, ['--sync-policy', 'always']);
     const rates: number[] = [];
     const transportRates: number[] = [];
     const diskRates: number[] = [];
@@ -254,7 +264,7 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
 
     // The lag rows' baseline: the same load on a leader alone (no follower, no frames tail), so
     // that what the leader does under the load generator is told from what replication adds.
-    const soloLeader = await startServe(join(temp.dir, 'solo-leader'), ['--sync-policy', 'always']);
+    const soloLeader = await serve(join(temp.dir, 'solo-leader'), ['--sync-policy', 'always']);
     const soloRates: number[] = [];
     const soloP99s: number[] = [];
     const soloLagP50s: number[] = [];
@@ -278,8 +288,8 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
       await soloLeader.stop();
     }
 
-    const lagLeader = await startServe(join(temp.dir, 'lag-leader'), ['--sync-policy', 'always']);
-    const lagFollower = await startServe(join(temp.dir, 'lag-follower'), ['--follow', lagLeader.address]);
+    const lagLeader = await serve(join(temp.dir, 'lag-leader'), ['--sync-policy', 'always']);
+    const lagFollower = await serve(join(temp.dir, 'lag-follower'), ['--follow', lagLeader.address]);
     const p50s: number[] = [];
     const p99s: number[] = [];
     const rates50k: number[] = [];
