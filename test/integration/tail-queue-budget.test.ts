@@ -117,16 +117,18 @@ async function readOffsets(reader: StreamReader<TailWalResponse>, count: number)
 
 /**
  * Waits until the budget stops moving: the transports have taken what their HTTP/2 windows let
- * them, and each grant that freed has gone to the tail first in line (at most 100 looks, 20 ms apart).
+ * them, and each grant that freed has gone to the tail first in line (at most 200 looks, 20 ms apart).
  * A tail that opened while the stuck one was between two reservations may have queued a message
- * first; once its transport took it, the bytes are the stuck tail's again.
+ * first; once its transport takes it (on a loaded machine that can take longer than one look), the
+ * bytes are the stuck tail's again. So the others must hold nothing, over two looks in a row.
  */
-async function settled(budget: TailQueueBudget): Promise<void> {
+async function settled(budget: TailQueueBudget, others: readonly Tail[]): Promise<void> {
   let last = -1;
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 200; i++) {
     const now = budget.usedBytes;
-    if (now === last && budget.waitingCount === 3) return;
-    last = now;
+    const othersHoldNothing = others.every((tail) => tail.stream.counters().budgetBytes === 0);
+    if (now === last && othersHoldNothing && budget.waitingCount === 3) return;
+    last = othersHoldNothing ? now : -1;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -141,7 +143,7 @@ describe('TailWal server-wide budget', { timeout: 60_000 }, () => {
       const stuck = await openStuckTail(h);
       const first = await throttledTail(h);
       const second = await throttledTail(h);
-      await settled(budget);
+      await settled(budget, [first, second]);
       assert.equal(budget.waitingCount, 3, 'the stuck tail and both others wait in line');
       assert.ok(budget.usedBytes > 0 && budget.usedBytes <= TOTAL_CAP_BYTES, `held ${budget.usedBytes}`);
       assert.equal(stuck.stream.counters().budgetBytes, budget.usedBytes, 'the stuck tail holds it all');
