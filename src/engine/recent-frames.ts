@@ -13,8 +13,9 @@ export interface RecentFrame {
 }
 
 /**
- * What one kept frame costs besides the memory it is a view of, counted against the budget: the
- * entry, its header object and the Buffer view (about 200 bytes in V8).
+ * What one kept frame costs besides its bytes, counted against the budget: the entry, its header
+ * object and the Buffer view (about 200 bytes in V8), so that a cache of small frames stays near
+ * its size.
  */
 const ENTRY_OVERHEAD_BYTES = 200;
 
@@ -22,14 +23,14 @@ const ENTRY_OVERHEAD_BYTES = 200;
  * The newest frames of the log, kept in memory as the writer wrote them, so that the readers of
  * what was just appended (every tail, the state view, a follower's own view, frames-mode tails of
  * chained followers) get it without a read of the file and a checksum pass over bytes that never
- * left memory. A reader that is further behind reads the file, as before.
- *
- * Bounded by `tailCacheBytes` of what the cache keeps alive, not only of the frames' own bytes. A
- * frame is kept as the writer had it, a view of some larger memory: a slice of Node's shared 8 KiB
- * buffer pool for a small frame, the TailWal message it arrived in on a follower. So the budget
- * counts each backing `ArrayBuffer` once, whole, while any kept frame is a view of it, and each
- * frame's entry ({@link ENTRY_OVERHEAD_BYTES}). The oldest frames go first, but the newest is kept
- * even when it alone is over the budget.
+ * left memory. Bounded by `tailCacheBytes` of frames (each counted with {@link ENTRY_OVERHEAD_BYTES}
+ * more); the oldest go first, but the newest frame is kept even when it alone is larger. A reader
+ * that is further behind reads the file, as before. A frame is kept as the writer had it: a small
+ * one may be a slice of Node's shared 8 KiB buffer pool, and on a follower each is a view of the
+ * message it arrived in, so the memory kept alive can exceed the bound: by up to one such message
+ * (`replication.max_batch_bytes`) on a follower, and on a leader by up to a slab per kept frame
+ * in the worst case (about 53 single-record frames share one when nothing is allocated between
+ * them). Counting backing buffers whole made a follower's GC much dearer (docs/engine.md).
  *
  * The frames are consecutive: a frame that does not continue the last one (the writer cut frames
  * back after a failed sync and hands their offsets out again) starts the cache afresh, and
@@ -42,10 +43,7 @@ export class RecentFrames {
   private frames: RecentFrame[] = [];
   /** Index of the oldest frame kept; those before it are evicted (the array is compacted now and then). */
   private head = 0;
-  /** What the kept frames cost against the budget: their backing memory and their entries. */
   private bytes = 0;
-  /** How many kept frames are views of each backing `ArrayBuffer` (each is counted once, whole). */
-  private readonly backings = new Map<ArrayBufferLike, number>();
 
   constructor(private readonly maxBytes: number) {}
 
@@ -65,9 +63,9 @@ export class RecentFrames {
     const header = readFrameHeader(bytes, 0);
     if (!this.isEmpty && header.baseOffset !== this.nextOffset) this.clear();
     this.frames.push({ bytes, header, segment, position });
-    this.keep(bytes);
+    this.bytes += bytes.length + ENTRY_OVERHEAD_BYTES;
     while (this.bytes > this.maxBytes && this.frames.length - this.head > 1) {
-      this.release(this.frames[this.head]!.bytes);
+      this.bytes -= this.frames[this.head]!.bytes.length + ENTRY_OVERHEAD_BYTES;
       this.frames[this.head++] = undefined as unknown as RecentFrame;
     }
     if (this.head >= 1024 && this.head * 2 >= this.frames.length) {
@@ -79,7 +77,7 @@ export class RecentFrames {
   /** Forgets the frames at and after `offset` (cut off the log). */
   cutFrom(offset: number): void {
     while (!this.isEmpty && this.frames[this.frames.length - 1]!.header.baseOffset >= offset) {
-      this.release(this.frames.pop()!.bytes);
+      this.bytes -= this.frames.pop()!.bytes.length + ENTRY_OVERHEAD_BYTES;
     }
     if (this.isEmpty) this.clear();
   }
@@ -89,33 +87,6 @@ export class RecentFrames {
     this.frames = [];
     this.head = 0;
     this.bytes = 0;
-    this.backings.clear();
-  }
-
-  /** The bytes the budget counts now (for tests): kept backing memory plus entries. */
-  get chargedBytes(): number {
-    return this.bytes;
-  }
-
-  /** Counts a frame now kept: its entry, and its backing memory unless another kept frame shares it. */
-  private keep(bytes: Buffer): void {
-    const backing = bytes.buffer;
-    const views = this.backings.get(backing) ?? 0;
-    this.backings.set(backing, views + 1);
-    this.bytes += ENTRY_OVERHEAD_BYTES + (views === 0 ? backing.byteLength : 0);
-  }
-
-  /** Uncounts a frame no longer kept, and its backing memory once no kept frame is a view of it. */
-  private release(bytes: Buffer): void {
-    const backing = bytes.buffer;
-    const views = this.backings.get(backing)!;
-    if (views === 1) {
-      this.backings.delete(backing);
-      this.bytes -= backing.byteLength;
-    } else {
-      this.backings.set(backing, views - 1);
-    }
-    this.bytes -= ENTRY_OVERHEAD_BYTES;
   }
 
   /**

@@ -118,13 +118,11 @@ export const WAL_OPTION_DECLARATIONS = {
     {
       default: 2 * MiB,
       unit: 'bytes',
-      doc: 'bytes of memory the newest frames, kept for tails and reads, may hold',
+      doc: 'bytes of the newest frames kept in memory for tails and reads',
       why:
         'A tail, the key-value view and a follower read what was just appended from memory instead of the file: no ' +
         'read through the thread pool and no checksum pass over bytes that never left memory. A reader further behind ' +
-        'reads the file. Counted is what the kept frames keep alive: each buffer they are views of (a pool slab, a ' +
-        "follower's received message) once and whole, plus about 200 bytes a frame. 2 MiB holds two of a follower's runs " +
-        '(replication.max_batch_bytes) and many group commits; a ' +
+        "reads the file. 2 MiB holds two of a follower's runs (replication.max_batch_bytes) and many group commits; a " +
         'larger cache keeps more frames alive into V8\'s old generation, whose collections then cost more (measured: an ' +
         '8 MiB cache, full after about 2 s of 45k records/s, raised the worst append latency from 9-13 ms to 16-25 ms). 0 turns it off.',
     },

@@ -8,9 +8,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { AppendRecord, WalRecord } from '../../../src/engine/types.js';
-import { encodeFrame, encodedRecordBytes, stampFrame } from '../../../src/codec/frame.js';
-import { RecentFrames } from '../../../src/engine/recent-frames.js';
-import type { Segment } from '../../../src/engine/segment.js';
 import { Wal } from '../../../src/engine/wal.js';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { isWalError } from '../../../src/errors.js';
@@ -187,61 +184,5 @@ describe('recent frames', () => {
     await assert.rejects(Wal.open({ dir: '/data', storage: new MemDisk().mount(), tailCacheBytes: -1 }), (e) => e instanceof RangeError && /tailCacheBytes/.test(e.message));
     const wal = await open(new MemDisk(), { tailCacheBytes: 0 });
     await wal.close();
-  });
-
-  describe('the bound counts the memory the kept frames keep alive', () => {
-    const segment = {} as Segment;
-    /** `count` one-record frames from offset 0 on, each copied by `place` to where it is kept. */
-    const frames = (count: number, place: (frame: Buffer, i: number) => Buffer): Buffer[] =>
-      Array.from({ length: count }, (_, i) => {
-        const record = { value: Buffer.alloc(100, i) };
-        const frame = encodeFrame([record], encodedRecordBytes(record));
-        stampFrame(frame, i, 1, 0, 0, 0);
-        return place(frame, i);
-      });
-    const inOwnSlab = (frame: Buffer): Buffer => {
-      const view = Buffer.from(new ArrayBuffer(8192), 512, frame.length);
-      frame.copy(view);
-      return view;
-    };
-
-    test('small frames, each a view of its own 8 KiB slab, are counted a slab each', () => {
-      const cache = new RecentFrames(64 * 1024);
-      const kept = frames(100, inOwnSlab);
-      kept.forEach((frame, i) => cache.add(frame, segment, 64 + i * frame.length));
-      assert.ok(cache.chargedBytes <= 64 * 1024, `charged ${cache.chargedBytes}`);
-      // 7 slabs and their entries fit in 64 KiB; counted by their own bytes, all 100 frames would.
-      assert.equal(cache.indexOf(92, segment), -1);
-      assert.notEqual(cache.indexOf(93, segment), -1);
-      assert.equal(cache.chargedBytes, 7 * (8192 + 200));
-    });
-
-    test('frames that are views of one message count it once, and free it with the last of them', () => {
-      const message = Buffer.alloc(1 << 20);
-      let at = 0;
-      const inMessage = (frame: Buffer): Buffer => {
-        const view = message.subarray(at, at + frame.length);
-        frame.copy(view);
-        at += frame.length;
-        return view;
-      };
-      const cache = new RecentFrames(2 << 20);
-      const views = frames(100, inMessage);
-      views.forEach((frame, i) => cache.add(frame, segment, 64 + i * frame.length));
-      assert.equal(cache.chargedBytes, (1 << 20) + 100 * 200);
-      assert.notEqual(cache.indexOf(0, segment), -1);
-      // Frames of another message, 1.5 MiB: the first message goes once none of its frames is kept.
-      const big = Buffer.alloc(1536 * 1024);
-      const record = { value: Buffer.alloc(100) };
-      const next = encodeFrame([record], encodedRecordBytes(record));
-      stampFrame(next, 100, 1, 0, 0, 0);
-      const nextView = big.subarray(0, next.length);
-      next.copy(nextView);
-      cache.add(nextView, segment, 64 + 100 * next.length);
-      assert.equal(cache.indexOf(99, segment), -1);
-      assert.equal(cache.chargedBytes, 1536 * 1024 + 200);
-      cache.cutFrom(100);
-      assert.equal(cache.chargedBytes, 0);
-    });
   });
 });
