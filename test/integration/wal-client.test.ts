@@ -9,6 +9,29 @@ function records(count: number, prefix: string): { value: Buffer }[] {
   return Array.from({ length: count }, (_, i) => ({ value: Buffer.from(`${prefix}-${i}`) }));
 }
 
+/**
+ * A client interceptor that counts the Reads started, with a wait for the next one: grpc-js takes
+ * client interceptors with the channel options.
+ */
+function readCounter(): { readonly options: ChannelOptions; readonly reads: number; nextRead(): Promise<void> } {
+  const started: (() => void)[] = [];
+  let reads = 0;
+  const countReads: Interceptor = (options, nextCall) => {
+    if (options.method_definition.path.endsWith('/Read')) {
+      reads++;
+      for (const wake of started.splice(0)) wake();
+    }
+    return new InterceptingCall(nextCall(options));
+  };
+  return {
+    options: { interceptors: [countReads] } as ChannelOptions,
+    get reads() {
+      return reads;
+    },
+    nextRead: () => new Promise<void>((resolve) => started.push(resolve)),
+  };
+}
+
 async function rejectionOf(promise: Promise<unknown>): Promise<WalClientError> {
   try {
     await promise;
@@ -229,27 +252,18 @@ describe('WalClient', { timeout: 120_000 }, () => {
 
   test('range asks for the next page while the caller holds the current one, and never past its end', async () => {
     const h = await startServer();
-    const readsStarted: (() => void)[] = [];
-    let reads = 0;
-    const countReads: Interceptor = (options, nextCall) => {
-      if (options.method_definition.path.endsWith('/Read')) {
-        reads++;
-        for (const wake of readsStarted.splice(0)) wake();
-      }
-      return new InterceptingCall(nextCall(options));
-    };
-    // grpc-js takes client interceptors with the channel options.
-    const client = new WalClient(h.address, { channelOptions: { interceptors: [countReads] } as ChannelOptions });
+    const counter = readCounter();
+    const client = new WalClient(h.address, { channelOptions: counter.options });
     try {
       await client.append(records(30, 'p'));
       const offsets: number[][] = [];
       for await (const page of client.range(0, 30, { limit: 10 })) {
         // The caller has not asked for the next page, yet its Read is under way (or done).
-        while (reads < offsets.length + 2 && offsets.length < 2) await new Promise<void>((resolve) => readsStarted.push(resolve));
+        while (counter.reads < offsets.length + 2 && offsets.length < 2) await counter.nextRead();
         offsets.push(page.records.map((r) => r.offset));
       }
       assert.deepEqual(offsets, [0, 1, 2].map((k) => Array.from({ length: 10 }, (_, i) => 10 * k + i)));
-      assert.equal(reads, 3, 'no Read beyond toOffset');
+      assert.equal(counter.reads, 3, 'no Read beyond toOffset');
     } finally {
       await client.close();
       await h.close();
@@ -258,43 +272,35 @@ describe('WalClient', { timeout: 120_000 }, () => {
 
   test('range keeps readAheadPages Reads under way, and pages that end short of the guess still give every record once', async () => {
     const h = await startServer();
-    let reads = 0;
-    const readsStarted: (() => void)[] = [];
-    const countReads: Interceptor = (options, nextCall) => {
-      if (options.method_definition.path.endsWith('/Read')) {
-        reads++;
-        for (const wake of readsStarted.splice(0)) wake();
-      }
-      return new InterceptingCall(nextCall(options));
-    };
-    const client = new WalClient(h.address, { channelOptions: { interceptors: [countReads] } as ChannelOptions, readAheadPages: 3 });
+    const counter = readCounter();
+    const client = new WalClient(h.address, { channelOptions: counter.options, readAheadPages: 3 });
     try {
       await client.append(records(60, 'a'));
       const pages: number[][] = [];
       for await (const page of client.range(0, 60, { limit: 10 })) {
         // Holding the first page, the caller has three more Reads under way behind it (waited for
         // at most 100 times 50 ms, then the assertion says how many there were).
-        for (let i = 0; pages.length === 0 && i < 100 && reads < 4; i++) {
-          await Promise.race([new Promise<void>((resolve) => readsStarted.push(resolve)), new Promise((resolve) => setTimeout(resolve, 50))]);
+        for (let i = 0; pages.length === 0 && i < 100 && counter.reads < 4; i++) {
+          await Promise.race([counter.nextRead(), new Promise((resolve) => setTimeout(resolve, 50))]);
         }
-        if (pages.length === 0) assert.equal(reads, 4);
+        if (pages.length === 0) assert.equal(counter.reads, 4);
         pages.push(page.records.map((r) => r.offset));
       }
       assert.deepEqual(pages.flat(), Array.from({ length: 60 }, (_, i) => i));
-      assert.equal(reads, 6, 'no Read beyond toOffset');
+      assert.equal(counter.reads, 6, 'no Read beyond toOffset');
 
       // Pages cut short by max_bytes: the guesses follow the pages' real span, nothing is lost or
       // repeated, and no Read is wasted once the span is known (at most the first guesses miss).
       const cut: number[] = [];
       let cutPages = 0;
-      const readsBefore = reads;
+      const readsBefore = counter.reads;
       for await (const page of client.range(0, 60, { limit: 10, maxBytes: 300 })) {
         assert.ok(page.records.length < 10);
         cut.push(...page.records.map((r) => r.offset));
         cutPages++;
       }
       assert.deepEqual(cut, Array.from({ length: 60 }, (_, i) => i));
-      assert.ok(reads - readsBefore <= cutPages + 2, `${reads - readsBefore} Reads for ${cutPages} pages`);
+      assert.ok(counter.reads - readsBefore <= cutPages + 2, `${counter.reads - readsBefore} Reads for ${cutPages} pages`);
 
       // Without an end: the guesses past the high watermark fail (OUT_OF_RANGE) or are not made; the range ends cleanly.
       await client.append(records(5, 'b'));
