@@ -241,8 +241,11 @@ export class FollowerNode {
   private async offlineWork(outcome: Exclude<FollowOutcome, { kind: 'stopped' }>): Promise<void> {
     const dir = this.init.walOptions.dir;
     if (outcome.kind === 'truncate') {
-      const report = truncateLogFrom(this.storage, dir, outcome.offset);
+      // Snapshots first: a crash between the two steps leaves the divergent records in the log,
+      // which the next start finds and cuts again. The other order would leave a cut log with a
+      // snapshot of the divergent state, skipped only until the log grows past it again.
       const moved = this.moveSnapshotsAbove(outcome.offset);
+      const report = truncateLogFrom(this.storage, dir, outcome.offset);
       const sideFile = report.sideFile === undefined ? undefined : join(dir, report.sideFile);
       this.logger.warn(
         { offset: outcome.offset, leaderEpoch: outcome.leaderEpoch, removedRecords: report.removedRecords, sideFile, snapshotsMoved: moved },

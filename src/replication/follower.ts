@@ -283,9 +283,16 @@ export class Follower extends EventEmitter<FollowerEvents> {
       }
       throw error;
     }
-    const endOffset = Number(end.endOffset);
+    const leaderEpoch = Number(end.epoch);
+    let endOffset = Number(end.endOffset);
+    // A leader without this log's newest epoch answers the greatest epoch it has below it, and
+    // where that epoch ends on the leader. Here that epoch may end sooner: this log started a
+    // newer epoch of its own there (it was promoted while it lagged), and its records from there
+    // on are not the leader's, although the leader's older epoch runs past them. The cut is the
+    // earlier of the two ends (Kafka's KIP-279).
+    if (leaderEpoch < this.wal.epoch) endOffset = Math.min(endOffset, this.wal.epochEnd(leaderEpoch).endOffset);
     if (endOffset >= this.wal.nextOffset) return undefined;
-    return { kind: 'truncate', offset: endOffset, leaderEpoch: Number(end.epoch) };
+    return { kind: 'truncate', offset: endOffset, leaderEpoch };
   }
 
   /**

@@ -3,7 +3,9 @@
  * child): a promotion that comes while the follow loop asks the leader for its epoch end keeps the
  * log as it is (no truncation of the new epoch); a GetSnapshot that fails on the leader's side
  * during an install is retried (the follower does not stop); stop() resolves only once no server
- * of the node is open any more.
+ * of the node is open any more; a log promoted while it lagged is cut where its own epoch began,
+ * although the leader's older epoch runs past that point; a failure between moving the snapshots
+ * above a cut aside and the cut leaves nothing of the divergent state behind.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +16,8 @@ import { credentials, InterceptingCall, Metadata, status, type Interceptor } fro
 import { pino, type Logger } from 'pino';
 import { WalClient } from '../../src/client/wal-client.js';
 import { Wal } from '../../src/engine/wal.js';
+import { NodeStorage } from '../../src/storage/node-storage.js';
+import { WaldServer } from '../../src/server/wald-server.js';
 import { FollowerNode } from '../../src/replication/follower-node.js';
 import { FOLLOWER_OPTIONS } from '../../src/replication/follower-options.js';
 import { runWald } from '../support/cli-process.js';
@@ -35,10 +39,10 @@ function hookedLogger(onLog: (msg: string) => void): Logger {
   }, { write: () => undefined });
 }
 
-function startNode(dir: string, leader: string, logger: Logger, interceptors: Interceptor[] = []): Promise<FollowerNode> {
+function startNode(dir: string, leader: string, logger: Logger, interceptors: Interceptor[] = [], storage?: NodeStorage): Promise<FollowerNode> {
   const defaults = FOLLOWER_OPTIONS.defaults;
   return FollowerNode.start({
-    walOptions: { dir, preallocate: false },
+    walOptions: { dir, preallocate: false, ...(storage === undefined ? {} : { storage }) },
     serverOptions: { listen: '127.0.0.1:0', shutdownGraceMs: 200 },
     follower: { ...defaults, follow: leader, followerId: 'f', replication: { ...defaults.replication, initialBackoffMs: 10, maxBackoffMs: 50 } },
     credentials: credentials.createInsecure(),
@@ -61,6 +65,29 @@ async function endOf(dir: string): Promise<{ nextOffset: number; epoch: number }
     return { nextOffset: wal.nextOffset, epoch: wal.epoch };
   } finally {
     await wal.close();
+  }
+}
+
+/** Waits, at most 20 s in steps of 20 ms, until `isDone()`; fails naming `what` otherwise. */
+async function waitFor(isDone: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000 && !isDone(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(isDone(), `timed out waiting for ${what}`);
+}
+
+/** The values of `count` records of `wal` from `from`. */
+async function valuesOf(wal: Wal, from: number, count: number): Promise<string[]> {
+  return (await wal.read(from, { limit: count })).map((record) => record.value.toString());
+}
+
+/** Node's storage, but the first rename of a snapshot file (`.snap`) fails, as a crash there would stop the step. */
+class FailFirstMoveAside extends NodeStorage {
+  failed = false;
+  override rename(from: string, to: string): void {
+    if (!this.failed && from.endsWith('.snap')) {
+      this.failed = true;
+      throw Object.assign(new Error('EIO: injected failure moving a snapshot aside (test)'), { code: 'EIO' });
+    }
+    super.rename(from, to);
   }
 }
 
@@ -183,6 +210,85 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
       await node?.stop();
       await leader?.kill().catch(() => undefined);
       rmSync(temp, { recursive: true, force: true });
+    }
+  });
+
+  test('a log promoted while it lagged is cut where its own epoch began, though the leader\'s older epoch runs past it', async () => {
+    const leader = await startServer();
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    let node: FollowerNode | undefined;
+    try {
+      await leader.server.wal.beginEpoch(1);
+      await leader.server.wal.append(values(50, 'a'));
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      await waitFor(() => node!.server.wal.highWatermark === 49, 'the follower to copy 50 records');
+      await node.stop();
+      node = undefined;
+      // The follower is promoted while the leader is cut off (epoch 2 from 50) and writes 30 records
+      // of its own; the leader meanwhile wrote 30 more in epoch 1, and is then promoted to epoch 3.
+      const { wal: promoted } = await Wal.open({ dir, preallocate: false });
+      await promoted.beginEpoch(2);
+      await promoted.append(values(30, 'own'));
+      await promoted.close();
+      await leader.server.wal.append(values(30, 'b'));
+      await leader.server.wal.beginEpoch(3);
+      await leader.server.wal.append(values(10, 'c'));
+      // GetEpochEnd(2) on the leader answers epoch 1, ending at 80: past the follower's own epoch 2.
+      const messages: string[] = [];
+      node = await startNode(dir, leader.address, hookedLogger((msg) => messages.push(msg)));
+      await waitFor(() => node!.activeFollower !== undefined && node!.server.wal.highWatermark === 89, 'the follower to reach the leader\'s end');
+      assert.deepEqual(await valuesOf(node.server.wal, 50, 40), await valuesOf(leader.server.wal, 50, 40), 'the records from 50 on are the leader\'s');
+      assert.deepEqual((await node.server.wal.hashRange(0, 90)).sha256, (await leader.server.wal.hashRange(0, 90)).sha256, 'HashRange agrees');
+      assert.ok(messages.includes('replication: truncated records the leader does not hold (kept in the side file)'), 'the own records were cut');
+      assert.deepEqual(node.server.wal.epochHistory(), leader.server.wal.epochHistory(), 'the leader\'s epoch history');
+    } finally {
+      await node?.stop();
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a failure between moving the snapshots above a cut aside and the cut leaves none of the divergent state', async () => {
+    const leader = await startServer();
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    const key = Buffer.from('x');
+    let node: FollowerNode | undefined;
+    try {
+      await leader.server.wal.beginEpoch(1);
+      await leader.server.wal.append(values(50, 'a'));
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      await waitFor(() => node!.server.wal.highWatermark === 49, 'the follower to copy 50 records');
+      await node.stop();
+      node = undefined;
+      // The follower leads for a while (epoch 2): it writes x and snapshots its state at 60.
+      const { server: own } = await WaldServer.open({ dir, preallocate: false }, { listen: '127.0.0.1:0' }, hookedLogger(() => undefined));
+      await own.wal.beginEpoch(2);
+      await own.state.append([{ key, value: Buffer.from('divergent') }]);
+      await own.state.append(values(9, 'own'));
+      await own.state.createSnapshot();
+      await own.stop();
+      await leader.server.wal.beginEpoch(3);
+      await leader.server.wal.append(values(20, 'b'));
+      // The first start stops at the move of that snapshot aside (as a crash there would).
+      const failing = new FailFirstMoveAside();
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined), [], failing);
+      const stopped = await node.failed.then(() => undefined, (error: unknown) => error);
+      assert.ok(failing.failed && stopped instanceof Error, `the first start stopped at the injected failure: ${String(stopped)}`);
+      await node.stop();
+      node = undefined;
+      // Started again, it finds the divergence again, cuts it, and converges.
+      for (let start = 0; start < 2; start++) {
+        node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+        await waitFor(() => node!.activeFollower !== undefined && node!.server.wal.highWatermark === 69, 'the follower to reach the leader\'s end');
+        assert.equal(await node.server.state.get(key), undefined, `start ${start + 2}: the divergent key is gone`);
+        assert.deepEqual(await valuesOf(node.server.wal, 50, 20), await valuesOf(leader.server.wal, 50, 20), 'the leader\'s records from 50 on');
+        await node.stop();
+        node = undefined;
+      }
+    } finally {
+      await node?.stop();
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
