@@ -461,6 +461,8 @@ export class AppendPipeline {
         this.finish(pending, this.deadlineError(pending));
       } else kept.push(pending);
     }
+    // Room was made: callers waiting for it would otherwise wait until the next message or close.
+    if (kept.length < this.queue.length) for (const wake of this.roomWaiters.splice(0)) wake();
     this.queue = kept;
   }
 

@@ -79,6 +79,14 @@ export async function* resumingTail(source: TailSource, fromOffset: number, opti
   while (!isAborted(signal)) {
     let failure: WalClientError;
     const call = await source.open(position);
+    // An abort while the stream was being opened (its metadata asked for, a backoff before it)
+    // fired no listener: this stream must not outlive it.
+    if (isAborted(signal)) {
+      // Its status (CANCELLED) is nobody's to read.
+      call.on('error', () => undefined);
+      call.cancel();
+      return;
+    }
     const cancel = (): void => call.cancel();
     signal?.addEventListener('abort', cancel, { once: true });
     try {
@@ -91,6 +99,9 @@ export async function* resumingTail(source: TailSource, fromOffset: number, opti
         const { highWatermark } = batch;
         const lagRecords = highWatermark === undefined ? 0 : Math.max(0, highWatermark + 1 - position);
         yield { records, highWatermark, nextOffset: position, lagRecords };
+        // The time the consumer took over the event is not time without messages: the retry
+        // deadline counts from here.
+        lastMessageAt = Date.now();
       }
       failure = new WalClientError(Status.UNAVAILABLE, 'the server ended the tail');
     } catch (error) {

@@ -89,4 +89,98 @@ describe('WalClient retries', { timeout: 120_000 }, () => {
       await client.close();
     }
   });
+
+  test('a caller waiting for queue room is let in when the retried appends that filled the queue expire', async () => {
+    const h = await startServer();
+    const proxy = await FreezableProxy.start(h.address);
+    // The reconnect waits 500-1000 ms: past the 300 ms deadline of the appends it would retry.
+    const client = new WalClient(proxy.address, {
+      maxQueuedAppends: 2,
+      maxAppendsPerMessage: 1,
+      maxInFlightMessages: 4,
+      retryDeadlineMs: 300,
+      initialBackoffMs: 1000,
+      maxBackoffMs: 1000,
+    });
+    try {
+      await client.append(records(1, 'warm-up'));
+      proxy.freeze();
+      const unanswered = Array.from({ length: 4 }, (_, i) => client.append(records(1, `u${i}`)).catch((e: unknown) => e));
+      await waitForRecords(h.address, 5);
+      // The cut puts the four back in the queue (inside their deadline): the queue is over its room.
+      proxy.cutAndThaw();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const waiting = client.append(records(1, 'waiting'));
+      for (const error of await Promise.all(unanswered)) {
+        assert.ok(error instanceof WalClientError && error.code === status.DEADLINE_EXCEEDED, `the retried appends expired: ${String(error)}`);
+      }
+      // Bounded: an append that waits for room nobody gives back would never settle.
+      const outcome = await Promise.race([waiting, new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting'))]);
+      assert.notEqual(outcome, 'still waiting', 'the waiting append got into the queue once the expired ones left it');
+      assert.equal((await client.read((outcome as { firstOffset: number }).firstOffset, { limit: 1 })).records[0]!.value.toString(), 'waiting-0');
+    } finally {
+      await client.close();
+      await proxy.close();
+      await h.close();
+    }
+  });
+
+  test('a tail whose signal aborts while its stream is being opened ends without opening it for good', async () => {
+    const h = await startServer();
+    let tokenAsked!: () => void;
+    const asked = new Promise<void>((resolve) => (tokenAsked = resolve));
+    // A token provider that takes its time: the tail's first open waits on it.
+    const client = new WalClient(h.address, {
+      token: () => {
+        tokenAsked();
+        return new Promise<string>((resolve) => setTimeout(resolve, 200, 'token'));
+      },
+    });
+    try {
+      const abort = new AbortController();
+      let events = 0;
+      const tail = (async () => {
+        for await (const _event of client.tail(0, { signal: abort.signal })) events++;
+      })();
+      await asked;
+      abort.abort();
+      const outcome = await Promise.race([tail.then(() => 'ended'), new Promise((resolve) => setTimeout(resolve, 5000, 'still running'))]);
+      assert.equal(outcome, 'ended', 'the tail ended on its abort');
+      assert.equal(events, 0, 'and yielded nothing after it');
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
+  test('a tail whose consumer holds an event longer than retryDeadlineMs still resumes after a broken connection', async () => {
+    const h = await startServer();
+    const proxy = await FreezableProxy.start(h.address);
+    const writer = new WalClient(h.address);
+    const client = new WalClient(proxy.address, { retryDeadlineMs: 200, initialBackoffMs: 10, maxBackoffMs: 50 });
+    try {
+      const abort = new AbortController();
+      const seen: string[] = [];
+      for await (const event of client.tail(0, { signal: abort.signal })) {
+        for (const record of event.records) seen.push(record.value.toString());
+        // Caught up on the empty log: the record appended now comes live, with nothing behind it
+        // (the next heartbeat is seconds away).
+        if (seen.length === 0) await writer.append(records(1, 'first'));
+        if (seen.length === 1 && event.records.length > 0) {
+          // The connection breaks while the consumer works on the event for longer than the deadline.
+          proxy.cutAndThaw();
+          await new Promise((resolve) => setTimeout(resolve, 400));
+          await writer.append(records(1, 'second'));
+        }
+        if (seen.length === 2) abort.abort();
+      }
+      assert.deepEqual(seen, ['first-0', 'second-0'], 'the tail resumed from after the first record');
+      assert.ok(proxy.connections >= 2, 'over a new connection');
+    } finally {
+      await client.close();
+      await writer.close();
+      await proxy.close();
+      await h.close();
+    }
+  });
 });
