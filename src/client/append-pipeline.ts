@@ -79,6 +79,8 @@ interface PendingAppend {
 
 interface InFlightMessage {
   readonly appends: readonly PendingAppend[];
+  /** The encoded message's size, bytes. */
+  readonly bytes: number;
 }
 
 type AppendCall = ClientDuplexStream<Buffer, AppendStreamAnswer>;
@@ -111,6 +113,16 @@ function checkOffset(value: number | undefined, name: string): void {
   if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
     throw new RangeError(`${name} must be a non-negative safe integer, got ${String(value)}`);
   }
+}
+
+/**
+ * The server's limit on a request message, bytes, when `failure` is its refusal of one as too large
+ * (`WAL_MESSAGE_TOO_LARGE` with metadata `limit`, src/server/grpc-js-refusals.ts).
+ */
+function messageLimitOf(failure: WalClientError): number | undefined {
+  if (failure.reason !== 'WAL_MESSAGE_TOO_LARGE') return undefined;
+  const limit = Number(failure.metadata['limit']);
+  return Number.isSafeInteger(limit) && limit > 0 ? limit : undefined;
 }
 
 /** `min_replicas` is a uint32 on the wire. */
@@ -167,6 +179,8 @@ export class AppendPipeline {
   private sentAppends = 0;
   private retriedAppends = 0;
   private streamsOpened = 0;
+  /** The largest message the server takes and its refusal, once a refusal said so (`WAL_MESSAGE_TOO_LARGE`). */
+  private messageLimit: { readonly bytes: number; readonly error: WalClientError } | undefined;
 
   constructor(
     private readonly client: Client,
@@ -278,7 +292,30 @@ export class AppendPipeline {
       this.open();
       return;
     }
-    this.send(this.stream, this.takeMessage());
+    const next = this.nextMessage();
+    if (next !== undefined) this.send(this.stream, next.appends, next.message);
+  }
+
+  /**
+   * The next message off the queue, encoded. Once the server has said how large a message it takes
+   * (its refusal of one, `WAL_MESSAGE_TOO_LARGE`), a message over that is split, its second half
+   * going back to the queue, and an append that alone is over it is refused here with the server's
+   * error rather than sent to break the stream again. Undefined when nothing is left to send.
+   */
+  private nextMessage(): { appends: PendingAppend[]; message: Buffer } | undefined {
+    const limit = this.messageLimit;
+    // Bounded: each turn either returns or refuses (and so removes) one append of the queue.
+    while (this.queue.length > 0) {
+      const appends = this.takeMessage();
+      let message = this.encode(appends);
+      while (limit !== undefined && message.length > limit.bytes && appends.length > 1) {
+        this.requeue(appends.splice(Math.ceil(appends.length / 2)));
+        message = this.encode(appends);
+      }
+      if (limit === undefined || message.length <= limit.bytes) return { appends, message };
+      this.finish(appends[0]!, new WalClientError(limit.error.code, `${limit.error.message} (this append alone encodes to ${message.length} bytes)`, { reason: limit.error.reason, metadata: limit.error.metadata, cause: limit.error }));
+    }
+    return undefined;
   }
 
   private takeMessage(): PendingAppend[] {
@@ -300,10 +337,9 @@ export class AppendPipeline {
     return taken;
   }
 
-  private send(stream: AppendCall, appends: PendingAppend[]): void {
+  /** `appends` as one AppendStream message; an idempotent append gets its lane and sequence here, once. */
+  private encode(appends: readonly PendingAppend[]): Buffer {
     const wire: WireAppend[] = appends.map((pending) => {
-      if (pending.wasSent) this.retriedAppends++;
-      pending.wasSent = true;
       if (this.options.idempotent && pending.lane === undefined) {
         pending.lane = this.lanes.acquire();
         pending.sequence = pending.lane.nextSequence++;
@@ -318,8 +354,15 @@ export class AppendPipeline {
         sequence: pending.lane === undefined ? undefined : pending.sequence,
       };
     });
-    const message = encodeAppendStreamRequest(this.nextRequestId++, wire);
-    this.inFlight.push({ appends });
+    return encodeAppendStreamRequest(this.nextRequestId++, wire);
+  }
+
+  private send(stream: AppendCall, appends: readonly PendingAppend[], message: Buffer): void {
+    for (const pending of appends) {
+      if (pending.wasSent) this.retriedAppends++;
+      pending.wasSent = true;
+    }
+    this.inFlight.push({ appends, bytes: message.length });
     this.maxInFlightMessagesSeen = Math.max(this.maxInFlightMessagesSeen, this.inFlight.length);
     this.sentMessages++;
     this.sentAppends += appends.length;
@@ -416,9 +459,22 @@ export class AppendPipeline {
         : isServiceError(error)
           ? WalClientError.fromServiceError(error)
           : new WalClientError(Status.UNAVAILABLE, 'the server ended the AppendStream with appends unanswered');
-    const unanswered = this.inFlight.flatMap((message) => message.appends);
+    const messages = this.inFlight;
     this.inFlight = [];
-    if (!failure.isRetryable) {
+    let unanswered = messages.flatMap((message) => message.appends);
+    const limitBytes = messageLimitOf(failure);
+    if (limitBytes !== undefined) {
+      // The server refused one message as too large, and with it the stream. That message's append
+      // is the one refused; the others were sent in messages it took (written, perhaps, but not
+      // answered) or never read: they are retried, as after a broken connection. Later messages
+      // are kept under the limit (see nextMessage).
+      this.messageLimit = { bytes: limitBytes, error: failure };
+      unanswered = [];
+      for (const message of messages) {
+        if (message.bytes > limitBytes && message.appends.length === 1) this.finish(message.appends[0]!, failure);
+        else unanswered.push(...message.appends);
+      }
+    } else if (!failure.isRetryable) {
       this.failEverything(failure, unanswered);
       return;
     }
@@ -466,12 +522,25 @@ export class AppendPipeline {
     this.queue = kept;
   }
 
+  /**
+   * Rejects every append with `error`: those sent and unanswered (`unanswered`) with its code and
+   * reason but a message saying that they may or may not be written (the stream failed, not
+   * they), those never sent with `error` itself.
+   */
   private failEverything(error: WalClientError, unanswered: readonly PendingAppend[] = []): void {
     const queued = this.queue;
     this.queue = [];
     this.queuedRecords = 0;
     this.queuedBytes = 0;
-    for (const pending of [...unanswered, ...queued]) this.finish(pending, error);
+    if (unanswered.length > 0) {
+      const unknown = new WalClientError(error.code, `the AppendStream failed before the append was answered: it may or may not be written (${error.message})`, {
+        reason: error.reason,
+        metadata: error.metadata,
+        cause: error,
+      });
+      for (const pending of unanswered) this.finish(pending, unknown);
+    }
+    for (const pending of queued) this.finish(pending, error);
     for (const wake of this.roomWaiters.splice(0)) wake();
   }
 

@@ -133,6 +133,39 @@ describe('WalClient', { timeout: 120_000 }, () => {
     }
   });
 
+  test('an append too large for the server is refused alone: the others of the stream it broke are written once, and later ones are refused without breaking it', async () => {
+    const h = await startServer();
+    const client = new WalClient(h.address);
+    try {
+      await client.append(records(1, 'warm-up'));
+      // One turn: 20 small appends (one message), one over the server's max_receive_message_bytes
+      // (alone, it breaks the stream), one more small one.
+      const small = Array.from({ length: 20 }, (_, i) => client.append(records(1, `small-${i}`)));
+      const big = client.append([{ value: Buffer.alloc(6 * 1024 * 1024, 1) }]);
+      const after = client.append(records(1, 'after'));
+      const bigError = await rejectionOf(big);
+      assert.equal(bigError.code, status.RESOURCE_EXHAUSTED);
+      assert.equal(bigError.reason, 'WAL_MESSAGE_TOO_LARGE');
+      const results = await Promise.all([...small, after]);
+      const page = await client.read(0, { limit: 100 });
+      assert.deepEqual(
+        page.records.map((r) => r.value.toString()),
+        ['warm-up-0', ...Array.from({ length: 20 }, (_, i) => `small-${i}-0`), 'after-0'],
+        'every small append written once, in order',
+      );
+      assert.deepEqual(results.map((r) => r.firstOffset), Array.from({ length: 21 }, (_, i) => 1 + i), 'each answered with its own offset');
+      const streams = client.appendCounters().streamsOpened;
+      assert.ok(streams >= 2, 'the refusal ended the first stream');
+      const again = await rejectionOf(client.append([{ value: Buffer.alloc(6 * 1024 * 1024, 2) }]));
+      assert.equal(again.reason, 'WAL_MESSAGE_TOO_LARGE', 'refused by the client, with the limit the server named');
+      assert.equal((await client.append(records(1, 'last'))).firstOffset, 22);
+      assert.equal(client.appendCounters().streamsOpened, streams, 'without breaking the stream again');
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
   test('expectedEpoch fences appends: a stale epoch is WAL_EPOCH_MISMATCH, writes nothing, and leaves the others of its message alone', async () => {
     const h = await startServer();
     const client = new WalClient(h.address);
