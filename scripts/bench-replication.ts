@@ -20,7 +20,9 @@
  *   local subscriber sees, with no replication at all). r3a: the
  *   same load's append latency p99 (send to acknowledgement) with the follower copying, against
  *   a leader alone under the same load (before the pair starts): whether the load generator
- *   saturates the leader whatever replication does.
+ *   saturates the leader whatever replication does. r3d, the lag's floor, alternating with the lag
+ *   runs (`sync-latency-floor.ts`): node:fs alone making one batch durable every 2 ms, the sync a
+ *   follower must wait for before it reports a batch durable; its p99 is the lowest r3 the disk allows.
  * - r4, synchronous replication: unary `Append` of one record, 64 in flight, with `min_replicas: 1`
  *   (answered once the follower reported the batch durable over ReportFollower) against the same
  *   appends without it, on the same leader and follower, alternating (`measurePair`).
@@ -29,6 +31,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WalClient } from '../src/client/wal-client.js';
+import { encodedRecordBytes, encodeFrame } from '../src/codec/frame.js';
 import type { GetStatsResponse } from '../src/gen/wald/v1/stats.js';
 import { rawClient, startServe, unary, type ServeChild } from '../test/support/wald-serve-child.js';
 import type { BenchConfig } from './bench/bench-config.js';
@@ -41,6 +44,7 @@ import { diskCatchUp, transportCatchUp, type CatchUpShape } from './bench/catch-
 import { FLOW_CONTROL_WINDOW_BATCHES, MAX_RECEIVE_MESSAGE_BYTES } from '../src/replication/follower-node.js';
 import { FOLLOWER_OPTION_DECLARATIONS } from '../src/replication/follower-options.js';
 import { percentile, summarize } from './bench/summary.js';
+import { syncLatencies } from './bench/sync-latency-floor.js';
 
 const RECORD_BYTES = 100;
 const FILL_BATCH_RECORDS = 1000;
@@ -293,6 +297,11 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
     const p50s: number[] = [];
     const p99s: number[] = [];
     const rates50k: number[] = [];
+    const floorP50s: number[] = [];
+    const floorP99s: number[] = [];
+    // One lag batch's frame as the follower stores it (the load's appends carry no key).
+    const lagBatch = Array.from({ length: LAG_BATCH_RECORDS }, () => ({ value: Buffer.alloc(RECORD_BYTES, 7) }));
+    const batchBytes = encodeFrame(lagBatch, lagBatch.reduce((sum, record) => sum + encodedRecordBytes(record), 0)).length;
     let minReplicas: Awaited<ReturnType<typeof measurePair>> | undefined;
     try {
       await lagFollower.waitForLog((line) => line['msg'] === 'replication: following');
@@ -307,6 +316,10 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
         p99s.push(percentile(lags, 99));
         rates50k.push(load.acknowledged / ((config.runMs * 3) / 1000));
         withFollowerAppendP99s.push(percentile(load.appendLatencies, 99));
+        config.progress(`replication: lag floor run ${run + 1}, node:fs alone, write + fdatasync of ${batchBytes} B every ${LAG_INTERVAL_MS} ms`);
+        const syncs = await syncLatencies(temp.dir, batchBytes, LAG_INTERVAL_MS, config.runMs * 3);
+        floorP50s.push(percentile(syncs, 50));
+        floorP99s.push(percentile(syncs, 99));
       }
       config.progress(`replication: r4, unary Append with min_replicas: 1 vs without, ${MIN_REPLICAS_CONCURRENCY} in flight`);
       const plain = appendRequestOf(Buffer.alloc(RECORD_BYTES, 2), 1);
@@ -332,6 +345,15 @@ export async function runReplicationBench(config: BenchConfig): Promise<BenchPar
         baseline: { name: soloTail, summary: summarize(soloLagP99s) },
         target: { kind: 'at-most', value: 5 },
         notes: [load],
+      }),
+    );
+    rows.push(
+      makeRow({
+        id: 'r3d',
+        name: 'floor: node:fs alone, write + fdatasync of one lag batch into a zero-filled file every 2 ms, p99 of each sync',
+        unit: 'ms',
+        wald: summarize(floorP99s),
+        notes: [`${batchBytes.toLocaleString('en')} B per sync (${LAG_BATCH_RECORDS} records as the follower stores them); p50 ${summarize(floorP50s).median.toFixed(2)} ms; alternating with the lag runs`],
       }),
     );
     rows.push(
