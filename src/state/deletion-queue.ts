@@ -7,7 +7,9 @@ import { DELETED, type EntryStore } from './entry-store.js';
 /**
  * Each `DELETE` that removed a key: its slot and offset. An entry goes stale when its key is put
  * again (and maybe deleted again, which adds another entry); stale entries are skipped, and dropped
- * before they outnumber the deletions still current by much.
+ * before they outnumber the deletions still current by much. A transaction deletes, puts and
+ * deletes one key at one offset (its COMMIT's): both entries then look current, and a slot is
+ * taken once.
  */
 export class DeletionQueue {
   private slots: number[] = [];
@@ -28,7 +30,14 @@ export class DeletionQueue {
     let end = 0;
     while (end < this.slots.length && this.offsets[end]! < offset) end++;
     const current: number[] = [];
-    for (let i = 0; i < end; i++) if (this.isCurrent(this.slots[i]!, this.offsets[i]!)) current.push(this.slots[i]!);
+    const taken = new Set<number>();
+    for (let i = 0; i < end; i++) {
+      const slot = this.slots[i]!;
+      if (this.isCurrent(slot, this.offsets[i]!) && !taken.has(slot)) {
+        taken.add(slot);
+        current.push(slot);
+      }
+    }
     this.slots.splice(0, end);
     this.offsets.splice(0, end);
     return current;
@@ -42,8 +51,10 @@ export class DeletionQueue {
   private compact(): void {
     const slots: number[] = [];
     const offsets: number[] = [];
+    const kept = new Set<number>();
     for (let i = 0; i < this.slots.length; i++) {
-      if (!this.isCurrent(this.slots[i]!, this.offsets[i]!)) continue;
+      if (!this.isCurrent(this.slots[i]!, this.offsets[i]!) || kept.has(this.slots[i]!)) continue;
+      kept.add(this.slots[i]!);
       slots.push(this.slots[i]!);
       offsets.push(this.offsets[i]!);
     }

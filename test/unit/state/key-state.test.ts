@@ -13,6 +13,7 @@ import { describe, test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import fc from 'fast-check';
+import { encodeTxnWrites } from '../../../src/codec/txn-writes.js';
 import { isWalError } from '../../../src/errors.js';
 import { ENTRY_OVERHEAD_BYTES, KeyState, TOMBSTONE_OVERHEAD_BYTES, type StateRecord } from '../../../src/state/key-state.js';
 import type { StateView } from '../../../src/state/state-view.js';
@@ -413,5 +414,21 @@ describe('KeyState', () => {
     assert.deepEqual(once.list({ prefix: Buffer.from('key-0'), limit: 7 }), stepwise.list({ prefix: Buffer.from('key-0'), limit: 7 }));
     assert.equal(once.get(Buffer.from('key-00002')), undefined);
     assert.equal(once.get(Buffer.from('key-01001'))?.value.toString(), `v${offset - 9}`);
+  });
+
+  test('a transaction that deletes a key, puts it and deletes it again leaves one deletion to forget', () => {
+    const state = new KeyState();
+    const key = Buffer.from('k');
+    state.apply({ type: 'put', key, value: Buffer.from('v0'), offset: 0, timestamp: 1 });
+    const empty = new KeyState().memoryBytes;
+    // Every write of a transaction takes its COMMIT's offset: two deletions of k at offset 1.
+    const writes = [{ op: 'delete' as const, key, value: Buffer.alloc(0) }, { op: 'put' as const, key, value: Buffer.from('v1') }, { op: 'delete' as const, key, value: Buffer.alloc(0) }];
+    state.applyTxnPayload(1, 2, encodeTxnWrites([...writes, { op: 'delete', key: Buffer.from('other'), value: Buffer.alloc(0) }]));
+    assert.equal(state.get(key), undefined);
+    state.forgetChangesBefore(2);
+    assert.equal(state.size, 0);
+    assert.equal(state.memoryBytes, empty, 'no tombstone is left behind');
+    state.apply({ type: 'put', key, value: Buffer.from('v2'), offset: 2, timestamp: 3 });
+    assert.equal(state.get(key)?.value.toString(), 'v2');
   });
 });
