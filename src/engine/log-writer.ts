@@ -11,7 +11,7 @@ import { NextSegment } from './next-segment.js';
 import type { RecentFrames } from './recent-frames.js';
 import type { Segment } from './segment.js';
 import type { SegmentList } from './segment-list.js';
-import { createSegmentFile, newFrameSeed, type SegmentTarget } from './segment-file.js';
+import { createSegmentFile, newFrameSeed, SegmentInPlaceError, type SegmentTarget } from './segment-file.js';
 import { isNoSpace, walErrorFromStorage } from './storage-errors.js';
 import type { AppendResult, IoStats, WriteState } from './types.js';
 import type { ResolvedWalOptions } from './wal-options.js';
@@ -425,7 +425,19 @@ export class LogWriter {
     // The log's seed; a log begun by format version 1 (seed 0) gets one from its first new segment.
     const seed = target?.header.frameSeed ?? (old.frameSeed === 0 ? newFrameSeed() : old.frameSeed);
     const isReplaced = target !== undefined && old.nextOffset === old.baseOffset && target.header.baseOffset === old.baseOffset;
-    const { segment, file } = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io, seed, target);
+    let created: ReturnType<typeof createSegmentFile>;
+    try {
+      created = createSegmentFile(this.options, old.nextOffset, this.next.take(), this.io, seed, target);
+    } catch (error) {
+      if (!(error instanceof SegmentInPlaceError)) throw error;
+      // The new segment is in the directory, perhaps for good: writing on into the old one (or,
+      // for a replaced empty segment, into a file no longer in the directory) would leave a log
+      // the next open cannot read. As after a failed fdatasync, the log takes no more writes;
+      // reopened, it finds the new segment empty after the old one's last record, or not at all.
+      this.enterWriteState('read-only');
+      throw new WalError('WAL_IO_ERROR', `${error.message}; the log is read-only until re-opened`, error.details, { cause: error });
+    }
+    const { segment, file } = created;
     if (isReplaced) {
       this.segments.replaceActive(segment);
       this.activeFile = file;

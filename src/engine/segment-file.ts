@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { encodeSegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_BYTES, type SegmentHeader } from '../codec/segment-header.js';
-import type { StorageFile } from '../storage/storage.js';
+import { WalError } from '../errors.js';
+import { StorageError, type StorageFile } from '../storage/storage.js';
 import { Segment } from './segment.js';
 import { PREALLOCATED_FILE, TEMP_SUFFIX } from './segment-name.js';
 import type { IoStats } from './types.js';
@@ -34,6 +35,7 @@ export function createSegmentFile(
   segment.frameSeed = frameSeed;
   const tempPath = prepared === undefined ? segment.path + TEMP_SUFFIX : join(dir, PREALLOCATED_FILE);
   const file = prepared ?? storage.open(tempPath, 'create-new');
+  let isInPlace = false;
   try {
     file.writev([header], 0);
     file.datasync();
@@ -41,19 +43,34 @@ export function createSegmentFile(
     io.bytesWritten += header.length;
     io.fsyncs++;
     storage.rename(tempPath, segment.path);
+    isInPlace = true;
     storage.syncDir(dir);
   } catch (error) {
     try {
       file.close();
-      storage.unlink(tempPath);
+      if (!isInPlace) storage.unlink(tempPath);
     } catch {
       // Debris is removed at the next open.
     }
+    if (isInPlace) throw new SegmentInPlaceError(segment.name, error);
     throw error;
   }
   segment.fileSize = Math.max(file.size(), SEGMENT_HEADER_BYTES);
   segment.attach(file);
   return { segment, file };
+}
+
+/**
+ * The directory fsync after a new segment was renamed into place failed: the segment (its header,
+ * synced) is in the directory under its name, and may or may not stay there after a power cut.
+ * A log that goes on writing into the segment before it would then leave an empty segment that no
+ * longer follows it (the next open refuses the gap): a writer that meets this stops writing.
+ */
+export class SegmentInPlaceError extends WalError {
+  constructor(segmentName: string, cause: unknown) {
+    const code = cause instanceof StorageError ? cause.code : 'EUNKNOWN';
+    super('WAL_IO_ERROR', `fsync of the data directory after creating segment ${segmentName} failed: ${code}`, { segment: segmentName, errno: code }, { cause });
+  }
 }
 
 /** A segment of another log to write as it is (a follower's copy of its leader's): its header, decoded and as bytes. */

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { encodeSegmentHeader } from '../../src/codec/segment-header.js';
 import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
@@ -91,6 +92,30 @@ describe('appendFrames under disk failures', () => {
       await reopened.close();
     });
   }
+
+  test('a failed directory fsync when the leader\'s segment replaces the empty one makes the log read-only; it reopens and takes the run', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk);
+    const seed = 0x5eed;
+    const header = encodeSegmentHeader({ formatVersion: 2, baseOffset: 0, segmentId: 'ef'.repeat(16), createdAtMs: 5, frameSeed: seed });
+    const run = [handFrame(0, 2, 1, seed)];
+    // The first directory fsync is the epoch history's (the run starts epoch 1 and marks the log a
+    // copy); the second, the one after the leader's segment is renamed over the empty one.
+    disk.inject({ op: 'syncDir', code: 'EIO', path: /^\/follower$/, after: 1 });
+    await assert.rejects(wal.appendFrames(run, { segmentHeader: header }), (e) => isWalError(e, 'WAL_IO_ERROR'));
+    assert.equal(wal.stats().writeState, 'read-only', 'the leader\'s segment is in the directory: nothing more goes into the file it replaced');
+    await assert.rejects(async () => wal.append([{ value: Buffer.from('own') }]), (e) => isWalError(e, 'WAL_READ_ONLY'));
+    await wal.close();
+    disk.crash();
+    const reopened = await open(disk);
+    assert.equal(reopened.nextOffset, 0);
+    assert.deepEqual(await reopened.appendFrames(run, { segmentHeader: header }), { firstOffset: 0, lastOffset: 1, nextOffset: 2 });
+    assert.deepEqual(await values(reopened), ['hand 0', 'hand 1']);
+    await reopened.close();
+    const again = await open(disk);
+    assert.deepEqual(await values(again), ['hand 0', 'hand 1']);
+    await again.close();
+  });
 
   test('a failed write of the epoch history refuses a run that starts an epoch, before any frame is written', async () => {
     const disk = new MemDisk();

@@ -197,6 +197,39 @@ describe('fsync failures', () => {
   });
 });
 
+describe('a failed directory fsync at rotation', () => {
+  for (const preallocate of [false, true]) {
+    test(`preallocate ${preallocate}: the new segment is in place, so the log goes read-only and reopens with every acknowledged record`, async () => {
+      const disk = new MemDisk();
+      const wal = await open(disk, { preallocate, segmentSizeBytes: 4096 });
+      const acknowledged: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        await wal.append([v(`r${i}`.padEnd(100, '.'))]);
+        acknowledged.push(`r${i}`.padEnd(100, '.'));
+      }
+      const segments = wal.stats().segmentCount;
+      // The next batch does not fit: the rotation syncs the directory after renaming the new segment in.
+      disk.inject({ op: 'syncDir', code: 'EIO', path: /^\/data$/ });
+      const big = Array.from({ length: 20 }, (_, i) => v(`big${i}`.padEnd(100, '.')));
+      await assert.rejects(wal.append(big), (e) => isWalError(e, 'WAL_IO_ERROR'));
+      assert.equal(wal.stats().writeState, 'read-only');
+      // Written into the old segment after the new one, it would leave a log that does not reopen.
+      await assert.rejects(async () => wal.append([v('after')]), (e) => isWalError(e, 'WAL_READ_ONLY'));
+      await wal.close();
+      for (const crashed of [false, true]) {
+        if (crashed) disk.crash();
+        const reopened = await open(disk, { preallocate, segmentSizeBytes: 4096 });
+        assert.deepEqual(await values(reopened), acknowledged, crashed ? 'after a power cut' : 'after a close');
+        assert.ok(reopened.stats().segmentCount >= segments);
+        await reopened.append([v('next')]);
+        acknowledged.push('next');
+        assert.deepEqual(await values(reopened), acknowledged);
+        await reopened.close();
+      }
+    });
+  }
+});
+
 describe('a queue facing a failed sync', () => {
   test("interval: a batch queued when the timer's sync fails is rejected with WAL_READ_ONLY and never written", async () => {
     // The timer's sync has to fail while a batch waits in the queue: the batch is appended in a
