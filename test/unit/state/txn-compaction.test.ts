@@ -2,7 +2,9 @@
  * Transactions through compaction: key compaction drops the PREPAREs of aborted transactions,
  * duplicate PREPAREs and committed PREPAREs whose writes are all superseded, keeps in-doubt ones
  * and every COMMIT and ABORT; the view rebuilt from the log alone, or from a snapshot taken with a
- * transaction in doubt after the segments below it were deleted, answers as before.
+ * transaction in doubt after the segments below it were deleted, answers as before; a PREPARE
+ * whose outcome the table does not know (a forgotten transaction, or an older one of a reused id
+ * after a rebuild met only the newer one's COMMIT) is kept, and so are the tombstones of its keys.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -28,9 +30,9 @@ interface Opened {
   close(): Promise<void>;
 }
 
-async function open(storage: Storage, clock: FakeClock): Promise<Opened> {
+async function open(storage: Storage, clock: FakeClock, txnMaxEnded?: number): Promise<Opened> {
   const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: 4096, indexIntervalBytes: 256, clock: clock.now, onWarning: () => {} });
-  const { keeper } = await StateKeeper.open({ wal, storage, options: { tombstoneRetentionMs: 0 }, clock: clock.now });
+  const { keeper } = await StateKeeper.open({ wal, storage, options: { tombstoneRetentionMs: 0, ...(txnMaxEnded === undefined ? {} : { txnMaxEnded }) }, clock: clock.now });
   const compactor = new Compactor({ wal, state: keeper, storage, options: { ...STATE_OPTIONS.defaults.compaction, retentionMs: 0, keepSnapshots: 1 }, clock: clock.now });
   return {
     wal,
@@ -153,6 +155,75 @@ describe('transactions and compaction below a snapshot', () => {
       assert.equal((await again.keeper.get(b('p')))!.offset, commit.firstOffset);
       assert.equal(await valueOf(again.keeper, 'q'), undefined);
       assert.equal(await valueOf(again.keeper, 'g'), undefined);
+    } finally {
+      await again.close();
+    }
+  });
+
+});
+
+describe('key compaction and transactions whose outcome the table does not know', () => {
+  test('a PREPARE of a transaction the table forgot keeps the tombstones of the keys it puts', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    // The table remembers one ended transaction: t is forgotten once u ends.
+    const opened = await open(disk.mount(), clock, 1);
+    const { keeper, wal } = opened;
+    await keeper.prepare(b('t'), [put('k', '1')]);
+    await keeper.commit(b('t'));
+    await keeper.prepare(b('u'), [put('other', '1')]);
+    await keeper.commit(b('u'));
+    await keeper.caughtUp();
+    assert.equal(keeper.txnState(b('t')), 'unknown', 't is forgotten');
+    await keeper.append([{ type: 'delete', key: b('k'), value: Buffer.alloc(0) }]);
+    await seal(keeper, wal);
+    await keeper.caughtUp();
+    clock.advance(1000);
+    await compactKeys(keeper, wal, { thresholdPercent: 0, clock: clock.now });
+    const records = await readAll(wal);
+    assert.ok(records.some((r) => r.type === 'prepare' && r.key?.toString() === 't'), 't\'s PREPARE stays (its outcome is not known)');
+    assert.ok(records.some((r) => r.type === 'delete'), 'and so does the tombstone of k');
+    await opened.close();
+    // Rebuilt from the log alone: t's PREPARE and COMMIT replay k = 1, and the DELETE removes it.
+    const again = await open(disk.mount(), clock, 1);
+    try {
+      assert.equal(await valueOf(again.keeper, 'k'), undefined);
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('after a rebuild that met a COMMIT without its PREPARE, an older PREPARE of the reused id is kept', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const opened = await open(disk.mount(), clock, 1);
+    const { keeper, wal } = opened;
+    // t's first transaction, forgotten once u ends; then the id is used again.
+    await keeper.prepare(b('t'), [put('a', '1')]);
+    await keeper.commit(b('t'));
+    await keeper.prepare(b('u'), [put('other', '1')]);
+    await keeper.commit(b('u'));
+    await keeper.caughtUp();
+    await keeper.prepare(b('t'), [put('bb', '2')]);
+    await keeper.commit(b('t'));
+    // The second t's only write is superseded: its PREPARE goes at the first compaction.
+    await keeper.append([{ key: b('bb'), value: b('3') }]);
+    await seal(keeper, wal);
+    await keeper.caughtUp();
+    await compactKeys(keeper, wal, { thresholdPercent: 0, clock: clock.now });
+    await opened.close();
+    // Rebuilt from the log: the second t's COMMIT comes without a PREPARE before it.
+    const rebuilt = await open(disk.mount(), clock, 1);
+    await seal(rebuilt.keeper, rebuilt.wal);
+    await rebuilt.keeper.caughtUp();
+    await compactKeys(rebuilt.keeper, rebuilt.wal, { thresholdPercent: 0, clock: clock.now });
+    const prepares = (await readAll(rebuilt.wal)).filter((r) => r.type === 'prepare' && r.key?.toString() === 't');
+    assert.equal(prepares.length, 1, 'the first t\'s PREPARE stays: its write of a is live');
+    await rebuilt.close();
+    const again = await open(disk.mount(), clock, 1);
+    try {
+      assert.equal(await valueOf(again.keeper, 'a'), '1');
+      assert.equal(await valueOf(again.keeper, 'bb'), '3');
     } finally {
       await again.close();
     }
