@@ -4,7 +4,7 @@ import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { decodeSegmentHeader } from '../codec/segment-header.js';
 import { openStorage } from '../engine/storage-options.js';
-import { TRUNCATED_DIR, truncateLogFrom } from '../engine/truncate-log-from.js';
+import { truncateLogFrom } from '../engine/truncate-log-from.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import type { WalOptions } from '../engine/wal-options.js';
 import { backoffDelayMs } from '../client/backoff.js';
@@ -14,7 +14,7 @@ import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import { ReplicationState } from '../server/replication-state.js';
 import type { ServerOptions } from '../server/server-options.js';
 import { WaldServer } from '../server/wald-server.js';
-import { listSnapshots } from '../state/snapshot-reader.js';
+import { setAsideSnapshotsAbove } from '../state/snapshots-set-aside.js';
 import { DEFAULT_SNAPSHOT_DIR, snapshotDirOf } from '../state/state-options.js';
 import type { Storage } from '../storage/storage.js';
 import { sleep } from './abortable-sleep.js';
@@ -244,7 +244,7 @@ export class FollowerNode {
       // Snapshots first: a crash between the two steps leaves the divergent records in the log,
       // which the next start finds and cuts again. The other order would leave a cut log with a
       // snapshot of the divergent state, skipped only until the log grows past it again.
-      const moved = this.moveSnapshotsAbove(outcome.offset);
+      const moved = setAsideSnapshotsAbove(this.storage, dir, snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR), outcome.offset).length;
       const report = truncateLogFrom(this.storage, dir, outcome.offset);
       const sideFile = report.sideFile === undefined ? undefined : join(dir, report.sideFile);
       this.logger.warn(
@@ -256,24 +256,6 @@ export class FollowerNode {
     const identity = await this.leaderIdentity(outcome.snapshotOffset);
     const installed = await installLeaderSnapshot(this.channel, this.storage, dir, outcome.snapshotId, identity, this.logger);
     this.logger.warn({ ...installed, leaderFirstOffset: outcome.leaderFirstOffset }, 'replication: the leader compacted past this follower: installed its snapshot');
-  }
-
-  /**
-   * Moves the snapshots whose state includes records from `offset` on into `<dir>/truncated/` (the
-   * engine's truncation leaves snapshots to their owner): the
-   * offsets from there on are given out again by the leader, so those states must never be loaded.
-   */
-  private moveSnapshotsAbove(offset: number): number {
-    const dir = this.init.walOptions.dir;
-    const snapshotDir = snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR);
-    const above = listSnapshots(this.storage, snapshotDir).snapshots.filter((info) => info.walOffset > offset);
-    if (above.length === 0) return 0;
-    const side = join(dir, TRUNCATED_DIR);
-    this.storage.mkdirp(side);
-    for (const info of above) this.storage.rename(info.path, join(side, info.path.slice(info.path.lastIndexOf('/') + 1)));
-    this.storage.syncDir(side);
-    this.storage.syncDir(snapshotDir);
-    return above.length;
   }
 
   /**

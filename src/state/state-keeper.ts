@@ -11,6 +11,7 @@ import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
 import { RecordApplier } from './record-applier.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
+import { setAsideSnapshotsAbove } from './snapshots-set-aside.js';
 import { writeSnapshot, type WrittenSnapshot } from './snapshot-writer.js';
 import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
 import type { StateView } from './state-view.js';
@@ -210,6 +211,9 @@ export class StateKeeper {
     const options = resolveStateOptions(init.options);
     const snapshotDir = snapshotDirOf(wal.dir, options.snapshotDir);
     const logEnd = wal.highWatermark + 1;
+    // A snapshot beyond the log's end holds records the log lost (a power cut under `none` took
+    // what it covered): out of the directory before the log reuses those offsets and grows past it.
+    const setAside = setAsideSnapshotsAbove(storage, wal.dir, snapshotDir, logEnd);
     const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd, txnMaxEnded: options.txnMaxEnded });
     const loaded = newest.loaded;
     const replayedFrom = loaded?.state.nextOffset ?? wal.firstOffset;
@@ -233,7 +237,10 @@ export class StateKeeper {
           loaded === undefined || head === undefined
             ? undefined
             : { id: head.id, type: head.type, walOffset: head.walOffset, keyCount: snapshotKeyCount, path: head.path, chainLength: loaded.chain.length },
-        skippedSnapshots: newest.failures,
+        skippedSnapshots: [
+          ...setAside.map((path): SnapshotProblem => ({ ok: false, file: path, reason: `its wal offset is beyond the log's end (${logEnd}): moved out of the snapshot directory` })),
+          ...newest.failures,
+        ],
         replayedFrom,
         recordsReplayed,
         keyCount: state.size,

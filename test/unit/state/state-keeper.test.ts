@@ -352,7 +352,7 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
-  test('recovery starts from the newest snapshot, skipping a damaged one and one beyond the log, and says so', async () => {
+  test('recovery starts from the newest snapshot, skipping a damaged one and moving one beyond the log aside, and says so', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
     const first = await openKeeper(storage);
@@ -375,7 +375,9 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
       assert.equal(second.report.snapshot?.walOffset, 2);
       assert.equal(second.report.snapshot?.keyCount, 2);
       assert.equal(second.report.recordsReplayed, 1);
-      assert.deepEqual(second.report.skippedSnapshots.map((s) => s.file), [beyond.path]);
+      const setAside = beyond.path.replace(SNAPSHOTS, `${DIR}/truncated`);
+      assert.deepEqual(second.report.skippedSnapshots.map((s) => s.file), [setAside], 'the one beyond the log, moved to truncated/');
+      assert.ok(disk.fileBytes(setAside) !== undefined && disk.fileBytes(beyond.path) === undefined);
       assert.deepEqual((await contents(second.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b']);
     } finally {
       await second.close();
@@ -387,7 +389,7 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     try {
       assert.equal(third.report.snapshot?.id, older.id);
       assert.equal(third.report.recordsReplayed, 2);
-      assert.deepEqual(third.report.skippedSnapshots.map((s) => s.file), [beyond.path, newer.path]);
+      assert.deepEqual(third.report.skippedSnapshots.map((s) => s.file), [newer.path]);
       assert.deepEqual((await contents(third.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b']);
     } finally {
       await third.close();
@@ -537,6 +539,47 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
       disk.clearFaults();
       await keeper.close();
       await wal.close();
+    }
+  });
+
+  test('a snapshot beyond the log\'s end after a power cut is moved aside, never loaded once the log grows past it', async () => {
+    const disk = new MemDisk();
+    const open = async (): Promise<{ wal: Wal; keeper: StateKeeper; report: Awaited<ReturnType<typeof StateKeeper.open>>['report'] }> => {
+      const storage = disk.mount();
+      const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, syncPolicy: 'none' });
+      const { keeper, report } = await StateKeeper.open({ wal, storage });
+      return { wal, keeper, report };
+    };
+    const first = await open();
+    for (let i = 0; i < 10; i++) await first.keeper.append([{ key: Buffer.from(`a${i}`), value: Buffer.from('kept') }]);
+    await first.wal.sync();
+    // Under `none` the snapshot covers records only written: durable itself, ahead of the log.
+    for (let i = 0; i < 10; i++) await first.keeper.append([{ key: Buffer.from('lost'), value: Buffer.from(`lost${i}`) }]);
+    const snapshot = await first.keeper.createSnapshot();
+    assert.equal(snapshot.walOffset, 20);
+    disk.crash();
+
+    const second = await open();
+    assert.equal(second.wal.nextOffset, 10, 'the power cut took the unsynced records');
+    assert.equal(await second.keeper.get(Buffer.from('lost')), undefined);
+    assert.ok(second.report.skippedSnapshots.some((p) => /moved out of the snapshot directory/.test(p.reason)), 'reported as moved aside');
+    assert.deepEqual(listSnapshots(disk.mount(), SNAPSHOTS).snapshots, [], 'no longer in the snapshot directory');
+    assert.ok(disk.mount().list(`${DIR}/truncated`).some((name) => name.endsWith('.snap')), 'kept in truncated/');
+    // The log reuses the lost offsets and grows past the snapshot's.
+    for (let i = 0; i < 15; i++) await second.keeper.append([{ key: Buffer.from('new'), value: Buffer.from(`new${i}`) }]);
+    await second.wal.sync();
+    await second.keeper.close();
+    await second.wal.close();
+
+    const third = await open();
+    try {
+      assert.equal(third.report.snapshot, undefined, 'the stale snapshot is not loaded');
+      assert.equal(await third.keeper.get(Buffer.from('lost')), undefined, 'nothing of the lost records');
+      assert.equal((await third.keeper.get(Buffer.from('new')))?.value.toString(), 'new14');
+      assert.equal((await third.keeper.get(Buffer.from('a9')))?.value.toString(), 'kept');
+    } finally {
+      await third.keeper.close();
+      await third.wal.close();
     }
   });
 });
