@@ -88,13 +88,17 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
    * appends to the log; the epoch is durable (`Wal.beginEpoch`) before the server takes writes
    * (`promoted`). Promotions run one at a time. A follower whose epoch cannot be begun once it
    * stopped following emits `promotionFailed` (its owner stops the server: see FollowerNode).
+   * Before a follower takes writes, `caughtUp` (the key-value view applying everything the log
+   * holds) settles: the transaction rules judge a COMMIT or ABORT against the view's table, which
+   * must not miss an outcome the leader's frames just brought (a COMMIT accepted over an ABORT
+   * still unapplied would be acknowledged and never take effect).
    *
    * @throws WalError `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) when `requested` is not
    *   greater than the greatest epoch seen (nothing changes then: the follower goes on following);
    *   the errors of `FollowingControl.stop` (nothing changes then either); the errors of
    *   `Wal.beginEpoch`.
    */
-  promote(wal: Wal, requested: number | undefined): Promise<{ readonly epoch: number; readonly startOffset: number }> {
+  promote(wal: Wal, requested: number | undefined, caughtUp: () => Promise<void> = async () => {}): Promise<{ readonly epoch: number; readonly startOffset: number }> {
     const run = this.promotion.then(async () => {
       const current = Math.max(wal.epoch, this.seenEpoch);
       const epoch = requested ?? current + 1;
@@ -110,6 +114,12 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
         throw error;
       }
       if (this.following !== undefined) {
+        try {
+          await caughtUp();
+        } catch (error) {
+          this.emit('promotionFailed', error);
+          throw error;
+        }
         this.following = undefined;
         this.emit('promoted');
       }

@@ -14,7 +14,7 @@ import type { RpcContext } from './rpc-context.js';
  */
 export async function promote(request: PromoteRequest, context: RpcContext): Promise<PromoteResponse> {
   const requested = request.epoch === undefined ? undefined : epochField(request.epoch);
-  const started = await context.replication.promote(context.wal, requested);
+  const started = await context.replication.promote(context.wal, requested, () => context.state.caughtUp());
   context.logger.info({ epoch: started.epoch, startOffset: started.startOffset }, 'promoted: this server leads now');
   return { epoch: BigInt(started.epoch), startOffset: BigInt(started.startOffset) };
 }

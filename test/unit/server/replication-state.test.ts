@@ -1,7 +1,7 @@
 /**
  * ReplicationState: what a follower refuses (WAL_NOT_LEADER naming the leader), and promotion: the
  * epoch checked before anything changes, the follow loop stopped before the new epoch is made
- * durable, `promoted` once, promotions one at a time.
+ * durable, writes taken only once the view caught up, `promoted` once, promotions one at a time.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -45,6 +45,31 @@ describe('ReplicationState', () => {
       assert.equal(state.role, 'leader');
       state.assertLeader('Append');
       assert.equal(wal.epoch, 5);
+    } finally {
+      await wal.close();
+    }
+  });
+
+  test('a promoted follower takes writes only once its view has applied what the log holds', async () => {
+    const wal = await openWal();
+    try {
+      const state = new ReplicationState({ leaderAddress: '192.0.2.1:7070', stop: async () => {} });
+      let applied!: () => void;
+      const viewCaughtUp = new Promise<void>((resolve) => (applied = resolve));
+      let isAsked = false;
+      const promoting = state.promote(wal, undefined, () => {
+        isAsked = true;
+        return viewCaughtUp;
+      });
+      // Bounded: the promotion reaches the wait within a few turns.
+      for (let i = 0; i < 100 && !isAsked; i++) await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(isAsked, 'the promotion waits for the view');
+      assert.equal(wal.epoch, 1, 'the epoch is durable already');
+      assert.equal(state.role, 'follower', 'but writes are still refused');
+      assert.throws(() => state.assertLeader('Commit'), (error: unknown) => isWalError(error, 'WAL_NOT_LEADER'));
+      applied();
+      assert.deepEqual(await promoting, { epoch: 1, startOffset: 2 });
+      assert.equal(state.role, 'leader');
     } finally {
       await wal.close();
     }
