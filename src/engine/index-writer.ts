@@ -21,9 +21,13 @@ export class IndexWriter {
     private readonly io: IoStats,
   ) {}
 
-  /** The index of `segment`, with the producer table as it stands (the log's state at its end). */
-  writeIndex(segment: Segment): void {
-    this.write(segment.indexPath, encodeSegmentIndex(segment, this.producers.snapshot()));
+  /**
+   * The index of `segment`, with the producer table as of its end: `producers` when given (a
+   * segment recovery rebuilt, below the end of the log), else the table as it stands (a segment
+   * just sealed: the log's state is its end's).
+   */
+  writeIndex(segment: Segment, producers: readonly ProducerState[] = this.producers.snapshot()): void {
+    this.write(segment.indexPath, encodeSegmentIndex(segment, producers));
   }
 
   /**

@@ -3,6 +3,7 @@ import { checksumFrame, stampFrame, syncLag, type ProducerStamp } from '../codec
 import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import { WalError } from '../errors.js';
 import type { StorageFile } from '../storage/storage.js';
+import type { ProducerState } from '../codec/index-file.js';
 import { DiskFullProbe } from './disk-full-probe.js';
 import type { CheckedFrame } from './frame-run-check.js';
 import { IndexWriter } from './index-writer.js';
@@ -471,8 +472,8 @@ export class LogWriter {
   }
 
   /** Persists a segment's index (a sealed one, or the active one at a clean close). */
-  writeIndex(segment: Segment): void {
-    this.files.writeIndex(segment);
+  writeIndex(segment: Segment, producers?: readonly ProducerState[]): void {
+    this.files.writeIndex(segment, producers);
   }
 
   /**

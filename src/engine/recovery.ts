@@ -19,8 +19,12 @@ export interface RecoveredLog {
   readonly segments: Segment[];
   /** The idempotent-append table as of the end of the log, oldest first. */
   readonly producers: ProducerState[];
-  /** Sealed segments whose index was rebuilt by a scan: their index files should be written again. */
-  readonly rebuilt: Segment[];
+  /**
+   * Sealed segments whose index was rebuilt by a scan, with the idempotent-append table as of each
+   * one's end (its index carries it: a later cut of the log takes the table from the last index
+   * left): their index files should be written again.
+   */
+  readonly rebuilt: RebuiltSegment[];
   /** The latest timestamp the log has given out (-1: none), so that new ones never go below it. */
   readonly lastTimestamp: number;
   /** The recovery point read from `RECOVERY`, if any. */
@@ -30,13 +34,21 @@ export interface RecoveredLog {
   readonly report: RecoveryReport;
 }
 
+/** A sealed segment whose index a scan rebuilt, and the producer table as of its end. */
+export interface RebuiltSegment {
+  readonly segment: Segment;
+  readonly producers: ProducerState[];
+}
+
 interface RecoveryContext {
   readonly storage: Storage;
   readonly dir: string;
   readonly indexIntervalBytes: number;
   readonly faults: RecoveryFault[];
-  readonly rebuilt: Segment[];
+  readonly rebuilt: RebuiltSegment[];
   producers: ProducerState[];
+  /** Each producer's latest state so far, least recently written first: the table as of where the scan is. */
+  latestProducers: Map<string, ProducerState>;
   /** Every offset below this was durable before the crash (from `RECOVERY`; 0: nothing known). */
   readonly durableBefore: number;
   /**
@@ -75,6 +87,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
     faults: [],
     rebuilt: [],
     producers: [],
+    latestProducers: new Map(),
     durableBefore: recoveryPoint?.durableNext ?? 0,
     hasRecoveryPoint: recoveryPoint !== undefined,
     trustsFrameClaims: epochs?.isReplicated !== true,
@@ -85,6 +98,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   const clean = readCleanMarker(storage, dir, names);
   const saved = readProducerFile(storage, dir, names);
   context.producers = [...(saved?.producers ?? [])];
+  context.latestProducers = latestOf(context.producers);
   const bases = names
     .map(parseSegmentFileName)
     .filter((base): base is number => base !== undefined)
@@ -216,7 +230,7 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
       }
       segment.nextOffset = Math.max(segment.nextOffset, compactedNextOffset);
     }
-    if (indexed === undefined && !isLast) context.rebuilt.push(segment);
+    if (indexed === undefined && !isLast) context.rebuilt.push({ segment, producers: [...context.latestProducers.values()] });
     return segment;
   } finally {
     file.close();
@@ -266,6 +280,7 @@ function loadIndex(
   segment.firstTimestamp = index.entryCount > 0 ? index.firstTimestamp : -1;
   segment.lastTimestamp = index.entryCount > 0 ? index.lastTimestamp : -1;
   context.producers = [...index.producers];
+  context.latestProducers = latestOf(context.producers);
   return segment;
 }
 
@@ -299,12 +314,10 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
       segment.noteFrame(start + rel, align8(header.length), header.baseOffset, header.recordCount, header.timestamp, context.indexIntervalBytes);
       const producer = decodeProducer(buf, rel, header);
       if (producer !== undefined) {
-        context.producers.push({
-          ...producer,
-          firstOffset: header.baseOffset,
-          lastOffset: header.baseOffset + header.recordCount - 1,
-          timestamp: header.timestamp,
-        });
+        const state = { ...producer, firstOffset: header.baseOffset, lastOffset: header.baseOffset + header.recordCount - 1, timestamp: header.timestamp };
+        context.producers.push(state);
+        context.latestProducers.delete(state.producerId);
+        context.latestProducers.set(state.producerId, state);
       }
       rel += align8(header.length);
       continue;
@@ -449,4 +462,14 @@ function corruption(
     `corruption in segment ${segment} at byte ${position} (${reason}); last good offset ${lastGoodOffset}${after}`,
     { segment, position, reason, lastGoodOffset, nextGoodOffset, nextGoodPosition },
   );
+}
+
+/** Each producer's latest state in `states` (log order), least recently written first. */
+function latestOf(states: readonly ProducerState[]): Map<string, ProducerState> {
+  const latest = new Map<string, ProducerState>();
+  for (const state of states) {
+    latest.delete(state.producerId);
+    latest.set(state.producerId, state);
+  }
+  return latest;
 }

@@ -127,9 +127,9 @@ export class Wal {
       }, io, recovered.lastTimestamp, recent);
       const epochs = EpochHistory.open(storage, dir, recovered.epochs, active.nextOffset);
       writer.epoch = epochs.epoch;
-      for (const segment of recovered.rebuilt) {
+      for (const { segment, producers: asOfItsEnd } of recovered.rebuilt) {
         try {
-          writer.writeIndex(segment);
+          writer.writeIndex(segment, asOfItsEnd);
         } catch {
           // Derived data: the next open rebuilds it again.
         }

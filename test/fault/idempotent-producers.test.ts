@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { truncateLogFrom } from '../../src/engine/truncate-log-from.js';
 import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
 import { isWalError } from '../../src/errors.js';
@@ -100,5 +101,30 @@ describe('idempotent producers', () => {
     assert.deepEqual(retry, { ...one, duplicate: true }, 'the retry is recognised though its segment is gone');
     await assert.rejects(async () => reopened.append([record('zero')], { producerId: 'p', sequence: 0 }), (e) => isWalError(e, 'WAL_SEQUENCE_STALE'));
     await reopened.close();
+  });
+
+  test('a sealed index rebuilt at open holds the producers as of its segment, so a cut above it forgets the later sequences', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk);
+    await wal.append([record('first')], { producerId: 'p', sequence: 1 });
+    // The index of the first segment is not written at its rotation (rebuilt at the next open).
+    disk.inject({ op: 'create', code: 'EIO', path: /\.idx/ });
+    while (wal.stats().segmentCount === 1) await wal.append([record('filler')]);
+    await wal.append([record('second segment')]);
+    const second = await wal.append([record('second')], { producerId: 'p', sequence: 2 });
+    await wal.close();
+    // The open rebuilds the first segment's index: as of that segment's end, p is at sequence 1.
+    await (await open(disk)).close();
+    // A follower's divergence cut at the second sequence: its record is no longer in the log.
+    truncateLogFrom(disk.mount(), DIR, second.firstOffset);
+    const reopened = await open(disk);
+    try {
+      assert.equal(reopened.nextOffset, second.firstOffset);
+      const retry = await reopened.append([record('second')], { producerId: 'p', sequence: 2 });
+      assert.deepEqual({ firstOffset: retry.firstOffset, duplicate: retry.duplicate }, { firstOffset: second.firstOffset, duplicate: false }, 'written, not answered as a duplicate of a record the log lost');
+      assert.equal((await reopened.read(second.firstOffset, { limit: 1 }))[0]?.value.toString().trimEnd().replace(/\.+$/, ''), 'second');
+    } finally {
+      await reopened.close();
+    }
   });
 });
