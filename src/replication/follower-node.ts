@@ -244,7 +244,7 @@ export class FollowerNode {
       // Snapshots first: a crash between the two steps leaves the divergent records in the log,
       // which the next start finds and cuts again. The other order would leave a cut log with a
       // snapshot of the divergent state, skipped only until the log grows past it again.
-      const moved = setAsideSnapshotsAbove(this.storage, dir, snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR), outcome.offset).length;
+      const moved = setAsideSnapshotsAbove(this.storage, snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR), outcome.offset).length;
       const report = truncateLogFrom(this.storage, dir, outcome.offset);
       const sideFile = report.sideFile === undefined ? undefined : join(dir, report.sideFile);
       this.logger.warn(

@@ -88,23 +88,26 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
    * appends to the log; the epoch is durable (`Wal.beginEpoch`) before the server takes writes
    * (`promoted`). Promotions run one at a time. A follower whose epoch cannot be begun once it
    * stopped following emits `promotionFailed` (its owner stops the server: see FollowerNode).
-   * Before a follower takes writes, `caughtUp` (the key-value view applying everything the log
+   * Before a follower takes writes, `view.caughtUp` (the key-value view applying everything the log
    * holds) settles: the transaction rules judge a COMMIT or ABORT against the view's table, which
    * must not miss an outcome the leader's frames just brought (a COMMIT accepted over an ABORT
-   * still unapplied would be acknowledged and never take effect).
+   * still unapplied would be acknowledged and never take effect). A view that already failed
+   * (`view.check` throws) refuses the promotion before anything changes: the follower goes on
+   * following.
    *
    * @throws WalError `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) when `requested` is not
    *   greater than the greatest epoch seen (nothing changes then: the follower goes on following);
    *   the errors of `FollowingControl.stop` (nothing changes then either); the errors of
    *   `Wal.beginEpoch`.
    */
-  promote(wal: Wal, requested: number | undefined, caughtUp: () => Promise<void> = async () => {}): Promise<{ readonly epoch: number; readonly startOffset: number }> {
+  promote(wal: Wal, requested: number | undefined, view: PromotedView = NO_VIEW): Promise<{ readonly epoch: number; readonly startOffset: number }> {
     const run = this.promotion.then(async () => {
       const current = Math.max(wal.epoch, this.seenEpoch);
       const epoch = requested ?? current + 1;
       if (epoch <= current || epoch > MAX_EPOCH) {
         throw new WalError('WAL_EPOCH_MISMATCH', `cannot lead in epoch ${epoch}: it must be greater than ${current}, the greatest seen`, { epoch, currentEpoch: current });
       }
+      if (this.following !== undefined) view.check();
       await this.following?.stop();
       let started;
       try {
@@ -115,7 +118,7 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
       }
       if (this.following !== undefined) {
         try {
-          await caughtUp();
+          await view.caughtUp();
         } catch (error) {
           this.emit('promotionFailed', error);
           throw error;
@@ -129,6 +132,16 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
     return run;
   }
 }
+
+/** What a promotion needs of the key-value view over the log (`StateKeeper`). */
+export interface PromotedView {
+  /** Throws the view's failure when it has stopped (the promotion is refused before anything changes). */
+  check(): void;
+  /** Resolves once the view has applied everything the log holds. */
+  caughtUp(): Promise<void>;
+}
+
+const NO_VIEW: PromotedView = { check: () => undefined, caughtUp: async () => undefined };
 
 /** How a follower lets the server stop it: its leader's address and the stop of its follow loop. */
 export interface FollowingControl {

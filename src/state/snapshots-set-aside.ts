@@ -1,39 +1,39 @@
 /**
- * Snapshots whose state the log no longer has, moved out of the snapshot directory.
+ * Snapshots whose state the log no longer has, set aside in the snapshot directory.
  */
-import { basename, join } from 'node:path';
-import { TRUNCATED_DIR } from '../engine/truncate-log-from.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import type { Storage } from '../storage/storage.js';
 import { listSnapshots } from './snapshot-reader.js';
 
 /**
- * Moves the snapshots of `snapshotDir` whose wal offset is above `offset` into
- * `<dataDir>/truncated/` (newest first, so that an incremental never outlives its base in the
- * snapshot directory; each rename made durable): their state holds records at or past `offset`
- * that the log does not have (cut off, or lost in a power cut under `sync_policy: none`), and the
- * log will give those offsets to other records. Left in place, such a snapshot would be loaded as
- * soon as the log grew past it again. Returns the paths they were moved to.
- *
- * Throws `WalError` `WAL_IO_ERROR` when a file cannot be moved.
+ * The suffix a set-aside snapshot file gets (`<id>.snap.set-aside`): no listing, load, prune or
+ * GetSnapshot takes it for a snapshot any more, and its bytes stay for whoever wants to look.
  */
-export function setAsideSnapshotsAbove(storage: Storage, dataDir: string, snapshotDir: string, offset: number): string[] {
+export const SET_ASIDE_SUFFIX = '.set-aside';
+
+/**
+ * Sets aside the snapshots of `snapshotDir` whose wal offset is above `offset`, renaming each to
+ * `<name>.set-aside` in the same directory (a rename that never crosses file systems, wherever
+ * `snapshot_dir` points), newest first so that an incremental never outlives its base, each
+ * rename made durable: their state holds records at or past `offset` that the log does not have
+ * (cut off, or lost in a power cut under `sync_policy: none`), and the log will give those offsets
+ * to other records. Left as they were, such a snapshot would be loaded as soon as the log grew
+ * past it again. Returns the paths they were renamed to.
+ *
+ * Throws `WalError` `WAL_IO_ERROR` when a file cannot be renamed.
+ */
+export function setAsideSnapshotsAbove(storage: Storage, snapshotDir: string, offset: number): string[] {
   const above = listSnapshots(storage, snapshotDir).snapshots.filter((info) => info.walOffset > offset);
-  if (above.length === 0) return [];
-  const side = join(dataDir, TRUNCATED_DIR);
-  const moved: string[] = [];
+  const renamed: string[] = [];
   try {
-    storage.mkdirp(side);
-    storage.syncDir(dataDir);
     for (const info of above.reverse()) {
-      const to = join(side, basename(info.path));
+      const to = info.path + SET_ASIDE_SUFFIX;
       storage.rename(info.path, to);
-      storage.syncDir(side);
       storage.syncDir(snapshotDir);
-      moved.push(to);
+      renamed.push(to);
     }
   } catch (error) {
-    throw walErrorFromStorage(error, `moving snapshots above offset ${offset} out of ${snapshotDir}`, { dir: snapshotDir });
+    throw walErrorFromStorage(error, `setting aside the snapshots above offset ${offset} in ${snapshotDir}`, { dir: snapshotDir });
   }
-  return moved;
+  return renamed;
 }

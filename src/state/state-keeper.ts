@@ -11,7 +11,7 @@ import { ENTRY_OVERHEAD_BYTES, KeyState, type KeyEntry } from './key-state.js';
 import { RecordApplier } from './record-applier.js';
 import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots, loadNewestSnapshot, type SnapshotProblem } from './snapshot-reader.js';
-import { setAsideSnapshotsAbove } from './snapshots-set-aside.js';
+import { SET_ASIDE_SUFFIX, setAsideSnapshotsAbove } from './snapshots-set-aside.js';
 import { writeSnapshot, type WrittenSnapshot } from './snapshot-writer.js';
 import { resolveStateOptions, snapshotDirOf, type StateOptions } from './state-options.js';
 import type { StateView } from './state-view.js';
@@ -212,8 +212,8 @@ export class StateKeeper {
     const snapshotDir = snapshotDirOf(wal.dir, options.snapshotDir);
     const logEnd = wal.highWatermark + 1;
     // A snapshot beyond the log's end holds records the log lost (a power cut under `none` took
-    // what it covered): out of the directory before the log reuses those offsets and grows past it.
-    const setAside = setAsideSnapshotsAbove(storage, wal.dir, snapshotDir, logEnd);
+    // what it covered): set aside before the log reuses those offsets and grows past it.
+    const setAside = setAsideSnapshotsAbove(storage, snapshotDir, logEnd);
     const newest = await loadNewestSnapshot(storage, snapshotDir, { maxStateBytes: options.maxStateBytes, maxWalOffset: logEnd, txnMaxEnded: options.txnMaxEnded });
     const loaded = newest.loaded;
     const replayedFrom = loaded?.state.nextOffset ?? wal.firstOffset;
@@ -238,7 +238,7 @@ export class StateKeeper {
             ? undefined
             : { id: head.id, type: head.type, walOffset: head.walOffset, keyCount: snapshotKeyCount, path: head.path, chainLength: loaded.chain.length },
         skippedSnapshots: [
-          ...setAside.map((path): SnapshotProblem => ({ ok: false, file: path, reason: `its wal offset is beyond the log's end (${logEnd}): moved out of the snapshot directory` })),
+          ...setAside.map((path): SnapshotProblem => ({ ok: false, file: path, reason: `its wal offset is beyond the log's end (${logEnd}): set aside, renamed to ${SET_ASIDE_SUFFIX}` })),
           ...newest.failures,
         ],
         replayedFrom,
@@ -685,7 +685,11 @@ export class StateKeeper {
     if (failure.code !== 'WAL_CLOSED') this.onFailure?.(failure);
   }
 
-  private checkUsable(): void {
+  /**
+   * Throws what a call would throw now: the failure that stopped the view, or `WAL_CLOSED`. For a
+   * caller about to rely on the view (a promotion) before it changes anything.
+   */
+  checkUsable(): void {
     if (this.failure !== undefined) throw this.failure;
     if (this.isClosed) throw new WalError('WAL_CLOSED', 'the key-value view is closed', {});
   }

@@ -9,12 +9,13 @@ import type { RpcContext } from './rpc-context.js';
  * request, one more than the greatest this server has seen (its log's, or its leader's).
  *
  * Rejects with `WAL_EPOCH_MISMATCH` (details `epoch`, `currentEpoch`) for an epoch not greater
- * than that, `WAL_INVALID_ARGUMENT` (field `epoch`) above 2^48 - 1, and the errors of
+ * than that, `WAL_INVALID_ARGUMENT` (field `epoch`) above 2^48 - 1, the failure that stopped the
+ * follower's key-value view (before anything changes: it goes on following), and the errors of
  * `Wal.beginEpoch` (`WAL_READ_ONLY`, `WAL_IO_ERROR`, ...).
  */
 export async function promote(request: PromoteRequest, context: RpcContext): Promise<PromoteResponse> {
   const requested = request.epoch === undefined ? undefined : epochField(request.epoch);
-  const started = await context.replication.promote(context.wal, requested, () => context.state.caughtUp());
+  const started = await context.replication.promote(context.wal, requested, { check: () => context.state.checkUsable(), caughtUp: () => context.state.caughtUp() });
   context.logger.info({ epoch: started.epoch, startOffset: started.startOffset }, 'promoted: this server leads now');
   return { epoch: BigInt(started.epoch), startOffset: BigInt(started.startOffset) };
 }

@@ -57,9 +57,12 @@ describe('ReplicationState', () => {
       let applied!: () => void;
       const viewCaughtUp = new Promise<void>((resolve) => (applied = resolve));
       let isAsked = false;
-      const promoting = state.promote(wal, undefined, () => {
-        isAsked = true;
-        return viewCaughtUp;
+      const promoting = state.promote(wal, undefined, {
+        check: () => undefined,
+        caughtUp: () => {
+          isAsked = true;
+          return viewCaughtUp;
+        },
       });
       // Bounded: the promotion reaches the wait within a few turns.
       for (let i = 0; i < 100 && !isAsked; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -70,6 +73,21 @@ describe('ReplicationState', () => {
       applied();
       assert.deepEqual(await promoting, { epoch: 1, startOffset: 2 });
       assert.equal(state.role, 'leader');
+    } finally {
+      await wal.close();
+    }
+  });
+
+  test('a follower whose view has failed refuses the promotion before anything changes, and keeps following', async () => {
+    const wal = await openWal();
+    try {
+      let stops = 0;
+      const state = new ReplicationState({ leaderAddress: '192.0.2.1:7070', stop: async () => void stops++ });
+      const failed = new Error('the view failed (test)');
+      await assert.rejects(state.promote(wal, undefined, { check: () => { throw failed; }, caughtUp: async () => undefined }), failed);
+      assert.equal(stops, 0, 'the follow loop was not stopped');
+      assert.equal(wal.epoch, 0, 'no epoch was begun');
+      assert.equal(state.role, 'follower');
     } finally {
       await wal.close();
     }

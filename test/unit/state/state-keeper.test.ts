@@ -352,7 +352,7 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
-  test('recovery starts from the newest snapshot, skipping a damaged one and moving one beyond the log aside, and says so', async () => {
+  test('recovery starts from the newest snapshot, skipping a damaged one and setting one beyond the log aside, and says so', async () => {
     const disk = new MemDisk();
     const storage = disk.mount();
     const first = await openKeeper(storage);
@@ -375,8 +375,8 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
       assert.equal(second.report.snapshot?.walOffset, 2);
       assert.equal(second.report.snapshot?.keyCount, 2);
       assert.equal(second.report.recordsReplayed, 1);
-      const setAside = beyond.path.replace(SNAPSHOTS, `${DIR}/truncated`);
-      assert.deepEqual(second.report.skippedSnapshots.map((s) => s.file), [setAside], 'the one beyond the log, moved to truncated/');
+      const setAside = `${beyond.path}.set-aside`;
+      assert.deepEqual(second.report.skippedSnapshots.map((s) => s.file), [setAside], 'the one beyond the log, set aside');
       assert.ok(disk.fileBytes(setAside) !== undefined && disk.fileBytes(beyond.path) === undefined);
       assert.deepEqual((await contents(second.keeper)).map((e) => Buffer.from(e.key, 'hex').toString()), ['b']);
     } finally {
@@ -542,7 +542,7 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
-  test('a snapshot beyond the log\'s end after a power cut is moved aside, never loaded once the log grows past it', async () => {
+  test('a snapshot beyond the log\'s end after a power cut is set aside, never loaded once the log grows past it', async () => {
     const disk = new MemDisk();
     const open = async (): Promise<{ wal: Wal; keeper: StateKeeper; report: Awaited<ReturnType<typeof StateKeeper.open>>['report'] }> => {
       const storage = disk.mount();
@@ -562,9 +562,9 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     const second = await open();
     assert.equal(second.wal.nextOffset, 10, 'the power cut took the unsynced records');
     assert.equal(await second.keeper.get(Buffer.from('lost')), undefined);
-    assert.ok(second.report.skippedSnapshots.some((p) => /moved out of the snapshot directory/.test(p.reason)), 'reported as moved aside');
-    assert.deepEqual(listSnapshots(disk.mount(), SNAPSHOTS).snapshots, [], 'no longer in the snapshot directory');
-    assert.ok(disk.mount().list(`${DIR}/truncated`).some((name) => name.endsWith('.snap')), 'kept in truncated/');
+    assert.ok(second.report.skippedSnapshots.some((p) => /set aside/.test(p.reason)), 'reported as set aside');
+    assert.deepEqual(listSnapshots(disk.mount(), SNAPSHOTS).snapshots, [], 'no longer listed as a snapshot');
+    assert.ok(disk.mount().list(SNAPSHOTS).some((name) => name.endsWith('.snap.set-aside')), 'kept beside them, renamed');
     // The log reuses the lost offsets and grows past the snapshot's.
     for (let i = 0; i < 15; i++) await second.keeper.append([{ key: Buffer.from('new'), value: Buffer.from(`new${i}`) }]);
     await second.wal.sync();
