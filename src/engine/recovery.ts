@@ -225,9 +225,10 @@ function loadSegment(context: RecoveryContext, baseOffset: number, isLast: boole
     if (segment.dataEnd > fileSize) restorePadding(context, segment, fileSize);
     if (compactedNextOffset !== undefined) {
       // Compaction may have dropped the records at the end: the header keeps where they ended.
-      if (!isLast && segment.nextOffset > compactedNextOffset) {
-        throw corruption(segment.name, segment.dataEnd, `frames run to offset ${segment.nextOffset}, past the compacted segment's end ${compactedNextOffset}`, compactedNextOffset - 1, undefined);
-      }
+      // Frames past that end are appends: a cut of the log back to a compacted segment's end
+      // (`truncateLogFrom`, `wald repair`) makes it the active segment, which takes appends, and
+      // is sealed with them at the next rotation. Every frame was checked on the way (checksum,
+      // offsets that only grow), so they are the log's.
       segment.nextOffset = Math.max(segment.nextOffset, compactedNextOffset);
     }
     if (indexed === undefined && !isLast) context.rebuilt.push({ segment, producers: [...context.latestProducers.values()] });

@@ -129,13 +129,12 @@ export function scanSegment(
     rel = ahead.first.position;
     expected = ahead.first.baseOffset;
   }
-  if (compactedEnd !== undefined) {
-    if (endOffset > compactedEnd) {
-      faults.push({ kind: 'corruption', file: name, position: dataEnd, reason: `frames run to offset ${endOffset}, past the compacted segment's end ${compactedEnd}`, lastGoodOffset: compactedEnd - 1 });
-    } else {
-      endOffset = compactedEnd;
-      if (isUnbroken) nextOffset = compactedEnd;
-    }
+  // Frames past a compacted segment's end are appends made after a cut back to that end (the
+  // engine's recovery reads them so too): the segment ends where its frames or its header say,
+  // whichever is later.
+  if (compactedEnd !== undefined && endOffset <= compactedEnd) {
+    endOffset = compactedEnd;
+    if (isUnbroken) nextOffset = compactedEnd;
   }
   return { name, header, fileSize: end, dataEnd, nextOffset, endOffset, frameCount, recordCount, faults };
 }

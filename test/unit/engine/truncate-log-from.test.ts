@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { truncateLogFrom } from '../../../src/engine/truncate-log-from.js';
+import { verifyLog } from '../../../src/offline/log-verifier.js';
+import { compactKeys } from '../../../src/state/key-compaction.js';
+import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { Wal } from '../../../src/engine/wal.js';
 import type { WalOptions } from '../../../src/engine/wal-options.js';
 import { isWalError } from '../../../src/errors.js';
@@ -206,5 +209,41 @@ describe('truncateLogFrom', () => {
         await finished.close();
       }
     }
+  });
+
+  test('cut back to a key-compacted segment\'s end, the log takes appends there, rotates, and reopens; verify agrees', async () => {
+    const disk = new MemDisk();
+    const open = async (): Promise<{ wal: Wal; keeper: StateKeeper }> => {
+      const storage = disk.mount();
+      const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: 4096 });
+      const { keeper } = await StateKeeper.open({ wal, storage, options: { tombstoneRetentionMs: 0 } });
+      return { wal, keeper };
+    };
+    let { wal, keeper } = await open();
+    for (let i = 0; i < 60; i++) await keeper.append([{ key: Buffer.from(`k${i % 3}`), value: Buffer.alloc(100, i) }]);
+    await keeper.caughtUp();
+    assert.ok((await compactKeys(keeper, wal, { thresholdPercent: 0 })).segmentsRewritten > 0);
+    const bases = disk.mount().list(DIR).filter((name) => name.endsWith('.seg')).sort().map((name) => Number(name.slice(0, 20)));
+    await keeper.close();
+    await wal.close();
+    // Cut at the second segment's start: the first, key-compacted, is the last segment now.
+    truncateLogFrom(disk.mount(), DIR, bases[1]!);
+    ({ wal, keeper } = await open());
+    assert.equal(wal.nextOffset, bases[1]);
+    for (let i = 0; i < 80; i++) await keeper.append([{ key: Buffer.from(`n${i}`), value: Buffer.alloc(100, 1) }]);
+    assert.ok(wal.stats().segmentCount > 1, 'the compacted segment was sealed with appends past its compacted end');
+    const end = wal.nextOffset;
+    await keeper.close();
+    await wal.close();
+    ({ wal, keeper } = await open());
+    try {
+      assert.equal(wal.nextOffset, end, 'the log reopens whole');
+      assert.equal((await keeper.get(Buffer.from('n0')))?.value.length, 100);
+    } finally {
+      await keeper.close();
+      await wal.close();
+    }
+    const verified = await verifyLog(disk.mount(), DIR);
+    assert.deepEqual(verified.faults, [], 'the offline verifier reads it as the engine does');
   });
 });
