@@ -59,7 +59,8 @@ export function repairDirName(nowMs: number): string {
  * part of it is impossible and cutting all of it would drop records below `offset` that the
  * operator asked to keep; the error names the frame's offsets so the operator can choose.
  *
- * Throws `WalError`: `WAL_OFFSET_COMPACTED` below the first retained offset,
+ * Throws `WalError`: `WAL_OFFSET_COMPACTED` below the first retained offset, or in a compacted
+ * log below every snapshot that reaches its first offset (detail `minTruncateAt`),
  * `WAL_OFFSET_OUT_OF_RANGE` beyond the end of the log or past damage (the message names the
  * furthest offset that can be cut at), `WAL_INVALID_ARGUMENT` (field `truncateAt`) inside a batch or inside a segment key compaction rewrote,
  * `WAL_CORRUPTION` for a gap between segments before `offset` or a bad segment header.
@@ -138,7 +139,20 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
     const whole = scanSegment(buf, name, bases[holder]!, { isLast, durableBefore: 0, hasRecoveryPoint: true, stopAtDamage: true });
     logEnd = whole.nextOffset;
   }
-  const snapshots = listSnapshots(storage, snapshotDirOf(dir, snapshotDir)).snapshots.filter((info) => info.walOffset > offset).map((info) => info.path);
+  const listed = listSnapshots(storage, snapshotDirOf(dir, snapshotDir)).snapshots;
+  const firstOffset = bases[0]!;
+  // A compacted log's key-value state comes from a snapshot that reaches its first offset: moving
+  // every such snapshot away (they are all above the cut) would leave a log the server cannot open.
+  const reaching = listed.filter((info) => info.walOffset >= firstOffset);
+  if (firstOffset > 0 && reaching.length > 0 && !reaching.some((info) => info.walOffset <= offset)) {
+    const lowest = Math.min(...reaching.map((info) => info.walOffset));
+    throw new WalError(
+      'WAL_OFFSET_COMPACTED',
+      `offset ${offset} would set aside every snapshot that reaches the log's first offset ${firstOffset} (compaction removed the records before it): the key-value state could not be rebuilt; cut at ${lowest} or above`,
+      { truncateAt: offset, firstOffset, minTruncateAt: lowest },
+    );
+  }
+  const snapshots = listed.filter((info) => info.walOffset > offset).map((info) => info.path);
   const epochs = epochsCutAt(readEpochHistoryFile(storage, dir), offset);
   return { offset, logEnd, segment: name, cutPosition, cutBytes, removedSegments, snapshots, epochs };
 }

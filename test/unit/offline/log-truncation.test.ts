@@ -202,6 +202,32 @@ describe('truncating a log offline', () => {
     }
   });
 
+  test('in a compacted log, refuses a cut that would set aside every snapshot reaching its first offset', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40);
+      const firstOffset = log.bases[1]!;
+      // Compacted: the first segment is gone, a snapshot inside the second covers what it held.
+      const { wal } = await Wal.open(testLogOptions(dir));
+      assert.equal(await wal.deleteSegmentsBefore(firstOffset), 1);
+      await wal.close();
+      const frames = log.framesOf(firstOffset);
+      const snapshotAt = frames[3]!.baseOffset;
+      const only = await writeTestSnapshot(join(dir, 'snapshots'), snapshotAt);
+      const before = snapshotOfDir(dir);
+      const inside = frames[1]!.baseOffset;
+      await assert.rejects(truncate(dir, inside), (error: unknown) => isWalError(error, 'WAL_OFFSET_COMPACTED') && error.details['minTruncateAt'] === snapshotAt);
+      assert.deepEqual(snapshotOfDir(dir), before, 'nothing changed');
+      assert.ok(existsSync(only));
+      // At the snapshot's offset the cut keeps it, and the log goes on there.
+      const report = await truncate(dir, snapshotAt);
+      assert.deepEqual(report.snapshots, []);
+      assert.ok(existsSync(only));
+    } finally {
+      remove();
+    }
+  });
+
   test('forgets a producer whose last append is cut, so that its retry is written again rather than acknowledged at a cut offset', async () => {
     const { dir, remove } = makeTempDir('wald-repair-');
     try {
