@@ -45,11 +45,24 @@ const EXPECTED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'WAL_PERMISSION_DENIED',
 ]);
 
+/**
+ * Longest message, and longest ErrorInfo metadata value, a failure sends, in characters. An error
+ * that echoes what the client sent (a key, a transaction id: up to a record's size) goes out in the
+ * trailers three times (message, `google.rpc.Status.message`, metadata): uncut, a key of some 24 KB
+ * passes the 64 KiB header list a grpc-js client accepts, and that client drops the connection
+ * with every call on it. Longer texts are cut, saying by how much.
+ */
+export const MAX_FAILURE_TEXT_CHARS = 1024;
+
+function capped(text: string): string {
+  return text.length <= MAX_FAILURE_TEXT_CHARS ? text : `${text.slice(0, MAX_FAILURE_TEXT_CHARS)}... (${text.length - MAX_FAILURE_TEXT_CHARS} more characters)`;
+}
+
 function stringMetadata(details: Readonly<Record<string, unknown>>): Record<string, string> {
   const metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(details)) {
     if (value !== undefined) {
-      metadata[key] = String(value);
+      metadata[key] = capped(String(value));
     }
   }
   return metadata;
@@ -81,7 +94,7 @@ export function toRpcFailure(thrown: unknown, logger: Logger, context: FailureCo
     } else {
       logger.warn({ rpc: context.rpc, reason: error.code, details: error.details, err: error }, error.message);
     }
-    return { code, message: error.message, reason: error.code, metadata: stringMetadata(error.details) };
+    return { code, message: capped(error.message), reason: error.code, metadata: stringMetadata(error.details) };
   }
   const incidentId = randomUUID();
   logger.error({ rpc: context.rpc, incidentId, err: thrown }, 'unexpected error');
