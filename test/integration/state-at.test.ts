@@ -90,6 +90,25 @@ describe('StateAt', { timeout: 120_000 }, () => {
     }
   });
 
+  test('lookups whose values come to more than max_response_bytes are refused, naming the key and field', async () => {
+    const h = await startServer({ server: { maxResponseBytes: 64 * 1024 } });
+    const client = new WalServiceClient(h.address, credentials.createInsecure());
+    try {
+      await h.server.state.append([{ key: Buffer.from('big'), value: Buffer.alloc(20_000, 1) }]);
+      const three = await stateAt(client, { at: { $case: 'offset', value: 1n }, keys: [Buffer.from('big'), Buffer.from('big'), Buffer.from('big')] });
+      assert.equal(three.lookups.length, 3);
+      // Four copies of the same 20,000-byte value: the request is tiny, the answer would not be.
+      const refused = await failureOf(stateAt(client, { at: { $case: 'offset', value: 1n }, keys: Array.from({ length: 4 }, () => Buffer.from('big')) }));
+      assert.equal(refused.code, status.INVALID_ARGUMENT);
+      assert.equal(refused.reason, 'WAL_INVALID_ARGUMENT');
+      assert.equal(refused.metadata['field'], 'keys');
+      assert.equal(refused.metadata['configKey'], 'max_response_bytes');
+    } finally {
+      client.close();
+      await h.close();
+    }
+  });
+
   test('create_snapshot needs admin and writes a full snapshot of the state at the point; the CLI asks for both', async () => {
     const temp = makeTempDir('wald-state-at-');
     const authFile = join(temp.dir, 'auth.yaml');

@@ -25,6 +25,7 @@ export function stateAtRole(request: StateAtRequest): Role {
  * `create_snapshot` writing a full snapshot of it.
  *
  * Rejects with `WAL_INVALID_ARGUMENT` for more than {@link STATE_AT_MAX_KEYS} keys (field `keys`),
+ * or keys whose bytes and values come to more than `max_response_bytes` (field `keys`),
  * a negative page size (field `list.page_size`), a bad page token (field `page_token`) or an offset
  * or instant above 2^53 - 1; and with the errors of `PointInTimeReplays` (`WAL_POINT_IN_TIME_UNAVAILABLE`,
  * `WAL_OFFSET_OUT_OF_RANGE`, `WAL_TOO_MANY_BUILDS`, `WAL_STATE_FULL`, the log's and the disk's).
@@ -50,8 +51,18 @@ export async function stateAt(request: StateAtRequest, context: RpcContext): Pro
     built = await context.pointInTime.stateAt(point);
   }
   const { state } = built;
+  // The lookups go out whole, in one message: their bytes are bounded as a page's are.
+  const maxBytes = context.options.maxResponseBytes;
+  let lookupBytes = 0;
   const lookups: StateAtLookup[] = request.keys.map((key) => {
     const entry = state.get(key);
+    lookupBytes += key.length + (entry?.value.length ?? 0);
+    if (lookupBytes > maxBytes) {
+      throw invalidArgument('keys', `the keys and values asked for come to more than max_response_bytes (${maxBytes}): ask for fewer keys per request`, {
+        configKey: 'max_response_bytes',
+        limit: maxBytes,
+      });
+    }
     return entry === undefined
       ? { key, found: false, value: Buffer.alloc(0), offset: 0n, timestamp: 0n }
       : { key, found: true, value: entry.value, offset: BigInt(entry.offset), timestamp: BigInt(entry.timestamp) };
