@@ -7,6 +7,7 @@ import { encodeTailFramesResponse, type FramesResponsePosition } from '../wire/t
 import { invalidArgument, safeIntegerField } from './request-fields.js';
 import type { TailQueueBudget } from './tail-queue-budget.js';
 import { shuttingDown, TailStream, type TailSettings } from './tail-stream.js';
+import { MAX_FOLLOWER_ID_BYTES } from './followers/report-follower-session.js';
 
 /**
  * Bytes a frames-mode response holds besides its frames, at most: its offsets, epoch and timestamp
@@ -65,6 +66,12 @@ export class FrameTailStream extends TailStream {
     return this.call.request.followerId;
   }
 
+  /** True when the request names a follower id the leader tracks: not empty, and within {@link MAX_FOLLOWER_ID_BYTES} (a longer one fails the call). */
+  get namesFollower(): boolean {
+    const id = this.call.request.followerId;
+    return id !== '' && Buffer.byteLength(id, 'utf8') <= MAX_FOLLOWER_ID_BYTES;
+  }
+
   /** The offset the follower asked for (`from_offset`), for the leader's log; undefined when not given. */
   get fromOffset(): number | undefined {
     const start = this.call.request.start;
@@ -82,6 +89,7 @@ export class FrameTailStream extends TailStream {
 
   protected override async follow(): Promise<void> {
     try {
+      checkFollowerId(this.call.request.followerId);
       this.nextOffset = this.frameStart();
       const { maxBytes } = this.settings;
       const reservation = maxBytes + Math.ceil(maxBytes / FRAME_FIELDS_SHARE) + FRAME_RESPONSE_FIXED_BYTES;
@@ -191,4 +199,10 @@ export class FrameTailStream extends TailStream {
       highWatermarkTimestamp: isAtHighWatermark ? lastTimestamp : undefined,
     };
   }
+}
+
+/** A frames tail's `follower_id`: as ReportFollower's, at most {@link MAX_FOLLOWER_ID_BYTES} bytes (empty: no follower tracked). */
+function checkFollowerId(followerId: string): void {
+  const bytes = Buffer.byteLength(followerId, 'utf8');
+  if (bytes > MAX_FOLLOWER_ID_BYTES) throw invalidArgument('follower_id', `${bytes} bytes; at most ${MAX_FOLLOWER_ID_BYTES}`, { limit: MAX_FOLLOWER_ID_BYTES });
 }

@@ -226,7 +226,7 @@ export class WaldServer {
     // the tails of a follower of the same id that it tracks.
     const trackedTails = new WeakSet<TailStream>();
     this.tails.on('open', (tail) => {
-      if (tail instanceof FrameTailStream && tail.followerId !== '' && this.followers.tailOpened(tail.followerId, tail.peer, tail.fromOffset)) trackedTails.add(tail);
+      if (tail instanceof FrameTailStream && tail.namesFollower && this.followers.tailOpened(tail.followerId, tail.peer, tail.fromOffset)) trackedTails.add(tail);
     });
     this.tails.on('close', (tail) => {
       if (tail instanceof FrameTailStream && trackedTails.delete(tail)) this.followers.tailClosed(tail.followerId, `tail ${tail.endReason ?? 'ended'}`);

@@ -205,6 +205,11 @@ describe('bearer tokens and roles', { timeout: 120_000 }, () => {
       assert.equal(h.server.followers.size, 0, 'no follower tracked, so no lease');
       assert.equal((await callMethod(client, method, metadataOf('write'), tail('follower-1'))).code, status.OK, 'a write token may follow');
       assert.equal((await callMethod(client, method, metadataOf('read'), tail(''))).code, status.OK, 'a frames tail without a follower id is a read');
+      // The follower id is bounded as ReportFollower's (256 bytes), since GetStats and logs name it.
+      const tooLong = await callMethod(client, method, metadataOf('write'), tail('f'.repeat(300)));
+      assert.equal(tooLong.code, status.INVALID_ARGUMENT);
+      assert.equal(tooLong.metadata['field'], 'follower_id');
+      assert.equal(h.server.followers.size, 1, 'the long id was never tracked');
     } finally {
       client.close();
       await h.close();
