@@ -38,13 +38,21 @@ export class EpochHistory {
     const history = new EpochHistory(storage, dir, file ?? { entries: [], isReplicated: false });
     const entries = history.file.entries;
     const kept = entries.filter((entry) => entry.startOffset <= nextOffset);
-    if (kept.length < entries.length) history.write({ ...history.file, entries: kept });
+    if (kept.length < entries.length) history.write({ ...history.file, entries: kept, floor: floorAfter(history.file, entries.slice(kept.length)) });
     return history;
   }
 
   /** The newest epoch (0 when the history is empty: a log never promoted). */
   get epoch(): number {
     return this.file.entries.at(-1)?.epoch ?? 0;
+  }
+
+  /**
+   * The greatest epoch the history held and no longer holds (a cut of the log, or an open that
+   * dropped an entry past a crashed log's end); 0 when none. A promotion goes above it.
+   */
+  get floor(): number {
+    return this.file.floor ?? 0;
   }
 
   /** The entries, oldest first. */
@@ -75,8 +83,9 @@ export class EpochHistory {
     const isReplicated = this.file.isReplicated || replicated;
     if (added.length === 0 && isReplicated === this.file.isReplicated) return;
     const start = added[0]?.startOffset ?? Number.POSITIVE_INFINITY;
-    const entries = [...this.file.entries.filter((entry) => entry.startOffset <= start), ...added];
-    this.write({ entries, isReplicated });
+    const kept = this.file.entries.filter((entry) => entry.startOffset <= start);
+    const dropped = this.file.entries.filter((entry) => entry.startOffset > start);
+    this.write({ entries: [...kept, ...added], isReplicated, floor: floorAfter(this.file, dropped) });
   }
 
   private write(file: EpochHistoryFile): void {
@@ -112,7 +121,8 @@ export function epochsCutAt(file: EpochHistoryFile | undefined, offset: number):
 
 /**
  * Cuts the epoch history of the closed log in `dir` at `offset` ({@link epochsCutAt}), durably
- * (temp -> fsync -> rename -> directory fsync), and returns the entries removed. Call it after the
+ * (temp -> fsync -> rename -> directory fsync), raising the history's floor to the greatest
+ * epoch removed, and returns the entries removed. Call it after the
  * frames from `offset` on are gone, never before: a history without the epoch of a frame still in
  * the log would misname that frame's leader. Does nothing (and writes nothing) when no entry starts
  * at or after `offset`.
@@ -124,7 +134,12 @@ export function cutEpochHistory(storage: Storage, dir: string, offset: number): 
   const removed = epochsCutAt(file, offset);
   if (file !== undefined && removed.length > 0) {
     const path = join(dir, EPOCHS_FILE);
-    writeFileDurably(storage, path, path + TEMP_SUFFIX, encodeEpochHistory({ ...file, entries: file.entries.filter((entry) => entry.startOffset < offset) }));
+    writeFileDurably(storage, path, path + TEMP_SUFFIX, encodeEpochHistory({ ...file, entries: file.entries.filter((entry) => entry.startOffset < offset), floor: floorAfter(file, removed) }));
   }
   return removed;
+}
+
+/** The floor of `file` once `removed` (entries of it) are gone: the greatest epoch it ever held beyond what stays. */
+function floorAfter(file: EpochHistoryFile, removed: readonly EpochStart[]): number {
+  return Math.max(file.floor ?? 0, ...removed.map((entry) => entry.epoch));
 }

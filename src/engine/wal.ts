@@ -185,6 +185,15 @@ export class Wal {
     return this.writer.epoch;
   }
 
+  /**
+   * The greatest epoch this log's history held and no longer holds (a cut of the log removed it,
+   * or an open dropped it past a crashed log's end); 0 when none. A promotion goes above it, so
+   * that no epoch number is given out twice in one log.
+   */
+  get epochFloor(): number {
+    return this.epochs.floor;
+  }
+
   /** The epoch history, oldest first: from each entry's start offset on, frames carry its epoch (before the first, epoch 0). */
   epochHistory(): readonly EpochStart[] {
     return this.epochs.entries;

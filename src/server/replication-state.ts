@@ -102,7 +102,9 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
    */
   promote(wal: Wal, requested: number | undefined, view: PromotedView = NO_VIEW): Promise<{ readonly epoch: number; readonly startOffset: number }> {
     const run = this.promotion.then(async () => {
-      const current = Math.max(wal.epoch, this.seenEpoch);
+      // Above every epoch this log ever had too: one a repair or a cut removed may be in a
+      // follower's copy, whose records must never pass for the new epoch's.
+      const current = Math.max(wal.epoch, this.seenEpoch, wal.epochFloor);
       const epoch = requested ?? current + 1;
       if (epoch <= current || epoch > MAX_EPOCH) {
         throw new WalError('WAL_EPOCH_MISMATCH', `cannot lead in epoch ${epoch}: it must be greater than ${current}, the greatest seen`, { epoch, currentEpoch: current });

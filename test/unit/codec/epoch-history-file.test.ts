@@ -30,6 +30,20 @@ test('an epoch history round trips, with its replicated flag', () => {
   assert.deepEqual(decodeEpochHistory(encodeEpochHistory(big)), { ok: true, file: big });
 });
 
+test('a history with a floor is version 2 and round trips; without one it stays version 1', () => {
+  const entries = [{ epoch: 1, startOffset: 3 }];
+  const plain = encodeEpochHistory({ entries, isReplicated: false });
+  assert.equal(plain.readUInt16LE(4), 1, 'no floor: version 1, as before');
+  const withFloor = encodeEpochHistory({ entries, isReplicated: true, floor: 2 ** 48 - 1 });
+  assert.equal(withFloor.readUInt16LE(4), 2);
+  assert.deepEqual(decodeEpochHistory(withFloor), { ok: true, file: { entries, isReplicated: true, floor: 2 ** 48 - 1 } });
+  for (let bit = 0; bit < withFloor.length * 8; bit++) {
+    const damaged = Buffer.from(withFloor);
+    damaged[bit >> 3]! ^= 1 << (bit & 7);
+    assert.equal(decodeEpochHistory(damaged).ok, false, `bit ${bit}`);
+  }
+});
+
 test('every flipped bit, every cut, and entries out of order are reported as not ok', () => {
   const file = encodeEpochHistory({ entries: [{ epoch: 2, startOffset: 10 }, { epoch: 5, startOffset: 10 }], isReplicated: true });
   for (let bit = 0; bit < file.length * 8; bit++) {

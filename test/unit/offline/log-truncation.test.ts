@@ -14,6 +14,7 @@ import { verifyDataDir } from '../../../src/offline/data-dir-verifier.js';
 import { readEpochHistoryFile } from '../../../src/engine/epoch-history.js';
 import { applyTruncation, isNothingToCut, planTruncation, type TruncationReport } from '../../../src/offline/log-truncation.js';
 import { compactKeys } from '../../../src/state/key-compaction.js';
+import { ReplicationState } from '../../../src/server/replication-state.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
 import { NodeStorage } from '../../../src/storage/node-storage.js';
 import { assertRecordsEqual, readAllRecords } from '../../support/expect-records.js';
@@ -249,6 +250,38 @@ describe('truncating a log offline', () => {
       } finally {
         await reopened.wal.close();
       }
+    } finally {
+      remove();
+    }
+  });
+
+  test('the epochs a repair cuts raise the floor, so that the next promotion goes above them rather than reusing one', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const { wal } = await Wal.open(testLogOptions(dir));
+      await wal.append(testBatch(0));
+      await wal.beginEpoch(1);
+      await wal.append(testBatch(1));
+      await wal.beginEpoch(2);
+      const cut = wal.nextOffset;
+      await wal.append(testBatch(2));
+      await wal.close();
+      const report = await truncate(dir, cut);
+      assert.deepEqual(report.epochs, [{ epoch: 2, startOffset: cut }]);
+      const reopened = await Wal.open(testLogOptions(dir));
+      try {
+        assert.equal(reopened.wal.epoch, 1, 'the log goes on in the epoch of its last kept frame');
+        assert.equal(reopened.wal.epochFloor, 2, 'but remembers the epoch it cut');
+        // A follower may hold epoch 2's cut records: the promotion must not hand out 2 again.
+        const started = await new ReplicationState().promote(reopened.wal, undefined);
+        assert.deepEqual(started, { epoch: 3, startOffset: cut });
+        await assert.rejects(new ReplicationState().promote(reopened.wal, 3), (error: unknown) => isWalError(error, 'WAL_EPOCH_MISMATCH'));
+      } finally {
+        await reopened.wal.close();
+      }
+      const again = await Wal.open(testLogOptions(dir));
+      assert.equal(again.wal.epochFloor, 2, 'the floor is durable');
+      await again.wal.close();
     } finally {
       remove();
     }
