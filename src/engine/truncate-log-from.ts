@@ -3,7 +3,7 @@ import { align8 } from '../codec/align.js';
 import { checkFrame, type FrameHeader } from '../codec/frame.js';
 import { decodeIndexFile, encodeIndexFile } from '../codec/index-file.js';
 import { decodeRecoveryPoint, encodeRecoveryPoint, RECOVERY_POINT_FILE_BYTES, RECOVERY_POINT_SLOTS } from '../codec/recovery-point-file.js';
-import { decodeSegmentHeader, SEGMENT_HEADER_BYTES, type SegmentHeader } from '../codec/segment-header.js';
+import { decodeSegmentHeader, encodeSegmentHeader, SEGMENT_HEADER_BYTES, type SegmentHeader } from '../codec/segment-header.js';
 import { invalidArgument, WalError } from '../errors.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { Storage } from '../storage/storage.js';
@@ -118,7 +118,7 @@ function truncate(storage: Storage, dir: string, offset: number, nowMs: number):
     const kept = producers.index.producers.filter((producer) => producer.lastOffset < offset);
     writeFileDurably(storage, producersPath, producersPath + TEMP_SUFFIX, encodeIndexFile({ ...producers.index, nextOffset: offset, producers: kept }));
   }
-  if (removed.length > 0) {
+  if (removed.length > 0 || isCompactedStart(holder, offset)) {
     if (storage.exists(join(dir, CLEAN_MARKER_FILE))) storage.unlink(join(dir, CLEAN_MARKER_FILE));
     // The cut segment is the last one now: the next open scans it, and rebuilds the producers from it.
     const holderIndexFile = join(dir, indexFileName(holder.header.baseOffset));
@@ -130,12 +130,19 @@ function truncate(storage: Storage, dir: string, offset: number, nowMs: number):
       storage.unlink(join(dir, segment.name));
       storage.syncDir(dir);
     }
-    const file = storage.open(join(dir, holder.name), 'read-write');
-    try {
-      file.truncate(cutPosition);
-      file.sync();
-    } finally {
-      file.close();
+    if (isCompactedStart(holder, offset)) {
+      // Cut at the start of a key-compacted segment: nothing of the rewrite stays, and neither may
+      // its header's end (the log would go on there, not at `offset`). The segment is replaced,
+      // atomically, by its header without the compacted end.
+      replaceWithPlainHeader(storage, join(dir, holder.name), holder.header);
+    } else {
+      const file = storage.open(join(dir, holder.name), 'read-write');
+      try {
+        file.truncate(cutPosition);
+        file.sync();
+      } finally {
+        file.close();
+      }
     }
     storage.syncDir(dir);
   }
@@ -200,4 +207,18 @@ function scanSegment(storage: Storage, dir: string, name: string): ScannedSegmen
     position += size;
   }
   return { name, header, bytes, frames, dataEnd: position, nextOffset: Math.max(nextOffset, header.compactedNextOffset ?? 0) };
+}
+
+/** True when a cut at `offset` removes every record of `segment`, a key-compacted one. */
+function isCompactedStart(segment: { readonly header: SegmentHeader }, offset: number): boolean {
+  return segment.header.compactedNextOffset !== undefined && offset === segment.header.baseOffset;
+}
+
+/**
+ * Replaces the segment file at `path` by `header` without its compacted end (temp -> fdatasync ->
+ * rename -> directory fsync): an empty segment of the same base offset, id and frame seed. Shared
+ * by the follower's cut and `wald repair`.
+ */
+export function replaceWithPlainHeader(storage: Storage, path: string, header: SegmentHeader): void {
+  writeFileDurably(storage, path, path + TEMP_SUFFIX, encodeSegmentHeader({ ...header, compactedNextOffset: undefined }));
 }

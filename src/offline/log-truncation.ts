@@ -2,10 +2,11 @@ import { basename, dirname, join } from 'node:path';
 import { align8 } from '../codec/align.js';
 import { decodeIndexFile, encodeIndexFile } from '../codec/index-file.js';
 import { decodeRecoveryPoint, encodeRecoveryPoint, RECOVERY_POINT_FILE_BYTES, RECOVERY_POINT_SLOTS } from '../codec/recovery-point-file.js';
-import { SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
+import { decodeSegmentHeader, SEGMENT_HEADER_BYTES } from '../codec/segment-header.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import { cutEpochHistory, epochsCutAt, readEpochHistoryFile } from '../engine/epoch-history.js';
 import { isZero, lastNonZero } from '../engine/recovery.js';
+import { replaceWithPlainHeader } from '../engine/truncate-log-from.js';
 import { CLEAN_MARKER_FILE, indexFileName, parseSegmentFileName, PRODUCERS_FILE, RECOVERY_POINT_FILE, TEMP_SUFFIX } from '../engine/segment-name.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import { invalidArgument, WalError } from '../errors.js';
@@ -96,7 +97,11 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
   }
   if (scan.header === undefined) throw new WalError('WAL_CORRUPTION', `segment ${name}: ${scan.faults[0]?.reason ?? 'bad header'}`, { segment: name, position: 0 });
   const compactedEnd = scan.header.compactedNextOffset;
-  if (compactedEnd !== undefined && offset !== compactedEnd) {
+  // At the start of a key-compacted segment (only the first one: for a later one the segment before
+  // ends there) every record of it goes, and so does its compacted end (see applyTruncation).
+  const isCompactedStart = compactedEnd !== undefined && offset === bases[holder];
+  if (isCompactedStart) cutPosition = SEGMENT_HEADER_BYTES;
+  if (compactedEnd !== undefined && offset !== compactedEnd && !isCompactedStart) {
     // Its header says where it ends: a cut inside would leave that end (and its gaps) behind, and
     // the log would go on at the old end rather than at `offset`.
     throw invalidArgument('truncateAt', `offset ${offset} is inside ${name}, which key compaction rewrote: cut at its start ${bases[holder]} or its end ${compactedEnd}`, {
@@ -227,7 +232,11 @@ function truncate(storage: Storage, dir: string, plan: TruncationPlan, nowMs: nu
   if (storage.exists(cleanPath)) storage.unlink(cleanPath);
   const holderBase = parseSegmentFileName(plan.segment)!;
   const holderIndex = indexFileName(holderBase);
-  if (plan.cutBytes > 0 && storage.exists(join(dir, holderIndex))) storage.rename(join(dir, holderIndex), join(side, holderIndex));
+  // A cut at the start of a key-compacted segment: its header's compacted end goes too (below), or
+  // the log would go on there rather than at the offset; its index, which says the same, goes now.
+  const holderHeader = decodeSegmentHeader(storage.readFile(join(dir, plan.segment)).subarray(0, SEGMENT_HEADER_BYTES));
+  const isCompactedStart = holderHeader.ok && holderHeader.header.compactedNextOffset !== undefined && plan.offset === holderHeader.header.baseOffset;
+  if ((plan.cutBytes > 0 || isCompactedStart) && storage.exists(join(dir, holderIndex))) storage.rename(join(dir, holderIndex), join(side, holderIndex));
   storage.syncDir(dir);
 
   for (const name of [...plan.removedSegments].reverse()) {
@@ -254,6 +263,7 @@ function truncate(storage: Storage, dir: string, plan: TruncationPlan, nowMs: nu
   } finally {
     file.close();
   }
+  if (isCompactedStart && holderHeader.ok) replaceWithPlainHeader(storage, holderPath, holderHeader.header);
   storage.syncDir(dir);
   cutEpochHistory(storage, dir, plan.offset);
 

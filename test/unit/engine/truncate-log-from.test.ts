@@ -246,4 +246,27 @@ describe('truncateLogFrom', () => {
     const verified = await verifyLog(disk.mount(), DIR);
     assert.deepEqual(verified.faults, [], 'the offline verifier reads it as the engine does');
   });
+
+  test('cut at the start of a key-compacted first segment, the log goes on at that offset, not at the compacted end', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: 4096 });
+    const { keeper } = await StateKeeper.open({ wal, storage, options: { tombstoneRetentionMs: 0 } });
+    for (let i = 0; i < 60; i++) await keeper.append([{ key: Buffer.from(`k${i % 3}`), value: Buffer.alloc(100, i) }]);
+    await keeper.caughtUp();
+    assert.ok((await compactKeys(keeper, wal, { thresholdPercent: 0 })).segmentsRewritten > 0);
+    await keeper.close();
+    await wal.close();
+    assert.equal(truncateLogFrom(disk.mount(), DIR, 0).removedRecords, 60);
+    for (const crashed of [false, true]) {
+      if (crashed) disk.crash();
+      const { wal: reopened } = await Wal.open({ dir: DIR, storage: disk.mount(), preallocate: false, segmentSizeBytes: 4096 });
+      try {
+        assert.equal(reopened.nextOffset, crashed ? 1 : 0, crashed ? 'the append before the power cut is there' : 'the log goes on at 0');
+        if (!crashed) assert.equal((await reopened.append([{ value: Buffer.from('again') }])).firstOffset, 0);
+      } finally {
+        await reopened.close();
+      }
+    }
+  });
 });

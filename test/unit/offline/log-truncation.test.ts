@@ -164,6 +164,30 @@ describe('truncating a log offline', () => {
     }
   });
 
+  test('at the start of a key-compacted first segment, cuts every record and its compacted end: the log goes on at 0', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const { wal } = await Wal.open({ dir, storage, segmentSizeBytes: 16 * 1024, preallocate: false });
+      const { keeper } = await StateKeeper.open({ wal, storage });
+      for (let i = 0; i < 1200; i++) await keeper.append([{ key: Buffer.from(`hot-${i % 20}`), value: Buffer.alloc(60, 0x61) }]);
+      await compactKeys(keeper, wal, { thresholdPercent: 0 });
+      assert.ok(wal.listSegments()[0]!.nextOffset > 0);
+      await keeper.close();
+      await wal.close();
+      const report = await truncate(dir, 0);
+      assert.equal(report.offset, 0);
+      const { wal: reopened } = await Wal.open({ dir, storage });
+      try {
+        assert.equal(reopened.nextOffset, 0, 'the log goes on at the cut, not at the compacted end');
+        assert.equal((await reopened.append([{ value: Buffer.from('again') }])).firstOffset, 0);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      remove();
+    }
+  });
+
   test('refuses an offset past damage, naming the furthest cut; cutting there makes a corrupt log open', async () => {
     const { dir, remove } = makeTempDir('wald-repair-');
     try {
