@@ -15,7 +15,9 @@ import type { ResolvedWalOptions } from './wal-options.js';
  * its open file attached. With `target` (a follower writing its leader's segment) the header is
  * the target's bytes, as they are: its id, seed and creation time, not new ones.
  *
- * Throws `StorageError` (the caller maps it); on failure the temp file is removed when possible.
+ * Throws `StorageError` (the caller maps it) when a step before the rename fails (the temp file
+ * is then removed when possible), and {@link SegmentInPlaceError} when the directory fsync after
+ * the rename fails (the segment is then in the directory).
  */
 export function createSegmentFile(
   options: ResolvedWalOptions,
