@@ -77,6 +77,19 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
   let holder = bases.findLastIndex((base) => base <= offset);
   // A segment starting at `offset` goes whole: the one before it ends there.
   if (bases[holder] === offset && holder > 0) holder--;
+  // Damage in a segment before the cut would stay in the log, under records the cut keeps: the
+  // furthest offset a cut can keep is where the first damage starts (each segment is read whole).
+  for (let i = 0; i < holder; i++) {
+    const earlier = scanSegment(await readWholeFile(storage, join(dir, segments[i]!)), segments[i]!, bases[i]!, { isLast: false, durableBefore: 0, hasRecoveryPoint: true, stopAtDamage: true });
+    const damage = earlier.faults[0];
+    if (damage !== undefined) {
+      throw new WalError(
+        'WAL_OFFSET_OUT_OF_RANGE',
+        `offset ${offset} lies past damage in ${segments[i]} at byte ${damage.position} (${damage.reason}): the log can be cut at offset ${earlier.nextOffset} at most`,
+        { truncateAt: offset, segment: segments[i], position: damage.position, maxTruncateAt: earlier.nextOffset },
+      );
+    }
+  }
   const name = segments[holder]!;
   const isLast = holder === segments.length - 1;
   const buf = await readWholeFile(storage, join(dir, name));

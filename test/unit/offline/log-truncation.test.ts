@@ -209,6 +209,27 @@ describe('truncating a log offline', () => {
     }
   });
 
+  test('refuses an offset past damage in an earlier sealed segment too, naming the furthest cut', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 40);
+      assert.ok(log.bases.length >= 2);
+      const damaged = log.framesOf(log.bases[0]!)[3]!;
+      flipByte(join(dir, segmentName(log.bases[0]!)), damaged.position + 20);
+      const later = log.framesOf(log.bases.at(-1)!)[1]!.baseOffset;
+      const before = snapshotOfDir(dir);
+      await assert.rejects(planTruncation(storage, dir, later, 'snapshots'), (error) => {
+        assert.ok(isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'), String(error));
+        assert.equal(error.details['maxTruncateAt'], damaged.baseOffset);
+        assert.equal(error.details['segment'], segmentName(log.bases[0]!));
+        return true;
+      });
+      assert.deepEqual(snapshotOfDir(dir), before, 'nothing changed');
+    } finally {
+      remove();
+    }
+  });
+
   test('moves the snapshots above the offset into the side directory and keeps those at or below it', async () => {
     const { dir, remove } = makeTempDir('wald-repair-');
     try {
