@@ -31,6 +31,8 @@ export interface EmptyLogOptions extends Pick<WalOptions, 'dir' | 'storage' | 'c
    * `replicated` (docs/format.md, "Epoch history").
    */
   readonly epochHistory?: readonly EpochStart[] | undefined;
+  /** True when the caller holds the directory's lock already (and keeps it): no lock is taken. */
+  readonly heldLock?: boolean | undefined;
 }
 
 /**
@@ -63,7 +65,8 @@ export function createEmptyLog(options: EmptyLogOptions): void {
   const entries = epochHistory === undefined ? undefined : checkEpochHistory(epochHistory).filter((entry) => entry.startOffset <= baseOffset);
   const resolved = resolveWalOptions({ dir: options.dir, storage: options.storage, clock: options.clock, preallocate: false }, () => new NodeStorage());
   const { storage, dir } = resolved;
-  const lock = createAndLockDataDir(storage, dir, `cannot create a log in ${dir}`);
+  // A caller that holds the lock already (a snapshot restore, across all its steps) passes it.
+  const lock = options.heldLock === true ? undefined : createAndLockDataDir(storage, dir, `cannot create a log in ${dir}`);
   try {
     const existing = storage.list(dir).find((name) => parseSegmentFileName(name) !== undefined);
     if (existing !== undefined) {
@@ -79,7 +82,7 @@ export function createEmptyLog(options: EmptyLogOptions): void {
   } catch (error) {
     throw walErrorFromStorage(error, `cannot create a log in ${dir}`, { dir });
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 

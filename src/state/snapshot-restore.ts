@@ -105,37 +105,38 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     isVerified = true;
   }
   const snapshotDir = join(dataDir, DEFAULT_SNAPSHOT_DIR);
-  const filesRemoved = prepareDataDir(storage, dataDir, snapshotDir, options.overwrite === true, new Set(options.keepEntries ?? []));
-  createEmptyLog({ dir: dataDir, storage, baseOffset: head.walOffset, ...options.log });
-  const copied: (SnapshotInfo & { checksum: string })[] = [];
-  let bytesCopied = 0;
+  // One lock over every step: no server may open the directory half restored.
+  const lock = createDataDirLocked(storage, dataDir);
   try {
-    storage.mkdirp(snapshotDir);
-    storage.syncDir(dataDir);
-    for (const info of chain) {
-      const to = join(snapshotDir, snapshotFileName(info.id));
-      const checksum = await copySnapshotFile(storage, info, to, (n) => options.onProgress?.('copy', bytesCopied + n, bytesTotal));
-      bytesCopied += info.sizeBytes;
-      copied.push({ ...info, path: to, checksum });
+    const filesRemoved = prepareDataDir(storage, dataDir, snapshotDir, options.overwrite === true, new Set(options.keepEntries ?? []));
+    createEmptyLog({ dir: dataDir, storage, baseOffset: head.walOffset, ...options.log, heldLock: true });
+    const copied: (SnapshotInfo & { checksum: string })[] = [];
+    let bytesCopied = 0;
+    try {
+      storage.mkdirp(snapshotDir);
+      storage.syncDir(dataDir);
+      for (const info of chain) {
+        const to = join(snapshotDir, snapshotFileName(info.id));
+        const checksum = await copySnapshotFile(storage, info, to, (n) => options.onProgress?.('copy', bytesCopied + n, bytesTotal));
+        bytesCopied += info.sizeBytes;
+        copied.push({ ...info, path: to, checksum });
+      }
+      storage.syncDir(snapshotDir);
+    } catch (error) {
+      throw walErrorFromStorage(error, `restoring into ${dataDir}`, { dataDir });
     }
-    storage.syncDir(snapshotDir);
-  } catch (error) {
-    throw walErrorFromStorage(error, `restoring into ${dataDir}`, { dataDir });
+    return { snapshot: copied[copied.length - 1]!, chain: copied, dataDir, snapshotDir, firstOffset: head.walOffset, isVerified, filesRemoved, bytesCopied };
+  } finally {
+    lock.release();
   }
-  return { snapshot: copied[copied.length - 1]!, chain: copied, dataDir, snapshotDir, firstOffset: head.walOffset, isVerified, filesRemoved, bytesCopied };
 }
 
 function unusable(file: string, reason: string): WalError {
   return new WalError('WAL_CORRUPTION', `snapshot ${file} cannot be restored: ${reason}`, { file, reason });
 }
 
-/**
- * Checks that `dataDir` holds nothing but its lock file (creating it when missing), or with
- * `overwrite` removes its files and those of its snapshot directory, under its lock. Returns the
- * files removed.
- */
-function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, overwrite: boolean, keep: ReadonlySet<string>): number {
-  let removed = 0;
+/** Creates `dataDir` when missing (its entry made durable) and locks it. */
+function createDataDirLocked(storage: Storage, dataDir: string): ReturnType<typeof lockDataDir> {
   try {
     const isNew = !storage.exists(dataDir);
     storage.mkdirp(dataDir);
@@ -143,36 +144,40 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
   } catch (error) {
     throw walErrorFromStorage(error, `cannot create ${dataDir}`, { dataDir });
   }
-  const lock = lockDataDir(storage, dataDir, `cannot lock ${dataDir}`);
-  try {
-    const names = storage.list(dataDir).filter((name) => name !== LOCK_FILE && !keep.has(name));
-    if (names.length === 0) return 0;
-    if (!overwrite) {
-      throw new WalError('WAL_INVALID_ARGUMENT', `dataDir: ${dataDir} is not empty (${names.length} entries, e.g. ${names[0]}); pass overwrite to replace what it holds`, {
-        field: 'dataDir',
-        dataDir,
-        entries: names.length,
-      });
-    }
-    const snapshotDirName = basename(snapshotDir);
-    for (const name of names) {
-      const path = join(dataDir, name);
-      if (name === snapshotDirName) {
-        for (const file of storage.list(path)) {
-          removeFile(storage, join(path, file));
-          removed++;
-        }
-        storage.syncDir(path);
-        continue;
-      }
-      removeFile(storage, path);
-      removed++;
-    }
-    storage.syncDir(dataDir);
-    return removed;
-  } finally {
-    lock.release();
+  return lockDataDir(storage, dataDir, `cannot lock ${dataDir}`);
+}
+
+/**
+ * Checks that `dataDir` holds nothing but its lock file, or with `overwrite` removes its files and
+ * those of its snapshot directory. The caller holds the directory's lock. Returns the files removed.
+ */
+function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, overwrite: boolean, keep: ReadonlySet<string>): number {
+  let removed = 0;
+  const names = storage.list(dataDir).filter((name) => name !== LOCK_FILE && !keep.has(name));
+  if (names.length === 0) return 0;
+  if (!overwrite) {
+    throw new WalError('WAL_INVALID_ARGUMENT', `dataDir: ${dataDir} is not empty (${names.length} entries, e.g. ${names[0]}); pass overwrite to replace what it holds`, {
+      field: 'dataDir',
+      dataDir,
+      entries: names.length,
+    });
   }
+  const snapshotDirName = basename(snapshotDir);
+  for (const name of names) {
+    const path = join(dataDir, name);
+    if (name === snapshotDirName) {
+      for (const file of storage.list(path)) {
+        removeFile(storage, join(path, file));
+        removed++;
+      }
+      storage.syncDir(path);
+      continue;
+    }
+    removeFile(storage, path);
+    removed++;
+  }
+  storage.syncDir(dataDir);
+  return removed;
 }
 
 /** Errors of `unlink` on a directory (Linux, macOS). */

@@ -7,6 +7,7 @@
  * wal offset. Never a view that opens with another state.
  */
 import assert from 'node:assert/strict';
+import { lockDataDir } from '../../src/engine/data-dir-lock.js';
 import { describe, test } from 'node:test';
 import { Wal } from '../../src/engine/wal.js';
 import { isWalError } from '../../src/errors.js';
@@ -110,4 +111,24 @@ describe('restore under power cuts', () => {
       assert.deepEqual([...seen].sort(), ['not restored', 'refused', 'restored']);
     });
   }
+
+  test('the data directory stays locked through every step: no log can be opened there while the snapshot is copied', async () => {
+    const disk = new MemDisk();
+    const { source } = await setup(disk, false);
+    let tries = 0;
+    const storage = disk.mount();
+    await restoreSnapshot({
+      storage,
+      source,
+      dataDir: TARGET,
+      onProgress: (phase) => {
+        if (phase !== 'copy' || tries > 0) return;
+        tries++;
+        // The empty log exists by now: an open here would find it without its snapshot.
+        assert.throws(() => lockDataDir(storage, TARGET, 'a server'), (error: unknown) => isWalError(error, 'WAL_LOCKED'));
+      },
+    });
+    assert.equal(tries, 1, 'the copy reported progress');
+    lockDataDir(storage, TARGET, 'after the restore').release();
+  });
 });
