@@ -16,8 +16,8 @@ import type { ResolvedWalOptions } from './wal-options.js';
  * the target's bytes, as they are: its id, seed and creation time, not new ones.
  *
  * Throws `StorageError` (the caller maps it) when a step before the rename fails (the temp file
- * is then removed when possible), and {@link SegmentInPlaceError} when the directory fsync after
- * the rename fails (the segment is then in the directory).
+ * is then removed when possible), and {@link SegmentInPlaceError} when a step after the rename
+ * fails (the directory fsync, the file's size: the segment is then in the directory).
  */
 export function createSegmentFile(
   options: ResolvedWalOptions,
@@ -47,6 +47,7 @@ export function createSegmentFile(
     storage.rename(tempPath, segment.path);
     isInPlace = true;
     storage.syncDir(dir);
+    segment.fileSize = Math.max(file.size(), SEGMENT_HEADER_BYTES);
   } catch (error) {
     try {
       file.close();
@@ -57,7 +58,6 @@ export function createSegmentFile(
     if (isInPlace) throw new SegmentInPlaceError(segment.name, error);
     throw error;
   }
-  segment.fileSize = Math.max(file.size(), SEGMENT_HEADER_BYTES);
   segment.attach(file);
   return { segment, file };
 }
