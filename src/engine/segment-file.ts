@@ -71,7 +71,8 @@ export function createSegmentFile(
 export class SegmentInPlaceError extends WalError {
   constructor(segmentName: string, cause: unknown) {
     const code = cause instanceof StorageError ? cause.code : 'EUNKNOWN';
-    super('WAL_IO_ERROR', `fsync of the data directory after creating segment ${segmentName} failed: ${code}`, { segment: segmentName, errno: code }, { cause });
+    const step = cause instanceof StorageError && cause.syscall !== '' ? cause.syscall : 'a step';
+    super('WAL_IO_ERROR', `${step} after renaming the new segment ${segmentName} into place failed: ${code}`, { segment: segmentName, errno: code }, { cause });
   }
 }
 
