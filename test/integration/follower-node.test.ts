@@ -79,6 +79,18 @@ async function valuesOf(wal: Wal, from: number, count: number): Promise<string[]
   return (await wal.read(from, { limit: count })).map((record) => record.value.toString());
 }
 
+/** The leader begins epoch 1 and writes 50 records; a follower on `dir` copies them and stops. */
+async function copyFirstRecords(leader: Awaited<ReturnType<typeof startServer>>, dir: string): Promise<void> {
+  await leader.server.wal.beginEpoch(1);
+  await leader.server.wal.append(values(50, 'a'));
+  const node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+  try {
+    await waitFor(() => node.server.wal.highWatermark === 49, 'the follower to copy 50 records');
+  } finally {
+    await node.stop();
+  }
+}
+
 /** Node's storage, but the first rename of a snapshot file (`.snap`) fails, as a crash there would stop the step. */
 class FailFirstMoveAside extends NodeStorage {
   failed = false;
@@ -218,12 +230,7 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
     let node: FollowerNode | undefined;
     try {
-      await leader.server.wal.beginEpoch(1);
-      await leader.server.wal.append(values(50, 'a'));
-      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
-      await waitFor(() => node!.server.wal.highWatermark === 49, 'the follower to copy 50 records');
-      await node.stop();
-      node = undefined;
+      await copyFirstRecords(leader, dir);
       // The follower is promoted while the leader is cut off (epoch 2 from 50) and writes 30 records
       // of its own; the leader meanwhile wrote 30 more in epoch 1, and is then promoted to epoch 3.
       const { wal: promoted } = await Wal.open({ dir, preallocate: false });
@@ -254,12 +261,7 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
     const key = Buffer.from('x');
     let node: FollowerNode | undefined;
     try {
-      await leader.server.wal.beginEpoch(1);
-      await leader.server.wal.append(values(50, 'a'));
-      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
-      await waitFor(() => node!.server.wal.highWatermark === 49, 'the follower to copy 50 records');
-      await node.stop();
-      node = undefined;
+      await copyFirstRecords(leader, dir);
       // The follower leads for a while (epoch 2): it writes x and snapshots its state at 60.
       const { server: own } = await WaldServer.open({ dir, preallocate: false }, { listen: '127.0.0.1:0' }, hookedLogger(() => undefined));
       await own.wal.beginEpoch(2);

@@ -159,8 +159,16 @@ describe('transactions and compaction below a snapshot', () => {
       await again.close();
     }
   });
-
 });
+
+/** Commits transaction `id` with `writes`, then another one, so that a table remembering one ended transaction forgets `id`. */
+async function commitThenForget(keeper: StateKeeper, id: string, writes: TxnWrite[]): Promise<void> {
+  await keeper.prepare(b(id), writes);
+  await keeper.commit(b(id));
+  await keeper.prepare(b('u'), [put('other', '1')]);
+  await keeper.commit(b('u'));
+  await keeper.caughtUp();
+}
 
 describe('key compaction and transactions whose outcome the table does not know', () => {
   test('a PREPARE of a transaction the table forgot keeps the tombstones of the keys it puts', async () => {
@@ -169,11 +177,7 @@ describe('key compaction and transactions whose outcome the table does not know'
     // The table remembers one ended transaction: t is forgotten once u ends.
     const opened = await open(disk.mount(), clock, 1);
     const { keeper, wal } = opened;
-    await keeper.prepare(b('t'), [put('k', '1')]);
-    await keeper.commit(b('t'));
-    await keeper.prepare(b('u'), [put('other', '1')]);
-    await keeper.commit(b('u'));
-    await keeper.caughtUp();
+    await commitThenForget(keeper, 't', [put('k', '1')]);
     assert.equal(keeper.txnState(b('t')), 'unknown', 't is forgotten');
     await keeper.append([{ type: 'delete', key: b('k'), value: Buffer.alloc(0) }]);
     await seal(keeper, wal);
@@ -199,11 +203,7 @@ describe('key compaction and transactions whose outcome the table does not know'
     const opened = await open(disk.mount(), clock, 1);
     const { keeper, wal } = opened;
     // t's first transaction, forgotten once u ends; then the id is used again.
-    await keeper.prepare(b('t'), [put('a', '1')]);
-    await keeper.commit(b('t'));
-    await keeper.prepare(b('u'), [put('other', '1')]);
-    await keeper.commit(b('u'));
-    await keeper.caughtUp();
+    await commitThenForget(keeper, 't', [put('a', '1')]);
     await keeper.prepare(b('t'), [put('bb', '2')]);
     await keeper.commit(b('t'));
     // The second t's only write is superseded: its PREPARE goes at the first compaction.
