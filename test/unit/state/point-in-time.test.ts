@@ -17,6 +17,7 @@ import { Wal } from '../../../src/engine/wal.js';
 import { isWalError, WalError } from '../../../src/errors.js';
 import { OfflineLog } from '../../../src/offline/offline-log.js';
 import { Compactor } from '../../../src/state/compactor.js';
+import { compactKeys } from '../../../src/state/key-compaction.js';
 import { replayToPoint, walPointInTimeLog, type PointInTime, type PointInTimeLog, type PointInTimeState } from '../../../src/state/point-in-time.js';
 import { PointInTimeReplays } from '../../../src/state/point-in-time-replays.js';
 import { listSnapshots, loadSnapshot } from '../../../src/state/snapshot-reader.js';
@@ -408,6 +409,32 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       assert.equal(offline.state.get(Buffer.from('b'))?.value.toString(), 'again');
     } finally {
       await compactor.idle();
+      await keeper.close();
+      await wal.close();
+    }
+  });
+
+  test('a point past a key-compaction gap holds only the records before it', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const { wal } = await Wal.open({ dir: DIR, storage, preallocate: false, segmentSizeBytes: 4096 });
+    const { keeper } = await StateKeeper.open({ wal, storage, options: { tombstoneRetentionMs: 0 } });
+    try {
+      // b at 0, a at 1..5, c at 6, then filler until the segment seals; key compaction drops a's 1..4.
+      await keeper.append([{ key: Buffer.from('b'), value: Buffer.from('0') }]);
+      for (let i = 1; i <= 5; i++) await keeper.append([{ key: Buffer.from('a'), value: Buffer.from(String(i)) }]);
+      await keeper.append([{ key: Buffer.from('c'), value: Buffer.from('6') }]);
+      for (let i = 0; i < 100 && wal.stats().segmentCount === 1; i++) await keeper.append([{ key: Buffer.from(`f${i}`), value: Buffer.alloc(200, 1) }]);
+      await keeper.caughtUp();
+      await compactKeys(keeper, wal, { thresholdPercent: 0 });
+      const source = { log: walPointInTimeLog(wal), storage, snapshotDir: SNAPSHOT_DIR, maxStateBytes: 1 << 30, txnMaxEnded: DEFAULT_MAX_ENDED_TXNS };
+      // Inside the gap the state is what the compacted log still says (a's dropped PUTs are gone);
+      // past it, every key the log holds below the point, and nothing from after it.
+      for (const offset of [2, 3, 6, 7]) assert.equal((await replayToPoint(source, { to: { offset } })).nextOffset, offset);
+      const at7 = await replayToPoint(source, { to: { offset: 7 } });
+      assert.deepEqual(at7.state.list({ limit: 10 }).entries.map((e) => e.key.toString()), ['a', 'b', 'c']);
+      assert.equal(at7.state.get(Buffer.from('a'))?.value.toString(), '5');
+    } finally {
       await keeper.close();
       await wal.close();
     }
