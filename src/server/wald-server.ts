@@ -1,5 +1,6 @@
 import { Server, type ChannelOptions } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
+import { forgetUnwatchedServices } from './bounded-health.js';
 import { pino, type Logger } from 'pino';
 import type { RecoveryReport } from '../engine/types.js';
 import { Wal } from '../engine/wal.js';
@@ -127,7 +128,8 @@ export class WaldServer {
   private readonly security: ServerSecurity;
   private metricsListener: MetricsListener | undefined;
   private boundMetricsPort: number | undefined;
-  private readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING', [WAL_WRITE_HEALTH_NAME]: 'NOT_SERVING' });
+  /** @internal Exposed for tests of its watchers (bounded-health.ts). */
+  readonly health = new HealthImplementation({ '': 'NOT_SERVING', [WAL_SERVICE_NAME]: 'NOT_SERVING', [WAL_WRITE_HEALTH_NAME]: 'NOT_SERVING' });
   private statusValue: WaldServerStatus = 'created';
   private boundPort: number | undefined;
   private receiveWindowGrant: ReceiveWindowGrant | undefined;
@@ -288,6 +290,7 @@ export class WaldServer {
     this.grpcServer.addService(walServiceDefinition, createWalService(admission));
     // Health and reflection ask for no token: a load balancer probes health without one, and the
     // schema reflection serves is public (proto/); `reflection: false` turns reflection off.
+    forgetUnwatchedServices(this.health);
     this.health.addToServer(this.grpcServer);
     if (this.options.reflection) {
       addReflection(this.grpcServer, {

@@ -7,6 +7,7 @@
  * not know fails the test. Health and reflection ask for no token; the auth file is re-read.
  */
 import assert from 'node:assert/strict';
+import { watchedServiceCount } from '../../src/server/bounded-health.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -255,6 +256,33 @@ describe('bearer tokens and roles', { timeout: 120_000 }, () => {
       }
     }
     temp.remove();
+  });
+
+  test('health Watch calls without a token leave nothing behind once cancelled, whatever service names they ask for', async () => {
+    const h = await startServer();
+    const client = new Client(h.address, credentials.createInsecure());
+    try {
+      const before = watchedServiceCount(h.server.health);
+      for (let i = 0; i < 20; i++) {
+        // HealthCheckRequest { service: a unique 10,000-byte name }: field 1, length-delimited.
+        const name = Buffer.alloc(10_000, 0x61 + (i % 26));
+        name.write(String(i));
+        const request = Buffer.concat([Buffer.from([0x0a, 0x90, 0x4e]), name]);
+        const call = client.makeServerStreamRequest('/grpc.health.v1.Health/Watch', asBytes, asBytes, request, new Metadata());
+        await new Promise<void>((resolve, reject) => {
+          call.once('data', () => resolve());
+          call.once('error', reject);
+        });
+        call.on('error', () => undefined);
+        call.cancel();
+      }
+      // Bounded: the server sees each cancel within a few turns.
+      for (let i = 0; i < 200 && watchedServiceCount(h.server.health) > before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(watchedServiceCount(h.server.health), before, 'no name of a cancelled Watch is kept');
+    } finally {
+      client.close();
+      await h.close();
+    }
   });
 
   test('reloadSecurity re-reads the auth file: a removed token is refused, a new one admitted; a file that does not load keeps the tokens before it', async () => {
