@@ -147,6 +147,15 @@ describe('TLS', { timeout: 120_000 }, () => {
       writeFileSync(live.cert, 'not a certificate\n');
       assert.equal((await h.server.reloadSecurity()).tls.status, 'kept');
       assert.equal(await statsCode(h.address, newTls), status.OK, 'new connections still get the certificate in force');
+      // A client CA file that holds no certificate (garbage, empty, a key) is refused as well:
+      // taken, it would make the server refuse every client.
+      copyFileSync(newServer.cert, live.cert);
+      copyFileSync(newServer.key, live.key);
+      for (const bad of ['garbage\n', '', readFileSync(newServer.key, 'latin1')]) {
+        writeFileSync(live.clientCa, bad);
+        assert.equal((await h.server.reloadSecurity()).tls.status, 'kept', `client CA ${JSON.stringify(bad.slice(0, 20))}`);
+        assert.equal(await statsCode(h.address, newTls), status.OK, 'clients of the CA in force still connect');
+      }
       await append(tailClient, 'still');
       assert.deepEqual(await nextRecords(tail), ['still']);
     } finally {

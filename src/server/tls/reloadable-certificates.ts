@@ -32,6 +32,15 @@ async function readPem(path: string, what: string): Promise<Buffer> {
   }
 }
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/** Throws unless `pem` holds one or more PEM certificates, every one of them readable. */
+function checkCertificates(pem: Buffer, path: string): void {
+  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new Error(`${path} holds no PEM certificate`);
+  for (const block of blocks) new X509Certificate(block);
+}
+
 async function loadCertificates(files: TlsFiles): Promise<LoadedCertificates> {
   // Read together, reported in a fixed order (certificate, key, CA): the first failure in that
   // order, not whichever read failed first.
@@ -48,6 +57,9 @@ async function loadCertificates(files: TlsFiles): Promise<LoadedCertificates> {
     // What grpc-js will do with them: a key that is not the certificate's, or a file that is not
     // PEM, fails here rather than in grpc-js, which would then refuse every new connection.
     createSecureContext({ cert: certificate, key: privateKey, ca: caCertificate });
+    // createSecureContext takes any bytes as `ca` (empty, garbage, a key) without a word, and every
+    // client would then be refused: the file must hold at least one certificate, each one parsing.
+    if (caCertificate !== undefined) checkCertificates(caCertificate, files.clientCaFile!);
   } catch (error) {
     const names = [files.certFile, files.keyFile, files.clientCaFile].filter((name) => name !== undefined).join(', ');
     throw new TlsFilesError(`the TLS files ${names} cannot be used: ${(error as Error).message}`, { cause: error });
