@@ -55,6 +55,9 @@ export function installStagingDir(dataDir: string): string {
  * A crash before 2 leaves the old log as it was (the staged files are fetched again); after 2 the
  * next start finishes the install before the log is opened.
  */
+/** Most files of one snapshot chain a follower fetches (a full base and its incrementals). */
+export const MAX_CHAIN_FILES = 10_000;
+
 export async function installLeaderSnapshot(
   channel: LeaderChannel,
   storage: Storage,
@@ -70,15 +73,23 @@ export async function installLeaderSnapshot(
   let head: SnapshotInfo | undefined;
   let files = 0;
   let bytes = 0;
-  // A chain is short (a full base and its incrementals); the bound stops a leader that loops.
-  for (let depth = 0; id !== undefined && id !== '' && depth < 64; depth++) {
+  // Each base sorts before the snapshot built on it (ids order by offset, then creation), so a
+  // leader cannot make the walk loop; the bound only caps what a broken one could make it fetch.
+  for (let depth = 0; id !== undefined && id !== '' && depth < MAX_CHAIN_FILES; depth++) {
     const info = await fetchSnapshotFile(channel, storage, staging, id);
     head ??= info;
     files++;
     bytes += Number(info.sizeBytes);
-    id = info.baseSnapshotId;
+    const base: string = info.baseSnapshotId;
+    if (base !== '' && base >= id) throw new WalError('WAL_CORRUPTION', `snapshot ${id} names a base ${base} that does not sort before it`, { file: id, reason: 'base out of order' });
+    id = base;
   }
   if (head === undefined) throw new WalError('WAL_SNAPSHOT_NOT_FOUND', `the leader sent no snapshot ${snapshotId}`, { snapshotId });
+  // Never READY for a chain that does not end at a full snapshot: the restore would refuse it at
+  // every start after.
+  if (id !== undefined && id !== '') {
+    throw new WalError('WAL_CORRUPTION', `the chain of snapshot ${snapshotId} is longer than ${MAX_CHAIN_FILES} files`, { file: snapshotId, reason: 'chain too long' });
+  }
   writeFileDurably(storage, join(staging, READY_MARKER), join(staging, `${READY_MARKER}.tmp`), Buffer.from(JSON.stringify({ snapshotId, ...identity }), 'utf8'));
   logger.info({ snapshotId, files, bytes, walOffset: Number(head.walOffset) }, 'replication: snapshot fetched and checked; installing');
   const restored = await finishInstall(storage, dataDir, staging, snapshotId, identity);
