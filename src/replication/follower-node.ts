@@ -132,7 +132,7 @@ export class FollowerNode {
    */
   static async start(init: FollowerNodeInit): Promise<FollowerNode> {
     const node = new FollowerNode(init);
-    const resumed = await resumeSnapshotInstall(node.storage, init.walOptions.dir);
+    const resumed = await resumeSnapshotInstall(node.storage, init.walOptions.dir, node.snapshotDir);
     if (resumed !== undefined) node.logger.warn({ snapshotId: resumed }, 'replication: finished a snapshot install a crash interrupted');
     node.cycling = node.cycle();
     await node.cycleDone;
@@ -237,6 +237,11 @@ export class FollowerNode {
     return server;
   }
 
+  /** The follower's snapshot directory (`state.snapshot_dir`, resolved against the data directory). */
+  private get snapshotDir(): string {
+    return snapshotDirOf(this.init.walOptions.dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR);
+  }
+
   /** Truncates the divergent records, or installs the leader's snapshot, on the closed log. */
   private async offlineWork(outcome: Exclude<FollowOutcome, { kind: 'stopped' }>): Promise<void> {
     const dir = this.init.walOptions.dir;
@@ -244,7 +249,7 @@ export class FollowerNode {
       // Snapshots first: a crash between the two steps leaves the divergent records in the log,
       // which the next start finds and cuts again. The other order would leave a cut log with a
       // snapshot of the divergent state, skipped only until the log grows past it again.
-      const moved = setAsideSnapshotsAbove(this.storage, snapshotDirOf(dir, this.init.serverOptions.state?.snapshotDir ?? DEFAULT_SNAPSHOT_DIR), outcome.offset).length;
+      const moved = setAsideSnapshotsAbove(this.storage, this.snapshotDir, outcome.offset).length;
       const report = truncateLogFrom(this.storage, dir, outcome.offset);
       const sideFile = report.sideFile === undefined ? undefined : join(dir, report.sideFile);
       this.logger.warn(
@@ -254,7 +259,7 @@ export class FollowerNode {
       return;
     }
     const identity = await this.leaderIdentity(outcome.snapshotOffset);
-    const installed = await installLeaderSnapshot(this.channel, this.storage, dir, outcome.snapshotId, identity, this.logger);
+    const installed = await installLeaderSnapshot(this.channel, this.storage, dir, outcome.snapshotId, identity, this.logger, this.snapshotDir);
     this.logger.warn({ ...installed, leaderFirstOffset: outcome.leaderFirstOffset }, 'replication: the leader compacted past this follower: installed its snapshot');
   }
 

@@ -65,6 +65,7 @@ export async function installLeaderSnapshot(
   snapshotId: string,
   identity: LeaderLogIdentity,
   logger: Logger,
+  snapshotDir?: string,
 ): Promise<SnapshotInstallReport> {
   const staging = installStagingDir(dataDir);
   storage.mkdirp(staging);
@@ -92,7 +93,7 @@ export async function installLeaderSnapshot(
   }
   writeFileDurably(storage, join(staging, READY_MARKER), join(staging, `${READY_MARKER}.tmp`), Buffer.from(JSON.stringify({ snapshotId, ...identity }), 'utf8'));
   logger.info({ snapshotId, files, bytes, walOffset: Number(head.walOffset) }, 'replication: snapshot fetched and checked; installing');
-  const restored = await finishInstall(storage, dataDir, staging, snapshotId, identity);
+  const restored = await finishInstall(storage, dataDir, staging, snapshotId, identity, snapshotDir);
   return { snapshotId, firstOffset: restored, filesFetched: files, bytesFetched: bytes };
 }
 
@@ -101,20 +102,22 @@ export async function installLeaderSnapshot(
  * {@link installLeaderSnapshot}, step 2); does nothing when none was. Run before the log opens.
  * Returns the snapshot id installed, or undefined.
  */
-export async function resumeSnapshotInstall(storage: Storage, dataDir: string): Promise<string | undefined> {
+export async function resumeSnapshotInstall(storage: Storage, dataDir: string, snapshotDir?: string): Promise<string | undefined> {
   const staging = installStagingDir(dataDir);
   const marker = join(staging, READY_MARKER);
   if (!storage.exists(marker)) return undefined;
   const { snapshotId, frameSeed, epochHistory } = JSON.parse(storage.readFile(marker).toString('utf8')) as { snapshotId: string } & LeaderLogIdentity;
-  await finishInstall(storage, dataDir, staging, snapshotId, { frameSeed, epochHistory });
+  await finishInstall(storage, dataDir, staging, snapshotId, { frameSeed, epochHistory }, snapshotDir);
   return snapshotId;
 }
 
-async function finishInstall(storage: Storage, dataDir: string, staging: string, snapshotId: string, identity: LeaderLogIdentity): Promise<number> {
+async function finishInstall(storage: Storage, dataDir: string, staging: string, snapshotId: string, identity: LeaderLogIdentity, snapshotDir: string | undefined): Promise<number> {
   const result = await restoreSnapshot({
     storage,
     source: join(staging, snapshotFileName(snapshotId)),
     dataDir,
+    // Where the follower's server looks for its snapshots (state.snapshot_dir), not the default.
+    snapshotDir,
     verify: true,
     overwrite: true,
     keepEntries: [TRUNCATED_DIR],

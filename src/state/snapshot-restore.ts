@@ -33,6 +33,12 @@ export interface RestoreOptions {
   /** With `overwrite`: entries of `dataDir` (by name) left as they are, such as a follower's `truncated/` side directory. */
   readonly keepEntries?: readonly string[] | undefined;
   /**
+   * The snapshot directory the restored server will use (resolved: `snapshotDirOf(dataDir,
+   * state.snapshot_dir)`); default `<dataDir>/snapshots`. Inside `dataDir` it must be a direct
+   * child of it; outside it, its snapshot files are removed with `overwrite` as well.
+   */
+  readonly snapshotDir?: string | undefined;
+  /**
    * What the new log adopts instead of its own: a follower installing its leader's snapshot takes
    * the leader's frame seed and epoch history, so that the leader's frames check out in it.
    */
@@ -104,7 +110,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     if (!verdict.ok) throw unusable(verdict.file, verdict.reason);
     isVerified = true;
   }
-  const snapshotDir = join(dataDir, DEFAULT_SNAPSHOT_DIR);
+  const snapshotDir = options.snapshotDir ?? join(dataDir, DEFAULT_SNAPSHOT_DIR);
   // One lock over every step: no server may open the directory half restored.
   const lock = createDataDirLocked(storage, dataDir);
   try {
@@ -153,8 +159,11 @@ function createDataDirLocked(storage: Storage, dataDir: string): ReturnType<type
  */
 function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, overwrite: boolean, keep: ReadonlySet<string>): number {
   let removed = 0;
+  const isInside = dirname(resolvePath(snapshotDir)) === resolvePath(dataDir);
+  // A snapshot directory elsewhere holds the snapshots of the log being replaced: they go too.
+  const outside = isInside || !storage.exists(snapshotDir) ? [] : storage.list(snapshotDir).filter(isSnapshotFileName);
   const names = storage.list(dataDir).filter((name) => name !== LOCK_FILE && !keep.has(name));
-  if (names.length === 0) return 0;
+  if (names.length === 0 && outside.length === 0) return 0;
   if (!overwrite) {
     throw new WalError('WAL_INVALID_ARGUMENT', `dataDir: ${dataDir} is not empty (${names.length} entries, e.g. ${names[0]}); pass overwrite to replace what it holds`, {
       field: 'dataDir',
@@ -162,7 +171,12 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
       entries: names.length,
     });
   }
-  const snapshotDirName = basename(snapshotDir);
+  for (const name of outside) {
+    removeFile(storage, join(snapshotDir, name));
+    removed++;
+  }
+  if (outside.length > 0) storage.syncDir(snapshotDir);
+  const snapshotDirName = isInside ? basename(snapshotDir) : undefined;
   for (const name of names) {
     const path = join(dataDir, name);
     if (name === snapshotDirName) {
@@ -178,6 +192,11 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
   }
   storage.syncDir(dataDir);
   return removed;
+}
+
+/** A snapshot file of a snapshot directory (whole, being written, or set aside). */
+function isSnapshotFileName(name: string): boolean {
+  return name.endsWith('.snap') || name.endsWith('.snap.tmp') || name.endsWith('.snap.set-aside');
 }
 
 /** Errors of `unlink` on a directory (Linux, macOS). */

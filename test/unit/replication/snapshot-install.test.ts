@@ -88,4 +88,31 @@ describe('installLeaderSnapshot', () => {
     await assert.rejects(installLeaderSnapshot(looping, storage, FOLLOWER, head, { frameSeed: 7, epochHistory: [] }, pino({ level: 'silent' })), (error: unknown) => isWalError(error, 'WAL_CORRUPTION'));
     assert.equal(await resumeSnapshotInstall(storage, FOLLOWER), undefined, 'no READY marker was written');
   });
+
+  for (const [where, snapshotDir] of [['a snapshot directory of its own inside the data directory', 'snaps'], ['an absolute snapshot directory elsewhere', '/elsewhere/snaps']] as const) {
+    test(`installs into the follower's snapshot directory: ${where}`, async () => {
+      const disk = new MemDisk();
+      const head = await leaderWithChain(disk, 2);
+      const storage = disk.mount();
+      const resolved = snapshotDir.startsWith('/') ? snapshotDir : `${FOLLOWER}/${snapshotDir}`;
+      // The follower's own log, and a snapshot of it in that directory: the install replaces both.
+      const { wal: own } = await Wal.open({ dir: FOLLOWER, storage, preallocate: false });
+      const { keeper: ownKeeper } = await StateKeeper.open({ wal: own, storage, options: { snapshotDir } });
+      await ownKeeper.append([{ key: Buffer.from('stale'), value: Buffer.from('x') }]);
+      await ownKeeper.createSnapshot();
+      await ownKeeper.close();
+      await own.close();
+      await installLeaderSnapshot(channelOf(storage), storage, FOLLOWER, head, { frameSeed: 7, epochHistory: [] }, pino({ level: 'silent' }), resolved);
+      const { wal } = await Wal.open({ dir: FOLLOWER, storage, preallocate: false });
+      const { keeper, report } = await StateKeeper.open({ wal, storage, options: { snapshotDir } });
+      try {
+        assert.equal(report.snapshot?.id, head, 'the leader\'s chain, from the configured directory');
+        assert.equal((await keeper.get(Buffer.from('k2')))?.value.toString(), 'v2');
+        assert.equal(await keeper.get(Buffer.from('stale')), undefined, 'nothing of the follower\'s own state');
+      } finally {
+        await keeper.close();
+        await wal.close();
+      }
+    });
+  }
 });
