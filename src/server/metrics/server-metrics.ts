@@ -211,7 +211,8 @@ export class ServerMetrics {
       stateReplayedRecords: figure('wald_state_recovery_replayed_records', 'records of the log the key-value view replayed at the open'),
     };
     this.defineScrapedGauges(registers);
-    collectDefaultMetrics({ register: this.registry });
+    // The process's metrics start with the first server, once.
+    processRegistry();
   }
 
   /** The gauges read at scrape time from the {@link watch}ed sources. */
@@ -416,6 +417,23 @@ export class ServerMetrics {
 
   /** The exposition text of every metric, and its content type, as `/metrics` serves them. */
   async exposition(): Promise<{ text: string; contentType: string }> {
-    return { text: await this.registry.metrics(), contentType: this.registry.contentType };
+    return { text: (await this.registry.metrics()) + (await processRegistry().metrics()), contentType: this.registry.contentType };
   }
+}
+
+let processMetrics: Registry | undefined;
+
+/**
+ * The process's own metrics (CPU, memory, GC, event-loop delay: prom-client's defaults), collected
+ * once per process into a registry of their own and served after each server's. Collected per
+ * server, their GC observer and event-loop monitor (never stopped) held the server's registry,
+ * whose gauges hold the server: every `WaldServer` stopped (a follower makes a new one after each
+ * truncation or snapshot install) stayed in memory with its log and key-value view.
+ */
+function processRegistry(): Registry {
+  if (processMetrics === undefined) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
 }
