@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { SNAPSHOT_TRAILER_BYTES } from '../codec/snapshot-file.js';
 import { snapshotFileName } from '../codec/snapshot-id.js';
@@ -68,7 +68,10 @@ export async function installLeaderSnapshot(
   snapshotDir?: string,
 ): Promise<SnapshotInstallReport> {
   const staging = installStagingDir(dataDir);
+  const isNew = !storage.exists(staging);
   storage.mkdirp(staging);
+  // Its entry durable too: a power cut must not take the staging directory, READY with it.
+  if (isNew) storage.syncDir(dirname(staging));
   for (const name of storage.list(staging)) storage.unlink(join(staging, name));
   let id: string | undefined = snapshotId;
   let head: SnapshotInfo | undefined;
