@@ -241,6 +241,9 @@ export class FrameReader {
       offset = Math.max(offset, segment.nextOffset);
       const next = this.segments.find(offset);
       if (next === segment || (next !== undefined && next.baseOffset < segment.baseOffset)) return;
+      // Compaction deleted the segments after this one meanwhile: a scan must not end early as if
+      // the log ended there (a hash of part of the range would pass for the range's).
+      if (next === undefined && offset < endOffset && offset < this.segments.first.baseOffset) throw compacted(offset, this.segments.first.baseOffset);
       segment = next;
     }
   }

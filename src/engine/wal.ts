@@ -486,9 +486,11 @@ export class Wal {
     let next = fromOffset;
     const end = Math.min(toOffset ?? Number.MAX_SAFE_INTEGER, this.highWatermark + 1);
     while (next < end) {
-      const batch = await this.read(next, { limit: Math.min(RANGE_READ_RECORDS, end - next) });
-      if (batch.length === 0) return;
-      yield batch;
+      const read = await this.read(next, { limit: Math.min(RANGE_READ_RECORDS, end - next) });
+      // The limit counts records, not offsets: over a key-compaction gap a read runs past `end`.
+      const batch = read.length > 0 && read[read.length - 1]!.offset >= end ? read.filter((record) => record.offset < end) : read;
+      if (batch.length > 0) yield batch;
+      if (batch.length < read.length || read.length === 0) return;
       next = batch[batch.length - 1]!.offset + 1;
     }
   }

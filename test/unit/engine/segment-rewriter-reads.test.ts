@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Wal } from '../../../src/engine/wal.js';
+import { isWalError } from '../../../src/errors.js';
 import type { WalRecord } from '../../../src/engine/types.js';
 import { activeBase, filledLog, options, readAll, valueOf } from '../../support/compacted-log.js';
 import { FakeClock } from '../../support/fake-clock.js';
@@ -182,4 +183,34 @@ describe('reading across compacted segments', () => {
     assert.equal(disk.openFiles, 0, 'the old file closed after its last read');
   });
 
+  test('a range to an offset over rewritten segments ends before that offset', async () => {
+    const disk = new MemDisk();
+    const wal = await filledLog(disk, new FakeClock());
+    await wal.rewriteSegments({ keep: (record) => record.offset % 2 === 0, thresholdPercent: 0 });
+    const offsets: number[] = [];
+    for await (const record of wal.range(0, 10)) offsets.push(record.offset);
+    assert.deepEqual(offsets, [0, 2, 4, 6, 8], 'the limit of each read counts records, not offsets: nothing at or past 10');
+    await wal.close();
+  });
+
+  test('a range hash whose later segments compaction deletes under it fails with WAL_OFFSET_COMPACTED, never hashes part of the range', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const gate = new GatedStorage(disk.mount());
+    const { wal } = await Wal.open({ ...options(gate, clock), tailCacheBytes: 0 });
+    for (let o = 0; o < 300; o++) await wal.append([{ value: valueOf(o) }]);
+    const whole = await wal.hashRange(0);
+    assert.equal(whole.toOffset, 300);
+    const second = wal.listSegments()[1]!.baseOffset;
+    const third = wal.listSegments()[2]!.baseOffset;
+    gate.arm(/00000000000000000000\.seg$/);
+    const hashing = wal.hashRange(0);
+    await gate.held;
+    // The scan holds the first segment; the two after it go.
+    assert.equal(await wal.deleteSegmentsBefore(wal.listSegments()[3]!.baseOffset), 3);
+    gate.openGate();
+    await assert.rejects(hashing, (error: unknown) => isWalError(error, 'WAL_OFFSET_COMPACTED'));
+    assert.ok(second < third);
+    await wal.close();
+  });
 });
