@@ -180,6 +180,26 @@ describe('the Python package wald: appends', { timeout: 120_000 }, () => {
     }
   });
 
+  test('an append over the server\'s message limit fails alone: the appends around it are written, each once', async () => {
+    const temp = makeTempDir('wald-pyappends-');
+    const server = await startServe(join(temp.dir, 'data'), 0);
+    const output = startScenario('oversize', server.address);
+    try {
+      const report = await waitForPhase<{ big: { code: string; reason: string } | null; failed: unknown[] }>(output, 'done');
+      assert.deepEqual(report.big && { code: report.big.code, reason: report.big.reason }, { code: 'RESOURCE_EXHAUSTED', reason: 'WAL_MESSAGE_TOO_LARGE' });
+      assert.deepEqual(report.failed, [], 'no other append failed');
+      const values = await logValues(server.address);
+      for (const name of ['before', 'after']) {
+        for (let i = 0; i < 50; i++) assert.equal(values.filter((value) => value === `${name}-${i}`).length, 1, `${name}-${i} is in the log once`);
+      }
+      assert.equal((await output.exited).code, 0);
+    } finally {
+      stopScenario(output);
+      await server.kill();
+      temp.remove();
+    }
+  });
+
   test('appends in flight when the server is killed are retried on the restarted server and written once', async () => {
     const temp = makeTempDir('wald-pyappends-');
     const dataDir = join(temp.dir, 'data');

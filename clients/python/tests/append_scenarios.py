@@ -242,7 +242,31 @@ def callbacks(address):
     os._exit(0)
 
 
-SCENARIOS = {"concurrent": concurrent, "conditions": conditions, "restart": restart, "unanswered": unanswered, "callbacks": callbacks}
+def oversize(address):
+    # Small appends, one over the server's max_receive_message_bytes (5 MiB: it ends the stream),
+    # then more small ones, all made at once.
+    client = wald.Client(address)
+    client.append([(None, b"warm-up")])
+    before = [client.append_async([(None, b"before-%d" % i)]) for i in range(50)]
+    big = client.append_async([(None, b"x" * (6 * 1024 * 1024))])
+    after = [client.append_async([(None, b"after-%d" % i)]) for i in range(50)]
+    out = {"phase": "done", "failed": []}
+    try:
+        big.result()
+        out["big"] = None
+    except wald.WalError as error:
+        out["big"] = error_report(error)
+    for name, futures in (("before", before), ("after", after)):
+        for i, future in enumerate(futures):
+            try:
+                future.result()
+            except wald.WalError as error:
+                out["failed"].append(["%s-%d" % (name, i), error_report(error)])
+    client.close()
+    emit(out)
+
+
+SCENARIOS = {"concurrent": concurrent, "conditions": conditions, "restart": restart, "unanswered": unanswered, "callbacks": callbacks, "oversize": oversize}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](sys.argv[2])

@@ -52,6 +52,25 @@ class _PendingAppend:
         self.last_failure = None
 
 
+class _Message(list):
+    """The appends of one AppendStream message in flight, with the message's encoded size (bytes)."""
+
+    def __init__(self, appends, size):
+        super().__init__(appends)
+        self.size = size
+
+
+def _message_limit_of(failure):
+    """The server's limit on a request message (bytes) when ``failure`` is its refusal of one as too large, else None."""
+    if failure.reason != "WAL_MESSAGE_TOO_LARGE":
+        return None
+    try:
+        limit = int(failure.metadata.get("limit", ""))
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
+
+
 class _StreamState:
     """One AppendStream call of the pipeline; ``is_over`` once the driver saw it end."""
 
@@ -323,11 +342,12 @@ class AppendPipeline:
                 bodies.append(pending.body + producer_fields(pending.lane.producer_id, pending.sequence))
         request_id = self._next_request_id
         self._next_request_id += 1
-        self._in_flight.append(appends)
+        message = encode_append_stream_request(request_id, bodies)
+        self._in_flight.append(_Message(appends, len(message)))
         self._max_in_flight_seen = max(self._max_in_flight_seen, len(self._in_flight))
         self._sent_messages += 1
         self._sent_appends += len(appends)
-        return encode_append_stream_request(request_id, bodies)
+        return message
 
     def _on_answer(self, response):
         """Settles the appends of the oldest unanswered message with ``response``."""
@@ -381,10 +401,27 @@ class AppendPipeline:
 
     def _on_stream_end(self, failure):
         """Requeues (or fails) what the ended stream left unanswered; returns whether appends are left to send."""
-        unanswered = [pending for appends in self._in_flight for pending in appends]
+        messages = list(self._in_flight)
+        unanswered = [pending for appends in messages for pending in appends]
         self._in_flight.clear()
-        if not failure.is_retryable:
-            for pending in unanswered + list(self._queue):
+        limit = _message_limit_of(failure)
+        if limit is not None:
+            # The server refused one message as too large, and with it the stream. That message's
+            # append is the one refused; the others were sent in messages it took (written,
+            # perhaps, but not answered) or never read: they are retried, as after a broken
+            # connection, and the queued ones go out on the next stream.
+            unanswered = []
+            for message in messages:
+                if message.size > limit and len(message) == 1:
+                    self._finish(message[0], failure)
+                else:
+                    unanswered.extend(message)
+        if limit is None and not failure.is_retryable:
+            # Those sent may or may not be written (the stream failed, not they); those queued were not sent.
+            unknown = WalError(failure.code, "the AppendStream failed before the append was answered: it may or may not be written (%s)" % failure.message, reason=failure.reason, domain=failure.domain, metadata=failure.metadata)
+            for pending in unanswered:
+                self._finish(pending, unknown)
+            for pending in self._queue:
                 self._finish(pending, failure)
             self._queue.clear()
             self._queued_records = 0
