@@ -482,7 +482,11 @@ export class Wal {
     return new BatchIterator(this.rangeBatches(fromOffset, toOffset));
   }
 
-  private async *rangeBatches(fromOffset: number, toOffset?: number): AsyncIterableIterator<WalRecord[]> {
+  /**
+   * {@link range} in the batches it reads: every record from `fromOffset` up to `toOffset`
+   * (exclusive; default and at most: the high watermark + 1 as of the call), never one at or past it.
+   */
+  async *rangeBatches(fromOffset: number, toOffset?: number): AsyncIterableIterator<WalRecord[]> {
     let next = fromOffset;
     const end = Math.min(toOffset ?? Number.MAX_SAFE_INTEGER, this.highWatermark + 1);
     while (next < end) {

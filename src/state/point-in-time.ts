@@ -59,17 +59,7 @@ export function walPointInTimeLog(wal: Wal): PointInTimeLog {
       const [record] = await wal.read(offset, { limit: 1 });
       return record?.timestamp;
     },
-    async *batches(fromOffset, toOffset) {
-      for (let next = fromOffset; next < toOffset; ) {
-        const read = await wal.read(next, { limit: Math.min(1000, toOffset - next) });
-        // The limit counts records, not offsets: over a key-compaction gap a read runs past
-        // `toOffset`, and those records are not part of the point.
-        const batch = read.length > 0 && read[read.length - 1]!.offset >= toOffset ? read.filter((record) => record.offset < toOffset) : read;
-        if (batch.length > 0) yield batch;
-        if (batch.length < read.length || read.length === 0) return;
-        next = batch[batch.length - 1]!.offset + 1;
-      }
-    },
+    batches: (fromOffset, toOffset) => wal.rangeBatches(fromOffset, toOffset),
   };
 }
 
