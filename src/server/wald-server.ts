@@ -184,6 +184,7 @@ export class WaldServer {
         options: options.state,
         onFailure: (error) => log.error({ err: error }, 'the key-value view stopped following the log: Get, ListKeys and FlushAll fail until a restart'),
         onTxnTimeout: (aborted) => log.warn({ transaction: aborted }, 'transaction aborted: txn_timeout_ms passed since its PREPARE'),
+        onSnapshotWritten: (created) => events.snapshotTaken({ id: created.id, walOffset: created.walOffset, durationMs: created.durationMs, bytes: created.sizeBytes }),
         // A follower's log takes its leader's frames only; the timer starts at promotion.
         startsTxnTimeout: replication === undefined || replication.role === 'leader',
       });

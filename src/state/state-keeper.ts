@@ -36,6 +36,11 @@ export interface StateKeeperInit {
   /** Hears each transaction aborted because `txn_timeout_ms` passed (the server logs it). */
   readonly onTxnTimeout?: ((aborted: TimedOutTxn) => void) | undefined;
   /**
+   * Hears each snapshot the keeper wrote once it is durable, whoever asked for it: CreateSnapshot,
+   * SnapshotKey or a compaction (the server logs and counts it).
+   */
+  readonly onSnapshotWritten?: ((snapshot: CreatedSnapshot) => void) | undefined;
+  /**
    * Whether `open` starts the `txn_timeout_ms` timer (default true). A follower's server passes
    * false: only its leader appends to its log, so the timer starts when it is promoted
    * ({@link StateKeeper.startTxnTimeout}).
@@ -181,6 +186,7 @@ export class StateKeeper {
     /** `txn_timeout_ms`: in-doubt transactions older than this are aborted; 0: never. */
     readonly txnTimeoutMs: number,
     private readonly onTxnTimeout: ((aborted: TimedOutTxn) => void) | undefined,
+    private readonly onSnapshotWritten: ((snapshot: CreatedSnapshot) => void) | undefined,
   ) {
     this.applier = new RecordApplier(
       state,
@@ -224,7 +230,7 @@ export class StateKeeper {
     const state = loaded?.state ?? new KeyState({ maxStateBytes: options.maxStateBytes });
     const snapshotKeyCount = state.size;
     const txns = loaded?.txns ?? new TxnTable(options.txnMaxEnded);
-    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs, txns, options.txnTimeoutMs, init.onTxnTimeout);
+    const keeper = new StateKeeper(wal, storage, state, snapshotDir, init.onFailure, clock, options.tombstoneRetentionMs, txns, options.txnTimeoutMs, init.onTxnTimeout, init.onSnapshotWritten);
     const recordsReplayed = await keeper.catchUp(replayedFrom);
     if (init.startsTxnTimeout !== false) keeper.startTxnTimeout();
     const inDoubt = keeper.inDoubtTransactions();
@@ -461,7 +467,7 @@ export class StateKeeper {
         written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
       }
       this.state.forgetChangesBefore(written.walOffset);
-      return { ...written, durationMs: this.clock() - started };
+      return this.written(written, started);
     });
   }
 
@@ -476,8 +482,15 @@ export class StateKeeper {
       const started = this.clock();
       // No await between the check and the capture: the key is in the view captured.
       const written = await writeSnapshot(this.storage, this.snapshotDir, this.state.captureView(), { type: 'point', key });
-      return { ...written, durationMs: this.clock() - started };
+      return this.written(written, started);
     });
+  }
+
+  /** A snapshot just written, timed from `started`, and told to `onSnapshotWritten`. */
+  private written(snapshot: WrittenSnapshot, started: number): CreatedSnapshot {
+    const created = { ...snapshot, durationMs: this.clock() - started };
+    this.onSnapshotWritten?.(created);
+    return created;
   }
 
   private oneSnapshotAtATime<T>(write: () => Promise<T>): Promise<T> {

@@ -18,6 +18,7 @@ import { FakeClock } from '../support/fake-clock.js';
 import { MemDisk } from '../support/mem-disk.js';
 import { parseExposition, sampleValue, type Sample } from '../support/prometheus-text.js';
 import { makeTempDir } from '../support/temp-dir.js';
+import { SnapshotClient } from './support/snapshot-client.js';
 import { failureOf, rpcErrorOf, startServer, StreamReader, values, type Harness } from './support/harness.js';
 
 const silent = pino({ level: 'silent' });
@@ -177,6 +178,32 @@ describe('metrics', () => {
       assert.equal(rolls.length, segments - 1);
       assert.equal(typeof rolls[0]!.sealed, 'string');
       assert.equal(typeof rolls[0]!.baseOffset, 'number');
+    } finally {
+      await harness.close();
+    }
+  });
+
+  it('counts and logs every snapshot written: by CreateSnapshot, by SnapshotKey and by a compaction', async () => {
+    const harness = await startServer({ server: METRICS_ON });
+    const { server, client } = harness;
+    try {
+      await client.append({ records: [{ key: Buffer.from('k'), value: Buffer.from('v') }] });
+      const snapshots = new SnapshotClient(client.raw);
+      const created = await snapshots.createSnapshot();
+      const point = await snapshots.snapshotKey('k');
+      await client.append({ records: [{ key: Buffer.from('k'), value: Buffer.from('w') }] });
+      // No snapshot at the log's end yet: the compaction writes one before it trims anything.
+      const compaction = await client.compact();
+      assert.equal(compaction.snapshotsCreated, 1);
+      const samples = await scrape(server);
+      assert.equal(sampleValue(samples, 'wald_snapshots_total'), 3);
+      const lines = harness.logLines.filter((line) => line.msg === 'snapshot written');
+      assert.deepEqual(
+        lines.map((line) => line.id),
+        [created.snapshotId, point.snapshotId, compaction.snapshotId],
+      );
+      const bytes = lines.reduce((sum, line) => sum + (line.bytes as number), 0);
+      assert.equal(sampleValue(samples, 'wald_snapshot_written_bytes_total'), bytes);
     } finally {
       await harness.close();
     }

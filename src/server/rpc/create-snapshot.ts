@@ -11,7 +11,6 @@ import { snapshotTypeToWire } from '../snapshot-info-message.js';
  */
 export async function createSnapshot(request: CreateSnapshotRequest, context: RpcContext): Promise<CreateSnapshotResponse> {
   const created = await context.state.createSnapshot({ compress: request.compress, incremental: request.incremental });
-  context.events.snapshotTaken({ id: created.id, walOffset: created.walOffset, durationMs: created.durationMs, bytes: created.sizeBytes });
   return {
     snapshotId: created.id,
     type: snapshotTypeToWire(created.type),

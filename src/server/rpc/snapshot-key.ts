@@ -15,6 +15,5 @@ export async function snapshotKey(request: SnapshotKeyRequest, context: RpcConte
     const keyBase64 = Buffer.from(request.key).toString('base64');
     throw new WalError('WAL_KEY_NOT_FOUND', `no key ${keyBase64} (base64) in the key-value view`, { keyBase64 });
   }
-  context.events.snapshotTaken({ id: written.id, walOffset: written.walOffset, durationMs: written.durationMs, bytes: written.sizeBytes });
   return { snapshotId: written.id, walOffset: BigInt(written.walOffset), sizeBytes: BigInt(written.sizeBytes), checksum: written.checksum, path: written.path };
 }
