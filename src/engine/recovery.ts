@@ -47,8 +47,12 @@ interface RecoveryContext {
   readonly faults: RecoveryFault[];
   readonly rebuilt: RebuiltSegment[];
   producers: ProducerState[];
-  /** Each producer's latest state so far, least recently written first: the table as of where the scan is. */
+  /**
+   * Each producer's latest state so far, least recently written first: the table as of where the
+   * scan is, at most `maxProducers` of them (the table forgets the least recently written beyond).
+   */
   latestProducers: Map<string, ProducerState>;
+  readonly maxProducers: number;
   /** Every offset below this was durable before the crash (from `RECOVERY`; 0: nothing known). */
   readonly durableBefore: number;
   /**
@@ -75,7 +79,7 @@ interface RecoveryContext {
  * around the damage) for a bad checksum outside the torn tail, a bad segment header, a frame out of
  * sequence, or a missing / out-of-sequence segment.
  */
-export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: number, clock: () => number): RecoveredLog {
+export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: number, maxProducers: number, clock: () => number): RecoveredLog {
   const started = clock();
   const names = storage.list(dir);
   const recoveryPoint = names.includes(RECOVERY_POINT_FILE) ? decodeRecoveryPoint(storage.readFile(join(dir, RECOVERY_POINT_FILE))) : undefined;
@@ -88,6 +92,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
     rebuilt: [],
     producers: [],
     latestProducers: new Map(),
+    maxProducers,
     durableBefore: recoveryPoint?.durableNext ?? 0,
     hasRecoveryPoint: recoveryPoint !== undefined,
     trustsFrameClaims: epochs?.isReplicated !== true,
@@ -98,7 +103,7 @@ export function recoverLog(storage: Storage, dir: string, indexIntervalBytes: nu
   const clean = readCleanMarker(storage, dir, names);
   const saved = readProducerFile(storage, dir, names);
   context.producers = [...(saved?.producers ?? [])];
-  context.latestProducers = latestOf(context.producers);
+  context.latestProducers = latestOf(context.producers, context.maxProducers);
   const bases = names
     .map(parseSegmentFileName)
     .filter((base): base is number => base !== undefined)
@@ -281,7 +286,7 @@ function loadIndex(
   segment.firstTimestamp = index.entryCount > 0 ? index.firstTimestamp : -1;
   segment.lastTimestamp = index.entryCount > 0 ? index.lastTimestamp : -1;
   context.producers = [...index.producers];
-  context.latestProducers = latestOf(context.producers);
+  context.latestProducers = latestOf(context.producers, context.maxProducers);
   return segment;
 }
 
@@ -317,8 +322,7 @@ function scanSegment(context: RecoveryContext, segment: Segment, file: ReturnTyp
       if (producer !== undefined) {
         const state = { ...producer, firstOffset: header.baseOffset, lastOffset: header.baseOffset + header.recordCount - 1, timestamp: header.timestamp };
         context.producers.push(state);
-        context.latestProducers.delete(state.producerId);
-        context.latestProducers.set(state.producerId, state);
+        noteLatest(context.latestProducers, state, context.maxProducers);
       }
       rel += align8(header.length);
       continue;
@@ -466,11 +470,15 @@ function corruption(
 }
 
 /** Each producer's latest state in `states` (log order), least recently written first. */
-function latestOf(states: readonly ProducerState[]): Map<string, ProducerState> {
+function latestOf(states: readonly ProducerState[], maxProducers: number): Map<string, ProducerState> {
   const latest = new Map<string, ProducerState>();
-  for (const state of states) {
-    latest.delete(state.producerId);
-    latest.set(state.producerId, state);
-  }
+  for (const state of states) noteLatest(latest, state, maxProducers);
   return latest;
+}
+
+/** Makes `state` its producer's latest, forgetting the least recently written beyond `maxProducers`. */
+function noteLatest(latest: Map<string, ProducerState>, state: ProducerState, maxProducers: number): void {
+  latest.delete(state.producerId);
+  latest.set(state.producerId, state);
+  if (latest.size > maxProducers) latest.delete(latest.keys().next().value!);
 }

@@ -106,7 +106,7 @@ export class Wal {
     const opened: Segment[] = [];
     let recoveryPoint: RecoveryPointWriter | undefined;
     try {
-      const recovered = recoverLog(storage, dir, resolved.indexIntervalBytes, resolved.clock);
+      const recovered = recoverLog(storage, dir, resolved.indexIntervalBytes, resolved.maxProducers, resolved.clock);
       opened.push(...recovered.segments);
       const io: IoStats = { bytesWritten: 0, bytesRead: 0, writes: 0, reads: 0, fsyncs: 0 };
       const producers = new ProducerTable(resolved.maxProducers);

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { decodeIndexFile } from '../../src/codec/index-file.js';
 import { truncateLogFrom } from '../../src/engine/truncate-log-from.js';
 import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
@@ -126,5 +127,21 @@ describe('idempotent producers', () => {
     } finally {
       await reopened.close();
     }
+  });
+  test('a sealed index rebuilt at open holds at most max_producers producers, the most recently written', async () => {
+    const disk = new MemDisk();
+    const wal = await open(disk, { maxProducers: 2 });
+    for (const producerId of ['a', 'b', 'c']) await wal.append([record(producerId)], { producerId, sequence: 1 });
+    disk.inject({ op: 'create', code: 'EIO', path: /\.idx/ });
+    while (wal.stats().segmentCount === 1) await wal.append([record('filler')]);
+    await wal.close();
+    // The open rebuilds the first segment's index from a scan that saw three producers.
+    await (await open(disk, { maxProducers: 2 })).close();
+    const mount = disk.mount();
+    const index = mount.list(DIR).find((name) => name.endsWith('.idx'));
+    assert.ok(index !== undefined, 'the rebuilt index was written');
+    const decoded = decodeIndexFile(mount.readFile(`${DIR}/${index}`));
+    assert.ok(decoded.ok);
+    assert.deepEqual(decoded.index.producers.map((p) => p.producerId), ['b', 'c']);
   });
 });
