@@ -109,7 +109,8 @@ describe('WalClient retries', { timeout: 120_000 }, () => {
       await waitForRecords(h.address, 5);
       // The cut puts the four back in the queue (inside their deadline): the queue is over its room.
       proxy.cutAndThaw();
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let i = 0; i < 500 && client.appendCounters().queuedAppends < 4; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+      assert.equal(client.appendCounters().queuedAppends, 4, 'the four cut appends are back in the queue of room 2');
       const waiting = client.append(records(1, 'waiting'));
       for (const error of await Promise.all(unanswered)) {
         assert.ok(error instanceof WalClientError && error.code === status.DEADLINE_EXCEEDED, `the retried appends expired: ${String(error)}`);
