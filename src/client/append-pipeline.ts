@@ -6,7 +6,7 @@ import { decodeAppendStreamResponse, type AppendOutcome, type AppendStreamAnswer
 import { backoffDelayMs } from './backoff.js';
 import { isServiceError } from './rpc-error-info.js';
 import { ProducerLanes, type ProducerLane } from './producer-lanes.js';
-import { WalClientError } from './wal-client-error.js';
+import { isBrokenConnection, WalClientError } from './wal-client-error.js';
 import type { ResolvedWalClientOptions } from './wal-client-options.js';
 
 /** Where an acknowledged append landed. */
@@ -390,7 +390,11 @@ export class AppendPipeline {
       },
       (error: unknown) => {
         this.isOpening = false;
-        this.failEverything(new WalClientError(Status.UNAUTHENTICATED, 'the metadata provider of the WalClient failed', { cause: error }));
+        // Appends sent on a stream that broke are back in the queue: written, perhaps.
+        const sent = this.queue.filter((pending) => pending.wasSent);
+        this.queue = this.queue.filter((pending) => !pending.wasSent);
+        const failure = error instanceof WalClientError ? error : new WalClientError(Status.UNAUTHENTICATED, 'the metadata provider of the WalClient failed', { cause: error });
+        this.failEverything(failure, sent);
       },
     );
   }
@@ -474,7 +478,7 @@ export class AppendPipeline {
         if (message.bytes > limitBytes && message.appends.length === 1) this.finish(message.appends[0]!, failure);
         else unanswered.push(...message.appends);
       }
-    } else if (!failure.isRetryable) {
+    } else if (!isBrokenConnection(failure)) {
       this.failEverything(failure, unanswered);
       return;
     }

@@ -3,7 +3,7 @@ import type { WalRecord } from '../codec/record.js';
 import type { TailBatch } from '../wire/tail-response-decoder.js';
 import { backoffDelayMs } from './backoff.js';
 import { isServiceError } from './rpc-error-info.js';
-import { WalClientError } from './wal-client-error.js';
+import { isBrokenConnection, WalClientError } from './wal-client-error.js';
 
 /** Options of `WalClient.tail`. */
 export interface TailOptions {
@@ -78,7 +78,12 @@ export async function* resumingTail(source: TailSource, fromOffset: number, opti
   let lastMessageAt = Date.now();
   while (!isAborted(signal)) {
     let failure: WalClientError;
-    const call = await source.open(position);
+    let call: ClientReadableStream<TailBatch>;
+    try {
+      call = await source.open(position);
+    } catch (error) {
+      throw toClientError(error);
+    }
     // An abort while the stream was being opened (its metadata asked for, a backoff before it)
     // fired no listener: this stream must not outlive it.
     if (isAborted(signal)) {
@@ -107,7 +112,7 @@ export async function* resumingTail(source: TailSource, fromOffset: number, opti
     } catch (error) {
       if (isAborted(signal)) return;
       failure = toClientError(error);
-      if (!failure.isRetryable) throw failure;
+      if (!isBrokenConnection(failure)) throw failure;
     } finally {
       signal?.removeEventListener('abort', cancel);
       call.cancel();

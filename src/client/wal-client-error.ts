@@ -58,3 +58,13 @@ export class WalClientError extends Error {
     }
   }
 }
+
+/**
+ * Whether a call's `failure` is a broken connection, to be retried or resumed: `UNAVAILABLE`, or a
+ * `CANCELLED` the client did not ask for. grpc-js reports a call the server reset as `CANCELLED`:
+ * a server whose shutdown grace ran out cancels the calls still open (see `WaldServer.stop`).
+ * Callers rule out their own cancellations (a close, an abort) before they ask.
+ */
+export function isBrokenConnection(failure: WalClientError): boolean {
+  return failure.isRetryable || failure.code === Status.CANCELLED;
+}

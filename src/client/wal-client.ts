@@ -12,7 +12,7 @@ import { backoffDelayMs } from './backoff.js';
 import { openTailWal } from './open-tail-wal.js';
 import { resumingTail, type TailEvent, type TailOptions } from './resuming-tail.js';
 import { isServiceError } from './rpc-error-info.js';
-import { WalClientError } from './wal-client-error.js';
+import { isBrokenConnection, WalClientError } from './wal-client-error.js';
 import { resolveWalClientOptions, walChannelOptions, type ResolvedWalClientOptions, type WalClientOptions } from './wal-client-options.js';
 
 export type { AppendCallOptions, AppendPipelineCounters, AppendResult } from './append-pipeline.js';
@@ -239,13 +239,18 @@ export class WalClient {
     this.grpc.close();
   }
 
+  /** The metadata of a call; rejects with `UNAUTHENTICATED` when the `metadata` or `token` provider fails. */
   private async callMetadata(): Promise<Metadata> {
-    const metadata = this.options.metadata === undefined ? new Metadata() : (await this.options.metadata()).clone();
-    if (this.options.token !== undefined) metadata.set('authorization', `Bearer ${await this.options.token()}`);
-    return metadata;
+    try {
+      const metadata = this.options.metadata === undefined ? new Metadata() : (await this.options.metadata()).clone();
+      if (this.options.token !== undefined) metadata.set('authorization', `Bearer ${await this.options.token()}`);
+      return metadata;
+    } catch (error) {
+      throw new WalClientError(Status.UNAUTHENTICATED, `the metadata provider of the WalClient failed: ${String(error)}`, { cause: error });
+    }
   }
 
-  /** One unary call, retried after `UNAVAILABLE` with backoff until `retryDeadlineMs`. */
+  /** One unary call, retried after a broken connection (`isBrokenConnection`) with backoff until `retryDeadlineMs`. */
   private async unary<T>(path: string, request: Buffer, decode: (bytes: Buffer) => T): Promise<T> {
     if (this.isClosed) throw new WalClientError(Status.CANCELLED, 'the client is closed');
     const deadline = Date.now() + this.options.retryDeadlineMs;
@@ -266,7 +271,7 @@ export class WalClient {
       } catch (error) {
         const failure = isServiceError(error) ? WalClientError.fromServiceError(error) : new WalClientError(Status.INTERNAL, String(error), { cause: error });
         const delay = backoffDelayMs(attempt, this.options.initialBackoffMs, this.options.maxBackoffMs);
-        if (!failure.isRetryable || Date.now() + delay >= deadline) throw failure;
+        if (!isBrokenConnection(failure) || this.isClosed || Date.now() + delay >= deadline) throw failure;
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }

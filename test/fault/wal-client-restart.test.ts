@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WalClient, type AppendResult } from '../../src/client/wal-client.js';
+import { WalClientError } from '../../src/client/wal-client-error.js';
 import { ChildOutput, parseLog, spawnWald } from '../support/cli-process.js';
 import { FreezableProxy } from '../support/freezable-proxy.js';
 import { makeTempDir } from '../support/temp-dir.js';
@@ -18,11 +19,13 @@ interface ServeChild {
   readonly output: ChildOutput;
   readonly address: string;
   kill(): Promise<void>;
+  /** SIGTERM: a graceful stop, which cancels the calls still open after `--shutdown-grace-ms`. */
+  stop(): Promise<void>;
 }
 
 /** Starts `wald serve` (sync policy `always`) on `127.0.0.1:port` over `dataDir`; resolves once it listens. */
-async function startServe(dataDir: string, port: number): Promise<ServeChild> {
-  const child = spawnWald(['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sync-policy', 'always']);
+async function startServe(dataDir: string, port: number, extraArgs: readonly string[] = []): Promise<ServeChild> {
+  const child = spawnWald(['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sync-policy', 'always', ...extraArgs]);
   const output = new ChildOutput(child);
   child.stdin.end();
   const listening = parseLog(await output.waitForLine((line) => parseLog(line)?.msg === 'wald listening'));
@@ -35,6 +38,10 @@ async function startServe(dataDir: string, port: number): Promise<ServeChild> {
       child.kill('SIGKILL');
       const run = await output.exited;
       assert.equal(run.signal, 'SIGKILL');
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await output.exited;
     },
   };
 }
@@ -58,7 +65,7 @@ async function waitForRecords(address: string, count: number): Promise<void> {
 
 const clientOptions = { retryDeadlineMs: 60_000, initialBackoffMs: 20, maxBackoffMs: 200 } as const;
 
-describe('WalClient across a SIGKILL and restart of the server', { timeout: 180_000 }, () => {
+describe('WalClient across a SIGKILL or a stop and restart of the server', { timeout: 180_000 }, () => {
   test('idempotent retries write every acknowledged append exactly once', async (t) => {
     const temp = makeTempDir('wald-client-kill9-');
     const dataDir = join(temp.dir, 'data');
@@ -139,6 +146,63 @@ describe('WalClient across a SIGKILL and restart of the server', { timeout: 180_
       }
       await restart;
       assert.deepEqual(seen, Array.from({ length: 2 * half }, (_, i) => i));
+    } finally {
+      abort.abort();
+      await writer.close();
+      await reader.close();
+      await server.kill().catch(() => undefined);
+      temp.remove();
+    }
+  });
+  test('a stop whose grace runs out cancels the open calls: the appends are retried and written once, the tail resumes', async () => {
+    const temp = makeTempDir('wald-client-grace-');
+    const dataDir = join(temp.dir, 'data');
+    let server = await startServe(dataDir, 0, ['--shutdown-grace-ms', '300']);
+    const port = portOf(server.address);
+    const writer = new WalClient(server.address, clientOptions);
+    const reader = new WalClient(server.address, clientOptions);
+    const abort = new AbortController();
+    try {
+      // Far more than the HTTP/2 windows and the client's buffers hold (24 MB in small messages): a
+      // tail whose consumer stalls keeps its stream, and the status behind its messages, open past
+      // the grace.
+      const total = 3000;
+      for (let i = 0; i < total / 100; i++) await writer.append(Array.from({ length: 100 }, (_, j) => ({ value: Buffer.alloc(8192, 100 * i + j) })));
+      let release: () => void = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const seen: number[] = [];
+      const tailed = (async () => {
+        for await (const event of reader.tail(0, { signal: abort.signal, maxRecords: 10 })) {
+          if (seen.length === 0) await released;
+          seen.push(...event.records.map((r) => r.offset));
+          if (seen.length >= total + 2) abort.abort();
+        }
+      })();
+      // Waits for followers that never come: still open when the grace runs out, and the plain
+      // append behind it on the same stream is answered only after it.
+      const replicated = writer.append([{ value: Buffer.from('replicated') }], { minReplicas: 1 }).catch((error: unknown) => error);
+      const plain = writer.append([{ value: Buffer.from('plain') }]);
+      await waitForRecords(server.address, total + 2);
+      await server.stop();
+      assert.ok(
+        server.output.lines.some((line) => parseLog(line)?.msg === 'calls still open after the grace period: cancelling them'),
+        'the stop cancelled calls',
+      );
+      server = await startServe(dataDir, port, ['--replication-min-replicas-timeout-ms', '200']);
+      release();
+      const plainResult = await plain;
+      assert.equal(plainResult.firstOffset, total + 1, 'the plain append is answered at the offset it was written at');
+      const replicatedOutcome = await replicated;
+      assert.ok(replicatedOutcome instanceof WalClientError, 'no follower ever has it');
+      assert.equal(replicatedOutcome.reason, 'WAL_REPLICAS_TIMEOUT', `retried and timed out waiting for followers: ${String(replicatedOutcome)}`);
+      await tailed;
+      assert.deepEqual(seen, Array.from({ length: total + 2 }, (_, i) => i), 'the tail resumed without gap or duplicate');
+      const after = await writer.read(total, { limit: 10 });
+      assert.deepEqual(
+        after.records.map((r) => r.value.toString()),
+        ['replicated', 'plain'],
+        'each append is in the log once',
+      );
     } finally {
       abort.abort();
       await writer.close();

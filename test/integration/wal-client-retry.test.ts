@@ -184,4 +184,39 @@ describe('WalClient retries', { timeout: 120_000 }, () => {
       await h.close();
     }
   });
+  test('a token provider that fails: every call rejects with a WalClientError UNAUTHENTICATED, and an append sent before may be written', async () => {
+    const h = await startServer();
+    const proxy = await FreezableProxy.start(h.address);
+    let tokenFails = false;
+    const client = new WalClient(proxy.address, {
+      initialBackoffMs: 10,
+      token: () => (tokenFails ? Promise.reject(new Error('token service down')) : Promise.resolve('token')),
+    });
+    try {
+      await client.append(records(1, 'warm-up'));
+      proxy.freeze();
+      const sent = client.append(records(1, 'sent')).catch((error: unknown) => error);
+      await waitForRecords(h.address, 2);
+      tokenFails = true;
+      // The reconnect asks the provider for the stream's metadata, which fails.
+      proxy.cutAndThaw();
+      const appendFailure = await sent;
+      assert.ok(appendFailure instanceof WalClientError && appendFailure.code === status.UNAUTHENTICATED, String(appendFailure));
+      assert.match(appendFailure.message, /may or may not be written/, 'the append was sent, and is in the log');
+      for (const call of [() => client.read(0), () => client.stats(), () => client.get(Buffer.from('k'))]) {
+        const failure = await call().catch((error: unknown) => error);
+        assert.ok(failure instanceof WalClientError, `a WalClientError: ${String(failure)}`);
+        assert.equal(failure.code, status.UNAUTHENTICATED);
+      }
+      const tailFailure = await (async () => {
+        for await (const _event of client.tail(0)) return 'an event';
+        return 'ended';
+      })().catch((error: unknown) => error);
+      assert.ok(tailFailure instanceof WalClientError && tailFailure.code === status.UNAUTHENTICATED, `the tail: ${String(tailFailure)}`);
+    } finally {
+      await client.close();
+      await proxy.close();
+      await h.close();
+    }
+  });
 });
