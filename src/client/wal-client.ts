@@ -181,6 +181,12 @@ export class WalClient {
       });
       if (asked.isGuess && (page === undefined || page.records.length === 0)) page = await ask(asked.start, false)!.page;
       if (page === undefined || page.records.length === 0 || page.nextOffset <= position) return;
+      // Read's limit counts records, not offsets: over a key-compaction gap a page runs past `toOffset`.
+      if (toOffset !== undefined && page.records[page.records.length - 1]!.offset >= toOffset) {
+        const records = page.records.filter((record) => record.offset < toOffset);
+        if (records.length > 0) yield { ...page, records, nextOffset: records[records.length - 1]!.offset + 1 };
+        return;
+      }
       stride = page.nextOffset - asked.start;
       position = page.nextOffset;
       knownEnd = page.highWatermark === undefined ? knownEnd : page.highWatermark + 1;

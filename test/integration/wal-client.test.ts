@@ -402,6 +402,32 @@ describe('WalClient', { timeout: 120_000 }, () => {
     }
   });
 
+  test('range stops at its end over key-compaction gaps, where a page of `limit` records spans more offsets', async () => {
+    const h = await startServer({ wal: { segmentSizeBytes: 8192 } });
+    const client = new WalClient(h.address);
+    try {
+      // 400 records over 10 keys: key compaction keeps each key's last write of the rewritten segments.
+      for (let i = 0; i < 40; i++) {
+        await client.append(Array.from({ length: 10 }, (_, j) => ({ key: Buffer.from(`key-${j}`), value: Buffer.from(`v-${10 * i + j}`.padEnd(60, '.')) })));
+      }
+      const compacted = await h.client.compact({ aggressive: true, thresholdPercent: 20 });
+      assert.ok((compacted.keyCompaction?.segmentsRewritten ?? 0) > 0, 'segments were rewritten');
+      const retained = (await client.read(0, { limit: 1000 })).records.map((r) => r.offset);
+      assert.ok(retained.length < 400, 'the log has gaps');
+      for (const [to, limit] of [[20, undefined], [200, undefined], [200, 7], [retained[3]! + 1, 2]] as const) {
+        const seen: number[] = [];
+        for await (const page of client.range(0, to, { limit })) {
+          seen.push(...page.records.map((r) => r.offset));
+          if (page.records.length > 0) assert.equal(page.nextOffset, page.records[page.records.length - 1]!.offset + 1);
+        }
+        assert.deepEqual(seen, retained.filter((offset) => offset < to), `range(0, ${to}) with limit ${limit}`);
+      }
+    } finally {
+      await client.close();
+      await h.close();
+    }
+  });
+
   test('tail catches up, follows live appends, reports lag, and ends when its signal aborts', async () => {
     const h = await startServer({ server: { tailHeartbeatIntervalMs: 50 } });
     const client = new WalClient(h.address);
