@@ -344,11 +344,13 @@ export class StateKeeper {
    */
   async append(records: readonly AppendRecord[], options: AppendOptions = {}): Promise<AppendResult> {
     if (this.failure !== undefined) return this.wal.append(records, options);
-    const reserved = this.checkCapacity(records);
     // A retry of an append the log already took is answered with the original's outcome: its
-    // transaction records were admitted then, and would be refused now.
+    // transaction records were admitted then, and would be refused now; the bytes it adds are
+    // counted already (its PREPARE in the transaction table, its keys in the view or pending), and
+    // counted again near the cap they would refuse an append that adds nothing.
     const { producerId, sequence } = options;
     const isRetry = producerId !== undefined && sequence !== undefined && this.wal.isDuplicateAppend(producerId, sequence);
+    const reserved = isRetry ? 0 : this.checkCapacity(records);
     // No await from here to Wal.append: admission order is offset order.
     const ticket: TxnTicket | undefined = isRetry ? undefined : this.txnGate.admit(records);
     this.pendingBytes += reserved;

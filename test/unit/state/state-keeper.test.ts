@@ -19,6 +19,8 @@ import { writeSnapshot } from '../../../src/state/snapshot-writer.js';
 import { KEY_INFO_FRAMING_BYTES } from '../../../src/state/key-info-page.js';
 import { Compactor } from '../../../src/state/compactor.js';
 import { StateKeeper } from '../../../src/state/state-keeper.js';
+import { TXN_OVERHEAD_BYTES } from '../../../src/state/txn-table.js';
+import { encodeTxnWrites } from '../../../src/codec/txn-writes.js';
 import { STATE_OPTIONS } from '../../../src/state/state-options.js';
 import type { Storage } from '../../../src/storage/storage.js';
 import { MemDisk } from '../../support/mem-disk.js';
@@ -324,6 +326,33 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
       assert.throws(() => opened.keeper.checkCapacity([put('d', '')]), (e) => isWalError(e, 'WAL_STATE_FULL'));
     } finally {
       await opened.close();
+    }
+  });
+
+  test('near the cap, a retry of an idempotent PREPARE or put the log already took is answered as a duplicate, not refused', async () => {
+    const storage = new MemDisk().mount();
+    const id = Buffer.from('txn-1');
+    const writes = encodeTxnWrites([{ op: 'put', key: Buffer.from('k'), value: Buffer.from('v') }]);
+    const prepareBytes = 2 * id.length + writes.length + TXN_OVERHEAD_BYTES;
+    const opened = await openKeeper(storage, { maxStateBytes: prepareBytes + 8 });
+    try {
+      const prepare: AppendRecord = { type: 'prepare', key: id, value: writes };
+      const first = await opened.keeper.append([prepare], { producerId: 'p', sequence: 1 });
+      await opened.keeper.get(Buffer.from('x'));
+      const retry = await opened.keeper.append([prepare], { producerId: 'p', sequence: 1 });
+      assert.deepEqual({ duplicate: retry.duplicate, firstOffset: retry.firstOffset }, { duplicate: true, firstOffset: first.firstOffset });
+    } finally {
+      await opened.close();
+    }
+    // A put of a new key that fills the cap, retried before the view applied it: its bytes are pending already.
+    const full = await openKeeper(new MemDisk().mount(), { maxStateBytes: 1 + ENTRY_OVERHEAD_BYTES });
+    try {
+      const put: AppendRecord = { key: Buffer.from('n'), value: Buffer.alloc(0) };
+      const written = full.keeper.append([put], { producerId: 'q', sequence: 1 });
+      const again = full.keeper.append([put], { producerId: 'q', sequence: 1 });
+      assert.equal((await again).firstOffset, (await written).firstOffset);
+    } finally {
+      await full.close();
     }
   });
 
