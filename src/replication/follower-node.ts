@@ -4,6 +4,7 @@ import type { ChannelCredentials, Interceptor } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { decodeSegmentHeader } from '../codec/segment-header.js';
 import { openStorage } from '../engine/storage-options.js';
+import { parseSegmentFileName } from '../engine/segment-name.js';
 import { truncateLogFrom } from '../engine/truncate-log-from.js';
 import type { EpochStart } from '../codec/epoch-history-file.js';
 import type { WalOptions } from '../engine/wal-options.js';
@@ -14,6 +15,7 @@ import type { TailWalResponse } from '../gen/wald/v1/tail.js';
 import { ReplicationState } from '../server/replication-state.js';
 import type { ServerOptions } from '../server/server-options.js';
 import { WaldServer } from '../server/wald-server.js';
+import { listSnapshots } from '../state/snapshot-reader.js';
 import { setAsideSnapshotsAbove } from '../state/snapshots-set-aside.js';
 import { DEFAULT_SNAPSHOT_DIR, snapshotDirOf } from '../state/state-options.js';
 import type { Storage } from '../storage/storage.js';
@@ -246,6 +248,7 @@ export class FollowerNode {
   private async offlineWork(outcome: Exclude<FollowOutcome, { kind: 'stopped' }>): Promise<void> {
     const dir = this.init.walOptions.dir;
     if (outcome.kind === 'truncate') {
+      checkDivergenceCut(this.storage, dir, this.snapshotDir, outcome.offset);
       // Snapshots first: a crash between the two steps leaves the divergent records in the log,
       // which the next start finds and cuts again. The other order would leave a cut log with a
       // snapshot of the divergent state, skipped only until the log grows past it again.
@@ -324,4 +327,32 @@ export class FollowerNode {
  */
 function isLeaderSideFailure(error: unknown): boolean {
   return isServiceError(error) || isWalError(error, 'WAL_SNAPSHOT_NOT_FOUND');
+}
+
+/**
+ * Refuses a divergence cut at `offset` that would leave a data directory the server cannot open,
+ * before anything is changed: below the log's first offset (this node compacted while it led, past
+ * where its history left the leader's), or in a compacted log below every snapshot that reaches
+ * its first offset (moving them aside would leave no way to rebuild the key-value view: the rule
+ * `wald repair` applies). The node then stops, its directory as it was.
+ *
+ * @throws WalError `WAL_OFFSET_COMPACTED` (details `truncateAt`, `firstOffset`, `minTruncateAt` when a snapshot sets it).
+ */
+function checkDivergenceCut(storage: Storage, dir: string, snapshotDir: string, offset: number): void {
+  const bases = storage.list(dir).map(parseSegmentFileName).filter((base): base is number => base !== undefined);
+  const firstOffset = bases.length === 0 ? 0 : Math.min(...bases);
+  const remedy = 'nothing was changed; start this follower on an empty data directory to copy the leader afresh';
+  if (offset < firstOffset) {
+    throw new WalError('WAL_OFFSET_COMPACTED', `this log leaves the leader's history at offset ${offset}, below its first retained offset ${firstOffset} (it compacted while it led): ${remedy}`, { truncateAt: offset, firstOffset });
+  }
+  if (firstOffset === 0) return;
+  const reaching = listSnapshots(storage, snapshotDir).snapshots.filter((info) => info.walOffset >= firstOffset);
+  if (reaching.length > 0 && !reaching.some((info) => info.walOffset <= offset)) {
+    const minTruncateAt = Math.min(...reaching.map((info) => info.walOffset));
+    throw new WalError(
+      'WAL_OFFSET_COMPACTED',
+      `this log leaves the leader's history at offset ${offset}, below every snapshot that reaches its first offset ${firstOffset} (the lowest is at ${minTruncateAt}): cut there, its key-value view could not be rebuilt; ${remedy}`,
+      { truncateAt: offset, firstOffset, minTruncateAt },
+    );
+  }
 }

@@ -291,7 +291,11 @@ export class Follower extends EventEmitter<FollowerEvents> {
     // on are not the leader's, although the leader's older epoch runs past them. The cut is the
     // earlier of the two ends (Kafka's KIP-279).
     if (leaderEpoch < this.wal.epoch) endOffset = Math.min(endOffset, this.wal.epochEnd(leaderEpoch).endOffset);
-    if (endOffset >= this.wal.nextOffset) return undefined;
+    // An epoch of this log's own that the leader never had is cut even when no record follows its
+    // start: the leader's frames from there on are of an older epoch, which the log refuses. (A
+    // node promoted and made a follower again before it wrote; a crash inside an earlier cut,
+    // after the segments and before the epoch history.) A cut at the log's end cuts only that.
+    if (endOffset > this.wal.nextOffset || (endOffset === this.wal.nextOffset && leaderEpoch >= this.wal.epoch)) return undefined;
     return { kind: 'truncate', offset: endOffset, leaderEpoch };
   }
 

@@ -8,7 +8,7 @@
  * above a cut aside and the cut leaves nothing of the divergent state behind.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -16,6 +16,7 @@ import { credentials, InterceptingCall, Metadata, status, type Interceptor } fro
 import { pino, type Logger } from 'pino';
 import { WalClient } from '../../src/client/wal-client.js';
 import { Wal } from '../../src/engine/wal.js';
+import { isWalError } from '../../src/errors.js';
 import { NodeStorage } from '../../src/storage/node-storage.js';
 import { WaldServer } from '../../src/server/wald-server.js';
 import { FollowerNode } from '../../src/replication/follower-node.js';
@@ -286,6 +287,74 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
         assert.deepEqual(await valuesOf(node.server.wal, 50, 20), await valuesOf(leader.server.wal, 50, 20), 'the leader\'s records from 50 on');
         await node.stop();
         node = undefined;
+      }
+    } finally {
+      await node?.stop();
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test('a node promoted and made a follower again before it wrote cuts the epoch it began, and converges', async () => {
+    const leader = await startServer();
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    let node: FollowerNode | undefined;
+    try {
+      await copyFirstRecords(leader, dir);
+      // Promoted (epoch 2 from 50) but no record written: the same state as a crash inside a cut
+      // after its segments and before its epoch history.
+      const { wal: promoted } = await Wal.open({ dir, preallocate: false });
+      await promoted.beginEpoch(2);
+      await promoted.close();
+      await leader.server.wal.append(values(30, 'b'));
+      await leader.server.wal.beginEpoch(3);
+      await leader.server.wal.append(values(10, 'c'));
+      // The leader's frames at 50 are of epoch 1, older than the log's 2: the log must drop epoch 2 first.
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      let failure: unknown;
+      node.failed.catch((error: unknown) => (failure = error));
+      await waitFor(() => node!.server?.wal.highWatermark === 89, 'the follower to reach the leader\'s end');
+      assert.deepEqual(await valuesOf(node.server.wal, 50, 40), await valuesOf(leader.server.wal, 50, 40), 'the leader\'s records from 50 on');
+      assert.deepEqual(node.server.wal.epochHistory(), leader.server.wal.epochHistory(), 'the leader\'s epoch history');
+      assert.equal(failure, undefined, 'the node did not stop on an error');
+    } finally {
+      await node?.stop();
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a divergence cut below what the log compacted away is refused before anything changes', async () => {
+    const leader = await startServer();
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    let node: FollowerNode | undefined;
+    try {
+      await copyFirstRecords(leader, dir);
+      // The follower leads in epoch 2 and compacts its log past 50, where its history left the leader's.
+      const walOptions = { dir, preallocate: false, segmentSizeBytes: 4096 };
+      const serverOptions = { listen: '127.0.0.1:0', state: { compaction: { retentionMs: 0 } } };
+      const { server: own } = await WaldServer.open(walOptions, serverOptions, hookedLogger(() => undefined));
+      await own.wal.beginEpoch(2);
+      for (let i = 0; i < 60; i++) await own.state.append([{ key: Buffer.from(`k${i % 5}`), value: Buffer.from(`own-${i}`.padEnd(100, '.')) }]);
+      await own.compactor.compact();
+      const firstOffset = own.wal.firstOffset;
+      assert.ok(firstOffset > 50, `compacted past 50: first offset ${firstOffset}`);
+      await own.stop();
+      await leader.server.wal.beginEpoch(3);
+      await leader.server.wal.append(values(20, 'b'));
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      const stopped = await node.failed.then(() => undefined, (error: unknown) => error);
+      assert.ok(isWalError(stopped, 'WAL_OFFSET_COMPACTED'), `the node stopped refusing the cut: ${String(stopped)}`);
+      assert.equal(stopped.details['truncateAt'], 50);
+      await node.stop();
+      node = undefined;
+      // Nothing was changed: the directory opens as it was, its key-value view whole.
+      assert.deepEqual(readdirSync(join(dir, 'snapshots')).filter((name) => name.endsWith('.set-aside')), [], 'no snapshot set aside');
+      const { server: reopened } = await WaldServer.open(walOptions, serverOptions, hookedLogger(() => undefined));
+      try {
+        assert.equal(reopened.wal.firstOffset, firstOffset);
+        assert.equal((await reopened.state.get(Buffer.from('k4')))?.value.toString().trimEnd().replace(/\.+$/, ''), 'own-59');
+      } finally {
+        await reopened.stop();
       }
     } finally {
       await node?.stop();
