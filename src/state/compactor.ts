@@ -453,6 +453,11 @@ export class Compactor {
    * loses its oldest segment first on any file system.
    */
   private async deleteSegments(plan: SegmentDeletionPlan): Promise<{ segmentsDeleted: number; bytesReclaimed: number }> {
+    // The snapshot that covers these segments holds the view up to the high watermark, which under
+    // `none` (and `interval`, between syncs) is only written: should a power cut take the unsynced
+    // end of the log after the segments are gone, the snapshot would lie beyond the log's end (set
+    // aside at the open) and nothing would hold the state of the records deleted.
+    await this.wal.sync();
     let segmentsDeleted = 0;
     let bytesReclaimed = 0;
     for (const segment of this.wal.listSegments().slice(0, plan.segmentCount)) {
