@@ -113,6 +113,9 @@ export class Wal {
       for (const state of recovered.producers) producers.noteWritten(state);
       const { segment: active, file } = await openActiveSegment(resolved, opened.at(-1), io);
       if (opened.at(-1) !== active) opened.push(active);
+      // Before the writer, whose `interval` timer would keep the process alive should this throw
+      // (it may rewrite EPOCHS: an entry past the recovered end).
+      const epochs = EpochHistory.open(storage, dir, recovered.epochs, active.nextOffset);
       const segments = new SegmentList(opened, storage, resolved.maxOpenSegmentFiles);
       recoveryPoint = RecoveryPointWriter.open(resolved, recovered.recoveryPoint, io);
       // Everything recovered is durable now (the active segment was synced).
@@ -125,7 +128,6 @@ export class Wal {
         synced: (durableNext) => points?.note(durableNext),
         warn: resolved.onWarning,
       }, io, recovered.lastTimestamp, recent);
-      const epochs = EpochHistory.open(storage, dir, recovered.epochs, active.nextOffset);
       writer.epoch = epochs.epoch;
       for (const { segment, producers: asOfItsEnd } of recovered.rebuilt) {
         try {

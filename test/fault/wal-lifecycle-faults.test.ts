@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Wal } from '../../src/engine/wal.js';
 import type { WalOptions } from '../../src/engine/wal-options.js';
+import { encodeEpochHistory } from '../../src/codec/epoch-history-file.js';
 import { isWalError } from '../../src/errors.js';
 import { MemDisk } from '../support/mem-disk.js';
 import { FakeClock } from '../support/fake-clock.js';
@@ -105,5 +106,30 @@ describe('timestamps', () => {
     const fourth = await open(disk, { clock: clock.now });
     assert.ok((await fourth.append([v('later')])).timestamp >= last, 'also once every sealed segment is compacted away');
     await fourth.close();
+  });
+});
+
+describe('a failed open', () => {
+  test('under interval leaves no timer behind: a process whose log cannot open exits', async () => {
+    const disk = new MemDisk();
+    const options: WalOptions = { dir: '/data', syncPolicy: 'interval', preallocate: false };
+    const { wal } = await Wal.open({ ...options, storage: disk.mount() });
+    await wal.append([{ value: Buffer.from('a') }, { value: Buffer.from('b') }]);
+    await wal.close();
+    // As a crash under `interval` leaves it: an epoch entry whose frames were lost (it starts past
+    // the end), which the open rewrites EPOCHS to drop; that write fails.
+    const storage = disk.mount();
+    const file = storage.open('/data/EPOCHS', 'create-new');
+    file.writev([encodeEpochHistory({ entries: [{ epoch: 1, startOffset: 0 }, { epoch: 2, startOffset: 10 }], isReplicated: true })], 0);
+    file.datasync();
+    file.close();
+    storage.syncDir('/data');
+    disk.kill();
+    disk.inject({ op: 'create', path: /EPOCHS\.tmp$/, code: 'ENOSPC' });
+    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const before = timers();
+    await assert.rejects(Wal.open({ ...options, storage: disk.mount() }), (error) => isWalError(error, 'WAL_NO_SPACE'));
+    assert.equal(timers(), before, 'no interval sync timer is left running');
+    assert.equal(disk.openFiles, 0, 'no file left open');
   });
 });
