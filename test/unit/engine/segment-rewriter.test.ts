@@ -196,6 +196,27 @@ describe('rewriteSegments', () => {
     await assert.rejects(rewriting, (error) => isWalError(error) && error.code === 'WAL_CLOSED');
   });
 
+  test('a failed directory sync after the swap: the rewrite is done (the segment is in place), reported as a warning', async () => {
+    const disk = new MemDisk();
+    const clock = new FakeClock();
+    const warnings: string[] = [];
+    const wal = await filledLog(disk, clock, 60, { onWarning: (message) => warnings.push(message) });
+    const first = wal.listSegments()[0]!;
+    const before = await readAll(wal);
+    // The new index's own directory sync passes; the one after the segment's rename fails.
+    disk.inject({ op: 'syncDir', code: 'EIO', path: /^\/data$/, after: 1 });
+    const result = await wal.rewriteSegments({ keep: (record) => record.offset % 2 === 0, thresholdPercent: 0, belowOffset: first.nextOffset });
+    assert.equal(result.segmentsRewritten, 1, 'reported as rewritten');
+    assert.ok(warnings.some((message) => message.includes('the rewritten segment is in place')), warnings.join('; '));
+    const after = await readAll(wal);
+    assert.deepEqual(
+      after.map((r) => r.offset),
+      before.filter((r) => r.offset >= first.nextOffset || r.offset % 2 === 0).map((r) => r.offset),
+      'the log reads the rewritten segment',
+    );
+    await wal.close();
+  });
+
   test('refuses a malformed plan', async () => {
     const disk = new MemDisk();
     const wal = await filledLog(disk, new FakeClock(), 5);
