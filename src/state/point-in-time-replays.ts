@@ -73,12 +73,23 @@ export class PointInTimeReplays {
    * reuse and incrementals pick the newest snapshot by offset, so an older one is only a fallback
    * (it is a true state of the log, as every snapshot is), and compaction prunes it as any other
    * once it is below the first retained offset and not among the newest kept (docs/point-in-time.md).
-   * Rejects as {@link stateAt} does, and with the disk's errors (`WAL_NO_SPACE`, `WAL_IO_ERROR`).
+   * Rejects as {@link stateAt} does, with `WAL_POINT_IN_TIME_UNAVAILABLE` (details `atOffset`,
+   * `absentOffsets`) when the state built is not exact (key compaction removed records of its
+   * range), and with the disk's errors (`WAL_NO_SPACE`, `WAL_IO_ERROR`).
    */
   snapshotAt(point: PointInTime | undefined, options: { readonly compress?: boolean | undefined } = {}): Promise<PointInTimeSnapshot> {
     return this.oneBuild(() =>
       this.init.exclusive(async () => {
         const built = await this.build(point);
+        if (built.absentOffsets > 0) {
+          // A snapshot is a true state of the log: one missing what key compaction dropped would be
+          // loaded, served and restored as exact, and builds from it would report no absent offset.
+          throw new WalError(
+            'WAL_POINT_IN_TIME_UNAVAILABLE',
+            `the state as of offset ${built.nextOffset} is not exact (${built.absentOffsets} offsets in its replayed range were removed by key compaction): no snapshot of it is written; a snapshot taken before the key compaction holds it`,
+            { atOffset: built.nextOffset, absentOffsets: built.absentOffsets, firstOffset: this.init.wal.firstOffset },
+          );
+        }
         const written = await writeSnapshot(this.init.storage, this.init.snapshotDir, built.state.captureView(), { type: 'full' }, { compress: options.compress, now: this.init.clock, txns: built.txns.capture() });
         return { built, written };
       }),

@@ -434,6 +434,15 @@ describe('the state at a point in time', { timeout: 300_000 }, () => {
       const at7 = await replayToPoint(source, { to: { offset: 7 } });
       assert.deepEqual(at7.state.list({ limit: 10 }).entries.map((e) => e.key.toString()), ['a', 'b', 'c']);
       assert.equal(at7.state.get(Buffer.from('a'))?.value.toString(), '5');
+      // A state with offsets key compaction removed is not written as a snapshot: it would be
+      // loaded and restored as exact. The exact state at the log's end is.
+      const replays = new PointInTimeReplays({ ...source, wal, maxBuilds: 1, exclusive: (run) => run() });
+      const refused = await replays.snapshotAt({ offset: 3 }).catch((error: unknown) => error);
+      assert.ok(isWalError(refused, 'WAL_POINT_IN_TIME_UNAVAILABLE'), `refused: ${String(refused)}`);
+      assert.equal(refused.details['absentOffsets'], 2);
+      assert.equal(listSnapshots(storage, SNAPSHOT_DIR).snapshots.length, 0, 'nothing written');
+      const { written } = await replays.snapshotAt({ offset: 1 });
+      assert.equal(written.walOffset, 1, 'a point before the gap is exact');
     } finally {
       await keeper.close();
       await wal.close();
