@@ -13,6 +13,7 @@ import {
 } from '../codec/snapshot-file.js';
 import { formatSnapshotId, parseSnapshotId, snapshotFileName } from '../codec/snapshot-id.js';
 import { walErrorFromStorage } from '../engine/storage-errors.js';
+import { WalError } from '../errors.js';
 import { StorageError, type Storage, type StorageFile } from '../storage/storage.js';
 import { copyBytes } from './byte-range.js';
 import { DELETED } from './entry-store.js';
@@ -54,6 +55,11 @@ export interface SnapshotWriteOptions {
    * view), written whole after the key entries of a full or incremental snapshot. Default: none.
    */
   readonly txns?: TxnCapture | undefined;
+  /**
+   * Stops the write at its next chunk (and before its sync and rename): it rejects with `WalError`
+   * `WAL_CLOSED` and removes its temp file. The key-value view's close aborts it.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** A snapshot just written: its listing row and its checksum. */
@@ -121,12 +127,14 @@ async function writeViewSnapshot(storage: Storage, dir: string, view: StateView,
     file = storage.open(tempPath, 'create-new');
     const sink = new HashingSink(file);
     sink.write(headerBytes);
-    const chunks = withTxns(encodeBody(body.entries, chunkBytes), txns, chunkBytes);
+    const chunks = untilAborted(withTxns(encodeBody(body.entries, chunkBytes), txns, chunkBytes), options.signal);
     if (header.isCompressed) await writeCompressed(chunks, level, sink);
     else for await (const chunk of chunks) sink.write(chunk);
+    throwIfAborted(options.signal);
     const checksum = sink.digest();
     sink.writeUnhashed(encodeSnapshotTrailer(sink.bytes - headerBytes.length, checksum));
     await file.datasyncAsync();
+    throwIfAborted(options.signal);
     const sizeBytes = sink.bytes;
     file.close();
     file = undefined;
@@ -311,6 +319,18 @@ function encodeEntries(cursor: EntryCursor, buf: Buffer, position: number): numb
  * chunk at a time and waiting until it has taken it, so that the encoder may reuse the chunk's
  * buffer. Throws the sink's error when writing fails (rather than the stream's abort).
  */
+/** `chunks`, ending with `WAL_CLOSED` once `signal` aborts (checked before each chunk). */
+async function* untilAborted(chunks: AsyncIterable<Buffer>, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    throwIfAborted(signal);
+    yield chunk;
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new WalError('WAL_CLOSED', 'the snapshot write stopped: the key-value view is closing', {});
+}
+
 async function writeCompressed(chunks: AsyncIterable<Buffer>, level: number, sink: HashingSink): Promise<void> {
   const gzip = createGzip({ level, chunkSize: 256 * 1024 });
   let writeError: unknown;

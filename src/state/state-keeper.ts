@@ -464,9 +464,9 @@ export class StateKeeper {
           view.release();
           throw noBase(this.snapshotDir, base, view.changesKnownSince);
         }
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'incremental', base }, { compress: options.compress, chunkBytes: options.chunkBytes, txns, signal: this.stopper.signal });
       } else {
-        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes, txns });
+        written = await writeSnapshot(this.storage, this.snapshotDir, view, { type: 'full' }, { compress: options.compress, chunkBytes: options.chunkBytes, txns, signal: this.stopper.signal });
       }
       this.state.forgetChangesBefore(written.walOffset);
       return this.written(written, started);
@@ -483,7 +483,7 @@ export class StateKeeper {
       if (this.state.get(key) === undefined) return undefined;
       const started = this.clock();
       // No await between the check and the capture: the key is in the view captured.
-      const written = await writeSnapshot(this.storage, this.snapshotDir, this.state.captureView(), { type: 'point', key });
+      const written = await writeSnapshot(this.storage, this.snapshotDir, this.state.captureView(), { type: 'point', key }, { signal: this.stopper.signal });
       return this.written(written, started);
     });
   }
@@ -636,6 +636,9 @@ export class StateKeeper {
       this.applied.closeAll(new WalError('WAL_CLOSED', 'the key-value view is closed', {}));
     }
     await this.following;
+    // A snapshot under way stops at its next chunk (WAL_CLOSED, its temp file removed): none goes
+    // on writing into the directory of a log that is closing.
+    await this.snapshotting;
   }
 
   /** Replays from `fromOffset` to the high watermark (the tail's first idle signal), then follows on in the background. */

@@ -356,6 +356,26 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
+  test('close stops a snapshot under way: it rejects with WAL_CLOSED, leaves no file, and close returns after it', async () => {
+    const storage = new MemDisk().mount();
+    const opened = await openKeeper(storage);
+    try {
+      for (let i = 0; i < 20; i++) await opened.wal.append(Array.from({ length: 100 }, (_, j) => ({ key: Buffer.from(`key-${100 * i + j}`), value: Buffer.alloc(100, j) })));
+      await opened.keeper.caughtUp();
+      // 64-byte chunks: the write takes many turns of the event loop.
+      let settled = false;
+      const snapshot = opened.keeper.createSnapshot({ chunkBytes: 64 }).finally(() => (settled = true));
+      snapshot.catch(() => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+      await opened.keeper.close();
+      assert.ok(settled, 'close returned only once the snapshot had stopped');
+      await assert.rejects(snapshot, (error) => isWalError(error, 'WAL_CLOSED'));
+      assert.deepEqual(storage.exists(SNAPSHOTS) ? storage.list(SNAPSHOTS) : [], [], 'neither a snapshot nor its temp file is left');
+    } finally {
+      await opened.close();
+    }
+  });
+
   test('appends in flight or not yet applied count against the cap; a failed one gives its bytes back', async () => {
     const storage = new MemDisk().mount();
     const entryBytes = 2 + 1 + ENTRY_OVERHEAD_BYTES;
