@@ -142,6 +142,8 @@ export function createNoopWalService(): WalServiceServer {
         recordCountsScannedMs: 0n,
         storage: StorageKind.STORAGE_KIND_UNSPECIFIED,
         storageMemoryBytes: 0n,
+        replicationLagRecords: 0n,
+        replicationLagMs: 0n,
       }),
     sync: (_call, callback) => callback(null, {}),
     get: (_call, callback) => callback(null, { value: Buffer.alloc(0), offset: 0n, timestamp: 0n }),

@@ -71,6 +71,10 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
         fsyncs: jsonInteger(io?.fsyncs ?? 0n),
       },
       followers: stats.followers.map(followerToJson),
+      leader_address: stats.leaderAddress,
+      leader_high_watermark: jsonOptionalInteger(stats.leaderHighWatermark),
+      replication_lag_records: jsonInteger(stats.replicationLagRecords),
+      replication_lag_ms: jsonInteger(stats.replicationLagMs),
     });
     return;
   }
@@ -101,6 +105,13 @@ function printStats(stats: GetStatsResponse, json: boolean): void {
       ['reads', (io?.reads ?? 0n).toString()],
       ['fsyncs', (io?.fsyncs ?? 0n).toString()],
       ['followers', String(stats.followers.length)],
+      ...(stats.leaderAddress === ''
+        ? []
+        : ([
+            ['leader', stats.leaderAddress],
+            ['leader high watermark', optionalText(stats.leaderHighWatermark)],
+            ['replication lag', `${stats.replicationLagRecords} records, ${stats.replicationLagMs} ms`],
+          ] as [string, string][])),
     ]) + (stats.followers.length === 0 ? '' : `\n${followersText(stats.followers)}`),
   );
 }

@@ -244,6 +244,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
     this.leaderEpoch = epoch;
     this.replication.noteLeaderEpoch(epoch);
     this.leaderHighWatermark = message.highWatermark === undefined ? undefined : Number(message.highWatermark);
+    this.replication.noteLeaderHighWatermark(this.leaderHighWatermark, this.wal.highWatermark, Date.now());
     if (message.frames.length === 0) {
       this.emit('heartbeat', this.leaderHighWatermark, this.wal.nextOffset);
       this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
@@ -257,6 +258,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
       this.framesAppended += message.frames.length;
       this.recordsAppended += records;
       this.emit('appended', appended.nextOffset, records);
+      this.replication.noteLeaderHighWatermark(this.leaderHighWatermark, this.wal.highWatermark, Date.now());
       this.reporter.report(this.wal.highWatermark + 1, this.wal.epoch);
     });
   }

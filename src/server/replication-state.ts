@@ -42,6 +42,9 @@ export interface ReplicationStateEvents {
 export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
   private following: FollowingControl | undefined;
   private seenEpoch = 0;
+  private leaderHighWatermark: number | undefined;
+  /** When the follower last held every record its leader had reported durable, ms. */
+  private caughtUpAtMs: number | undefined;
   private promotion: Promise<unknown> = Promise.resolve();
 
   /** A leader's state when `following` is undefined, else a follower's of `following.leaderAddress`. */
@@ -63,6 +66,28 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
   /** The greatest epoch the follower has heard of from its leader (0 when none); promotion goes above it. */
   get greatestSeenEpoch(): number {
     return this.seenEpoch;
+  }
+
+  /**
+   * Notes the high watermark the leader reported in its last message (undefined: its log holds no
+   * durable record) against this log's own (`localHighWatermark`, durable), at `nowMs`: the
+   * follower's lag ({@link lagOf}) counts from the last time it held the leader's.
+   */
+  noteLeaderHighWatermark(highWatermark: number | undefined, localHighWatermark: number, nowMs: number): void {
+    this.leaderHighWatermark = highWatermark;
+    this.caughtUpAtMs ??= nowMs;
+    if (highWatermark === undefined || localHighWatermark >= highWatermark) this.caughtUpAtMs = nowMs;
+  }
+
+  /**
+   * How far this follower is behind its leader, by the leader's last message, with this log's high
+   * watermark `localHighWatermark` now: the records it lacks, and ms since it last held every record
+   * the leader reported durable (0 while it does). Zeros on a leader or before the leader was heard.
+   */
+  lagOf(localHighWatermark: number, nowMs: number): { readonly leaderHighWatermark: number | undefined; readonly lagRecords: number; readonly lagMs: number } {
+    const leaderHighWatermark = this.role === 'follower' ? this.leaderHighWatermark : undefined;
+    if (leaderHighWatermark === undefined || localHighWatermark >= leaderHighWatermark) return { leaderHighWatermark, lagRecords: 0, lagMs: 0 };
+    return { leaderHighWatermark, lagRecords: leaderHighWatermark - localHighWatermark, lagMs: Math.max(0, nowMs - (this.caughtUpAtMs ?? nowMs)) };
   }
 
   /** Notes an epoch the leader reported (a heartbeat's `epoch`), so that a promotion goes above it. */

@@ -88,6 +88,9 @@ describe('a leader, a follower and a chained follower', { timeout: 180_000 }, ()
         raw.close();
         assert.equal(stats.role, ReplicationRole.REPLICATION_ROLE_FOLLOWER);
         assert.equal(stats.leaderAddress, address === follower.address ? leader.address : follower.address);
+        // Caught up: it holds the high watermark its upstream last reported, and lags by nothing.
+        assert.equal(stats.leaderHighWatermark, stats.highWatermark, 'the upstream\'s high watermark, as its last message said');
+        assert.deepEqual([stats.replicationLagRecords, stats.replicationLagMs], [0n, 0n]);
         assert.equal(await healthStatus(address, 'wald.v1.WalService.Write'), HEALTH.NOT_SERVING, 'a follower does not serve writes');
         assert.equal(await healthStatus(address, 'wald.v1.WalService'), HEALTH.SERVING, 'a follower serves reads');
       }

@@ -42,6 +42,7 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
   const snapshots = context.state.snapshotSummary();
   const scan = context.compactor.lastRedundancyScan;
   const followers = await followerInfos(context);
+  const lag = context.replication.lagOf(context.wal.highWatermark, Date.now());
   return {
     entryCount: BigInt(stats.recordCount),
     segmentCount: BigInt(stats.segmentCount),
@@ -78,6 +79,9 @@ export async function getStats(_request: GetStatsRequest, context: RpcContext): 
     redundancyRatio: scan?.ratio,
     recordCountsScannedMs: BigInt(scan?.scannedMs ?? 0),
     storage: WIRE_STORAGE_KINDS[storageKindOf(context.wal.storage)],
+    leaderHighWatermark: lag.leaderHighWatermark === undefined ? undefined : BigInt(lag.leaderHighWatermark),
+    replicationLagRecords: BigInt(lag.lagRecords),
+    replicationLagMs: BigInt(lag.lagMs),
     storageMemoryBytes: BigInt(memoryStorageBytesOf(context.wal.storage)),
   };
 }

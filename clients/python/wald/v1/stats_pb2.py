@@ -16,25 +16,25 @@ from wald.v1 import transaction_pb2 as wald_dot_v1_dot_transaction__pb2
 from wald.v1 import storage_pb2 as wald_dot_v1_dot_storage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13wald/v1/stats.proto\x12\x07wald.v1\x1a\x19wald/v1/replication.proto\x1a\x19wald/v1/transaction.proto\x1a\x15wald/v1/storage.proto\"\x11\n\x0fGetStatsRequest\"c\n\x07IoStats\x12\x15\n\rbytes_written\x18\x01 \x01(\x04\x12\x12\n\nbytes_read\x18\x02 \x01(\x04\x12\x0e\n\x06writes\x18\x03 \x01(\x04\x12\r\n\x05reads\x18\x04 \x01(\x04\x12\x0e\n\x06\x66syncs\x18\x05 \x01(\x04\"\xfe\x07\n\x10GetStatsResponse\x12\x13\n\x0b\x65ntry_count\x18\x01 \x01(\x04\x12\x15\n\rsegment_count\x18\x02 \x01(\x04\x12\x18\n\x10total_size_bytes\x18\x03 \x01(\x04\x12\x14\n\x0c\x66irst_offset\x18\x04 \x01(\x04\x12\x1a\n\rlatest_offset\x18\x0c \x01(\x04H\x00\x88\x01\x01\x12\x1b\n\x0ehigh_watermark\x18\r \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x0bnext_offset\x18\x07 \x01(\x04\x12\"\n\x08io_stats\x18\x08 \x01(\x0b\x32\x10.wald.v1.IoStats\x12\x19\n\x11tail_stream_count\x18\t \x01(\r\x12(\n\x0bwrite_state\x18\n \x01(\x0e\x32\x13.wald.v1.WriteState\x12\x18\n\x10tail_queue_bytes\x18\x0b \x01(\x04\x12\x11\n\tkey_count\x18\x0e \x01(\x04\x12\x1a\n\x12state_memory_bytes\x18\x0f \x01(\x04\x12\x16\n\x0esnapshot_count\x18\x10 \x01(\r\x12\x18\n\x10last_snapshot_id\x18\x11 \x01(\t\x12!\n\x14last_snapshot_offset\x18\x12 \x01(\x04H\x02\x88\x01\x01\x12\x19\n\x11reclaimable_bytes\x18\x13 \x01(\x04\x12&\n\x04role\x18\x14 \x01(\x0e\x32\x18.wald.v1.ReplicationRole\x12\x16\n\x0eleader_address\x18\x15 \x01(\t\x12\r\n\x05\x65poch\x18\x16 \x01(\x04\x12*\n\repoch_history\x18\x17 \x03(\x0b\x32\x13.wald.v1.EpochStart\x12(\n\tfollowers\x18\x18 \x03(\x0b\x32\x15.wald.v1.FollowerInfo\x12\"\n\x1ain_doubt_transaction_count\x18\x1e \x01(\x04\x12#\n\x16oldest_in_doubt_age_ms\x18\x1f \x01(\x04H\x03\x88\x01\x01\x12\x30\n\rrecord_counts\x18  \x01(\x0b\x32\x19.wald.v1.RecordTypeCounts\x12\x1d\n\x10redundancy_ratio\x18! \x01(\x01H\x04\x88\x01\x01\x12 \n\x18record_counts_scanned_ms\x18\" \x01(\x04\x12%\n\x07storage\x18( \x01(\x0e\x32\x14.wald.v1.StorageKind\x12\x1c\n\x14storage_memory_bytes\x18) \x01(\x04\x42\x10\n\x0e_latest_offsetB\x11\n\x0f_high_watermarkB\x17\n\x15_last_snapshot_offsetB\x19\n\x17_oldest_in_doubt_age_msB\x13\n\x11_redundancy_ratioJ\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07\"\r\n\x0bSyncRequest\"D\n\x0cSyncResponse\x12\x1b\n\x0ehigh_watermark\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_high_watermarkJ\x04\x08\x01\x10\x02*y\n\nWriteState\x12\x1b\n\x17WRITE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14WRITE_STATE_WRITABLE\x10\x01\x12\x19\n\x15WRITE_STATE_DISK_FULL\x10\x02\x12\x19\n\x15WRITE_STATE_READ_ONLY\x10\x03*o\n\x0fReplicationRole\x12 \n\x1cREPLICATION_ROLE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REPLICATION_ROLE_LEADER\x10\x01\x12\x1d\n\x19REPLICATION_ROLE_FOLLOWER\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13wald/v1/stats.proto\x12\x07wald.v1\x1a\x19wald/v1/replication.proto\x1a\x19wald/v1/transaction.proto\x1a\x15wald/v1/storage.proto\"\x11\n\x0fGetStatsRequest\"c\n\x07IoStats\x12\x15\n\rbytes_written\x18\x01 \x01(\x04\x12\x12\n\nbytes_read\x18\x02 \x01(\x04\x12\x0e\n\x06writes\x18\x03 \x01(\x04\x12\r\n\x05reads\x18\x04 \x01(\x04\x12\x0e\n\x06\x66syncs\x18\x05 \x01(\x04\"\xf9\x08\n\x10GetStatsResponse\x12\x13\n\x0b\x65ntry_count\x18\x01 \x01(\x04\x12\x15\n\rsegment_count\x18\x02 \x01(\x04\x12\x18\n\x10total_size_bytes\x18\x03 \x01(\x04\x12\x14\n\x0c\x66irst_offset\x18\x04 \x01(\x04\x12\x1a\n\rlatest_offset\x18\x0c \x01(\x04H\x00\x88\x01\x01\x12\x1b\n\x0ehigh_watermark\x18\r \x01(\x04H\x01\x88\x01\x01\x12\x13\n\x0bnext_offset\x18\x07 \x01(\x04\x12\"\n\x08io_stats\x18\x08 \x01(\x0b\x32\x10.wald.v1.IoStats\x12\x19\n\x11tail_stream_count\x18\t \x01(\r\x12(\n\x0bwrite_state\x18\n \x01(\x0e\x32\x13.wald.v1.WriteState\x12\x18\n\x10tail_queue_bytes\x18\x0b \x01(\x04\x12\x11\n\tkey_count\x18\x0e \x01(\x04\x12\x1a\n\x12state_memory_bytes\x18\x0f \x01(\x04\x12\x16\n\x0esnapshot_count\x18\x10 \x01(\r\x12\x18\n\x10last_snapshot_id\x18\x11 \x01(\t\x12!\n\x14last_snapshot_offset\x18\x12 \x01(\x04H\x02\x88\x01\x01\x12\x19\n\x11reclaimable_bytes\x18\x13 \x01(\x04\x12&\n\x04role\x18\x14 \x01(\x0e\x32\x18.wald.v1.ReplicationRole\x12\x16\n\x0eleader_address\x18\x15 \x01(\t\x12\r\n\x05\x65poch\x18\x16 \x01(\x04\x12*\n\repoch_history\x18\x17 \x03(\x0b\x32\x13.wald.v1.EpochStart\x12(\n\tfollowers\x18\x18 \x03(\x0b\x32\x15.wald.v1.FollowerInfo\x12\"\n\x1ain_doubt_transaction_count\x18\x1e \x01(\x04\x12#\n\x16oldest_in_doubt_age_ms\x18\x1f \x01(\x04H\x03\x88\x01\x01\x12\x30\n\rrecord_counts\x18  \x01(\x0b\x32\x19.wald.v1.RecordTypeCounts\x12\x1d\n\x10redundancy_ratio\x18! \x01(\x01H\x04\x88\x01\x01\x12 \n\x18record_counts_scanned_ms\x18\" \x01(\x04\x12%\n\x07storage\x18( \x01(\x0e\x32\x14.wald.v1.StorageKind\x12\x1c\n\x14storage_memory_bytes\x18) \x01(\x04\x12\"\n\x15leader_high_watermark\x18* \x01(\x04H\x05\x88\x01\x01\x12\x1f\n\x17replication_lag_records\x18+ \x01(\x04\x12\x1a\n\x12replication_lag_ms\x18, \x01(\x04\x42\x10\n\x0e_latest_offsetB\x11\n\x0f_high_watermarkB\x17\n\x15_last_snapshot_offsetB\x19\n\x17_oldest_in_doubt_age_msB\x13\n\x11_redundancy_ratioB\x18\n\x16_leader_high_watermarkJ\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07\"\r\n\x0bSyncRequest\"D\n\x0cSyncResponse\x12\x1b\n\x0ehigh_watermark\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_high_watermarkJ\x04\x08\x01\x10\x02*y\n\nWriteState\x12\x1b\n\x17WRITE_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14WRITE_STATE_WRITABLE\x10\x01\x12\x19\n\x15WRITE_STATE_DISK_FULL\x10\x02\x12\x19\n\x15WRITE_STATE_READ_ONLY\x10\x03*o\n\x0fReplicationRole\x12 \n\x1cREPLICATION_ROLE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REPLICATION_ROLE_LEADER\x10\x01\x12\x1d\n\x19REPLICATION_ROLE_FOLLOWER\x10\x02\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wald.v1.stats_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _WRITESTATE._serialized_start=1339
-  _WRITESTATE._serialized_end=1460
-  _REPLICATIONROLE._serialized_start=1462
-  _REPLICATIONROLE._serialized_end=1573
+  _WRITESTATE._serialized_start=1462
+  _WRITESTATE._serialized_end=1583
+  _REPLICATIONROLE._serialized_start=1585
+  _REPLICATIONROLE._serialized_end=1696
   _GETSTATSREQUEST._serialized_start=109
   _GETSTATSREQUEST._serialized_end=126
   _IOSTATS._serialized_start=128
   _IOSTATS._serialized_end=227
   _GETSTATSRESPONSE._serialized_start=230
-  _GETSTATSRESPONSE._serialized_end=1252
-  _SYNCREQUEST._serialized_start=1254
-  _SYNCREQUEST._serialized_end=1267
-  _SYNCRESPONSE._serialized_start=1269
-  _SYNCRESPONSE._serialized_end=1337
+  _GETSTATSRESPONSE._serialized_end=1375
+  _SYNCREQUEST._serialized_start=1377
+  _SYNCREQUEST._serialized_end=1390
+  _SYNCRESPONSE._serialized_start=1392
+  _SYNCRESPONSE._serialized_end=1460
 # @@protoc_insertion_point(module_scope)

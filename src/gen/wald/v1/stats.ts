@@ -255,6 +255,25 @@ export interface GetStatsResponse {
    * storages.
    */
   storageMemoryBytes: bigint;
+  /**
+   * On a follower, the high watermark its leader reported in its last message (a heartbeat or
+   * frames); unset on a leader, and on a follower that has not heard from its leader yet, or whose
+   * leader's log holds no durable record.
+   */
+  leaderHighWatermark?:
+    | bigint
+    | undefined;
+  /**
+   * On a follower, the durable records it lacks by its leader's last message:
+   * leader_high_watermark + 1 - high_watermark - 1, at least 0. 0 on a leader.
+   */
+  replicationLagRecords: bigint;
+  /**
+   * On a follower, ms since it last held every record its leader had reported durable (Kafka's
+   * replica lag time); 0 while it holds them. Heartbeats keep it current when no record flows.
+   * 0 on a leader.
+   */
+  replicationLagMs: bigint;
 }
 
 /** SyncRequest asks the server to make every written record durable now. It has no fields. */
@@ -511,6 +530,9 @@ function createBaseGetStatsResponse(): GetStatsResponse {
     recordCountsScannedMs: 0n,
     storage: 0,
     storageMemoryBytes: 0n,
+    leaderHighWatermark: undefined,
+    replicationLagRecords: 0n,
+    replicationLagMs: 0n,
   };
 }
 
@@ -653,6 +675,24 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         throw new globalThis.Error("value provided for field message.storageMemoryBytes of type uint64 too large");
       }
       writer.uint32(328).uint64(message.storageMemoryBytes);
+    }
+    if (message.leaderHighWatermark !== undefined) {
+      if (BigInt.asUintN(64, message.leaderHighWatermark) !== message.leaderHighWatermark) {
+        throw new globalThis.Error("value provided for field message.leaderHighWatermark of type uint64 too large");
+      }
+      writer.uint32(336).uint64(message.leaderHighWatermark);
+    }
+    if (message.replicationLagRecords !== 0n) {
+      if (BigInt.asUintN(64, message.replicationLagRecords) !== message.replicationLagRecords) {
+        throw new globalThis.Error("value provided for field message.replicationLagRecords of type uint64 too large");
+      }
+      writer.uint32(344).uint64(message.replicationLagRecords);
+    }
+    if (message.replicationLagMs !== 0n) {
+      if (BigInt.asUintN(64, message.replicationLagMs) !== message.replicationLagMs) {
+        throw new globalThis.Error("value provided for field message.replicationLagMs of type uint64 too large");
+      }
+      writer.uint32(352).uint64(message.replicationLagMs);
     }
     return writer;
   },
@@ -902,6 +942,30 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
             message.storageMemoryBytes = reader.uint64() as bigint;
             continue;
           }
+          case 42: {
+            if (tag !== 336) {
+              break;
+            }
+
+            message.leaderHighWatermark = reader.uint64() as bigint;
+            continue;
+          }
+          case 43: {
+            if (tag !== 344) {
+              break;
+            }
+
+            message.replicationLagRecords = reader.uint64() as bigint;
+            continue;
+          }
+          case 44: {
+            if (tag !== 352) {
+              break;
+            }
+
+            message.replicationLagMs = reader.uint64() as bigint;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1047,6 +1111,21 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
         : isSet(object.storage_memory_bytes)
         ? BigInt(object.storage_memory_bytes)
         : 0n,
+      leaderHighWatermark: isSet(object.leaderHighWatermark)
+        ? BigInt(object.leaderHighWatermark)
+        : isSet(object.leader_high_watermark)
+        ? BigInt(object.leader_high_watermark)
+        : undefined,
+      replicationLagRecords: isSet(object.replicationLagRecords)
+        ? BigInt(object.replicationLagRecords)
+        : isSet(object.replication_lag_records)
+        ? BigInt(object.replication_lag_records)
+        : 0n,
+      replicationLagMs: isSet(object.replicationLagMs)
+        ? BigInt(object.replicationLagMs)
+        : isSet(object.replication_lag_ms)
+        ? BigInt(object.replication_lag_ms)
+        : 0n,
     };
   },
 
@@ -1139,6 +1218,15 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     if (message.storageMemoryBytes !== 0n) {
       obj.storageMemoryBytes = message.storageMemoryBytes.toString();
     }
+    if (message.leaderHighWatermark !== undefined) {
+      obj.leaderHighWatermark = message.leaderHighWatermark.toString();
+    }
+    if (message.replicationLagRecords !== 0n) {
+      obj.replicationLagRecords = message.replicationLagRecords.toString();
+    }
+    if (message.replicationLagMs !== 0n) {
+      obj.replicationLagMs = message.replicationLagMs.toString();
+    }
     return obj;
   },
 
@@ -1211,6 +1299,16 @@ export const GetStatsResponse: MessageFns<GetStatsResponse> = {
     message.storage = object.storage ?? 0;
     message.storageMemoryBytes = (object.storageMemoryBytes !== undefined && object.storageMemoryBytes !== null)
       ? BigInt(object.storageMemoryBytes)
+      : 0n;
+    message.leaderHighWatermark = (object.leaderHighWatermark !== undefined && object.leaderHighWatermark !== null)
+      ? BigInt(object.leaderHighWatermark)
+      : undefined;
+    message.replicationLagRecords =
+      (object.replicationLagRecords !== undefined && object.replicationLagRecords !== null)
+        ? BigInt(object.replicationLagRecords)
+        : 0n;
+    message.replicationLagMs = (object.replicationLagMs !== undefined && object.replicationLagMs !== null)
+      ? BigInt(object.replicationLagMs)
       : 0n;
     return message;
   },
