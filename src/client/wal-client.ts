@@ -1,10 +1,11 @@
 import { credentials as grpcCredentials, Client, Metadata, status as Status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { AppendRecord } from '../codec/record.js';
-import { GetRequest, GetResponse } from '../gen/wald/v1/state.js';
+import { GetRequest } from '../gen/wald/v1/state.js';
 import { ReadRequest } from '../gen/wald/v1/read.js';
 import { GetStatsRequest, GetStatsResponse } from '../gen/wald/v1/stats.js';
 import { TailWalRequest } from '../gen/wald/v1/tail.js';
 import { WalServiceService } from '../gen/wald/v1/wal_service.js';
+import { decodeGetResponse } from '../wire/get-response-decoder.js';
 import { decodeReadResponse, type ReadPage } from '../wire/read-response-decoder.js';
 import type { TailBatch } from '../wire/tail-response-decoder.js';
 import { AppendPipeline, type AppendCallOptions, type AppendPipelineCounters, type AppendResult } from './append-pipeline.js';
@@ -221,10 +222,7 @@ export class WalClient {
   async get(key: Uint8Array): Promise<KeyValue | undefined> {
     if (!(key instanceof Uint8Array)) throw new TypeError('key must be a Uint8Array');
     try {
-      const response = await this.unary(WalServiceService.get.path, Buffer.from(GetRequest.encode({ key: Buffer.from(key) }).finish()), (bytes) =>
-        GetResponse.decode(bytes),
-      );
-      return { value: response.value, offset: Number(response.offset), timestamp: Number(response.timestamp) };
+      return await this.unary(WalServiceService.get.path, Buffer.from(GetRequest.encode({ key: Buffer.from(key) }).finish()), decodeGetResponse);
     } catch (error) {
       if (error instanceof WalClientError && error.reason === 'WAL_KEY_NOT_FOUND') return undefined;
       throw error;
