@@ -246,6 +246,32 @@ describe('WalClient', { timeout: 120_000 }, () => {
     }
   });
 
+  test('maxBatchRecords and maxBatchBytes bound the records and bytes of a message; an append over them goes alone', async () => {
+    const h = await startServer();
+    try {
+      for (const [options, expected] of [[{}, 1], [{ maxBatchRecords: 3 }, 4], [{ maxBatchBytes: 250 }, 6]] as const) {
+        const client = new WalClient(h.address, options);
+        try {
+          await client.append(records(1, 'warm-up'));
+          const before = client.appendCounters().sentMessages;
+          // Twelve one-record appends of 100 bytes, made in one turn of the event loop.
+          const results = await Promise.all(Array.from({ length: 12 }, (_, i) => client.append([{ value: Buffer.alloc(100, i) }])));
+          assert.equal(client.appendCounters().sentMessages - before, expected, `messages for 12 appends with ${JSON.stringify(options)}`);
+          const offsets = results.map((r) => r.firstOffset);
+          assert.deepEqual(offsets, offsets.map((_, i) => offsets[0]! + i), 'in the order made');
+          if ('maxBatchRecords' in options) {
+            const alone = await client.append(records(5, 'five'));
+            assert.equal(alone.lastOffset - alone.firstOffset, 4, 'an append of more records than the bound is sent whole, alone');
+          }
+        } finally {
+          await client.close();
+        }
+      }
+    } finally {
+      await h.close();
+    }
+  });
+
   test('read, range, get and stats decode what was appended', async () => {
     const h = await startServer();
     const client = new WalClient(h.address);
