@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { credentials, Metadata, status, type ChannelCredentials } from '@grpc/grpc-js';
 import { isServiceError } from '../../src/client/rpc-error-info.js';
+import { WalClient, WalClientError } from '../../src/client/wal-client.js';
+import { hashAccessToken } from '../../src/server/auth/access-token.js';
 import { AppendRequest } from '../../src/gen/wald/v1/append.js';
 import { TailWalRequest, type TailWalResponse } from '../../src/gen/wald/v1/tail.js';
 import { WalServiceClient } from '../../src/gen/wald/v1/wal_service.js';
@@ -160,6 +162,48 @@ describe('TLS', { timeout: 120_000 }, () => {
       assert.deepEqual(await nextRecords(tail), ['still']);
     } finally {
       tailClient.close();
+      await h.close();
+      temp.remove();
+    }
+  });
+  test('WalClient over TLS with a token: appends, reads, get, stats and tails work; a missing or weaker token is refused', async () => {
+    const temp = makeTempDir('wald-tls-client-');
+    const ca = makeTestCa(temp.dir, 'ca');
+    const server = signTestCertificate(ca, 'server', 'server');
+    const authFile = join(temp.dir, 'auth.yaml');
+    const tokenLine = (name: string, token: string, role: string): string => `  - name: ${name}\n    token_sha256: ${hashAccessToken(token)}\n    role: ${role}\n`;
+    writeFileSync(authFile, `tokens:\n${tokenLine('writer', 'writer-token', 'write')}${tokenLine('reader', 'reader-token', 'read')}`);
+    const h = await startServer({ server: { tlsCert: server.cert, tlsKey: server.key, authFile } });
+    const secure = (): ChannelCredentials => channelCredentials({ trust: ca });
+    const writer = new WalClient(h.address, { credentials: secure(), token: () => 'writer-token' });
+    const reader = new WalClient(h.address, { credentials: secure(), token: async () => 'reader-token' });
+    const anonymous = new WalClient(h.address, { credentials: secure(), retryDeadlineMs: 1000 });
+    const abort = new AbortController();
+    try {
+      const appended = await writer.append([{ key: Buffer.from('k'), value: Buffer.from('v') }]);
+      assert.equal(appended.firstOffset, 0);
+      assert.equal((await reader.read(0)).records[0]?.value.toString(), 'v');
+      assert.equal((await reader.get(Buffer.from('k')))?.value.toString(), 'v');
+      assert.equal((await reader.stats()).highWatermark, 0);
+      for await (const event of reader.tail(0, { signal: abort.signal })) {
+        if (event.records.length > 0) {
+          assert.equal(event.records[0]!.value.toString(), 'v');
+          abort.abort();
+        }
+      }
+      const refused = await reader.append([{ value: Buffer.from('no') }]).catch((error: unknown) => error);
+      assert.ok(refused instanceof WalClientError && refused.code === status.PERMISSION_DENIED, `a read token cannot append: ${String(refused)}`);
+      const unauthenticated = await anonymous.read(0).catch((error: unknown) => error);
+      assert.ok(unauthenticated instanceof WalClientError && unauthenticated.code === status.UNAUTHENTICATED, `no token: ${String(unauthenticated)}`);
+      const plaintext = new WalClient(h.address, { token: () => 'writer-token', retryDeadlineMs: 500 });
+      const overPlaintext = await plaintext.stats().catch((error: unknown) => error);
+      await plaintext.close();
+      assert.ok(overPlaintext instanceof WalClientError, `a plaintext client gets no answer: ${String(overPlaintext)}`);
+    } finally {
+      abort.abort();
+      await writer.close();
+      await reader.close();
+      await anonymous.close();
       await h.close();
       temp.remove();
     }
