@@ -23,7 +23,7 @@ const LEADER = '/leader';
 const FOLLOWER = '/follower';
 
 /** A channel whose GetSnapshot streams the leader's snapshot files as they are on `storage`; `baseOf` may lie about bases. */
-function channelOf(storage: Storage, baseOf: (id: string, base: string) => string = (_id, base) => base): LeaderChannel {
+function channelOf(storage: Storage, baseOf: (id: string, base: string) => string = (_id, base) => base, mangle: (bytes: Buffer) => Buffer = (bytes) => bytes): LeaderChannel {
   const snapshots = listSnapshots(storage, `${LEADER}/snapshots`).snapshots;
   return {
     getSnapshot(id: string) {
@@ -33,7 +33,7 @@ function channelOf(storage: Storage, baseOf: (id: string, base: string) => strin
       const message = snapshotInfoMessage(info, checksum);
       const messages: GetSnapshotResponse[] = [
         { content: { $case: 'info', value: { ...message, baseSnapshotId: baseOf(id, message.baseSnapshotId) } } },
-        { content: { $case: 'chunk', value: bytes } },
+        { content: { $case: 'chunk', value: mangle(Buffer.from(bytes)) } },
       ];
       return Object.assign((async function* () {
         yield* messages;
@@ -87,6 +87,37 @@ describe('installLeaderSnapshot', () => {
     const looping = channelOf(storage, (id, base) => (base === '' ? base : id));
     await assert.rejects(installLeaderSnapshot(looping, storage, FOLLOWER, head, { frameSeed: 7, epochHistory: [] }, pino({ level: 'silent' })), (error: unknown) => isWalError(error, 'WAL_CORRUPTION'));
     assert.equal(await resumeSnapshotInstall(storage, FOLLOWER), undefined, 'no READY marker was written');
+  });
+
+  test('a snapshot whose bytes fail the checksum the leader sent is refused before READY; the old log and state stay', async () => {
+    const disk = new MemDisk();
+    const head = await leaderWithChain(disk, 2);
+    const storage = disk.mount();
+    const { wal: own } = await Wal.open({ dir: FOLLOWER, storage, preallocate: false });
+    const { keeper: ownKeeper } = await StateKeeper.open({ wal: own, storage });
+    await ownKeeper.append([{ key: Buffer.from('own'), value: Buffer.from('x') }]);
+    await ownKeeper.close();
+    await own.close();
+    // One byte of the body flipped on the way; the info's checksum is the file's.
+    const flipping = channelOf(storage, undefined, (bytes) => {
+      bytes[100] = bytes[100]! ^ 0xff;
+      return bytes;
+    });
+    await assert.rejects(
+      installLeaderSnapshot(flipping, storage, FOLLOWER, head, { frameSeed: 7, epochHistory: [] }, pino({ level: 'silent' })),
+      (error: unknown) => isWalError(error, 'WAL_CORRUPTION') && error.details['reason'] === 'checksum mismatch',
+    );
+    assert.equal(await resumeSnapshotInstall(storage, FOLLOWER), undefined, 'no READY marker was written');
+    const { wal } = await Wal.open({ dir: FOLLOWER, storage, preallocate: false });
+    const { keeper } = await StateKeeper.open({ wal, storage });
+    try {
+      assert.deepEqual([wal.firstOffset, wal.nextOffset], [0, 1], 'the old log');
+      assert.equal((await keeper.get(Buffer.from('own')))?.value.toString(), 'x');
+      assert.equal(await keeper.get(Buffer.from('k2')), undefined, 'nothing of the leader\'s state');
+    } finally {
+      await keeper.close();
+      await wal.close();
+    }
   });
 
   for (const [where, snapshotDir] of [['a snapshot directory of its own inside the data directory', 'snaps'], ['an absolute snapshot directory elsewhere', '/elsewhere/snaps']] as const) {
