@@ -219,4 +219,32 @@ describe('WalClient retries', { timeout: 120_000 }, () => {
       await h.close();
     }
   });
+  test('backpressure bounds what the client holds: with the server not answering, callers wait and the queue stays within its room', async () => {
+    const h = await startServer();
+    const proxy = await FreezableProxy.start(h.address);
+    const client = new WalClient(proxy.address, { maxQueuedAppends: 50, maxInFlightMessages: 2, maxAppendsPerMessage: 10, initialBackoffMs: 10 });
+    try {
+      await client.append(records(1, 'warm-up'));
+      proxy.freeze();
+      const sentBefore = client.appendCounters().sentAppends;
+      let settled = 0;
+      const callers = Array.from({ length: 1000 }, (_, i) => client.append([{ value: Buffer.alloc(1024, i) }]).finally(() => settled++));
+      // Two messages of ten go out, unanswered; fifty wait queued; the other callers wait for room.
+      await waitForRecords(h.address, 21);
+      for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      const held = client.appendCounters();
+      assert.equal(held.sentAppends - sentBefore, 20, 'only the window of messages was sent');
+      assert.equal(held.inFlightMessages, 2);
+      assert.equal(held.queuedAppends, 50, 'the queue holds its room, no more');
+      assert.equal(settled, 0);
+      proxy.cutAndThaw();
+      const results = await Promise.all(callers);
+      assert.equal(new Set(results.map((r) => r.firstOffset)).size, 1000, 'every caller got in, once');
+      assert.equal(client.appendCounters().queuedAppends, 0);
+    } finally {
+      await client.close();
+      await proxy.close();
+      await h.close();
+    }
+  });
 });
