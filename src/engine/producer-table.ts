@@ -52,6 +52,17 @@ export class ProducerTable {
     return { kind: 'duplicate', result: Promise.resolve({ firstOffset, lastOffset, timestamp, duplicate: true }) };
   }
 
+  /**
+   * Whether {@link check} would answer an append of `sequence` by `producerId` as a duplicate,
+   * without its side effects: no promise derived from the original's (which nobody would handle
+   * should the original fail), no change to the least-recently-used order.
+   */
+  isDuplicate(producerId: string, sequence: number): boolean {
+    const pending = this.inFlight.get(producerId);
+    if (pending !== undefined) return sequence === pending.sequence;
+    return this.written.get(producerId)?.sequence === sequence;
+  }
+
   /** Marks an accepted append as in flight until {@link end}. */
   begin(producerId: string, sequence: number, result: Promise<AppendResult>): void {
     this.inFlight.set(producerId, { sequence, result });

@@ -380,7 +380,7 @@ export class Wal {
    * log already holds (the transaction rules of the key-value view) let such a retry through.
    */
   isDuplicateAppend(producerId: string, sequence: number): boolean {
-    return this.producers.check(producerId, sequence).kind === 'duplicate';
+    return this.producers.isDuplicate(producerId, sequence);
   }
 
   /**

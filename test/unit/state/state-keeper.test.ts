@@ -356,6 +356,29 @@ describe('StateKeeper', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a retry made while its original is in flight, when the original then fails: both callers get the error, nothing goes unhandled', async () => {
+    const disk = new MemDisk();
+    const storage = disk.mount();
+    const opened = await openKeeper(storage);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      disk.inject({ op: 'writev', code: 'EIO', path: /\.seg$/ });
+      const record: AppendRecord = { key: Buffer.from('k'), value: Buffer.from('v') };
+      const original = opened.keeper.append([record], { producerId: 'p', sequence: 1 });
+      const retry = opened.keeper.append([record], { producerId: 'p', sequence: 1 });
+      await assert.rejects(original, (error) => isWalError(error, 'WAL_IO_ERROR'));
+      await assert.rejects(retry, (error) => isWalError(error, 'WAL_IO_ERROR'));
+      // Unhandled rejections are reported once the microtasks and a turn of the loop have run.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.deepEqual(unhandled, [], 'no promise rejected unobserved');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await opened.close().catch(() => undefined);
+    }
+  });
+
   test('close stops a snapshot under way: it rejects with WAL_CLOSED, leaves no file, and close returns after it', async () => {
     const storage = new MemDisk().mount();
     const opened = await openKeeper(storage);
