@@ -161,7 +161,8 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
   const firstOffset = bases[0]!;
   // A compacted log's key-value state comes from a snapshot that reaches its first offset: moving
   // every such snapshot away (they are all above the cut) would leave a log the server cannot open.
-  const reaching = listed.filter((info) => info.walOffset >= firstOffset);
+  // Point snapshots (one key) never rebuild the view: only full and incremental ones count.
+  const reaching = listed.filter((info) => info.type !== 'point' && info.walOffset >= firstOffset);
   if (firstOffset > 0 && reaching.length > 0 && !reaching.some((info) => info.walOffset <= offset)) {
     const lowest = Math.min(...reaching.map((info) => info.walOffset));
     throw new WalError(

@@ -346,7 +346,8 @@ function checkDivergenceCut(storage: Storage, dir: string, snapshotDir: string, 
     throw new WalError('WAL_OFFSET_COMPACTED', `this log leaves the leader's history at offset ${offset}, below its first retained offset ${firstOffset} (it compacted while it led): ${remedy}`, { truncateAt: offset, firstOffset });
   }
   if (firstOffset === 0) return;
-  const reaching = listSnapshots(storage, snapshotDir).snapshots.filter((info) => info.walOffset >= firstOffset);
+  // Point snapshots (one key) never rebuild the view: only full and incremental ones count.
+  const reaching = listSnapshots(storage, snapshotDir).snapshots.filter((info) => info.type !== 'point' && info.walOffset >= firstOffset);
   if (reaching.length > 0 && !reaching.some((info) => info.walOffset <= offset)) {
     const minTruncateAt = Math.min(...reaching.map((info) => info.walOffset));
     throw new WalError(

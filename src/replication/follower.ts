@@ -168,6 +168,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
         failure = error;
       } finally {
         this.isConnected = false;
+        this.replication.noteLeaderLost();
       }
       if (this.isStopped) break;
       const delayMs = backoffDelayMs(this.failures++, this.settings.initialBackoffMs, this.settings.maxBackoffMs, this.settings.random);
@@ -273,7 +274,9 @@ export class Follower extends EventEmitter<FollowerEvents> {
    */
   private async divergence(): Promise<FollowOutcome | undefined> {
     await this.checkLeaderNotStale();
-    if (this.wal.nextOffset === this.wal.firstOffset) return undefined;
+    // An empty log has nothing to cut, unless it began an epoch of its own (promoted before it
+    // wrote, or after a snapshot install): that one may be an epoch the leader never had.
+    if (this.wal.nextOffset === this.wal.firstOffset && this.wal.epoch === 0) return undefined;
     let end;
     try {
       end = await this.channel.getEpochEnd(this.wal.epoch);

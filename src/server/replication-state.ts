@@ -43,8 +43,10 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
   private following: FollowingControl | undefined;
   private seenEpoch = 0;
   private leaderHighWatermark: number | undefined;
-  /** When the follower last held every record its leader had reported durable, ms. */
-  private caughtUpAtMs: number | undefined;
+  /** When the follower last held every record its leader had reported durable, ms (at first: when this state was made). */
+  private caughtUpAtMs = Date.now();
+  /** True from the follower's first message of a stream to the stream's end. */
+  private isLeaderConnected = false;
   private promotion: Promise<unknown> = Promise.resolve();
 
   /** A leader's state when `following` is undefined, else a follower's of `following.leaderAddress`. */
@@ -71,23 +73,33 @@ export class ReplicationState extends EventEmitter<ReplicationStateEvents> {
   /**
    * Notes the high watermark the leader reported in its last message (undefined: its log holds no
    * durable record) against this log's own (`localHighWatermark`, durable), at `nowMs`: the
-   * follower's lag ({@link lagOf}) counts from the last time it held the leader's.
+   * follower's lag ({@link lagOf}) counts from the last time it held the leader's. A message also
+   * means the follower is connected, until {@link noteLeaderLost}.
    */
   noteLeaderHighWatermark(highWatermark: number | undefined, localHighWatermark: number, nowMs: number): void {
     this.leaderHighWatermark = highWatermark;
-    this.caughtUpAtMs ??= nowMs;
+    this.isLeaderConnected = true;
     if (highWatermark === undefined || localHighWatermark >= highWatermark) this.caughtUpAtMs = nowMs;
   }
 
+  /** Notes that the follower's stream from its leader ended (a failure, a dead leader): it no longer knows it keeps up. */
+  noteLeaderLost(): void {
+    this.isLeaderConnected = false;
+  }
+
   /**
-   * How far this follower is behind its leader, by the leader's last message, with this log's high
-   * watermark `localHighWatermark` now: the records it lacks, and ms since it last held every record
-   * the leader reported durable (0 while it does). Zeros on a leader or before the leader was heard.
+   * How far this follower is behind its leader, with this log's high watermark
+   * `localHighWatermark` now: the records it lacks by the leader's last message, and ms since it
+   * last held every record the leader had reported durable (0 while connected and holding them;
+   * while disconnected it grows from the last time it did, or from when this state was made).
+   * Zeros on a leader.
    */
   lagOf(localHighWatermark: number, nowMs: number): { readonly leaderHighWatermark: number | undefined; readonly lagRecords: number; readonly lagMs: number } {
-    const leaderHighWatermark = this.role === 'follower' ? this.leaderHighWatermark : undefined;
-    if (leaderHighWatermark === undefined || localHighWatermark >= leaderHighWatermark) return { leaderHighWatermark, lagRecords: 0, lagMs: 0 };
-    return { leaderHighWatermark, lagRecords: leaderHighWatermark - localHighWatermark, lagMs: Math.max(0, nowMs - (this.caughtUpAtMs ?? nowMs)) };
+    if (this.role === 'leader') return { leaderHighWatermark: undefined, lagRecords: 0, lagMs: 0 };
+    const leaderHighWatermark = this.leaderHighWatermark;
+    const lagRecords = leaderHighWatermark === undefined ? 0 : Math.max(0, leaderHighWatermark - localHighWatermark);
+    const isCaughtUp = this.isLeaderConnected && lagRecords === 0;
+    return { leaderHighWatermark, lagRecords, lagMs: isCaughtUp ? 0 : Math.max(0, nowMs - this.caughtUpAtMs) };
   }
 
   /** Notes an epoch the leader reported (a heartbeat's `epoch`), so that a promotion goes above it. */

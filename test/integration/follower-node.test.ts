@@ -362,4 +362,71 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  test('a divergence cut that only a point snapshot would stand under is refused too: point snapshots never rebuild the view', async () => {
+    const leader = await startServer({ wal: { segmentSizeBytes: 4096 } });
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    let node: FollowerNode | undefined;
+    try {
+      // 50 keyed records one per frame, in 4 KiB segments the follower copies as they are.
+      await leader.server.wal.beginEpoch(1);
+      for (let i = 0; i < 50; i++) await leader.server.state.append([{ key: Buffer.from(`k${i % 5}`), value: Buffer.from(`a-${i}`.padEnd(100, '.')) }]);
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      await waitFor(() => node!.server?.wal.highWatermark === 49, 'the follower to copy 50 records');
+      await node.stop();
+      node = undefined;
+      // The follower leads in epoch 2: a point snapshot at 50, 60 records, a full snapshot at 110,
+      // and its first segment deleted (first offset between 0 and 50).
+      const walOptions = { dir, preallocate: false, segmentSizeBytes: 4096 };
+      const serverOptions = { listen: '127.0.0.1:0' };
+      const { server: own } = await WaldServer.open(walOptions, serverOptions, hookedLogger(() => undefined));
+      await own.wal.beginEpoch(2);
+      assert.equal((await own.state.snapshotKey(Buffer.from('k1')))?.walOffset, 50);
+      for (let i = 0; i < 60; i++) await own.state.append([{ key: Buffer.from(`k${i % 5}`), value: Buffer.from(`own-${i}`.padEnd(100, '.')) }]);
+      await own.state.createSnapshot();
+      await own.compactor.deleteSegmentsBefore(45);
+      const firstOffset = own.wal.firstOffset;
+      assert.ok(firstOffset > 0 && firstOffset <= 50, `first offset ${firstOffset}`);
+      await own.stop();
+      await leader.server.wal.beginEpoch(3);
+      await leader.server.wal.append(values(20, 'b'));
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      const stopped = await node.failed.then(() => undefined, (error: unknown) => error);
+      assert.ok(isWalError(stopped, 'WAL_OFFSET_COMPACTED'), `the node stopped refusing the cut: ${String(stopped)}`);
+      await node.stop();
+      node = undefined;
+      assert.deepEqual(readdirSync(join(dir, 'snapshots')).filter((name) => name.endsWith('.set-aside')), [], 'no snapshot set aside');
+      const { server: reopened } = await WaldServer.open(walOptions, serverOptions, hookedLogger(() => undefined));
+      await reopened.stop();
+    } finally {
+      await node?.stop();
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an empty log that began an epoch of its own and follows again drops that epoch and converges', async () => {
+    const leader = await startServer();
+    const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
+    let node: FollowerNode | undefined;
+    try {
+      await leader.server.wal.beginEpoch(1);
+      await leader.server.wal.append(values(50, 'a'));
+      // Promoted while empty: its history is epoch 2 from 0, the leader's epoch 1 frames there older.
+      const { wal: promoted } = await Wal.open({ dir, preallocate: false });
+      await promoted.beginEpoch(2);
+      await promoted.close();
+      await leader.server.wal.beginEpoch(3);
+      await leader.server.wal.append(values(10, 'c'));
+      let failure: unknown;
+      node = await startNode(dir, leader.address, hookedLogger(() => undefined));
+      node.failed.catch((error: unknown) => (failure = error));
+      await waitFor(() => failure !== undefined || node!.server?.wal.highWatermark === 59, 'the follower to reach the leader\'s end');
+      assert.equal(failure, undefined, 'the node did not stop on an error');
+      assert.deepEqual(node.server.wal.epochHistory(), leader.server.wal.epochHistory());
+    } finally {
+      await node?.stop();
+      await leader.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -78,12 +78,12 @@ export async function writeTestLog(dir: string, batches: number, isLeftOpen = fa
  * Writes a full snapshot into `snapshotDir` of a state holding one PUT per offset below
  * `walOffset` (keys `k<offset % 7>`); resolves with its path.
  */
-export async function writeTestSnapshot(snapshotDir: string, walOffset: number): Promise<string> {
+export async function writeTestSnapshot(snapshotDir: string, walOffset: number, type: 'full' | 'point' = 'full'): Promise<string> {
   const state = new KeyState();
   for (let offset = 0; offset < walOffset; offset++) {
     state.apply({ offset, timestamp: 1_700_000_000_000 + offset, type: 'put', key: Buffer.from(`k${offset % 7}`), value: Buffer.from(`v${offset}`) });
   }
-  const written = await writeSnapshot(new NodeStorage(), snapshotDir, state.captureView(), { type: 'full' });
+  const written = await writeSnapshot(new NodeStorage(), snapshotDir, state.captureView(), type === 'full' ? { type } : { type, key: Buffer.from('k0') });
   return written.path;
 }
 

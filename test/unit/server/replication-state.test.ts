@@ -142,18 +142,21 @@ describe('ReplicationState', () => {
   });
   test('a follower\'s lag: the records it lacks by its leader\'s last message, and ms since it last held them all', () => {
     const state = new ReplicationState({ leaderAddress: '192.0.2.1:7070', stop: async () => {} });
-    assert.deepEqual(state.lagOf(-1, 1000), { leaderHighWatermark: undefined, lagRecords: 0, lagMs: 0 }, 'nothing heard yet');
+    const made = Date.now();
+    assert.ok(state.lagOf(-1, made + 1000).lagMs >= 1000 - (Date.now() - made), 'never heard: lag counts from when the state was made');
     state.noteLeaderHighWatermark(99, 99, 1000);
-    assert.deepEqual(state.lagOf(99, 1500), { leaderHighWatermark: 99, lagRecords: 0, lagMs: 0 }, 'caught up');
+    assert.deepEqual(state.lagOf(99, 1500), { leaderHighWatermark: 99, lagRecords: 0, lagMs: 0 }, 'connected and caught up');
     // The leader reports 150 at 2000 while this log is at 99; its frames then arrive bit by bit.
     state.noteLeaderHighWatermark(150, 99, 2000);
     state.noteLeaderHighWatermark(150, 120, 2300);
     assert.deepEqual(state.lagOf(120, 2500), { leaderHighWatermark: 150, lagRecords: 30, lagMs: 1500 }, 'behind since it last held everything, at 1000');
-    assert.deepEqual(state.lagOf(150, 2600), { leaderHighWatermark: 150, lagRecords: 0, lagMs: 0 }, 'caught up again');
-    // A heartbeat with nothing new keeps it current while no record flows.
-    state.noteLeaderHighWatermark(150, 150, 9000);
-    state.noteLeaderHighWatermark(151, 150, 9100);
-    assert.deepEqual(state.lagOf(150, 9200), { leaderHighWatermark: 151, lagRecords: 1, lagMs: 200 });
+    state.noteLeaderHighWatermark(150, 150, 2600);
+    assert.deepEqual(state.lagOf(150, 2700), { leaderHighWatermark: 150, lagRecords: 0, lagMs: 0 }, 'caught up again');
+    // The stream ends (the leader died): holding its last report proves nothing any more.
+    state.noteLeaderLost();
+    assert.deepEqual(state.lagOf(150, 5600), { leaderHighWatermark: 150, lagRecords: 0, lagMs: 3000 }, 'grows while disconnected');
+    state.noteLeaderHighWatermark(150, 150, 6000);
+    assert.deepEqual(state.lagOf(150, 6100), { leaderHighWatermark: 150, lagRecords: 0, lagMs: 0 }, 'reconnected, nothing new');
     assert.deepEqual(new ReplicationState().lagOf(5, 1), { leaderHighWatermark: undefined, lagRecords: 0, lagMs: 0 }, 'a leader lags by nothing');
   });
 });

@@ -270,8 +270,9 @@ export interface GetStatsResponse {
   replicationLagRecords: bigint;
   /**
    * On a follower, ms since it last held every record its leader had reported durable (Kafka's
-   * replica lag time); 0 while it holds them. Heartbeats keep it current when no record flows.
-   * 0 on a leader.
+   * replica lag time): 0 while its stream from the leader is open and it holds them; it grows
+   * while it lacks records or while the stream is down. Heartbeats keep it current when no
+   * record flows. 0 on a leader.
    */
   replicationLagMs: bigint;
 }
