@@ -18,7 +18,7 @@
 import { setHeader } from '../codec/record.js';
 import type { AppendRequest, AppendStreamRequest } from '../gen/wald/v1/append.js';
 import type { AppendRecord } from '../gen/wald/v1/record.js';
-import { WIRE_LENGTH_DELIMITED, WIRE_VARINT, WireReader } from './protobuf-wire.js';
+import { utf8Field, WIRE_LENGTH_DELIMITED, WIRE_VARINT, WireReader } from './protobuf-wire.js';
 
 /** Shared by every absent value and header value: nothing downstream writes into record bytes. */
 const EMPTY: Buffer = Buffer.alloc(0);
@@ -61,7 +61,7 @@ function decodeHeaderEntry(reader: WireReader, headers: { [name: string]: Buffer
     const wireType = tag & 7;
     if (wireType === WIRE_LENGTH_DELIMITED && (field === 1 || field === 2)) {
       const bodyEnd = reader.bodyEnd();
-      if (field === 1) name = buf.toString('utf8', reader.position, bodyEnd);
+      if (field === 1) name = utf8Field(buf, reader.position, bodyEnd);
       else value = buf.subarray(reader.position, bodyEnd);
       reader.position = bodyEnd;
     } else {
@@ -119,7 +119,7 @@ function decodeAppendRequest(reader: WireReader, end: number): AppendRequest {
     if (wireType === WIRE_LENGTH_DELIMITED && (field === 1 || field === 3)) {
       const bodyEnd = reader.bodyEnd();
       if (field === 1) records.push(decodeAppendRecord(reader, bodyEnd));
-      else producerId = buf.toString('utf8', reader.position, bodyEnd);
+      else producerId = utf8Field(buf, reader.position, bodyEnd);
       reader.position = bodyEnd;
     } else if (wireType === WIRE_VARINT && field >= 4 && field <= 8) {
       if (field === 4) sequence = uint64(reader);

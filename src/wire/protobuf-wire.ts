@@ -2,12 +2,23 @@
  * The few protobuf wire primitives wald's hand-written codecs need: varints (as JS numbers, exact
  * up to 2^53 - 1, which bounds every offset and timestamp wald sends), tags and lengths.
  */
+import { isUtf8 } from 'node:buffer';
 
 /** Wire types of protobuf. */
 export const WIRE_VARINT = 0;
 export const WIRE_FIXED64 = 1;
 export const WIRE_LENGTH_DELIMITED = 2;
 export const WIRE_FIXED32 = 5;
+
+/**
+ * The `string` field in `buf[start, end)`, refused (`RangeError`) unless it is valid UTF-8, as
+ * proto3 requires: decoded leniently, two different invalid ids would both read as U+FFFD.
+ */
+export function utf8Field(buf: Buffer, start: number, end: number): string {
+  const bytes = buf.subarray(start, end);
+  if (!isUtf8(bytes)) throw new RangeError(`a string field at byte ${start} is not valid UTF-8`);
+  return bytes.toString('utf8');
+}
 
 const TWO_28 = 2 ** 28;
 

@@ -254,4 +254,38 @@ describe('connection limits of a wald serve child', { timeout: 120_000 }, () => 
       await child.stop();
     }
   });
+  test('a request protobuf forbids (a field-0 tag, a stray end-group tag, invalid UTF-8 in a string) is refused whole, on unary RPCs and AppendStream', async () => {
+    const child = await startChild([]);
+    const raw = new Client(child.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+    const identity = (bytes: Buffer): Buffer => bytes;
+    const unaryOutcome = (path: string, hex: string): Promise<unknown> =>
+      new Promise((resolve) => raw.makeUnaryRequest(path, identity, identity, Buffer.from(hex, 'hex'), new Metadata(), {}, (error) => resolve(error ?? 'accepted')));
+    const assertRefused = (outcome: unknown, what: string): void => {
+      const failure = rpcErrorOf(outcome);
+      assert.deepEqual([failure.code, failure.reason, failure.metadata['field']], [status.INVALID_ARGUMENT, 'WAL_INVALID_ARGUMENT', 'request'], what);
+    };
+    // An AppendRequest of one record (value "A"), producer id 0xff (not UTF-8), sequence 1.
+    const badProducer = '0a03120141' + '1a01ff' + '2001';
+    try {
+      // Records, then a 0x00 (or an end-group 0x0c), then expected_offset 999: the lenient decoder
+      // stopped at the bad tag and wrote the append unconditionally.
+      assertRefused(await unaryOutcome('/wald.v1.WalService/Append', '0a031201620030e707'), 'Append with a field-0 tag');
+      assertRefused(await unaryOutcome('/wald.v1.WalService/Append', '0a031201630c30e707'), 'Append with a stray end-group tag');
+      // 0x00, then dry_run true: the lenient decoder ran a real compaction.
+      assertRefused(await unaryOutcome('/wald.v1.WalService/Compact', '001001'), 'Compact with a field-0 tag');
+      assertRefused(await unaryOutcome('/wald.v1.WalService/Append', badProducer), 'Append with an invalid UTF-8 producer id');
+      const stream = raw.makeBidiStreamRequest('/wald.v1.WalService/AppendStream', identity, identity, new Metadata(), {});
+      const streamFailure = new Promise<unknown>((resolve) => stream.on('error', resolve).on('end', () => resolve(undefined)));
+      stream.on('data', () => {});
+      const body = Buffer.from(badProducer, 'hex');
+      stream.write(Buffer.concat([Buffer.from([0x08, 0x01, 0x12, body.length]), body]));
+      assertRefused(await streamFailure, 'AppendStream with an invalid UTF-8 producer id');
+      const stats = await child.stats();
+      assert.equal(stats.entryCount, 0n, 'nothing was written, no checkpoint appended');
+      assert.equal(stats.snapshotCount, 0, 'no compaction ran');
+    } finally {
+      raw.close();
+      await child.stop();
+    }
+  });
 });
