@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve as resolvePath, isAbsolute } from 'node:path';
 import { SNAPSHOT_TEMP_SUFFIX, SNAPSHOT_TRAILER_BYTES, decodeSnapshotTrailer } from '../codec/snapshot-file.js';
 import { snapshotFileName } from '../codec/snapshot-id.js';
@@ -93,7 +94,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
   if (head.type === 'point') {
     throw new WalError('WAL_INVALID_ARGUMENT', `source: ${source} is a point snapshot (one key), not a state to restore`, { field: 'source', file: source });
   }
-  const inside = relative(resolvePath(dataDir), resolvePath(dirname(source)));
+  const inside = relative(realPath(dataDir), realPath(dirname(source)));
   if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
     throw new WalError('WAL_INVALID_ARGUMENT', `source: ${source} is inside ${dataDir}; copy it out first`, { field: 'source', file: source, dataDir });
   }
@@ -109,6 +110,13 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     });
     if (!verdict.ok) throw unusable(verdict.file, verdict.reason);
     isVerified = true;
+  }
+  // Every file's SHA-256 against its trailer before anything of dataDir is removed: a damaged
+  // source must not cost the log it was to replace (--verify checks every entry besides).
+  try {
+    for (const info of chain) await copySnapshotFile(storage, info, undefined, () => undefined);
+  } catch (error) {
+    throw walErrorFromStorage(error, `reading ${source}`, { file: source });
   }
   const snapshotDir = options.snapshotDir ?? join(dataDir, DEFAULT_SNAPSHOT_DIR);
   // One lock over every step: no server may open the directory half restored.
@@ -171,12 +179,22 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
       entries: names.length,
     });
   }
+  const snapshotDirName = isInside ? basename(snapshotDir) : undefined;
+  // Checked before anything goes: a refusal half way would leave a directory without its log.
+  for (const name of names) {
+    const path = join(dataDir, name);
+    if (name !== snapshotDirName && isDirectory(storage, path)) {
+      throw new WalError('WAL_INVALID_ARGUMENT', `dataDir: ${path} is a directory, not a file of a wald data directory; nothing was removed: move it out first`, { field: 'dataDir', path });
+    }
+  }
   for (const name of outside) {
     removeFile(storage, join(snapshotDir, name));
     removed++;
   }
   if (outside.length > 0) storage.syncDir(snapshotDir);
-  const snapshotDirName = isInside ? basename(snapshotDir) : undefined;
+  // Snapshots before the log: a crash in between leaves a log no snapshot covers (refused at the
+  // open, WAL_STATE_LOST, when it was compacted), never snapshots beside a half-removed log.
+  names.sort((a, b) => Number(b === snapshotDirName) - Number(a === snapshotDirName));
   for (const name of names) {
     const path = join(dataDir, name);
     if (name === snapshotDirName) {
@@ -192,6 +210,24 @@ function prepareDataDir(storage: Storage, dataDir: string, snapshotDir: string, 
   }
   storage.syncDir(dataDir);
   return removed;
+}
+
+function isDirectory(storage: Storage, path: string): boolean {
+  try {
+    storage.list(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `path` with symbolic links resolved where it exists (a link must not hide a source inside the data directory). */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolvePath(path);
+  }
 }
 
 /** A snapshot file of a snapshot directory (whole, being written, or set aside). */
@@ -221,16 +257,18 @@ function removeFile(storage: Storage, path: string): void {
 /**
  * Copies the snapshot file of `info` to `to` (temp -> bytes -> fdatasync -> rename) and returns
  * its checksum, having checked the copied bytes against the SHA-256 its trailer holds. The caller
- * syncs the directory.
+ * syncs the directory. Without `to`, only reads and checks the file.
  */
-async function copySnapshotFile(storage: Storage, info: SnapshotInfo, to: string, onProgress: (bytesCopied: number) => void): Promise<string> {
+async function copySnapshotFile(storage: Storage, info: SnapshotInfo, to: string | undefined, onProgress: (bytesCopied: number) => void): Promise<string> {
   const temp = `${to}${SNAPSHOT_TEMP_SUFFIX}`;
   let from: StorageFile | undefined;
   let out: StorageFile | undefined;
   try {
     from = storage.open(info.path, 'read');
-    if (storage.exists(temp)) storage.unlink(temp);
-    out = storage.open(temp, 'create-new');
+    if (to !== undefined) {
+      if (storage.exists(temp)) storage.unlink(temp);
+      out = storage.open(temp, 'create-new');
+    }
     const size = from.size();
     const hashedBytes = size - SNAPSHOT_TRAILER_BYTES;
     const hash = createHash('sha256');
@@ -242,7 +280,7 @@ async function copySnapshotFile(storage: Storage, info: SnapshotInfo, to: string
       const chunk = buf.subarray(0, n);
       hash.update(chunk.subarray(0, Math.max(0, Math.min(n, hashedBytes - position))));
       if (position + n > hashedBytes) trailer = Buffer.concat([trailer, chunk.subarray(Math.max(0, hashedBytes - position))]);
-      out.writev([chunk], position);
+      out?.writev([chunk], position);
       position += n;
       onProgress(position);
     }
@@ -250,6 +288,7 @@ async function copySnapshotFile(storage: Storage, info: SnapshotInfo, to: string
     if (!decoded.ok) throw unusable(info.path, decoded.reason);
     const checksum = hash.digest('hex');
     if (checksum !== decoded.value.checksum) throw unusable(info.path, 'checksum mismatch');
+    if (out === undefined || to === undefined) return checksum;
     await out.datasyncAsync();
     out.close();
     out = undefined;

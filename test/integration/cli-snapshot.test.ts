@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -235,6 +235,47 @@ describe('wald snapshot restore', () => {
       assert.equal(noDataDir.code, 2);
       const sha = createHash('sha256').update(readFileSync(incremental['path'] as string).subarray(0, -40)).digest('hex');
       assert.equal(sha, incremental['checksum']);
+    });
+  });
+});
+
+describe('wald snapshot restore --overwrite', () => {
+  it('refuses before removing anything: a source that fails its checksum, a subdirectory in the target, a source inside it through a link', async () => {
+    await withServer({}, async ({ server, wald, offline, temp }) => {
+      await server.wal.append(Array.from({ length: 50 }, (_, i) => put(`key-${i % 10}`, `value-${i}`)));
+      const snapshot = parse(await wald(['snapshot', 'create', '--json']));
+      const target = join(temp, 'target');
+      assertOk(await offline(['snapshot', 'restore', snapshot['path'] as string, '--data-dir', target]));
+      await server.wal.append([put('more', 'x')]);
+      const listing = (): string[] => [...readdirSync(target), ...readdirSync(join(target, 'snapshots')).map((name) => `snapshots/${name}`)].sort();
+      const before = listing();
+      assert.ok(before.some((name) => name.endsWith('.seg')), 'the target has a log');
+
+      const bad = join(temp, 'bad.snap');
+      copyFileSync(snapshot['path'] as string, bad);
+      flipByte(bad, 100);
+      const damaged = await offline(['snapshot', 'restore', bad, '--data-dir', target, '--overwrite']);
+      assert.equal(damaged.code, 1);
+      assert.match(damaged.stderr, /checksum mismatch/);
+      assert.deepEqual(listing(), before, 'a damaged source removed nothing');
+
+      mkdirSync(join(target, 'repair-left-behind'));
+      const withDirectory = await offline(['snapshot', 'restore', snapshot['path'] as string, '--data-dir', target, '--overwrite']);
+      assert.equal(withDirectory.code, 1);
+      assert.match(withDirectory.stderr, /WAL_INVALID_ARGUMENT: dataDir: .*repair-left-behind is a directory.*nothing was removed/);
+      assert.deepEqual(listing().filter((name) => name !== 'repair-left-behind'), before, 'a directory in the target removed nothing');
+      rmSync(join(target, 'repair-left-behind'), { recursive: true });
+
+      const link = join(temp, 'link');
+      symlinkSync(target, link);
+      const insideSource = join(target, 'snapshots', basename(snapshot['path'] as string));
+      const throughLink = await offline(['snapshot', 'restore', insideSource, '--data-dir', link, '--overwrite']);
+      assert.equal(throughLink.code, 1);
+      assert.match(throughLink.stderr, /WAL_INVALID_ARGUMENT: source: .* is inside/);
+      assert.deepEqual(listing(), before, 'a source inside the target, reached through a link, removed nothing');
+
+      // And a good one replaces what the target held.
+      assertOk(await offline(['snapshot', 'restore', snapshot['path'] as string, '--data-dir', target, '--overwrite']));
     });
   });
 });
