@@ -89,6 +89,15 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
         { truncateAt: offset, segment: segments[i], position: damage.position, maxTruncateAt: earlier.nextOffset },
       );
     }
+    // A missing segment between the two: the log would still not open with a cut past it.
+    const end = Math.max(earlier.nextOffset, earlier.header?.compactedNextOffset ?? 0);
+    if (bases[i + 1] !== end) {
+      throw new WalError(
+        'WAL_OFFSET_OUT_OF_RANGE',
+        `offset ${offset} lies past a gap: ${segments[i]} ends at offset ${end} and the next segment, ${segments[i + 1]}, starts at ${bases[i + 1]}: the log can be cut at offset ${end} at most`,
+        { truncateAt: offset, segment: segments[i], maxTruncateAt: end },
+      );
+    }
   }
   const name = segments[holder]!;
   const isLast = holder === segments.length - 1;

@@ -230,6 +230,29 @@ describe('truncating a log offline', () => {
     }
   });
 
+  test('refuses an offset past a missing segment, naming the furthest cut, which makes the log open', async () => {
+    const { dir, remove } = makeTempDir('wald-repair-');
+    try {
+      const log = await writeTestLog(dir, 130);
+      assert.ok(log.bases.length >= 3, `${log.bases.length} segments`);
+      // The second segment is gone (a file deleted by hand): the log refuses to open.
+      rmSync(join(dir, segmentName(log.bases[1]!)));
+      rmSync(join(dir, segmentName(log.bases[1]!).replace(/\.seg$/, '.idx')), { force: true });
+      const later = log.framesOf(log.bases[2]!)[1]!.baseOffset;
+      const before = snapshotOfDir(dir);
+      await assert.rejects(planTruncation(storage, dir, later, 'snapshots'), (error) => {
+        assert.ok(isWalError(error, 'WAL_OFFSET_OUT_OF_RANGE'), String(error));
+        assert.equal(error.details['maxTruncateAt'], log.bases[1]);
+        return true;
+      });
+      assert.deepEqual(snapshotOfDir(dir), before, 'nothing changed');
+      await truncate(dir, log.bases[1]!);
+      await assertReopensAt(dir, log.records, log.bases[1]!);
+    } finally {
+      remove();
+    }
+  });
+
   test('moves the snapshots above the offset into the side directory and keeps those at or below it', async () => {
     const { dir, remove } = makeTempDir('wald-repair-');
     try {
