@@ -129,6 +129,18 @@ export async function dumpLog(storage: Storage, dir: string, options: DumpOption
     });
     for (const fault of scan.faults) options.onFault(fault);
     faults += scan.faults.length;
+    if (records + frames >= options.limit) break;
+    // Read whole: does the next segment start where it ends, and the log end at its recovery point?
+    const end = Math.max(scan.endOffset, scan.header?.compactedNextOffset ?? 0);
+    const next = segments[i + 1];
+    const nextBase = next === undefined ? undefined : parseSegmentFileName(next)!;
+    if (next !== undefined && nextBase !== end) {
+      faults++;
+      options.onFault({ kind: 'corruption', file: next, position: 0, reason: `segment gap: ${name} ends at offset ${end}, ${next} starts at ${nextBase}`, lastGoodOffset: end - 1 });
+    } else if (next === undefined && recoveryPoint !== undefined && end < recoveryPoint.durableNext) {
+      faults++;
+      options.onFault({ kind: 'corruption', file: name, position: scan.dataEnd, reason: `the log ends at offset ${end}, below its recovery point ${recoveryPoint.durableNext}: durable records are missing`, lastGoodOffset: end - 1 });
+    }
   }
   return { records, frames, faults };
 }

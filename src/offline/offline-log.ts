@@ -53,6 +53,10 @@ export class OfflineLog implements PointInTimeLog {
     const recoveryPoint = all.includes(RECOVERY_POINT_FILE) ? decodeRecoveryPoint(storage.readFile(join(dir, RECOVERY_POINT_FILE))) : undefined;
     const log = new OfflineLog(storage, dir, names, bases, recoveryPoint?.durableNext, bases[0] ?? 0, bases[0] ?? 0);
     if (names.length > 0) log.end = (await log.segment(names.length - 1)).nextOffset;
+    if (recoveryPoint !== undefined && names.length > 0 && log.end < recoveryPoint.durableNext) {
+      // As the server's open and wald verify refuse it: a segment at the end is missing or cut.
+      throw corruption(names.at(-1)!, 0, `the log ends at offset ${log.end}, below its recovery point ${recoveryPoint.durableNext}: durable records are missing`);
+    }
     return log;
   }
 
@@ -125,6 +129,12 @@ export class OfflineLog implements PointInTimeLog {
     });
     const fault = scan.faults.find((f) => f.kind === 'corruption');
     if (fault !== undefined) throw corruption(name, fault.position ?? 0, fault.reason);
+    // A missing segment: its offsets are not absent by key compaction, they are gone.
+    const end = Math.max(scan.nextOffset, scan.header?.compactedNextOffset ?? 0);
+    const nextBase = this.bases[index + 1];
+    if (nextBase !== undefined && nextBase !== end) {
+      throw corruption(this.names[index + 1]!, 0, `segment gap: ${name} ends at offset ${end}, ${this.names[index + 1]} starts at ${nextBase}`);
+    }
     this.cached = { index, buf, frames, nextOffset: scan.nextOffset };
     return this.cached;
   }

@@ -5,7 +5,8 @@
  * with --read-only).
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { encodeRecoveryPoint } from '../../src/codec/recovery-point-file.js';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -176,6 +177,42 @@ describe('wald dump', () => {
       const fault = jsonLines(run.stderr)[0]!['fault'] as Record<string, unknown>;
       assert.deepEqual([fault['kind'], fault['file'], fault['position']], ['corruption', segmentName(0), frame.position]);
     });
+  });
+});
+
+describe('wald dump and wald replay over missing segments', () => {
+  it('report a missing middle segment, and a missing last one below the recovery point, as damage (exit 1), as verify and the server do', async () => {
+    const temp = makeTempDir('wald-cli-offline-gap-');
+    try {
+      const log = await writeTestLog(join(temp.dir, 'data'), 130);
+      assert.ok(log.bases.length >= 3, `${log.bases.length} segments`);
+      const removeSegment = (base: number): void => {
+        rmSync(join(log.dir, segmentName(base)));
+        rmSync(join(log.dir, indexName(base)), { force: true });
+      };
+      removeSegment(log.bases[1]!);
+      const dump = await runWald(['dump', '--data-dir', log.dir, '--json']);
+      assertExit(dump, 1);
+      const fault = jsonLines(dump.stderr)[0]!['fault'] as Record<string, unknown>;
+      assert.deepEqual([fault['kind'], fault['file']], ['corruption', segmentName(log.bases[2]!)]);
+      assert.match(String(fault['reason']), /^segment gap: /);
+      const replay = await runWald(['replay', '--data-dir', log.dir, '--json']);
+      assertExit(replay, 1);
+      assert.match(replay.stderr, /WAL_CORRUPTION: .*segment gap: /);
+      // Every segment after the first gone: the log ends below its recovery point (RECOVERY says
+      // how far the log was durable), with no gap left to see.
+      // As a server that ran a while leaves it: RECOVERY at the log's end (the test log's engine wrote it once, early).
+      writeFileSync(join(log.dir, 'RECOVERY'), encodeRecoveryPoint({ sequence: 2, durableNext: log.records.length }));
+      for (const base of log.bases.slice(2)) removeSegment(base);
+      const truncatedDump = await runWald(['dump', '--data-dir', log.dir, '--json']);
+      assertExit(truncatedDump, 1);
+      assert.match(truncatedDump.stderr, /below its recovery point/);
+      const truncatedReplay = await runWald(['replay', '--data-dir', log.dir, '--json']);
+      assertExit(truncatedReplay, 1);
+      assert.match(truncatedReplay.stderr, /WAL_CORRUPTION: .*below its recovery point/);
+    } finally {
+      temp.remove();
+    }
   });
 });
 
