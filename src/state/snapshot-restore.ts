@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve as resolvePath, isAbsolute } from 'node:path';
 import { SNAPSHOT_TEMP_SUFFIX, SNAPSHOT_TRAILER_BYTES, decodeSnapshotTrailer } from '../codec/snapshot-file.js';
 import { snapshotFileName } from '../codec/snapshot-id.js';
@@ -94,7 +93,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
   if (head.type === 'point') {
     throw new WalError('WAL_INVALID_ARGUMENT', `source: ${source} is a point snapshot (one key), not a state to restore`, { field: 'source', file: source });
   }
-  const inside = relative(realPath(dataDir), realPath(dirname(source)));
+  const inside = relative(realPath(storage, dataDir), realPath(storage, dirname(source)));
   if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
     throw new WalError('WAL_INVALID_ARGUMENT', `source: ${source} is inside ${dataDir}; copy it out first`, { field: 'source', file: source, dataDir });
   }
@@ -222,9 +221,9 @@ function isDirectory(storage: Storage, path: string): boolean {
 }
 
 /** `path` with symbolic links resolved where it exists (a link must not hide a source inside the data directory). */
-function realPath(path: string): string {
+function realPath(storage: Storage, path: string): string {
   try {
-    return realpathSync(path);
+    return storage.realPath?.(path) ?? resolvePath(path);
   } catch {
     return resolvePath(path);
   }

@@ -247,6 +247,14 @@ export class NodeStorage implements Storage {
     return lock;
   }
 
+  realPath(path: string): string {
+    try {
+      return fs.realpathSync(path);
+    } catch (error) {
+      throw translate(error, 'realpath', path);
+    }
+  }
+
   freeBytes(dir: string): number | undefined {
     try {
       const s = fs.statfsSync(dir);

@@ -39,6 +39,8 @@ export interface Storage {
   lock(dir: string): StorageLock;
   /** Bytes free for an unprivileged writer on the file system holding `dir`, if known. */
   freeBytes?(dir: string): number | undefined;
+  /** `path` with its symbolic links resolved, for a storage that has links; throws `StorageError` when it does not exist. */
+  realPath?(path: string): string;
 }
 
 /** How a file is opened. */
