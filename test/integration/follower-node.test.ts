@@ -294,6 +294,7 @@ describe('FollowerNode', { timeout: 120_000 }, () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
   test('a node promoted and made a follower again before it wrote cuts the epoch it began, and converges', async () => {
     const leader = await startServer();
     const dir = mkdtempSync(join(tmpdir(), 'wald-follower-node-'));
