@@ -11,6 +11,7 @@ import { CLEAN_MARKER_FILE, indexFileName, parseSegmentFileName, PRODUCERS_FILE,
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import { invalidArgument, WalError } from '../errors.js';
 import { listSnapshots } from '../state/snapshot-reader.js';
+import { cutStrandingView } from '../state/snapshots-set-aside.js';
 import { snapshotDirOf } from '../state/state-options.js';
 import { writeFileDurably } from '../storage/durable-file.js';
 import type { Storage } from '../storage/storage.js';
@@ -170,10 +171,8 @@ export async function planTruncation(storage: Storage, dir: string, offset: numb
   const firstOffset = bases[0]!;
   // A compacted log's key-value state comes from a snapshot that reaches its first offset: moving
   // every such snapshot away (they are all above the cut) would leave a log the server cannot open.
-  // Point snapshots (one key) never rebuild the view: only full and incremental ones count.
-  const reaching = listed.filter((info) => info.type !== 'point' && info.walOffset >= firstOffset);
-  if (firstOffset > 0 && reaching.length > 0 && !reaching.some((info) => info.walOffset <= offset)) {
-    const lowest = Math.min(...reaching.map((info) => info.walOffset));
+  const lowest = cutStrandingView(listed, firstOffset, offset);
+  if (lowest !== undefined) {
     throw new WalError(
       'WAL_OFFSET_COMPACTED',
       `offset ${offset} would set aside every snapshot that reaches the log's first offset ${firstOffset} (compaction removed the records before it): the key-value state could not be rebuilt; cut at ${lowest} or above`,

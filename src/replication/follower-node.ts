@@ -16,7 +16,7 @@ import { ReplicationState } from '../server/replication-state.js';
 import type { ServerOptions } from '../server/server-options.js';
 import { WaldServer } from '../server/wald-server.js';
 import { listSnapshots } from '../state/snapshot-reader.js';
-import { setAsideSnapshotsAbove } from '../state/snapshots-set-aside.js';
+import { cutStrandingView, setAsideSnapshotsAbove } from '../state/snapshots-set-aside.js';
 import { DEFAULT_SNAPSHOT_DIR, snapshotDirOf } from '../state/state-options.js';
 import type { Storage } from '../storage/storage.js';
 import { sleep } from './abortable-sleep.js';
@@ -345,11 +345,8 @@ function checkDivergenceCut(storage: Storage, dir: string, snapshotDir: string, 
   if (offset < firstOffset) {
     throw new WalError('WAL_OFFSET_COMPACTED', `this log leaves the leader's history at offset ${offset}, below its first retained offset ${firstOffset} (it compacted while it led): ${remedy}`, { truncateAt: offset, firstOffset });
   }
-  if (firstOffset === 0) return;
-  // Point snapshots (one key) never rebuild the view: only full and incremental ones count.
-  const reaching = listSnapshots(storage, snapshotDir).snapshots.filter((info) => info.type !== 'point' && info.walOffset >= firstOffset);
-  if (reaching.length > 0 && !reaching.some((info) => info.walOffset <= offset)) {
-    const minTruncateAt = Math.min(...reaching.map((info) => info.walOffset));
+  const minTruncateAt = cutStrandingView(listSnapshots(storage, snapshotDir).snapshots, firstOffset, offset);
+  if (minTruncateAt !== undefined) {
     throw new WalError(
       'WAL_OFFSET_COMPACTED',
       `this log leaves the leader's history at offset ${offset}, below every snapshot that reaches its first offset ${firstOffset} (the lowest is at ${minTruncateAt}): cut there, its key-value view could not be rebuilt; ${remedy}`,

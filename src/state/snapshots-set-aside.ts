@@ -3,6 +3,7 @@
  */
 import { walErrorFromStorage } from '../engine/storage-errors.js';
 import type { Storage } from '../storage/storage.js';
+import type { SnapshotInfo } from './snapshot-info.js';
 import { listSnapshots } from './snapshot-reader.js';
 
 /**
@@ -36,4 +37,19 @@ export function setAsideSnapshotsAbove(storage: Storage, snapshotDir: string, of
     throw walErrorFromStorage(error, `setting aside the snapshots above offset ${offset} in ${snapshotDir}`, { dir: snapshotDir });
   }
   return renamed;
+}
+
+/**
+ * Whether a cut of a log that starts at `firstOffset` at `offset` (setting aside the snapshots
+ * above it) would leave its key-value view impossible to rebuild: the log is compacted, and every
+ * full or incremental snapshot that reaches its first offset lies above the cut (point snapshots
+ * hold one key and never rebuild the view). Returns the lowest offset a cut may go down to then
+ * (the lowest such snapshot's), else undefined. `wald repair` and a follower's divergence cut both
+ * refuse such a cut.
+ */
+export function cutStrandingView(snapshots: readonly SnapshotInfo[], firstOffset: number, offset: number): number | undefined {
+  if (firstOffset === 0) return undefined;
+  const reaching = snapshots.filter((info) => info.type !== 'point' && info.walOffset >= firstOffset);
+  if (reaching.length === 0 || reaching.some((info) => info.walOffset <= offset)) return undefined;
+  return Math.min(...reaching.map((info) => info.walOffset));
 }
