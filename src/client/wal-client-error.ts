@@ -18,9 +18,10 @@ export interface WalClientErrorOptions {
  * on `message`.
  *
  * Failures decided by the client carry no reason: `DEADLINE_EXCEEDED` when the retry deadline
- * passed (`cause` is the last failure), `UNAVAILABLE` when the client was closed or, without
- * idempotence, when a connection broke with the append unanswered (it may or may not be written),
- * `INTERNAL` for an answer the client cannot make sense of.
+ * passed (`cause` is the last failure), `CANCELLED` when the client was closed, `UNAVAILABLE`
+ * without idempotence when a connection broke with the append unanswered (it may or may not be
+ * written), `UNAUTHENTICATED` when the `metadata` or `token` provider threw, `INTERNAL` for an
+ * answer the client cannot make sense of.
  */
 export class WalClientError extends Error {
   override readonly name = 'WalClientError';
